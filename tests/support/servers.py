@@ -1,0 +1,100 @@
+"""Helpers for tests that run real servers on loopback: ports, readiness, subprocesses."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+
+T = TypeVar("T")
+REQUIRE_EMULATORS = os.environ.get("REQUIRE_EMULATORS", "") not in ("", "0", "false")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(condition: Callable[[], T], timeout: float = 10.0, interval: float = 0.02, what: str = "condition") -> T:
+    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last_error: BaseException | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = condition()
+            if value:
+                return value
+        except Exception as exc:  # noqa: BLE001 - keep polling, report the last error
+            last_error = exc
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last error: {last_error!r}")
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    """True when something accepts TCP connections on ``host:port``."""
+    with socket.socket() as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex((host, port)) == 0
+
+
+def need_binary(name: str, why: str) -> str:
+    """Path of ``name``; skip the test locally, fail it in CI (REQUIRE_EMULATORS=1)."""
+    path = shutil.which(name)
+    if path:
+        return path
+    message = f"{name} not found on PATH: {why}"
+    if REQUIRE_EMULATORS:
+        pytest.fail(message + " (REQUIRE_EMULATORS=1: this must run in CI)")
+    pytest.skip(message)
+
+
+class ServerProcess:
+    """A subprocess serving on a loopback port; started, awaited and stopped by tests."""
+
+    def __init__(self, argv: Sequence[str], port: int, env: dict[str, str] | None = None,
+                 log_path: Path | None = None, ready: Callable[[], bool] | None = None) -> None:
+        self.argv, self.port, self.env, self.log_path = list(argv), port, env, log_path
+        self.ready = ready or (lambda: port_open(port))
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 60.0) -> "ServerProcess":
+        """Start the process in its own process group and wait until it is ready."""
+        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
+        self.proc = subprocess.Popen(self.argv, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        def alive_and_ready() -> bool:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"{self.argv[0]} exited with {self.proc.returncode}; log: {self.log_path}")
+            return self.ready()
+        try:
+            wait_until(alive_and_ready, timeout=timeout, interval=0.1, what=f"{' '.join(self.argv[:3])} on port {self.port}")
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def kill9(self) -> None:
+        """SIGKILL the whole process group, as a crash would."""
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM the process group, then SIGKILL if it lingers."""
+        if not self.proc or self.proc.poll() is not None:
+            return
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill9()
