@@ -1,0 +1,80 @@
+"""The ordertasks error tree, in one place.
+
+    OrderTasksError
+    ├── ConfigurationError          settings or catalog are wrong; fix config, not data
+    ├── RetryableError              try again later (Cloud Tasks retries on 503)
+    │   ├── DependencyUnavailable   SMTP, warehouse, store or bucket down / 5xx / timeout
+    │   ├── Throttled               429 from a dependency (``retry_after`` seconds if known)
+    │   └── LeaseHeld               a concurrent delivery holds the claim on this effect
+    └── PermanentError              retrying cannot help; goes to the failed-task log
+        ├── InvalidPayload          body is not a valid task envelope for its kind
+        ├── UnknownTaskKind         ``kind`` is not one the handler serves
+        └── Rejected                a dependency refused the request (e.g. warehouse 4xx)
+
+``AuthError`` (``Unauthenticated`` → 401, ``Forbidden`` → 403) is separate: it concerns the
+caller, not the task, and never reaches the failed-task log.
+"""
+
+from __future__ import annotations
+
+
+class OrderTasksError(Exception):
+    """Base of every error ordertasks raises on purpose."""
+
+
+class ConfigurationError(OrderTasksError):
+    """Settings or the task catalog are invalid; the message says what to change."""
+
+
+class RetryableError(OrderTasksError):
+    """A transient failure: the task should be delivered again later."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class DependencyUnavailable(RetryableError):
+    """A dependency (SMTP, warehouse, store, bucket) is down, timed out or answered 5xx."""
+
+
+class Throttled(RetryableError):
+    """A dependency asked us to slow down (HTTP 429); ``retry_after`` in seconds if given."""
+
+
+class LeaseHeld(RetryableError):
+    """Another delivery of the same task holds the effect's claim right now."""
+
+
+class PermanentError(OrderTasksError):
+    """Retrying cannot succeed; the task goes to the failed-task log."""
+
+
+class InvalidPayload(PermanentError):
+    """The task body is not valid JSON or not a valid envelope for its kind."""
+
+
+class UnknownTaskKind(PermanentError):
+    """The envelope names a kind the handler does not serve."""
+
+
+class Rejected(PermanentError):
+    """A dependency refused the request for good (for example a warehouse 4xx)."""
+
+
+class AuthError(OrderTasksError):
+    """The caller could not be authenticated or is not allowed."""
+
+    status = 401
+
+
+class Unauthenticated(AuthError):
+    """No token, or a token that is malformed, expired or badly signed (HTTP 401)."""
+
+    status = 401
+
+
+class Forbidden(AuthError):
+    """A valid token for the wrong audience or service account (HTTP 403)."""
+
+    status = 403

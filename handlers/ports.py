@@ -1,0 +1,328 @@
+"""Ports: what the core needs from the outside world, as ``Protocol``s.
+
+Each docstring is the contract every backend in ``handlers/backends/`` honours and that
+``tests/contract/`` checks over every backend (SQLite, Firestore, local directory, GCS…).
+Store methods raise ``DependencyUnavailable`` when the store cannot be reached, so the
+handler answers 503 and Cloud Tasks retries; they never raise backend-specific errors.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any, Protocol, runtime_checkable
+
+# --- records ----------------------------------------------------------------------------
+
+
+class ClaimState(str, enum.Enum):
+    """What ``claim_effect`` found."""
+
+    CLAIMED = "claimed"      # the caller now holds the lease and must run the effect
+    DONE = "done"            # the effect already happened: a duplicate delivery
+    LEASED = "leased"        # a concurrent delivery holds a live lease
+
+
+@dataclass(frozen=True)
+class EffectRecord:
+    """Idempotency record ``idempotency/{order_id}:{kind}``."""
+
+    order_id: str
+    kind: str
+    state: str                       # "in_progress" | "done"
+    attempts: int
+    lease_expires_at: datetime | None
+    first_attempt_at: datetime
+    updated_at: datetime
+    expire_at: datetime              # Firestore TTL field
+    result: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        """``{order_id}:{kind}``."""
+        return f"{self.order_id}:{self.kind}"
+
+
+@dataclass(frozen=True)
+class Claim:
+    """Result of a claim: the state found and the record as it is after the claim."""
+
+    state: ClaimState
+    record: EffectRecord
+
+
+FAILED_STATUSES = ("open", "replay_requested", "replayed", "resolved")
+
+
+@dataclass(frozen=True)
+class FailureReport:
+    """One failed attempt that will not be retried, as the handler reports it."""
+
+    order_id: str
+    kind: str
+    queue: str
+    task_name: str
+    payload: dict[str, Any]
+    error_type: str
+    error: str
+    attempt: int                     # 1-based attempt number (retry count + 1)
+    failed_at: datetime
+
+
+@dataclass(frozen=True)
+class FailedTask:
+    """Failed-task log entry ``failed_tasks/{order_id}:{kind}`` (flat, console-readable)."""
+
+    id: str
+    order_id: str
+    kind: str
+    queue: str
+    task_name: str
+    payload: dict[str, Any]
+    error_type: str
+    error: str
+    attempts: int
+    first_failed_at: datetime
+    last_failed_at: datetime
+    status: str
+    history: list[dict[str, Any]]
+    resolved_by: str | None = None
+    note: str | None = None
+    replays: int = 0
+
+
+@dataclass(frozen=True)
+class AnalyticsFact:
+    """One order as analytics counts it (``analytics_orders/{order_id}``)."""
+
+    order_id: str
+    day: date
+    currency: str
+    revenue_minor: int               # total in minor units (cents)
+    units: dict[str, int]            # sku -> units
+    recorded_at: datetime
+
+
+@dataclass(frozen=True)
+class DailyAggregate:
+    """Sum of a day's shard documents."""
+
+    day: date
+    orders: int
+    revenue_minor: dict[str, int]    # currency -> minor units
+    units: dict[str, int]            # sku -> units
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    """One task the producer owes Cloud Tasks for an order."""
+
+    order_id: str
+    kind: str
+    task_name: str
+    schedule_time: datetime
+    state: str                       # "pending" | "scheduled"
+    created_at: datetime
+    scheduled_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class OrderRecord:
+    """An order as the checkout API stores it."""
+
+    order_id: str
+    status: str                      # "created" | "paid" | "payment_failed"
+    snapshot: dict[str, Any]         # handlers.contract.OrderSnapshot as JSON
+    created_at: datetime
+    charge_id: str | None = None
+    paid_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class CheckoutReplay:
+    """A stored answer to an ``Idempotency-Key`` checkout request."""
+
+    key: str
+    request_hash: str
+    order_id: str
+    status_code: int | None          # None while the first request is still running
+    response: dict[str, Any] | None
+    created_at: datetime
+
+
+# --- ports ------------------------------------------------------------------------------
+
+
+class Clock(Protocol):
+    """Time, injected so tests can control it."""
+
+    def now(self) -> datetime:
+        """The current time, timezone-aware UTC."""
+        ...
+
+
+@runtime_checkable
+class EffectStore(Protocol):
+    """Idempotency records: claim an effect before running it, mark it done after.
+
+    Claiming is atomic (a transaction or a create precondition, never check-then-set):
+    of N concurrent ``claim_effect`` calls for one key exactly one gets ``CLAIMED``.
+    """
+
+    def claim_effect(self, order_id: str, kind: str, now: datetime, lease_seconds: float,
+                     ttl_seconds: float) -> Claim:
+        """Take the lease on ``(order_id, kind)``.
+
+        No record, or ``in_progress`` with an expired lease → ``CLAIMED`` (attempts + 1, lease
+        until ``now + lease_seconds``, ``expire_at = now + ttl_seconds``). ``done`` → ``DONE``.
+        ``in_progress`` with a live lease → ``LEASED``. Raises ``DependencyUnavailable``.
+        """
+        ...
+
+    def complete_effect(self, order_id: str, kind: str, result: dict[str, Any], now: datetime) -> None:
+        """Mark the effect ``done`` with its result; later claims return ``DONE``."""
+        ...
+
+    def release_effect(self, order_id: str, kind: str, now: datetime) -> None:
+        """Give the lease back after a failure so the next delivery may claim at once.
+
+        Keeps ``attempts`` and ``first_attempt_at``; a ``done`` record is left untouched.
+        """
+        ...
+
+    def get_effect(self, order_id: str, kind: str) -> EffectRecord | None:
+        """The record, or ``None``."""
+        ...
+
+
+@runtime_checkable
+class FailedTaskStore(Protocol):
+    """The failed-task log that operators triage (Firestore console or CLI)."""
+
+    def record_failure(self, report: FailureReport) -> FailedTask:
+        """Create ``{order_id}:{kind}`` or append to it, atomically.
+
+        New → status ``open``, ``first_failed_at = last_failed_at = failed_at``, one history
+        entry. Existing → history appended, ``last_failed_at``, ``error``, ``error_type``,
+        ``attempts``, ``task_name`` updated, status back to ``open``. Raises
+        ``DependencyUnavailable`` when it cannot write: the caller then answers 503.
+        """
+        ...
+
+    def get_failed(self, failed_id: str) -> FailedTask | None:
+        """The entry, or ``None``."""
+        ...
+
+    def list_failed(self, status: str | None = None, kind: str | None = None, limit: int = 100) -> list[FailedTask]:
+        """Entries filtered by status and kind, most recently failed first."""
+        ...
+
+    def update_failed(self, failed_id: str, status: str, now: datetime, *, expect_status: str | None = None,
+                      resolved_by: str | None = None, note: str | None = None,
+                      count_replay: bool = False) -> FailedTask | None:
+        """Set ``status`` (and ``resolved_by``/``note`` when given); return the new entry.
+
+        With ``expect_status`` the change happens only if the current status equals it
+        (compare-and-set, so two sweepers never replay one entry twice); otherwise returns
+        ``None``. ``count_replay`` increments ``replays``. Unknown id → ``None``.
+        """
+        ...
+
+
+@runtime_checkable
+class AnalyticsStore(Protocol):
+    """Per-order analytics facts and the sharded daily aggregate."""
+
+    def record_order_fact(self, fact: AnalyticsFact, shard: int) -> bool:
+        """In ONE transaction: create the fact and add it to shard ``shard`` of its day.
+
+        Returns ``True`` when the fact was new, ``False`` when it already existed (then the
+        aggregate is untouched: retries and duplicates never double-count).
+        """
+        ...
+
+    def get_fact(self, order_id: str) -> AnalyticsFact | None:
+        """The fact recorded for an order, or ``None``."""
+        ...
+
+    def daily_aggregate(self, day: date) -> DailyAggregate:
+        """The day's totals: the sum over all shard documents (zeros when none)."""
+        ...
+
+
+@runtime_checkable
+class BlobStore(Protocol):
+    """Write-once object storage (a GCS bucket or a local directory)."""
+
+    def put_once(self, path: str, data: bytes, content_type: str) -> bool:
+        """Create ``path`` with ``data`` unless it exists. ``True`` if written now, ``False``
+        if it already existed (content untouched). Never a partially written object."""
+        ...
+
+    def get(self, path: str) -> bytes | None:
+        """The object's bytes, or ``None``."""
+        ...
+
+
+class Mailer(Protocol):
+    """Sends one email message."""
+
+    def send(self, message: Any) -> None:
+        """Deliver an ``email.message.EmailMessage``. Raises ``DependencyUnavailable`` when the
+        relay is down or answers 4xx-temporary, ``Rejected`` when it refuses for good."""
+        ...
+
+
+class WarehouseClient(Protocol):
+    """The warehouse's notification API."""
+
+    def notify(self, idempotency_key: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """POST the notification with ``Idempotency-Key``. 2xx or 409 → returns a result.
+        Other 4xx → ``Rejected``; 429 → ``Throttled``; 5xx/timeout/connection → ``DependencyUnavailable``."""
+        ...
+
+
+@runtime_checkable
+class OrderStore(Protocol):
+    """Orders, their outbox and checkout idempotency keys (the producer's store)."""
+
+    def create_order(self, order: OrderRecord) -> bool:
+        """Insert the order; ``False`` if the id exists (nothing changed)."""
+        ...
+
+    def get_order(self, order_id: str) -> OrderRecord | None:
+        """The order, or ``None``."""
+        ...
+
+    def mark_paid(self, order_id: str, charge_id: str, outbox: list[OutboxEntry], now: datetime) -> None:
+        """In one transaction: status ``paid``, ``charge_id``, ``paid_at``, and the outbox
+        entries (existing entries for the same kind are kept as they are)."""
+        ...
+
+    def mark_payment_failed(self, order_id: str, now: datetime) -> None:
+        """Status ``payment_failed``."""
+        ...
+
+    def mark_scheduled(self, order_id: str, kind: str, now: datetime) -> None:
+        """Outbox entry → ``scheduled`` with ``scheduled_at``."""
+        ...
+
+    def outbox_for(self, order_id: str) -> list[OutboxEntry]:
+        """The order's outbox entries, in kind order of creation."""
+        ...
+
+    def pending_outbox(self, created_before: datetime, limit: int = 500) -> list[OutboxEntry]:
+        """Pending entries created before ``created_before``, oldest first."""
+        ...
+
+    def reserve_checkout(self, key: str, request_hash: str, order_id: str, now: datetime) -> CheckoutReplay | None:
+        """Atomically reserve an ``Idempotency-Key`` for a new order.
+
+        ``None`` when the key is new (now reserved for ``order_id``); otherwise the existing
+        reservation (with its stored response once ``finish_checkout`` ran)."""
+        ...
+
+    def finish_checkout(self, key: str, status_code: int, response: dict[str, Any]) -> None:
+        """Store the response to replay for later requests with the same key."""
+        ...
