@@ -1,0 +1,149 @@
+"""The Cloud Functions (gen2) HTTP entry point: ``handle_task``.
+
+Reads the ``X-CloudTasks-*`` headers, verifies the OIDC token, runs the delivery through
+``handlers.dispatch`` and maps its outcome to an HTTP status — here and nowhere else:
+
+    outcome      HTTP  why
+    DONE         200   the effect happened now
+    DUPLICATE    200   the effect had already happened
+    DEAD         200   permanent error, or retryable on the final attempt; the failed-task
+                       record was written before answering
+    RETRY        503   retryable and attempts remain (Retry-After when known), or the
+                       failed-task record could not be written
+    auth         401 / 403  missing/invalid token / valid token, wrong service account
+
+Built lazily on the first request from ``Settings.from_env()`` (no work at import time).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import flask
+
+from functions import wiring
+from handlers.dispatch import Delivery, Dispatcher, Outcome, Result
+from handlers.errors import AuthError
+from handlers.logs import TRACE_KEY, log_line, trace_field
+from handlers.oidc import TokenVerifier
+from infra.config import Settings
+
+STATUS: dict[Outcome, int] = {
+    Outcome.DONE: 200,
+    Outcome.DUPLICATE: 200,
+    Outcome.DEAD: 200,
+    Outcome.RETRY: 503,
+}
+SEVERITY: dict[Outcome, str] = {
+    Outcome.DONE: "INFO",
+    Outcome.DUPLICATE: "INFO",
+    Outcome.DEAD: "ERROR",
+    Outcome.RETRY: "WARNING",
+}
+
+H_TASK_NAME = "X-CloudTasks-TaskName"
+H_QUEUE_NAME = "X-CloudTasks-QueueName"
+H_RETRY_COUNT = "X-CloudTasks-TaskRetryCount"
+H_EXECUTION_COUNT = "X-CloudTasks-TaskExecutionCount"
+H_ETA = "X-CloudTasks-TaskETA"
+H_TRACE = "X-Cloud-Trace-Context"
+MAX_BODY = 1024 * 1024 + 1024
+
+
+def _int_header(headers: Any, name: str) -> int:
+    try:
+        return max(0, int(headers.get(name, "0")))
+    except (TypeError, ValueError):
+        return 0
+
+
+def _float_header(headers: Any, name: str) -> float | None:
+    try:
+        return float(headers[name]) if name in headers else None
+    except (TypeError, ValueError):
+        return None
+
+
+def read_delivery(request: flask.Request) -> Delivery:
+    """A ``Delivery`` from the request; malformed headers read as absent (never a 500)."""
+    headers = request.headers
+    return Delivery(
+        body=request.get_data(cache=False)[:MAX_BODY],
+        task_name=headers.get(H_TASK_NAME, "")[:500],
+        queue_name=headers.get(H_QUEUE_NAME, "")[:100],
+        retry_count=_int_header(headers, H_RETRY_COUNT),
+        execution_count=_int_header(headers, H_EXECUTION_COUNT),
+        eta=_float_header(headers, H_ETA),
+    )
+
+
+def _json(status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> flask.Response:
+    return flask.Response(json.dumps(payload), status=status, mimetype="application/json", headers=headers)
+
+
+def respond(result: Result) -> flask.Response:
+    """The HTTP answer for an outcome (the table in the module docstring)."""
+    headers = {}
+    if result.outcome is Outcome.RETRY and result.retry_after is not None:
+        headers["Retry-After"] = str(max(1, int(round(result.retry_after))))
+    body = {"outcome": result.outcome.value, "kind": result.kind, "order_id": result.order_id,
+            "message": result.message}
+    return _json(STATUS[result.outcome], body, headers)
+
+
+class TaskHandler:
+    """The WSGI-level handler: auth, delivery, dispatch, status, one log line."""
+
+    def __init__(self, dispatcher: Dispatcher, verifier: TokenVerifier | None, project: str) -> None:
+        self.dispatcher = dispatcher
+        self.verifier = verifier
+        self.project = project
+
+    def __call__(self, request: flask.Request) -> flask.Response:
+        """Handle one Cloud Tasks delivery."""
+        started = time.perf_counter()
+        if request.method != "POST":
+            return _json(405, {"error": "Cloud Tasks deliveries are POST requests"}, {"Allow": "POST"})
+        delivery = read_delivery(request)
+        trace = trace_field(request.headers.get(H_TRACE), self.project)
+        if self.verifier is not None:
+            try:
+                self.verifier.verify(request.headers.get("Authorization"))
+            except AuthError as exc:
+                self._log_denied(delivery, exc, trace)
+                return _json(exc.status, {"error": str(exc)})
+        result = self.dispatcher.run(delivery)
+        self._log_result(delivery, result, trace, time.perf_counter() - started)
+        return respond(result)
+
+    def _log_denied(self, delivery: Delivery, exc: AuthError, trace: str | None) -> None:
+        log_line("WARNING", f"rejected delivery: {exc}", task_name=delivery.task_name,
+                 status=exc.status, **{TRACE_KEY: trace})
+
+    def _log_result(self, delivery: Delivery, result: Result, trace: str | None, seconds: float) -> None:
+        log_line(SEVERITY[result.outcome], f"{result.kind} {result.outcome.value}: {result.message}",
+                 task_name=delivery.task_name, queue=delivery.queue_name, kind=result.kind,
+                 order_id=result.order_id, attempt=delivery.attempt, outcome=result.outcome.value,
+                 status=STATUS[result.outcome], error_type=result.error_type,
+                 duration_ms=round(seconds * 1000, 2), **{TRACE_KEY: trace})
+
+
+_handler: Callable[[flask.Request], flask.Response] | None = None
+_lock = threading.Lock()
+
+
+def _build() -> Callable[[flask.Request], flask.Response]:
+    global _handler
+    with _lock:
+        if _handler is None:
+            _handler = wiring.build_handler(Settings.from_env())
+        return _handler
+
+
+def handle_task(request: flask.Request) -> flask.Response:
+    """functions-framework target: ``--entry-point=handle_task``."""
+    return (_handler or _build())(request)

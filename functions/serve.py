@@ -1,0 +1,23 @@
+"""``ordertasks handler``: serve ``handle_task`` under functions-framework (gunicorn), as
+``functions-framework --target handle_task`` would, configured from ``ORDERTASKS_*``."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``--host/--port`` and serve until stopped."""
+    parser = argparse.ArgumentParser(prog="ordertasks handler", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8081)
+    parser.add_argument("--debug", action="store_true", help="Flask's development server instead of gunicorn")
+    args = parser.parse_args(argv)
+    import functions_framework
+    from functions_framework._http import create_server
+
+    app = functions_framework.create_app(target="handle_task", source=str(Path(__file__).with_name("main.py")))
+    create_server(app, args.debug).run(args.host, args.port)
+    return 0

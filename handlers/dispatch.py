@@ -1,0 +1,217 @@
+"""``Dispatcher.run(delivery) -> Result``: one Cloud Tasks delivery, exactly once in effect.
+
+The whole retry policy lives here, once:
+
+1. Parse the body. Invalid or unknown kind → failed-task record, ``DEAD`` (no retry can fix it).
+2. Claim ``(order_id, kind)``. Already ``done`` → ``DUPLICATE``. A live lease held by a
+   concurrent delivery → ``RETRY`` (``LeaseHeld``).
+3. Run the effect, then mark the record ``done`` → ``DONE``.
+4. ``RetryableError`` (or an unexpected exception) → release the lease; ``RETRY`` while the
+   queue has attempts left, else failed-task record and ``DEAD``.
+   ``PermanentError`` → release the lease, failed-task record, ``DEAD``.
+5. If a failed-task record cannot be written the answer is ``RETRY``: never drop a task.
+
+``functions/main.py`` maps outcomes to HTTP status codes; nothing here knows about HTTP.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import logging
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from handlers.contract import Task, parse_task, salvage_ids
+from handlers.errors import LeaseHeld, OrderTasksError, PermanentError, RetryableError
+from handlers.ports import ClaimState, Clock, EffectRecord, EffectStore, FailedTaskStore, FailureReport
+from handlers.registry import Effect, EffectContext
+from infra.config import Catalog, QueueConfig
+
+log = logging.getLogger("ordertasks.dispatch")
+REPLAY_SUFFIX = re.compile(r"-r\d+$")
+
+
+class Outcome(str, enum.Enum):
+    """What became of one delivery (see the status table in ``functions/main.py``)."""
+
+    DONE = "done"
+    DUPLICATE = "duplicate"
+    DEAD = "dead"
+    RETRY = "retry"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One HTTP delivery from Cloud Tasks, as read from its body and ``X-CloudTasks-*`` headers."""
+
+    body: bytes
+    task_name: str = ""
+    queue_name: str = ""
+    retry_count: int = 0
+    execution_count: int = 0
+    eta: float | None = None
+
+    @property
+    def attempt(self) -> int:
+        """1-based attempt number."""
+        return self.retry_count + 1
+
+
+@dataclass(frozen=True)
+class Result:
+    """The outcome of a delivery and what to log about it."""
+
+    outcome: Outcome
+    kind: str | None = None
+    order_id: str | None = None
+    message: str = ""
+    error_type: str | None = None
+    retry_after: float | None = None
+
+
+class Dispatcher:
+    """Runs deliveries against the registered effects and the stores (see module docstring)."""
+
+    def __init__(self, effects: Mapping[str, Effect], ctx: EffectContext, effect_store: EffectStore,
+                 failed_store: FailedTaskStore, catalog: Catalog, clock: Clock) -> None:
+        self.effects = effects
+        self.ctx = ctx
+        self.effect_store = effect_store
+        self.failed_store = failed_store
+        self.catalog = catalog
+        self.clock = clock
+
+    def run(self, delivery: Delivery) -> Result:
+        """Handle one delivery; never raises for anything a task or a dependency can cause."""
+        try:
+            task = parse_task(delivery.body)
+            if task.kind not in self.effects:
+                raise PermanentError(f"this handler does not serve kind {task.kind!r}")
+        except PermanentError as exc:
+            return self._dead_on_arrival(delivery, exc)
+        return self._run_task(delivery, task)
+
+    # --- the happy path ----------------------------------------------------------------
+
+    def _run_task(self, delivery: Delivery, task: Task) -> Result:
+        now = self.clock.now()
+        try:
+            claim = self.effect_store.claim_effect(task.order_id, task.kind, now, self._lease(task.kind),
+                                                   self.catalog.ttl_days * 86400.0)
+        except RetryableError as exc:
+            return self._retry_or_dead(delivery, task, exc, None)
+        if claim.state is ClaimState.DONE:
+            return Result(Outcome.DUPLICATE, task.kind, task.order_id, "effect already done")
+        if claim.state is ClaimState.LEASED:
+            held = LeaseHeld(f"another delivery holds the claim until {claim.record.lease_expires_at}")
+            return self._retry_or_dead(delivery, task, held, claim.record)
+        return self._perform(delivery, task, claim.record)
+
+    def _perform(self, delivery: Delivery, task: Task, record: EffectRecord) -> Result:
+        try:
+            result = self.effects[task.kind](task, self.ctx)
+        except PermanentError as exc:
+            self._release(task)
+            return self._dead(delivery, task, exc)
+        except RetryableError as exc:
+            self._release(task)
+            return self._retry_or_dead(delivery, task, exc, record)
+        except Exception as exc:  # noqa: BLE001 - a bug must not lose the task: retry, then log it as failed
+            log.exception("effect %s raised unexpectedly for order %s", task.kind, task.order_id)
+            self._release(task)
+            return self._retry_or_dead(delivery, task, exc, record)
+        self._complete(delivery, task, result)
+        return Result(Outcome.DONE, task.kind, task.order_id, "effect done")
+
+    def _complete(self, delivery: Delivery, task: Task, result: dict[str, Any]) -> None:
+        now = self.clock.now()
+        try:
+            self.effect_store.complete_effect(task.order_id, task.kind, result, now)
+        except OrderTasksError:
+            # The effect happened; asking for a retry would repeat it. The lease expires and
+            # the record stays in_progress, which GET /api/orders shows as pending.
+            log.error("effect %s for %s done but not recorded; not retrying", task.kind, task.order_id)
+            return
+        if REPLAY_SUFFIX.search(delivery.task_name):
+            self._resolve_replayed(task, now)
+
+    def _resolve_replayed(self, task: Task, now: datetime) -> None:
+        try:
+            self.failed_store.update_failed(task.effect_key, "resolved", now, expect_status="replayed",
+                                            resolved_by="handler", note="replay succeeded")
+        except OrderTasksError:
+            log.warning("could not mark failed task %s resolved after its replay", task.effect_key)
+
+    def _release(self, task: Task) -> None:
+        try:
+            self.effect_store.release_effect(task.order_id, task.kind, self.clock.now())
+        except OrderTasksError:
+            log.warning("could not release claim %s; it frees itself when the lease expires", task.effect_key)
+
+    # --- failures ----------------------------------------------------------------------
+
+    def _lease(self, kind: str) -> float:
+        return max(self.catalog.lease_seconds, self.catalog.kinds[kind].dispatch_deadline_seconds
+                   if kind in self.catalog.kinds else 0.0)
+
+    def _queue(self, delivery: Delivery, kind: str | None) -> QueueConfig | None:
+        if delivery.queue_name in self.catalog.queues:
+            return self.catalog.queues[delivery.queue_name]
+        if kind in self.catalog.kinds:
+            return self.catalog.queue_for(kind)
+        return None
+
+    def is_final_attempt(self, delivery: Delivery, kind: str, record: EffectRecord | None) -> bool:
+        """True when Cloud Tasks will not deliver again after a failure of this attempt.
+
+        Retrying stops when both ``max_attempts`` and ``max_retry_duration`` are used up.
+        """
+        queue = self._queue(delivery, kind)
+        if queue is None:
+            return True
+        attempts_used = queue.max_attempts != -1 and delivery.attempt >= queue.max_attempts
+        if not attempts_used or queue.max_retry_duration_seconds <= 0:
+            return attempts_used
+        if record is None:
+            return False
+        elapsed = (self.clock.now() - record.first_attempt_at).total_seconds()
+        return elapsed >= queue.max_retry_duration_seconds
+
+    def _retry_or_dead(self, delivery: Delivery, task: Task, exc: Exception,
+                       record: EffectRecord | None) -> Result:
+        if self.is_final_attempt(delivery, task.kind, record):
+            return self._dead(delivery, task, exc, note="retryable error on the final attempt")
+        retry_after = exc.retry_after if isinstance(exc, RetryableError) else None
+        return Result(Outcome.RETRY, task.kind, task.order_id, str(exc), type(exc).__name__, retry_after)
+
+    def _dead(self, delivery: Delivery, task: Task, exc: Exception, note: str = "") -> Result:
+        return self._write_failure(delivery, task.order_id, task.kind, task.raw, exc, note)
+
+    def _dead_on_arrival(self, delivery: Delivery, exc: PermanentError) -> Result:
+        order_id, kind = salvage_ids(delivery.body)
+        payload = {"raw": delivery.body[:8192].decode("utf-8", errors="replace")}
+        return self._write_failure(delivery, order_id, kind, payload, exc, "rejected on arrival")
+
+    def _write_failure(self, delivery: Delivery, order_id: str, kind: str, payload: dict[str, Any],
+                       exc: Exception, note: str) -> Result:
+        queue = self._queue(delivery, kind)
+        report = FailureReport(
+            order_id=order_id, kind=kind, queue=delivery.queue_name or (queue.name if queue else ""),
+            task_name=delivery.task_name, payload=_json_safe(payload), error_type=type(exc).__name__,
+            error=str(exc)[:2000], attempt=delivery.attempt, failed_at=self.clock.now())
+        try:
+            self.failed_store.record_failure(report)
+        except OrderTasksError as store_exc:
+            message = f"failed-task record could not be written ({store_exc}); retry so nothing is lost"
+            return Result(Outcome.RETRY, kind, order_id, message, type(store_exc).__name__)
+        message = f"{note}: {exc}" if note else str(exc)
+        return Result(Outcome.DEAD, kind, order_id, message, type(exc).__name__)
+
+
+def _json_safe(payload: dict[str, Any]) -> dict[str, Any]:
+    """A copy that any store can hold (plain JSON types only)."""
+    return json.loads(json.dumps(payload, default=str))

@@ -1,0 +1,27 @@
+"""Structured JSON log lines in Cloud Logging's format (one object per line on stdout)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime, timezone
+from typing import Any, TextIO
+
+TRACE_KEY = "logging.googleapis.com/trace"
+
+
+def trace_field(header: str | None, project: str) -> str | None:
+    """``projects/P/traces/T`` from an ``X-Cloud-Trace-Context: T/S;o=1`` header."""
+    if not header:
+        return None
+    trace_id = header.split("/", 1)[0].strip()
+    return f"projects/{project}/traces/{trace_id}" if trace_id else None
+
+
+def log_line(severity: str, message: str, stream: TextIO | None = None, **fields: Any) -> None:
+    """Write one JSON log entry; ``None`` fields are left out."""
+    entry = {"severity": severity, "message": message, "time": datetime.now(timezone.utc).isoformat()}
+    entry.update({k: v for k, v in fields.items() if v is not None})
+    out = stream or sys.stdout
+    out.write(json.dumps(entry, default=str) + "\n")
+    out.flush()
