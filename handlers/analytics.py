@@ -1,0 +1,50 @@
+"""Analytics: one fact per order, added to a sharded daily aggregate exactly once.
+
+The store does the once-only part (fact and shard updated in one transaction, only when the
+fact is new); this module turns the task into the fact and picks the shard.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from datetime import date, datetime, timezone
+from typing import Any
+
+from handlers.contract import AnalyticsData, Task, minor_units
+from handlers.ports import AnalyticsFact
+from handlers.registry import EffectContext
+
+
+def shard_for(order_id: str, shards: int) -> int:
+    """Stable shard of ``order_id`` in ``0..shards-1``.
+
+    sha256, not ``hash()``: Python salts string hashes per process, and every delivery of an
+    order must land on the same shard document.
+    """
+    digest = hashlib.sha256(order_id.encode()).digest()
+    return int.from_bytes(digest[:8], "big") % shards
+
+
+def order_fact(order_id: str, data: AnalyticsData, recorded_at: datetime) -> AnalyticsFact:
+    """The fact analytics counts: UTC day, total in minor units, units per SKU."""
+    units: Counter[str] = Counter()
+    for item in data.items:
+        units[item.sku] += item.quantity
+    return AnalyticsFact(order_id=order_id, day=_utc_day(data.placed_at), currency=data.currency,
+                         revenue_minor=minor_units(data.total, data.currency), units=dict(units),
+                         recorded_at=recorded_at)
+
+
+def _utc_day(moment: datetime) -> date:
+    # A naive timestamp from the producer is taken as UTC rather than the server's local zone.
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return aware.astimezone(timezone.utc).date()
+
+
+def record_analytics(task: Task, ctx: EffectContext) -> dict[str, Any]:
+    """Record the order's fact; result ``{"counted": bool, "shard": k, "day": "YYYY-MM-DD"}``."""
+    fact = order_fact(task.order_id, task.data, ctx.clock.now())
+    shard = shard_for(task.order_id, ctx.analytics_shards)
+    counted = ctx.analytics.record_order_fact(fact, shard)
+    return {"counted": counted, "shard": shard, "day": fact.day.isoformat()}

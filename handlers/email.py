@@ -1,0 +1,129 @@
+"""Order emails: confirmation, follow-up (a day later) and review request (a week later).
+
+``render_email`` is pure: the same kind, order and seller always give the same message,
+including its ``Message-ID`` (a hash of ``order_id:kind``), so a resend after a crash between
+"sent" and "marked done" carries the same id and mail clients can fold the duplicate.
+The effect functions only render and hand the message to ``ctx.mailer``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+from dataclasses import dataclass
+from datetime import datetime
+from email.headerregistry import Address as MailAddress
+from email.message import EmailMessage
+from email.utils import format_datetime, parseaddr
+from typing import Any
+
+from handlers.contract import (REQUEST_REVIEW, SEND_CONFIRMATION_EMAIL, SEND_FOLLOWUP_EMAIL, EmailData, LineItem,
+                               Task, Totals, format_money)
+from handlers.registry import EffectContext, Seller
+
+
+@dataclass(frozen=True)
+class _Wording:
+    subject: str        # formatted with order_id
+    heading: str
+    intro: str          # formatted with name (already escaped for HTML where needed)
+
+
+WORDING = {
+    SEND_CONFIRMATION_EMAIL: _Wording(
+        "Your order {order_id} is confirmed", "Thank you for your order",
+        "Hello {name}, we received your payment and are preparing your order."),
+    SEND_FOLLOWUP_EMAIL: _Wording(
+        "Your order {order_id} is on its way", "Your order is on its way",
+        "Hello {name}, your order has left our warehouse. Reply to this email if anything is wrong."),
+    REQUEST_REVIEW: _Wording(
+        "How did we do with order {order_id}?", "Tell us what you think",
+        "Hello {name}, a week has passed since your order. We would love to hear how it went."),
+}
+
+
+def message_id(order_id: str, kind: str, mail_from: str) -> str:
+    """``<sha256(order_id:kind)[:32]@domain>``: the same for every render of one email."""
+    digest = hashlib.sha256(f"{order_id}:{kind}".encode()).hexdigest()[:32]
+    _, address = parseaddr(mail_from)
+    domain = address.rpartition("@")[2] or "ordertasks"
+    return f"<{digest}@{domain}>"
+
+
+def render_email(kind: str, order_id: str, data: EmailData, seller: Seller,
+                 sent_at: datetime | None = None) -> EmailMessage:
+    """Build the message for ``kind``: headers, a plain-text part and an HTML alternative.
+
+    ``Date`` is ``sent_at`` when given, else the order's ``placed_at``.
+    """
+    wording = WORDING[kind]
+    msg = EmailMessage()
+    msg["From"] = seller.mail_from
+    msg["To"] = MailAddress(display_name=data.customer.name, addr_spec=data.customer.email)
+    msg["Subject"] = wording.subject.format(order_id=order_id)
+    msg["Date"] = format_datetime(sent_at or data.placed_at)
+    msg["Message-ID"] = message_id(order_id, kind, seller.mail_from)
+    msg["X-Ordertasks-Order"] = order_id
+    msg["X-Ordertasks-Kind"] = kind
+    msg.set_content(_text_body(wording, order_id, data, seller))
+    msg.add_alternative(_html_body(wording, order_id, data, seller), subtype="html")
+    return msg
+
+
+def _money_lines(totals: Totals) -> list[tuple[str, str]]:
+    c = totals.currency
+    return [("Subtotal", format_money(totals.subtotal, c)), ("Tax", format_money(totals.tax, c)),
+            ("Shipping", format_money(totals.shipping, c)), ("Total", format_money(totals.total, c))]
+
+
+def _item_cells(item: LineItem, currency: str) -> tuple[str, str, str, str]:
+    return (item.name, str(item.quantity), format_money(item.unit_price, currency),
+            format_money(item.line_total, currency))
+
+
+def _text_body(wording: _Wording, order_id: str, data: EmailData, seller: Seller) -> str:
+    currency = data.totals.currency
+    lines = [wording.intro.format(name=data.customer.name), "", f"Order {order_id}", ""]
+    for item in data.items:
+        name, qty, unit, total = _item_cells(item, currency)
+        lines.append(f"  {qty} x {name} ({item.sku}) @ {unit} = {total}")
+    lines.append("")
+    lines += [f"  {label + ':':<10} {amount:>14}" for label, amount in _money_lines(data.totals)]
+    lines += ["", seller.name, seller.address]
+    return "\n".join(lines) + "\n"
+
+
+def _html_body(wording: _Wording, order_id: str, data: EmailData, seller: Seller) -> str:
+    # Everything that came from a customer or the shop is escaped: names may contain markup.
+    e = html.escape
+    currency = data.totals.currency
+    rows = "".join(
+        "<tr>" + "".join(f"<td>{e(cell)}</td>" for cell in _item_cells(item, currency)) + "</tr>"
+        for item in data.items)
+    money = "".join(f'<tr><td colspan="3">{label}</td><td>{e(amount)}</td></tr>'
+                    for label, amount in _money_lines(data.totals))
+    return (f"<!DOCTYPE html><html><body><h1>{e(wording.heading)}</h1>"
+            f"<p>{wording.intro.format(name=e(data.customer.name))}</p><p>Order {e(order_id)}</p>"
+            "<table><tr><th>Item</th><th>Qty</th><th>Price</th><th>Total</th></tr>"
+            f"{rows}{money}</table><p>{e(seller.name)}<br>{e(seller.address)}</p></body></html>\n")
+
+
+def _send(task: Task, ctx: EffectContext) -> dict[str, Any]:
+    msg = render_email(task.kind, task.order_id, task.data, ctx.seller, sent_at=ctx.clock.now())
+    ctx.mailer.send(msg)
+    return {"message_id": msg["Message-ID"]}
+
+
+def send_confirmation_email(task: Task, ctx: EffectContext) -> dict[str, Any]:
+    """Send the order confirmation; result ``{"message_id": ...}``."""
+    return _send(task, ctx)
+
+
+def send_followup_email(task: Task, ctx: EffectContext) -> dict[str, Any]:
+    """Send the follow-up a day after the order; result ``{"message_id": ...}``."""
+    return _send(task, ctx)
+
+
+def request_review(task: Task, ctx: EffectContext) -> dict[str, Any]:
+    """Ask for a review a week after the order; result ``{"message_id": ...}``."""
+    return _send(task, ctx)
