@@ -1,0 +1,250 @@
+"""``ordertasks dev``: the whole system on loopback, each part its own process.
+
+    emulator   Cloud Tasks v2 REST emulator, queues from infra/tasks.toml   :8123
+    handler    handle_task under functions-framework, OIDC verification on  :8081
+    checkout   the checkout API                                            :8080
+    smtp       aiosmtpd writing var/mail/*.eml                             :1025
+    warehouse  the warehouse stand-in (--warehouse-mode)                   :8090
+
+State lives under ``--data-dir`` (default ``var/``), so a restart keeps it. Ctrl-C or
+SIGTERM stops every child.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from infra.config import REPO_ROOT, load_catalog
+
+
+@dataclass
+class Ports:
+    """Where each part listens."""
+
+    emulator: int = 8123
+    handler: int = 8081
+    checkout: int = 8080
+    smtp: int = 1025
+    warehouse: int = 8090
+
+
+@dataclass
+class Child:
+    """One part of the stack: how to start it and how to tell it is healthy."""
+
+    name: str
+    port: int
+    argv: list[str]
+    healthy: Callable[[], bool]
+    process: subprocess.Popen[bytes] | None = None
+
+
+def port_free(port: int, host: str = "127.0.0.1") -> bool:
+    """True when nothing is bound to ``host:port``."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def http_ok(url: str) -> Callable[[], bool]:
+    """A health check: ``url`` answers 2xx."""
+    def check() -> bool:
+        try:
+            with urllib.request.urlopen(url, timeout=0.5) as resp:
+                return 200 <= resp.status < 300
+        except OSError:
+            return False
+    return check
+
+
+def tcp_open(port: int) -> Callable[[], bool]:
+    """A health check: something accepts connections on the port."""
+    def check() -> bool:
+        with socket.socket() as sock:
+            sock.settimeout(0.3)
+            return sock.connect_ex(("127.0.0.1", port)) == 0
+    return check
+
+
+def child_env(args: argparse.Namespace) -> dict[str, str]:
+    """The environment every child shares (settings travel as ORDERTASKS_* variables)."""
+    p: Ports = args.ports
+    env = dict(os.environ)
+    env.update({
+        "ORDERTASKS_BACKEND": "local",
+        "ORDERTASKS_DATA_DIR": str(args.data_dir),
+        "ORDERTASKS_CONFIG": str(args.config),
+        "CLOUD_TASKS_EMULATOR_HOST": f"127.0.0.1:{p.emulator}",
+        "ORDERTASKS_HANDLER_URL": f"http://127.0.0.1:{p.handler}/",
+        "ORDERTASKS_SMTP_HOST": "127.0.0.1",
+        "ORDERTASKS_SMTP_PORT": str(p.smtp),
+        "ORDERTASKS_WAREHOUSE_URL": f"http://127.0.0.1:{p.warehouse}/notifications",
+        "ORDERTASKS_DELAY_SCALE": str(args.delay_scale),
+        "ORDERTASKS_OIDC_VERIFY": "true",
+        "PYTHONUNBUFFERED": "1",
+    })
+    return env
+
+
+def children(args: argparse.Namespace) -> list[Child]:
+    """The five parts, in start order (dependencies first)."""
+    p: Ports = args.ports
+    py, data = sys.executable, Path(args.data_dir)
+    cli = [py, "-m", "cli"]
+    return [
+        Child("smtp", p.smtp, [py, "-m", "infra.mailsink", "--port", str(p.smtp), "--dir", str(data / "mail")],
+              tcp_open(p.smtp)),
+        Child("warehouse", p.warehouse, [py, "-m", "infra.warehouse_standin", "--port", str(p.warehouse),
+              "--mode", args.warehouse_mode, "--dir", str(data / "warehouse")],
+              http_ok(f"http://127.0.0.1:{p.warehouse}/healthz")),
+        Child("emulator", p.emulator, cli + ["emulator", "--port", str(p.emulator), "--db", str(data / "tasks.db"),
+              "--queues", str(args.config)], http_ok(f"http://127.0.0.1:{p.emulator}/healthz")),
+        Child("handler", p.handler, cli + ["handler", "--port", str(p.handler)], tcp_open(p.handler)),
+        Child("checkout", p.checkout, cli + ["checkout", "--port", str(p.checkout)],
+              http_ok(f"http://127.0.0.1:{p.checkout}/healthz")),
+    ]
+
+
+def banner(args: argparse.Namespace) -> str:
+    """What a newcomer needs next: URLs, a checkout curl, and how to watch the queues."""
+    p: Ports = args.ports
+    cat = load_catalog(args.config)
+    queue = next(iter(cat.queues))
+    return f"""
+ordertasks local stack is up (data in {args.data_dir}/)
+  checkout API     http://127.0.0.1:{p.checkout}/api/checkout   (GET /api/orders/<id>)
+  task handler     http://127.0.0.1:{p.handler}/               (OIDC verified)
+  Cloud Tasks      http://127.0.0.1:{p.emulator}/v2/            (emulator)
+  SMTP             127.0.0.1:{p.smtp} -> {args.data_dir}/mail/*.eml
+  warehouse        http://127.0.0.1:{p.warehouse}/notifications  (mode: {args.warehouse_mode})
+
+Place an order:
+  curl -s -X POST http://127.0.0.1:{p.checkout}/api/checkout -H 'Content-Type: application/json' \\
+    -d '{{"customer": {{"name": "Ada Lovelace", "email": "ada@example.com"}},
+         "shipping_address": {{"name": "Ada Lovelace", "line1": "12 St James Sq", "city": "London",
+                               "postal_code": "SW1Y 4JH", "country": "GB"}},
+         "items": [{{"sku": "BOOK-1", "name": "Notes on the Engine", "quantity": 2, "unit_price": "19.50"}}],
+         "currency": "GBP", "payment_token": "tok_visa"}}'
+
+Watch a queue:
+  CLOUDSDK_API_ENDPOINT_OVERRIDES_CLOUDTASKS=http://127.0.0.1:{p.emulator}/ CLOUDSDK_AUTH_DISABLE_CREDENTIALS=true \\
+    gcloud tasks list --queue={queue} --location={cat.region} --project={cat.project}
+
+Ctrl-C stops everything.
+"""
+
+
+class Stack:
+    """Starts the children, waits for health, stops them all on exit."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.children = children(args)
+        self.log_dir = Path(args.data_dir) / "logs"
+
+    def check_ports(self) -> None:
+        """Fail early, naming the port and the part, when a port is taken."""
+        for child in self.children:
+            if not port_free(child.port):
+                raise SystemExit(f"ordertasks dev: port {child.port} ({child.name}) is already in use; "
+                                 f"stop what uses it or pass --{child.name}-port")
+
+    def start(self) -> None:
+        """Start each child and wait until it is healthy (dependencies first)."""
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        env = child_env(self.args)
+        for child in self.children:
+            log = open(self.log_dir / f"{child.name}.log", "ab")
+            child.process = subprocess.Popen(child.argv, env=env, cwd=REPO_ROOT, stdout=log,
+                                             stderr=subprocess.STDOUT, start_new_session=True)
+            self._await(child)
+
+    def _await(self, child: Child, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if child.process is not None and child.process.poll() is not None:
+                raise SystemExit(f"ordertasks dev: {child.name} exited ({child.process.returncode}); "
+                                 f"see {self.log_dir / (child.name + '.log')}")
+            if child.healthy():
+                print(f"  {child.name:<10} ready on 127.0.0.1:{child.port}", flush=True)
+                return
+            time.sleep(0.1)
+        raise SystemExit(f"ordertasks dev: {child.name} not healthy after {timeout:.0f}s; "
+                         f"see {self.log_dir / (child.name + '.log')}")
+
+    def stop(self) -> None:
+        """SIGTERM every child (reverse order), SIGKILL stragglers."""
+        for child in reversed(self.children):
+            if child.process and child.process.poll() is None:
+                os.killpg(child.process.pid, signal.SIGTERM)
+        for child in reversed(self.children):
+            if child.process:
+                try:
+                    child.process.wait(10)
+                except subprocess.TimeoutExpired:
+                    os.killpg(child.process.pid, signal.SIGKILL)
+
+    def watch(self) -> int:
+        """Block until a signal or until a child dies; return the exit status."""
+        while True:
+            for child in self.children:
+                if child.process and child.process.poll() is not None:
+                    print(f"ordertasks dev: {child.name} exited ({child.process.returncode}); stopping",
+                          file=sys.stderr)
+                    return 1
+            time.sleep(0.5)
+
+
+def parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    """Command-line options (every port and path overridable)."""
+    parser = argparse.ArgumentParser(prog="ordertasks dev", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    defaults = Ports()
+    for name in ("emulator", "handler", "checkout", "smtp", "warehouse"):
+        parser.add_argument(f"--{name}-port", type=int, default=getattr(defaults, name))
+    parser.add_argument("--data-dir", type=Path, default=Path("var"))
+    parser.add_argument("--config", type=Path, default=REPO_ROOT / "infra" / "tasks.toml")
+    parser.add_argument("--warehouse-mode", choices=("ok", "flaky", "down", "reject", "slow"), default="ok")
+    parser.add_argument("--delay-scale", type=float, default=1.0,
+                        help="multiply the catalog's task delays (0 = run everything now)")
+    args = parser.parse_args(argv)
+    args.data_dir = args.data_dir.resolve()
+    args.ports = Ports(args.emulator_port, args.handler_port, args.checkout_port, args.smtp_port,
+                       args.warehouse_port)
+    return args
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    # SIGTERM takes the same clean path as Ctrl-C.
+    raise KeyboardInterrupt
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Start the stack, print the banner, run until Ctrl-C / SIGTERM."""
+    args = parse(argv)
+    stack = Stack(args)
+    stack.check_ports()
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        stack.start()
+        print(banner(args), flush=True)
+        return stack.watch()
+    except KeyboardInterrupt:
+        print("\nordertasks dev: stopping", flush=True)
+        return 0
+    finally:
+        stack.stop()

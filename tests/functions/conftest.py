@@ -1,0 +1,87 @@
+"""A real HTTP server running the task handler, with real SMTP, warehouse, store and certs."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import flask
+import pytest
+import requests
+from werkzeug.serving import make_server
+
+from functions import wiring
+from handlers.backends.sqlite import SqliteStore
+from infra.config import Settings, load_catalog
+from infra.mailsink import MailSink
+from infra.warehouse_standin import WarehouseStandIn
+from tests.support.issuer import TestIssuer
+from tests.support.servers import free_port
+
+DISPATCHER = load_catalog().service_account_email("dispatcher")
+
+
+@dataclass
+class HandlerStack:
+    """Everything a handler test looks at."""
+
+    url: str
+    issuer: TestIssuer
+    mail: MailSink
+    warehouse: WarehouseStandIn
+    store: SqliteStore
+    blob_dir: Path
+    session: requests.Session
+
+    def deliver(self, body: bytes, token: str | None = "valid", retry_count: int = 0,
+                queue: str = "", task_name: str = "t-1", headers: dict[str, str] | None = None) -> requests.Response:
+        """POST a delivery as Cloud Tasks would (a fresh valid token unless told otherwise)."""
+        sent = {"Content-Type": "application/json", "X-CloudTasks-TaskName": task_name,
+                "X-CloudTasks-QueueName": queue, "X-CloudTasks-TaskRetryCount": str(retry_count),
+                "X-CloudTasks-TaskExecutionCount": str(retry_count), "User-Agent": "Google-Cloud-Tasks"}
+        if token == "valid":
+            token = self.issuer.token()
+        if token is not None:
+            sent["Authorization"] = f"Bearer {token}"
+        sent.update(headers or {})
+        return self.session.post(self.url, data=body, headers=sent, timeout=30)
+
+    def pdfs(self) -> list[Path]:
+        """Invoice files written so far."""
+        return sorted(self.blob_dir.rglob("*.pdf"))
+
+
+def serve_flask(handler: object, port: int) -> tuple[object, threading.Thread]:
+    """Serve ``handler(request)`` on 127.0.0.1:port in a thread (threaded WSGI server)."""
+    app = flask.Flask("handler-under-test")
+    app.add_url_rule("/", "handle", lambda: handler(flask.request), methods=["GET", "POST", "PUT"])  # type: ignore[operator]
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    return server, thread
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[HandlerStack]:
+    """The handler on a free port with OIDC on, SQLite, a blob dir, SMTP and a warehouse."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/"
+    issuer = TestIssuer(audience=url, email=DISPATCHER)
+    mail = MailSink(port=free_port()).start()
+    warehouse = WarehouseStandIn(port=free_port()).start()
+    settings = Settings(data_dir=tmp_path, handler_url=url, oidc_certs_url=issuer.certs_url,
+                        smtp_port=mail.controller.port, warehouse_url=warehouse.url + "/notifications",
+                        warehouse_timeout_seconds=2.0)
+    store = SqliteStore(settings.sqlite_file)
+    server, _ = serve_flask(wiring.build_handler(settings, stores=store), port)
+    session = requests.Session()
+    try:
+        yield HandlerStack(url, issuer, mail, warehouse, store, settings.blob_root, session)
+    finally:
+        server.shutdown()  # type: ignore[attr-defined]
+        mail.stop()
+        warehouse.stop()
+        issuer.stop()
+        session.close()
