@@ -67,6 +67,8 @@ def render_email(kind: str, order_id: str, data: EmailData, seller: Seller,
     msg["X-Ordertasks-Kind"] = kind
     msg.set_content(_text_body(wording, order_id, data, seller))
     msg.add_alternative(_html_body(wording, order_id, data, seller), subtype="html")
+    # A fixed boundary (email picks a random one) keeps the whole message deterministic.
+    msg.set_boundary("=_ordertasks_" + msg["Message-ID"].strip("<>").partition("@")[0])
     return msg
 
 

@@ -1,0 +1,162 @@
+"""Order emails, sent through SmtpMailer to a real aiosmtpd server and parsed back."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+
+import pytest
+
+from handlers import email as order_email
+from handlers.backends.smtp import SmtpMailer
+from handlers.contract import (EMAIL_KINDS, REQUEST_REVIEW, SEND_CONFIRMATION_EMAIL, SEND_FOLLOWUP_EMAIL,
+                               EmailData)
+from handlers.errors import DependencyUnavailable, Rejected
+from handlers.registry import EffectContext
+from tests.effects.conftest import SmtpServer, TlsPair
+from tests.effects.orders import SELLER, eur_order, jpy_order, task_for
+from tests.support.servers import free_port
+
+
+def _received(server: SmtpServer, index: int = -1) -> EmailMessage:
+    msg = message_from_bytes(server.inbox.messages[index], policy=policy.default)
+    assert isinstance(msg, EmailMessage)
+    return msg
+
+
+def _parts(msg: EmailMessage) -> tuple[str, str]:
+    text, html = msg.get_body(("plain",)), msg.get_body(("html",))
+    assert text is not None and html is not None, "both text/plain and text/html parts must be present"
+    return text.get_content(), html.get_content()
+
+
+def test_confirmation_arrives_with_headers_parts_and_money(smtp_server: SmtpServer,
+                                                          make_context: Callable[..., EffectContext]) -> None:
+    ctx = make_context(mailer=smtp_server.mailer())
+    result = order_email.send_confirmation_email(task_for(SEND_CONFIRMATION_EMAIL, "A1001", eur_order()), ctx)
+
+    msg = _received(smtp_server)
+    assert msg["Message-ID"] == result["message_id"]
+    assert msg["To"].addresses[0].addr_spec == "zoe@example.com"
+    assert msg["From"].addresses[0].addr_spec == "orders@gruenwald.example"
+    assert "A1001" in msg["Subject"]
+    assert msg["X-Ordertasks-Order"] == "A1001" and msg["X-Ordertasks-Kind"] == SEND_CONFIRMATION_EMAIL
+    assert msg["Date"].datetime == ctx.clock.now()
+    assert smtp_server.inbox.envelopes == [("orders@gruenwald.example", ["zoe@example.com"])]
+    text, html = _parts(msg)
+    for body in (text, html):
+        for expected in ("€1,152.45", "€218.97", "€12.50", "€1,383.92", "€999.00", "€99.90", "Cable clip"):
+            assert expected in body
+
+
+def test_message_id_is_deterministic_per_order_and_kind() -> None:
+    data = EmailData.model_validate(task_for(SEND_CONFIRMATION_EMAIL, "A1001", eur_order()).raw["data"])
+    first = order_email.render_email(SEND_CONFIRMATION_EMAIL, "A1001", data, SELLER)
+    again = order_email.render_email(SEND_CONFIRMATION_EMAIL, "A1001", data, SELLER)
+    assert first["Message-ID"] == again["Message-ID"]
+    assert first.as_bytes() == again.as_bytes()
+    ids = {order_email.render_email(kind, "A1001", data, SELLER)["Message-ID"] for kind in EMAIL_KINDS}
+    ids.add(order_email.render_email(SEND_CONFIRMATION_EMAIL, "A1002", data, SELLER)["Message-ID"])
+    assert len(ids) == 4
+    assert first["Message-ID"].startswith("<") and first["Message-ID"].endswith("@gruenwald.example>")
+
+
+@pytest.mark.parametrize("kind, effect", [
+    (SEND_CONFIRMATION_EMAIL, order_email.send_confirmation_email),
+    (SEND_FOLLOWUP_EMAIL, order_email.send_followup_email),
+    (REQUEST_REVIEW, order_email.request_review),
+])
+def test_each_kind_has_its_subject_and_header(kind: str, effect: Callable[..., dict[str, str]],
+                                              smtp_server: SmtpServer,
+                                              make_context: Callable[..., EffectContext]) -> None:
+    effect(task_for(kind, "B7", eur_order()), make_context(mailer=smtp_server.mailer()))
+    msg = _received(smtp_server)
+    assert msg["X-Ordertasks-Kind"] == kind
+    assert msg["Subject"] == order_email.WORDING[kind].subject.format(order_id="B7")
+
+
+def test_jpy_has_no_decimals(smtp_server: SmtpServer, make_context: Callable[..., EffectContext]) -> None:
+    order_email.send_confirmation_email(task_for(SEND_CONFIRMATION_EMAIL, "J1", jpy_order()),
+                                        make_context(mailer=smtp_server.mailer()))
+    msg = _received(smtp_server)
+    text, html = _parts(msg)
+    for body in (text, html):
+        assert "¥4,460" in body and "¥3,600" in body and "¥4,460.00" not in body
+    assert msg["To"].addresses[0].display_name == "山田 太郎"
+
+
+def test_html_part_escapes_customer_markup(smtp_server: SmtpServer,
+                                           make_context: Callable[..., EffectContext]) -> None:
+    order = eur_order(customer_name="<script>alert('x')</script> Eve")
+    order_email.send_confirmation_email(task_for(SEND_CONFIRMATION_EMAIL, "X1", order),
+                                        make_context(mailer=smtp_server.mailer()))
+    text, html = _parts(_received(smtp_server))
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert "<brass>" not in html and "&lt;brass&gt;" in html
+    assert "<script>alert('x')</script> Eve" in text
+
+
+def test_smtp_down_is_retryable() -> None:
+    mailer = SmtpMailer("127.0.0.1", free_port(), timeout=1)
+    with pytest.raises(DependencyUnavailable):
+        mailer.send(_a_message())
+
+
+@pytest.fixture
+def hang_up_server() -> Iterator[int]:
+    """A TCP server that accepts and closes at once: the relay hangs up before its greeting."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            conn.close()
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        listener.close()
+
+
+def test_server_hanging_up_is_retryable(hang_up_server: int) -> None:
+    with pytest.raises(DependencyUnavailable):
+        SmtpMailer("127.0.0.1", hang_up_server, timeout=1).send(_a_message())
+
+
+def test_recipient_refused_550_is_permanent(smtp_server: SmtpServer) -> None:
+    smtp_server.inbox.replies["zoe@example.com"] = "550 5.1.1 <zoe@example.com>: no such mailbox"
+    with pytest.raises(Rejected, match="550"):
+        smtp_server.mailer().send(_a_message())
+    assert smtp_server.inbox.messages == []
+
+
+def test_recipient_deferred_451_is_retryable(smtp_server: SmtpServer) -> None:
+    smtp_server.inbox.replies["zoe@example.com"] = "451 4.3.0 mailbox busy, try later"
+    with pytest.raises(DependencyUnavailable, match="451"):
+        smtp_server.mailer().send(_a_message())
+
+
+def test_starttls_delivers(starttls_server: SmtpServer, tls_pair: TlsPair) -> None:
+    starttls_server.mailer(starttls=True, ssl_context=tls_pair.client).send(_a_message())
+    assert _received(starttls_server)["X-Ordertasks-Order"] == "A1001"
+
+
+def test_plaintext_to_a_starttls_only_relay_is_refused(starttls_server: SmtpServer) -> None:
+    # The relay answers 530 "Must issue a STARTTLS command first": a settings problem, not a blip.
+    with pytest.raises(Rejected, match="530"):
+        starttls_server.mailer().send(_a_message())
+
+
+def test_untrusted_certificate_is_retryable_not_silently_accepted(starttls_server: SmtpServer) -> None:
+    with pytest.raises(DependencyUnavailable, match="CERTIFICATE_VERIFY_FAILED"):
+        starttls_server.mailer(starttls=True).send(_a_message())
+
+
+def _a_message() -> EmailMessage:
+    data = task_for(SEND_CONFIRMATION_EMAIL, "A1001", eur_order()).data
+    return order_email.render_email(SEND_CONFIRMATION_EMAIL, "A1001", data, SELLER)
