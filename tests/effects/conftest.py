@@ -155,7 +155,8 @@ class Warehouse:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1/notifications"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02},
+                                       daemon=True)
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         warehouse = self
@@ -182,7 +183,10 @@ class Warehouse:
             handler.send_header(name, value)
         handler.send_header("Content-Length", str(len(reply.body)))
         handler.end_headers()
-        handler.wfile.write(reply.body)
+        try:
+            handler.wfile.write(reply.body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client under test already gave up (timeout tests)
 
     def client(self, timeout: float = 2.0, **options: Any) -> HttpWarehouseClient:
         """An ``HttpWarehouseClient`` for this server."""
