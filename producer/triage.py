@@ -1,0 +1,259 @@
+"""Failed-task triage: ``ordertasks failed list|show|replay|resolve`` and the sweeper.
+
+The failed-task log is the same over SQLite and Firestore. A replay enqueues the task again
+under a fresh name (``…-r<N>``, due now) and sets the entry to ``replayed``; the handler's
+claim on ``(order_id, kind)`` makes a replay of an effect that already happened a
+duplicate, never a second effect. Operators in the Firestore console set ``status`` to
+``replay_requested``; ``sweep`` (CLI or ``POST /internal/sweep``) replays those.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any, TextIO
+
+from handlers.contract import parse_task
+from handlers.errors import OrderTasksError, PermanentError
+from handlers.ports import FAILED_STATUSES, Clock, FailedTask, FailedTaskStore
+
+REPLAYABLE = ("open", "replay_requested")
+
+
+class TriageError(Exception):
+    """A triage request that cannot be done; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    """One replay: the entry, the new task name and whether Cloud Tasks took it."""
+
+    failed_id: str
+    task_name: str
+    status: str
+    error: str | None = None
+
+
+def replay_body(entry: FailedTask) -> bytes:
+    """The task body to send again: the envelope the handler rejected, re-validated.
+
+    A task rejected on arrival (its body never parsed) cannot be replayed as is.
+    """
+    if "raw" in entry.payload and "kind" not in entry.payload:
+        raise TriageError(f"{entry.id} was rejected on arrival ({entry.error_type}: {entry.error}); "
+                          f"its body is not a valid task, so a replay would fail again. Fix the producer, "
+                          f"then `ordertasks failed resolve {entry.id} --note ...`")
+    body = json.dumps(entry.payload, separators=(",", ":"), sort_keys=True).encode()
+    try:
+        parse_task(body)
+    except PermanentError as exc:
+        raise TriageError(f"{entry.id} cannot be replayed: its payload is invalid ({exc})") from exc
+    return body
+
+
+class Triage:
+    """List, show, replay and resolve failed tasks over any ``FailedTaskStore``."""
+
+    def __init__(self, store: FailedTaskStore, enqueue_body: Callable[[FailedTask, bytes, int], Any],
+                 clock: Clock) -> None:
+        # enqueue_body(entry, body, replay_number) -> object with .status/.task_name/.error
+        self.store = store
+        self.enqueue_body = enqueue_body
+        self.clock = clock
+
+    def get(self, failed_id: str) -> FailedTask:
+        """The entry or a ``TriageError`` that says how to find ids."""
+        entry = self.store.get_failed(failed_id)
+        if entry is None:
+            raise TriageError(f"no failed task with id {failed_id!r}; ids look like ORDER_ID:KIND "
+                              f"(see `ordertasks failed list`)")
+        return entry
+
+    def replay(self, failed_id: str, expect_status: str | None = None, force: bool = False) -> ReplayResult:
+        """Re-enqueue one entry as ``…-r<N>`` and mark it ``replayed`` (compare-and-set)."""
+        entry = self.get(failed_id)
+        if entry.status not in REPLAYABLE and not force:
+            raise TriageError(f"{failed_id} is {entry.status}; only open or replay_requested tasks are "
+                              f"replayed (add --force to replay anyway)")
+        body = replay_body(entry)
+        claimed = self.store.update_failed(failed_id, "replayed", self.clock.now(),
+                                           expect_status=expect_status or entry.status, count_replay=True)
+        if claimed is None:
+            raise TriageError(f"{failed_id} changed while replaying (now {self.get(failed_id).status}); try again")
+        result = self.enqueue_body(claimed, body, claimed.replays)
+        if result.status not in ("created", "exists"):
+            self.store.update_failed(failed_id, entry.status, self.clock.now(), expect_status="replayed")
+            return ReplayResult(failed_id, result.task_name, "failed", result.error)
+        return ReplayResult(failed_id, result.task_name, result.status)
+
+    def sweep(self, limit: int = 500) -> list[ReplayResult]:
+        """Replay every entry an operator marked ``replay_requested``."""
+        results = []
+        for entry in self.store.list_failed(status="replay_requested", limit=limit):
+            try:
+                results.append(self.replay(entry.id, expect_status="replay_requested"))
+            except TriageError as exc:
+                results.append(ReplayResult(entry.id, "", "skipped", str(exc)))
+        return results
+
+    def resolve(self, failed_id: str, note: str, who: str) -> FailedTask:
+        """Close an entry by hand with a note."""
+        self.get(failed_id)
+        updated = self.store.update_failed(failed_id, "resolved", self.clock.now(), resolved_by=who, note=note)
+        assert updated is not None  # the entry exists: checked above
+        return updated
+
+
+# --- presentation -------------------------------------------------------------------------
+
+
+def age(since: datetime, now: datetime) -> str:
+    """``3d``, ``5h``, ``12m`` or ``40s``."""
+    seconds = max(0, int((now - since).total_seconds()))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A plain text table, columns padded to their widest cell."""
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip()]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
+    return "\n".join(lines)
+
+
+def _short(text: str, width: int = 60) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def list_table(entries: Sequence[FailedTask], now: datetime) -> str:
+    """``failed list`` output."""
+    rows = [(e.id, e.kind, e.order_id, str(e.attempts), e.status, _short(f"{e.error_type}: {e.error}"),
+             age(e.last_failed_at, now)) for e in entries]
+    return table(("ID", "KIND", "ORDER", "ATTEMPTS", "STATUS", "LAST ERROR", "AGE"), rows)
+
+
+def show_text(entry: FailedTask) -> str:
+    """``failed show`` output: every field, then the attempt history."""
+    fields = asdict(entry)
+    history = fields.pop("history")
+    payload = fields.pop("payload")
+    width = max(len(k) for k in fields)
+    lines = [f"{k.ljust(width)}  {'' if v is None else v}" for k, v in fields.items()]
+    lines.append("payload:")
+    lines += ["  " + line for line in json.dumps(payload, indent=2, sort_keys=True, default=str).splitlines()]
+    lines.append(f"history ({len(history)} failures):")
+    for h in history:
+        lines.append(f"  - {h.get('failed_at', '')}  attempt {h.get('attempt', '?')}  "
+                     f"{h.get('error_type', '')}: {_short(str(h.get('error', '')), 100)}")
+    return "\n".join(lines)
+
+
+# --- command line -------------------------------------------------------------------------
+
+
+def parser() -> argparse.ArgumentParser:
+    """``ordertasks failed`` options."""
+    p = argparse.ArgumentParser(prog="ordertasks failed", description="triage the failed-task log")
+    sub = p.add_subparsers(dest="action", required=True)
+    ls = sub.add_parser("list", help="a table of failed tasks")
+    ls.add_argument("--status", choices=FAILED_STATUSES)
+    ls.add_argument("--kind")
+    ls.add_argument("--limit", type=int, default=100)
+    show = sub.add_parser("show", help="every field and the attempt history")
+    show.add_argument("id")
+    replay = sub.add_parser("replay", help="enqueue again with a fresh task name")
+    replay.add_argument("ids", nargs="*")
+    replay.add_argument("--all-open", action="store_true")
+    replay.add_argument("--force", action="store_true", help="also replay replayed/resolved entries")
+    resolve = sub.add_parser("resolve", help="close by hand")
+    resolve.add_argument("id")
+    resolve.add_argument("--note", required=True)
+    resolve.add_argument("--by", default="cli")
+    return p
+
+
+def run(args: argparse.Namespace, triage: Triage, out: TextIO) -> int:
+    """Execute a parsed ``failed`` command; print for people; return an exit status."""
+    now = triage.clock.now()
+    if args.action == "list":
+        entries = triage.store.list_failed(status=args.status, kind=args.kind, limit=args.limit)
+        print(list_table(entries, now) if entries else "no failed tasks match", file=out)
+        return 0
+    if args.action == "show":
+        print(show_text(triage.get(args.id)), file=out)
+        return 0
+    if args.action == "resolve":
+        entry = triage.resolve(args.id, args.note, args.by)
+        print(f"{entry.id} resolved by {entry.resolved_by}: {entry.note}", file=out)
+        return 0
+    return _run_replay(args, triage, out)
+
+
+def _run_replay(args: argparse.Namespace, triage: Triage, out: TextIO) -> int:
+    ids = list(args.ids)
+    if args.all_open:
+        ids += [e.id for e in triage.store.list_failed(status="open", limit=10_000)]
+    if not ids:
+        raise TriageError("name failed task ids to replay, or pass --all-open")
+    status = 0
+    for failed_id in ids:
+        try:
+            result = triage.replay(failed_id, force=args.force)
+        except TriageError as exc:
+            print(f"{failed_id}: not replayed: {exc}", file=out)
+            status = 1
+            continue
+        detail = f" ({result.error})" if result.error else ""
+        print(f"{failed_id}: {result.status} {result.task_name}{detail}", file=out)
+        status = status or (result.status == "failed")
+    return int(status)
+
+
+def build_triage(settings: Any) -> Triage:
+    """A ``Triage`` over the configured store and Cloud Tasks client."""
+    from producer import wiring
+    from producer.enqueue import replay_body_task
+
+    store = wiring.build_store(settings)
+    enqueuer = wiring.build_enqueuer(settings)
+
+    def enqueue(entry: FailedTask, body: bytes, replay: int) -> Any:
+        return replay_body_task(enqueuer, entry.order_id, entry.kind, body, replay)
+
+    return Triage(store, enqueue, enqueuer.clock)
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    """``ordertasks failed …``."""
+    from infra.config import Settings
+
+    args = parser().parse_args(argv)
+    out = out or sys.stdout
+    try:
+        return run(args, build_triage(Settings.from_env()), out)
+    except TriageError as exc:
+        print(f"ordertasks failed: {exc}", file=sys.stderr)
+        return 1
+    except OrderTasksError as exc:
+        print(f"ordertasks failed: the store is unavailable: {exc}", file=sys.stderr)
+        return 1
+
+
+def sweep_main(argv: Sequence[str] | None = None) -> int:
+    """``ordertasks sweep``: replay entries marked ``replay_requested`` (e.g. in the console)."""
+    from infra.config import Settings
+
+    argparse.ArgumentParser(prog="ordertasks sweep", description=sweep_main.__doc__).parse_args(argv)
+    results = build_triage(Settings.from_env()).sweep()
+    for r in results:
+        print(f"{r.failed_id}: {r.status} {r.task_name}{' (' + r.error + ')' if r.error else ''}")
+    print(f"swept {len(results)} replay request(s)")
+    return 1 if any(r.status == "failed" for r in results) else 0
