@@ -35,6 +35,7 @@ CONTENT_TYPE = "application/pdf"
 _STYLES = getSampleStyleSheet()
 _BODY = ParagraphStyle("InvoiceBody", parent=_STYLES["Normal"], fontName="Helvetica", fontSize=9.5, leading=12.5)
 _SMALL = ParagraphStyle("InvoiceSmall", parent=_BODY, fontSize=8, leading=10, textColor=colors.HexColor("#555555"))
+_CELL = ParagraphStyle("InvoiceCell", parent=_BODY, fontSize=9, leading=11)
 _RIGHT = ParagraphStyle("InvoiceRight", parent=_BODY, alignment=TA_RIGHT)
 _TITLE = ParagraphStyle("InvoiceTitle", parent=_BODY, fontName="Helvetica-Bold", fontSize=22, leading=26,
                         alignment=TA_RIGHT)
@@ -82,7 +83,9 @@ def _page_footer(order_id: str) -> PageHook:
         canvas.saveState()
         canvas.setFont("Helvetica", 8)
         canvas.setFillColor(colors.HexColor("#777777"))
-        canvas.drawRightString(A4[0] - 18 * mm, 10 * mm, f"{invoice_number(order_id)} · page {doc.page}")
+        # 6 pt: the frame's inner padding, so the footer lines up with the table's right edge.
+        canvas.drawRightString(doc.pagesize[0] - doc.rightMargin - 6, 10 * mm,
+                               f"{invoice_number(order_id)} · page {doc.page}")
         canvas.restoreState()
     return draw
 
@@ -130,7 +133,7 @@ def _items_table(snapshot: OrderSnapshot) -> Table:
 
 
 def _item_row(item: LineItem, currency: str) -> list[Any]:
-    return [_pdf_text(item.sku), Paragraph(_para(item.name), _BODY), str(item.quantity),
+    return [_pdf_text(item.sku), Paragraph(_para(item.name), _CELL), str(item.quantity),
             format_money(item.unit_price, currency), format_money(item.line_total, currency)]
 
 
