@@ -1,0 +1,199 @@
+"""The checkout API: a Flask app factory over the order flow in ``producer.orders``.
+
+Endpoints (described in full at ``GET /openapi.json``):
+
+- ``POST /api/checkout``: validate, charge, store, enqueue (201; 202 when tasks are pending).
+- ``GET /api/orders/<order_id>``: the order and each task's state.
+- ``GET /healthz``, ``GET /openapi.json``.
+- ``POST /internal/reconcile``: for a Cloud Scheduler job; OIDC-verified.
+
+Every answer that is not a success is JSON ``{"error": {"code", "message", "fields"}}``;
+error handlers cover HTTP errors, store outages, auth failures and, as a last resort,
+anything unexpected (a logged JSON 500 that bad input must never reach).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from typing import Any
+
+from flask import Flask, Response, request
+from pydantic import ValidationError
+from werkzeug.exceptions import HTTPException
+
+from handlers.contract import KINDS
+from handlers.errors import AuthError, ConfigurationError, DependencyUnavailable
+from handlers.oidc import TokenVerifier
+from handlers.ports import Clock, OrderStore
+from infra.config import Settings
+from producer import wiring
+from producer.api_errors import ApiError, error_body
+from producer.checkout_request import CheckoutRequest, field_errors
+from producer.enqueue import Enqueuer
+from producer.openapi import openapi_document
+from producer.orders import Checkout, CheckoutAnswer, request_hash
+from producer.payments import PaymentGateway
+from producer.reconcile import reconcile
+
+log = logging.getLogger("ordertasks.producer.checkout")
+
+MAX_BODY_BYTES = 64 * 1024
+IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+
+
+def create_app(settings: Settings, *, store: OrderStore | None = None, enqueuer: Enqueuer | None = None,
+               gateway: PaymentGateway | None = None, verifier: TokenVerifier | None = None,
+               clock: Clock | None = None) -> Flask:
+    """The checkout app; dependencies not given are built by ``producer.wiring``."""
+    store = store or wiring.order_store(settings)
+    enqueuer = enqueuer or wiring.enqueuer(settings)
+    _check_catalog(enqueuer)
+    checkout = Checkout(store, gateway or wiring.payment_gateway(settings), enqueuer, clock or wiring.clock())
+    if settings.oidc_verify and verifier is None:
+        verifier = wiring.reconcile_verifier(settings)
+    app = Flask("ordertasks.checkout")
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.extensions["ordertasks"] = {"checkout": checkout, "settings": settings}
+    _register_routes(app, checkout, settings, verifier)
+    _register_error_handlers(app)
+    return app
+
+
+def _check_catalog(enqueuer: Enqueuer) -> None:
+    unknown = sorted(set(enqueuer.catalog.kinds) - set(KINDS))
+    if unknown:
+        raise ConfigurationError(f"{enqueuer.catalog.source}: kinds {unknown} have no task contract; "
+                                 f"known kinds: {', '.join(KINDS)}")
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """A JSON answer (UTF-8, compact)."""
+    text = json.dumps(body, separators=(",", ":"), ensure_ascii=False, default=str)
+    return Response(text, status=status, headers=headers, mimetype="application/json")
+
+
+def _register_routes(app: Flask, checkout: Checkout, settings: Settings, verifier: TokenVerifier | None) -> None:
+    @app.post("/api/checkout")
+    def post_checkout() -> Response:
+        key = _idempotency_key()
+        raw = _json_body()
+        answer = checkout.checkout(_validated(raw), request_hash(raw), key)
+        return _checkout_response(answer)
+
+    @app.get("/api/orders/<order_id>")
+    def get_order(order_id: str) -> Response:
+        return json_response(checkout.order_view(order_id))
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        return json_response({"status": "ok"})
+
+    @app.get("/openapi.json")
+    def openapi() -> Response:
+        return json_response(openapi_document())
+
+    @app.post("/internal/reconcile")
+    def post_reconcile() -> Response:
+        if settings.oidc_verify and verifier is not None:
+            caller = verifier.verify(request.headers.get("Authorization"))
+            log.info("reconcile requested", extra={"caller": caller.email})
+        summary = reconcile(checkout.store, checkout.enqueuer, checkout.clock.now(), _grace_seconds())
+        return json_response(summary.as_dict())
+
+
+def _checkout_response(answer: CheckoutAnswer) -> Response:
+    headers = {"Idempotent-Replayed": "true"} if answer.replayed else {}
+    order_id = answer.body.get("order_id")
+    if answer.status_code in (201, 202) and order_id:
+        headers["Location"] = f"/api/orders/{order_id}"
+    return json_response(answer.body, answer.status_code, headers)
+
+
+def _idempotency_key() -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    if not IDEMPOTENCY_KEY.match(key):
+        raise ApiError(400, "invalid_idempotency_key", "Idempotency-Key must be 1-255 printable ASCII characters "
+                       "without spaces, e.g. a UUID", [{"field": "Idempotency-Key", "message": "invalid"}])
+    return key
+
+
+def _json_body() -> Any:
+    if request.mimetype != "application/json":
+        raise ApiError(415, "unsupported_media_type",
+                       f"send the order as JSON with 'Content-Type: application/json' (got {request.mimetype or 'none'!r})")
+    data = request.get_data(cache=False)  # raises 413 past MAX_CONTENT_LENGTH
+    try:
+        return json.loads(data, parse_constant=_no_constant)
+    except (ValueError, RecursionError) as exc:
+        raise ApiError(400, "invalid_json", f"the body is not valid JSON: {str(exc)[:200]}") from exc
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not allowed in JSON")
+
+
+def _validated(raw: Any) -> CheckoutRequest:
+    if not isinstance(raw, dict):
+        raise ApiError(400, "invalid_request", "the body must be a JSON object describing the order")
+    try:
+        return CheckoutRequest.model_validate(raw)
+    except ValidationError as exc:
+        fields = field_errors(exc)
+        summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields[:3])
+        raise ApiError(400, "invalid_request", f"the order has {len(fields)} invalid field(s): {summary}",
+                       fields) from exc
+
+
+def _grace_seconds() -> float:
+    raw = request.args.get("grace_seconds")
+    if raw is None:
+        return 60.0
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 86400:
+        raise ApiError(400, "invalid_grace_seconds", "grace_seconds must be a number of seconds from 0 to 86400",
+                       [{"field": "grace_seconds", "message": "must be between 0 and 86400"}])
+    return value
+
+
+def _register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(ApiError)
+    def api_error(err: ApiError) -> Response:
+        return json_response(err.body(), err.status, err.headers)
+
+    @app.errorhandler(HTTPException)
+    def http_error(err: HTTPException) -> Response:
+        status = err.code or 500
+        code = (err.name or "error").lower().replace(" ", "_")
+        headers = {k: v for k, v in err.get_headers() if k.lower() == "allow"}
+        return json_response(error_body(code, _http_message(status, err)), status, headers)
+
+    @app.errorhandler(AuthError)
+    def auth_error(err: AuthError) -> Response:
+        code = "forbidden" if err.status == 403 else "unauthenticated"
+        return json_response(error_body(code, str(err)), err.status, {"WWW-Authenticate": "Bearer"})
+
+    @app.errorhandler(DependencyUnavailable)
+    def unavailable(err: DependencyUnavailable) -> Response:
+        log.warning("dependency unavailable", extra={"error": str(err)})
+        return json_response(error_body("unavailable", f"{err}; retry shortly (with the same Idempotency-Key)"),
+                             503, {"Retry-After": "5"})
+
+    @app.errorhandler(Exception)
+    def internal(err: Exception) -> Response:
+        log.exception("unhandled error in the checkout API")
+        return json_response(error_body("internal_error", "internal error; it has been logged"), 500)
+
+
+def _http_message(status: int, err: HTTPException) -> str:
+    if status == 413:
+        return f"the body is over {MAX_BODY_BYTES // 1024} KB; an order is far smaller"
+    if status == 404:
+        return "no such resource; see /openapi.json for the endpoints"
+    return err.description or err.name

@@ -1,0 +1,197 @@
+"""The body of ``POST /api/checkout`` and how its validation errors read.
+
+Validation errors become one ``{"field", "message"}`` entry per bad field, in dotted paths
+(``items.0.unit_price``), each message saying what to send instead.  Money arrives as a
+decimal *string* (``"19.99"``): a JSON number would pass through binary floating point.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any
+
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr,
+                      ValidationError, WithJsonSchema, field_validator, model_validator)
+
+from handlers.contract import CURRENCY_EXPONENT, ORDER_ID_RULE, Address, Customer, LineItem, valid_order_id
+
+MAX_UNIT_PRICE = Decimal("1000000")
+MAX_SUBTOTAL = Decimal("100000000")
+EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
+DECIMAL = re.compile(r"^-?[0-9]{1,12}(\.[0-9]{1,4})?$")
+ORDER_ID_SCHEMA = {"type": ["string", "null"], "pattern": "^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$", "maxLength": 64}
+
+
+def _plain_text(value: str) -> str:
+    """Refuse control characters and lone surrogates: they break headers, PDFs and storage."""
+    for char in value:
+        if unicodedata.category(char) in ("Cc", "Cs"):
+            raise ValueError("must not contain control characters or invalid unicode")
+    return value
+
+
+Text = Annotated[StrictStr, AfterValidator(_plain_text)]
+
+
+def _decimal_string(value: Any) -> Decimal:
+    if not isinstance(value, str):
+        raise ValueError('must be a decimal string such as "19.99" (not a JSON number)')
+    if not DECIMAL.match(value.strip()):
+        raise ValueError('must be a decimal string such as "19.99" with at most 4 decimal places')
+    try:
+        amount = Decimal(value.strip())
+    except InvalidOperation as exc:  # pragma: no cover - the pattern admits only valid decimals
+        raise ValueError('must be a decimal string such as "19.99"') from exc
+    if amount < 0:
+        raise ValueError("must not be negative")
+    if amount > MAX_UNIT_PRICE:
+        raise ValueError(f"must be at most {MAX_UNIT_PRICE}")
+    return amount
+
+
+Price = Annotated[Decimal, BeforeValidator(_decimal_string),
+                  WithJsonSchema({"type": "string", "pattern": r"^[0-9]{1,12}(\.[0-9]{1,4})?$", "examples": ["19.99"]})]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
+
+
+class CustomerIn(_Body):
+    """Who is ordering."""
+
+    name: Text = Field(min_length=1, max_length=200)
+    email: Text = Field(max_length=254, description="receives the confirmation email")
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str) -> str:
+        if not EMAIL.match(value):
+            raise ValueError("must be an email address such as ada@example.com")
+        return value
+
+
+class AddressIn(_Body):
+    """Where the order ships."""
+
+    name: Text = Field(min_length=1, max_length=200)
+    line1: Text = Field(min_length=1, max_length=200)
+    line2: Text | None = Field(default=None, max_length=200)
+    city: Text = Field(min_length=1, max_length=100)
+    postal_code: Text = Field(min_length=1, max_length=20)
+    country: Text = Field(description="ISO 3166-1 alpha-2, upper case (DE, FR, US…)",
+                          json_schema_extra={"pattern": "^[A-Z]{2}$"})
+
+    @field_validator("country")
+    @classmethod
+    def _country(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Z]{2}", value):
+            raise ValueError("must be a two-letter upper-case country code such as DE")
+        return value
+
+
+class ItemIn(_Body):
+    """One line of the cart."""
+
+    sku: Text = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
+    name: Text = Field(min_length=1, max_length=200)
+    quantity: StrictInt = Field(gt=0, le=10_000)
+    unit_price: Price
+
+
+def _known_currency(value: str) -> str:
+    if value not in CURRENCY_EXPONENT:
+        raise ValueError(f"unknown currency; use one of {', '.join(sorted(CURRENCY_EXPONENT))}")
+    return value
+
+
+def _order_id(value: str | None) -> str | None:
+    if value is not None and not valid_order_id(value):
+        raise ValueError(f"is invalid: {ORDER_ID_RULE}, not starting with '__'")
+    return value
+
+
+class CheckoutRequest(_Body):
+    """``POST /api/checkout``: the cart, who pays, where it goes."""
+
+    customer: CustomerIn
+    shipping_address: AddressIn
+    items: list[ItemIn] = Field(min_length=1, max_length=200)
+    currency: Annotated[Text, AfterValidator(_known_currency)] = Field(
+        json_schema_extra={"enum": sorted(CURRENCY_EXPONENT)})
+    payment_token: Text = Field(min_length=1, max_length=200, examples=["tok_visa"])
+    order_id: Annotated[Text | None, AfterValidator(_order_id), WithJsonSchema(ORDER_ID_SCHEMA)] = Field(
+        default=None, description=f"optional, generated when absent: {ORDER_ID_RULE}")
+
+    @model_validator(mode="after")
+    def _amounts_fit_currency(self) -> "CheckoutRequest":
+        exponent = CURRENCY_EXPONENT[self.currency]
+        for item in self.items:
+            if -item.unit_price.normalize().as_tuple().exponent > exponent:  # type: ignore[operator]
+                raise ValueError(f"items: unit prices in {self.currency} have at most {exponent} decimal places")
+        if sum(i.unit_price * i.quantity for i in self.items) > MAX_SUBTOTAL:
+            raise ValueError(f"items: the order's subtotal is over {MAX_SUBTOTAL}; split the order")
+        return self
+
+    def line_items(self) -> tuple[LineItem, ...]:
+        """The cart as the task contract's ``LineItem`` s."""
+        return tuple(LineItem(**i.model_dump()) for i in self.items)
+
+    def contract_customer(self) -> Customer:
+        """The customer as the task contract's model."""
+        return Customer(**self.customer.model_dump())
+
+    def contract_address(self) -> Address:
+        """The shipping address as the task contract's model."""
+        return Address(**self.shipping_address.model_dump())
+
+
+def field_errors(exc: ValidationError) -> list[dict[str, str]]:
+    """One ``{"field", "message"}`` per bad field (the first problem found for each)."""
+    seen: dict[str, str] = {}
+    for error in exc.errors(include_url=False):
+        field, message = _describe(error)
+        seen.setdefault(field, message)
+    return [{"field": f, "message": m} for f, m in seen.items()]
+
+
+def _describe(error: Any) -> tuple[str, str]:
+    loc = [str(p) for p in error["loc"] if not str(p).startswith("function-")]
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "value_error" and not loc and ": " in message:
+        field, _, message = message.partition(": ")  # model-level checks name their field
+        return field, message
+    return ".".join(loc) or "body", _friendlier(error["type"], error.get("ctx") or {}, message)
+
+
+_MESSAGES = {
+    "missing": "is required",
+    "extra_forbidden": "is not a known field; remove it",
+    "string_pattern_mismatch": "may contain only letters, digits, '.', '_' and '-'",
+    "string_type": "must be a string",
+    "string_unicode": "must be valid unicode text",
+    "string_too_short": "must not be empty",
+    "string_too_long": "must be at most {max_length} characters",
+    "int_type": "must be a whole number",
+    "int_parsing": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "greater_than": "must be greater than {gt}",
+    "less_than_equal": "must be at most {le}",
+    "too_short": "must contain at least {min_length} item(s)",
+    "too_long": "must contain at most {max_length} items",
+    "model_type": "must be a JSON object",
+    "dict_type": "must be a JSON object",
+    "list_type": "must be a JSON array",
+}
+
+
+def _friendlier(kind: str, ctx: dict[str, Any], message: str) -> str:
+    template = _MESSAGES.get(kind)
+    if template is None:
+        return message
+    try:
+        return template.format(**ctx)
+    except (KeyError, IndexError):
+        return message

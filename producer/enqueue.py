@@ -1,0 +1,185 @@
+"""Create an order's Cloud Tasks: deterministic names, schedules, OIDC, concurrent enqueue.
+
+A task name is ``<h>-<order_id>-<kind>`` (``h`` = 8 hex digits of sha256(order_id:kind),
+so names spread over Cloud Tasks' key space instead of being sequential). Creating a name
+that already exists answers ``ALREADY_EXISTS`` (``Conflict`` over REST, its subclass
+``AlreadyExists`` over gRPC), which means "already scheduled": a resubmitted checkout or a
+second reconcile run is harmless. A replay from triage adds ``-r<N>`` and runs at once.
+
+Schedule times derive from the order's ``placed_at``, not from the moment of enqueueing,
+so a task enqueued late by ``reconcile`` keeps the time it was promised (Cloud Tasks runs a
+past ``scheduleTime`` at once).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import requests
+from google.api_core import exceptions as gexc
+from google.api_core.retry import Retry, if_exception_type
+from google.cloud import tasks_v2
+
+from handlers.contract import ORDER_ID_RULE, OrderSnapshot, encode, valid_order_id
+from handlers.ports import Clock
+from handlers.registry import SystemClock
+from infra.config import Catalog, Settings
+
+log = logging.getLogger("ordertasks.producer.enqueue")
+
+TASK_ID = re.compile(r"^[A-Za-z0-9_-]{1,500}$")
+CREATED, EXISTS, FAILED = "created", "exists", "failed"
+# Errors after which the task stays pending in the outbox for reconcile to pick up.
+ENQUEUE_ERRORS: tuple[type[BaseException], ...] = (gexc.GoogleAPIError, requests.RequestException, OSError)
+
+
+def name_hash(order_id: str, kind: str) -> str:
+    """8 hex digits of sha256(``order_id:kind``): the spreading prefix of a task id."""
+    return hashlib.sha256(f"{order_id}:{kind}".encode()).hexdigest()[:8]
+
+
+def task_id(order_id: str, kind: str, replay: int = 0) -> str:
+    """``<h>-<order_id>-<kind>[-r<N>]``; ``ValueError`` if it cannot be a Cloud Tasks id."""
+    if not valid_order_id(order_id):
+        raise ValueError(f"order id {order_id[:80]!r} is invalid: {ORDER_ID_RULE}")
+    ident = f"{name_hash(order_id, kind)}-{order_id}-{kind}" + (f"-r{replay}" if replay else "")
+    if not TASK_ID.match(ident):
+        raise ValueError(f"task id {ident[:80]!r} must be 1-500 characters of [A-Za-z0-9_-]")
+    return ident
+
+
+def queue_path(project: str, location: str, queue: str) -> str:
+    """``projects/P/locations/L/queues/Q``."""
+    return f"projects/{project}/locations/{location}/queues/{queue}"
+
+
+def task_name(project: str, location: str, queue: str, order_id: str, kind: str, replay: int = 0) -> str:
+    """The full, deterministic task name of ``(order_id, kind)`` (``-r<N>`` for replays)."""
+    return f"{queue_path(project, location, queue)}/tasks/{task_id(order_id, kind, replay)}"
+
+
+@dataclass(frozen=True)
+class PlannedTask:
+    """What the producer owes Cloud Tasks for one kind of an order (also its outbox entry)."""
+
+    kind: str
+    queue: str
+    name: str
+    schedule_time: datetime
+
+
+def plan_task(catalog: Catalog, settings: Settings, order_id: str, kind: str, placed_at: datetime,
+              replay: int = 0, delay_seconds: float | None = None) -> PlannedTask:
+    """Name and schedule of ``kind`` for an order placed at ``placed_at``."""
+    config = catalog.kinds[kind]
+    delay = config.delay_seconds if delay_seconds is None else delay_seconds
+    return PlannedTask(
+        kind=kind,
+        queue=config.queue,
+        name=task_name(catalog.project, catalog.region, config.queue, order_id, kind, replay),
+        schedule_time=placed_at + timedelta(seconds=delay * settings.delay_scale),
+    )
+
+
+def build_task(catalog: Catalog, settings: Settings, plan: PlannedTask, body: bytes) -> tasks_v2.Task:
+    """The ``tasks_v2.Task`` for a planned task: POST to the handler with an OIDC token."""
+    config = catalog.kinds[plan.kind]
+    return tasks_v2.Task(
+        name=plan.name,
+        schedule_time=plan.schedule_time,
+        dispatch_deadline=timedelta(seconds=config.dispatch_deadline_seconds),
+        http_request=tasks_v2.HttpRequest(
+            http_method=tasks_v2.HttpMethod.POST,
+            url=settings.handler_url,
+            # Cloud Tasks adds no Content-Type of its own to HTTP tasks.
+            headers={"Content-Type": "application/json"},
+            body=body,
+            oidc_token=tasks_v2.OidcToken(
+                service_account_email=catalog.service_account_email("dispatcher", catalog.project),
+                # Explicit: the default audience is the full URL with its query string.
+                audience=settings.audience,
+            ),
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class EnqueueResult:
+    """What happened to one task: ``created``, ``exists`` (already scheduled) or ``failed``."""
+
+    kind: str
+    task_name: str
+    status: str
+    error: str | None = None
+
+    @property
+    def scheduled(self) -> bool:
+        """True when Cloud Tasks holds the task (created now or before)."""
+        return self.status in (CREATED, EXISTS)
+
+
+def _retry(deadline: float) -> Retry:
+    return Retry(predicate=if_exception_type(gexc.ServiceUnavailable, gexc.DeadlineExceeded),
+                 initial=0.1, maximum=1.0, multiplier=2.0, timeout=deadline)
+
+
+class Enqueuer:
+    """Creates tasks through a ``CloudTasksClient`` (thread-safe), concurrently per order."""
+
+    def __init__(self, client: Any, settings: Settings, catalog: Catalog | None = None,
+                 clock: Clock | None = None, max_workers: int = 32) -> None:
+        self.client = client
+        self.settings = settings
+        self.catalog = catalog or settings.catalog()
+        self.clock = clock or SystemClock()
+        # One pool for the process: an order's tasks fan out, orders share the threads.
+        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="enqueue")
+
+    def plan(self, order_id: str, snapshot: OrderSnapshot, kinds: Iterable[str]) -> list[PlannedTask]:
+        """The names and schedule times of an order's tasks, without creating them."""
+        return [plan_task(self.catalog, self.settings, order_id, k, snapshot.placed_at) for k in kinds]
+
+    def enqueue_order(self, order_id: str, snapshot: OrderSnapshot,
+                      kinds: Sequence[str] | None = None) -> list[EnqueueResult]:
+        """Create the order's tasks (all catalog kinds by default); one result per kind, in order."""
+        plans = self.plan(order_id, snapshot, self.catalog.kinds if kinds is None else kinds)
+        return self._create_all([(p, encode(p.kind, order_id, snapshot)) for p in plans])
+
+    def replay_task(self, order_id: str, snapshot: OrderSnapshot, kind: str, replay: int) -> EnqueueResult:
+        """Enqueue ``kind`` again as ``…-r<replay>``, due now (used by failed-task triage)."""
+        if replay < 1:
+            raise ValueError("replay numbers start at 1; 0 is the original task")
+        plan = plan_task(self.catalog, self.settings, order_id, kind, self.clock.now(),
+                         replay=replay, delay_seconds=0)
+        return self._create(plan, encode(kind, order_id, snapshot))
+
+    def close(self) -> None:
+        """Stop the worker threads (after the tasks in flight finish)."""
+        self._pool.shutdown(wait=True)
+
+    def _create_all(self, work: list[tuple[PlannedTask, bytes]]) -> list[EnqueueResult]:
+        if not self.settings.enqueue_concurrently:
+            return [self._create(plan, body) for plan, body in work]
+        futures = [self._pool.submit(self._create, plan, body) for plan, body in work]
+        return [f.result() for f in futures]
+
+    def _create(self, plan: PlannedTask, body: bytes) -> EnqueueResult:
+        task = build_task(self.catalog, self.settings, plan, body)
+        parent = queue_path(self.catalog.project, self.catalog.region, plan.queue)
+        timeout = self.settings.enqueue_timeout_seconds
+        try:
+            self.client.create_task(parent=parent, task=task, timeout=timeout, retry=_retry(timeout))
+        except gexc.Conflict:
+            return EnqueueResult(plan.kind, plan.name, EXISTS)
+        except ENQUEUE_ERRORS as exc:
+            log.warning("enqueue failed; the outbox keeps it pending", extra={"task_name": plan.name, "error": repr(exc)})
+            return EnqueueResult(plan.kind, plan.name, FAILED, f"{type(exc).__name__}: {exc}"[:500])
+        return EnqueueResult(plan.kind, plan.name, CREATED)
+

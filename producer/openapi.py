@@ -1,0 +1,149 @@
+"""The OpenAPI 3.1 description of the checkout API, served at ``/openapi.json``.
+
+Request schemas come from the pydantic models (JSON Schema 2020-12, which OpenAPI 3.1
+uses as is); every status code an endpoint can answer is listed, so a fuzzer (schemathesis)
+can hold the server to it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from handlers.contract import ORDER_ID_RULE
+from producer.checkout_request import CheckoutRequest
+
+REF = "#/components/schemas/{model}"
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return _json(_ref("Error"), description)
+
+
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object", "required": ["error"],
+    "properties": {"error": {
+        "type": "object", "required": ["code", "message", "fields"],
+        "properties": {
+            "code": {"type": "string"}, "message": {"type": "string"},
+            "fields": {"type": "array", "items": {
+                "type": "object", "required": ["field", "message"],
+                "properties": {"field": {"type": "string"}, "message": {"type": "string"}}}},
+        }}},
+}
+MONEY = {"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?$"}
+TOTALS_SCHEMA: dict[str, Any] = {
+    "type": "object", "required": ["currency", "subtotal", "tax", "shipping", "total"],
+    "properties": {"currency": {"type": "string"}, "subtotal": MONEY, "tax": MONEY, "shipping": MONEY,
+                   "total": MONEY},
+}
+TASK_SCHEMA: dict[str, Any] = {
+    "type": "object", "required": ["kind", "task_name", "schedule_time", "state"],
+    "properties": {"kind": {"type": "string"}, "task_name": {"type": "string"},
+                   "schedule_time": {"type": "string", "format": "date-time"},
+                   "state": {"type": "string", "enum": ["pending", "scheduled", "done", "failed"]}},
+}
+CHECKOUT_RESULT_SCHEMA: dict[str, Any] = {
+    "type": "object", "required": ["order_id", "status", "placed_at", "totals", "tasks"],
+    "properties": {"order_id": {"type": "string"}, "status": {"type": "string"},
+                   "placed_at": {"type": "string", "format": "date-time"}, "totals": _ref("Totals"),
+                   "tasks": {"type": "array", "items": _ref("Task")}, "message": {"type": "string"}},
+}
+ORDER_VIEW_SCHEMA: dict[str, Any] = {
+    "type": "object", "required": ["order_id", "status", "created_at", "paid_at", "items", "totals", "tasks"],
+    "properties": {"order_id": {"type": "string"},
+                   "status": {"type": "string", "enum": ["created", "paid", "payment_failed"]},
+                   "created_at": {"type": "string", "format": "date-time"},
+                   "paid_at": {"type": ["string", "null"], "format": "date-time"},
+                   "items": {"type": "array", "items": {"type": "object"}},
+                   "totals": {"anyOf": [_ref("Totals"), {"type": "null"}]},
+                   "tasks": {"type": "array", "items": _ref("Task")}},
+}
+RECONCILE_SCHEMA: dict[str, Any] = {
+    "type": "object", "required": ["orders", "pending", "scheduled", "failed"],
+    "properties": {k: {"type": "integer", "minimum": 0} for k in ("orders", "pending", "scheduled", "failed")},
+}
+IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key", "in": "header", "required": False,
+    "description": "Repeat a checkout safely: the same key and body return the first answer and never "
+                   "charge twice; a different body answers 422; while the first is running, 409.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[\\x21-\\x7e]+$"},
+}
+
+
+def _checkout_operation() -> dict[str, Any]:
+    return {
+        "summary": "Pay for a cart and schedule the order's tasks",
+        "operationId": "checkout",
+        "parameters": [IDEMPOTENCY_KEY],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("CheckoutRequest")}}},
+        "responses": {
+            "201": _json(_ref("CheckoutResult"), "Paid; every task scheduled"),
+            "202": _json(_ref("CheckoutResult"), "Paid; some tasks pending, `reconcile` will schedule them"),
+            "400": _error("Invalid JSON or invalid fields (one `fields` entry per bad field) or a bad header"),
+            "402": _error("Payment declined; no tasks"),
+            "409": _error("A request with this Idempotency-Key is in progress, or order_id is taken"),
+            "413": _error("Body over 64 KB"),
+            "415": _error("Body is not application/json"),
+            "422": _error("Idempotency-Key reused with a different body"),
+            "503": _error("Payment processor or store unavailable; nothing charged twice on retry"),
+        },
+    }
+
+
+def _order_operation() -> dict[str, Any]:
+    return {
+        "summary": "An order and the state of each of its tasks",
+        "operationId": "getOrder",
+        "parameters": [{"name": "order_id", "in": "path", "required": True, "description": ORDER_ID_RULE,
+                        "schema": {"type": "string"}}],
+        "responses": {"200": _json(_ref("OrderView"), "The order"),
+                      "404": _error("No such order"), "503": _error("Store unavailable")},
+    }
+
+
+def _reconcile_operation() -> dict[str, Any]:
+    return {
+        "summary": "Enqueue outbox entries still pending after the grace period (Cloud Scheduler)",
+        "operationId": "reconcile",
+        "security": [{"oidc": []}],
+        "parameters": [{"name": "grace_seconds", "in": "query", "required": False,
+                        "schema": {"type": "number", "minimum": 0, "maximum": 86400}}],
+        "responses": {"200": _json(_ref("ReconcileSummary"), "What was enqueued"),
+                      "400": _error("Invalid grace_seconds"),
+                      "401": _error("Missing or invalid OIDC token"),
+                      "403": _error("Token of a service account that may not call this"),
+                      "503": _error("Store or certificates unavailable")},
+    }
+
+
+def openapi_document() -> dict[str, Any]:
+    """The whole OpenAPI 3.1 document."""
+    request_schema = CheckoutRequest.model_json_schema(ref_template=REF)
+    nested = request_schema.pop("$defs", {})
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "ordertasks checkout API", "version": "1"},
+        "paths": {
+            "/api/checkout": {"post": _checkout_operation()},
+            "/api/orders/{order_id}": {"get": _order_operation()},
+            "/healthz": {"get": {"summary": "Liveness", "operationId": "healthz",
+                                 "responses": {"200": _json({"type": "object"}, "Up")}}},
+            "/openapi.json": {"get": {"summary": "This document", "operationId": "openapi",
+                                      "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1")}}},
+            "/internal/reconcile": {"post": _reconcile_operation()},
+        },
+        "components": {
+            "schemas": {"CheckoutRequest": request_schema, **nested, "Error": ERROR_SCHEMA,
+                        "Totals": TOTALS_SCHEMA, "Task": TASK_SCHEMA, "CheckoutResult": CHECKOUT_RESULT_SCHEMA,
+                        "OrderView": ORDER_VIEW_SCHEMA, "ReconcileSummary": RECONCILE_SCHEMA},
+            "securitySchemes": {"oidc": {"type": "http", "scheme": "bearer", "bearerFormat": "Google OIDC ID token"}},
+        },
+    }

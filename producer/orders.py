@@ -1,0 +1,216 @@
+"""The checkout flow, free of HTTP: store the order, charge, write the outbox, enqueue.
+
+Order of steps and why:
+
+1. ``create_order`` (status ``created``) before charging, so a charge never exists without
+   its order.
+2. ``charge`` with the order id as the idempotency key: any re-run of the flow for the same
+   order charges at most once.
+3. ``mark_paid`` writes the outbox (one pending entry per task) in the same transaction, so
+   a paid order always knows which tasks it is owed.
+4. Enqueue all tasks concurrently; each one Cloud Tasks holds is marked ``scheduled``. If
+   some fail (Cloud Tasks unreachable) the answer is 202 and ``reconcile`` finishes the job.
+
+An ``Idempotency-Key`` is reserved before step 1 and its answer stored after step 4. A
+second request with the key gets the stored answer; while the first is still running it
+gets 409. Two answers are not final: a 503 (payment processor down, store down) and a
+reservation left without answer for ``stale_after`` seconds (a crashed server). The next
+request with that key re-runs the flow for the *same* order id, which is safe because every
+step above is idempotent on the order id.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from handlers.contract import OrderSnapshot, effect_key
+from handlers.errors import DependencyUnavailable
+from handlers.ports import Clock, EffectStore, FailedTaskStore, OrderRecord, OrderStore, OutboxEntry
+from producer.api_errors import ApiError
+from producer.checkout_request import CheckoutRequest
+from producer.enqueue import EnqueueResult, Enqueuer
+from producer.payments import PaymentDeclined, PaymentGateway, PaymentUnavailable
+from producer.pricing import compute_totals, tax_rate
+
+log = logging.getLogger("ordertasks.producer.checkout")
+
+RESUMABLE_STATUS = 503
+LIVE_FAILURE_STATUSES = ("open", "replay_requested")
+
+
+def new_order_id() -> str:
+    """``ord_`` + 20 lowercase base32 characters (100 random bits): unguessable, valid id."""
+    return "ord_" + base64.b32encode(secrets.token_bytes(15)).decode().lower()[:20]
+
+
+def request_hash(raw: Any) -> str:
+    """Fingerprint of a parsed JSON body, independent of key order and whitespace."""
+    canonical = json.dumps(raw, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class CheckoutAnswer:
+    """The status and JSON body of a checkout; ``replayed`` when it is a stored answer."""
+
+    status_code: int
+    body: dict[str, Any]
+    replayed: bool = False
+
+
+class Checkout:
+    """Places orders (see the module docstring) and shows them with their tasks' states."""
+
+    def __init__(self, store: OrderStore, gateway: PaymentGateway, enqueuer: Enqueuer, clock: Clock,
+                 stale_after: timedelta = timedelta(seconds=120)) -> None:
+        self.store = store
+        self.gateway = gateway
+        self.enqueuer = enqueuer
+        self.clock = clock
+        self.stale_after = stale_after
+        self.kinds: Sequence[str] = list(enqueuer.catalog.kinds)
+
+    # --- placing an order -------------------------------------------------------------
+
+    def checkout(self, request: CheckoutRequest, fingerprint: str, idempotency_key: str | None) -> CheckoutAnswer:
+        """Run the flow once per order; with a key, at most once per key."""
+        order_id = request.order_id or new_order_id()
+        if idempotency_key is None:
+            return self._place(order_id, request, resume=False)
+        prior = self.store.reserve_checkout(idempotency_key, fingerprint, order_id, self.clock.now())
+        if prior is None:
+            return self._place_keyed(idempotency_key, order_id, request, resume=False)
+        if prior.request_hash != fingerprint:
+            raise ApiError(422, "idempotency_key_reused",
+                           "this Idempotency-Key was used with a different request body; "
+                           "use a new key for a new order")
+        if prior.status_code is not None and prior.status_code != RESUMABLE_STATUS:
+            return CheckoutAnswer(prior.status_code, prior.response or {}, replayed=True)
+        if prior.status_code is None and self.clock.now() - prior.created_at < self.stale_after:
+            raise ApiError(409, "request_in_progress",
+                           "a request with this Idempotency-Key is still being processed; retry in a few seconds",
+                           headers={"Retry-After": "2"})
+        return self._place_keyed(idempotency_key, prior.order_id, request, resume=True)
+
+    def _place_keyed(self, key: str, order_id: str, request: CheckoutRequest, resume: bool) -> CheckoutAnswer:
+        try:
+            answer = self._place(order_id, request, resume)
+        except ApiError as err:
+            self.store.finish_checkout(key, err.status, err.body())
+            raise
+        except DependencyUnavailable:
+            self._try_finish(key, RESUMABLE_STATUS)
+            raise
+        self.store.finish_checkout(key, answer.status_code, answer.body)
+        return answer
+
+    def _try_finish(self, key: str, status: int) -> None:
+        """Mark the key resumable so a retry re-runs at once instead of waiting out 409s."""
+        try:
+            self.store.finish_checkout(key, status, {"error": {"code": "unavailable"}})
+        except DependencyUnavailable:
+            log.warning("could not record the failed answer of an idempotent checkout", extra={"key": key})
+
+    def _place(self, order_id: str, request: CheckoutRequest, resume: bool) -> CheckoutAnswer:
+        now = self.clock.now()
+        record = self._order_record(order_id, request, now)
+        if not self.store.create_order(record):
+            record = self._existing_order(order_id, resume)
+        snapshot = OrderSnapshot.model_validate(record.snapshot)
+        charge_id = record.charge_id or self._charge(order_id, snapshot, request.payment_token)
+        self.store.mark_paid(order_id, charge_id, self._outbox(order_id, snapshot, now), now)
+        results = self.enqueuer.enqueue_order(order_id, snapshot, self.kinds)
+        for result in results:
+            if result.scheduled:
+                self.store.mark_scheduled(order_id, result.kind, self.clock.now())
+        return self._answer(order_id, snapshot, results)
+
+    def _order_record(self, order_id: str, request: CheckoutRequest, now: datetime) -> OrderRecord:
+        country = request.shipping_address.country
+        snapshot = OrderSnapshot(
+            placed_at=now, customer=request.contract_customer(), shipping_address=request.contract_address(),
+            items=request.line_items(), totals=compute_totals(request.line_items(), request.currency, country),
+            tax_rate=tax_rate(country),
+        )
+        return OrderRecord(order_id=order_id, status="created", snapshot=snapshot.model_dump(mode="json"),
+                           created_at=now)
+
+    def _existing_order(self, order_id: str, resume: bool) -> OrderRecord:
+        existing = self.store.get_order(order_id)
+        if not resume or existing is None:
+            raise ApiError(409, "order_exists", f"order {order_id!r} already exists; leave order_id out to get "
+                           "a new one, or resend the first request with its Idempotency-Key")
+        return existing
+
+    def _charge(self, order_id: str, snapshot: OrderSnapshot, token: str) -> str:
+        totals = snapshot.totals
+        try:
+            return self.gateway.charge(order_id, totals.total, totals.currency, token)
+        except PaymentDeclined as exc:
+            self.store.mark_payment_failed(order_id, self.clock.now())
+            raise ApiError(402, "payment_declined", str(exc)) from exc
+        except PaymentUnavailable as exc:
+            raise ApiError(503, "payment_unavailable", f"{exc}; retry with the same Idempotency-Key",
+                           headers={"Retry-After": "5"}) from exc
+
+    def _outbox(self, order_id: str, snapshot: OrderSnapshot, now: datetime) -> list[OutboxEntry]:
+        return [OutboxEntry(order_id=order_id, kind=p.kind, task_name=p.name, schedule_time=p.schedule_time,
+                            state="pending", created_at=now)
+                for p in self.enqueuer.plan(order_id, snapshot, self.kinds)]
+
+    def _answer(self, order_id: str, snapshot: OrderSnapshot, results: list[EnqueueResult]) -> CheckoutAnswer:
+        plans = {p.kind: p for p in self.enqueuer.plan(order_id, snapshot, self.kinds)}
+        tasks = [{"kind": r.kind, "task_name": r.task_name,
+                  "schedule_time": plans[r.kind].schedule_time.isoformat(),
+                  "state": "scheduled" if r.scheduled else "pending"} for r in results]
+        body: dict[str, Any] = {"order_id": order_id, "status": "paid",
+                                "placed_at": snapshot.placed_at.isoformat(),
+                                "totals": snapshot.totals.model_dump(mode="json"), "tasks": tasks}
+        pending = [r for r in results if not r.scheduled]
+        if not pending:
+            log.info("order placed", extra={"order_id": order_id, "tasks": len(results)})
+            return CheckoutAnswer(201, body)
+        body["message"] = (f"payment taken; {len(pending)} task(s) could not be scheduled yet and will be "
+                           "enqueued by `ordertasks reconcile`")
+        log.warning("order placed, tasks pending", extra={"order_id": order_id, "errors": [r.error for r in pending]})
+        return CheckoutAnswer(202, body)
+
+    # --- showing an order ---------------------------------------------------------------
+
+    def order_view(self, order_id: str) -> dict[str, Any]:
+        """The order (no personal data: the endpoint is public) and each task's state."""
+        record = self.store.get_order(order_id)
+        if record is None:
+            raise ApiError(404, "order_not_found", f"no order {order_id!r}; check the id the checkout returned")
+        snapshot = record.snapshot
+        return {
+            "order_id": record.order_id, "status": record.status,
+            "created_at": record.created_at.isoformat(),
+            "paid_at": record.paid_at.isoformat() if record.paid_at else None,
+            "items": snapshot.get("items", []), "totals": snapshot.get("totals"),
+            "tasks": [self._task_view(e) for e in self.store.outbox_for(order_id)],
+        }
+
+    def _task_view(self, entry: OutboxEntry) -> dict[str, Any]:
+        return {"kind": entry.kind, "task_name": entry.task_name,
+                "schedule_time": entry.schedule_time.isoformat(), "state": self.task_state(entry)}
+
+    def task_state(self, entry: OutboxEntry) -> str:
+        """``done`` (effect recorded) > ``failed`` (open in the failed log) > outbox state."""
+        if isinstance(self.store, EffectStore):
+            effect = self.store.get_effect(entry.order_id, entry.kind)
+            if effect is not None and effect.state == "done":
+                return "done"
+        if isinstance(self.store, FailedTaskStore):
+            failed = self.store.get_failed(effect_key(entry.order_id, entry.kind))
+            if failed is not None and failed.status in LIVE_FAILURE_STATUSES:
+                return "failed"
+        return entry.state

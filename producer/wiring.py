@@ -1,0 +1,98 @@
+"""Choose the checkout's backends from ``Settings``: the only place that knows local vs cloud.
+
+| port | local (embedded default) | cloud |
+|---|---|---|
+| order store | ``SqliteStore(settings.sqlite_file)`` | ``FirestoreStore`` on ``settings.project`` |
+| Cloud Tasks | REST client on the emulator, anonymous credentials | default client and credentials |
+| payments | ``LocalGateway`` (ledger in ``data_dir/payments.db``) | ``LocalGateway`` too: no processor is integrated yet |
+| OIDC for ``/internal/reconcile`` | emulator-signed tokens, ``settings.oidc_certs_url`` | Google's certs |
+
+The Cloud Tasks client also goes to the emulator whenever ``CLOUD_TASKS_EMULATOR_HOST`` is
+set, as Firebase's tools do: the Python client has no such variable of its own.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from handlers.oidc import CertCache, TokenVerifier
+from handlers.ports import Clock, OrderStore
+from handlers.registry import SystemClock
+from infra.config import Settings
+from producer.enqueue import Enqueuer
+from producer.payments import LocalGateway, PaymentGateway
+
+log = logging.getLogger("ordertasks.producer.wiring")
+
+DEFAULT_EMULATOR_HOST = "127.0.0.1:8123"
+# Settings has no field for the checkout's own URL yet; a scheduler job's token names it.
+CHECKOUT_AUDIENCE_VARIABLE = "ORDERTASKS_CHECKOUT_AUDIENCE"
+
+
+def clock() -> Clock:
+    """The real clock."""
+    return SystemClock()
+
+
+def order_store(settings: Settings) -> OrderStore:
+    """SQLite locally, Firestore in the cloud."""
+    if settings.backend == "cloud":
+        from google.cloud import firestore
+
+        from handlers.backends.firestore import FirestoreStore
+
+        client = firestore.Client(project=settings.project, database=settings.firestore_database)
+        return FirestoreStore(client)  # type: ignore[no-any-return]
+    from handlers.backends.sqlite import SqliteStore
+
+    settings.sqlite_file.parent.mkdir(parents=True, exist_ok=True)
+    return SqliteStore(settings.sqlite_file)  # type: ignore[no-any-return]
+
+
+def emulator_host(settings: Settings) -> str | None:
+    """``host:port`` of the Cloud Tasks emulator to use, or ``None`` for Google's service."""
+    if settings.cloud_tasks_emulator_host:
+        return settings.cloud_tasks_emulator_host
+    return DEFAULT_EMULATOR_HOST if settings.backend == "local" else None
+
+
+def tasks_client(settings: Settings) -> Any:
+    """A ``CloudTasksClient``: REST on the emulator locally, the default transport in the cloud."""
+    from google.cloud import tasks_v2
+
+    host = emulator_host(settings)
+    if host is None:
+        return tasks_v2.CloudTasksClient()
+    from google.api_core.client_options import ClientOptions
+    from google.auth.credentials import AnonymousCredentials
+
+    endpoint = host if host.startswith(("http://", "https://")) else "http://" + host
+    return tasks_v2.CloudTasksClient(transport="rest", credentials=AnonymousCredentials(),
+                                     client_options=ClientOptions(api_endpoint=endpoint))
+
+
+def enqueuer(settings: Settings, client: Any = None) -> Enqueuer:
+    """The enqueuer on the catalog of ``settings``."""
+    return Enqueuer(client or tasks_client(settings), settings, settings.catalog())
+
+
+def payment_gateway(settings: Settings) -> PaymentGateway:
+    """The local gateway; its ledger persists in ``data_dir/payments.db``."""
+    if settings.backend == "cloud":
+        log.warning("no card processor is integrated: the cloud checkout uses the local test gateway")
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return LocalGateway(settings.data_dir / "payments.db")
+
+
+def reconcile_verifier(settings: Settings) -> TokenVerifier:
+    """Verifies the OIDC token on ``/internal/reconcile``.
+
+    Audience: ``ORDERTASKS_CHECKOUT_AUDIENCE`` (the checkout's URL, as the Cloud Scheduler
+    job sets it) or else the handler audience. Allowed callers: ``oidc_allowed_emails`` or
+    else only the dispatcher service account, never "any verified Google account".
+    """
+    audience = settings.extra.get(CHECKOUT_AUDIENCE_VARIABLE) or settings.audience
+    catalog = settings.catalog()
+    allowed = settings.oidc_allowed_emails or (catalog.service_account_email("dispatcher", catalog.project),)
+    return TokenVerifier(CertCache(settings.oidc_certs_url), audiences=[audience], allowed_emails=allowed)
