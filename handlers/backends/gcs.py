@@ -64,7 +64,7 @@ class GcsBlobStore:
         where = f"gs://{self.bucket_name}/{path}"
         if isinstance(exc, gexc.TooManyRequests):
             return Throttled(f"GCS throttled the {action} of {where}: {exc}")
-        if isinstance(exc, gexc.ClientError) and not isinstance(exc, gexc.RequestTimeout):
+        if isinstance(exc, gexc.ClientError) and exc.code != 408:
             return Rejected(f"GCS refused to {action} {where} ({exc.code}): {exc.message}; check that the "
                             "bucket exists and the handler's service account may create objects in it")
         return DependencyUnavailable(f"GCS unavailable to {action} {where}: {exc!r}")
