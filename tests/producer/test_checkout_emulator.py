@@ -1,0 +1,241 @@
+"""The checkout flow end to end: real emulator, real REST client, real SQLite store."""
+
+from __future__ import annotations
+
+import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from handlers.contract import OrderSnapshot, parse_task
+from producer.enqueue import task_name
+from producer.payments import LocalGateway, PaymentUnavailable
+from producer.reconcile import main as reconcile_main
+from tests.producer.conftest import Emulator, LiveServer, Stack, build_stack, order_body
+
+SIX_KINDS = {"send_confirmation_email", "record_analytics", "generate_invoice", "notify_warehouse",
+             "send_followup_email", "request_review"}
+
+
+def _checkout(stack: Stack, body: dict[str, Any], key: str | None = None) -> Any:
+    headers = {"Idempotency-Key": key} if key else {}
+    return stack.client.post("/api/checkout", json=body, headers=headers)
+
+
+def _tasks_of(stack: Stack, order_id: str) -> dict[str, Any]:
+    return {t.name: t for t in stack.tasks() if f"-{order_id}-" in t.name}
+
+
+def test_checkout_creates_the_catalogs_six_tasks(stack: Stack) -> None:
+    before = datetime.now(timezone.utc)
+    resp = _checkout(stack, order_body())
+    assert resp.status_code == 201, resp.get_json()
+    answer = resp.get_json()
+    order_id = answer["order_id"]
+    assert resp.headers["Location"] == f"/api/orders/{order_id}"
+    tasks = _tasks_of(stack, order_id)
+    cat = stack.catalog
+    expected = {task_name(cat.project, cat.region, cat.kinds[k].queue, order_id, k): k for k in cat.kinds}
+    assert set(tasks) == set(expected)
+    assert {t["task_name"] for t in answer["tasks"]} == set(expected)
+    assert {t["state"] for t in answer["tasks"]} == {"scheduled"}
+    placed_at = datetime.fromisoformat(answer["placed_at"])
+    assert abs((placed_at - before).total_seconds()) < 1
+    for name, task in tasks.items():
+        kind = expected[name]
+        config = cat.kinds[kind]
+        due = placed_at + timedelta(seconds=config.delay_seconds)
+        assert abs((task.schedule_time - due).total_seconds()) <= 1, kind
+        assert task.dispatch_deadline == timedelta(seconds=config.dispatch_deadline_seconds)
+        request = task.http_request
+        assert request.url == stack.settings.handler_url
+        assert request.http_method.name == "POST"
+        assert request.headers["Content-Type"] == "application/json"
+        assert request.oidc_token.service_account_email == \
+            "ordertasks-dispatcher@my-shop-project.iam.gserviceaccount.com"
+        assert request.oidc_token.audience == stack.settings.audience
+        parsed = parse_task(request.body)  # the handler's own parser accepts every body
+        assert (parsed.kind, parsed.order_id) == (kind, order_id)
+
+
+def test_task_bodies_carry_only_what_each_kind_needs(stack: Stack) -> None:
+    order_id = _checkout(stack, order_body()).get_json()["order_id"]
+    bodies = {json.loads(t.http_request.body)["kind"]: json.loads(t.http_request.body)
+              for t in _tasks_of(stack, order_id).values()}
+    assert set(bodies) == SIX_KINDS
+    assert "customer" not in bodies["record_analytics"]["data"]  # analytics gets no personal data
+    assert "payment_token" not in json.dumps(bodies)  # never card data
+    assert bodies["generate_invoice"]["data"]["totals"] == {
+        "currency": "EUR", "subtotal": "23.25", "tax": "4.42", "shipping": "4.90", "total": "32.57"}
+
+
+def test_same_idempotency_key_gives_the_first_answer_and_charges_once(stack: Stack) -> None:
+    first = _checkout(stack, order_body(), key="key-123")
+    again = _checkout(stack, order_body(), key="key-123")
+    assert first.status_code == again.status_code == 201
+    assert again.get_json() == first.get_json()
+    assert again.headers["Idempotent-Replayed"] == "true"
+    order_id = first.get_json()["order_id"]
+    assert len(_tasks_of(stack, order_id)) == 6
+    assert len(stack.tasks()) == 6
+    assert [c.idempotency_key for c in stack.gateway.charges()] == [order_id]
+
+
+def test_same_key_with_another_body_is_422_and_charges_nothing_more(stack: Stack) -> None:
+    assert _checkout(stack, order_body(), key="key-abc").status_code == 201
+    other = _checkout(stack, order_body(currency="USD"), key="key-abc")
+    assert other.status_code == 422
+    assert other.get_json()["error"]["code"] == "idempotency_key_reused"
+    assert len(stack.gateway.charges()) == 1
+    assert len(stack.tasks()) == 6
+
+
+def test_declined_card_is_402_with_no_tasks(stack: Stack) -> None:
+    resp = _checkout(stack, order_body(payment_token="tok_declined", order_id="declined-1"))
+    assert resp.status_code == 402
+    assert resp.get_json()["error"]["code"] == "payment_declined"
+    assert stack.tasks() == []
+    assert stack.gateway.charges() == []
+    assert stack.store.get_order("declined-1").status == "payment_failed"  # type: ignore[union-attr]
+
+
+def test_resubmitting_an_order_enqueues_nothing_twice(stack: Stack) -> None:
+    order_id = _checkout(stack, order_body()).get_json()["order_id"]
+    record = stack.store.get_order(order_id)
+    assert record is not None
+    results = stack.enqueuer.enqueue_order(order_id, OrderSnapshot.model_validate(record.snapshot))
+    assert {r.status for r in results} == {"exists"}
+    assert len(stack.tasks()) == 6
+
+
+def test_order_view_shows_each_tasks_state(stack: Stack) -> None:
+    order_id = _checkout(stack, order_body()).get_json()["order_id"]
+    view = stack.client.get(f"/api/orders/{order_id}")
+    assert view.status_code == 200
+    body = view.get_json()
+    assert body["status"] == "paid"
+    assert {t["kind"]: t["state"] for t in body["tasks"]} == {k: "scheduled" for k in SIX_KINDS}
+    assert "customer" not in body  # public endpoint: no personal data
+
+
+def test_emulator_down_gives_202_and_reconcile_schedules_each_task_once(stack: Stack) -> None:
+    stack.emulator.stop()
+    resp = _checkout(stack, order_body(order_id="outage-1"))
+    assert resp.status_code == 202, resp.get_json()
+    assert {t["state"] for t in resp.get_json()["tasks"]} == {"pending"}
+    assert len(stack.gateway.charges()) == 1  # paid, kept
+    assert len(stack.store.pending_outbox(datetime.now(timezone.utc) + timedelta(seconds=1))) == 6
+
+    stack.emulator.start()
+    assert reconcile_main(["--grace-seconds", "0"], settings=stack.settings) == 0
+    assert reconcile_main(["--grace-seconds", "0"], settings=stack.settings) == 0  # a second run is harmless
+    names = [t.name for t in stack.tasks()]
+    assert len(names) == len(set(names)) == 6
+    assert all("-outage-1-" in n for n in names)
+    states = {t["state"] for t in stack.client.get("/api/orders/outage-1").get_json()["tasks"]}
+    assert states == {"scheduled"}
+
+
+def test_reconcile_leaves_young_entries_to_the_checkout(stack: Stack) -> None:
+    stack.emulator.stop()
+    assert _checkout(stack, order_body()).status_code == 202
+    stack.emulator.start()
+    assert reconcile_main(["--grace-seconds", "3600"], settings=stack.settings) == 0
+    assert stack.tasks() == []
+
+
+def test_reconcile_endpoint_enqueues_pending_entries(stack: Stack) -> None:
+    stack.emulator.stop()
+    order_id = _checkout(stack, order_body()).get_json()["order_id"]
+    stack.emulator.start()
+    resp = stack.client.post("/internal/reconcile?grace_seconds=0")
+    assert resp.status_code == 200
+    assert resp.get_json() == {"orders": 1, "pending": 6, "scheduled": 6, "failed": 0}
+    assert len(_tasks_of(stack, order_id)) == 6
+
+
+class _UnavailableOnce:
+    """A gateway backend whose processor is down for the first charge, then recovers."""
+
+    def __init__(self) -> None:
+        self.inner = LocalGateway()
+        self.failed = False
+
+    def charge(self, idempotency_key: str, amount: Any, currency: str, token: str) -> str:
+        if not self.failed:
+            self.failed = True
+            raise PaymentUnavailable("processor timed out")
+        return self.inner.charge(idempotency_key, amount, currency, token)
+
+
+def test_payment_unavailable_is_503_and_a_retry_with_the_key_completes(tmp_path: Path, emulator: Emulator) -> None:
+    gateway = _UnavailableOnce()
+    stack = build_stack(tmp_path, emulator)
+    from producer.checkout import create_app
+
+    app = create_app(stack.settings, store=stack.store, enqueuer=stack.enqueuer, gateway=gateway)
+    first = app.test_client().post("/api/checkout", json=order_body(), headers={"Idempotency-Key": "k-503"})
+    assert first.status_code == 503
+    assert first.get_json()["error"]["code"] == "payment_unavailable"
+    assert stack.tasks() == []
+    retry = app.test_client().post("/api/checkout", json=order_body(), headers={"Idempotency-Key": "k-503"})
+    assert retry.status_code == 201
+    assert len(gateway.inner.charges()) == 1
+    assert len(stack.tasks()) == 6
+    stack.enqueuer.close()
+
+
+class _BlockingGateway:
+    """A gateway backend that holds the first charge until released (an in-flight request)."""
+
+    def __init__(self) -> None:
+        self.inner = LocalGateway()
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def charge(self, idempotency_key: str, amount: Any, currency: str, token: str) -> str:
+        self.entered.set()
+        assert self.release.wait(10), "test never released the charge"
+        return self.inner.charge(idempotency_key, amount, currency, token)
+
+
+def test_same_key_while_the_first_request_runs_is_409(tmp_path: Path, emulator: Emulator) -> None:
+    gateway = _BlockingGateway()
+    stack = build_stack(tmp_path, emulator)
+    from producer.checkout import create_app
+
+    app = create_app(stack.settings, store=stack.store, enqueuer=stack.enqueuer, gateway=gateway)
+    with LiveServer(app) as live, ThreadPoolExecutor(1) as pool:
+        post = lambda: requests.post(f"{live.url}/api/checkout", json=order_body(),  # noqa: E731
+                                     headers={"Idempotency-Key": "k-409"}, timeout=20)
+        first = pool.submit(post)
+        assert gateway.entered.wait(10)
+        second = post()
+        assert second.status_code == 409
+        assert second.json()["error"]["code"] == "request_in_progress"
+        gateway.release.set()
+        assert first.result().status_code == 201
+        assert post().status_code == 201  # afterwards: the stored answer
+    assert len(gateway.inner.charges()) == 1
+    assert len(stack.tasks()) == 6
+    stack.enqueuer.close()
+
+
+def test_fifty_concurrent_checkouts_over_http(stack: Stack) -> None:
+    with LiveServer(stack.app) as live, ThreadPoolExecutor(50) as pool:
+        def place(i: int) -> requests.Response:
+            return requests.post(f"{live.url}/api/checkout", json=order_body(),
+                                 headers={"Idempotency-Key": f"conc-{i}"}, timeout=60)
+        responses = list(pool.map(place, range(50)))
+    assert [r.status_code for r in responses] == [201] * 50, [r.text for r in responses if r.status_code != 201][:3]
+    order_ids = {r.json()["order_id"] for r in responses}
+    assert len(order_ids) == 50
+    names = [t.name for t in stack.tasks()]
+    assert len(names) == len(set(names)) == 300
+    per_order = {oid: sum(f"-{oid}-" in n for n in names) for oid in order_ids}
+    assert set(per_order.values()) == {6}
+    assert len(stack.gateway.charges()) == 50
