@@ -1,0 +1,399 @@
+"""Firestore store: every store port on Cloud Firestore (native mode).
+
+Collections (each name prefixed with ``prefix``)::
+
+    idempotency/{order_id}:{kind}          EffectRecord; expire_at is the TTL field
+    failed_tasks/{order_id}:{kind}         flat, console-readable FailedTask (+ updated_at)
+    analytics_orders/{order_id}            AnalyticsFact (+ shard), day as "YYYY-MM-DD"
+    analytics_daily/{YYYY-MM-DD}/shards/{k}  orders, revenue_minor{currency}, units{sku}
+    orders/{order_id}                      OrderRecord
+    outbox/{order_id}:{kind}               OutboxEntry (+ seq; pending_since while pending)
+    checkout_keys/{sha256(key)}            CheckoutReplay
+
+Concurrency: read, decide with the shared rules in ``handlers.backends.memory``, then write
+with a precondition: ``create()`` when the document was absent, ``last_update_time`` when it
+existed. A lost race (Conflict / FailedPrecondition / NotFound) re-reads and decides again.
+Several documents that change together go in one batch, which commits atomically or not at
+all. We use preconditions rather than ``@transactional`` because Firestore's server-side
+transactions take pessimistic locks: measured on the emulator, 20 concurrent transactions
+on one document left 19 failing with "Transaction lock timeout" after 10 s, while 20
+concurrent ``create()`` calls settle at once (one wins, 19 get Conflict).
+
+All queries are single-field (no composite index): ``outbox`` by ``order_id`` (equality) or
+by ``pending_since`` (range + order on the same field), ``failed_tasks`` by equality on
+``status``/``kind`` (sorted in memory) or ordered by ``last_failed_at`` alone.
+
+Every RPC carries our retry deadline (``timeout``), so an unreachable Firestore surfaces
+as ``DependencyUnavailable`` after about ``timeout`` seconds, not the client's 60-300 s.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from collections.abc import Callable
+from dataclasses import fields
+from datetime import UTC, date, datetime
+from typing import Any, ParamSpec, TypeVar
+
+import grpc
+from google.api_core import exceptions as gexc
+from google.api_core.retry import Retry, if_exception_type
+from google.auth import exceptions as auth_exceptions
+from google.cloud import firestore
+from google.cloud.firestore_v1.base_query import FieldFilter
+
+from handlers.backends import memory as rules
+from handlers.errors import DependencyUnavailable
+from handlers.ports import (
+    AnalyticsFact,
+    CheckoutReplay,
+    Claim,
+    ClaimState,
+    DailyAggregate,
+    EffectRecord,
+    FailedTask,
+    FailureReport,
+    OrderRecord,
+    OutboxEntry,
+)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+Doc = dict[str, Any]
+
+_LOST_RACE = (gexc.Conflict, gexc.FailedPrecondition, gexc.NotFound)
+_TRANSIENT = (gexc.ServiceUnavailable, gexc.DeadlineExceeded, gexc.InternalServerError, gexc.ResourceExhausted,
+              gexc.Aborted)
+_UNREACHABLE = (gexc.GoogleAPICallError, gexc.RetryError, grpc.RpcError, auth_exceptions.TransportError)
+
+
+# --- encoding ---------------------------------------------------------------------------
+
+
+def _plain(value: Any) -> Any:
+    """Firestore values as plain Python: its timestamp subclass becomes an aware UTC datetime."""
+    if isinstance(value, datetime):
+        utc = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+        return datetime(utc.year, utc.month, utc.day, utc.hour, utc.minute, utc.second, utc.microsecond, tzinfo=UTC)
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    return value
+
+
+def _doc(record: Any, skip: tuple[str, ...] = ()) -> Doc:
+    """A dataclass record as document fields (dates as ISO strings, maps copied)."""
+    doc = {}
+    for f in fields(record):
+        value = getattr(record, f.name)
+        if f.name not in skip:
+            doc[f.name] = value.isoformat() if type(value) is date else value
+    return doc
+
+
+def _record(cls: type[R], snap: Any, **extra: Any) -> R | None:
+    """The dataclass stored in ``snap`` (fields missing from the document take defaults)."""
+    if not snap.exists:
+        return None
+    data = _plain(snap.to_dict()) | extra
+    if isinstance(data.get("day"), str):
+        data["day"] = date.fromisoformat(data["day"])
+    return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})  # type: ignore[arg-type]
+
+
+def _outbox_doc(entry: OutboxEntry, order_id: str, seq: int) -> Doc:
+    doc = _doc(entry) | {"order_id": order_id, "seq": seq}
+    if entry.state == "pending":
+        doc["pending_since"] = entry.created_at   # present only while pending: one single-field index
+    return doc
+
+
+def _increments(fact: AnalyticsFact) -> Doc:
+    """The shard change for one fact, as server-side increments (no read of the hot shard)."""
+    return {"day": fact.day.isoformat(), "orders": firestore.Increment(1),
+            "revenue_minor": {fact.currency: firestore.Increment(fact.revenue_minor)},
+            "units": {sku: firestore.Increment(units) for sku, units in fact.units.items()}}
+
+
+def _guarded(method: Callable[P, R]) -> Callable[P, R]:
+    """Turn Firestore/gRPC/transport failures into the port's ``DependencyUnavailable``."""
+    @functools.wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        except _UNREACHABLE as exc:
+            raise DependencyUnavailable(
+                f"Firestore unavailable ({type(exc).__name__}: {exc}); check the network, the project and "
+                "database, the service account's roles/datastore.user, or FIRESTORE_EMULATOR_HOST locally") from exc
+    return wrapper
+
+
+# --- the store --------------------------------------------------------------------------
+
+
+class FirestoreStore:
+    """``EffectStore``, ``FailedTaskStore``, ``AnalyticsStore`` and ``OrderStore`` on Firestore."""
+
+    def __init__(self, client: firestore.Client, prefix: str = "", timeout: float = 30.0,
+                 max_races: int = 25) -> None:
+        """Use ``client``; collection names get ``prefix``; each call gives up after ``timeout`` s."""
+        self._client = client
+        self._prefix = prefix
+        self._timeout = timeout
+        self._max_races = max_races
+        self._retry = Retry(predicate=if_exception_type(*_TRANSIENT), initial=0.1, maximum=2.0, multiplier=2.0,
+                            timeout=timeout)
+
+    def _collection(self, name: str) -> Any:
+        return self._client.collection(self._prefix + name)
+
+    def _ref(self, collection: str, doc_id: str) -> Any:
+        return self._collection(collection).document(doc_id)
+
+    @property
+    def _call(self) -> dict[str, Any]:
+        return {"retry": self._retry, "timeout": self._timeout}
+
+    def _get(self, ref: Any) -> Any:
+        return ref.get(**self._call)
+
+    def _stage(self, batch: Any, snap: Any, doc: Doc) -> None:
+        """Add to ``batch`` a write that fails if the document changed since ``snap``."""
+        if snap.exists:
+            batch.update(snap.reference, doc, option=self._client.write_option(last_update_time=snap.update_time))
+        else:
+            batch.create(snap.reference, doc)
+
+    def _commit(self, batch: Any) -> bool:
+        """Commit atomically; ``False`` when a precondition lost a race (nothing written)."""
+        try:
+            batch.commit(**self._call)
+        except _LOST_RACE:
+            return False
+        return True
+
+    def _decide_and_write(self, ref: Any, decide: Callable[[Any], tuple[R, Doc | None]]) -> R:
+        """Read ``ref``, let ``decide`` pick (result, fields to write), write if unchanged; repeat on a race."""
+        for _ in range(self._max_races):
+            snap = self._get(ref)
+            result, doc = decide(snap)
+            if doc is None:
+                return result
+            batch = self._client.batch()
+            self._stage(batch, snap, doc)
+            if self._commit(batch):
+                return result
+        raise DependencyUnavailable(f"Firestore document {ref.path} kept changing under {self._max_races} "
+                                    "concurrent updates; the task will be retried")
+
+    # EffectStore
+
+    def _effect_ref(self, order_id: str, kind: str) -> Any:
+        return self._ref("idempotency", f"{order_id}:{kind}")
+
+    @_guarded
+    def claim_effect(self, order_id: str, kind: str, now: datetime, lease_seconds: float,
+                     ttl_seconds: float) -> Claim:
+        """See ``EffectStore.claim_effect``."""
+        def decide(snap: Any) -> tuple[Claim, Doc | None]:
+            claim = rules.claim_transition(_record(EffectRecord, snap), order_id, kind, now, lease_seconds, ttl_seconds)
+            return claim, _doc(claim.record) if claim.state is ClaimState.CLAIMED else None
+        return self._decide_and_write(self._effect_ref(order_id, kind), decide)
+
+    @_guarded
+    def complete_effect(self, order_id: str, kind: str, result: dict[str, Any], now: datetime) -> None:
+        """See ``EffectStore.complete_effect``."""
+        def decide(snap: Any) -> tuple[None, Doc]:
+            return None, _doc(rules.completed(_record(EffectRecord, snap), order_id, kind, result, now))
+        self._decide_and_write(self._effect_ref(order_id, kind), decide)
+
+    @_guarded
+    def release_effect(self, order_id: str, kind: str, now: datetime) -> None:
+        """See ``EffectStore.release_effect``."""
+        def decide(snap: Any) -> tuple[None, Doc | None]:
+            record = rules.released(_record(EffectRecord, snap), now)
+            return None, _doc(record) if record else None
+        self._decide_and_write(self._effect_ref(order_id, kind), decide)
+
+    @_guarded
+    def get_effect(self, order_id: str, kind: str) -> EffectRecord | None:
+        """See ``EffectStore.get_effect``."""
+        return _record(EffectRecord, self._get(self._effect_ref(order_id, kind)))
+
+    # FailedTaskStore
+
+    def _failed(self, snap: Any) -> FailedTask | None:
+        return _record(FailedTask, snap, id=snap.id)
+
+    @_guarded
+    def record_failure(self, report: FailureReport) -> FailedTask:
+        """See ``FailedTaskStore.record_failure``."""
+        def decide(snap: Any) -> tuple[FailedTask, Doc]:
+            task = rules.failure_appended(self._failed(snap), report)
+            return task, _doc(task, skip=("id",)) | {"updated_at": report.failed_at}
+        return self._decide_and_write(self._ref("failed_tasks", f"{report.order_id}:{report.kind}"), decide)
+
+    @_guarded
+    def get_failed(self, failed_id: str) -> FailedTask | None:
+        """See ``FailedTaskStore.get_failed``."""
+        return self._failed(self._get(self._ref("failed_tasks", failed_id)))
+
+    @_guarded
+    def list_failed(self, status: str | None = None, kind: str | None = None, limit: int = 100) -> list[FailedTask]:
+        """See ``FailedTaskStore.list_failed``.
+
+        Unfiltered: ordered and limited by Firestore. Filtered: equality filters only (served by
+        single-field indexes), so every match is read and sorted here; the log is triage-sized.
+        """
+        query = self._collection("failed_tasks")
+        for name, value in (("status", status), ("kind", kind)):
+            if value is not None:
+                query = query.where(filter=FieldFilter(name, "==", value))
+        if status is None and kind is None:
+            query = query.order_by("last_failed_at", direction=firestore.Query.DESCENDING).limit(limit)
+        tasks = [task for task in map(self._failed, query.stream(**self._call)) if task is not None]
+        return rules.newest_failed_first(tasks)[:limit]
+
+    @_guarded
+    def update_failed(self, failed_id: str, status: str, now: datetime, *, expect_status: str | None = None,
+                      resolved_by: str | None = None, note: str | None = None,
+                      count_replay: bool = False) -> FailedTask | None:
+        """See ``FailedTaskStore.update_failed``."""
+        def decide(snap: Any) -> tuple[FailedTask | None, Doc | None]:
+            task = rules.status_changed(self._failed(snap), status, expect_status, resolved_by, note, count_replay)
+            if task is None:
+                return None, None
+            return task, {"status": task.status, "resolved_by": task.resolved_by, "note": task.note,
+                          "replays": task.replays, "updated_at": now}
+        return self._decide_and_write(self._ref("failed_tasks", failed_id), decide)
+
+    # AnalyticsStore
+
+    def _shards(self, day: date) -> Any:
+        return self._ref("analytics_daily", day.isoformat()).collection("shards")
+
+    @_guarded
+    def record_order_fact(self, fact: AnalyticsFact, shard: int) -> bool:
+        """See ``AnalyticsStore.record_order_fact``: one atomic batch, guarded by the fact's ``create()``."""
+        batch = self._client.batch()
+        batch.create(self._ref("analytics_orders", fact.order_id), _doc(fact) | {"shard": shard})
+        batch.set(self._shards(fact.day).document(str(shard)), _increments(fact), merge=True)
+        try:
+            batch.commit(**self._call)
+        except gexc.Conflict:
+            return False      # the fact exists: the whole batch, increments included, was refused
+        return True
+
+    @_guarded
+    def get_fact(self, order_id: str) -> AnalyticsFact | None:
+        """See ``AnalyticsStore.get_fact``."""
+        return _record(AnalyticsFact, self._get(self._ref("analytics_orders", order_id)))
+
+    @_guarded
+    def daily_aggregate(self, day: date) -> DailyAggregate:
+        """See ``AnalyticsStore.daily_aggregate``."""
+        total = rules.empty_totals(day)
+        for snap in self._shards(day).stream(**self._call):
+            data = _plain(snap.to_dict())
+            shard = DailyAggregate(day, data.get("orders", 0), data.get("revenue_minor", {}), data.get("units", {}))
+            total = rules.totals_merged(total, shard)
+        return total
+
+    # OrderStore
+
+    @_guarded
+    def create_order(self, order: OrderRecord) -> bool:
+        """See ``OrderStore.create_order``."""
+        try:
+            self._ref("orders", order.order_id).create(_doc(order), **self._call)
+        except gexc.Conflict:
+            return False
+        return True
+
+    @_guarded
+    def get_order(self, order_id: str) -> OrderRecord | None:
+        """See ``OrderStore.get_order``."""
+        return _record(OrderRecord, self._get(self._ref("orders", order_id)))
+
+    def _outbox_snaps(self, order_id: str) -> list[Any]:
+        query = self._collection("outbox").where(filter=FieldFilter("order_id", "==", order_id))
+        return sorted(query.stream(**self._call), key=lambda snap: snap.get("seq"))
+
+    @_guarded
+    def mark_paid(self, order_id: str, charge_id: str, outbox: list[OutboxEntry], now: datetime) -> None:
+        """See ``OrderStore.mark_paid``: order and new outbox entries in one atomic batch.
+
+        Unknown order → ``KeyError``.
+        """
+        order_ref = self._ref("orders", order_id)
+        for _ in range(self._max_races):
+            order = self._get(order_ref)
+            if not order.exists:
+                raise KeyError(f"order {order_id} does not exist; create_order first")
+            if self._commit(self._paid_batch(order, charge_id, outbox, now)):
+                return
+        raise DependencyUnavailable(f"order {order_id} kept changing while being marked paid; try again")
+
+    def _paid_batch(self, order: Any, charge_id: str, outbox: list[OutboxEntry], now: datetime) -> Any:
+        existing = self._outbox_snaps(order.id)
+        next_seq = max((snap.get("seq") for snap in existing), default=-1) + 1
+        fresh = rules.new_outbox_entries([_record(OutboxEntry, snap) for snap in existing], outbox)  # type: ignore[misc]
+        batch = self._client.batch()
+        # The order's update_time precondition makes a concurrent mark_paid retry with a fresh read.
+        self._stage(batch, order, {"status": "paid", "charge_id": charge_id, "paid_at": now})
+        for offset, entry in enumerate(fresh):
+            batch.create(self._ref("outbox", f"{order.id}:{entry.kind}"), _outbox_doc(entry, order.id, next_seq + offset))
+        return batch
+
+    def _update_existing(self, ref: Any, changes: Doc, missing: str) -> None:
+        try:
+            ref.update(changes, **self._call)
+        except gexc.NotFound as exc:
+            raise KeyError(missing) from exc
+
+    @_guarded
+    def mark_payment_failed(self, order_id: str, now: datetime) -> None:
+        """See ``OrderStore.mark_payment_failed``; unknown order → ``KeyError``."""
+        self._update_existing(self._ref("orders", order_id), {"status": "payment_failed"},
+                              f"order {order_id} does not exist; create_order first")
+
+    @_guarded
+    def mark_scheduled(self, order_id: str, kind: str, now: datetime) -> None:
+        """See ``OrderStore.mark_scheduled``; unknown entry → ``KeyError``."""
+        changes = {"state": "scheduled", "scheduled_at": now, "pending_since": firestore.DELETE_FIELD}
+        self._update_existing(self._ref("outbox", f"{order_id}:{kind}"), changes,
+                              f"order {order_id} has no outbox entry {kind}")
+
+    @_guarded
+    def outbox_for(self, order_id: str) -> list[OutboxEntry]:
+        """See ``OrderStore.outbox_for``."""
+        return [entry for entry in (_record(OutboxEntry, snap) for snap in self._outbox_snaps(order_id)) if entry]
+
+    @_guarded
+    def pending_outbox(self, created_before: datetime, limit: int = 500) -> list[OutboxEntry]:
+        """See ``OrderStore.pending_outbox`` (single-field range query on ``pending_since``)."""
+        query = (self._collection("outbox").where(filter=FieldFilter("pending_since", "<", created_before))
+                 .order_by("pending_since").limit(limit))
+        return [entry for entry in (_record(OutboxEntry, snap) for snap in query.stream(**self._call)) if entry]
+
+    def _checkout_ref(self, key: str) -> Any:
+        # Hashed: a client's Idempotency-Key may hold characters a document id cannot.
+        return self._ref("checkout_keys", hashlib.sha256(key.encode()).hexdigest())
+
+    @_guarded
+    def reserve_checkout(self, key: str, request_hash: str, order_id: str, now: datetime) -> CheckoutReplay | None:
+        """See ``OrderStore.reserve_checkout``: ``create()`` is the reservation."""
+        ref = self._checkout_ref(key)
+        try:
+            ref.create(_doc(CheckoutReplay(key, request_hash, order_id, None, None, now)), **self._call)
+        except gexc.Conflict:
+            return _record(CheckoutReplay, self._get(ref))
+        return None
+
+    @_guarded
+    def finish_checkout(self, key: str, status_code: int, response: dict[str, Any]) -> None:
+        """See ``OrderStore.finish_checkout``; unknown key → ``KeyError``."""
+        self._update_existing(self._checkout_ref(key), {"status_code": status_code, "response": response},
+                              f"checkout key {key!r} was never reserved")

@@ -1,0 +1,308 @@
+"""In-memory store, and the state transitions every store backend applies.
+
+The rules of the store ports (when a claim wins, how a failure is appended, what a status
+change may do, how a fact adds to a shard) live here once, as pure functions from "record
+as found" to "record to write". Each backend runs them inside its own atomic step: a lock
+here, ``BEGIN IMMEDIATE`` in SQLite, a precondition-guarded commit in Firestore. So the
+backends differ only in how they read and write, and the contract tests check that.
+
+``MemoryStore`` is for unit tests and single-process experiments: nothing survives the
+process, and it is never unavailable.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from handlers.ports import (
+    FAILED_STATUSES,
+    AnalyticsFact,
+    CheckoutReplay,
+    Claim,
+    ClaimState,
+    DailyAggregate,
+    EffectRecord,
+    FailedTask,
+    FailureReport,
+    OrderRecord,
+    OutboxEntry,
+)
+
+IN_PROGRESS, DONE = "in_progress", "done"
+HISTORY_LIMIT = 100              # keeps a failed-task document far below Firestore's 1 MiB
+ORPHAN_DONE_TTL = timedelta(days=30)   # TTL of a done record whose claim had already expired
+
+# --- transitions shared by every backend ------------------------------------------------
+
+
+def claim_transition(found: EffectRecord | None, order_id: str, kind: str, now: datetime,
+                     lease_seconds: float, ttl_seconds: float) -> Claim:
+    """Decide a claim on the record as found; a ``CLAIMED`` record must then be written."""
+    if found is not None and found.expire_at <= now:
+        found = None                 # past its TTL: deletion is only pending, treat as absent
+    lease, expire = now + timedelta(seconds=lease_seconds), now + timedelta(seconds=ttl_seconds)
+    if found is None:
+        return Claim(ClaimState.CLAIMED, EffectRecord(order_id, kind, IN_PROGRESS, 1, lease, now, now, expire))
+    if found.state == DONE:
+        return Claim(ClaimState.DONE, found)
+    if found.lease_expires_at is not None and found.lease_expires_at > now:
+        return Claim(ClaimState.LEASED, found)
+    taken = replace(found, attempts=found.attempts + 1, lease_expires_at=lease, updated_at=now, expire_at=expire)
+    return Claim(ClaimState.CLAIMED, taken)
+
+
+def completed(found: EffectRecord | None, order_id: str, kind: str, result: dict[str, Any],
+              now: datetime) -> EffectRecord:
+    """The record marked ``done``; the TTL set by the claim is kept."""
+    if found is None:
+        return EffectRecord(order_id, kind, DONE, 1, None, now, now, now + ORPHAN_DONE_TTL, dict(result))
+    return replace(found, state=DONE, lease_expires_at=None, updated_at=now, result=dict(result))
+
+
+def released(found: EffectRecord | None, now: datetime) -> EffectRecord | None:
+    """The record with its lease given back, or ``None`` when there is nothing to change."""
+    if found is None or found.state == DONE:
+        return None
+    return replace(found, lease_expires_at=None, updated_at=now)
+
+
+def history_entry(report: FailureReport) -> dict[str, Any]:
+    """One element of ``FailedTask.history``."""
+    return {"attempt": report.attempt, "failed_at": report.failed_at, "error_type": report.error_type,
+            "error": report.error, "task_name": report.task_name}
+
+
+def failure_appended(found: FailedTask | None, report: FailureReport) -> FailedTask:
+    """The failed-task entry after ``report``: created ``open``, or appended and re-opened."""
+    entry = history_entry(report)
+    if found is None:
+        return FailedTask(f"{report.order_id}:{report.kind}", report.order_id, report.kind, report.queue,
+                          report.task_name, dict(report.payload), report.error_type, report.error,
+                          report.attempt, report.failed_at, report.failed_at, "open", [entry])
+    return replace(found, history=[*found.history, entry][-HISTORY_LIMIT:], last_failed_at=report.failed_at,
+                   error=report.error, error_type=report.error_type, attempts=report.attempt,
+                   task_name=report.task_name, status="open")
+
+
+def status_changed(found: FailedTask | None, status: str, expect_status: str | None,
+                   resolved_by: str | None, note: str | None, count_replay: bool) -> FailedTask | None:
+    """The entry with its new status, or ``None`` (unknown entry, or compare-and-set lost)."""
+    if status not in FAILED_STATUSES:
+        raise ValueError(f"unknown failed-task status {status!r}; use one of {', '.join(FAILED_STATUSES)}")
+    if found is None or (expect_status is not None and found.status != expect_status):
+        return None
+    return replace(found, status=status, resolved_by=resolved_by if resolved_by is not None else found.resolved_by,
+                   note=note if note is not None else found.note, replays=found.replays + int(count_replay))
+
+
+def empty_totals(day: date) -> DailyAggregate:
+    """A shard (or day) with nothing counted yet."""
+    return DailyAggregate(day, 0, {}, {})
+
+
+def _summed(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
+    return {key: a.get(key, 0) + b.get(key, 0) for key in a.keys() | b.keys()}
+
+
+def totals_merged(a: DailyAggregate, b: DailyAggregate) -> DailyAggregate:
+    """Two shards (or a shard and a running sum) added together."""
+    return DailyAggregate(a.day, a.orders + b.orders, _summed(a.revenue_minor, b.revenue_minor), _summed(a.units, b.units))
+
+
+def fact_added(totals: DailyAggregate, fact: AnalyticsFact) -> DailyAggregate:
+    """A shard after counting one more order."""
+    return totals_merged(totals, DailyAggregate(fact.day, 1, {fact.currency: fact.revenue_minor}, dict(fact.units)))
+
+
+def new_outbox_entries(existing: list[OutboxEntry], wanted: list[OutboxEntry]) -> list[OutboxEntry]:
+    """The entries of ``wanted`` whose kind has no entry yet (existing ones are kept as they are)."""
+    seen = {entry.kind for entry in existing}
+    fresh = []
+    for entry in wanted:
+        if entry.kind not in seen:
+            seen.add(entry.kind)
+            fresh.append(entry)
+    return fresh
+
+
+def scheduled(entry: OutboxEntry, now: datetime) -> OutboxEntry:
+    """An outbox entry after its task was accepted by Cloud Tasks."""
+    return replace(entry, state="scheduled", scheduled_at=now)
+
+
+def newest_failed_first(entries: list[FailedTask]) -> list[FailedTask]:
+    """Most recently failed first; ties by id, descending (as Firestore orders them)."""
+    return sorted(entries, key=lambda task: (task.last_failed_at, task.id), reverse=True)
+
+
+# --- the in-memory store ----------------------------------------------------------------
+
+
+class MemoryStore:
+    """All four store ports in dictionaries behind one lock (tests, single process)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._effects: dict[tuple[str, str], EffectRecord] = {}
+        self._failed: dict[str, FailedTask] = {}
+        self._facts: dict[str, AnalyticsFact] = {}
+        self._shards: dict[tuple[date, int], DailyAggregate] = {}
+        self._orders: dict[str, OrderRecord] = {}
+        self._outbox: dict[str, list[OutboxEntry]] = {}
+        self._checkouts: dict[str, CheckoutReplay] = {}
+
+    # EffectStore
+
+    def claim_effect(self, order_id: str, kind: str, now: datetime, lease_seconds: float,
+                     ttl_seconds: float) -> Claim:
+        """See ``EffectStore.claim_effect``."""
+        with self._lock:
+            claim = claim_transition(self._effects.get((order_id, kind)), order_id, kind, now, lease_seconds, ttl_seconds)
+            if claim.state is ClaimState.CLAIMED:
+                self._effects[(order_id, kind)] = claim.record
+            return claim
+
+    def complete_effect(self, order_id: str, kind: str, result: dict[str, Any], now: datetime) -> None:
+        """See ``EffectStore.complete_effect``."""
+        with self._lock:
+            self._effects[(order_id, kind)] = completed(self._effects.get((order_id, kind)), order_id, kind, result, now)
+
+    def release_effect(self, order_id: str, kind: str, now: datetime) -> None:
+        """See ``EffectStore.release_effect``."""
+        with self._lock:
+            record = released(self._effects.get((order_id, kind)), now)
+            if record is not None:
+                self._effects[(order_id, kind)] = record
+
+    def get_effect(self, order_id: str, kind: str) -> EffectRecord | None:
+        """See ``EffectStore.get_effect``."""
+        with self._lock:
+            return self._effects.get((order_id, kind))
+
+    # FailedTaskStore
+
+    def record_failure(self, report: FailureReport) -> FailedTask:
+        """See ``FailedTaskStore.record_failure``."""
+        with self._lock:
+            task = failure_appended(self._failed.get(f"{report.order_id}:{report.kind}"), report)
+            self._failed[task.id] = task
+            return task
+
+    def get_failed(self, failed_id: str) -> FailedTask | None:
+        """See ``FailedTaskStore.get_failed``."""
+        with self._lock:
+            return self._failed.get(failed_id)
+
+    def list_failed(self, status: str | None = None, kind: str | None = None, limit: int = 100) -> list[FailedTask]:
+        """See ``FailedTaskStore.list_failed``."""
+        with self._lock:
+            matching = [task for task in self._failed.values()
+                        if status in (None, task.status) and kind in (None, task.kind)]
+        return newest_failed_first(matching)[:limit]
+
+    def update_failed(self, failed_id: str, status: str, now: datetime, *, expect_status: str | None = None,
+                      resolved_by: str | None = None, note: str | None = None,
+                      count_replay: bool = False) -> FailedTask | None:
+        """See ``FailedTaskStore.update_failed``."""
+        with self._lock:
+            task = status_changed(self._failed.get(failed_id), status, expect_status, resolved_by, note, count_replay)
+            if task is not None:
+                self._failed[failed_id] = task
+            return task
+
+    # AnalyticsStore
+
+    def record_order_fact(self, fact: AnalyticsFact, shard: int) -> bool:
+        """See ``AnalyticsStore.record_order_fact``."""
+        with self._lock:
+            if fact.order_id in self._facts:
+                return False
+            self._facts[fact.order_id] = fact
+            key = (fact.day, shard)
+            self._shards[key] = fact_added(self._shards.get(key, empty_totals(fact.day)), fact)
+            return True
+
+    def get_fact(self, order_id: str) -> AnalyticsFact | None:
+        """See ``AnalyticsStore.get_fact``."""
+        with self._lock:
+            return self._facts.get(order_id)
+
+    def daily_aggregate(self, day: date) -> DailyAggregate:
+        """See ``AnalyticsStore.daily_aggregate``."""
+        total = empty_totals(day)
+        with self._lock:
+            for (shard_day, _), shard in self._shards.items():
+                if shard_day == day:
+                    total = totals_merged(total, shard)
+        return total
+
+    # OrderStore
+
+    def create_order(self, order: OrderRecord) -> bool:
+        """See ``OrderStore.create_order``."""
+        with self._lock:
+            if order.order_id in self._orders:
+                return False
+            self._orders[order.order_id] = order
+            return True
+
+    def get_order(self, order_id: str) -> OrderRecord | None:
+        """See ``OrderStore.get_order``."""
+        with self._lock:
+            return self._orders.get(order_id)
+
+    def _order(self, order_id: str) -> OrderRecord:
+        if order_id not in self._orders:
+            raise KeyError(f"order {order_id} does not exist; create_order first")
+        return self._orders[order_id]
+
+    def mark_paid(self, order_id: str, charge_id: str, outbox: list[OutboxEntry], now: datetime) -> None:
+        """See ``OrderStore.mark_paid``; unknown order → ``KeyError``."""
+        with self._lock:
+            self._orders[order_id] = replace(self._order(order_id), status="paid", charge_id=charge_id, paid_at=now)
+            existing = self._outbox.setdefault(order_id, [])
+            existing.extend(new_outbox_entries(existing, outbox))
+
+    def mark_payment_failed(self, order_id: str, now: datetime) -> None:
+        """See ``OrderStore.mark_payment_failed``; unknown order → ``KeyError``."""
+        with self._lock:
+            self._orders[order_id] = replace(self._order(order_id), status="payment_failed")
+
+    def mark_scheduled(self, order_id: str, kind: str, now: datetime) -> None:
+        """See ``OrderStore.mark_scheduled``; unknown entry → ``KeyError``."""
+        with self._lock:
+            entries = self._outbox.get(order_id, [])
+            index = next((i for i, entry in enumerate(entries) if entry.kind == kind), None)
+            if index is None:
+                raise KeyError(f"order {order_id} has no outbox entry {kind}")
+            entries[index] = scheduled(entries[index], now)
+
+    def outbox_for(self, order_id: str) -> list[OutboxEntry]:
+        """See ``OrderStore.outbox_for``."""
+        with self._lock:
+            return list(self._outbox.get(order_id, []))
+
+    def pending_outbox(self, created_before: datetime, limit: int = 500) -> list[OutboxEntry]:
+        """See ``OrderStore.pending_outbox``."""
+        with self._lock:
+            pending = [entry for entries in self._outbox.values() for entry in entries
+                       if entry.state == "pending" and entry.created_at < created_before]
+        return sorted(pending, key=lambda entry: (entry.created_at, f"{entry.order_id}:{entry.kind}"))[:limit]
+
+    def reserve_checkout(self, key: str, request_hash: str, order_id: str, now: datetime) -> CheckoutReplay | None:
+        """See ``OrderStore.reserve_checkout``."""
+        with self._lock:
+            if key in self._checkouts:
+                return self._checkouts[key]
+            self._checkouts[key] = CheckoutReplay(key, request_hash, order_id, None, None, now)
+            return None
+
+    def finish_checkout(self, key: str, status_code: int, response: dict[str, Any]) -> None:
+        """See ``OrderStore.finish_checkout``; unknown key → ``KeyError``."""
+        with self._lock:
+            if key not in self._checkouts:
+                raise KeyError(f"checkout key {key!r} was never reserved")
+            self._checkouts[key] = replace(self._checkouts[key], status_code=status_code, response=dict(response))

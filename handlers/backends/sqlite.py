@@ -1,0 +1,419 @@
+"""SQLite store: the embedded default for every store port (one file, WAL mode).
+
+Tables: ``idempotency``, ``failed_tasks`` (history as JSON), ``analytics_orders``,
+``analytics_daily`` (one row per day and shard; revenue and units as JSON maps), ``orders``,
+``outbox``, ``checkout_keys``. Times are ISO-8601 UTC strings with microseconds, so text
+order is time order.
+
+Every read-decide-write runs inside ``BEGIN IMMEDIATE``: SQLite takes the write lock at
+``BEGIN``, so two threads or processes never decide on the same stale read. The decisions
+themselves are the shared transitions in ``handlers.backends.memory``. One connection per
+thread (functions-framework and the tests use threads). ``sqlite3.OperationalError``
+(locked beyond ``busy_timeout``, disk I/O, unopenable file) becomes ``DependencyUnavailable``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import fields
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+from handlers.backends import memory as rules
+from handlers.errors import DependencyUnavailable
+from handlers.ports import (
+    AnalyticsFact,
+    CheckoutReplay,
+    Claim,
+    ClaimState,
+    DailyAggregate,
+    EffectRecord,
+    FailedTask,
+    FailureReport,
+    OrderRecord,
+    OutboxEntry,
+)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS idempotency (
+    order_id TEXT NOT NULL, kind TEXT NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL,
+    lease_expires_at TEXT, first_attempt_at TEXT NOT NULL, updated_at TEXT NOT NULL,
+    expire_at TEXT NOT NULL, result TEXT NOT NULL DEFAULT '{}',
+    PRIMARY KEY (order_id, kind)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS idempotency_expire_at ON idempotency (expire_at);
+CREATE TABLE IF NOT EXISTS failed_tasks (
+    id TEXT PRIMARY KEY, order_id TEXT NOT NULL, kind TEXT NOT NULL, queue TEXT NOT NULL,
+    task_name TEXT NOT NULL, payload TEXT NOT NULL, error_type TEXT NOT NULL, error TEXT NOT NULL,
+    attempts INTEGER NOT NULL, first_failed_at TEXT NOT NULL, last_failed_at TEXT NOT NULL,
+    status TEXT NOT NULL, history TEXT NOT NULL, resolved_by TEXT, note TEXT,
+    replays INTEGER NOT NULL DEFAULT 0, updated_at TEXT);
+CREATE INDEX IF NOT EXISTS failed_tasks_recent ON failed_tasks (last_failed_at DESC, id DESC);
+CREATE INDEX IF NOT EXISTS failed_tasks_status ON failed_tasks (status, last_failed_at DESC);
+CREATE TABLE IF NOT EXISTS analytics_orders (
+    order_id TEXT PRIMARY KEY, day TEXT NOT NULL, currency TEXT NOT NULL,
+    revenue_minor INTEGER NOT NULL, units TEXT NOT NULL, recorded_at TEXT NOT NULL, shard INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS analytics_daily (
+    day TEXT NOT NULL, shard INTEGER NOT NULL, orders INTEGER NOT NULL,
+    revenue_minor TEXT NOT NULL, units TEXT NOT NULL, PRIMARY KEY (day, shard)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS orders (
+    order_id TEXT PRIMARY KEY, status TEXT NOT NULL, snapshot TEXT NOT NULL, created_at TEXT NOT NULL,
+    charge_id TEXT, paid_at TEXT);
+CREATE TABLE IF NOT EXISTS outbox (
+    order_id TEXT NOT NULL, kind TEXT NOT NULL, task_name TEXT NOT NULL, schedule_time TEXT NOT NULL,
+    state TEXT NOT NULL, created_at TEXT NOT NULL, scheduled_at TEXT, seq INTEGER NOT NULL,
+    PRIMARY KEY (order_id, kind));
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (state, created_at);
+CREATE TABLE IF NOT EXISTS checkout_keys (
+    key TEXT PRIMARY KEY, request_hash TEXT NOT NULL, order_id TEXT NOT NULL, status_code INTEGER,
+    response TEXT, created_at TEXT NOT NULL);
+"""
+
+_TIME_COLUMNS = frozenset({"lease_expires_at", "first_attempt_at", "updated_at", "expire_at", "first_failed_at",
+                           "last_failed_at", "recorded_at", "schedule_time", "created_at", "scheduled_at", "paid_at"})
+_JSON_COLUMNS = frozenset({"result", "payload", "history", "units", "revenue_minor", "snapshot", "response"})
+
+
+# --- encoding ---------------------------------------------------------------------------
+
+
+def to_text(moment: datetime) -> str:
+    """ISO-8601 UTC with microseconds always present (so strings sort as times do)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)      # naive means UTC, as Firestore reads it
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def from_text(text: str) -> datetime:
+    """The timezone-aware UTC datetime that ``to_text`` wrote."""
+    return datetime.fromisoformat(text).astimezone(UTC)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return to_text(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return to_text(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, default=_json_default, sort_keys=True)
+    return value
+
+
+def _value(column: str, cell: Any) -> Any:
+    if cell is None:
+        return None
+    if column in _TIME_COLUMNS:
+        return from_text(cell)
+    if column == "day":
+        return date.fromisoformat(cell)
+    if column == "history":
+        return [{**entry, "failed_at": from_text(entry["failed_at"])} for entry in json.loads(cell)]
+    if column in _JSON_COLUMNS and isinstance(cell, str):
+        return json.loads(cell)
+    return cell
+
+
+def _row(record: Any, **extra: Any) -> dict[str, Any]:
+    """A dataclass record as column → cell (plus columns the record does not carry)."""
+    return {f.name: _cell(getattr(record, f.name)) for f in fields(record)} | {k: _cell(v) for k, v in extra.items()}
+
+
+def _record(cls: type[R], row: sqlite3.Row | None) -> R | None:
+    if row is None:
+        return None
+    return cls(**{f.name: _value(f.name, row[f.name]) for f in fields(cls)})  # type: ignore[arg-type]
+
+
+def _upsert(conn: sqlite3.Connection, table: str, keys: tuple[str, ...], row: dict[str, Any]) -> None:
+    columns = ", ".join(row)
+    updates = ", ".join(f"{c} = excluded.{c}" for c in row if c not in keys)
+    conn.execute(f"INSERT INTO {table} ({columns}) VALUES ({', '.join(':' + c for c in row)}) "
+                 f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}", row)
+
+
+def _insert(conn: sqlite3.Connection, table: str, row: dict[str, Any], unless_exists: tuple[str, ...] = ()) -> bool:
+    """Insert ``row``; with ``unless_exists`` (the key columns) do nothing on conflict. ``True`` if inserted."""
+    conflict = f" ON CONFLICT ({', '.join(unless_exists)}) DO NOTHING" if unless_exists else ""
+    cursor = conn.execute(f"INSERT INTO {table} ({', '.join(row)}) VALUES ({', '.join(':' + c for c in row)}){conflict}",
+                          row)
+    return cursor.rowcount == 1
+
+
+def _shard_row(shard: DailyAggregate, number: int) -> dict[str, Any]:
+    return {"day": shard.day.isoformat(), "shard": number, "orders": shard.orders,
+            "revenue_minor": _cell(shard.revenue_minor), "units": _cell(shard.units)}
+
+
+# --- the store --------------------------------------------------------------------------
+
+
+def _guarded(method: Callable[P, R]) -> Callable[P, R]:
+    """Turn SQLite's operational failures into the port's ``DependencyUnavailable``."""
+    @functools.wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        except sqlite3.OperationalError as exc:
+            store = args[0]
+            raise DependencyUnavailable(
+                f"SQLite store {getattr(store, 'path', '?')} unavailable ({exc}); check that its directory "
+                "exists and is writable and that no other process holds a long write lock") from exc
+    return wrapper
+
+
+class SqliteStore:
+    """``EffectStore``, ``FailedTaskStore``, ``AnalyticsStore`` and ``OrderStore`` in one SQLite file."""
+
+    @_guarded
+    def __init__(self, path: Path, busy_timeout: float = 5.0) -> None:
+        """Open (creating if needed) the database at ``path``; waits ``busy_timeout`` s for locks."""
+        self.path = Path(path)
+        self._busy_ms = int(busy_timeout * 1000)
+        self._local = threading.local()
+        self._opened: list[sqlite3.Connection] = []
+        self._opened_lock = threading.Lock()
+        conn = self._conn()
+        conn.execute("PRAGMA journal_mode=WAL")   # persistent: readers never block the writer
+        with self._transaction() as tx:
+            for statement in filter(str.strip, SCHEMA.split(";")):
+                tx.execute(statement)
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            # isolation_level=None: we issue BEGIN IMMEDIATE ourselves instead of the
+            # module's implicit deferred BEGIN, which could deadlock on lock upgrade.
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            conn.row_factory = sqlite3.Row
+            conn.execute(f"PRAGMA busy_timeout={self._busy_ms}")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            self._local.conn = conn
+            with self._opened_lock:
+                self._opened.append(conn)
+        return conn
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def _one(self, sql: str, *params: Any) -> sqlite3.Row | None:
+        row: sqlite3.Row | None = self._conn().execute(sql, params).fetchone()
+        return row
+
+    def close(self) -> None:
+        """Close every connection this store opened (in any thread)."""
+        with self._opened_lock:
+            for conn in self._opened:
+                conn.close()
+            self._opened.clear()
+        self._local = threading.local()
+
+    # EffectStore
+
+    def _effect(self, conn: sqlite3.Connection, order_id: str, kind: str) -> EffectRecord | None:
+        row = conn.execute("SELECT * FROM idempotency WHERE order_id = ? AND kind = ?", (order_id, kind)).fetchone()
+        return _record(EffectRecord, row)
+
+    @_guarded
+    def claim_effect(self, order_id: str, kind: str, now: datetime, lease_seconds: float,
+                     ttl_seconds: float) -> Claim:
+        """See ``EffectStore.claim_effect``."""
+        with self._transaction() as conn:
+            claim = rules.claim_transition(self._effect(conn, order_id, kind), order_id, kind, now,
+                                           lease_seconds, ttl_seconds)
+            if claim.state is ClaimState.CLAIMED:
+                _upsert(conn, "idempotency", ("order_id", "kind"), _row(claim.record))
+            return claim
+
+    @_guarded
+    def complete_effect(self, order_id: str, kind: str, result: dict[str, Any], now: datetime) -> None:
+        """See ``EffectStore.complete_effect``."""
+        with self._transaction() as conn:
+            record = rules.completed(self._effect(conn, order_id, kind), order_id, kind, result, now)
+            _upsert(conn, "idempotency", ("order_id", "kind"), _row(record))
+
+    @_guarded
+    def release_effect(self, order_id: str, kind: str, now: datetime) -> None:
+        """See ``EffectStore.release_effect``."""
+        with self._transaction() as conn:
+            record = rules.released(self._effect(conn, order_id, kind), now)
+            if record is not None:
+                _upsert(conn, "idempotency", ("order_id", "kind"), _row(record))
+
+    @_guarded
+    def get_effect(self, order_id: str, kind: str) -> EffectRecord | None:
+        """See ``EffectStore.get_effect``."""
+        return self._effect(self._conn(), order_id, kind)
+
+    # FailedTaskStore
+
+    @_guarded
+    def record_failure(self, report: FailureReport) -> FailedTask:
+        """See ``FailedTaskStore.record_failure``."""
+        with self._transaction() as conn:
+            found = self._failed(conn, f"{report.order_id}:{report.kind}")
+            task = rules.failure_appended(found, report)
+            _upsert(conn, "failed_tasks", ("id",), _row(task, updated_at=report.failed_at))
+            return task
+
+    def _failed(self, conn: sqlite3.Connection, failed_id: str) -> FailedTask | None:
+        return _record(FailedTask, conn.execute("SELECT * FROM failed_tasks WHERE id = ?", (failed_id,)).fetchone())
+
+    @_guarded
+    def get_failed(self, failed_id: str) -> FailedTask | None:
+        """See ``FailedTaskStore.get_failed``."""
+        return self._failed(self._conn(), failed_id)
+
+    @_guarded
+    def list_failed(self, status: str | None = None, kind: str | None = None, limit: int = 100) -> list[FailedTask]:
+        """See ``FailedTaskStore.list_failed``."""
+        rows = self._conn().execute(
+            "SELECT * FROM failed_tasks WHERE (:status IS NULL OR status = :status) AND (:kind IS NULL OR kind = :kind) "
+            "ORDER BY last_failed_at DESC, id DESC LIMIT :limit", {"status": status, "kind": kind, "limit": limit})
+        return [task for task in (_record(FailedTask, row) for row in rows) if task is not None]
+
+    @_guarded
+    def update_failed(self, failed_id: str, status: str, now: datetime, *, expect_status: str | None = None,
+                      resolved_by: str | None = None, note: str | None = None,
+                      count_replay: bool = False) -> FailedTask | None:
+        """See ``FailedTaskStore.update_failed``."""
+        with self._transaction() as conn:
+            task = rules.status_changed(self._failed(conn, failed_id), status, expect_status, resolved_by, note,
+                                        count_replay)
+            if task is not None:
+                _upsert(conn, "failed_tasks", ("id",), _row(task, updated_at=now))
+            return task
+
+    # AnalyticsStore
+
+    @_guarded
+    def record_order_fact(self, fact: AnalyticsFact, shard: int) -> bool:
+        """See ``AnalyticsStore.record_order_fact``."""
+        with self._transaction() as conn:
+            if not _insert(conn, "analytics_orders", _row(fact, shard=shard), unless_exists=("order_id",)):
+                return False
+            _upsert(conn, "analytics_daily", ("day", "shard"), _shard_row(self._shard(conn, fact, shard), shard))
+            return True
+
+    def _shard(self, conn: sqlite3.Connection, fact: AnalyticsFact, shard: int) -> DailyAggregate:
+        row = conn.execute("SELECT * FROM analytics_daily WHERE day = ? AND shard = ?",
+                           (fact.day.isoformat(), shard)).fetchone()
+        totals = _record(DailyAggregate, row) or rules.empty_totals(fact.day)
+        return rules.fact_added(totals, fact)
+
+    @_guarded
+    def get_fact(self, order_id: str) -> AnalyticsFact | None:
+        """See ``AnalyticsStore.get_fact``."""
+        return _record(AnalyticsFact, self._one("SELECT * FROM analytics_orders WHERE order_id = ?", order_id))
+
+    @_guarded
+    def daily_aggregate(self, day: date) -> DailyAggregate:
+        """See ``AnalyticsStore.daily_aggregate``."""
+        total = rules.empty_totals(day)
+        for row in self._conn().execute("SELECT * FROM analytics_daily WHERE day = ?", (day.isoformat(),)):
+            shard = _record(DailyAggregate, row)
+            total = rules.totals_merged(total, shard) if shard else total
+        return total
+
+    # OrderStore
+
+    @_guarded
+    def create_order(self, order: OrderRecord) -> bool:
+        """See ``OrderStore.create_order``."""
+        return _insert(self._conn(), "orders", _row(order), unless_exists=("order_id",))
+
+    @_guarded
+    def get_order(self, order_id: str) -> OrderRecord | None:
+        """See ``OrderStore.get_order``."""
+        return _record(OrderRecord, self._one("SELECT * FROM orders WHERE order_id = ?", order_id))
+
+    @_guarded
+    def mark_paid(self, order_id: str, charge_id: str, outbox: list[OutboxEntry], now: datetime) -> None:
+        """See ``OrderStore.mark_paid``; unknown order → ``KeyError`` (nothing written)."""
+        with self._transaction() as conn:
+            self._update_order(conn, order_id, status="paid", charge_id=charge_id, paid_at=to_text(now))
+            existing = self._outbox(conn, order_id)
+            next_seq = conn.execute("SELECT COALESCE(MAX(seq) + 1, 0) FROM outbox WHERE order_id = ?",
+                                    (order_id,)).fetchone()[0]
+            for offset, entry in enumerate(rules.new_outbox_entries(existing, outbox)):
+                _insert(conn, "outbox", _row(entry, seq=next_seq + offset, order_id=order_id))
+
+    def _update_order(self, conn: sqlite3.Connection, order_id: str, **changes: Any) -> None:
+        assignments = ", ".join(f"{column} = :{column}" for column in changes)
+        cursor = conn.execute(f"UPDATE orders SET {assignments} WHERE order_id = :order_id",
+                              changes | {"order_id": order_id})
+        if cursor.rowcount == 0:
+            raise KeyError(f"order {order_id} does not exist; create_order first")
+
+    @_guarded
+    def mark_payment_failed(self, order_id: str, now: datetime) -> None:
+        """See ``OrderStore.mark_payment_failed``; unknown order → ``KeyError``."""
+        with self._transaction() as conn:
+            self._update_order(conn, order_id, status="payment_failed")
+
+    @_guarded
+    def mark_scheduled(self, order_id: str, kind: str, now: datetime) -> None:
+        """See ``OrderStore.mark_scheduled``; unknown entry → ``KeyError``."""
+        cursor = self._conn().execute(
+            "UPDATE outbox SET state = 'scheduled', scheduled_at = ? WHERE order_id = ? AND kind = ?",
+            (to_text(now), order_id, kind))
+        if cursor.rowcount == 0:
+            raise KeyError(f"order {order_id} has no outbox entry {kind}")
+
+    def _outbox(self, conn: sqlite3.Connection, order_id: str) -> list[OutboxEntry]:
+        rows = conn.execute("SELECT * FROM outbox WHERE order_id = ? ORDER BY seq", (order_id,))
+        return [entry for entry in (_record(OutboxEntry, row) for row in rows) if entry is not None]
+
+    @_guarded
+    def outbox_for(self, order_id: str) -> list[OutboxEntry]:
+        """See ``OrderStore.outbox_for``."""
+        return self._outbox(self._conn(), order_id)
+
+    @_guarded
+    def pending_outbox(self, created_before: datetime, limit: int = 500) -> list[OutboxEntry]:
+        """See ``OrderStore.pending_outbox``."""
+        rows = self._conn().execute(
+            "SELECT * FROM outbox WHERE state = 'pending' AND created_at < ? "
+            "ORDER BY created_at, order_id || ':' || kind LIMIT ?", (to_text(created_before), limit))
+        return [entry for entry in (_record(OutboxEntry, row) for row in rows) if entry is not None]
+
+    @_guarded
+    def reserve_checkout(self, key: str, request_hash: str, order_id: str, now: datetime) -> CheckoutReplay | None:
+        """See ``OrderStore.reserve_checkout``."""
+        with self._transaction() as conn:
+            reservation = CheckoutReplay(key, request_hash, order_id, None, None, now)
+            if _insert(conn, "checkout_keys", _row(reservation), unless_exists=("key",)):
+                return None
+            return _record(CheckoutReplay, conn.execute("SELECT * FROM checkout_keys WHERE key = ?", (key,)).fetchone())
+
+    @_guarded
+    def finish_checkout(self, key: str, status_code: int, response: dict[str, Any]) -> None:
+        """See ``OrderStore.finish_checkout``; unknown key → ``KeyError``."""
+        cursor = self._conn().execute("UPDATE checkout_keys SET status_code = ?, response = ? WHERE key = ?",
+                                      (status_code, _cell(response), key))
+        if cursor.rowcount == 0:
+            raise KeyError(f"checkout key {key!r} was never reserved")

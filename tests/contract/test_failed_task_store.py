@@ -1,0 +1,99 @@
+"""FailedTaskStore contract: create, append and re-open, list, compare-and-set status."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from handlers.ports import FailedTaskStore, FailureReport
+from tests.contract.clock import T0, at
+from tests.contract.concurrency import all_at_once
+
+
+def report(order_id: str = "o-1", kind: str = "notify_warehouse", attempt: int = 5, seconds: float = 0,
+           error: str = "warehouse answered 503") -> FailureReport:
+    return FailureReport(order_id, kind, "warehouse", f"projects/p/locations/l/queues/warehouse/tasks/ab-{order_id}-{kind}",
+                         {"kind": kind, "v": 1, "order_id": order_id, "data": {"items": [{"sku": "A.1", "q": 2}]}},
+                         "DependencyUnavailable", error, attempt, at(seconds))
+
+
+def test_store_implements_the_port(store: Any) -> None:
+    assert isinstance(store, FailedTaskStore)
+
+
+def test_first_failure_creates_an_open_entry(store: Any) -> None:
+    created = store.record_failure(report())
+    assert created == store.get_failed("o-1:notify_warehouse")
+    assert (created.id, created.status, created.attempts, created.replays) == ("o-1:notify_warehouse", "open", 5, 0)
+    assert (created.first_failed_at, created.last_failed_at) == (T0, T0)
+    assert created.payload["data"]["items"] == [{"sku": "A.1", "q": 2}]
+    assert created.history == [{"attempt": 5, "failed_at": T0, "error_type": "DependencyUnavailable",
+                                "error": "warehouse answered 503", "task_name": created.task_name}]
+    assert (created.resolved_by, created.note) == (None, None)
+
+
+def test_next_failure_appends_history_and_reopens(store: Any) -> None:
+    store.record_failure(report())
+    store.update_failed("o-1:notify_warehouse", "resolved", at(10), resolved_by="ana", note="restarted")
+    again = store.record_failure(report(attempt=1, seconds=60, error="warehouse answered 400"))
+    assert (again.status, again.attempts, again.error) == ("open", 1, "warehouse answered 400")
+    assert (again.first_failed_at, again.last_failed_at) == (T0, at(60))
+    assert [entry["failed_at"] for entry in again.history] == [T0, at(60)]
+    assert (again.resolved_by, again.note) == ("ana", "restarted")
+    assert store.get_failed("o-1:notify_warehouse") == again
+
+
+def test_unknown_entry_is_none(store: Any) -> None:
+    assert store.get_failed("nope:notify_warehouse") is None
+    assert store.update_failed("nope:notify_warehouse", "resolved", T0) is None
+
+
+def test_list_is_newest_first_and_filters_by_status_and_kind(store: Any) -> None:
+    store.record_failure(report("o-1", "notify_warehouse", seconds=10))
+    store.record_failure(report("o-2", "generate_invoice", seconds=30))
+    store.record_failure(report("o-3", "notify_warehouse", seconds=20))
+    store.update_failed("o-3:notify_warehouse", "resolved", at(40))
+    ids = lambda tasks: [task.id for task in tasks]  # noqa: E731
+    assert ids(store.list_failed()) == ["o-2:generate_invoice", "o-3:notify_warehouse", "o-1:notify_warehouse"]
+    assert ids(store.list_failed(status="open")) == ["o-2:generate_invoice", "o-1:notify_warehouse"]
+    assert ids(store.list_failed(kind="notify_warehouse")) == ["o-3:notify_warehouse", "o-1:notify_warehouse"]
+    assert ids(store.list_failed(status="open", kind="notify_warehouse")) == ["o-1:notify_warehouse"]
+    assert ids(store.list_failed(status="replayed")) == []
+    assert ids(store.list_failed(limit=1)) == ["o-2:generate_invoice"]
+    assert ids(store.list_failed(status="open", limit=1)) == ["o-2:generate_invoice"]
+
+
+def test_update_without_expect_status_always_applies(store: Any) -> None:
+    store.record_failure(report())
+    updated = store.update_failed("o-1:notify_warehouse", "resolved", at(5), resolved_by="ana", note="refunded")
+    assert updated is not None
+    assert (updated.status, updated.resolved_by, updated.note, updated.replays) == ("resolved", "ana", "refunded", 0)
+    assert store.get_failed("o-1:notify_warehouse") == updated
+
+
+def test_update_with_expect_status_is_compare_and_set(store: Any) -> None:
+    store.record_failure(report())
+    assert store.update_failed("o-1:notify_warehouse", "replayed", at(1), expect_status="replay_requested") is None
+    assert store.get_failed("o-1:notify_warehouse").status == "open"
+    requested = store.update_failed("o-1:notify_warehouse", "replay_requested", at(2), expect_status="open")
+    assert requested is not None and requested.status == "replay_requested"
+    replayed = store.update_failed("o-1:notify_warehouse", "replayed", at(3), expect_status="replay_requested",
+                                   count_replay=True)
+    assert replayed is not None and (replayed.status, replayed.replays) == ("replayed", 1)
+
+
+def test_twenty_concurrent_sweepers_replay_an_entry_once(store: Any) -> None:
+    store.record_failure(report())
+    store.update_failed("o-1:notify_warehouse", "replay_requested", at(1))
+    results = all_at_once(lambda _: store.update_failed("o-1:notify_warehouse", "replayed", at(2),
+                                                        expect_status="replay_requested", count_replay=True))
+    assert Counter(result is None for result in results) == {True: 19, False: 1}
+    assert store.get_failed("o-1:notify_warehouse").replays == 1
+
+
+def test_unknown_status_is_refused_with_the_valid_ones(store: Any) -> None:
+    store.record_failure(report())
+    with pytest.raises(ValueError, match="replay_requested"):
+        store.update_failed("o-1:notify_warehouse", "fixed", T0)
