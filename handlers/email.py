@@ -59,7 +59,8 @@ def render_email(kind: str, order_id: str, data: EmailData, seller: Seller,
     wording = WORDING[kind]
     msg = EmailMessage()
     msg["From"] = seller.mail_from
-    msg["To"] = MailAddress(display_name=data.customer.name, addr_spec=data.customer.email)
+    # Line breaks in a display name would be a header injection; email refuses them, so fold them.
+    msg["To"] = MailAddress(display_name=" ".join(data.customer.name.split()), addr_spec=data.customer.email)
     msg["Subject"] = wording.subject.format(order_id=order_id)
     msg["Date"] = format_datetime(sent_at or data.placed_at)
     msg["Message-ID"] = message_id(order_id, kind, seller.mail_from)

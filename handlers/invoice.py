@@ -97,6 +97,8 @@ def _story(order_id: str, snapshot: OrderSnapshot, seller: Seller) -> list[Flowa
 
 
 def _header(order_id: str, snapshot: OrderSnapshot, seller: Seller) -> Table:
+    # The invoice is issued for the paid order, so it carries the order's date, never the
+    # render time: re-rendering on a retry must give the same bytes.
     day = _utc(snapshot.placed_at).date().isoformat()
     seller_block = Paragraph(f"<b>{_para(seller.name)}</b><br/>{_lines(seller.address)}<br/>"
                              f"Tax ID: {_para(seller.tax_id)}", _BODY)

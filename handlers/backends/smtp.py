@@ -39,8 +39,9 @@ class SmtpMailer:
         except smtplib.SMTPResponseException as exc:
             raise _reply_error(exc.smtp_code, exc.smtp_error, "the relay") from exc
         except smtplib.SMTPNotSupportedError as exc:
-            raise Rejected(f"SMTP relay {self.host}:{self.port} lacks a needed extension ({exc}); "
-                           "check the STARTTLS setting or use a relay that supports it") from exc
+            raise Rejected(f"SMTP relay {self.host}:{self.port} lacks an extension this message needs ({exc}): "
+                           "STARTTLS when starttls is on, SMTPUTF8 for non-ASCII addresses; "
+                           "change the setting or use a relay that supports it") from exc
         except (smtplib.SMTPException, OSError) as exc:
             # SMTPServerDisconnected, refused connections, timeouts and TLS errors land here.
             raise DependencyUnavailable(f"SMTP relay {self.host}:{self.port} unavailable: {exc!r}") from exc

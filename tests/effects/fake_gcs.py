@@ -41,7 +41,7 @@ class FakeGcs:
         from google.auth.credentials import AnonymousCredentials
         from google.cloud import storage
 
-        return storage.Client(project="test", credentials=AnonymousCredentials(),
+        return storage.Client(project="test", credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
                               client_options={"api_endpoint": self.endpoint})
 
 
@@ -59,8 +59,9 @@ def _upload(fake: FakeGcs, bucket: str, query: dict[str, list[str]], headers: An
         if query.get("ifGenerationMatch") == ["0"] and (bucket, name) in fake.objects:
             return _error(412, "At least one of the pre-conditions you specified did not hold.")
         generation = len(fake.objects) + 1
-        fake.objects[(bucket, name)] = StoredObject(media_part.get_payload(decode=True), media_part.get_content_type(),
-                                                    generation)
+        data = media_part.get_payload(decode=True)
+        assert isinstance(data, bytes)
+        fake.objects[(bucket, name)] = StoredObject(data, media_part.get_content_type(), generation)
     resource = {"kind": "storage#object", "bucket": bucket, "name": name, "generation": str(generation)}
     return 200, "application/json", json.dumps(resource).encode()
 

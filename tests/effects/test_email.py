@@ -160,3 +160,12 @@ def test_untrusted_certificate_is_retryable_not_silently_accepted(starttls_serve
 def _a_message() -> EmailMessage:
     data = task_for(SEND_CONFIRMATION_EMAIL, "A1001", eur_order()).data
     return order_email.render_email(SEND_CONFIRMATION_EMAIL, "A1001", data, SELLER)
+
+
+def test_line_breaks_in_a_name_cannot_inject_headers() -> None:
+    order = eur_order(customer_name="Eve\r\nBcc: victim@example.com")
+    msg = order_email.render_email(SEND_CONFIRMATION_EMAIL, "X2", task_for(SEND_CONFIRMATION_EMAIL, "X2", order).data,
+                                   SELLER)
+    parsed = message_from_bytes(msg.as_bytes(), policy=policy.default)
+    assert parsed["Bcc"] is None
+    assert parsed["To"].addresses[0].display_name == "Eve Bcc: victim@example.com"

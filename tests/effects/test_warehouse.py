@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timezone
 from email.utils import format_datetime
+from typing import Any
 
 import pytest
 
@@ -20,7 +21,7 @@ from tests.support.servers import free_port
 TASK = task_for(NOTIFY_WAREHOUSE, "A1001", eur_order())
 
 
-def _notify(warehouse: Warehouse, make_context: Callable[..., EffectContext], **client: object) -> dict[str, object]:
+def _notify(warehouse: Warehouse, make_context: Callable[..., EffectContext], **client: Any) -> dict[str, Any]:
     return notify_warehouse(TASK, make_context(warehouse=warehouse.client(**client)))
 
 
