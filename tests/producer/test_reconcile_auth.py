@@ -1,0 +1,113 @@
+"""``POST /internal/reconcile`` behind OIDC, called the way Cloud Scheduler would.
+
+The emulator mints real RS256 tokens when it dispatches a task with ``oidcToken``; the
+checkout verifies them against the emulator's certificates: no key or verifier is faked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from google.cloud import tasks_v2
+
+from producer import wiring
+from producer.checkout import create_app
+from producer.enqueue import queue_path
+from tests.producer.conftest import Emulator, LiveServer, Stack, build_stack, order_body
+from tests.support.servers import wait_until
+
+DISPATCHER = "ordertasks-dispatcher@my-shop-project.iam.gserviceaccount.com"
+
+
+@pytest.fixture
+def secured(tmp_path: Path, emulator: Emulator) -> Iterator[tuple[Stack, LiveServer]]:
+    """The app with OIDC on, served over HTTP, its audience its own URL."""
+    stack = build_stack(tmp_path, emulator)
+    live = LiveServer(stack.app)  # bound now so the URL is known; the app is replaced below
+    settings = replace(stack.settings, oidc_verify=True,
+                       oidc_certs_url=f"http://{emulator.host}/oauth2/v1/certs",
+                       extra={"ORDERTASKS_CHECKOUT_AUDIENCE": live.url})
+    app = create_app(settings, store=stack.store, enqueuer=stack.enqueuer, gateway=stack.gateway)
+    live.server.app = app
+    stack = replace(stack, settings=settings, app=app)
+    with live:
+        yield stack, live
+    stack.enqueuer.close()
+
+
+def _scheduler_call(stack: Stack, url: str, email: str, audience: str) -> Any:
+    """Create a task aimed at ``url`` with an OIDC token and force its dispatch, like a scheduler job."""
+    cat = stack.catalog
+    parent = queue_path(cat.project, cat.region, "ordertasks-analytics")
+    client = stack.enqueuer.client
+    task = client.create_task(parent=parent, task=tasks_v2.Task(http_request=tasks_v2.HttpRequest(
+        http_method=tasks_v2.HttpMethod.POST, url=url,
+        oidc_token=tasks_v2.OidcToken(service_account_email=email, audience=audience))))
+    client.run_task(name=task.name)
+    return task
+
+
+def _pending(stack: Stack) -> int:
+    return len(stack.store.pending_outbox(datetime.now(timezone.utc) + timedelta(seconds=1)))
+
+
+def _outage_order(stack: Stack) -> None:
+    stack.emulator.stop()
+    assert stack.client.post("/api/checkout", json=order_body()).status_code == 202
+    stack.emulator.start()
+
+
+def test_token_minted_for_the_dispatcher_runs_reconcile(secured: tuple[Stack, LiveServer]) -> None:
+    stack, live = secured
+    _outage_order(stack)
+    assert _pending(stack) == 6
+    _scheduler_call(stack, f"{live.url}/internal/reconcile?grace_seconds=0", DISPATCHER, live.url)
+    wait_until(lambda: _pending(stack) == 0, timeout=20, what="reconcile through an OIDC-verified call")
+    assert len([t for t in stack.tasks() if "-ord_" in t.name]) == 6
+
+
+def test_missing_or_garbage_token_is_401(secured: tuple[Stack, LiveServer]) -> None:
+    _, live = secured
+    for headers in ({}, {"Authorization": "Bearer not.a.jwt"}, {"Authorization": "Basic abc"}):
+        resp = requests.post(f"{live.url}/internal/reconcile", headers=headers, timeout=10)
+        assert resp.status_code == 401, resp.text
+        assert resp.json()["error"]["code"] == "unauthenticated"
+
+
+def _last_status(stack: Stack, name: str) -> int | None:
+    task = stack.enqueuer.client.get_task(name=name)
+    code = task.last_attempt.response_status.code if task.last_attempt else 0
+    return code or None
+
+
+def test_other_service_account_is_forbidden(secured: tuple[Stack, LiveServer]) -> None:
+    stack, live = secured
+    _outage_order(stack)
+    task = _scheduler_call(stack, f"{live.url}/internal/reconcile?grace_seconds=0",
+                           "intruder@my-shop-project.iam.gserviceaccount.com", live.url)
+    status = wait_until(lambda: _last_status(stack, task.name), timeout=20, what="the dispatch attempt")
+    assert status == 7  # google.rpc.Code PERMISSION_DENIED: our 403
+    assert _pending(stack) == 6
+
+
+def test_wrong_audience_is_unauthenticated(secured: tuple[Stack, LiveServer]) -> None:
+    stack, live = secured
+    _outage_order(stack)
+    task = _scheduler_call(stack, f"{live.url}/internal/reconcile?grace_seconds=0", DISPATCHER,
+                           "https://some-other-service.example/")
+    status = wait_until(lambda: _last_status(stack, task.name), timeout=20, what="the dispatch attempt")
+    assert status == 16  # UNAUTHENTICATED: our 401
+    assert _pending(stack) == 6
+
+
+def test_wiring_refuses_any_google_account_by_default(tmp_path: Path, emulator: Emulator) -> None:
+    stack = build_stack(tmp_path, emulator)
+    verifier = wiring.reconcile_verifier(stack.settings)
+    assert verifier.allowed_emails == frozenset({DISPATCHER})
+    stack.enqueuer.close()
