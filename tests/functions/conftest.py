@@ -77,11 +77,13 @@ def stack(tmp_path: Path) -> Iterator[HandlerStack]:
     store = SqliteStore(settings.sqlite_file)
     server, _ = serve_flask(wiring.build_handler(settings, stores=store), port)
     session = requests.Session()
+    handler_stack = HandlerStack(url, issuer, mail, warehouse, store, settings.blob_root, session)
     try:
-        yield HandlerStack(url, issuer, mail, warehouse, store, settings.blob_root, session)
+        yield handler_stack
     finally:
         server.shutdown()  # type: ignore[attr-defined]
-        mail.stop()
+        stack_mail = handler_stack.mail
+        stack_mail.stop()
         warehouse.stop()
         issuer.stop()
         session.close()

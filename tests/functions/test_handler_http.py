@@ -10,6 +10,7 @@ import pytest
 from pypdf import PdfReader
 
 from handlers.contract import encode
+from infra.mailsink import MailSink
 from tests.effects.orders import eur_order
 from tests.functions.conftest import DISPATCHER, HandlerStack
 from tests.support.issuer import RsaKey
@@ -106,10 +107,12 @@ def test_warehouse_4xx_is_dead_at_once(stack: HandlerStack) -> None:
 
 
 def test_smtp_down_is_retryable(stack: HandlerStack) -> None:
+    port = stack.mail.controller.port
     stack.mail.stop()
     resp = stack.deliver(body("send_confirmation_email"), queue="ordertasks-email")
     assert resp.status_code == 503
-    stack.mail.controller.start()
+    assert stack.store.list_failed() == []
+    stack.mail = MailSink(port=port).start()
     assert stack.deliver(body("send_confirmation_email"), retry_count=1).json()["outcome"] == "done"
     assert effects_for(stack)["emails"] == 1
 
