@@ -1,0 +1,7 @@
+"""Local Cloud Tasks v2 REST emulator: ``ordertasks emulator`` / ``python -m infra.emulator``.
+
+Modules: ``server`` (command line, start-up), ``api`` (REST routes), ``service`` (API
+operations on the state), ``store`` (SQLite), ``dispatcher`` (delivery, limits, retries),
+``wire`` (JSON format), ``rules`` (limits), ``model`` (dataclasses, retry policy), ``oidc``
+(tokens and keys), ``errors`` (google.rpc.Status).
+"""

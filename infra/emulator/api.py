@@ -1,0 +1,264 @@
+"""HTTP layer: the Cloud Tasks v2 REST routes, plus health and OIDC key endpoints.
+
+Routes are matched by regular expressions on the path after ``/v2/`` because resource
+names contain slashes and custom verbs (``queues/q:pause``) that aiohttp's router does not
+split.  Each handler gets a :class:`Call` and returns a JSON object; :class:`RpcError`
+becomes a ``google.rpc.Status`` answer.  Enums are answered as numbers when the caller
+asked for ``enum-encoding=int`` (the Python client) and as names otherwise (gcloud).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from infra.emulator import rules, wire
+from infra.emulator.errors import RpcError, invalid
+from infra.emulator.model import QueueState, View
+from infra.emulator.oidc import TokenMinter
+from infra.emulator.service import TasksService
+
+log = logging.getLogger("ordertasks.emulator.api")
+Json = dict[str, Any]
+MAX_REQUEST_BYTES = 4 * 1024 * 1024  # above the 1 MiB task limit, so oversize tasks get a clear 400
+
+
+@dataclass
+class Call:
+    """One API request: path parameters, query, body and the caller's enum encoding."""
+
+    request: web.Request
+    params: dict[str, str]
+    service: TasksService
+    body: Any = None
+
+    @property
+    def int_enums(self) -> bool:
+        """True when the caller asked for enums as numbers."""
+        alt = self.request.query.get("$alt", "") + ";" + self.request.query.get("alt", "")
+        return "enum-encoding=int" in alt
+
+    @property
+    def location(self) -> str:
+        """``projects/P/locations/L`` after checking both ids."""
+        rules.check_parent(self.params["p"], self.params["l"])
+        return f"projects/{self.params['p']}/locations/{self.params['l']}"
+
+    @property
+    def queue_name(self) -> str:
+        """Full queue name from the path, id checked."""
+        rules.check_queue_id(self.params["q"], "name")
+        return f"{self.location}/queues/{self.params['q']}"
+
+    @property
+    def task_name(self) -> str:
+        """Full task name from the path, id checked."""
+        rules.check_task_id(self.params["t"], "name")
+        return f"{self.queue_name}/tasks/{self.params['t']}"
+
+    def page(self) -> tuple[int, str]:
+        """``pageSize`` and ``pageToken`` from the query."""
+        raw = self.request.query.get("pageSize", "0") or "0"
+        if not raw.lstrip("-").isdigit():
+            raise invalid(f"pageSize must be an integer (got {raw!r})")
+        return int(raw), self.request.query.get("pageToken", "")
+
+    def view(self, source: Any) -> View:
+        """``responseView`` (query value or body field); BASIC when absent."""
+        if source in (None, "", 0, "0", "VIEW_UNSPECIFIED"):
+            return View.BASIC
+        return wire.parse_enum(View, source, "responseView")
+
+    def json_body(self) -> Json:
+        """The request body as a JSON object ({} when empty)."""
+        if not isinstance(self.body, dict):
+            raise invalid("request body must be a JSON object")
+        return self.body
+
+
+Handler = Callable[[Call], Awaitable[Json]]
+
+
+# -- handlers ----------------------------------------------------------------------------
+
+async def list_locations(call: Call) -> Json:
+    """locations.list: the locations that hold queues (plus any asked about)."""
+    project = call.params["p"]
+    prefix = f"projects/{project}/locations/"
+    ids = sorted({name[len(prefix):].split("/")[0] for name in call.service.queues if name.startswith(prefix)})
+    return {"locations": [{"name": prefix + i, "locationId": i} for i in ids]}
+
+
+async def get_location(call: Call) -> Json:
+    """locations.get: every location exists in the emulator."""
+    return {"name": call.location, "locationId": call.params["l"]}
+
+
+async def list_queues(call: Call) -> Json:
+    """queues.list with pageSize, pageToken and a ``state:`` filter."""
+    size, token = call.page()
+    queues, next_token = call.service.list_queues(call.location, size, token, call.request.query.get("filter", ""))
+    out: Json = {"queues": [wire.queue_to_json(q, call.int_enums) for q in queues]}
+    return {**out, "nextPageToken": next_token} if next_token else out
+
+
+async def create_queue(call: Call) -> Json:
+    """queues.create (body: the queue)."""
+    queue = await call.service.create_queue(call.location, call.json_body())
+    return wire.queue_to_json(queue, call.int_enums)
+
+
+async def get_queue(call: Call) -> Json:
+    """queues.get."""
+    return wire.queue_to_json(call.service.queue(call.queue_name), call.int_enums)
+
+
+async def patch_queue(call: Call) -> Json:
+    """queues.patch with ``updateMask`` (camelCase or snake_case paths)."""
+    mask = [_camel(p.strip()) for p in call.request.query.get("updateMask", "").split(",") if p.strip()]
+    queue = await call.service.update_queue(call.queue_name, call.json_body(), mask)
+    return wire.queue_to_json(queue, call.int_enums)
+
+
+async def delete_queue(call: Call) -> Json:
+    """queues.delete."""
+    await call.service.delete_queue(call.queue_name)
+    return {}
+
+
+async def queue_verb(call: Call) -> Json:
+    """queues.pause / resume / purge."""
+    name, verb = call.queue_name, call.params["verb"]
+    if verb == "purge":
+        queue = await call.service.purge_queue(name)
+    else:
+        queue = await call.service.set_state(name, QueueState.PAUSED if verb == "pause" else QueueState.RUNNING)
+    return wire.queue_to_json(queue, call.int_enums)
+
+
+async def list_tasks(call: Call) -> Json:
+    """tasks.list with pageSize, pageToken and responseView."""
+    size, token = call.page()
+    view = call.view(call.request.query.get("responseView"))
+    tasks, next_token = call.service.list_tasks(call.queue_name, size, token)
+    out: Json = {"tasks": [wire.task_to_json(t, view, call.int_enums) for t in tasks]}
+    return {**out, "nextPageToken": next_token} if next_token else out
+
+
+async def create_task(call: Call) -> Json:
+    """tasks.create (body: ``{"task": {...}, "responseView": ...}``)."""
+    body = call.json_body()
+    view = call.view(body.get("responseView"))
+    task = await call.service.create_task(call.queue_name, body)
+    return wire.task_to_json(task, view, call.int_enums)
+
+
+async def get_task(call: Call) -> Json:
+    """tasks.get with responseView."""
+    view = call.view(call.request.query.get("responseView"))
+    return wire.task_to_json(call.service.task(call.task_name), view, call.int_enums)
+
+
+async def delete_task(call: Call) -> Json:
+    """tasks.delete."""
+    await call.service.delete_task(call.task_name)
+    return {}
+
+
+async def run_task(call: Call) -> Json:
+    """tasks.run: dispatch now, answer with the task."""
+    view = call.view(call.json_body().get("responseView"))
+    return wire.task_to_json(call.service.run_task(call.task_name), view, call.int_enums)
+
+
+def _camel(path: str) -> str:
+    return re.sub(r"_([a-z])", lambda m: m.group(1).upper(), path)
+
+
+_LOCATION = r"projects/(?P<p>[^/]+)/locations/(?P<l>[^/]+)"
+_QUEUE = _LOCATION + r"/queues/(?P<q>[^/:]+)"
+_TASK = _QUEUE + r"/tasks/(?P<t>[^/:]+)"
+ROUTES: list[tuple[re.Pattern[str], str, Handler]] = [
+    (re.compile(p + "$"), method, handler) for p, method, handler in [
+        (r"projects/(?P<p>[^/]+)/locations", "GET", list_locations),
+        (_LOCATION, "GET", get_location),
+        (_LOCATION + "/queues", "GET", list_queues),
+        (_LOCATION + "/queues", "POST", create_queue),
+        (_QUEUE, "GET", get_queue),
+        (_QUEUE, "PATCH", patch_queue),
+        (_QUEUE, "DELETE", delete_queue),
+        (_QUEUE + r":(?P<verb>pause|resume|purge)", "POST", queue_verb),
+        (_QUEUE + "/tasks", "GET", list_tasks),
+        (_QUEUE + "/tasks", "POST", create_task),
+        (_TASK, "GET", get_task),
+        (_TASK, "DELETE", delete_task),
+        (_TASK + ":run", "POST", run_task),
+    ]
+]
+
+
+def _route(method: str, path: str) -> tuple[Handler, dict[str, str]]:
+    for pattern, route_method, handler in ROUTES:
+        match = pattern.match(path)
+        if match and route_method == method:
+            return handler, match.groupdict()
+    raise RpcError("NOT_FOUND", f"no Cloud Tasks v2 method at {method} /v2/{path}")
+
+
+async def _read_body(request: web.Request) -> Any:
+    raw = await request.read()
+    if not raw.strip():
+        return {}
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise invalid(f"Invalid JSON payload received: {exc}") from None
+
+
+def make_api_handler(service: TasksService) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """The aiohttp handler for everything under ``/v2/``."""
+    async def handle(request: web.Request) -> web.Response:
+        try:
+            handler, params = _route(request.method, request.match_info["path"])
+            call = Call(request, params, service, await _read_body(request))
+            return web.json_response(await handler(call))
+        except RpcError as exc:
+            return web.json_response(exc.to_json(), status=exc.http_status)
+    return handle
+
+
+def latency_middleware(latency_ms: float) -> Any:
+    """Delay every API call by ``latency_ms`` (models the network to the real service)."""
+    @web.middleware
+    async def delay(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+        if latency_ms > 0 and request.path.startswith("/v2/"):
+            await asyncio.sleep(latency_ms / 1000)
+        return await handler(request)
+    return delay
+
+
+def build_app(service: TasksService, minter: TokenMinter, latency_ms: float = 0.0) -> web.Application:
+    """The aiohttp application: API, ``/healthz``, and the OIDC key sets."""
+    app = web.Application(client_max_size=MAX_REQUEST_BYTES, middlewares=[latency_middleware(latency_ms)])
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def jwks(_: web.Request) -> web.Response:
+        return web.json_response(minter.jwks(), headers={"Cache-Control": "public, max-age=300"})
+
+    async def pem_certs(_: web.Request) -> web.Response:
+        return web.json_response(minter.pem_certs(), headers={"Cache-Control": "public, max-age=300"})
+
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/oauth2/v3/certs", jwks)
+    app.router.add_get("/oauth2/v1/certs", pem_certs)
+    app.router.add_route("*", "/v2/{path:.*}", make_api_handler(service))
+    return app

@@ -1,0 +1,100 @@
+"""RPC errors of the emulator, answered as ``google.rpc.Status`` JSON.
+
+One exception, :class:`RpcError`, carries a canonical status name and a message; the
+HTTP layer turns it into ``{"error": {"code", "message", "status"}}`` with the HTTP status
+Google's REST gateway uses for that canonical code.  The constructors below name what
+happened, so handlers read ``raise not_found_task()`` instead of juggling numbers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# canonical status -> (google.rpc.Code number, HTTP status) as Google's REST front end maps them.
+STATUS_CODES: dict[str, tuple[int, int]] = {
+    "OK": (0, 200),
+    "CANCELLED": (1, 499),
+    "UNKNOWN": (2, 500),
+    "INVALID_ARGUMENT": (3, 400),
+    "DEADLINE_EXCEEDED": (4, 504),
+    "NOT_FOUND": (5, 404),
+    "ALREADY_EXISTS": (6, 409),
+    "PERMISSION_DENIED": (7, 403),
+    "RESOURCE_EXHAUSTED": (8, 429),
+    "FAILED_PRECONDITION": (9, 400),
+    "ABORTED": (10, 409),
+    "OUT_OF_RANGE": (11, 400),
+    "UNIMPLEMENTED": (12, 501),
+    "INTERNAL": (13, 500),
+    "UNAVAILABLE": (14, 503),
+    "UNAUTHENTICATED": (16, 401),
+}
+
+TASK_EXISTS = "Requested entity already exists"
+TASK_EXISTED_RECENTLY = (
+    "The task cannot be created because a task with this name existed too recently. "
+    "For more information about task de-duplication see "
+    "https://cloud.google.com/tasks/docs/reference/rest/v2/projects.locations.queues.tasks/create."
+)
+TASK_GONE_RECENTLY = (
+    "The task no longer exists, though a task with this name existed recently. "
+    "The task either successfully completed or was deleted."
+)
+ENTITY_NOT_FOUND = "Requested entity was not found."
+QUEUE_NOT_FOUND = (
+    "Queue does not exist. If you just created the queue, wait at least a minute "
+    "for the queue to initialize."
+)
+QUEUE_EXISTED_RECENTLY = (
+    "The queue cannot be created because a queue with this name existed too recently."
+)
+
+
+class RpcError(Exception):
+    """A failed API call: canonical ``status`` name plus a message that says what to fix."""
+
+    def __init__(self, status: str, message: str) -> None:
+        super().__init__(f"{status}: {message}")
+        self.status = status
+        self.message = message
+
+    @property
+    def http_status(self) -> int:
+        """The HTTP status the REST API answers with for this error."""
+        return STATUS_CODES[self.status][1]
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``{"error": google.rpc.Status}`` body of the HTTP answer."""
+        code = STATUS_CODES[self.status][1]
+        return {"error": {"code": code, "message": self.message, "status": self.status}}
+
+
+def invalid(message: str) -> RpcError:
+    """INVALID_ARGUMENT: the request names the field that is wrong."""
+    return RpcError("INVALID_ARGUMENT", message)
+
+
+def not_found(message: str = ENTITY_NOT_FOUND) -> RpcError:
+    """NOT_FOUND with the given (real Cloud Tasks) message."""
+    return RpcError("NOT_FOUND", message)
+
+
+def already_exists(message: str = TASK_EXISTS) -> RpcError:
+    """ALREADY_EXISTS with the given (real Cloud Tasks) message."""
+    return RpcError("ALREADY_EXISTS", message)
+
+
+def failed_precondition(message: str) -> RpcError:
+    """FAILED_PRECONDITION: the request is valid but the resource's state forbids it."""
+    return RpcError("FAILED_PRECONDITION", message)
+
+
+def rpc_code_for_http(status: int) -> int:
+    """The google.rpc.Code Cloud Tasks records in ``lastAttempt.responseStatus`` for an HTTP status."""
+    if 200 <= status < 300:
+        return 0
+    table = {400: 3, 401: 16, 403: 7, 404: 5, 409: 10, 412: 9, 416: 11, 429: 8, 499: 1,
+             501: 12, 503: 14, 504: 4}
+    if status in table:
+        return table[status]
+    return 13 if status >= 500 else 9 if status >= 400 else 2

@@ -1,0 +1,75 @@
+"""Cloud Tasks' limits on queues and tasks, checked before anything is stored.
+
+Each check raises INVALID_ARGUMENT with a message that names the field and says what is
+allowed, so a developer can fix the request without reading the reference.
+"""
+
+from __future__ import annotations
+
+from infra.emulator.errors import invalid
+from infra.emulator.model import (
+    MAX_DEADLINE, MAX_SCHEDULE_AHEAD, MAX_TASK_BYTES, MIN_DEADLINE, PROJECT_ID, QUEUE_ID, TASK_ID,
+    LOCATION_ID, Queue, Task,
+)
+
+
+def check_parent(project: str, location: str) -> None:
+    """Project and location ids must look like ids."""
+    if not PROJECT_ID.match(project):
+        raise invalid(f"parent: invalid project id {project!r}")
+    if not LOCATION_ID.match(location):
+        raise invalid(f"parent: invalid location id {location!r}")
+
+
+def check_queue_id(queue_id: str, field: str = "queue.name") -> None:
+    """Queue ids are 1-100 characters of letters, digits and hyphens."""
+    if not QUEUE_ID.match(queue_id):
+        raise invalid(f"{field}: invalid queue id {queue_id!r}; use 1-100 characters of [A-Za-z0-9-]")
+
+
+def check_task_id(task_id: str, field: str = "task.name") -> None:
+    """Task ids are 1-500 characters of letters, digits, hyphens and underscores."""
+    if not TASK_ID.match(task_id):
+        raise invalid(f"{field}: invalid task id {task_id!r}; use 1-500 characters of [A-Za-z0-9_-]")
+
+
+def check_queue(queue: Queue) -> None:
+    """Rate and retry settings within Cloud Tasks' bounds."""
+    rate, retry = queue.rate_limits, queue.retry_config
+    if not 0 <= rate.max_dispatches_per_second <= 500:
+        raise invalid("queue.rateLimits.maxDispatchesPerSecond must be between 0 and 500 "
+                      f"(got {rate.max_dispatches_per_second:g}); use more queues for more throughput")
+    if not 0 <= rate.max_concurrent_dispatches <= 5000:
+        raise invalid("queue.rateLimits.maxConcurrentDispatches must be between 0 and 5000 "
+                      f"(got {rate.max_concurrent_dispatches})")
+    if retry.max_attempts < -1:
+        raise invalid(f"queue.retryConfig.maxAttempts must be -1 (unlimited) or positive (got {retry.max_attempts})")
+    if retry.max_doublings < 0:
+        raise invalid(f"queue.retryConfig.maxDoublings must be >= 0 (got {retry.max_doublings})")
+    if retry.min_backoff < 0:
+        raise invalid(f"queue.retryConfig.minBackoff must be >= 0s (got {retry.min_backoff:g}s)")
+    if retry.max_retry_duration < 0:
+        raise invalid(f"queue.retryConfig.maxRetryDuration must be >= 0s (got {retry.max_retry_duration:g}s)")
+    if retry.min_backoff > retry.max_backoff:
+        raise invalid(f"queue.retryConfig.minBackoff ({retry.min_backoff:g}s) must not exceed "
+                      f"queue.retryConfig.maxBackoff ({retry.max_backoff:g}s)")
+
+
+def check_task(task: Task, now: float) -> None:
+    """URL, size, schedule and deadline of a task about to be created."""
+    req = task.http_request
+    if not req.url:
+        raise invalid("task.httpRequest.url is required")
+    if not req.url.startswith(("http://", "https://")) or len(req.url) > 2083:
+        raise invalid(f"task.httpRequest.url must start with http:// or https:// and be at most 2083 "
+                      f"characters (got {req.url[:80]!r})")
+    if req.oidc_token is not None and not req.oidc_token.service_account_email:
+        raise invalid("task.httpRequest.oidcToken.serviceAccountEmail is required when oidcToken is set")
+    size = len(req.body) + len(req.url) + sum(len(k) + len(v) for k, v in req.headers.items())
+    if size > MAX_TASK_BYTES:
+        raise invalid(f"task.httpRequest.body: task size {size} bytes exceeds the 1 MiB ({MAX_TASK_BYTES} bytes) "
+                      "limit; store large payloads elsewhere and send a reference")
+    if task.schedule_time > now + MAX_SCHEDULE_AHEAD:
+        raise invalid("task.scheduleTime must be at most 30 days in the future")
+    if not MIN_DEADLINE <= task.dispatch_deadline <= MAX_DEADLINE:
+        raise invalid(f"task.dispatchDeadline must be between 15s and 1800s (got {task.dispatch_deadline:g}s)")

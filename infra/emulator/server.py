@@ -1,0 +1,136 @@
+"""``ordertasks emulator``: start the local Cloud Tasks v2 REST emulator.
+
+Start-up: open the SQLite state, load or create the OIDC signing key, restore queues and
+tasks, create/update the queues of ``--queues`` (the task catalog), start the dispatcher,
+then listen and print one ``listening on`` line.  SIGTERM or Ctrl-C stops it cleanly; tasks
+in flight stay stored and are delivered again after the next start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from infra.emulator import oidc, store as db
+from infra.emulator.api import build_app
+from infra.emulator.dispatcher import Dispatcher
+from infra.emulator.errors import RpcError
+from infra.emulator.service import TasksService
+
+TOMBSTONE_SWEEP_SECONDS = 60.0
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    """The command line (see docs/emulator.md)."""
+    p = argparse.ArgumentParser(prog="ordertasks emulator", description="Local Cloud Tasks v2 REST emulator.")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8123, help="port to listen on (default 8123)")
+    p.add_argument("--db", default="var/tasks.db", help="SQLite file holding queues, tasks and the signing key")
+    p.add_argument("--queues", metavar="TOML", help="task catalog whose queues are created or updated at start")
+    p.add_argument("--project", help="project of the --queues queues (default: the catalog's)")
+    p.add_argument("--location", help="location of the --queues queues (default: the catalog's region)")
+    p.add_argument("--dedup-window", type=float, default=3600.0, metavar="SECONDS",
+                   help="how long a completed or deleted task name stays taken (default 3600)")
+    p.add_argument("--queue-recreate-window", type=float, default=0.0, metavar="SECONDS",
+                   help="refuse re-creating a deleted queue for this long, FAILED_PRECONDITION (default 0: allow)")
+    p.add_argument("--inject-latency-ms", type=float, default=0.0, metavar="N",
+                   help="add N ms to every API call (models the network to the real service)")
+    p.add_argument("--issuer", default="https://accounts.google.com", help="iss claim of minted OIDC tokens")
+    p.add_argument("--quiet", action="store_true", help="no log line per dispatch attempt")
+    return p.parse_args(list(argv))
+
+
+def catalog_queue_bodies(path: str, project: str | None, location: str | None) -> list[dict[str, Any]]:
+    """The queues of the task catalog as Cloud Tasks queue JSON."""
+    from infra.config import load_catalog
+
+    catalog = load_catalog(path)
+    parent = f"projects/{project or catalog.project}/locations/{location or catalog.region}"
+    return [{
+        "name": f"{parent}/queues/{q.name}",
+        "rateLimits": {"maxDispatchesPerSecond": q.max_dispatches_per_second, "maxBurstSize": q.max_burst_size,
+                       "maxConcurrentDispatches": q.max_concurrent_dispatches},
+        "retryConfig": {"maxAttempts": q.max_attempts, "minBackoff": f"{q.min_backoff_seconds}s",
+                        "maxBackoff": f"{q.max_backoff_seconds}s", "maxDoublings": q.max_doublings,
+                        "maxRetryDuration": f"{q.max_retry_duration_seconds}s"},
+    } for q in catalog.queues.values()]
+
+
+async def apply_catalog(service: TasksService, args: argparse.Namespace) -> None:
+    """Create or update every queue named in ``--queues``."""
+    for body in catalog_queue_bodies(args.queues, args.project, args.location):
+        mask = ["rateLimits", "retryConfig"]
+        await service.update_queue(body["name"], body, mask)
+
+
+def load_minter(store: db.Store, snapshot: db.Snapshot, issuer: str) -> oidc.TokenMinter:
+    """The signing key from the database, created on first start."""
+    material = snapshot.meta.get(oidc.META_KEY)
+    if material is None:
+        material = oidc.new_key_material(time.time())
+        store.write_now([db.put_meta(oidc.META_KEY, material)])
+    return oidc.TokenMinter(material, issuer, time.time)
+
+
+async def sweep_tombstones(service: TasksService) -> None:
+    """Forget expired task names now and then."""
+    while True:
+        await asyncio.sleep(TOMBSTONE_SWEEP_SECONDS)
+        service.drop_expired_tombstones()
+
+
+async def serve(args: argparse.Namespace) -> int:
+    """Run until SIGTERM/SIGINT."""
+    loop = asyncio.get_running_loop()
+    store = db.Store(args.db)
+    snapshot = store.load(time.time())
+    minter = load_minter(store, snapshot, args.issuer)
+    service = TasksService(store, time.time, args.dedup_window, args.queue_recreate_window)
+    service.restore(snapshot)
+    store.start(loop)
+    if args.queues:
+        await apply_catalog(service, args)
+    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, limit_per_host=0))
+    dispatcher = Dispatcher(service, minter, session, time.time,
+                            log_line=(lambda _: None) if args.quiet else None)
+    service.start_dispatching(dispatcher)
+    runner = web.AppRunner(build_app(service, minter, args.inject_latency_ms), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, args.host, args.port).start()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    sweeper = loop.create_task(sweep_tombstones(service))
+    print(f"ordertasks emulator listening on http://{args.host}:{args.port}", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        sweeper.cancel()
+        await runner.cleanup()
+        await dispatcher.stop()
+        await session.close()
+        store.close()
+    return 0
+
+
+def main(argv: Sequence[str]) -> int:
+    """Entry point of ``ordertasks emulator`` and ``python -m infra.emulator``."""
+    args = parse_args(argv)
+    try:
+        return asyncio.run(serve(args))
+    except RpcError as exc:
+        print(f"ordertasks emulator: {args.queues}: {exc.message}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"ordertasks emulator: cannot start: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0

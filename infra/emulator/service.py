@@ -1,0 +1,340 @@
+"""The Cloud Tasks API operations on the emulator's state: queues, tasks, tombstones.
+
+State lives in memory and is written through to :class:`~infra.emulator.store.Store`.
+Requests that create or change something wait for the commit before they answer, so an
+acknowledged change survives ``kill -9``.  The service knows nothing about HTTP: it takes
+and returns model objects and raises :class:`~infra.emulator.errors.RpcError`.  It tells a
+:class:`Scheduler` (the dispatcher) about tasks and queues it should act on.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import bisect
+import logging
+import re
+import secrets
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
+
+from infra.emulator import errors, rules, store as db, wire
+from infra.emulator.errors import RpcError, invalid
+from infra.emulator.model import Queue, QueueState, Task
+from infra.emulator.store import Store
+
+log = logging.getLogger("ordertasks.emulator")
+MAX_PAGE = 1000
+_STATE_FILTER = re.compile(r"^\s*state\s*[:=]\s*\"?([A-Z_]+)\"?\s*$")
+
+
+class Scheduler(Protocol):
+    """What the service tells the dispatcher; a no-op implementation serves read-only tools."""
+
+    def queue_updated(self, queue: Queue) -> None:
+        """A queue was created, changed, paused or resumed."""
+
+    def queue_deleted(self, name: str) -> None:
+        """A queue and all its tasks are gone."""
+
+    def task_added(self, task: Task) -> None:
+        """A task was created (durably) and waits for its schedule time."""
+
+    def run_now(self, task: Task) -> bool:
+        """Dispatch ``task`` now, ignoring pause and rate limits; False if it is already in flight."""
+
+
+class NoScheduler:
+    """A scheduler that dispatches nothing."""
+
+    def queue_updated(self, queue: Queue) -> None:
+        """Ignore."""
+
+    def queue_deleted(self, name: str) -> None:
+        """Ignore."""
+
+    def task_added(self, task: Task) -> None:
+        """Ignore."""
+
+    def run_now(self, task: Task) -> bool:
+        """Ignore."""
+        return True
+
+
+def page_token(last: str) -> str:
+    """An opaque page token: the last name on the page."""
+    return base64.urlsafe_b64encode(last.encode()).decode("ascii")
+
+
+def _after_token(names: list[str], token: str) -> int:
+    if not token:
+        return 0
+    try:
+        last = base64.urlsafe_b64decode(token.encode()).decode()
+    except (ValueError, UnicodeDecodeError):
+        raise invalid(f"pageToken: invalid page token {token!r}; pass nextPageToken from the previous page") from None
+    return bisect.bisect_right(names, last)
+
+
+def paginate(names: list[str], page_size: int, token: str) -> tuple[list[str], str]:
+    """One page of sorted ``names`` after ``token`` and the token of the next page ('' if none)."""
+    if page_size < 0:
+        raise invalid(f"pageSize must be >= 0 (got {page_size})")
+    size = min(page_size or MAX_PAGE, MAX_PAGE)
+    start = _after_token(names, token)
+    page = names[start:start + size]
+    more = start + size < len(names)
+    return page, page_token(page[-1]) if more and page else ""
+
+
+class TasksService:
+    """Queues and tasks of every project and location the emulator has seen."""
+
+    def __init__(self, store: Store, clock: Callable[[], float], dedup_window: float = 3600.0,
+                 queue_recreate_window: float = 0.0) -> None:
+        self.store = store
+        self.clock = clock
+        self.dedup_window = dedup_window
+        self.queue_recreate_window = queue_recreate_window
+        self.scheduler: Scheduler = NoScheduler()
+        self.queues: dict[str, Queue] = {}
+        self.tasks: dict[str, dict[str, Task]] = {}
+        self.tombstones: dict[str, float] = {}
+
+    def restore(self, snapshot: db.Snapshot) -> None:
+        """Adopt the state read from the database at start."""
+        for queue in snapshot.queues:
+            self.queues[queue.name] = queue
+            self.tasks[queue.name] = {}
+        for task in snapshot.tasks:
+            self.tasks.setdefault(task.queue_name, {})[task.name] = task
+        self.tombstones = dict(snapshot.tombstones)
+
+    def start_dispatching(self, scheduler: Scheduler) -> None:
+        """Hand every queue and task to ``scheduler``."""
+        self.scheduler = scheduler
+        for queue in self.queues.values():
+            scheduler.queue_updated(queue)
+            for task in self.tasks[queue.name].values():
+                scheduler.task_added(task)
+
+    # -- lookups ---------------------------------------------------------------------------
+
+    def queue(self, name: str) -> Queue:
+        """The queue called ``name`` or NOT_FOUND."""
+        queue = self.queues.get(name)
+        if queue is None:
+            raise errors.not_found(errors.QUEUE_NOT_FOUND)
+        return queue
+
+    def task(self, name: str) -> Task:
+        """The live task called ``name`` or NOT_FOUND (saying so if it finished recently)."""
+        task = self.tasks.get(name.rsplit("/tasks/", 1)[0], {}).get(name)
+        if task is not None:
+            return task
+        self.queue(name.rsplit("/tasks/", 1)[0])
+        if self._recently_gone(name):
+            raise errors.not_found(errors.TASK_GONE_RECENTLY)
+        raise errors.not_found()
+
+    def live(self, task: Task) -> bool:
+        """True while ``task`` (this very object) is still in its queue."""
+        return self.tasks.get(task.queue_name, {}).get(task.name) is task
+
+    def _recently_gone(self, name: str) -> bool:
+        expires = self.tombstones.get(name)
+        return expires is not None and expires > self.clock()
+
+    # -- queues ----------------------------------------------------------------------------
+
+    def list_queues(self, parent: str, page_size: int, token: str, filter_: str) -> tuple[list[Queue], str]:
+        """Queues under ``projects/P/locations/L``, by name, optionally ``state: PAUSED``."""
+        wanted = self._state_filter(filter_)
+        names = sorted(n for n, q in self.queues.items()
+                       if n.startswith(parent + "/queues/") and (wanted is None or q.state == wanted))
+        page, next_token = paginate(names, page_size, token)
+        return [self.queues[n] for n in page], next_token
+
+    @staticmethod
+    def _state_filter(filter_: str) -> QueueState | None:
+        if not filter_.strip():
+            return None
+        match = _STATE_FILTER.match(filter_)
+        if not match or match.group(1) not in QueueState.__members__:
+            raise invalid(f"filter: unsupported filter {filter_!r}; the emulator supports \"state: PAUSED\" "
+                          "(or RUNNING, DISABLED)")
+        return QueueState[match.group(1)]
+
+    async def create_queue(self, parent: str, body: dict[str, Any]) -> Queue:
+        """CreateQueue: a new queue with defaults for every field not given."""
+        name = self._queue_name_in(parent, body)
+        if name in self.queues:
+            raise errors.already_exists()
+        if self._recently_gone(name) and self.queue_recreate_window > 0:
+            raise errors.failed_precondition(errors.QUEUE_EXISTED_RECENTLY)
+        queue = Queue(name=name)
+        wire.apply_queue_fields(queue, body, wire.mask_paths(body))
+        rules.check_queue(queue)
+        return await self._save_new_queue(queue)
+
+    async def _save_new_queue(self, queue: Queue) -> Queue:
+        self.queues[queue.name] = queue
+        self.tasks.setdefault(queue.name, {})
+        self.tombstones.pop(queue.name, None)
+        await self.store.write([db.put_queue(queue)])
+        self.scheduler.queue_updated(queue)
+        return queue
+
+    @staticmethod
+    def _queue_name_in(parent: str, body: dict[str, Any]) -> str:
+        name = body.get("name")
+        if not isinstance(name, str) or not name:
+            raise invalid("queue.name is required, e.g. projects/P/locations/L/queues/my-queue")
+        prefix = parent + "/queues/"
+        if not name.startswith(prefix):
+            raise invalid(f"queue.name {name!r} must start with the parent {prefix!r}")
+        rules.check_queue_id(name[len(prefix):])
+        return name
+
+    async def update_queue(self, name: str, body: dict[str, Any], mask: list[str]) -> Queue:
+        """UpdateQueue (PATCH): change the masked fields; creates the queue if it does not exist."""
+        for path in mask:
+            if not wire.known_mask_path(path):
+                raise invalid(f"updateMask: unknown or read-only field {path!r}; updatable: rateLimits.*, retryConfig.*")
+        if name not in self.queues:
+            parent = name.rsplit("/queues/", 1)[0]
+            return await self.create_queue(parent, {**body, "name": name})
+        current = self.queues[name]
+        candidate = copy.deepcopy(current)
+        wire.apply_queue_fields(candidate, body, mask or wire.mask_paths(body))
+        rules.check_queue(candidate)
+        return await self._replace_queue(candidate)
+
+    async def _replace_queue(self, queue: Queue) -> Queue:
+        self.queues[queue.name] = queue
+        await self.store.write([db.put_queue(queue)])
+        self.scheduler.queue_updated(queue)
+        return queue
+
+    async def delete_queue(self, name: str) -> None:
+        """DeleteQueue: the queue and its tasks go; the name is remembered for the re-create window."""
+        self.queue(name)
+        del self.queues[name]
+        self.tasks.pop(name, None)
+        ops = db.delete_queue(name)
+        if self.queue_recreate_window > 0:
+            self.tombstones[name] = self.clock() + self.queue_recreate_window
+            ops.append(db.put_tombstone(name, self.tombstones[name]))
+        self.scheduler.queue_deleted(name)
+        await self.store.write(ops)
+
+    async def set_state(self, name: str, state: QueueState) -> Queue:
+        """PauseQueue / ResumeQueue."""
+        current = self.queue(name)
+        queue = Queue(current.name, current.rate_limits, current.retry_config, state, current.purge_time)
+        return await self._replace_queue(queue)
+
+    async def purge_queue(self, name: str) -> Queue:
+        """PurgeQueue: delete every task created up to now."""
+        current = self.queue(name)
+        now = self.clock()
+        queue = Queue(current.name, current.rate_limits, current.retry_config, current.state, now)
+        doomed = [t for t in self.tasks[name].values() if t.create_time <= now]
+        ops = self._forget(doomed) + [db.put_queue(queue)]
+        self.queues[name] = queue
+        await self.store.write(ops)
+        return queue
+
+    # -- tasks -----------------------------------------------------------------------------
+
+    def list_tasks(self, parent: str, page_size: int, token: str) -> tuple[list[Task], str]:
+        """Tasks of a queue, by name."""
+        tasks = self.tasks.get(parent)
+        if tasks is None:
+            self.queue(parent)
+            tasks = {}
+        page, next_token = paginate(sorted(tasks), page_size, token)
+        return [tasks[n] for n in page], next_token
+
+    async def create_task(self, parent: str, body: Any) -> Task:
+        """CreateTask: validate, dedupe the name, store durably, then hand to the dispatcher."""
+        self.queue(parent)
+        now = self.clock()
+        task = self._new_task(parent, body, now)
+        tasks = self.tasks[parent]
+        if task.name in tasks:
+            raise errors.already_exists(errors.TASK_EXISTS)
+        if self._recently_gone(task.name):
+            raise errors.already_exists(errors.TASK_EXISTED_RECENTLY)
+        tasks[task.name] = task  # reserve the name before yielding to other requests
+        try:
+            await self.store.write([db.put_task(task)])
+        except Exception as exc:
+            tasks.pop(task.name, None)
+            raise RpcError("INTERNAL", f"could not store the task: {exc}") from exc
+        self.scheduler.task_added(task)
+        return task
+
+    def _new_task(self, parent: str, body: Any, now: float) -> Task:
+        if not isinstance(body, dict) or not isinstance(body.get("task"), dict):
+            raise invalid("task is required: send {\"task\": {\"httpRequest\": {\"url\": ...}}}")
+        task = wire.task_from_json(body["task"], now)
+        task.name = self._task_name(parent, task.name)
+        task.create_time = now
+        task.schedule_time = max(task.schedule_time, now)
+        task.dispatch_count = task.response_count = task.execution_count = 0
+        task.first_attempt = task.last_attempt = None
+        headers = {k: v for k, v in task.http_request.headers.items() if k.lower() != "user-agent"}
+        task.http_request.headers = {**headers, "User-Agent": "Google-Cloud-Tasks"}
+        rules.check_task(task, now)
+        return task
+
+    @staticmethod
+    def _task_name(parent: str, given: str) -> str:
+        if not given:
+            return f"{parent}/tasks/{secrets.randbelow(10**19):019d}"
+        prefix = parent + "/tasks/"
+        if not given.startswith(prefix):
+            raise invalid(f"task.name {given!r} must name a task in the queue it is created in: {prefix}TASK_ID")
+        rules.check_task_id(given[len(prefix):])
+        return given
+
+    async def delete_task(self, name: str) -> None:
+        """DeleteTask: gone now, name kept for the dedup window."""
+        task = self.task(name)
+        await self.store.write(self._forget([task]))
+
+    def _forget(self, tasks: Iterable[Task]) -> list[db.Op]:
+        """Drop tasks from memory and tombstone their names; return the matching writes."""
+        ops: list[db.Op] = []
+        expires = self.clock() + self.dedup_window
+        for task in tasks:
+            self.tasks.get(task.queue_name, {}).pop(task.name, None)
+            self.tombstones[task.name] = expires
+            ops += [db.delete_task(task.name), db.put_tombstone(task.name, expires)]
+        return ops
+
+    def run_task(self, name: str) -> Task:
+        """RunTask: dispatch now regardless of pause and rate limits."""
+        task = self.task(name)
+        self.scheduler.run_now(task)
+        return task
+
+    # -- called by the dispatcher ------------------------------------------------------------
+
+    def finish_task(self, task: Task) -> None:
+        """The task completed or ran out of attempts: forget it (write without waiting)."""
+        if self.live(task):
+            self.store.write_later(self._forget([task]))
+
+    def save_task_later(self, task: Task) -> None:
+        """Persist attempt counters and the next schedule time (write without waiting)."""
+        if self.live(task):
+            self.store.write_later([db.put_task(task)])
+
+    def drop_expired_tombstones(self) -> None:
+        """Forget names whose dedup window has passed."""
+        now = self.clock()
+        for name in [n for n, expires in self.tombstones.items() if expires <= now]:
+            del self.tombstones[name]
+        self.store.write_later([db.drop_tombstones_before(now)])

@@ -1,0 +1,126 @@
+"""Fixtures for the emulator conformance suite: a real emulator subprocess, a real HTTP
+target, the official Python client, and gcloud pointed at the emulator."""
+
+from __future__ import annotations
+
+import os
+import sys
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.emulator.receiver import Receiver
+from tests.support.servers import ServerProcess, free_port
+
+PROJECT, LOCATION = "test-project", "us-central1"
+PARENT = f"projects/{PROJECT}/locations/{LOCATION}"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def healthy(port: int) -> bool:
+    """True when ``GET /healthz`` answers 200."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=0.5) as resp:
+            return resp.status == 200
+    except OSError:
+        return False
+
+
+@dataclass
+class Emulator:
+    """A running emulator subprocess and how to reach it."""
+
+    port: int
+    db: Path
+    log: Path
+    process: ServerProcess
+
+    @property
+    def endpoint(self) -> str:
+        """Base URL (what ``api_endpoint`` and the gcloud override take)."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def client(self):  # type: ignore[no-untyped-def]
+        """The official client over REST, anonymous, aimed at this emulator."""
+        from google.api_core.client_options import ClientOptions
+        from google.auth.credentials import AnonymousCredentials
+        from google.cloud import tasks_v2
+
+        return tasks_v2.CloudTasksClient(transport="rest", credentials=AnonymousCredentials(),
+                                         client_options=ClientOptions(api_endpoint=self.endpoint))
+
+
+def start_emulator(tmp: Path, port: int | None = None, db: Path | None = None, extra: list[str] | None = None) -> Emulator:
+    """Start ``python -m infra.emulator`` on a free port and wait for /healthz."""
+    port = port or free_port()
+    db = db or tmp / "tasks.db"
+    log = tmp / f"emulator-{port}.log"
+    argv = [sys.executable, "-m", "infra.emulator", "--port", str(port), "--db", str(db), *(extra or [])]
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    process = ServerProcess(argv, port, env=env, log_path=log, ready=lambda: healthy(port)).start(timeout=30)
+    return Emulator(port, db, log, process)
+
+
+@pytest.fixture(scope="session")
+def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
+    """One emulator shared by tests that each use their own queue."""
+    emu = start_emulator(tmp_path_factory.mktemp("emulator"))
+    try:
+        yield emu
+    finally:
+        emu.process.stop()
+
+
+@pytest.fixture(scope="session")
+def client(emulator: Emulator):  # type: ignore[no-untyped-def]
+    """CloudTasksClient (REST) on the shared emulator."""
+    return emulator.client()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A fresh recording HTTP target."""
+    target = Receiver().start()
+    try:
+        yield target
+    finally:
+        target.stop()
+
+
+QueueFactory = Callable[..., str]
+
+
+@pytest.fixture
+def make_queue(client) -> QueueFactory:  # type: ignore[no-untyped-def]
+    """Create a uniquely named queue; keyword arguments set rate limits and retry config.
+
+    ``rate=``, ``burst=``, ``concurrent=``, ``attempts=``, ``min_backoff=``, ``max_backoff=``,
+    ``doublings=``, ``retry_duration=`` (seconds).  Returns the queue's full name.
+    """
+    from google.protobuf import duration_pb2
+
+    def seconds(value: float) -> duration_pb2.Duration:
+        duration = duration_pb2.Duration()
+        duration.FromNanoseconds(int(value * 1e9))
+        return duration
+
+    def make(rate: float = 500, burst: int = 100, concurrent: int = 1000, attempts: int = 100,
+             min_backoff: float = 0.1, max_backoff: float = 3600, doublings: int = 16,
+             retry_duration: float = 0) -> str:
+        name = f"{PARENT}/queues/q-{uuid.uuid4().hex[:12]}"
+        retry = {"max_attempts": attempts, "min_backoff": seconds(min_backoff),
+                 "max_backoff": seconds(max_backoff), "max_doublings": doublings}
+        if retry_duration:
+            retry["max_retry_duration"] = seconds(retry_duration)
+        client.create_queue(parent=PARENT, queue={
+            "name": name,
+            "rate_limits": {"max_dispatches_per_second": rate, "max_burst_size": burst,
+                            "max_concurrent_dispatches": concurrent},
+            "retry_config": retry,
+        })
+        return name
+    return make
