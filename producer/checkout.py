@@ -55,6 +55,8 @@ def create_app(settings: Settings, *, store: OrderStore | None = None, enqueuer:
         verifier = wiring.reconcile_verifier(settings)
     app = Flask("ordertasks.checkout")
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    # Werkzeug would answer "//" with an HTML 308 redirect, outside our JSON error contract.
+    app.url_map.merge_slashes = False
     app.extensions["ordertasks"] = {"checkout": checkout, "settings": settings}
     _register_routes(app, checkout, settings, verifier)
     _register_error_handlers(app)
