@@ -41,7 +41,7 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def print_plan(t: Target, resources: Sequence[Resource], out: Output) -> None:
+def print_plan(t: Target, resources: Sequence[Resource], only: Sequence[str], out: Output) -> None:
     """Numbered gcloud commands, one section header each, plus what was left out and why."""
     out(f"# ordertasks deployment plan: project {t.project}, region {t.region}. Run from the repository root.")
     section = ""
@@ -50,21 +50,28 @@ def print_plan(t: Target, resources: Sequence[Resource], out: Output) -> None:
             section = resource.section
             out(f"\n# {section}")
         out(f"{number:>2}. {render(resource.create)}")
-    for note in plan_notes(t, resources):
-        out(note)
+    for note in plan_notes(t, only):
+        out("\n# " + note)
 
 
-def plan_notes(t: Target, resources: Sequence[Resource]) -> list[str]:
-    """Remarks printed under the plan: skipped sections and settings that cannot be set."""
-    shown = {r.section for r in resources}
-    notes = []
-    if "queues" in shown:
-        notes.append("\n# maxBurstSize is not set: Cloud Tasks v2 derives it from maxDispatchesPerSecond "
-                     "(output only); gcloud has no flag for it.")
-    if not t.checkout_url:
-        notes.append("\n# scheduler: skipped, pass --checkout-url https://<checkout service> "
-                     "(or [scheduler] checkout_url in tasks.toml) to add the reconcile and sweep jobs.")
-    return notes
+def plan_notes(t: Target, only: Sequence[str]) -> list[str]:
+    """Remarks printed under the plan: settings that cannot be set, sections left out."""
+    return [note for note in (_burst_note(only), scheduler_note(t, only)) if note]
+
+
+def _burst_note(only: Sequence[str]) -> str | None:
+    if only and "queues" not in only:
+        return None
+    return ("maxBurstSize is not set: Cloud Tasks v2 derives it from maxDispatchesPerSecond "
+            "(output only); gcloud has no flag for it.")
+
+
+def scheduler_note(t: Target, only: Sequence[str]) -> str | None:
+    """Why the scheduler jobs are missing, when they are."""
+    if t.checkout_url or (only and "scheduler" not in only):
+        return None
+    return ("scheduler: skipped, pass --checkout-url https://<checkout service> "
+            "(or [scheduler] checkout_url in tasks.toml) to add the reconcile and sweep jobs.")
 
 
 def _confirm(resources: Sequence[Resource], args: argparse.Namespace, out: Output, ask: Ask) -> bool:
@@ -86,12 +93,13 @@ def run_action(args: argparse.Namespace, run: Runner, out: Output, ask: Ask) -> 
                          handler_url=args.handler_url, checkout_url=args.checkout_url)
     resources = build_plan(target, args.only)
     if args.action == "plan":
-        print_plan(target, resources, out)
+        print_plan(target, resources, args.only, out)
         return 0
     if args.action == "apply":
         apply(resources, run, out)
-        for note in plan_notes(target, resources)[1:]:
-            out(note.strip())
+        note = scheduler_note(target, args.only)
+        if note:
+            out(note)
         return 0
     victims = doomed(resources, args.delete_data)
     if not _confirm(victims, args, out, ask):

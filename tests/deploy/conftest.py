@@ -1,0 +1,72 @@
+"""Fixtures for the deploy tests: the real gcloud, a temporary gcloud config, the local
+Cloud Tasks emulator and a recording stand-in for the other Google APIs."""
+
+from __future__ import annotations
+
+import sys
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from infra.config import DEFAULT_CATALOG, load_catalog
+from infra.deploy import Runner, Target, gcloud_runner, make_target
+from tests.deploy.recorder import Recorder, serve
+from tests.support.servers import ServerProcess, free_port, need_binary
+
+PROJECT, REGION = "shop-test", "europe-west1"
+CHECKOUT_URL = "https://checkout.shop.example"
+
+
+@pytest.fixture(scope="session")
+def gcloud() -> str:
+    """Path of the real gcloud; fails the test in CI when it is missing."""
+    return need_binary("gcloud", "deploy commands are checked by the real gcloud")
+
+
+@pytest.fixture(scope="session")
+def gcloud_env(gcloud: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Environment for an offline gcloud: own config dir, no credentials, no prompts."""
+    return {"CLOUDSDK_CONFIG": str(tmp_path_factory.mktemp("gcloud-config")),
+            "CLOUDSDK_CORE_PROJECT": PROJECT, "CLOUDSDK_AUTH_DISABLE_CREDENTIALS": "true",
+            "CLOUDSDK_CORE_DISABLE_PROMPTS": "1", "CLOUDSDK_COMPONENT_MANAGER_DISABLE_UPDATE_CHECK": "true",
+            "CLOUDSDK_CORE_DISABLE_USAGE_REPORTING": "true"}
+
+
+@pytest.fixture
+def recorder() -> Iterator[Recorder]:
+    """A recording stand-in for Google's APIs on a free loopback port."""
+    yield from serve()
+
+
+def recorded_runner(gcloud_env: dict[str, str], recorder: Recorder) -> Runner:
+    """A runner whose gcloud sends every API call to ``recorder``."""
+    return gcloud_runner({**gcloud_env, **recorder.env()})
+
+
+def target(catalog_path: Path = DEFAULT_CATALOG, **overrides: str) -> Target:
+    """The deployment target the tests use: fixed project, region and checkout URL."""
+    return make_target(load_catalog(catalog_path), overrides.pop("project", PROJECT),
+                       overrides.pop("region", REGION), checkout_url=CHECKOUT_URL, **overrides)
+
+
+def _healthy(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=0.5) as resp:
+            return resp.status == 200
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def emulator(tmp_path: Path) -> Iterator[str]:
+    """Start the local Cloud Tasks emulator; yield its base URL."""
+    port = free_port()
+    server = ServerProcess([sys.executable, "-m", "infra.emulator", "--port", str(port), "--db", str(tmp_path / "tasks.db")],
+                           port, log_path=tmp_path / "emulator.log", ready=lambda: _healthy(port))
+    server.start(timeout=30)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
