@@ -12,10 +12,13 @@ from typing import Any
 import requests
 
 from handlers.contract import OrderSnapshot, parse_task
+from producer import wiring
+from producer.checkout import create_app
 from producer.enqueue import task_name
+from producer.orders import request_hash
 from producer.payments import LocalGateway, PaymentUnavailable
 from producer.reconcile import main as reconcile_main
-from tests.producer.conftest import Emulator, LiveServer, Stack, build_stack, order_body
+from tests.producer.conftest import Emulator, LiveServer, Stack, build_stack, make_settings, order_body, pause_all
 
 SIX_KINDS = {"send_confirmation_email", "record_analytics", "generate_invoice", "notify_warehouse",
              "send_followup_email", "request_review"}
@@ -175,8 +178,6 @@ class _UnavailableOnce:
 def test_payment_unavailable_is_503_and_a_retry_with_the_key_completes(tmp_path: Path, emulator: Emulator) -> None:
     gateway = _UnavailableOnce()
     stack = build_stack(tmp_path, emulator)
-    from producer.checkout import create_app
-
     app = create_app(stack.settings, store=stack.store, enqueuer=stack.enqueuer, gateway=gateway)
     first = app.test_client().post("/api/checkout", json=order_body(), headers={"Idempotency-Key": "k-503"})
     assert first.status_code == 503
@@ -206,8 +207,6 @@ class _BlockingGateway:
 def test_same_key_while_the_first_request_runs_is_409(tmp_path: Path, emulator: Emulator) -> None:
     gateway = _BlockingGateway()
     stack = build_stack(tmp_path, emulator)
-    from producer.checkout import create_app
-
     app = create_app(stack.settings, store=stack.store, enqueuer=stack.enqueuer, gateway=gateway)
     with LiveServer(app) as live, ThreadPoolExecutor(1) as pool:
         post = lambda: requests.post(f"{live.url}/api/checkout", json=order_body(),  # noqa: E731
@@ -239,3 +238,75 @@ def test_fifty_concurrent_checkouts_over_http(stack: Stack) -> None:
     per_order = {oid: sum(f"-{oid}-" in n for n in names) for oid in order_ids}
     assert set(per_order.values()) == {6}
     assert len(stack.gateway.charges()) == 50
+
+
+class _Clock:
+    """A clock the test sets."""
+
+    def __init__(self, now: datetime) -> None:
+        self.current = now
+
+    def now(self) -> datetime:
+        return self.current
+
+
+def test_key_left_unanswered_by_a_crash_is_resumed_for_the_same_order(tmp_path: Path, emulator: Emulator) -> None:
+    stack = build_stack(tmp_path, emulator)
+    clock = _Clock(datetime.now(timezone.utc))
+    app = create_app(stack.settings, store=stack.store, enqueuer=stack.enqueuer, gateway=stack.gateway, clock=clock)
+    body = order_body()
+    # A first request reserved the key, then its server died before answering.
+    assert stack.store.reserve_checkout("k-crash", request_hash(body), "ord_crashed", clock.now()) is None
+    post = lambda: app.test_client().post("/api/checkout", json=body, headers={"Idempotency-Key": "k-crash"})  # noqa: E731
+    assert post().status_code == 409  # still looks in flight
+    clock.current += timedelta(minutes=3)
+    resumed = post()
+    assert resumed.status_code == 201
+    assert resumed.get_json()["order_id"] == "ord_crashed"
+    assert post().get_json() == resumed.get_json()
+    assert [c.idempotency_key for c in stack.gateway.charges()] == ["ord_crashed"]
+    assert len(stack.tasks()) == 6
+    stack.enqueuer.close()
+
+
+def test_replay_task_adds_a_suffix_and_runs_now(stack: Stack) -> None:
+    order_id = _checkout(stack, order_body()).get_json()["order_id"]
+    record = stack.store.get_order(order_id)
+    assert record is not None
+    snapshot = OrderSnapshot.model_validate(record.snapshot)
+    result = stack.enqueuer.replay_task(order_id, snapshot, "notify_warehouse", replay=1)
+    assert result.status == "created"
+    assert result.task_name.endswith(f"-{order_id}-notify_warehouse-r1")
+    again = stack.enqueuer.replay_task(order_id, snapshot, "notify_warehouse", replay=1)
+    assert again.status == "exists"
+    task = {t.name: t for t in stack.tasks()}[result.task_name]
+    assert abs((task.schedule_time - datetime.now(timezone.utc)).total_seconds()) < 5
+    assert parse_task(task.http_request.body).kind == "notify_warehouse"
+    assert len(stack.tasks()) == 7
+
+
+def test_sequential_mode_creates_the_same_tasks(tmp_path: Path, emulator: Emulator) -> None:
+    stack = build_stack(tmp_path, emulator, enqueue_concurrently=False)
+    resp = stack.client.post("/api/checkout", json=order_body())
+    assert resp.status_code == 201
+    assert len(_tasks_of(stack, resp.get_json()["order_id"])) == 6
+    stack.enqueuer.close()
+
+
+def test_slow_cloud_tasks_times_out_to_202_and_reconcile_converges(tmp_path: Path) -> None:
+    slow = Emulator(tmp_path, latency_ms=800).start()
+    try:
+        settings = make_settings(tmp_path, slow.host)
+        pause_all(wiring.tasks_client(settings), settings.catalog())
+        stack = build_stack(tmp_path, slow, enqueue_timeout_seconds=0.2)
+        resp = stack.client.post("/api/checkout", json=order_body(order_id="slow-1"))
+        assert resp.status_code == 202
+        # The creates the client gave up on may still land: reconcile must not double them.
+        patient = build_stack(tmp_path, slow, store=stack.store, enqueue_timeout_seconds=30)
+        assert reconcile_main(["--grace-seconds", "0"], settings=patient.settings) == 0
+        names = [t.name for t in patient.tasks()]
+        assert len(names) == len(set(names)) == 6
+        stack.enqueuer.close()
+        patient.enqueuer.close()
+    finally:
+        slow.stop()
