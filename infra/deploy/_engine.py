@@ -85,7 +85,7 @@ class Change:
 def apply_one(resource: Resource, run: Runner) -> Change:
     """Create the resource if absent, update only the differing settings, or leave it alone."""
     current = describe(resource, run) if resource.describe else None
-    if current is None:
+    if current is None or not resource.exists(current):
         run_checked(run, resource.create)
         return Change("created")
     differing = resource.diff(current)

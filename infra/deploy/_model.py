@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 Command = tuple[str, ...]
@@ -76,6 +76,10 @@ def _no_diff(_: Any) -> list[str]:
     return []
 
 
+def _found(_: Any) -> bool:
+    return True
+
+
 @dataclass(frozen=True)
 class Resource:
     """One thing in the cloud that ``apply`` makes exist with our settings."""
@@ -88,7 +92,8 @@ class Resource:
     update: Callable[[Sequence[str]], Command] | None = None
     delete: Command | None = None
     holds_data: bool = False
-    notes: tuple[str, ...] = field(default_factory=tuple)
+    # For grants the resource (a policy) always exists; the binding in it is what may not.
+    exists: Callable[[Any], bool] = _found
 
 
 def with_settings(section: str, label: str, *, create: Command, update: Command | None,

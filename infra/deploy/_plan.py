@@ -317,12 +317,11 @@ def has_binding(policy: Any, member: str, role: str) -> bool:
 
 
 def _binding_resource(t: Target, b: Binding) -> Resource:
-    def diff(policy: Any) -> list[str]:
-        return [] if has_binding(policy, b.member, b.role) else [b.role]
-    add = _iam_command(t, b, "add-iam-policy-binding")
-    return Resource("iam", f"{b.role} for {b.member.split(':', 1)[1]} on {b.scope} {b.target}", add,
-                    _iam_command(t, b, "get-iam-policy"), diff, lambda _: add,
-                    _iam_command(t, b, "remove-iam-policy-binding"))
+    def granted(policy: Any) -> bool:
+        return has_binding(policy, b.member, b.role)
+    return Resource("iam", f"{b.role} for {b.member.split(':', 1)[1]} on {b.scope} {b.target}",
+                    _iam_command(t, b, "add-iam-policy-binding"), _iam_command(t, b, "get-iam-policy"),
+                    delete=_iam_command(t, b, "remove-iam-policy-binding"), exists=granted)
 
 
 def section_iam(t: Target) -> list[Resource]:

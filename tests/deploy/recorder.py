@@ -70,7 +70,7 @@ def _operation_name(path: str) -> str:
 def _operation(path: str, body: Any) -> dict[str, Any]:
     operation: dict[str, Any] = {"name": _operation_name(path), "done": True,
                                  "response": body if isinstance(body, dict) else {}}
-    if "/v2/" in path and "/functions" in path:
+    if path.startswith("/v2/"):  # only Cloud Functions speaks v2 among the APIs sent here
         # gcloud functions waits on the deploy "stages" it finds in the metadata.
         stages = [{"name": n, "state": "COMPLETE"} for n in ("BUILD", "SERVICE")]
         operation["metadata"] = {"@type": FUNCTIONS_METADATA, "stages": stages}
@@ -84,6 +84,10 @@ def _fixed_answer(recorder: Recorder, method: str, path: str, body: Any) -> tupl
     if path.endswith(":generateUploadUrl"):
         return 200, {"uploadUrl": f"{recorder.url}upload/source.zip",
                      "storageSource": {"bucket": "gcf-v2-uploads", "object": "source.zip"}}
+    if method == "GET" and re.fullmatch(r"/storage/v1/b/[^/]+/iam", path):
+        return 200, {"kind": "storage#policy", "bindings": [], "etag": "CAE="}
+    if method == "PUT" and re.fullmatch(r"/storage/v1/b/[^/]+/iam", path):
+        return 200, {**(body or {}), "kind": "storage#policy"}
     if path.endswith(":getIamPolicy"):
         return 200, {"bindings": [], "etag": "BwYAAAAAAAA=", "version": 1}
     if path.endswith(":setIamPolicy"):
@@ -139,8 +143,10 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def _decode(raw: bytes, path: str) -> Any:
-    if not raw or path.startswith("/upload/"):
-        return {"bytes": len(raw)} if raw else None
+    if path.startswith("/upload/"):
+        return {"zip": raw}
+    if not raw:
+        return None
     try:
         return json.loads(raw)
     except ValueError:

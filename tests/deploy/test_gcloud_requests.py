@@ -1,0 +1,168 @@
+"""Every non-queue command of ``apply``, run by the real gcloud against a recording stand-in
+for Google's APIs: each test asserts the HTTP request the command makes."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import zipfile
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import pytest
+
+from infra.deploy import SECTIONS, Resource, Target, apply, build_plan, iam_bindings, source_files
+from infra.deploy._plan import APIS, handler_env
+from tests.deploy.conftest import CHECKOUT_URL, PROJECT, REGION, recorded_runner, target
+from tests.deploy.recorder import Recorder, Request, serve
+
+LOC = f"/projects/{PROJECT}/locations/{REGION}"
+EMAIL = "ordertasks-{}@" + PROJECT + ".iam.gserviceaccount.com"
+
+
+@dataclass
+class SectionRun:
+    """What one section's apply printed and which requests reached the stand-in."""
+
+    recorder: Recorder
+    target: Target
+    lines: list[str] = field(default_factory=list)
+
+
+def _apply_one(resource: Resource, run: SectionRun, gcloud_env: dict[str, str]) -> None:
+    apply([resource], recorded_runner(gcloud_env, run.recorder), run.lines.append)
+
+
+@pytest.fixture(scope="module")
+def applied(gcloud_env: dict[str, str]) -> Iterator[dict[str, SectionRun]]:
+    """Apply every section but queues, each against its own recorder, resources in parallel."""
+    sections = [s for s in SECTIONS if s != "queues"]
+    with contextlib.ExitStack() as stack:
+        plan_target = target()
+        runs = {s: SectionRun(stack.enter_context(contextlib.contextmanager(serve)()), plan_target) for s in sections}
+        runs["apis"].recorder.canned[f"/v1/projects/{PROJECT}/services"] = {"services": [
+            {"name": f"projects/1/services/cloudtasks.googleapis.com", "config": {"name": "cloudtasks.googleapis.com"},
+             "state": "ENABLED"}]}
+        jobs = [(r, runs[r.section]) for r in build_plan(plan_target, sections)]
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            for future in [pool.submit(_apply_one, r, run, gcloud_env) for r, run in jobs]:
+                future.result()
+        yield runs
+
+
+def only(requests: list[Request]) -> Request:
+    """The single request in ``requests``."""
+    assert len(requests) == 1, requests
+    return requests[0]
+
+
+def test_apis_enables_only_the_missing_ones(applied: dict[str, SectionRun]) -> None:
+    run = applied["apis"]
+    request = only(run.recorder.find("POST", rf"^/v1/projects/{PROJECT}/services:batchEnable$"))
+    assert sorted(request.body["serviceIds"]) == sorted(f"{a}.googleapis.com" for a in APIS if a != "cloudtasks")
+    assert run.lines[0].startswith("[apis] APIs ") and ": updated (" in run.lines[0]
+
+
+def test_accounts_are_created_with_their_ids(applied: dict[str, SectionRun]) -> None:
+    requests = applied["accounts"].recorder.find("POST", rf"^/v1/projects/{PROJECT}/serviceAccounts$")
+    assert sorted(r.body["accountId"] for r in requests) == [
+        "ordertasks-checkout", "ordertasks-dispatcher", "ordertasks-handler"]
+    assert all(r.body["serviceAccount"]["displayName"].startswith("ordertasks ") for r in requests)
+
+
+def test_bucket_has_uniform_access_and_no_public_access(applied: dict[str, SectionRun]) -> None:
+    request = only(applied["bucket"].recorder.find("POST", r"^/storage/v1/b$"))
+    assert request.query["project"] == [PROJECT]
+    assert request.body["name"] == f"{PROJECT}-invoices"
+    assert request.body["location"] == REGION
+    assert request.body["iamConfiguration"] == {"uniformBucketLevelAccess": {"enabled": True},
+                                                "publicAccessPrevention": "enforced"}
+
+
+def test_firestore_database_is_native_in_the_region(applied: dict[str, SectionRun]) -> None:
+    request = only(applied["firestore"].recorder.find("POST", rf"^/v1/projects/{PROJECT}/databases$"))
+    assert request.query["databaseId"] == ["(default)"]
+    assert request.body["locationId"] == REGION
+    assert request.body["type"] == "FIRESTORE_NATIVE"
+
+
+def test_function_is_private_internal_and_runs_as_the_handler(applied: dict[str, SectionRun]) -> None:
+    recorder = applied["function"].recorder
+    request = only(recorder.find("POST", rf"^/v2{LOC}/functions$"))
+    service, build = request.body["serviceConfig"], request.body["buildConfig"]
+    assert request.query["functionId"] == ["ordertasks-handler"]
+    assert service["ingressSettings"] == "ALLOW_INTERNAL_ONLY"
+    assert service["serviceAccountEmail"] == EMAIL.format("handler")
+    assert (service["maxInstanceCount"], service["maxInstanceRequestConcurrency"]) == (20, 8)
+    assert (service["availableMemory"], service["availableCpu"], service["timeoutSeconds"]) == ("512Mi", "1", 300)
+    assert service["environmentVariables"] == handler_env(target())
+    assert service["environmentVariables"]["ORDERTASKS_OIDC_ALLOWED_EMAILS"] == EMAIL.format("dispatcher")
+    assert (build["runtime"], build["entryPoint"]) == ("python312", "handle_task")
+    assert request.body["labels"]["ordertasks-source"] == applied["function"].target.source_digest
+    # --no-allow-unauthenticated: gcloud must not have granted allUsers anything.
+    assert not recorder.find("POST", r":setIamPolicy$")
+
+
+def test_function_upload_holds_exactly_the_runtime_source(applied: dict[str, SectionRun]) -> None:
+    upload = only(applied["function"].recorder.find("PUT", r"^/upload/"))
+    names = zipfile.ZipFile(io.BytesIO(upload.body["zip"])).namelist()
+    assert sorted(n for n in names if not n.endswith("/")) == sorted(source_files())
+    assert "main.py" in names and not any(n.startswith(("tests/", "infra/emulator/", ".git/")) for n in names)
+
+
+IAM_PATHS = {
+    "queue": lambda b: rf"^/v2{LOC}/queues/{b.target}:setIamPolicy$",
+    "service-account": lambda b: rf"^/v1/projects/{PROJECT}/serviceAccounts/{b.target}:setIamPolicy$",
+    "run-service": lambda b: rf"^/v\d{LOC}/services/{b.target}:setIamPolicy$",
+    "project": lambda b: rf"^/v\d/projects/{b.target}:setIamPolicy$",
+    "bucket": lambda b: rf"^/storage/v1/b/{b.target}/iam$",
+}
+
+
+def _grants(request: Request) -> set[tuple[str, str]]:
+    policy = request.body.get("policy", request.body)
+    return {(m, entry["role"]) for entry in policy.get("bindings", []) for m in entry["members"]}
+
+
+@pytest.mark.parametrize("index", range(len(iam_bindings(target()))))
+def test_each_binding_sets_one_role_on_one_resource(applied: dict[str, SectionRun], index: int) -> None:
+    binding = iam_bindings(target())[index]
+    recorder = applied["iam"].recorder
+    method = "PUT" if binding.scope == "bucket" else "POST"
+    requests = [r for r in recorder.find(method, IAM_PATHS[binding.scope](binding))
+                if (binding.member, binding.role) in _grants(r)]
+    assert only(requests)
+
+
+def test_iam_requests_grant_nothing_beyond_the_bindings(applied: dict[str, SectionRun]) -> None:
+    wanted = {(b.member, b.role) for b in iam_bindings(target())}
+    changes = applied["iam"].recorder.changes()
+    assert len(changes) == len(wanted) + 3  # the enqueuer grant is one per queue
+    assert set().union(*(_grants(r) for r in changes)) == wanted
+
+
+def test_ttl_is_enabled_on_idempotency_expire_at(applied: dict[str, SectionRun]) -> None:
+    path = rf"^/v1/projects/{PROJECT}/databases/\(default\)/collectionGroups/idempotency/fields/expire_at$"
+    request = only(applied["ttl"].recorder.find("PATCH", path))
+    assert request.query["updateMask"] == ["ttlConfig"]
+    assert request.body["ttlConfig"] == {}  # an empty ttlConfig is how the API says "enable"
+
+
+@pytest.mark.parametrize("job", ["reconcile", "sweep"])
+def test_scheduler_jobs_call_checkout_with_the_dispatcher_token(applied: dict[str, SectionRun], job: str) -> None:
+    request = only([r for r in applied["scheduler"].recorder.find("POST", rf"^/v1{LOC}/jobs$")
+                    if r.body["name"].endswith(f"/jobs/ordertasks-{job}")])
+    http = request.body["httpTarget"]
+    assert http["uri"] == f"{CHECKOUT_URL}/internal/{job}"
+    assert http["httpMethod"] == "POST"
+    assert http["oidcToken"] == {"serviceAccountEmail": EMAIL.format("dispatcher"), "audience": CHECKOUT_URL}
+    assert request.body["schedule"] == target().schedules[job]
+
+
+def test_every_section_reports_each_resource_created(applied: dict[str, SectionRun]) -> None:
+    for section, run in applied.items():
+        labels = [r.label for r in build_plan(target(), [section])]
+        states = {line.split(": ", 1)[1] for line in run.lines if line.startswith("[")}
+        assert len([line for line in run.lines if line.startswith("[")]) == len(labels), section
+        assert states <= {"created"} or section == "apis", (section, states)
