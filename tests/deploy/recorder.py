@@ -107,7 +107,7 @@ def _fixed_answer(recorder: Recorder, method: str, path: str, body: Any) -> tupl
 
 def answer(recorder: Recorder, method: str, path: str, body: Any) -> tuple[int, Any]:
     """Status and JSON body for one request."""
-    if method == "GET" and path in recorder.canned:
+    if (method == "GET" or path.endswith(":getIamPolicy")) and path in recorder.canned:
         return 200, recorder.canned[path]
     fixed = _fixed_answer(recorder, method, path, body)
     if fixed:

@@ -1,0 +1,94 @@
+"""``apply`` on resources that already exist: the real gcloud describes a canned resource
+from the recording stand-in; matching ones are left alone, differing ones get only the change."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from infra.deploy import apply, build_plan
+from infra.deploy._plan import handler_env
+from tests.deploy.conftest import CHECKOUT_URL, PROJECT, REGION, recorded_runner, target
+from tests.deploy.recorder import Recorder
+
+LOC = f"/projects/{PROJECT}/locations/{REGION}"
+BUCKET, DISPATCHER = f"{PROJECT}-invoices", f"ordertasks-dispatcher@{PROJECT}.iam.gserviceaccount.com"
+
+
+def bucket(prevention: str) -> dict[str, Any]:
+    return {"kind": "storage#bucket", "name": BUCKET, "location": "EUROPE-WEST1",
+            "iamConfiguration": {"uniformBucketLevelAccess": {"enabled": True}, "publicAccessPrevention": prevention}}
+
+
+def job(schedule: str) -> dict[str, Any]:
+    return {"name": f"projects/{PROJECT}/locations/{REGION}/jobs/ordertasks-reconcile", "schedule": schedule,
+            "timeZone": "Etc/UTC", "state": "ENABLED",
+            "httpTarget": {"uri": f"{CHECKOUT_URL}/internal/reconcile", "httpMethod": "POST",
+                           "oidcToken": {"serviceAccountEmail": DISPATCHER, "audience": CHECKOUT_URL}}}
+
+
+def function(ingress: str) -> dict[str, Any]:
+    t = target()
+    env = {**handler_env(t), "ORDERTASKS_SMTP_HOST": "smtp.example"}  # set by hand: must survive
+    return {"name": f"projects/{PROJECT}/locations/{REGION}/functions/ordertasks-handler", "state": "ACTIVE",
+            "environment": "GEN_2", "labels": {"ordertasks-source": t.source_digest, "deployment-tool": "cli-gcloud"},
+            "buildConfig": {"runtime": "python312", "entryPoint": "handle_task"},
+            "serviceConfig": {"ingressSettings": ingress, "serviceAccountEmail": f"ordertasks-handler@{PROJECT}.iam.gserviceaccount.com",
+                              "maxInstanceCount": 20, "maxInstanceRequestConcurrency": 8, "availableMemory": "512Mi",
+                              "availableCpu": "1", "timeoutSeconds": 300, "environmentVariables": env,
+                              "service": f"projects/{PROJECT}/locations/{REGION}/services/ordertasks-handler"}}
+
+
+SA_PATH = f"/v1/projects/-/serviceAccounts/{DISPATCHER}"  # gcloud looks accounts up by email across projects
+CASES = {
+    "bucket-matches": ("bucket", f"/storage/v1/b/{BUCKET}", bucket("enforced"), "unchanged"),
+    "bucket-public": ("bucket", f"/storage/v1/b/{BUCKET}", bucket("inherited"), "updated (publicAccessPrevention)"),
+    "job-matches": ("scheduler", f"/v1{LOC}/jobs/ordertasks-reconcile", job("*/5 * * * *"), "unchanged"),
+    "job-schedule": ("scheduler", f"/v1{LOC}/jobs/ordertasks-reconcile", job("0 * * * *"), "updated (schedule)"),
+    "function-matches": ("function", f"/v2{LOC}/functions/ordertasks-handler", function("ALLOW_INTERNAL_ONLY"), "unchanged"),
+    "function-ingress": ("function", f"/v2{LOC}/functions/ordertasks-handler", function("ALLOW_ALL"), "updated (ingressSettings)"),
+    "account-matches": ("accounts", SA_PATH, {"email": DISPATCHER, "name": f"projects/{PROJECT}/serviceAccounts/{DISPATCHER}",
+                                              "displayName": "ordertasks task dispatcher (OIDC identity of Cloud Tasks and Scheduler)"},
+                        "unchanged"),
+    "ttl-active": ("ttl", f"/v1/projects/{PROJECT}/databases/(default)/collectionGroups/idempotency/fields/expire_at",
+                   {"name": "x", "ttlConfig": {"state": "ACTIVE"}}, "unchanged"),
+    "enqueuer-granted": ("iam", f"/v2{LOC}/queues/ordertasks-email:getIamPolicy",
+                         {"bindings": [{"role": "roles/cloudtasks.enqueuer",
+                                        "members": [f"serviceAccount:ordertasks-checkout@{PROJECT}.iam.gserviceaccount.com"]}],
+                          "etag": "BwY="}, "unchanged"),
+}
+
+
+@pytest.fixture(params=sorted(CASES))
+def case(request: pytest.FixtureRequest, recorder: Recorder, gcloud_env: dict[str, str]) -> tuple[str, str, Recorder]:
+    """Apply the first resource of the case's section against a recorder holding the canned resource."""
+    section, path, document, expected = CASES[request.param]
+    recorder.canned[path] = document
+    resource = next(r for r in build_plan(target(), [section]) if "ordertasks-reconcile" in r.label
+                    or "dispatcher" in r.label or section not in ("scheduler", "accounts"))
+    lines: list[str] = []
+    apply([resource], recorded_runner(gcloud_env, recorder), lines.append)
+    return request.param, lines[0].split(": ", 1)[1], recorder
+
+
+def test_apply_reports_and_changes_only_what_differs(case: tuple[str, str, Recorder]) -> None:
+    name, status, recorder = case
+    assert status == CASES[name][3], recorder.requests
+    changes = [r for r in recorder.changes() if not r.path.startswith("/upload/")]
+    if status == "unchanged":
+        assert changes == []
+    elif name == "bucket-public":
+        request = changes[0]
+        assert (request.method, request.path) == ("PATCH", f"/storage/v1/b/{BUCKET}")
+        assert request.body["iamConfiguration"] == {"publicAccessPrevention": "enforced"}
+    elif name == "job-schedule":
+        request = changes[0]
+        assert (request.method, request.path) == ("PATCH", f"/v1{LOC}/jobs/ordertasks-reconcile")
+        assert request.query["updateMask"] == ["schedule"] and request.body["schedule"] == "*/5 * * * *"
+    elif name == "function-ingress":
+        request = next(r for r in changes if r.method == "PATCH")
+        assert request.path == f"/v2{LOC}/functions/ordertasks-handler"
+        assert request.body["serviceConfig"]["ingressSettings"] == "ALLOW_INTERNAL_ONLY"
+        # --update-env-vars keeps what an operator set by hand.
+        assert request.body["serviceConfig"]["environmentVariables"]["ORDERTASKS_SMTP_HOST"] == "smtp.example"
