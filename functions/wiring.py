@@ -14,7 +14,7 @@ from handlers.dispatch import Dispatcher
 from handlers.oidc import CertCache, TokenVerifier
 from handlers.ports import AnalyticsStore, BlobStore, Clock, EffectStore, FailedTaskStore
 from handlers.registry import Effect, EffectContext, Seller, SystemClock, default_effects
-from infra.config import GOOGLE_CERTS_URL, Catalog, Settings
+from infra.config import Catalog, Settings
 
 
 def build_stores(settings: Settings) -> Any:
@@ -45,19 +45,12 @@ def build_blobs(settings: Settings, catalog: Catalog) -> BlobStore:
     return LocalDirBlobStore(settings.blob_root)
 
 
-def certs_url(settings: Settings) -> str:
-    """Where the handler fetches token-signing certificates (the emulator's, locally)."""
-    if settings.oidc_certs_url == GOOGLE_CERTS_URL and settings.backend == "local" and settings.cloud_tasks_emulator_host:
-        return f"http://{settings.cloud_tasks_emulator_host}/oauth2/v1/certs"
-    return settings.oidc_certs_url
-
-
 def build_verifier(settings: Settings, catalog: Catalog) -> TokenVerifier | None:
     """The OIDC verifier; ``None`` only when ``ORDERTASKS_OIDC_VERIFY=false`` says so."""
     if not settings.oidc_verify:
         return None
     allowed = settings.oidc_allowed_emails or (catalog.service_account_email("dispatcher"),)
-    return TokenVerifier(CertCache(certs_url(settings)), audiences=[settings.audience], allowed_emails=allowed)
+    return TokenVerifier(CertCache(settings.certs_url), audiences=[settings.audience], allowed_emails=allowed)
 
 
 def build_context(settings: Settings, catalog: Catalog, analytics: AnalyticsStore, clock: Clock) -> EffectContext:

@@ -40,7 +40,7 @@ EMAIL_KINDS = (SEND_CONFIRMATION_EMAIL, SEND_FOLLOWUP_EMAIL, REQUEST_REVIEW)
 
 def valid_order_id(order_id: str) -> bool:
     """True when ``order_id`` is safe in task names, document ids and file names."""
-    return bool(ORDER_ID.match(order_id)) and not order_id.startswith("__")
+    return bool(ORDER_ID.fullmatch(order_id)) and not order_id.startswith("__")
 
 
 Money = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=4)]

@@ -203,6 +203,7 @@ class Settings:
     # Cloud Tasks
     cloud_tasks_emulator_host: str | None = None
     handler_url: str = "http://127.0.0.1:8081/"
+    checkout_url: str = "http://127.0.0.1:8080/"
     enqueue_concurrently: bool = True
     enqueue_timeout_seconds: float = 10.0
     delay_scale: float = 1.0
@@ -245,6 +246,13 @@ class Settings:
         """The OIDC audience the handler expects: its own base URL unless set."""
         return self.oidc_audience or self.handler_url
 
+    @property
+    def certs_url(self) -> str:
+        """Where token-signing certificates come from: Google's, or the local emulator's."""
+        if self.oidc_certs_url == GOOGLE_CERTS_URL and self.backend == "local" and self.cloud_tasks_emulator_host:
+            return f"http://{self.cloud_tasks_emulator_host}/oauth2/v1/certs"
+        return self.oidc_certs_url
+
     def catalog(self) -> Catalog:
         """The catalog this deployment uses, with project/region overrides applied."""
         cat = load_catalog(self.catalog_path)
@@ -272,6 +280,7 @@ class Settings:
             "firestore_database": get("FIRESTORE_DATABASE") or "(default)",
             "cloud_tasks_emulator_host": env.get("CLOUD_TASKS_EMULATOR_HOST") or None,
             "handler_url": get("HANDLER_URL") or cls.handler_url,
+            "checkout_url": get("CHECKOUT_URL") or cls.checkout_url,
             "enqueue_concurrently": get("ENQUEUE_MODE") != "sequential",
             "enqueue_timeout_seconds": float(get("ENQUEUE_TIMEOUT") or 10.0),
             "delay_scale": float(get("DELAY_SCALE") or 1.0),

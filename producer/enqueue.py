@@ -160,6 +160,13 @@ class Enqueuer:
                          replay=replay, delay_seconds=0)
         return self._create(plan, encode(kind, order_id, snapshot))
 
+    def replay_body(self, order_id: str, kind: str, body: bytes, replay: int) -> EnqueueResult:
+        """Enqueue a stored task body again as ``…-r<replay>``, due now (failed-task triage)."""
+        if replay < 1:
+            raise ValueError("replay numbers start at 1; 0 is the original task")
+        plan = plan_task(self.catalog, self.settings, order_id, kind, self.clock.now(), replay=replay, delay_seconds=0)
+        return self._create(plan, body)
+
     def close(self) -> None:
         """Stop the worker threads (after the tasks in flight finish)."""
         self._pool.shutdown(wait=True)

@@ -220,13 +220,12 @@ def _run_replay(args: argparse.Namespace, triage: Triage, out: TextIO) -> int:
 def build_triage(settings: Any) -> Triage:
     """A ``Triage`` over the configured store and Cloud Tasks client."""
     from producer import wiring
-    from producer.enqueue import replay_body_task
 
-    store = wiring.build_store(settings)
-    enqueuer = wiring.build_enqueuer(settings)
+    store: Any = wiring.order_store(settings)
+    enqueuer = wiring.enqueuer(settings)
 
     def enqueue(entry: FailedTask, body: bytes, replay: int) -> Any:
-        return replay_body_task(enqueuer, entry.order_id, entry.kind, body, replay)
+        return enqueuer.replay_body(entry.order_id, entry.kind, body, replay)
 
     return Triage(store, enqueue, enqueuer.clock)
 

@@ -27,8 +27,6 @@ log = logging.getLogger("ordertasks.producer.wiring")
 
 DEFAULT_EMULATOR_HOST = "127.0.0.1:8123"
 # Settings has no field for the checkout's own URL yet; a scheduler job's token names it.
-CHECKOUT_AUDIENCE_VARIABLE = "ORDERTASKS_CHECKOUT_AUDIENCE"
-
 
 def clock() -> Clock:
     """The real clock."""
@@ -88,11 +86,10 @@ def payment_gateway(settings: Settings) -> PaymentGateway:
 def reconcile_verifier(settings: Settings) -> TokenVerifier:
     """Verifies the OIDC token on ``/internal/reconcile``.
 
-    Audience: ``ORDERTASKS_CHECKOUT_AUDIENCE`` (the checkout's URL, as the Cloud Scheduler
-    job sets it) or else the handler audience. Allowed callers: ``oidc_allowed_emails`` or
-    else only the dispatcher service account, never "any verified Google account".
+    Audience: ``settings.checkout_url`` (``ORDERTASKS_CHECKOUT_URL``, as the Cloud Scheduler
+    job sets it). Allowed callers: ``oidc_allowed_emails`` or else only the dispatcher
+    service account, never "any verified Google account".
     """
-    audience = settings.extra.get(CHECKOUT_AUDIENCE_VARIABLE) or settings.audience
     catalog = settings.catalog()
     allowed = settings.oidc_allowed_emails or (catalog.service_account_email("dispatcher", catalog.project),)
-    return TokenVerifier(CertCache(settings.oidc_certs_url), audiences=[audience], allowed_emails=allowed)
+    return TokenVerifier(CertCache(settings.certs_url), audiences=[settings.checkout_url], allowed_emails=allowed)

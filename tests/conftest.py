@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -52,7 +53,9 @@ def firestore_client(firestore_emulator: str, request: pytest.FixtureRequest):  
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import firestore
 
-    project = "test-" + request.node.name.lower().replace("[", "-").replace("]", "")[:20].strip("-") + "-" + os.urandom(3).hex()
+    # The emulator accepts project ids of lowercase letters, digits and hyphens only.
+    slug = re.sub(r"[^a-z0-9-]+", "-", request.node.name.lower())[:20].strip("-")
+    project = f"test-{slug}-{os.urandom(3).hex()}"
     return firestore.Client(project=project, credentials=AnonymousCredentials())
 
 

@@ -32,7 +32,7 @@ def secured(tmp_path: Path, emulator: Emulator) -> Iterator[tuple[Stack, LiveSer
     live = LiveServer(stack.app)  # bound now so the URL is known; the app is replaced below
     settings = replace(stack.settings, oidc_verify=True,
                        oidc_certs_url=f"http://{emulator.host}/oauth2/v1/certs",
-                       extra={"ORDERTASKS_CHECKOUT_AUDIENCE": live.url})
+                       checkout_url=live.url)
     app = create_app(settings, store=stack.store, enqueuer=stack.enqueuer, gateway=stack.gateway)
     live.server.app = app
     stack = replace(stack, settings=settings, app=app)
