@@ -48,10 +48,12 @@ def print_plan(t: Target, resources: Sequence[Resource], only: Sequence[str], ou
     for number, resource in enumerate(resources, start=1):
         if resource.section != section:
             section = resource.section
-            out(f"\n# {section}")
+            out("")
+            out(f"# {section}")
         out(f"{number:>2}. {render(resource.create)}")
     for note in plan_notes(t, only):
-        out("\n# " + note)
+        out("")
+        out("# " + note)
 
 
 def plan_notes(t: Target, only: Sequence[str]) -> list[str]:

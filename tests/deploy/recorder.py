@@ -100,8 +100,10 @@ def _fixed_answer(recorder: Recorder, method: str, path: str, body: Any) -> tupl
         return 200, {"name": path[4:], "state": "ENABLED"}
     if method == "GET" and re.fullmatch(r"/v1/projects/[^/]+", path):
         return 200, {"projectId": path.rsplit("/", 1)[1], "projectNumber": "123456789"}
-    if method == "GET" and re.fullmatch(r"/storage/v1/b/[^/]+/o", path):
-        return 200, {"kind": "storage#objects", "items": []}
+    if method == "GET" and re.fullmatch(r"/storage/v1/b/[^/]+/storageLayout", path):
+        return 200, {"kind": "storage#storageLayout", "bucket": path.split("/")[4], "locationType": "region"}
+    if method == "GET" and re.fullmatch(r"/storage/v1/b/[^/]+/(o|managedFolders|folders)", path):
+        return 200, {"items": []}
     return None
 
 

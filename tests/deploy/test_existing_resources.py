@@ -3,11 +3,12 @@ from the recording stand-in; matching ones are left alone, differing ones get on
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from infra.deploy import apply, build_plan
+from infra.deploy import Target, apply, build_plan
 from infra.deploy._plan import handler_env
 from tests.deploy.conftest import CHECKOUT_URL, PROJECT, REGION, recorded_runner, target
 from tests.deploy.recorder import Recorder
@@ -28,8 +29,12 @@ def job(schedule: str) -> dict[str, Any]:
                            "oidcToken": {"serviceAccountEmail": DISPATCHER, "audience": CHECKOUT_URL}}}
 
 
-def function(ingress: str) -> dict[str, Any]:
-    t = target()
+def function(ingress: str) -> Callable[[Target], dict[str, Any]]:
+    """A deployed function with our settings but ``ingress``, from the same plan target."""
+    return lambda t: _function(ingress, t)
+
+
+def _function(ingress: str, t: Target) -> dict[str, Any]:
     env = {**handler_env(t), "ORDERTASKS_SMTP_HOST": "smtp.example"}  # set by hand: must survive
     return {"name": f"projects/{PROJECT}/locations/{REGION}/functions/ordertasks-handler", "state": "ACTIVE",
             "environment": "GEN_2", "labels": {"ordertasks-source": t.source_digest, "deployment-tool": "cli-gcloud"},
@@ -64,8 +69,9 @@ CASES = {
 def case(request: pytest.FixtureRequest, recorder: Recorder, gcloud_env: dict[str, str]) -> tuple[str, str, Recorder]:
     """Apply the first resource of the case's section against a recorder holding the canned resource."""
     section, path, document, expected = CASES[request.param]
-    recorder.canned[path] = document
-    resource = next(r for r in build_plan(target(), [section]) if "ordertasks-reconcile" in r.label
+    plan_target = target()  # one target: the source digest must not move between plan and canned copy
+    recorder.canned[path] = document(plan_target) if callable(document) else document
+    resource = next(r for r in build_plan(plan_target, [section]) if "ordertasks-reconcile" in r.label
                     or "dispatcher" in r.label or section not in ("scheduler", "accounts"))
     lines: list[str] = []
     apply([resource], recorded_runner(gcloud_env, recorder), lines.append)
