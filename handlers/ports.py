@@ -37,6 +37,7 @@ class EffectRecord:
     updated_at: datetime
     expire_at: datetime              # Firestore TTL field
     result: dict[str, Any] = field(default_factory=dict)
+    duplicates: int = 0              # deliveries absorbed after the effect was done
 
     @property
     def key(self) -> str:
@@ -177,6 +178,8 @@ class EffectStore(Protocol):
         No record, or ``in_progress`` with an expired lease → ``CLAIMED`` (attempts + 1, lease
         until ``now + lease_seconds``, ``expire_at = now + ttl_seconds``). ``done`` → ``DONE``.
         ``in_progress`` with a live lease → ``LEASED``. Raises ``DependencyUnavailable``.
+        A record whose ``expire_at`` has passed counts as absent (TTL deletion lags).
+        A ``DONE`` answer also counts the absorbed delivery in ``duplicates`` (best effort).
         """
         ...
 
@@ -193,6 +196,10 @@ class EffectStore(Protocol):
 
     def get_effect(self, order_id: str, kind: str) -> EffectRecord | None:
         """The record, or ``None``."""
+        ...
+
+    def effect_counts(self) -> dict[str, dict[str, int]]:
+        """kind → {"done": n, "in_progress": n, "duplicates": n} over all records (for stats)."""
         ...
 
 

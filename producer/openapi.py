@@ -48,7 +48,9 @@ TASK_SCHEMA: dict[str, Any] = {
     "type": "object", "required": ["kind", "task_name", "schedule_time", "state"],
     "properties": {"kind": {"type": "string"}, "task_name": {"type": "string"},
                    "schedule_time": {"type": "string", "format": "date-time"},
-                   "state": {"type": "string", "enum": ["pending", "scheduled", "done", "failed"]}},
+                   "state": {"type": "string", "enum": ["pending", "scheduled", "done", "failed"]},
+                   "duplicates": {"type": "integer", "minimum": 0,
+                                  "description": "deliveries absorbed after the effect was done"}},
 }
 CHECKOUT_RESULT_SCHEMA: dict[str, Any] = {
     "type": "object", "required": ["order_id", "status", "placed_at", "totals", "tasks"],

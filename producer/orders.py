@@ -33,7 +33,7 @@ from typing import Any
 
 from handlers.contract import OrderSnapshot, effect_key
 from handlers.errors import DependencyUnavailable
-from handlers.ports import Clock, EffectStore, FailedTaskStore, OrderRecord, OrderStore, OutboxEntry
+from handlers.ports import Clock, EffectRecord, EffectStore, FailedTaskStore, OrderRecord, OrderStore, OutboxEntry
 from producer.api_errors import ApiError
 from producer.checkout_request import CheckoutRequest
 from producer.enqueue import EnqueueResult, Enqueuer
@@ -200,15 +200,15 @@ class Checkout:
         }
 
     def _task_view(self, entry: OutboxEntry) -> dict[str, Any]:
+        effect = self.store.get_effect(entry.order_id, entry.kind) if isinstance(self.store, EffectStore) else None
         return {"kind": entry.kind, "task_name": entry.task_name,
-                "schedule_time": entry.schedule_time.isoformat(), "state": self.task_state(entry)}
+                "schedule_time": entry.schedule_time.isoformat(), "state": self.task_state(entry, effect),
+                "duplicates": effect.duplicates if effect else 0}
 
-    def task_state(self, entry: OutboxEntry) -> str:
+    def task_state(self, entry: OutboxEntry, effect: EffectRecord | None) -> str:
         """``done`` (effect recorded) > ``failed`` (open in the failed log) > outbox state."""
-        if isinstance(self.store, EffectStore):
-            effect = self.store.get_effect(entry.order_id, entry.kind)
-            if effect is not None and effect.state == "done":
-                return "done"
+        if effect is not None and effect.state == "done":
+            return "done"
         if isinstance(self.store, FailedTaskStore):
             failed = self.store.get_failed(effect_key(entry.order_id, entry.kind))
             if failed is not None and failed.status in LIVE_FAILURE_STATUSES:

@@ -94,6 +94,14 @@ def _doc(record: Any, skip: tuple[str, ...] = ()) -> Doc:
     return doc
 
 
+def _maybe(snap: Any, field: str) -> Any:
+    """A field of a snapshot, or ``None`` when the document lacks it."""
+    try:
+        return snap.get(field)
+    except KeyError:
+        return None
+
+
 def _record(cls: type[R], snap: Any, **extra: Any) -> R | None:
     """The dataclass stored in ``snap`` (fields missing from the document take defaults)."""
     if not snap.exists:
@@ -201,7 +209,25 @@ class FirestoreStore:
         def decide(snap: Any) -> tuple[Claim, Doc | None]:
             claim = rules.claim_transition(_record(EffectRecord, snap), order_id, kind, now, lease_seconds, ttl_seconds)
             return claim, _doc(claim.record) if claim.state is ClaimState.CLAIMED else None
-        return self._decide_and_write(self._effect_ref(order_id, kind), decide)
+        ref = self._effect_ref(order_id, kind)
+        claim = self._decide_and_write(ref, decide)
+        if claim.state is ClaimState.DONE:
+            self._count_duplicate(ref)
+        return claim
+
+    def _count_duplicate(self, ref: Any) -> None:
+        # A server-side increment: concurrent duplicates never conflict, and a lost count
+        # only makes a statistic low, so it is not worth a retry.
+        try:
+            ref.update({"duplicates": firestore.Increment(1)}, timeout=self._timeout)
+        except gexc.GoogleAPICallError:
+            pass
+
+    @_guarded
+    def effect_counts(self) -> dict[str, dict[str, int]]:
+        """See ``EffectStore.effect_counts`` (reads every record: an operator's tool, not a hot path)."""
+        docs = self._collection("idempotency").select(["kind", "state", "duplicates"]).stream(**self._call)
+        return rules.tally_effects((d.get("kind"), d.get("state"), _maybe(d, "duplicates")) for d in docs)
 
     @_guarded
     def complete_effect(self, order_id: str, kind: str, result: dict[str, Any], now: datetime) -> None:

@@ -54,6 +54,16 @@ def claim_transition(found: EffectRecord | None, order_id: str, kind: str, now: 
     return Claim(ClaimState.CLAIMED, taken)
 
 
+def tally_effects(rows: Any) -> dict[str, dict[str, int]]:
+    """kind → {done, in_progress, duplicates} from (kind, state, duplicates) rows."""
+    counts: dict[str, dict[str, int]] = {}
+    for kind, state, duplicates in rows:
+        entry = counts.setdefault(kind, {DONE: 0, IN_PROGRESS: 0, "duplicates": 0})
+        entry[state] = entry.get(state, 0) + 1
+        entry["duplicates"] += int(duplicates or 0)
+    return counts
+
+
 def completed(found: EffectRecord | None, order_id: str, kind: str, result: dict[str, Any],
               now: datetime) -> EffectRecord:
     """The record marked ``done``; the TTL set by the claim is kept."""
@@ -163,7 +173,14 @@ class MemoryStore:
             claim = claim_transition(self._effects.get((order_id, kind)), order_id, kind, now, lease_seconds, ttl_seconds)
             if claim.state is ClaimState.CLAIMED:
                 self._effects[(order_id, kind)] = claim.record
+            elif claim.state is ClaimState.DONE:
+                self._effects[(order_id, kind)] = replace(claim.record, duplicates=claim.record.duplicates + 1)
             return claim
+
+    def effect_counts(self) -> dict[str, dict[str, int]]:
+        """See ``EffectStore.effect_counts``."""
+        with self._lock:
+            return tally_effects((r.kind, r.state, r.duplicates) for r in self._effects.values())
 
     def complete_effect(self, order_id: str, kind: str, result: dict[str, Any], now: datetime) -> None:
         """See ``EffectStore.complete_effect``."""

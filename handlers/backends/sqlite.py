@@ -47,7 +47,7 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS idempotency (
     order_id TEXT NOT NULL, kind TEXT NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL,
     lease_expires_at TEXT, first_attempt_at TEXT NOT NULL, updated_at TEXT NOT NULL,
-    expire_at TEXT NOT NULL, result TEXT NOT NULL DEFAULT '{}',
+    expire_at TEXT NOT NULL, result TEXT NOT NULL DEFAULT '{}', duplicates INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (order_id, kind)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS idempotency_expire_at ON idempotency (expire_at);
 CREATE TABLE IF NOT EXISTS failed_tasks (
@@ -155,6 +155,13 @@ def _insert(conn: sqlite3.Connection, table: str, row: dict[str, Any], unless_ex
     return cursor.rowcount == 1
 
 
+def _add_missing_columns(conn: sqlite3.Connection) -> None:
+    """Bring a database made by an older version up to the current schema."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(idempotency)")}
+    if "duplicates" not in columns:
+        conn.execute("ALTER TABLE idempotency ADD COLUMN duplicates INTEGER NOT NULL DEFAULT 0")
+
+
 def _shard_row(shard: DailyAggregate, number: int) -> dict[str, Any]:
     return {"day": shard.day.isoformat(), "shard": number, "orders": shard.orders,
             "revenue_minor": _cell(shard.revenue_minor), "units": _cell(shard.units)}
@@ -193,6 +200,7 @@ class SqliteStore:
         with self._transaction() as tx:
             for statement in filter(str.strip, SCHEMA.split(";")):
                 tx.execute(statement)
+            _add_missing_columns(tx)
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -248,7 +256,16 @@ class SqliteStore:
                                            lease_seconds, ttl_seconds)
             if claim.state is ClaimState.CLAIMED:
                 _upsert(conn, "idempotency", ("order_id", "kind"), _row(claim.record))
+            elif claim.state is ClaimState.DONE:
+                conn.execute("UPDATE idempotency SET duplicates = duplicates + 1 WHERE order_id = ? AND kind = ?",
+                             (order_id, kind))
             return claim
+
+    @_guarded
+    def effect_counts(self) -> dict[str, dict[str, int]]:
+        """See ``EffectStore.effect_counts``."""
+        rows = self._conn().execute("SELECT kind, state, duplicates FROM idempotency").fetchall()
+        return rules.tally_effects((r["kind"], r["state"], r["duplicates"]) for r in rows)
 
     @_guarded
     def complete_effect(self, order_id: str, kind: str, result: dict[str, Any], now: datetime) -> None:

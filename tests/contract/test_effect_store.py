@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from datetime import datetime, timezone
 from typing import Any
 
 from handlers.ports import Claim, ClaimState, EffectStore
@@ -94,3 +95,16 @@ def test_keys_are_independent_and_unknown_is_none(store: Any) -> None:
     assert store.get_effect("o-2", "send_confirmation_email") is None
     store.release_effect("o-2", "send_confirmation_email", T0)     # nothing to release: no error
     assert store.get_effect("o-2", "send_confirmation_email") is None
+
+
+def test_duplicates_are_counted_and_effects_tallied(store: Any) -> None:
+    """Each DONE answer counts one absorbed delivery; effect_counts tallies per kind and state."""
+    now = datetime(2024, 3, 2, 9, 0, tzinfo=timezone.utc)
+    store.claim_effect("ord-d1", "notify_warehouse", now, 60, 86400)
+    store.complete_effect("ord-d1", "notify_warehouse", {"ok": True}, now)
+    store.claim_effect("ord-d2", "notify_warehouse", now, 60, 86400)
+    for _ in range(3):
+        assert store.claim_effect("ord-d1", "notify_warehouse", now, 60, 86400).state is ClaimState.DONE
+    assert store.get_effect("ord-d1", "notify_warehouse").duplicates == 3
+    counts = store.effect_counts()["notify_warehouse"]
+    assert (counts["done"], counts["in_progress"], counts["duplicates"]) == (1, 1, 3)
