@@ -166,3 +166,20 @@ def test_every_section_reports_each_resource_created(applied: dict[str, SectionR
         states = {line.split(": ", 1)[1] for line in run.lines if line.startswith("[")}
         assert len([line for line in run.lines if line.startswith("[")]) == len(labels), section
         assert states <= {"created"} or section == "apis", (section, states)
+
+
+def test_invoker_grant_matches_what_gcloud_functions_grants_for_gen2(recorder: Recorder, gcloud_env: dict[str, str]) -> None:
+    # Our plan grants run.invoker on the Run service directly; gcloud's own gen2 command must agree.
+    name = f"projects/{PROJECT}/locations/{REGION}/functions/ordertasks-handler"
+    recorder.canned[f"/v2/{name}"] = {"name": name, "environment": "GEN_2",
+                                      "serviceConfig": {"service": f"projects/{PROJECT}/locations/{REGION}/services/ordertasks-handler"}}
+    run = recorded_runner(gcloud_env, recorder)
+    ours = next(r.create for r in build_plan(target(), ["iam"]) if "run.invoker" in r.label)
+    member = next(part for part in ours if part.startswith("--member="))
+    theirs = ("functions", "add-invoker-policy-binding", "ordertasks-handler", f"--region={REGION}",
+              f"--project={PROJECT}", member)
+    for command in (ours, theirs):
+        assert run(command).returncode == 0
+    first, second = recorder.find("POST", r":setIamPolicy$")
+    assert first.path == second.path == f"/v1{LOC}/services/ordertasks-handler:setIamPolicy"
+    assert _grants(first) == _grants(second) == {(member.split("=", 1)[1], "roles/run.invoker")}
