@@ -42,7 +42,7 @@ def applied(gcloud_env: dict[str, str]) -> Iterator[dict[str, SectionRun]]:
         plan_target = target()
         runs = {s: SectionRun(stack.enter_context(contextlib.contextmanager(serve)()), plan_target) for s in sections}
         runs["apis"].recorder.canned[f"/v1/projects/{PROJECT}/services"] = {"services": [
-            {"name": f"projects/1/services/cloudtasks.googleapis.com", "config": {"name": "cloudtasks.googleapis.com"},
+            {"name": "projects/1/services/cloudtasks.googleapis.com", "config": {"name": "cloudtasks.googleapis.com"},
              "state": "ENABLED"}]}
         jobs = [(r, runs[r.section]) for r in build_plan(plan_target, sections)]
         with ThreadPoolExecutor(max_workers=4) as pool:
