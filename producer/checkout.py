@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from dataclasses import asdict
 from typing import Any
 
 from flask import Flask, Response, request
@@ -36,6 +37,7 @@ from producer.openapi import openapi_document
 from producer.orders import Checkout, CheckoutAnswer, request_hash
 from producer.payments import PaymentGateway
 from producer.reconcile import reconcile
+from producer.triage import triage_for
 
 log = logging.getLogger("ordertasks.producer.checkout")
 
@@ -96,13 +98,22 @@ def _register_routes(app: Flask, checkout: Checkout, settings: Settings, verifie
     def openapi() -> Response:
         return json_response(openapi_document())
 
-    @app.post("/internal/reconcile")
-    def post_reconcile() -> Response:
+    def verify_internal(action: str) -> None:
         if settings.oidc_verify and verifier is not None:
             caller = verifier.verify(request.headers.get("Authorization"))
-            log.info("reconcile requested", extra={"caller": caller.email})
+            log.info("%s requested", action, extra={"caller": caller.email})
+
+    @app.post("/internal/reconcile")
+    def post_reconcile() -> Response:
+        verify_internal("reconcile")
         summary = reconcile(checkout.store, checkout.enqueuer, checkout.clock.now(), _grace_seconds())
         return json_response(summary.as_dict())
+
+    @app.post("/internal/sweep")
+    def post_sweep() -> Response:
+        verify_internal("sweep")
+        results = triage_for(checkout.store, checkout.enqueuer).sweep()
+        return json_response({"swept": len(results), "results": [asdict(r) for r in results]})
 
 
 def _checkout_response(answer: CheckoutAnswer) -> Response:

@@ -126,6 +126,29 @@ def _reconcile_operation() -> dict[str, Any]:
     }
 
 
+def _sweep_operation() -> dict[str, Any]:
+    return {
+        "summary": "Replay failed tasks an operator marked replay_requested (Cloud Scheduler)",
+        "operationId": "sweep",
+        "security": [{"oidc": []}],
+        "responses": {"200": _json(SWEEP_SCHEMA, "What was replayed"),
+                      "401": _error("Missing or invalid OIDC token"),
+                      "403": _error("Token of a service account that may not call this"),
+                      "503": _error("Store or certificates unavailable")},
+    }
+
+
+SWEEP_SCHEMA: dict[str, Any] = {
+    "type": "object", "required": ["swept", "results"],
+    "properties": {"swept": {"type": "integer", "minimum": 0},
+                   "results": {"type": "array", "items": {
+                       "type": "object", "required": ["failed_id", "task_name", "status"],
+                       "properties": {"failed_id": {"type": "string"}, "task_name": {"type": "string"},
+                                      "status": {"type": "string", "enum": ["created", "exists", "failed", "skipped"]},
+                                      "error": {"type": ["string", "null"]}}}}},
+}
+
+
 def openapi_document() -> dict[str, Any]:
     """The whole OpenAPI 3.1 document."""
     request_schema = CheckoutRequest.model_json_schema(ref_template=REF)
@@ -141,6 +164,7 @@ def openapi_document() -> dict[str, Any]:
             "/openapi.json": {"get": {"summary": "This document", "operationId": "openapi",
                                       "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1")}}},
             "/internal/reconcile": {"post": _reconcile_operation()},
+            "/internal/sweep": {"post": _sweep_operation()},
         },
         "components": {
             "schemas": {"CheckoutRequest": request_schema, **nested, "Error": ERROR_SCHEMA,

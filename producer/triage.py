@@ -221,9 +221,11 @@ def build_triage(settings: Any) -> Triage:
     """A ``Triage`` over the configured store and Cloud Tasks client."""
     from producer import wiring
 
-    store: Any = wiring.order_store(settings)
-    enqueuer = wiring.enqueuer(settings)
+    return triage_for(wiring.order_store(settings), wiring.enqueuer(settings))
 
+
+def triage_for(store: Any, enqueuer: Any) -> Triage:
+    """A ``Triage`` whose replays go through ``enqueuer`` (a ``producer.enqueue.Enqueuer``)."""
     def enqueue(entry: FailedTask, body: bytes, replay: int) -> Any:
         return enqueuer.replay_body(entry.order_id, entry.kind, body, replay)
 

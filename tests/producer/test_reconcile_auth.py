@@ -1,4 +1,4 @@
-"""``POST /internal/reconcile`` behind OIDC, called the way Cloud Scheduler would.
+"""``POST /internal/reconcile`` and ``/internal/sweep`` behind OIDC, called the way Cloud Scheduler would.
 
 The emulator mints real RS256 tokens when it dispatches a task with ``oidcToken``; the
 checkout verifies them against the emulator's certificates: no key or verifier is faked.
@@ -16,6 +16,8 @@ import pytest
 import requests
 from google.cloud import tasks_v2
 
+from handlers.contract import OrderSnapshot, data_for
+from handlers.ports import FailureReport
 from producer import wiring
 from producer.checkout import create_app
 from producer.enqueue import queue_path
@@ -111,3 +113,34 @@ def test_wiring_refuses_any_google_account_by_default(tmp_path: Path, emulator: 
     verifier = wiring.reconcile_verifier(stack.settings)
     assert verifier.allowed_emails == frozenset({DISPATCHER})
     stack.enqueuer.close()
+
+
+def _failed_replay_request(stack: Stack) -> str:
+    """An order whose warehouse task failed and an operator then marked replay_requested."""
+    created = stack.client.post("/api/checkout", json=order_body())
+    order_id = created.get_json()["order_id"]
+    now = datetime.now(timezone.utc)
+    body = stack.store.get_order(order_id).snapshot
+    payload = {"kind": "notify_warehouse", "v": 1, "order_id": order_id,
+               "data": data_for("notify_warehouse", OrderSnapshot.model_validate(body))}
+    stack.store.record_failure(FailureReport(order_id, "notify_warehouse", "ordertasks-warehouse", "t", payload,
+                                             "Rejected", "422 unknown SKU", 1, now))
+    stack.store.update_failed(f"{order_id}:notify_warehouse", "replay_requested", now)
+    return order_id
+
+
+def test_scheduler_token_runs_the_sweeper(secured: tuple[Stack, LiveServer]) -> None:
+    stack, live = secured
+    order_id = _failed_replay_request(stack)
+    _scheduler_call(stack, f"{live.url}/internal/sweep", DISPATCHER, live.url)
+    wait_until(lambda: stack.store.get_failed(f"{order_id}:notify_warehouse").status == "replayed", timeout=20,
+               what="the sweep through an OIDC-verified call")
+    assert any(t.name.endswith(f"{order_id}-notify_warehouse-r1") for t in stack.tasks())
+
+
+def test_sweep_without_token_is_401_and_replays_nothing(secured: tuple[Stack, LiveServer]) -> None:
+    stack, live = secured
+    order_id = _failed_replay_request(stack)
+    resp = requests.post(f"{live.url}/internal/sweep", timeout=10)
+    assert resp.status_code == 401
+    assert stack.store.get_failed(f"{order_id}:notify_warehouse").status == "replay_requested"
