@@ -1,0 +1,109 @@
+"""The handler on a real HTTP server over a chosen store, with real SMTP, warehouse and OIDC.
+
+Like ``tests/functions/conftest.py`` but parametrized over the store backend (SQLite and
+the Firestore emulator), and with helpers that count each effect where it lands.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from functions import wiring
+from handlers.contract import encode
+from infra.config import Settings, load_catalog
+from infra.mailsink import MailSink
+from infra.warehouse_standin import WarehouseStandIn
+from tests.effects.orders import PLACED_AT, eur_order
+from tests.functions.conftest import serve_flask
+from tests.support.issuer import TestIssuer
+from tests.support.servers import free_port
+
+DISPATCHER = load_catalog().service_account_email("dispatcher")
+KINDS = ("send_confirmation_email", "record_analytics", "generate_invoice", "notify_warehouse")
+QUEUE_OF = {kind: load_catalog().kinds[kind].queue for kind in KINDS}
+
+
+def task_body(kind: str, order_id: str) -> bytes:
+    """A valid task body, as the producer encodes it."""
+    return encode(kind, order_id, eur_order())
+
+
+@dataclass
+class Rig:
+    """The handler under test and everything its effects touch."""
+
+    url: str
+    issuer: TestIssuer
+    mail: MailSink
+    warehouse: WarehouseStandIn
+    store: Any
+    blob_dir: Path
+
+    def deliver(self, body: bytes, kind: str | None = None, retry_count: int = 0, token: str | None = "valid",
+                headers: dict[str, str] | None = None, task_name: str = "t-1") -> requests.Response:
+        """POST a delivery as Cloud Tasks would (fresh connection: deliveries are independent)."""
+        sent = {"Content-Type": "application/json", "X-CloudTasks-TaskName": task_name,
+                "X-CloudTasks-QueueName": QUEUE_OF.get(kind or "", ""),
+                "X-CloudTasks-TaskRetryCount": str(retry_count), "User-Agent": "Google-Cloud-Tasks"}
+        if token == "valid":
+            token = self.issuer.token()
+        if token is not None:
+            sent["Authorization"] = f"Bearer {token}"
+        sent.update(headers or {})
+        return requests.post(self.url, data=body, headers=sent, timeout=60)
+
+    def effects(self, order_id: str) -> dict[str, int]:
+        """Each effect of ``order_id`` counted where it lands (POSTs, not just records, for the warehouse)."""
+        return {
+            "send_confirmation_email": sum(1 for m in self.mail.messages if m["X-Ordertasks-Order"] == order_id),
+            "record_analytics": self.store.daily_aggregate(PLACED_AT.date()).orders,
+            "generate_invoice": sum(1 for p in self.blob_dir.rglob("*.pdf") if p.stem == order_id),
+            "notify_warehouse": self.warehouse.state.requests,
+        }
+
+
+def make_store(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Any:
+    """A fresh store of ``backend``: SQLite file, or a fresh project on the Firestore emulator."""
+    if backend == "sqlite":
+        from handlers.backends.sqlite import SqliteStore
+
+        return SqliteStore(tmp_path / "ordertasks.db")
+    from handlers.backends.firestore import FirestoreStore
+    from tests.contract.conftest import firestore_client_for, sanitized_project_id
+
+    request.getfixturevalue("firestore_emulator")
+    return FirestoreStore(firestore_client_for(sanitized_project_id()), timeout=20.0)
+
+
+@pytest.fixture
+def rig_for(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """``rig_for(store)`` starts the handler over ``store``; everything stops after the test."""
+    started: list[tuple[Any, Rig]] = []
+
+    def start(store: Any, **changes: Any) -> Rig:
+        port = free_port()
+        url = f"http://127.0.0.1:{port}/"
+        issuer = TestIssuer(audience=url, email=DISPATCHER)
+        mail = MailSink(port=free_port()).start()
+        warehouse = WarehouseStandIn(port=free_port()).start()
+        settings = Settings(data_dir=tmp_path, handler_url=url, oidc_certs_url=issuer.certs_url,
+                            smtp_port=mail.controller.port, warehouse_url=warehouse.url + "/notifications",
+                            warehouse_timeout_seconds=2.0, **changes)
+        server, _ = serve_flask(wiring.build_handler(settings, stores=store), port)
+        rig = Rig(url, issuer, mail, warehouse, store, settings.blob_root)
+        started.append((server, rig))
+        return rig
+
+    yield start
+    for server, rig in started:
+        server.shutdown()  # type: ignore[attr-defined]
+        rig.mail.stop()
+        rig.warehouse.stop()
+        rig.issuer.stop()
