@@ -98,6 +98,8 @@ async def serve(args: argparse.Namespace) -> int:
     store.start(loop)
     if args.queues:
         await apply_catalog(service, args)
+    # No pool-wide cap: maxConcurrentDispatches bounds each queue, and a shared cap would let
+    # one queue with a slow target hold every connection and starve the others.
     session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, limit_per_host=0))
     dispatcher = Dispatcher(service, minter, session, time.time,
                             log_line=(lambda _: None) if args.quiet else None)
