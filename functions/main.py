@@ -121,15 +121,15 @@ class TaskHandler:
         return respond(result)
 
     def _log_denied(self, delivery: Delivery, exc: AuthError, trace: str | None) -> None:
-        log_line("WARNING", f"rejected delivery: {exc}", task_name=delivery.task_name,
-                 status=exc.status, **{TRACE_KEY: trace})
+        log_line("WARNING", f"rejected delivery: {exc}", {TRACE_KEY: trace}, task_name=delivery.task_name,
+                 status=exc.status)
 
     def _log_result(self, delivery: Delivery, result: Result, trace: str | None, seconds: float) -> None:
         log_line(SEVERITY[result.outcome], f"{result.kind} {result.outcome.value}: {result.message}",
-                 task_name=delivery.task_name, queue=delivery.queue_name, kind=result.kind,
+                 {TRACE_KEY: trace}, task_name=delivery.task_name, queue=delivery.queue_name, kind=result.kind,
                  order_id=result.order_id, attempt=delivery.attempt, outcome=result.outcome.value,
                  status=STATUS[result.outcome], error_type=result.error_type,
-                 duration_ms=round(seconds * 1000, 2), **{TRACE_KEY: trace})
+                 duration_ms=round(seconds * 1000, 2))
 
 
 _handler: Callable[[flask.Request], flask.Response] | None = None

@@ -18,6 +18,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import functions_framework
     from functions_framework._http import create_server
 
-    app = functions_framework.create_app(target="handle_task", source=str(Path(__file__).with_name("main.py")))
-    create_server(app, args.debug).run(args.host, args.port)
+    source = str(Path(__file__).with_name("main.py"))
+    app = functions_framework.create_app(target="handle_task", source=source)  # type: ignore[no-untyped-call]
+    create_server(app, args.debug).run(args.host, args.port)  # type: ignore[no-untyped-call]
     return 0

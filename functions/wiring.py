@@ -35,7 +35,7 @@ def build_stores(settings: Settings) -> Any:
 def build_blobs(settings: Settings, catalog: Catalog) -> BlobStore:
     """The invoice bucket (GCS) or its local directory."""
     if settings.backend == "cloud":
-        from google.cloud import storage
+        from google.cloud import storage  # type: ignore[attr-defined]
 
         from handlers.backends.gcs import GcsBlobStore
 

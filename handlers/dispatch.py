@@ -161,7 +161,7 @@ class Dispatcher:
     def _queue(self, delivery: Delivery, kind: str | None) -> QueueConfig | None:
         if delivery.queue_name in self.catalog.queues:
             return self.catalog.queues[delivery.queue_name]
-        if kind in self.catalog.kinds:
+        if kind is not None and kind in self.catalog.kinds:
             return self.catalog.queue_for(kind)
         return None
 
@@ -214,4 +214,5 @@ class Dispatcher:
 
 def _json_safe(payload: dict[str, Any]) -> dict[str, Any]:
     """A copy that any store can hold (plain JSON types only)."""
-    return json.loads(json.dumps(payload, default=str))
+    safe: dict[str, Any] = json.loads(json.dumps(payload, default=str))
+    return safe

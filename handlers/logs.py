@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from datetime import datetime, timezone
+from collections.abc import Mapping
 from typing import Any, TextIO
 
 TRACE_KEY = "logging.googleapis.com/trace"
@@ -18,10 +19,12 @@ def trace_field(header: str | None, project: str) -> str | None:
     return f"projects/{project}/traces/{trace_id}" if trace_id else None
 
 
-def log_line(severity: str, message: str, stream: TextIO | None = None, **fields: Any) -> None:
-    """Write one JSON log entry; ``None`` fields are left out."""
+def log_line(severity: str, message: str, extra: Mapping[str, Any] | None = None,
+             stream: TextIO | None = None, **fields: Any) -> None:
+    """Write one JSON log entry; ``extra`` holds keys that are not identifiers (the trace
+    field); ``None`` values are left out."""
     entry = {"severity": severity, "message": message, "time": datetime.now(timezone.utc).isoformat()}
-    entry.update({k: v for k, v in fields.items() if v is not None})
+    entry.update({k: v for k, v in {**(extra or {}), **fields}.items() if v is not None})
     out = stream or sys.stdout
     out.write(json.dumps(entry, default=str) + "\n")
     out.flush()

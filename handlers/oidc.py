@@ -42,14 +42,14 @@ def _verifier_from_jwk(jwk: Mapping[str, Any]) -> crypt.RSAVerifier:
 
     n = int.from_bytes(_b64decode(jwk["n"]), "big")
     e = int.from_bytes(_b64decode(jwk["e"]), "big")
-    return crypt.RSAVerifier(RSAPublicNumbers(e, n).public_key())
+    return crypt.RSAVerifier(RSAPublicNumbers(e, n).public_key())  # type: ignore[no-untyped-call]
 
 
 def parse_certs(document: Mapping[str, Any]) -> dict[str, crypt.RSAVerifier]:
     """Key id → verifier from a PEM map (``/oauth2/v1/certs``) or a JWK set (``/v3/certs``)."""
     if "keys" in document:
         return {k["kid"]: _verifier_from_jwk(k) for k in document["keys"] if k.get("kty") == "RSA"}
-    return {kid: crypt.RSAVerifier.from_string(pem) for kid, pem in document.items()}
+    return {kid: crypt.RSAVerifier.from_string(pem) for kid, pem in document.items()}  # type: ignore[no-untyped-call]
 
 
 class CertCache:

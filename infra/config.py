@@ -156,9 +156,9 @@ def load_catalog(path: str | Path = DEFAULT_CATALOG) -> Catalog:
             kinds[name] = KindConfig(name=name, **body)
         except TypeError as exc:
             raise fail(f"kinds.{name}", None, f"malformed kind: {exc}") from exc
-        problem = _check_kind(kinds[name], queues)
-        if problem:
-            raise fail(f"kinds.{name}", problem[0], problem[1])
+        kind_problem = _check_kind(kinds[name], queues)
+        if kind_problem:
+            raise fail(f"kinds.{name}", kind_problem[0], kind_problem[1])
     project = raw.get("project", {})
     return Catalog(
         project=project.get("id", "local-project"),

@@ -37,7 +37,7 @@ from dataclasses import fields
 from datetime import UTC, date, datetime
 from typing import Any, ParamSpec, TypeVar
 
-import grpc  # type: ignore[import-untyped]  # no stubs in the runtime deps
+import grpc  # type: ignore[import-untyped,unused-ignore]  # no stubs in the runtime deps
 from google.api_core import exceptions as gexc
 from google.api_core.retry import Retry, if_exception_type
 from google.auth import exceptions as auth_exceptions
