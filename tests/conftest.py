@@ -4,21 +4,16 @@ from __future__ import annotations
 
 import os
 import re
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support.servers import ServerProcess, free_port, need_binary
+from tests.support.servers import ServerProcess, free_port, http_ok, need_binary
 
 
 def _firestore_answers(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=0.5) as resp:
-            return resp.status == 200
-    except OSError:
-        return False
+    return http_ok(port, "/")
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,6 @@ Cloud Tasks emulator and a recording stand-in for the other Google APIs."""
 from __future__ import annotations
 
 import sys
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import pytest
 from infra.config import DEFAULT_CATALOG, load_catalog
 from infra.deploy import Runner, Target, gcloud_runner, make_target
 from tests.deploy.recorder import Recorder, serve
-from tests.support.servers import ServerProcess, free_port, need_binary
+from tests.support.servers import ServerProcess, free_port, http_ok, need_binary
 
 PROJECT, REGION = "shop-test", "europe-west1"
 CHECKOUT_URL = "https://checkout.shop.example"
@@ -52,11 +51,7 @@ def target(catalog_path: Path = DEFAULT_CATALOG, **overrides: str) -> Target:
 
 
 def _healthy(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=0.5) as resp:
-            return resp.status == 200
-    except OSError:
-        return False
+    return http_ok(port)
 
 
 @pytest.fixture

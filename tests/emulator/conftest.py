@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import sys
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -14,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.emulator.receiver import Receiver
-from tests.support.servers import ServerProcess, free_port
+from tests.support.servers import ServerProcess, free_port, http_ok
 
 PROJECT, LOCATION = "test-project", "us-central1"
 PARENT = f"projects/{PROJECT}/locations/{LOCATION}"
@@ -23,11 +22,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 def healthy(port: int) -> bool:
     """True when ``GET /healthz`` answers 200."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=0.5) as resp:
-            return resp.status == 200
-    except OSError:
-        return False
+    return http_ok(port)
 
 
 @dataclass

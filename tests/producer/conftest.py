@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import sys
 import threading
-import urllib.request
 from collections.abc import Iterator
 from copy import deepcopy
 from dataclasses import dataclass, replace
@@ -29,7 +28,7 @@ from producer import wiring
 from producer.checkout import create_app
 from producer.enqueue import Enqueuer, queue_path
 from producer.payments import LocalGateway
-from tests.support.servers import ServerProcess, free_port
+from tests.support.servers import ServerProcess, free_port, http_ok
 
 CATALOG = REPO_ROOT / "infra" / "tasks.toml"
 ORDER: dict[str, Any] = {
@@ -51,11 +50,7 @@ def order_body(**changes: Any) -> dict[str, Any]:
 
 
 def _healthy(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=0.5) as resp:
-            return resp.status == 200
-    except OSError:
-        return False
+    return http_ok(port)
 
 
 class Emulator:

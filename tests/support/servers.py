@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
@@ -45,6 +46,15 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.2)
         return sock.connect_ex((host, port)) == 0
+
+
+def http_ok(port: int, path: str = "/healthz") -> bool:
+    """True when ``GET http://127.0.0.1:port<path>`` answers 200."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=0.5) as resp:
+            return bool(resp.status == 200)
+    except OSError:
+        return False
 
 
 def need_binary(name: str, why: str) -> str:
