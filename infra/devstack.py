@@ -238,7 +238,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse(argv)
     stack = Stack(args)
     stack.check_ports()
+    # Installed explicitly: a shell that starts us in the background leaves SIGINT ignored.
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     try:
         stack.start()
         print(banner(args), flush=True)
