@@ -169,6 +169,16 @@ def _shard_row(shard: DailyAggregate, number: int) -> dict[str, Any]:
 
 # --- the store --------------------------------------------------------------------------
 
+_WRITER_LOCKS: dict[Path, threading.RLock] = {}
+_WRITER_LOCKS_GUARD = threading.Lock()
+
+
+def _writer_lock(path: Path) -> threading.RLock:
+    """The in-process write lock of the database file at ``path`` (shared by every store on it)."""
+    key = path.resolve()
+    with _WRITER_LOCKS_GUARD:
+        return _WRITER_LOCKS.setdefault(key, threading.RLock())
+
 
 def _guarded(method: Callable[P, R]) -> Callable[P, R]:
     """Turn SQLite's operational failures into the port's ``DependencyUnavailable``."""
@@ -195,6 +205,7 @@ class SqliteStore:
         self._local = threading.local()
         self._opened: list[sqlite3.Connection] = []
         self._opened_lock = threading.Lock()
+        self._write_lock = _writer_lock(self.path)
         conn = self._conn()
         conn.execute("PRAGMA journal_mode=WAL")   # persistent: readers never block the writer
         with self._transaction() as tx:
@@ -219,15 +230,19 @@ class SqliteStore:
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-            conn.execute("COMMIT")
-        except BaseException:
-            # Also after a failed COMMIT: this thread's connection must not stay mid-transaction.
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
+        # Threads of this process queue on a Python lock first: SQLite's busy handler polls
+        # with sleeps of 1-10 ms, which under a handler's 8 threads cost more than the
+        # transactions themselves. Other processes still meet SQLite's lock and busy_timeout.
+        with self._write_lock:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                # Also after a failed COMMIT: this thread's connection must not stay mid-transaction.
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
 
     def _one(self, sql: str, *params: Any) -> sqlite3.Row | None:
         row: sqlite3.Row | None = self._conn().execute(sql, params).fetchone()
