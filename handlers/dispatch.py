@@ -5,7 +5,8 @@ The whole retry policy lives here, once:
 1. Parse the body. Invalid or unknown kind → failed-task record, ``DEAD`` (no retry can fix it).
 2. Claim ``(order_id, kind)``. Already ``done`` → ``DUPLICATE``. A live lease held by a
    concurrent delivery → ``RETRY`` (``LeaseHeld``).
-3. Run the effect, then mark the record ``done`` → ``DONE``.
+3. Run the effect, then mark the record ``done`` → ``DONE``. If the mark cannot be written
+   → ``RETRY`` (never a ``DONE`` the store does not know about).
 4. ``RetryableError`` (or an unexpected exception) → release the lease; ``RETRY`` while the
    queue has attempts left, else failed-task record and ``DEAD``.
    ``PermanentError`` → release the lease, failed-task record, ``DEAD``.
@@ -124,20 +125,22 @@ class Dispatcher:
             log.exception("effect %s raised unexpectedly for order %s", task.kind, task.order_id)
             self._release(task)
             return self._retry_or_dead(delivery, task, exc, record)
-        self._complete(delivery, task, result)
-        return Result(Outcome.DONE, task.kind, task.order_id, "effect done")
+        return self._complete(delivery, task, result, record)
 
-    def _complete(self, delivery: Delivery, task: Task, result: dict[str, Any]) -> None:
+    def _complete(self, delivery: Delivery, task: Task, result: dict[str, Any], record: EffectRecord) -> Result:
         now = self.clock.now()
         try:
             self.effect_store.complete_effect(task.order_id, task.kind, result, now)
-        except OrderTasksError:
-            # The effect happened; asking for a retry would repeat it. The lease expires and
-            # the record stays in_progress, which GET /api/orders shows as pending.
-            log.error("effect %s for %s done but not recorded; not retrying", task.kind, task.order_id)
-            return
+        except OrderTasksError as exc:
+            # Answering DONE here would leave the record in_progress for good: the task would be
+            # neither done nor in the failed log. Retry instead: once the lease lapses the
+            # redelivery re-runs the effect, which the far end absorbs (Idempotency-Key,
+            # create-only invoice and fact); for email this is the documented resend window.
+            log.error("effect %s for %s done but not recorded; asking for a retry", task.kind, task.order_id)
+            return self._retry_or_dead(delivery, task, exc, record)
         if REPLAY_SUFFIX.search(delivery.task_name):
             self._resolve_replayed(task, now)
+        return Result(Outcome.DONE, task.kind, task.order_id, "effect done")
 
     def _resolve_replayed(self, task: Task, now: datetime) -> None:
         try:
