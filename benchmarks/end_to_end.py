@@ -1,0 +1,221 @@
+"""``end_to_end``: the whole local stack, checkouts in, every side effect out, exactly once.
+
+    python -m benchmarks.end_to_end [--quick]
+
+Starts ``ordertasks dev`` (emulator, handler under functions-framework with OIDC on,
+checkout API, SMTP sink, warehouse stand-in; SQLite and a blob directory) with
+``--delay-scale 0`` and a copy of ``infra/tasks.toml`` whose queues allow 500 dispatches/s
+and 16 concurrent each. Places N checkouts from 8 concurrent clients and waits until every
+task of every order is done (6 per order: three emails, analytics, invoice, warehouse).
+
+Throughput: tasks done / (last effect done - first checkout sent). Baseline, same run: the
+rate at which the checkout phase created tasks (orders/s x 6), the ceiling the producer
+sets on the rest of the pipeline.
+
+Exactly-once, checked at the end from the side effects themselves: ``.eml`` files per
+(order, kind) from their ``X-Ordertasks-*`` headers, invoice PDFs, the warehouse stand-in's
+``GET /notifications`` (and how many repeat POSTs it absorbed), analytics fact rows and
+the sharded daily total, and ``GET /api/orders/<id>`` (every task ``done``; absorbed
+duplicate deliveries). ``duplicates`` counts effects performed twice, ``lost`` effects
+missing.
+
+Targets: >= 300 tasks/s; 0 duplicates; 0 lost.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import sys
+import tempfile
+import time
+import urllib.request
+from collections import Counter
+from email.parser import BytesHeaderParser
+from pathlib import Path
+from typing import Any
+
+from benchmarks._common import (REPO_ROOT, Proc, free_port, http_ok, median, parser, port_open, print_table,
+                                print_targets, python_module, target, write_results)
+from benchmarks._loadgen import run_load
+from benchmarks.checkout_latency import checkout_request
+
+NAME = "end_to_end"
+KINDS_PER_ORDER = 6
+EMAIL_KINDS = ("send_confirmation_email", "send_followup_email", "request_review")
+CLIENTS = 8
+
+
+def fast_catalog(tmp: Path) -> Path:
+    """A copy of the catalog whose queues allow a high rate (everything else unchanged)."""
+    text = (REPO_ROOT / "infra" / "tasks.toml").read_text()
+    for key, value in (("max_dispatches_per_second", "500"), ("max_burst_size", "500"),
+                       ("max_concurrent_dispatches", "16")):
+        text = re.sub(rf"(?m)^{key} = .*$", f"{key} = {value}", text)
+    path = tmp / "tasks-bench.toml"
+    path.write_text(text)
+    return path
+
+
+class DevStack:
+    """``ordertasks dev`` on free ports with its data under ``tmp``."""
+
+    def __init__(self, tmp: Path, config: Path) -> None:
+        self.data = tmp / "data"
+        self.ports = {name: free_port() for name in ("emulator", "handler", "checkout", "smtp", "warehouse")}
+        argv = python_module("cli", "dev", "--data-dir", str(self.data), "--delay-scale", "0",
+                             "--config", str(config), *[a for n, p in self.ports.items()
+                                                          for a in (f"--{n}-port", str(p))])
+        self.proc = Proc(argv, tmp / "dev.log")
+
+    def url(self, name: str) -> str:
+        """Base URL of a part."""
+        return f"http://127.0.0.1:{self.ports[name]}"
+
+    def start(self) -> "DevStack":
+        """Start and wait until the checkout API and the handler answer."""
+        self.proc.start(lambda: http_ok(self.url("checkout") + "/healthz") and port_open(self.ports["handler"]),
+                        timeout=120)
+        return self
+
+    def done_count(self) -> int:
+        """Effects recorded done in the store (read-only connection)."""
+        path = self.data / "ordertasks.db"
+        if not path.exists():
+            return 0
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as conn:
+            try:
+                return int(conn.execute("SELECT COUNT(*) FROM idempotency WHERE state = 'done'").fetchone()[0])
+            except sqlite3.OperationalError:
+                return 0
+
+
+def get_json(url: str) -> Any:
+    """``GET url`` as JSON."""
+    with urllib.request.urlopen(url, timeout=30) as resp:
+        return json.loads(resp.read())
+
+
+def place_orders(stack: DevStack, orders: int) -> tuple[list[str], float, float]:
+    """Send the checkouts; their order ids, the start time and the seconds the phase took."""
+    started = time.time()
+    ids: list[str] = []
+    result = run_load(stack.url("checkout") + "/api/checkout", checkout_request(), concurrency=CLIENTS,
+                      count=orders)
+    if set(result.statuses) != {201}:
+        raise RuntimeError(f"checkout answered {dict(result.statuses)}")
+    seconds = time.time() - started
+    with sqlite3.connect(f"file:{stack.data / 'ordertasks.db'}?mode=ro", uri=True, timeout=5) as conn:
+        ids = [row[0] for row in conn.execute("SELECT order_id FROM orders")]
+    return ids, started, seconds
+
+
+def wait_done(stack: DevStack, expected: int, stall: float = 30.0) -> float:
+    """Poll until ``expected`` effects are done (or no progress for ``stall`` s); the time it ended."""
+    last, changed = -1, time.monotonic()
+    while True:
+        count = stack.done_count()
+        if count >= expected:
+            return time.time()
+        if count != last:
+            last, changed = count, time.monotonic()
+        elif time.monotonic() - changed > stall:
+            print(f"  stalled at {count}/{expected} effects done", flush=True)
+            return time.time()
+        time.sleep(0.05)
+
+
+def verify(stack: DevStack, order_ids: list[str]) -> dict[str, Any]:
+    """Count each side effect per order: duplicates and losses (see the module docstring)."""
+    wanted = set(order_ids)
+    mails: Counter[tuple[str, str]] = Counter()
+    for path in (stack.data / "mail").glob("*.eml"):
+        with path.open("rb") as fh:
+            headers = BytesHeaderParser().parse(fh)
+        mails[(str(headers["X-Ordertasks-Order"]), str(headers["X-Ordertasks-Kind"]))] += 1
+    pdfs = {p.stem for p in (stack.data / "blobs" / "invoices").glob("*.pdf")}
+    warehouse = get_json(stack.url("warehouse") + "/notifications")
+    keys = Counter(n["key"] for n in warehouse["notifications"])
+    with sqlite3.connect(f"file:{stack.data / 'ordertasks.db'}?mode=ro", uri=True, timeout=5) as conn:
+        facts = {row[0] for row in conn.execute("SELECT order_id FROM analytics_orders")}
+        daily_orders = conn.execute("SELECT COALESCE(SUM(orders), 0) FROM analytics_daily").fetchone()[0]
+    views = [get_json(f"{stack.url('checkout')}/api/orders/{oid}") for oid in order_ids]
+    states = Counter(t["state"] for v in views for t in v["tasks"])
+    absorbed = sum(t["duplicates"] for v in views for t in v["tasks"])
+    mail_dupes = sum(n - 1 for n in mails.values() if n > 1)
+    mail_lost = sum(1 for oid in wanted for kind in EMAIL_KINDS if (oid, kind) not in mails)
+    checks = {
+        "emails": {"present": len(mails), "duplicates": mail_dupes, "lost": mail_lost},
+        "invoices": {"present": len(pdfs & wanted), "duplicates": 0, "lost": len(wanted - pdfs)},
+        "warehouse": {"present": len(keys), "duplicates": sum(n - 1 for n in keys.values() if n > 1),
+                      "lost": max(0, len(wanted) - len(keys)),
+                      "repeat_posts_absorbed": warehouse["requests"] - len(keys)},
+        "analytics": {"present": len(facts & wanted), "duplicates": max(0, daily_orders - len(facts)),
+                      "lost": len(wanted - facts), "daily_total_orders": daily_orders},
+    }
+    return {"checks": checks, "task_states": dict(states), "absorbed_duplicate_deliveries": absorbed,
+            "duplicates": sum(c["duplicates"] for c in checks.values()),
+            "lost": sum(c["lost"] for c in checks.values())}
+
+
+def one_run(orders: int) -> dict[str, Any]:
+    """A fresh stack, the checkouts, the drain, the verification."""
+    with tempfile.TemporaryDirectory(prefix="bench-e2e-") as name:
+        tmp = Path(name)
+        stack = DevStack(tmp, fast_catalog(tmp)).start()
+        try:
+            ids, started, checkout_seconds = place_orders(stack, orders)
+            ended = wait_done(stack, orders * KINDS_PER_ORDER)
+            outcome = verify(stack, ids)
+        finally:
+            stack.proc.stop()
+    elapsed = ended - started
+    done = outcome["task_states"].get("done", 0)
+    return {"orders": len(ids), "tasks_done": done, "elapsed_s": elapsed, "tasks_per_s": done / elapsed,
+            "checkout_s": checkout_seconds, "enqueue_tasks_per_s": orders * KINDS_PER_ORDER / checkout_seconds,
+            **outcome}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure, print, write ``results/end_to_end.json``."""
+    args = parser(NAME, __doc__).parse_args(argv)
+    repeats = args.repeats or (1 if args.quick else 3)
+    orders = 100 if args.quick else 1000
+    runs = []
+    for r in range(repeats):
+        runs.append(one_run(orders))
+        print(f"  repeat {r + 1}: {runs[-1]['tasks_per_s']:.0f} tasks/s, checkout phase "
+              f"{runs[-1]['enqueue_tasks_per_s']:.0f} tasks/s, duplicates {runs[-1]['duplicates']}, "
+              f"lost {runs[-1]['lost']}", flush=True)
+    return report(args, repeats, orders, runs)
+
+
+def report(args: Any, repeats: int, orders: int, runs: list[dict[str, Any]]) -> int:
+    """Table, targets, results file."""
+    rate = median(r["tasks_per_s"] for r in runs)
+    enqueue = median(r["enqueue_tasks_per_s"] for r in runs)
+    duplicates, lost = max(r["duplicates"] for r in runs), max(r["lost"] for r in runs)
+    rows = [("end to end (tasks done/s)", rate, median(r["elapsed_s"] for r in runs)),
+            ("checkout phase (tasks created/s, baseline)", enqueue, median(r["checkout_s"] for r in runs))]
+    print_table(f"{NAME}: {orders} checkouts x {KINDS_PER_ORDER} tasks, {CLIENTS} clients, median of {repeats}",
+                rows, ("phase", "tasks/s", "seconds"))
+    last = runs[-1]
+    print_table("exactly-once (last repeat)", [(k, v["present"], v["duplicates"], v["lost"])
+                                                for k, v in last["checks"].items()],
+                ("effect", "present", "duplicates", "lost"))
+    targets = [target("end-to-end rate", rate, ">=", 300, "tasks/s"),
+               target("duplicate effects", duplicates, "<=", 0), target("lost effects", lost, "<=", 0)]
+    print_targets(targets)
+    write_results(NAME, {
+        "parameters": {"orders": orders, "kinds_per_order": KINDS_PER_ORDER, "clients": CLIENTS, "repeats": repeats,
+                       "quick": args.quick, "queue_rate": 500, "queue_concurrency": 16, "delay_scale": 0},
+        "figures": {"tasks_per_s": rate, "enqueue_tasks_per_s": enqueue, "duplicates": duplicates, "lost": lost,
+                    "repeats": runs},
+        "baseline": {"name": "checkout phase task creation rate", "tasks_per_s": enqueue},
+        "ratio": rate / enqueue if enqueue else float("nan"), "targets": targets})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
