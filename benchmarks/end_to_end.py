@@ -25,8 +25,10 @@ Targets: >= 300 tasks/s; 0 duplicates; 0 lost.
 from __future__ import annotations
 
 import json
+import os
 import re
 import sqlite3
+import subprocess
 import sys
 import tempfile
 import time
@@ -89,6 +91,46 @@ class DevStack:
                 return int(conn.execute("SELECT COUNT(*) FROM idempotency WHERE state = 'done'").fetchone()[0])
             except sqlite3.OperationalError:
                 return 0
+
+
+def descendants(pid: int) -> dict[int, str]:
+    """Every process under ``pid``: its id and a short name (for the CPU breakdown)."""
+    out = subprocess.run(["ps", "-e", "-o", "pid=,ppid=,args="], capture_output=True, text=True).stdout
+    children: dict[int, list[tuple[int, str]]] = {}
+    for line in out.splitlines():
+        child, parent, args = line.split(None, 2)
+        children.setdefault(int(parent), []).append((int(child), args))
+    found: dict[int, str] = {}
+    todo = [pid]
+    while todo:
+        for child, args in children.get(todo.pop(), []):
+            found[child] = _short_name(args)
+            todo.append(child)
+    return found
+
+
+def _short_name(args: str) -> str:
+    for name in ("mailsink", "warehouse", "emulator", "handler", "checkout"):
+        if name in args:
+            return name
+    return args.split()[-1][:20]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (0 when it is gone or not on Linux)."""
+    try:
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_by_part(before: dict[int, float], names: dict[int, str]) -> dict[str, float]:
+    """CPU seconds each part of the stack used since ``before``."""
+    used: dict[str, float] = {}
+    for pid, name in names.items():
+        used[name] = used.get(name, 0.0) + cpu_seconds(pid) - before[pid]
+    return used
 
 
 def get_json(url: str) -> Any:
@@ -165,8 +207,14 @@ def one_run(orders: int) -> dict[str, Any]:
         tmp = Path(name)
         stack = DevStack(tmp, fast_catalog(tmp)).start()
         try:
+            # Where the CPU goes: two cores run every part, so this is the profile of a miss.
+            names = descendants(stack.proc.pid)
+            before = {pid: cpu_seconds(pid) for pid in names}
+            generator_before = time.process_time()
             ids, started, checkout_seconds = place_orders(stack, orders)
             ended = wait_done(stack, orders * KINDS_PER_ORDER)
+            cpu = cpu_by_part(before, names)
+            cpu["load generator"] = time.process_time() - generator_before
             outcome = verify(stack, ids)
         finally:
             stack.proc.stop()
@@ -174,7 +222,8 @@ def one_run(orders: int) -> dict[str, Any]:
     done = outcome["task_states"].get("done", 0)
     return {"orders": len(ids), "tasks_done": done, "elapsed_s": elapsed, "tasks_per_s": done / elapsed,
             "checkout_s": checkout_seconds, "enqueue_tasks_per_s": orders * KINDS_PER_ORDER / checkout_seconds,
-            **outcome}
+            "cpu_ms_per_order": {k: round(v * 1000 / orders, 2) for k, v in cpu.items()},
+            "cpu_share_of_machine": sum(cpu.values()) / (elapsed * (os.cpu_count() or 1)), **outcome}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -204,6 +253,10 @@ def report(args: Any, repeats: int, orders: int, runs: list[dict[str, Any]]) -> 
     print_table("exactly-once (last repeat)", [(k, v["present"], v["duplicates"], v["lost"])
                                                 for k, v in last["checks"].items()],
                 ("effect", "present", "duplicates", "lost"))
+    cpu = last["cpu_ms_per_order"]
+    print_table(f"CPU per order by part (last repeat; {last['cpu_share_of_machine'] * 100:.0f} % of the machine busy)",
+                [(k, v, v / KINDS_PER_ORDER) for k, v in sorted(cpu.items(), key=lambda kv: -kv[1])],
+                ("part", "CPU ms/order", "CPU ms/task"))
     targets = [target("end-to-end rate", rate, ">=", 300, "tasks/s"),
                target("duplicate effects", duplicates, "<=", 0), target("lost effects", lost, "<=", 0)]
     print_targets(targets)
