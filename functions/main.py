@@ -52,11 +52,14 @@ H_EXECUTION_COUNT = "X-CloudTasks-TaskExecutionCount"
 H_ETA = "X-CloudTasks-TaskETA"
 H_TRACE = "X-Cloud-Trace-Context"
 MAX_BODY = 1024 * 1024 + 1024
+MAX_COUNT = 2**31 - 1
 
 
 def _int_header(headers: Any, name: str) -> int:
+    # Cloud Tasks' counts are int32; a larger value is garbage, and it would overflow the
+    # store's integer columns (a 500 instead of a failed-task record).
     try:
-        return max(0, int(headers.get(name, "0")))
+        return min(max(0, int(headers.get(name, "0"))), MAX_COUNT)
     except (TypeError, ValueError):
         return 0
 
