@@ -82,28 +82,40 @@ def make_store(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> 
     return FirestoreStore(firestore_client_for(sanitized_project_id()), timeout=20.0)
 
 
-@pytest.fixture
-def rig_for(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Any]:
-    """``rig_for(store)`` starts the handler over ``store``; everything stops after the test."""
-    started: list[tuple[Any, Rig]] = []
+class RigFactory:
+    """Starts handlers over given stores and stops everything they started."""
 
-    def start(store: Any, **changes: Any) -> Rig:
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp_path = tmp_path
+        self.started: list[tuple[Any, Rig]] = []
+
+    def __call__(self, store: Any, **changes: Any) -> Rig:
+        """The handler over ``store`` (``changes`` go to ``Settings``), on a free port."""
         port = free_port()
         url = f"http://127.0.0.1:{port}/"
         issuer = TestIssuer(audience=url, email=DISPATCHER)
         mail = MailSink(port=free_port()).start()
         warehouse = WarehouseStandIn(port=free_port()).start()
-        settings = Settings(data_dir=tmp_path, handler_url=url, oidc_certs_url=issuer.certs_url,
+        settings = Settings(data_dir=self.tmp_path, handler_url=url, oidc_certs_url=issuer.certs_url,
                             smtp_port=mail.controller.port, warehouse_url=warehouse.url + "/notifications",
                             warehouse_timeout_seconds=2.0, **changes)
         server, _ = serve_flask(wiring.build_handler(settings, stores=store), port)
         rig = Rig(url, issuer, mail, warehouse, store, settings.blob_root)
-        started.append((server, rig))
+        self.started.append((server, rig))
         return rig
 
-    yield start
-    for server, rig in started:
-        server.shutdown()  # type: ignore[attr-defined]
-        rig.mail.stop()
-        rig.warehouse.stop()
-        rig.issuer.stop()
+    def close(self) -> None:
+        """Stop every handler and its dependencies."""
+        for server, rig in self.started:
+            server.shutdown()
+            rig.mail.stop()
+            rig.warehouse.stop()
+            rig.issuer.stop()
+
+
+@pytest.fixture
+def rig_for(tmp_path: Path) -> Iterator[RigFactory]:
+    """``rig_for(store)`` starts the handler over ``store``; everything stops after the test."""
+    factory = RigFactory(tmp_path)
+    yield factory
+    factory.close()
