@@ -95,6 +95,7 @@ def test_fuzzed_deliveries_never_5xx_and_rejections_are_logged(fuzz_rig: Rig, bo
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(4 * 3600)
 @settings(max_examples=SOAK_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 @given(body=bodies, sent=headers)
 def test_soak_fuzzed_deliveries(fuzz_rig: Rig, body: bytes, sent: dict[str, str]) -> None:
