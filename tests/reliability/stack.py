@@ -28,7 +28,7 @@ import requests
 
 from handlers.backends.sqlite import SqliteStore
 from infra import devstack
-from infra.config import DEFAULT_CATALOG, REPO_ROOT
+from infra.config import DEFAULT_CATALOG, REPO_ROOT, Catalog, load_catalog
 from tests.support.servers import ServerProcess, free_port, wait_until
 
 PARTS = ("smtp", "warehouse", "emulator", "handler", "checkout")
@@ -165,6 +165,14 @@ class LocalStack:
     def url(self, name: str) -> str:
         """Base URL of a part."""
         return f"http://127.0.0.1:{self.ports[name]}"
+
+    def catalog(self) -> Catalog:
+        """The catalog this stack runs."""
+        return load_catalog(self.config)
+
+    def catalog_email(self) -> str:
+        """The dispatcher service account: the one identity the handler accepts."""
+        return self.catalog().service_account_email("dispatcher")
 
     def cli_env(self) -> dict[str, str]:
         """What an operator exports to point the CLI at this stack."""
