@@ -28,7 +28,7 @@ from reportlab.lib.units import mm
 from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import Flowable, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
-from handlers.contract import LineItem, OrderSnapshot, Task, format_money
+from handlers.contract import ORDER_ID_RULE, LineItem, OrderSnapshot, Task, format_money, valid_order_id
 from handlers.registry import EffectContext, Seller
 
 CONTENT_TYPE = "application/pdf"
@@ -49,7 +49,13 @@ def invoice_number(order_id: str) -> str:
 
 
 def invoice_path(order_id: str) -> str:
-    """Where the invoice lives in the blob store."""
+    """Where the invoice lives in the blob store; ``ValueError`` for an id that is not safe.
+
+    The task contract already refuses such ids; checking here too means no caller can turn
+    an order id into ``invoices/../x.pdf`` or a GCS name outside ``invoices/``.
+    """
+    if not valid_order_id(order_id):
+        raise ValueError(f"order id {order_id[:80]!r} cannot name an invoice: {ORDER_ID_RULE}")
     return f"invoices/{order_id}.pdf"
 
 
