@@ -18,6 +18,7 @@ import functools
 import json
 import sqlite3
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import fields
@@ -194,6 +195,16 @@ def _guarded(method: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
+class _ThreadConnection:
+    """One thread's connection; closed when the thread's local storage lets go of it."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __del__(self) -> None:
+        self.conn.close()
+
+
 class SqliteStore:
     """``EffectStore``, ``FailedTaskStore``, ``AnalyticsStore`` and ``OrderStore`` in one SQLite file."""
 
@@ -203,7 +214,7 @@ class SqliteStore:
         self.path = Path(path)
         self._busy_ms = int(busy_timeout * 1000)
         self._local = threading.local()
-        self._opened: list[sqlite3.Connection] = []
+        self._opened: weakref.WeakSet[_ThreadConnection] = weakref.WeakSet()
         self._opened_lock = threading.Lock()
         self._write_lock = _writer_lock(self.path)
         conn = self._conn()
@@ -214,18 +225,20 @@ class SqliteStore:
             _add_missing_columns(tx)
 
     def _conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
+        holder: _ThreadConnection | None = getattr(self._local, "holder", None)
+        if holder is None:
             # isolation_level=None: we issue BEGIN IMMEDIATE ourselves instead of the
             # module's implicit deferred BEGIN, which could deadlock on lock upgrade.
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             conn.row_factory = sqlite3.Row
             conn.execute(f"PRAGMA busy_timeout={self._busy_ms}")
             conn.execute("PRAGMA synchronous=NORMAL")
-            self._local.conn = conn
+            # Only this thread's local holds the holder strongly: when the thread ends (a
+            # threaded WSGI server starts one per request) the connection closes with it.
+            holder = self._local.holder = _ThreadConnection(conn)
             with self._opened_lock:
-                self._opened.append(conn)
-        return conn
+                self._opened.add(holder)
+        return holder.conn
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -251,8 +264,8 @@ class SqliteStore:
     def close(self) -> None:
         """Close every connection this store opened (in any thread)."""
         with self._opened_lock:
-            for conn in self._opened:
-                conn.close()
+            for holder in list(self._opened):
+                holder.conn.close()
             self._opened.clear()
         self._local = threading.local()
 
