@@ -131,7 +131,7 @@ def report(args: Any, repeats: int, requests: int, overhead: float, runs: dict[s
     fig = {name: {k: median(r[k] for r in rs) for k in ("p50_ms", "p95_ms")} for name, rs in runs.items()}
     conc, seq, base = fig[label("concurrent", INJECTED_MS)], fig[label("sequential", INJECTED_MS)], \
         fig[label("concurrent", 0.0)]
-    rows = [(name, f["p50_ms"], f["p95_ms"]) for name, f in fig.items()]
+    rows: list[tuple[Any, ...]] = [(name, f["p50_ms"], f["p95_ms"]) for name, f in fig.items()]
     rows.append(("load generator overhead (404 round trip)", overhead, ""))
     print_table(f"{NAME}: {requests} sequential checkouts per setting, median of {repeats}", rows,
                 ("enqueue mode @ injected latency", "p50 ms", "p95 ms"))

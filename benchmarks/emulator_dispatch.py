@@ -25,8 +25,8 @@ import venv
 from pathlib import Path
 from typing import Any
 
-from benchmarks._common import (BENCH_DIR, Proc, free_port, median, parser, percentile, port_open, print_table,
-                                print_targets, start_emulator, target, wait_for, write_results)
+from benchmarks._common import (BENCH_DIR, Proc, free_port, median, parser, port_open, print_table, print_targets,
+                                start_emulator, target, write_results)
 from benchmarks._loadgen import constant, run_load
 from benchmarks._receiver import Receiver
 
@@ -143,7 +143,7 @@ def report(args: Any, tasks: int, queues: int, repeats: int, capacity: float,
     ours_rate = median(r["sustained_per_s"] for r in ours)
     peer_rate = median(r["sustained_per_s"] for r in peer)
     ratio = ours_rate / peer_rate if peer_rate else float("inf")
-    rows = [(label, median(r["sustained_per_s"] for r in runs), median(r["overall_per_s"] for r in runs),
+    rows: list[tuple[Any, ...]] = [(label, median(r["sustained_per_s"] for r in runs), median(r["overall_per_s"] for r in runs),
              median(r["creates_per_s"] for r in runs), min(r["delivered"] for r in runs))
             for label, runs in (("ordertasks emulator", ours), (f"peer {PEER_PACKAGE}", peer))]
     rows.append(("receiver alone (load generator, 64 conns)", capacity, "", "", ""))

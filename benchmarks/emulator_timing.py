@@ -42,7 +42,7 @@ def driver(host: str, receiver: Receiver, *extra: str) -> dict[str, Any]:
     """Run the workload driver against the emulator; its JSON report."""
     argv = [sys.executable, str(DRIVER), "--endpoint", host, "--url", receiver.url, "--queues", "1", *extra]
     out = subprocess.run(argv, check=True, capture_output=True, text=True, timeout=600)
-    return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def lateness_ms(arrivals: list[tuple[float, float | None]]) -> list[float]:

@@ -98,8 +98,8 @@ def descendants(pid: int) -> dict[int, str]:
     out = subprocess.run(["ps", "-e", "-o", "pid=,ppid=,args="], capture_output=True, text=True).stdout
     children: dict[int, list[tuple[int, str]]] = {}
     for line in out.splitlines():
-        child, parent, args = line.split(None, 2)
-        children.setdefault(int(parent), []).append((int(child), args))
+        child_id, parent_id, args = line.split(None, 2)
+        children.setdefault(int(parent_id), []).append((int(child_id), args))
     found: dict[int, str] = {}
     todo = [pid]
     while todo:
