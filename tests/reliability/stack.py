@@ -66,11 +66,18 @@ def fast_catalog(tmp: Path, *, lease_seconds: float | None = None, max_attempts:
 
 
 def rss_kib(pid: int) -> int:
-    """Resident memory of ``pid`` in KiB, from ``/proc/<pid>/status``."""
+    """Resident memory of ``pid`` and its descendants in KiB, from ``/proc/<pid>/status``.
+
+    Descendants count because the handler serves from gunicorn workers under a master.
+    """
+    total = 0
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
+            total += int(line.split()[1])
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            total += rss_kib(int(child))
+    return total
 
 
 @dataclass
