@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,20 +13,11 @@ from typing import Any
 import pytest
 import requests
 
-from infra.config import DEFAULT_CATALOG, REPO_ROOT
+from infra.config import REPO_ROOT
+from tests.support.samples import CHECKOUT_BODY, fast_catalog
 from tests.support.servers import ServerProcess, free_port
 
 DELAY_SCALE = "0.001"   # 0 s / 5 ms / 30 ms / 60 ms; the follow-up waits 86 s, the review 10 min
-
-
-def fast_catalog(tmp: Path) -> Path:
-    """The real catalog with backoffs cut to tenths of a second (same queues, kinds, delays)."""
-    text = DEFAULT_CATALOG.read_text()
-    text = re.sub(r"min_backoff_seconds = \d+", "min_backoff_seconds = 0.1", text)
-    text = re.sub(r"max_backoff_seconds = \d+", "max_backoff_seconds = 0.5", text)
-    path = tmp / "tasks.toml"
-    path.write_text(text)
-    return path
 
 
 @dataclass
@@ -116,18 +106,8 @@ def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
         server.stop()
 
 
-ORDER_BODY: dict[str, Any] = {
-    "customer": {"name": "Ada Lovelace", "email": "ada@example.com"},
-    "shipping_address": {"name": "Ada Lovelace", "line1": "12 St James Sq", "city": "London",
-                         "postal_code": "SW1Y 4JH", "country": "GB"},
-    "items": [{"sku": "BOOK-1", "name": "Notes on the Engine", "quantity": 2, "unit_price": "19.50"}],
-    "currency": "GBP",
-    "payment_token": "tok_visa",
-}
-
-
 def place_order(stack: DevStack, **changes: Any) -> str:
     """POST a checkout; return the order id (asserting 201)."""
-    resp = requests.post(f"{stack.checkout}/api/checkout", json={**ORDER_BODY, **changes}, timeout=30)
+    resp = requests.post(f"{stack.checkout}/api/checkout", json={**CHECKOUT_BODY, **changes}, timeout=30)
     assert resp.status_code == 201, resp.text
     return str(resp.json()["order_id"])

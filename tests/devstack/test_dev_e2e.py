@@ -10,9 +10,15 @@ import subprocess
 import requests
 
 from handlers.backends.sqlite import SqliteStore
-from infra.config import REPO_ROOT
 from handlers.registry import SystemClock
-from tests.devstack.conftest import DevStack, dev_argv, fast_catalog, place_order, start_dev
+from infra.config import REPO_ROOT
+from tests.devstack.conftest import (
+    DevStack,
+    dev_argv,
+    fast_catalog,
+    place_order,
+    start_dev,
+)
 from tests.support.servers import free_port, need_binary, port_open, wait_until
 
 IMMEDIATE = ("send_confirmation_email", "record_analytics", "generate_invoice", "notify_warehouse")

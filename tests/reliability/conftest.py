@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from tests.reliability.handler_rig import rig_for  # noqa: F401 - a fixture shared by the modules here
-from tests.reliability.stack import LocalStack, fast_catalog
+from tests.reliability.stack import LocalStack
+from tests.support.samples import fast_catalog
 
 SOAK = os.environ.get("SOAK", "") not in ("", "0", "false")
 

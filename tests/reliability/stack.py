@@ -28,43 +28,13 @@ import requests
 
 from handlers.backends.sqlite import SqliteStore
 from infra import devstack
-from infra.config import DEFAULT_CATALOG, REPO_ROOT, Catalog, load_catalog
+from infra.config import REPO_ROOT, Catalog, load_catalog
+from tests.support.samples import CHECKOUT_BODY
 from tests.support.servers import ServerProcess, free_port, wait_until
 
 PARTS = ("smtp", "warehouse", "emulator", "handler", "checkout")
 # Every kind runs within seconds: the follow-up after 0.9 s, the review request after 6 s.
 DELAY_SCALE = "0.00001"
-ORDER_BODY: dict[str, Any] = {
-    "customer": {"name": "Ada Lovelace", "email": "ada@example.com"},
-    "shipping_address": {"name": "Ada Lovelace", "line1": "12 St James Sq", "city": "London",
-                         "postal_code": "SW1Y 4JH", "country": "GB"},
-    "items": [{"sku": "BOOK-1", "name": "Notes on the Engine", "quantity": 2, "unit_price": "19.50"}],
-    "currency": "GBP",
-    "payment_token": "tok_visa",
-}
-
-
-def fast_catalog(tmp: Path, *, lease_seconds: float | None = None, max_attempts: int | None = None,
-                 rate: float | None = None) -> Path:
-    """A copy of the real catalog with backoffs cut to tenths of a second (and other knobs)."""
-    text = DEFAULT_CATALOG.read_text()
-    text = re.sub(r"min_backoff_seconds = \d+", "min_backoff_seconds = 0.1", text)
-    text = re.sub(r"max_backoff_seconds = \d+", "max_backoff_seconds = 0.5", text)
-    if lease_seconds is not None:
-        text = re.sub(r"lease_seconds = \d+", f"lease_seconds = {lease_seconds}", text)
-        # The handler's lease is max(lease_seconds, dispatch deadline): shorten both (15 s is the floor).
-        text = re.sub(r"dispatch_deadline_seconds = \d+", "dispatch_deadline_seconds = 15", text)
-    if max_attempts is not None:
-        text = re.sub(r"max_attempts = \d+", f"max_attempts = {max_attempts}", text)
-    if rate is not None:
-        text = re.sub(r"max_dispatches_per_second = \d+", f"max_dispatches_per_second = {rate}", text)
-        text = re.sub(r"max_burst_size = \d+", f"max_burst_size = {int(rate)}", text)
-        text = re.sub(r"max_concurrent_dispatches = \d+", "max_concurrent_dispatches = 50", text)
-    path = tmp / "tasks.toml"
-    path.write_text(text)
-    return path
-
-
 def rss_kib(pid: int) -> int:
     """Resident memory of ``pid`` and its descendants in KiB, from ``/proc/<pid>/status``.
 
@@ -199,13 +169,13 @@ class LocalStack:
 
     def checkout(self, body: dict[str, Any] | None = None, **headers: str) -> requests.Response:
         """``POST /api/checkout`` with a valid order (or ``body``)."""
-        return self.session.post(f"{self.url('checkout')}/api/checkout", json=body or ORDER_BODY,
+        return self.session.post(f"{self.url('checkout')}/api/checkout", json=body or CHECKOUT_BODY,
                                  headers=headers, timeout=60)
 
     def place_orders(self, n: int, workers: int = 8) -> list[str]:
         """Place ``n`` orders concurrently; return their ids (each answer must be 201 or 202)."""
         def one(_: int) -> str:
-            resp = requests.post(f"{self.url('checkout')}/api/checkout", json=ORDER_BODY, timeout=60)
+            resp = requests.post(f"{self.url('checkout')}/api/checkout", json=CHECKOUT_BODY, timeout=60)
             assert resp.status_code in (201, 202), resp.text
             return str(resp.json()["order_id"])
         with ThreadPoolExecutor(max_workers=workers) as pool:

@@ -20,8 +20,9 @@ from handlers.backends.sqlite import SqliteStore
 from handlers.contract import encode
 from handlers.invoice import invoice_path
 from tests.effects.orders import eur_order
-from tests.reliability.stack import ORDER_BODY, LocalStack
+from tests.reliability.stack import LocalStack
 from tests.reliability.test_fuzz_handler import SAFE_FAILED_ID
+from tests.support.samples import CHECKOUT_BODY
 
 HOSTILE_IDS = ["a/b", "../../etc/passwd", "..", "ord_ü", "ord_\u202e", "x" * 1024, "__x__", "__name__",
                "ord id", "ord\x00", "ord%2F..", "ord.pdf", "", "-leading-dash"]
@@ -34,7 +35,7 @@ def _task_with_order_id(kind: str, order_id: str) -> bytes:
 
 def test_checkout_refuses_hostile_order_ids_with_400(local_stack: LocalStack) -> None:
     for order_id in HOSTILE_IDS:
-        body: dict[str, Any] = copy.deepcopy(ORDER_BODY) | {"order_id": order_id}
+        body: dict[str, Any] = copy.deepcopy(CHECKOUT_BODY) | {"order_id": order_id}
         resp = local_stack.checkout(body)
         assert resp.status_code == 400, (order_id, resp.status_code, resp.text[:200])
         assert any(f["field"] == "order_id" for f in resp.json()["error"]["fields"]), resp.text

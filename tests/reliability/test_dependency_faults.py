@@ -12,7 +12,8 @@ from pathlib import Path
 
 import requests
 
-from tests.reliability.stack import LocalStack, fast_catalog
+from tests.reliability.stack import LocalStack
+from tests.support.samples import fast_catalog
 from tests.support.servers import wait_until
 
 ORDERS = 6

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.reliability.stack import LocalStack, fast_catalog
+from tests.reliability.stack import LocalStack
+from tests.support.samples import fast_catalog
 from tests.support.servers import wait_until
 
 ORDERS = int(os.environ.get("SOAK_ORDERS", "10000"))

@@ -27,10 +27,9 @@ from handlers.dispatch import Delivery, Outcome
 from handlers.errors import DependencyUnavailable
 from infra.config import Settings
 from tests.conftest import _firestore_answers
-from tests.effects.orders import FixedClock
-from tests.effects.orders import PLACED_AT
+from tests.effects.orders import PLACED_AT, FixedClock
 from tests.reliability.handler_rig import KINDS, Rig, task_body
-from tests.reliability.stack import fast_catalog
+from tests.support.samples import fast_catalog
 from tests.support.servers import ServerProcess, free_port, need_binary, wait_until
 
 ORDERS = 10

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives import serialization
 
 from handlers.backends.sqlite import SqliteStore
 from tests.reliability.handler_rig import Rig, task_body
-from tests.reliability.stack import LocalStack, fast_catalog
+from tests.reliability.stack import LocalStack
 from tests.support.issuer import RsaKey
 from tests.support.servers import wait_until
 

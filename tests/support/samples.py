@@ -1,0 +1,39 @@
+"""Sample inputs shared by the end-to-end, reliability and producer tests."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from infra.config import DEFAULT_CATALOG
+
+CHECKOUT_BODY: dict[str, Any] = {
+    "customer": {"name": "Ada Lovelace", "email": "ada@example.com"},
+    "shipping_address": {"name": "Ada Lovelace", "line1": "12 St James Sq", "city": "London",
+                         "postal_code": "SW1Y 4JH", "country": "GB"},
+    "items": [{"sku": "BOOK-1", "name": "Notes on the Engine", "quantity": 2, "unit_price": "19.50"}],
+    "currency": "GBP",
+    "payment_token": "tok_visa",
+}
+
+
+def fast_catalog(tmp: Path, *, lease_seconds: float | None = None, max_attempts: int | None = None,
+                 rate: float | None = None) -> Path:
+    """A copy of the real catalog with backoffs cut to tenths of a second (and other knobs)."""
+    text = DEFAULT_CATALOG.read_text()
+    text = re.sub(r"min_backoff_seconds = \d+", "min_backoff_seconds = 0.1", text)
+    text = re.sub(r"max_backoff_seconds = \d+", "max_backoff_seconds = 0.5", text)
+    if lease_seconds is not None:
+        text = re.sub(r"lease_seconds = \d+", f"lease_seconds = {lease_seconds}", text)
+        # The handler's lease is max(lease_seconds, dispatch deadline): shorten both (15 s is the floor).
+        text = re.sub(r"dispatch_deadline_seconds = \d+", "dispatch_deadline_seconds = 15", text)
+    if max_attempts is not None:
+        text = re.sub(r"max_attempts = \d+", f"max_attempts = {max_attempts}", text)
+    if rate is not None:
+        text = re.sub(r"max_dispatches_per_second = \d+", f"max_dispatches_per_second = {rate}", text)
+        text = re.sub(r"max_burst_size = \d+", f"max_burst_size = {int(rate)}", text)
+        text = re.sub(r"max_concurrent_dispatches = \d+", "max_concurrent_dispatches = 50", text)
+    path = tmp / "tasks.toml"
+    path.write_text(text)
+    return path
