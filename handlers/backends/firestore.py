@@ -273,6 +273,8 @@ class FirestoreStore:
 
         Unfiltered: ordered and limited by Firestore. Filtered: equality filters only (served by
         single-field indexes), so every match is read and sorted here; the log is triage-sized.
+        A large log wants composite indexes (status, last_failed_at desc), (kind,
+        last_failed_at desc) and (status, kind, last_failed_at desc) and an ordered query.
         """
         query = self._collection("failed_tasks")
         for name, value in (("status", status), ("kind", kind)):
