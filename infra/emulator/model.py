@@ -2,7 +2,7 @@
 
 Plain dataclasses, no I/O.  Times are float seconds since the epoch (wall clock), because
 ``scheduleTime`` is a wall-clock instant; durations are float seconds.  Defaults are those
-of a new Cloud Tasks queue (see ``/work/shared/cloudtasks-facts.md``).
+of a new Cloud Tasks queue (per the Cloud Tasks v2 reference).
 """
 
 from __future__ import annotations
