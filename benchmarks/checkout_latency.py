@@ -28,19 +28,12 @@ from typing import Any
 from benchmarks._common import (REPO_ROOT, Proc, free_port, http_ok, median, parser, percentile, print_table,
                                 print_targets, python_module, rest_client, start_emulator, target, write_results)
 from benchmarks._loadgen import RequestFactory, run_load
+from tests.support.samples import EUR_CHECKOUT_BODY
 
 NAME = "checkout_latency"
 INJECTED_MS = 25.0
 CATALOG = REPO_ROOT / "infra" / "tasks.toml"
-ORDER: dict[str, Any] = {
-    "customer": {"name": "Ada Lovelace", "email": "ada@example.com"},
-    "shipping_address": {"name": "Ada Lovelace", "line1": "1 Market Street", "city": "Berlin",
-                         "postal_code": "10115", "country": "DE"},
-    "items": [{"sku": "MUG-1", "name": "Mug", "quantity": 2, "unit_price": "9.50"},
-              {"sku": "TEA-7", "name": "Tea", "quantity": 1, "unit_price": "4.25"}],
-    "currency": "EUR",
-    "payment_token": "tok_visa",
-}
+ORDER = EUR_CHECKOUT_BODY
 SETTINGS = (("concurrent", INJECTED_MS), ("sequential", INJECTED_MS), ("concurrent", 0.0))
 
 

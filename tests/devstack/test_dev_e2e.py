@@ -59,12 +59,17 @@ def test_gcloud_tasks_list_shows_the_queued_long_delay_tasks(dev: DevStack, tmp_
         f"{order_id}-send_followup_email", f"{order_id}-request_review"}
 
 
-def test_rejected_notification_is_triaged_and_replayed_once(dev: DevStack) -> None:
-    dev.warehouse_mode("reject")
-    order_id = place_order(dev)
-    failed_id = f"{order_id}:notify_warehouse"
-    wait_until(lambda: dev.task_states(order_id).get("notify_warehouse") == "failed", timeout=30,
+def rejected_order(stack: DevStack) -> tuple[str, str]:
+    """An order whose warehouse notification was rejected: (order id, failed-task id)."""
+    stack.warehouse_mode("reject")
+    order_id = place_order(stack)
+    wait_until(lambda: stack.task_states(order_id).get("notify_warehouse") == "failed", timeout=30,
                what="the failed record")
+    return order_id, f"{order_id}:notify_warehouse"
+
+
+def test_rejected_notification_is_triaged_and_replayed_once(dev: DevStack) -> None:
+    order_id, failed_id = rejected_order(dev)
     listing = dev.cli("failed", "list", "--status", "open", "--kind", "notify_warehouse")
     assert listing.returncode == 0
     header = listing.stdout.splitlines()[0].split()
@@ -81,11 +86,7 @@ def test_rejected_notification_is_triaged_and_replayed_once(dev: DevStack) -> No
 
 
 def test_console_style_replay_request_is_swept(dev: DevStack) -> None:
-    dev.warehouse_mode("reject")
-    order_id = place_order(dev)
-    failed_id = f"{order_id}:notify_warehouse"
-    wait_until(lambda: dev.task_states(order_id).get("notify_warehouse") == "failed", timeout=30,
-               what="the failed record")
+    order_id, failed_id = rejected_order(dev)
     dev.warehouse_mode("ok")
     # What an operator does in the Firestore console: edit the status field by hand.
     store = SqliteStore(dev.data_dir / "ordertasks.db")

@@ -28,18 +28,11 @@ from producer import wiring
 from producer.checkout import create_app
 from producer.enqueue import Enqueuer, queue_path
 from producer.payments import LocalGateway
+from tests.support.samples import EUR_CHECKOUT_BODY
 from tests.support.servers import ServerProcess, free_port, http_ok
 
 CATALOG = REPO_ROOT / "infra" / "tasks.toml"
-ORDER: dict[str, Any] = {
-    "customer": {"name": "Ada Lovelace", "email": "ada@example.com"},
-    "shipping_address": {"name": "Ada Lovelace", "line1": "1 Market Street", "city": "Berlin",
-                         "postal_code": "10115", "country": "DE"},
-    "items": [{"sku": "MUG-1", "name": "Mug", "quantity": 2, "unit_price": "9.50"},
-              {"sku": "TEA-7", "name": "Tea", "quantity": 1, "unit_price": "4.25"}],
-    "currency": "EUR",
-    "payment_token": "tok_visa",
-}
+ORDER = EUR_CHECKOUT_BODY
 
 
 def order_body(**changes: Any) -> dict[str, Any]:

@@ -17,6 +17,17 @@ CHECKOUT_BODY: dict[str, Any] = {
     "payment_token": "tok_visa",
 }
 
+# An EUR order with two lines (the producer tests and the checkout benchmark).
+EUR_CHECKOUT_BODY: dict[str, Any] = {
+    "customer": {"name": "Ada Lovelace", "email": "ada@example.com"},
+    "shipping_address": {"name": "Ada Lovelace", "line1": "1 Market Street", "city": "Berlin",
+                         "postal_code": "10115", "country": "DE"},
+    "items": [{"sku": "MUG-1", "name": "Mug", "quantity": 2, "unit_price": "9.50"},
+              {"sku": "TEA-7", "name": "Tea", "quantity": 1, "unit_price": "4.25"}],
+    "currency": "EUR",
+    "payment_token": "tok_visa",
+}
+
 
 def fast_catalog(tmp: Path, *, lease_seconds: float | None = None, max_attempts: int | None = None,
                  rate: float | None = None) -> Path:
