@@ -84,5 +84,6 @@ def build_handler(settings: Settings, **parts: Any) -> Any:
     """The callable functions-framework serves (``functions.main.TaskHandler``)."""
     from functions.main import TaskHandler
 
-    catalog = settings.catalog()
-    return TaskHandler(build_dispatcher(settings, **parts), build_verifier(settings, catalog), catalog.project)
+    dispatcher = build_dispatcher(settings, **parts)
+    catalog = dispatcher.catalog
+    return TaskHandler(dispatcher, build_verifier(settings, catalog), catalog.project)
