@@ -30,7 +30,7 @@ from handlers.contract import Task, parse_task, salvage_ids
 from handlers.errors import LeaseHeld, OrderTasksError, PermanentError, RetryableError
 from handlers.ports import ClaimState, Clock, EffectRecord, EffectStore, FailedTaskStore, FailureReport
 from handlers.registry import Effect, EffectContext
-from infra.config import Catalog, QueueConfig
+from handlers.config import Catalog, QueueConfig
 
 log = logging.getLogger("ordertasks.dispatch")
 REPLAY_SUFFIX = re.compile(r"-r\d+$")

@@ -2,6 +2,7 @@
 
     OrderTasksError
     ├── ConfigurationError          settings or catalog are wrong; fix config, not data
+    │   └── CatalogError            the task catalog file is invalid (names file and line)
     ├── RetryableError              try again later (Cloud Tasks retries on 503)
     │   ├── DependencyUnavailable   SMTP, warehouse, store or bucket down / 5xx / timeout
     │   ├── Throttled               429 from a dependency (``retry_after`` seconds if known)

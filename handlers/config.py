@@ -1,0 +1,309 @@
+"""Configuration: the task catalog (``infra/tasks.toml`` by default) and runtime ``Settings``.
+
+``load_catalog(path)`` reads the catalog once and validates it; every other module asks it
+for queues, kinds, delays and identities.  ``Settings.from_env()`` is the only place in the
+project that reads environment variables.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from handlers.errors import ConfigurationError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CATALOG = REPO_ROOT / "infra" / "tasks.toml"
+MAX_DELAY_SECONDS = 30 * 24 * 3600
+QUEUE_ID = re.compile(r"^[A-Za-z0-9-]{1,100}$")
+GOOGLE_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
+
+
+class CatalogError(ConfigurationError, ValueError):
+    """The task catalog is invalid; the message names the file, line and what to fix."""
+
+
+@dataclass(frozen=True)
+class QueueConfig:
+    """Rate and retry settings of one Cloud Tasks queue (durations in seconds)."""
+
+    name: str
+    max_dispatches_per_second: float = 25.0
+    max_burst_size: int = 25
+    max_concurrent_dispatches: int = 10
+    max_attempts: int = 5
+    min_backoff_seconds: float = 10.0
+    max_backoff_seconds: float = 300.0
+    max_doublings: int = 4
+    max_retry_duration_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class KindConfig:
+    """Where a task kind is queued, how long after checkout, and its dispatch deadline."""
+
+    name: str
+    queue: str
+    delay_seconds: float
+    dispatch_deadline_seconds: float = 600.0
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """The whole of ``infra/tasks.toml``, validated."""
+
+    project: str
+    region: str
+    handler_function: str
+    invoice_bucket: str
+    service_accounts: Mapping[str, str]
+    queues: Mapping[str, QueueConfig]
+    kinds: Mapping[str, KindConfig]
+    lease_seconds: float = 120.0
+    ttl_days: int = 35
+    analytics_shards: int = 8
+    handler: Mapping[str, Any] = field(default_factory=dict)
+    source: str = "infra/tasks.toml"
+
+    def queue_for(self, kind: str) -> QueueConfig:
+        """The queue configuration that carries tasks of ``kind``."""
+        return self.queues[self.kinds[kind].queue]
+
+    def service_account_email(self, role: str, project: str | None = None) -> str:
+        """Email of the service account playing ``role`` (checkout, dispatcher, handler)."""
+        return f"{self.service_accounts[role]}@{project or self.project}.iam.gserviceaccount.com"
+
+
+def _line_of(text: str, table: str, key: str | None = None) -> int:
+    """1-based line of ``[table]`` (or of ``key`` inside it) in the TOML text, 0 if absent."""
+    lines = text.splitlines()
+    header = re.compile(r"^\s*\[\s*" + re.escape(table).replace(r"\.", r"\s*\.\s*") + r"\s*\]")
+    for number, line in enumerate(lines, start=1):
+        if not header.match(line):
+            continue
+        if key is None:
+            return number
+        for offset, inner in enumerate(lines[number:], start=number + 1):
+            if inner.lstrip().startswith("["):
+                break
+            if re.match(r"^\s*" + re.escape(key) + r"\s*=", inner):
+                return offset
+        return number
+    return 0
+
+
+def _queue(name: str, raw: Mapping[str, Any]) -> QueueConfig:
+    known = set(QueueConfig.__dataclass_fields__) - {"name"}
+    unknown = set(raw) - known
+    if unknown:
+        raise KeyError(sorted(unknown)[0])
+    return QueueConfig(name=name, **raw)
+
+
+def _check_queue(q: QueueConfig) -> str | None:
+    if not QUEUE_ID.match(q.name):
+        return f"queue id {q.name!r} must be 1-100 characters of [A-Za-z0-9-]"
+    if not 0 <= q.max_dispatches_per_second <= 500:
+        return "max_dispatches_per_second must be between 0 and 500"
+    if not 0 <= q.max_concurrent_dispatches <= 5000:
+        return "max_concurrent_dispatches must be between 0 and 5000"
+    if q.max_attempts < -1 or q.max_attempts == 0:
+        return "max_attempts must be -1 (unlimited) or at least 1"
+    if q.min_backoff_seconds < 0 or q.min_backoff_seconds > q.max_backoff_seconds:
+        return "min_backoff_seconds must be >= 0 and <= max_backoff_seconds"
+    if q.max_doublings < 0:
+        return "max_doublings must be >= 0"
+    return None
+
+
+def _check_kind(kind: KindConfig, queues: Mapping[str, QueueConfig]) -> tuple[str, str] | None:
+    if kind.queue not in queues:
+        return "queue", f"unknown queue {kind.queue!r}; define [queues.{kind.queue}] or use one of {sorted(queues)}"
+    if not 0 <= kind.delay_seconds <= MAX_DELAY_SECONDS:
+        return "delay_seconds", f"delay_seconds={kind.delay_seconds} is over Cloud Tasks' 30-day limit ({MAX_DELAY_SECONDS} s)"
+    if not 15 <= kind.dispatch_deadline_seconds <= 1800:
+        return "dispatch_deadline_seconds", "dispatch_deadline_seconds must be between 15 and 1800"
+    return None
+
+
+def load_catalog(path: str | Path = DEFAULT_CATALOG) -> Catalog:
+    """Read and validate the catalog; raise ``CatalogError`` naming the offending line."""
+    path = Path(path)
+    text = path.read_text(encoding="utf-8")
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise CatalogError(f"{path}: not valid TOML: {exc}") from exc
+
+    def fail(table: str, key: str | None, message: str) -> CatalogError:
+        return CatalogError(f"{path}:{_line_of(text, table, key)}: [{table}] {message}")
+
+    queues: dict[str, QueueConfig] = {}
+    for name, body in raw.get("queues", {}).items():
+        try:
+            queues[name] = _queue(name, body)
+        except (KeyError, TypeError) as exc:
+            raise fail(f"queues.{name}", None, f"unknown or malformed setting {exc}") from exc
+        problem = _check_queue(queues[name])
+        if problem:
+            raise fail(f"queues.{name}", None, problem)
+    kinds: dict[str, KindConfig] = {}
+    for name, body in raw.get("kinds", {}).items():
+        try:
+            kinds[name] = KindConfig(name=name, **body)
+        except TypeError as exc:
+            raise fail(f"kinds.{name}", None, f"malformed kind: {exc}") from exc
+        kind_problem = _check_kind(kinds[name], queues)
+        if kind_problem:
+            raise fail(f"kinds.{name}", kind_problem[0], kind_problem[1])
+    project = raw.get("project", {})
+    return Catalog(
+        project=project.get("id", "local-project"),
+        region=project.get("region", "us-central1"),
+        handler_function=project.get("handler_function", "ordertasks-handler"),
+        invoice_bucket=project.get("invoice_bucket", "ordertasks-invoices"),
+        service_accounts=dict(raw.get("service_accounts", {})),
+        queues=queues,
+        kinds=kinds,
+        lease_seconds=float(raw.get("idempotency", {}).get("lease_seconds", 120)),
+        ttl_days=int(raw.get("idempotency", {}).get("ttl_days", 35)),
+        analytics_shards=int(raw.get("analytics", {}).get("shards", 8)),
+        handler=dict(raw.get("handler", {})),
+        source=str(path),
+    )
+
+
+def _flag(value: str | None, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a deployable needs to choose and configure its backends.
+
+    Build with ``Settings.from_env()``; tests build it directly or with ``replace``.
+    ``backend`` is ``"local"`` (SQLite, a blob directory, the local Cloud Tasks emulator:
+    the embedded default) or ``"cloud"`` (Firestore, GCS, Cloud Tasks).
+    """
+
+    backend: str = "local"
+    catalog_path: Path = DEFAULT_CATALOG
+    project: str | None = None
+    location: str | None = None
+    data_dir: Path = REPO_ROOT / "var"
+    sqlite_path: Path | None = None
+    blob_dir: Path | None = None
+    invoice_bucket: str | None = None
+    firestore_database: str = "(default)"
+    # Cloud Tasks
+    cloud_tasks_emulator_host: str | None = None
+    handler_url: str = "http://127.0.0.1:8081/"
+    checkout_url: str = "http://127.0.0.1:8080/"
+    enqueue_concurrently: bool = True
+    enqueue_timeout_seconds: float = 10.0
+    delay_scale: float = 1.0
+    # OIDC on the handler and on internal endpoints
+    oidc_verify: bool = True
+    oidc_certs_url: str = GOOGLE_CERTS_URL
+    oidc_audience: str | None = None
+    oidc_allowed_emails: tuple[str, ...] = ()
+    # Email
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 1025
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    smtp_timeout_seconds: float = 10.0
+    mail_from: str = "Example Shop <orders@shop.example>"
+    # Warehouse
+    warehouse_url: str = "http://127.0.0.1:8090/notifications"
+    warehouse_token: str | None = None
+    warehouse_timeout_seconds: float = 10.0
+    # Seller details printed on invoices
+    seller_name: str = "Example Shop Ltd"
+    seller_address: str = "1 Market Street, 10115 Berlin, DE"
+    seller_tax_id: str = "DE000000000"
+    log_level: str = "INFO"
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def sqlite_file(self) -> Path:
+        """The SQLite database used by the local backend."""
+        return self.sqlite_path or self.data_dir / "ordertasks.db"
+
+    @property
+    def blob_root(self) -> Path:
+        """The directory that stands in for the invoice bucket locally."""
+        return self.blob_dir or self.data_dir / "blobs"
+
+    @property
+    def audience(self) -> str:
+        """The OIDC audience the handler expects: its own base URL unless set."""
+        return self.oidc_audience or self.handler_url
+
+    @property
+    def certs_url(self) -> str:
+        """Where token-signing certificates come from: Google's, or the local emulator's."""
+        if self.oidc_certs_url == GOOGLE_CERTS_URL and self.backend == "local" and self.cloud_tasks_emulator_host:
+            return f"http://{self.cloud_tasks_emulator_host}/oauth2/v1/certs"
+        return self.oidc_certs_url
+
+    def catalog(self) -> Catalog:
+        """The catalog this deployment uses, with project/region overrides applied."""
+        cat = load_catalog(self.catalog_path)
+        return replace(cat, project=self.project or cat.project, region=self.location or cat.region)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+        """Read ``ORDERTASKS_*`` (and ``CLOUD_TASKS_EMULATOR_HOST``) variables; see README."""
+        env = os.environ if environ is None else environ
+
+        def get(name: str) -> str | None:
+            value = env.get("ORDERTASKS_" + name)
+            return value if value not in (None, "") else None
+
+        data_dir = Path(get("DATA_DIR") or REPO_ROOT / "var")
+        values: dict[str, Any] = {
+            "backend": get("BACKEND") or "local",
+            "catalog_path": Path(get("CONFIG") or DEFAULT_CATALOG),
+            "project": get("PROJECT"),
+            "location": get("LOCATION"),
+            "data_dir": data_dir,
+            "sqlite_path": Path(p) if (p := get("SQLITE_PATH")) else None,
+            "blob_dir": Path(p) if (p := get("BLOB_DIR")) else None,
+            "invoice_bucket": get("INVOICE_BUCKET"),
+            "firestore_database": get("FIRESTORE_DATABASE") or "(default)",
+            "cloud_tasks_emulator_host": env.get("CLOUD_TASKS_EMULATOR_HOST") or None,
+            "handler_url": get("HANDLER_URL") or cls.handler_url,
+            "checkout_url": get("CHECKOUT_URL") or cls.checkout_url,
+            "enqueue_concurrently": get("ENQUEUE_MODE") != "sequential",
+            "enqueue_timeout_seconds": float(get("ENQUEUE_TIMEOUT") or 10.0),
+            "delay_scale": float(get("DELAY_SCALE") or 1.0),
+            "oidc_verify": _flag(get("OIDC_VERIFY"), True),
+            "oidc_certs_url": get("OIDC_CERTS_URL") or GOOGLE_CERTS_URL,
+            "oidc_audience": get("OIDC_AUDIENCE"),
+            "oidc_allowed_emails": tuple(e.strip() for e in (get("OIDC_ALLOWED_EMAILS") or "").split(",") if e.strip()),
+            "smtp_host": get("SMTP_HOST") or cls.smtp_host,
+            "smtp_port": int(get("SMTP_PORT") or cls.smtp_port),
+            "smtp_username": get("SMTP_USERNAME"),
+            "smtp_password": get("SMTP_PASSWORD"),
+            "smtp_starttls": _flag(get("SMTP_STARTTLS"), False),
+            "smtp_timeout_seconds": float(get("SMTP_TIMEOUT") or 10.0),
+            "mail_from": get("MAIL_FROM") or cls.mail_from,
+            "warehouse_url": get("WAREHOUSE_URL") or cls.warehouse_url,
+            "warehouse_token": get("WAREHOUSE_TOKEN"),
+            "warehouse_timeout_seconds": float(get("WAREHOUSE_TIMEOUT") or 10.0),
+            "seller_name": get("SELLER_NAME") or cls.seller_name,
+            "seller_address": get("SELLER_ADDRESS") or cls.seller_address,
+            "seller_tax_id": get("SELLER_TAX_ID") or cls.seller_tax_id,
+            "log_level": get("LOG_LEVEL") or "INFO",
+            "extra": {k: v for k, v in env.items() if k.startswith("ORDERTASKS_")},
+        }
+        return cls(**values)
