@@ -58,3 +58,15 @@ def firestore_client(firestore_emulator: str, request: pytest.FixtureRequest):  
 def repo_root() -> Path:
     """The repository root."""
     return Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def fake_gcs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """fake-gcs-server on a free loopback port for the whole session; yield its base URL.
+
+    Skips locally when its wheel is missing; fails under REQUIRE_EMULATORS=1.
+    """
+    from tests.support.gcs_server import running_fake_gcs
+
+    with running_fake_gcs(tmp_path_factory.mktemp("fake-gcs")) as url:
+        yield url
