@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from handlers.cloud_readiness import require_cloud_ready
 from handlers.dispatch import Dispatcher
 from handlers.oidc import CertCache, TokenVerifier
 from handlers.ports import AnalyticsStore, BlobStore, Clock, EffectStore, FailedTaskStore
@@ -60,6 +61,7 @@ def build_context(settings: Settings, catalog: Catalog, analytics: AnalyticsStor
 
     mailer = SmtpMailer(settings.smtp_host, settings.smtp_port, username=settings.smtp_username,
                         password=settings.smtp_password, starttls=settings.smtp_starttls,
+                        implicit_tls=settings.smtp_implicit_tls,
                         timeout=settings.smtp_timeout_seconds)
     warehouse = HttpWarehouseClient(settings.warehouse_url, timeout=settings.warehouse_timeout_seconds,
                                     token=settings.warehouse_token)
@@ -84,6 +86,7 @@ def build_handler(settings: Settings, **parts: Any) -> Any:
     """The callable functions-framework serves (``functions.main.TaskHandler``)."""
     from functions.main import TaskHandler
 
+    require_cloud_ready(settings, "handler")
     dispatcher = build_dispatcher(settings, **parts)
     catalog = dispatcher.catalog
     return TaskHandler(dispatcher, build_verifier(settings, catalog), catalog.project)

@@ -184,6 +184,15 @@ def _flag(value: str | None, default: bool) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+SMTPS_PORT = 465
+
+
+def _smtp_tls(starttls: str | None, implicit: str | None, cloud: bool, port: int) -> dict[str, bool]:
+    """TLS on by default in the cloud: implicit on the SMTPS port, STARTTLS elsewhere."""
+    implicit_tls = _flag(implicit, cloud and port == SMTPS_PORT)
+    return {"smtp_implicit_tls": implicit_tls, "smtp_starttls": _flag(starttls, cloud and not implicit_tls)}
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything a deployable needs to choose and configure its backends.
@@ -220,6 +229,7 @@ class Settings:
     smtp_username: str | None = None
     smtp_password: str | None = None
     smtp_starttls: bool = False
+    smtp_implicit_tls: bool = False
     smtp_timeout_seconds: float = 10.0
     mail_from: str = "Example Shop <orders@shop.example>"
     # Warehouse
@@ -232,6 +242,8 @@ class Settings:
     seller_tax_id: str = "DE000000000"
     log_level: str = "INFO"
     extra: Mapping[str, str] = field(default_factory=dict)
+    # Variables the catalog names (a webhook's token_env): kept out of repr, it holds secrets.
+    environment: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def sqlite_file(self) -> Path:
@@ -294,7 +306,8 @@ class Settings:
             "smtp_port": int(get("SMTP_PORT") or cls.smtp_port),
             "smtp_username": get("SMTP_USERNAME"),
             "smtp_password": get("SMTP_PASSWORD"),
-            "smtp_starttls": _flag(get("SMTP_STARTTLS"), False),
+            **_smtp_tls(get("SMTP_STARTTLS"), get("SMTP_IMPLICIT_TLS"), get("BACKEND") == "cloud",
+                        int(get("SMTP_PORT") or cls.smtp_port)),
             "smtp_timeout_seconds": float(get("SMTP_TIMEOUT") or 10.0),
             "mail_from": get("MAIL_FROM") or cls.mail_from,
             "warehouse_url": get("WAREHOUSE_URL") or cls.warehouse_url,
@@ -305,5 +318,6 @@ class Settings:
             "seller_tax_id": get("SELLER_TAX_ID") or cls.seller_tax_id,
             "log_level": get("LOG_LEVEL") or "INFO",
             "extra": {k: v for k, v in env.items() if k.startswith("ORDERTASKS_")},
+            "environment": dict(env),
         }
         return cls(**values)

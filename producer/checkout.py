@@ -24,6 +24,7 @@ from flask import Flask, Response, request
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
+from handlers.cloud_readiness import require_cloud_ready
 from handlers.contract import KINDS
 from handlers.errors import AuthError, ConfigurationError, DependencyUnavailable
 from handlers.oidc import TokenVerifier
@@ -48,7 +49,11 @@ IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 def create_app(settings: Settings, *, store: OrderStore | None = None, enqueuer: Enqueuer | None = None,
                gateway: PaymentGateway | None = None, verifier: TokenVerifier | None = None,
                clock: Clock | None = None) -> Flask:
-    """The checkout app; dependencies not given are built by ``producer.wiring``."""
+    """The checkout app; dependencies not given are built by ``producer.wiring``.
+
+    In the cloud it refuses to start while a setting is unset or points at loopback.
+    """
+    require_cloud_ready(settings, "checkout")
     store = store or wiring.order_store(settings)
     enqueuer = enqueuer or wiring.enqueuer(settings)
     _check_catalog(enqueuer)

@@ -16,13 +16,18 @@ from handlers.errors import DependencyUnavailable, Rejected
 
 
 class SmtpMailer:
-    """Send ``EmailMessage``s through an SMTP relay, optionally with STARTTLS and login."""
+    """Send ``EmailMessage``s through an SMTP relay, optionally over TLS and with login.
+
+    ``starttls`` upgrades a plain connection (submission, port 587); ``implicit_tls`` speaks
+    TLS from the first byte (SMTPS, port 465). Either verifies the relay's certificate.
+    """
 
     def __init__(self, host: str, port: int, username: str | None = None, password: str | None = None,
-                 starttls: bool = False, timeout: float = 10, ssl_context: ssl.SSLContext | None = None) -> None:
+                 starttls: bool = False, timeout: float = 10, ssl_context: ssl.SSLContext | None = None,
+                 implicit_tls: bool = False) -> None:
         self.host, self.port, self.timeout = host, port, timeout
-        self.username, self.password, self.starttls = username, password, starttls
-        self.ssl_context = ssl_context
+        self.username, self.password, self.starttls = username, password, starttls and not implicit_tls
+        self.ssl_context, self.implicit_tls = ssl_context, implicit_tls
 
     def send(self, message: EmailMessage) -> None:
         """Deliver ``message`` to its ``To`` recipients.
@@ -31,7 +36,7 @@ class SmtpMailer:
         ``Rejected`` when it refuses for good (5xx).
         """
         try:
-            with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
+            with self._connect() as smtp:
                 self._open_session(smtp)
                 smtp.send_message(message)
         except smtplib.SMTPRecipientsRefused as exc:
@@ -45,6 +50,12 @@ class SmtpMailer:
         except (smtplib.SMTPException, OSError) as exc:
             # SMTPServerDisconnected, refused connections, timeouts and TLS errors land here.
             raise DependencyUnavailable(f"SMTP relay {self.host}:{self.port} unavailable: {exc!r}") from exc
+
+    def _connect(self) -> smtplib.SMTP:
+        if self.implicit_tls:
+            context = self.ssl_context or ssl.create_default_context()
+            return smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout, context=context)
+        return smtplib.SMTP(self.host, self.port, timeout=self.timeout)
 
     def _open_session(self, smtp: smtplib.SMTP) -> None:
         if self.starttls:

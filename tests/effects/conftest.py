@@ -124,6 +124,16 @@ def starttls_server(tls_pair: TlsPair) -> Iterator[SmtpServer]:
         controller.stop()
 
 
+@pytest.fixture
+def smtps_server(tls_pair: TlsPair) -> Iterator[SmtpServer]:
+    """An SMTP server speaking TLS from the first byte (implicit TLS, as on port 465)."""
+    controller, server = _start_smtp(ssl_context=tls_pair.server)
+    try:
+        yield server
+    finally:
+        controller.stop()
+
+
 # --- HTTP warehouse ----------------------------------------------------------------------------
 
 

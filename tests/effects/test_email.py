@@ -157,6 +157,16 @@ def test_untrusted_certificate_is_retryable_not_silently_accepted(starttls_serve
         starttls_server.mailer(starttls=True).send(_a_message())
 
 
+def test_implicit_tls_delivers(smtps_server: SmtpServer, tls_pair: TlsPair) -> None:
+    smtps_server.mailer(implicit_tls=True, ssl_context=tls_pair.client).send(_a_message())
+    assert _received(smtps_server)["X-Ordertasks-Order"] == "A1001"
+
+
+def test_implicit_tls_verifies_the_certificate(smtps_server: SmtpServer) -> None:
+    with pytest.raises(DependencyUnavailable, match="CERTIFICATE_VERIFY_FAILED"):
+        smtps_server.mailer(implicit_tls=True).send(_a_message())
+
+
 def _a_message() -> EmailMessage:
     data = task_for(SEND_CONFIRMATION_EMAIL, "A1001", eur_order()).data
     return order_email.render_email(SEND_CONFIRMATION_EMAIL, "A1001", data, SELLER)

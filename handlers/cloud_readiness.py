@@ -1,0 +1,158 @@
+"""No loopback defaults in the cloud: what a deployable lacks before it may start there.
+
+Every local default points at loopback (the SMTP sink on 127.0.0.1:1025, the warehouse
+stand-in on 127.0.0.1:8090, the local payment gateway). In the cloud such a default is a
+silent failure: every email and warehouse task would retry, then land in the failed-task log.
+So with ``ORDERTASKS_BACKEND=cloud`` the handler and the checkout call
+``require_cloud_ready`` at start and refuse to run, naming every setting that is unset or
+points at loopback. ``cloud_problems`` lists them; ``ordertasks deploy plan`` makes the same
+demands of the catalog's ``[cloud]`` section before it prints anything.
+
+What each deployable needs:
+
+- both: ``ORDERTASKS_PROJECT``; ``ORDERTASKS_HANDLER_URL`` (the OIDC audience, and where
+  the checkout's tasks go) not on loopback.
+- ``handler``: the SMTP relay (host not loopback, a password with a username, TLS when it
+  logs in), a real sender address, the warehouse URL, and for each webhook kind its URL and
+  the token variable it names.
+- ``checkout``: a payment processor: ``ORDERTASKS_PAYMENTS=stripe`` with its secret key and
+  webhook signing secret (``local`` only with ``ORDERTASKS_ALLOW_TEST_PAYMENTS=true``).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable, Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+from handlers.config import Settings
+from handlers.errors import ConfigurationError
+
+DEPLOYABLES = ("handler", "checkout")
+EXAMPLE_SENDER = "@shop.example>"
+VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+TRUE = {"1", "true", "yes", "on"}
+
+
+def is_loopback(host: str | None) -> bool:
+    """True for an empty host, ``localhost`` or a loopback/unspecified IP address."""
+    name = (host or "").strip().strip("[]").lower()
+    if name in ("", "localhost") or name.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_unspecified
+
+
+def url_is_loopback(url: str | None) -> bool:
+    """True when ``url`` is unset, not http(s), or its host is loopback."""
+    parts = urlsplit(url or "")
+    return parts.scheme not in ("http", "https") or is_loopback(parts.hostname)
+
+
+def _setting(settings: Settings, field: str, variable: str) -> str | None:
+    # Payment settings become Settings fields with the money work; until then the
+    # ORDERTASKS_* variable itself (Settings.extra) answers.
+    value = getattr(settings, field, None)
+    return str(value) if value not in (None, "") else settings.extra.get(variable) or None
+
+
+def _common(settings: Settings) -> Iterator[str]:
+    if not settings.project:
+        yield "ORDERTASKS_PROJECT is not set: the Google Cloud project id"
+    if url_is_loopback(settings.handler_url):
+        yield (f"ORDERTASKS_HANDLER_URL is unset or loopback ({settings.handler_url}): set the handler "
+               "function's https URL (tasks go there; it is also the OIDC audience)")
+
+
+def _smtp(settings: Settings) -> Iterator[str]:
+    if is_loopback(settings.smtp_host):
+        yield (f"ORDERTASKS_SMTP_HOST is unset or loopback ({settings.smtp_host}): set your SMTP relay's "
+               "host (and ORDERTASKS_SMTP_PORT, 587 for STARTTLS or 465 for implicit TLS)")
+    if settings.smtp_username and not settings.smtp_password:
+        yield ("ORDERTASKS_SMTP_PASSWORD is not set while ORDERTASKS_SMTP_USERNAME is: mount it from "
+               "Secret Manager")
+    if settings.smtp_username and not (settings.smtp_starttls or settings.smtp_implicit_tls):
+        yield ("ORDERTASKS_SMTP_STARTTLS and ORDERTASKS_SMTP_IMPLICIT_TLS are both off: the SMTP "
+               "password would cross the network in clear; leave TLS on (the cloud default)")
+    if settings.mail_from.endswith(EXAMPLE_SENDER):
+        yield (f"ORDERTASKS_MAIL_FROM is unset ({settings.mail_from}, an example address relays "
+               "refuse): set the shop's sender, e.g. \"My Shop <orders@my-shop.com>\"")
+
+
+def _warehouse(settings: Settings) -> Iterator[str]:
+    if url_is_loopback(settings.warehouse_url):
+        yield (f"ORDERTASKS_WAREHOUSE_URL is unset or loopback ({settings.warehouse_url}): set the "
+               "warehouse API's https URL")
+
+
+def expand(text: str, lookup: Callable[[str], str | None]) -> tuple[str, list[str]]:
+    """``text`` with ``${NAME}`` / ``${NAME:-default}`` filled in, and the names that had no value."""
+    missing: list[str] = []
+
+    def fill(match: re.Match[str]) -> str:
+        value = lookup(match.group(1)) or match.group(2)
+        if value is None:
+            missing.append(match.group(1))
+        return value or ""
+    return VARIABLE.sub(fill, text), missing
+
+
+def _webhooks(settings: Settings, kinds: Any) -> Iterator[str]:
+    lookup = settings.environment.get
+    for kind in kinds.values():
+        webhook = getattr(kind, "webhook", None)
+        if webhook is None:
+            continue
+        url, missing = expand(webhook.url, lookup)
+        yield from (f"{name} is not set: [kinds.{kind.name}.webhook] url names it" for name in missing)
+        if not missing and url_is_loopback(url):
+            yield f"[kinds.{kind.name}.webhook] url is loopback or not http(s) ({url}): set the service's https URL"
+        if webhook.token_env and not lookup(webhook.token_env):
+            yield (f"{webhook.token_env} is not set: [kinds.{kind.name}.webhook] token_env names it; "
+                   "mount it from Secret Manager")
+
+
+def _payments(settings: Settings) -> Iterator[str]:
+    processor = _setting(settings, "payments", "ORDERTASKS_PAYMENTS")
+    test_ok = (_setting(settings, "allow_test_payments", "ORDERTASKS_ALLOW_TEST_PAYMENTS") or "").lower() in TRUE
+    if processor is None:
+        yield "ORDERTASKS_PAYMENTS is not set: stripe in the cloud (local only with ORDERTASKS_ALLOW_TEST_PAYMENTS=true)"
+    elif processor == "local" and not test_ok:
+        yield ("ORDERTASKS_PAYMENTS=local takes no money: set stripe, or ORDERTASKS_ALLOW_TEST_PAYMENTS=true "
+               "for a test deployment")
+    if processor != "stripe":
+        return
+    for field, variable in (("stripe_secret_key", "ORDERTASKS_STRIPE_SECRET_KEY"),
+                            ("stripe_webhook_secret", "ORDERTASKS_STRIPE_WEBHOOK_SECRET")):
+        if not _setting(settings, field, variable):
+            yield f"{variable} is not set: mount it from Secret Manager"
+    base = _setting(settings, "stripe_api_base", "ORDERTASKS_STRIPE_API_BASE")
+    if base and url_is_loopback(base):
+        yield f"ORDERTASKS_STRIPE_API_BASE points at loopback ({base}): a test-only setting; unset it"
+
+
+def cloud_problems(settings: Settings, deployable: str = "handler") -> list[str]:
+    """Every setting ``deployable`` (``handler`` | ``checkout``) lacks to run in the cloud, one line each."""
+    if deployable not in DEPLOYABLES:
+        raise ValueError(f"deployable must be one of {DEPLOYABLES}, not {deployable!r}")
+    problems = list(_common(settings))
+    if deployable == "handler":
+        problems += [*_smtp(settings), *_warehouse(settings), *_webhooks(settings, settings.catalog().kinds)]
+    else:
+        problems += list(_payments(settings))
+    return problems
+
+
+def require_cloud_ready(settings: Settings, deployable: str) -> None:
+    """With ``ORDERTASKS_BACKEND=cloud``, raise ``ConfigurationError`` naming every problem; else nothing."""
+    if settings.backend != "cloud":
+        return
+    problems = cloud_problems(settings, deployable)
+    if problems:
+        raise ConfigurationError(f"the {deployable} refuses to start with ORDERTASKS_BACKEND=cloud "
+                                 f"({len(problems)} setting(s) to fix):\n" + "\n".join(f"  - {p}" for p in problems))
