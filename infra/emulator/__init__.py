@@ -1,4 +1,4 @@
-"""Local Cloud Tasks v2 REST emulator: ``ordertasks emulator`` / ``python -m infra.emulator``.
+"""Local Cloud Tasks v2 emulator (gRPC and REST on one port): ``ordertasks emulator`` / ``python -m infra.emulator``.
 
 Modules: ``server`` (command line, start-up), ``api`` (REST routes), ``service`` (API
 operations on the state), ``store`` (SQLite), ``dispatcher`` (delivery, limits, retries),

@@ -13,7 +13,7 @@ import asyncio
 import json
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,18 +32,14 @@ MAX_REQUEST_BYTES = 4 * 1024 * 1024  # above the 1 MiB task limit, so oversize t
 
 @dataclass
 class Call:
-    """One API request: path parameters, query, body and the caller's enum encoding."""
+    """One API request, whichever transport carried it: path parameters, query, body and
+    the caller's enum encoding.  gRPC requests arrive here transcoded to the same shape."""
 
-    request: web.Request
+    query: Mapping[str, str]
     params: dict[str, str]
     service: TasksService
     body: Any = None
-
-    @property
-    def int_enums(self) -> bool:
-        """True when the caller asked for enums as numbers."""
-        alt = self.request.query.get("$alt", "") + ";" + self.request.query.get("alt", "")
-        return "enum-encoding=int" in alt
+    int_enums: bool = False
 
     @property
     def location(self) -> str:
@@ -65,10 +61,10 @@ class Call:
 
     def page(self) -> tuple[int, str]:
         """``pageSize`` and ``pageToken`` from the query."""
-        raw = self.request.query.get("pageSize", "0") or "0"
+        raw = self.query.get("pageSize", "0") or "0"
         if not raw.lstrip("-").isdigit():
             raise invalid(f"pageSize must be an integer (got {raw!r})")
-        return int(raw), self.request.query.get("pageToken", "")
+        return int(raw), self.query.get("pageToken", "")
 
     def view(self, source: Any) -> View:
         """``responseView`` (query value or body field); BASIC when absent."""
@@ -104,7 +100,7 @@ async def get_location(call: Call) -> Json:
 async def list_queues(call: Call) -> Json:
     """queues.list with pageSize, pageToken and a ``state:`` filter."""
     size, token = call.page()
-    queues, next_token = call.service.list_queues(call.location, size, token, call.request.query.get("filter", ""))
+    queues, next_token = call.service.list_queues(call.location, size, token, call.query.get("filter", ""))
     out: Json = {"queues": [wire.queue_to_json(q, call.int_enums) for q in queues]}
     return {**out, "nextPageToken": next_token} if next_token else out
 
@@ -122,7 +118,7 @@ async def get_queue(call: Call) -> Json:
 
 async def patch_queue(call: Call) -> Json:
     """queues.patch with ``updateMask`` (camelCase or snake_case paths)."""
-    mask = [_camel(p.strip()) for p in call.request.query.get("updateMask", "").split(",") if p.strip()]
+    mask = [_camel(p.strip()) for p in call.query.get("updateMask", "").split(",") if p.strip()]
     queue = await call.service.update_queue(call.queue_name, call.json_body(), mask)
     return wire.queue_to_json(queue, call.int_enums)
 
@@ -146,7 +142,7 @@ async def queue_verb(call: Call) -> Json:
 async def list_tasks(call: Call) -> Json:
     """tasks.list with pageSize, pageToken and responseView."""
     size, token = call.page()
-    view = call.view(call.request.query.get("responseView"))
+    view = call.view(call.query.get("responseView"))
     tasks, next_token = call.service.list_tasks(call.queue_name, size, token)
     out: Json = {"tasks": [wire.task_to_json(t, view, call.int_enums) for t in tasks]}
     return {**out, "nextPageToken": next_token} if next_token else out
@@ -162,7 +158,7 @@ async def create_task(call: Call) -> Json:
 
 async def get_task(call: Call) -> Json:
     """tasks.get with responseView."""
-    view = call.view(call.request.query.get("responseView"))
+    view = call.view(call.query.get("responseView"))
     return wire.task_to_json(call.service.task(call.task_name), view, call.int_enums)
 
 
@@ -222,13 +218,28 @@ async def _read_body(request: web.Request) -> Any:
         raise invalid(f"Invalid JSON payload received: {exc}") from None
 
 
+async def invoke(service: TasksService, method: str, path: str, query: Mapping[str, str], body: Any,
+                 int_enums: bool = False) -> Json:
+    """Run one API method given as REST (``method``, ``path`` after ``/v2/``): the single entry
+    point both transports use.  Raises :class:`RpcError`."""
+    handler, params = _route(method, path)
+    return await handler(Call(query, params, service, body, int_enums))
+
+
+def asks_int_enums(query: Mapping[str, str]) -> bool:
+    """True when a REST caller asked for enums as numbers (``$alt=json;enum-encoding=int``)."""
+    alt = query.get("$alt", "") + ";" + query.get("alt", "")
+    return "enum-encoding=int" in alt
+
+
 def make_api_handler(service: TasksService) -> Callable[[web.Request], Awaitable[web.Response]]:
     """The aiohttp handler for everything under ``/v2/``."""
     async def handle(request: web.Request) -> web.Response:
         try:
-            handler, params = _route(request.method, request.match_info["path"])
-            call = Call(request, params, service, await _read_body(request))
-            return web.json_response(await handler(call))
+            body = await _read_body(request)
+            answer = await invoke(service, request.method, request.match_info["path"], request.query, body,
+                                  asks_int_enums(request.query))
+            return web.json_response(answer)
         except RpcError as exc:
             return web.json_response(exc.to_json(), status=exc.http_status)
     return handle

@@ -1,4 +1,4 @@
-"""``ordertasks emulator``: start the local Cloud Tasks v2 REST emulator.
+"""``ordertasks emulator``: start the local Cloud Tasks v2 emulator (gRPC and REST on one port).
 
 Start-up: open the SQLite state, load or create the OIDC signing key, restore queues and
 tasks, create/update the queues of ``--queues`` (the task catalog), start the dispatcher,
@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -19,10 +21,11 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from infra.emulator import oidc, store as db
+from infra.emulator import grpc_service, oidc, store as db
 from infra.emulator.api import build_app
 from infra.emulator.dispatcher import Dispatcher
 from infra.emulator.errors import RpcError
+from infra.emulator.frontdoor import sniffer_factory
 from infra.emulator.service import TasksService
 
 TOMBSTONE_SWEEP_SECONDS = 60.0
@@ -30,7 +33,7 @@ TOMBSTONE_SWEEP_SECONDS = 60.0
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     """The command line (see docs/emulator.md)."""
-    p = argparse.ArgumentParser(prog="ordertasks emulator", description="Local Cloud Tasks v2 REST emulator.")
+    p = argparse.ArgumentParser(prog="ordertasks emulator", description="Local Cloud Tasks v2 emulator (gRPC and REST on one port).")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8123, help="port to listen on (default 8123)")
     p.add_argument("--db", default="var/tasks.db", help="SQLite file holding queues, tasks and the signing key")
@@ -106,17 +109,23 @@ async def serve(args: argparse.Namespace) -> int:
     service.start_dispatching(dispatcher)
     runner = web.AppRunner(build_app(service, minter, args.inject_latency_ms), access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, args.host, args.port).start()
+    private = tempfile.TemporaryDirectory(prefix="ordertasks-emulator-")
+    grpc_socket = os.path.join(private.name, "grpc.sock")
+    grpc_server, _ = await grpc_service.start_server(service, "unix:" + grpc_socket)
+    listener = await loop.create_server(sniffer_factory(runner.server, grpc_socket), args.host, args.port)
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     sweeper = loop.create_task(sweep_tombstones(service))
-    print(f"ordertasks emulator listening on http://{args.host}:{args.port}", flush=True)
+    print(f"ordertasks emulator listening on http://{args.host}:{args.port} (gRPC and REST)", flush=True)
     try:
         await stop.wait()
     finally:
         sweeper.cancel()
+        listener.close()
+        await grpc_server.stop(grace=1.0)
         await runner.cleanup()
+        private.cleanup()
         await dispatcher.stop()
         await session.close()
         store.close()

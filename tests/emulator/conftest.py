@@ -39,12 +39,19 @@ class Emulator:
         """Base URL (what ``api_endpoint`` and the gcloud override take)."""
         return f"http://127.0.0.1:{self.port}"
 
-    def client(self):  # type: ignore[no-untyped-def]
-        """The official client over REST, anonymous, aimed at this emulator."""
+    def client(self, transport: str = "rest"):  # type: ignore[no-untyped-def]
+        """The official client, anonymous, aimed at this emulator: ``"rest"`` or ``"grpc"``
+        (the client's default transport, over an insecure channel to the same port)."""
         from google.api_core.client_options import ClientOptions
         from google.auth.credentials import AnonymousCredentials
         from google.cloud import tasks_v2
 
+        if transport == "grpc":
+            import grpc
+            from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcTransport
+
+            channel = grpc.insecure_channel(f"127.0.0.1:{self.port}")
+            return tasks_v2.CloudTasksClient(transport=CloudTasksGrpcTransport(channel=channel))
         return tasks_v2.CloudTasksClient(transport="rest", credentials=AnonymousCredentials(),
                                          client_options=ClientOptions(api_endpoint=self.endpoint))
 
@@ -70,10 +77,14 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
         emu.process.stop()
 
 
-@pytest.fixture(scope="session")
-def client(emulator: Emulator):  # type: ignore[no-untyped-def]
-    """CloudTasksClient (REST) on the shared emulator."""
-    return emulator.client()
+TRANSPORTS = ("grpc", "rest")
+
+
+@pytest.fixture(scope="session", params=TRANSPORTS)
+def client(emulator: Emulator, request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    """CloudTasksClient on the shared emulator, once per transport (gRPC, REST): every client
+    test runs over both, so the two transports cannot drift apart."""
+    return emulator.client(request.param)
 
 
 @pytest.fixture

@@ -1,6 +1,8 @@
-"""Queues through the official Python client (REST transport)."""
+"""Queues through the official Python client, over gRPC and over REST."""
 
 from __future__ import annotations
+
+import uuid
 
 import pytest
 from google.api_core import exceptions
@@ -99,7 +101,7 @@ def test_purge_deletes_tasks_and_sets_purge_time(client, make_queue) -> None:
 
 
 def test_queue_list_pagination(client) -> None:
-    parent = "projects/paging-project/locations/us-east1"
+    parent = f"projects/paging-{uuid.uuid4().hex[:8]}/locations/us-east1"
     names = [f"{parent}/queues/page-{i}" for i in range(5)]
     for name in names:
         client.create_queue(parent=parent, queue={"name": name})

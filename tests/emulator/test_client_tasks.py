@@ -1,4 +1,4 @@
-"""Tasks through the official Python client (REST transport): CRUD, views, dedup, errors."""
+"""Tasks through the official Python client, over gRPC and over REST: CRUD, views, dedup, errors."""
 
 from __future__ import annotations
 

@@ -1,0 +1,180 @@
+"""gRPC transport: ``google.cloud.tasks.v2.CloudTasks`` and ``google.cloud.location.Locations``.
+
+No generated stubs and no second implementation: each RPC is transcoded to the REST call
+Google's own HTTP mapping (the ``google.api.http`` rule of the method) defines for it, and
+run through :func:`infra.emulator.api.invoke`, the same entry point the REST routes use.
+A request message becomes proto3 JSON (``MessageToDict``); its path fields fill the URL
+template, its body field (or all remaining fields, for ``body: "*"``) becomes the JSON body,
+the rest becomes the query string.  The JSON answer is parsed back into the response
+message.  So validation, messages and behaviour are identical on both transports, and an
+:class:`RpcError` becomes the gRPC status of the same canonical code with the same message.
+
+Request bytes are parsed inside the handler, not by grpc's deserializer, so a malformed
+message is INVALID_ARGUMENT naming the method instead of grpc's generic INTERNAL.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from google.cloud import tasks_v2
+from google.cloud.location import locations_pb2
+from google.iam.v1 import iam_policy_pb2, policy_pb2
+from google.protobuf import empty_pb2, json_format, message
+from google.protobuf.message import DecodeError
+
+from infra.emulator import api
+from infra.emulator.errors import RpcError
+from infra.emulator.service import TasksService
+
+log = logging.getLogger("ordertasks.emulator.grpc")
+TASKS_SERVICE = "google.cloud.tasks.v2.CloudTasks"
+LOCATIONS_SERVICE = "google.cloud.location.Locations"
+_FIELD = re.compile(r"\{([a-z_.]+)\}")
+Json = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One RPC and its HTTP mapping: request/response classes, verb, path template, body field."""
+
+    request: type[message.Message]
+    response: type[message.Message]
+    method: str
+    template: str  # fields in braces, proto names: "{parent}/queues", "{queue.name}"
+    body: str | None = None  # None: no body; "*": every field not in the path; else one field
+
+
+def _pb(proto_plus_type: Any) -> type[message.Message]:
+    return proto_plus_type.pb()  # type: ignore[no-any-return]
+
+
+T = tasks_v2
+TASKS_RULES: dict[str, Rule] = {
+    "ListQueues": Rule(_pb(T.ListQueuesRequest), _pb(T.ListQueuesResponse), "GET", "{parent}/queues"),
+    "GetQueue": Rule(_pb(T.GetQueueRequest), _pb(T.Queue), "GET", "{name}"),
+    "CreateQueue": Rule(_pb(T.CreateQueueRequest), _pb(T.Queue), "POST", "{parent}/queues", "queue"),
+    "UpdateQueue": Rule(_pb(T.UpdateQueueRequest), _pb(T.Queue), "PATCH", "{queue.name}", "queue"),
+    "DeleteQueue": Rule(_pb(T.DeleteQueueRequest), empty_pb2.Empty, "DELETE", "{name}"),
+    "PurgeQueue": Rule(_pb(T.PurgeQueueRequest), _pb(T.Queue), "POST", "{name}:purge", "*"),
+    "PauseQueue": Rule(_pb(T.PauseQueueRequest), _pb(T.Queue), "POST", "{name}:pause", "*"),
+    "ResumeQueue": Rule(_pb(T.ResumeQueueRequest), _pb(T.Queue), "POST", "{name}:resume", "*"),
+    "GetIamPolicy": Rule(iam_policy_pb2.GetIamPolicyRequest, policy_pb2.Policy, "POST", "{resource}:getIamPolicy", "*"),
+    "SetIamPolicy": Rule(iam_policy_pb2.SetIamPolicyRequest, policy_pb2.Policy, "POST", "{resource}:setIamPolicy", "*"),
+    "TestIamPermissions": Rule(iam_policy_pb2.TestIamPermissionsRequest, iam_policy_pb2.TestIamPermissionsResponse,
+                               "POST", "{resource}:testIamPermissions", "*"),
+    "ListTasks": Rule(_pb(T.ListTasksRequest), _pb(T.ListTasksResponse), "GET", "{parent}/tasks"),
+    "GetTask": Rule(_pb(T.GetTaskRequest), _pb(T.Task), "GET", "{name}"),
+    "CreateTask": Rule(_pb(T.CreateTaskRequest), _pb(T.Task), "POST", "{parent}/tasks", "*"),
+    "DeleteTask": Rule(_pb(T.DeleteTaskRequest), empty_pb2.Empty, "DELETE", "{name}"),
+    "RunTask": Rule(_pb(T.RunTaskRequest), _pb(T.Task), "POST", "{name}:run", "*"),
+}
+LOCATIONS_RULES: dict[str, Rule] = {
+    "ListLocations": Rule(locations_pb2.ListLocationsRequest, locations_pb2.ListLocationsResponse, "GET",
+                          "{name}/locations"),
+    "GetLocation": Rule(locations_pb2.GetLocationRequest, locations_pb2.Location, "GET", "{name}"),
+}
+
+
+@dataclass
+class RestCall:
+    """An RPC request transcoded to REST: verb, path after ``/v2/``, query and JSON body."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    body: Any
+
+
+def _lookup(fields: Json, dotted: str) -> Any:
+    value: Any = fields
+    for part in dotted.split("."):
+        value = value.get(_camel(part), "") if isinstance(value, dict) else ""
+    return value
+
+
+def _camel(name: str) -> str:
+    return re.sub(r"_([a-z])", lambda m: m.group(1).upper(), name)
+
+
+def _query_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def transcode(rule: Rule, fields: Json) -> RestCall:
+    """The REST call equivalent to an RPC request given as proto3 JSON ``fields``."""
+    path_fields = _FIELD.findall(rule.template)
+    for field in path_fields:
+        if not _lookup(fields, field):
+            raise RpcError("INVALID_ARGUMENT", f"{field} is required")
+    path = _FIELD.sub(lambda m: str(_lookup(fields, m.group(1))), rule.template)
+    # A path field nested in the body field (UpdateQueue's queue.name) stays in the body.
+    in_path = {_camel(f) for f in path_fields if "." not in f}
+    rest = {k: v for k, v in fields.items() if k not in in_path}
+    if rule.body == "*":
+        return RestCall(rule.method, path, {}, rest)
+    body = rest.pop(_camel(rule.body), {}) if rule.body else {}
+    query = {k: _query_value(v) for k, v in rest.items() if not isinstance(v, (dict, list))}
+    return RestCall(rule.method, path, query, body)
+
+
+def _decode(rule: Rule, name: str, raw: bytes) -> Json:
+    request = rule.request()
+    try:
+        request.ParseFromString(raw)
+    except (DecodeError, ValueError) as exc:
+        raise RpcError("INVALID_ARGUMENT", f"{name}: the request is not a valid {request.DESCRIPTOR.full_name} "
+                                           f"message ({exc})") from None
+    return json_format.MessageToDict(request)
+
+
+def _encode(rule: Rule, answer: Json) -> bytes:
+    response = rule.response()
+    json_format.ParseDict(answer, response, ignore_unknown_fields=True)
+    return response.SerializeToString()  # type: ignore[no-any-return]
+
+
+Behaviour = Callable[[bytes, grpc.aio.ServicerContext], Awaitable[bytes]]
+
+
+def make_behaviour(service: TasksService, name: str, rule: Rule) -> Behaviour:
+    """The async unary-unary handler of one RPC."""
+    async def behaviour(raw: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        try:
+            call = transcode(rule, _decode(rule, name, raw))
+            answer = await api.invoke(service, call.method, call.path, call.query, call.body)
+            return _encode(rule, answer)
+        except RpcError as exc:
+            await context.abort(grpc.StatusCode[exc.status], exc.message)
+        except Exception as exc:  # noqa: BLE001 - a bug must answer INTERNAL, never kill the call silently
+            log.exception("%s failed", name)
+            await context.abort(grpc.StatusCode.INTERNAL, f"{name}: internal emulator error: {type(exc).__name__}: {exc}")
+        raise AssertionError("unreachable: context.abort raises")
+    return behaviour
+
+
+def generic_handlers(service: TasksService) -> list[grpc.GenericRpcHandler]:
+    """Handlers for both services, raw bytes in and out (parsing happens in the behaviour)."""
+    handlers = []
+    for service_name, rules in ((TASKS_SERVICE, TASKS_RULES), (LOCATIONS_SERVICE, LOCATIONS_RULES)):
+        methods = {name: grpc.unary_unary_rpc_method_handler(make_behaviour(service, name, rule))
+                   for name, rule in rules.items()}
+        handlers.append(grpc.method_handlers_generic_handler(service_name, methods))
+    return handlers
+
+
+async def start_server(service: TasksService, address: str) -> tuple[grpc.aio.Server, int]:
+    """A started ``grpc.aio`` server on ``address`` (``unix:PATH`` or ``HOST:PORT``); returns it
+    and the bound port (0 for a unix socket)."""
+    server = grpc.aio.server(handlers=generic_handlers(service),
+                             options=[("grpc.max_receive_message_length", api.MAX_REQUEST_BYTES)])
+    port = server.add_insecure_port(address)
+    await server.start()
+    return server, port
