@@ -45,7 +45,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     module_name, func_name, _ = COMMANDS[name]
     func = getattr(importlib.import_module(module_name), func_name)
-    return int(func(rest) or 0)
+    from handlers.errors import ConfigurationError
+
+    try:
+        return int(func(rest) or 0)
+    except ConfigurationError as exc:
+        print(f"ordertasks {name}: configuration error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ import flask
 
 from functions import wiring
 from handlers.dispatch import Delivery, Dispatcher, Outcome, Result
-from handlers.errors import AuthError
+from handlers.errors import AuthError, ConfigurationError
 from handlers.logs import TRACE_KEY, log_line, trace_field
 from handlers.oidc import TokenVerifier
 from infra.config import Settings
@@ -148,5 +148,14 @@ def _build() -> Callable[[flask.Request], flask.Response]:
 
 
 def handle_task(request: flask.Request) -> flask.Response:
-    """functions-framework target: ``--entry-point=handle_task``."""
-    return (_handler or _build())(request)
+    """functions-framework target: ``--entry-point=handle_task``.
+
+    A bad setting answers 503 (Cloud Tasks keeps the task) and logs what to fix; the handler
+    never runs half-configured, and ``ordertasks handler`` refuses to start at all.
+    """
+    try:
+        handler = _handler or _build()
+    except ConfigurationError as exc:
+        log_line("CRITICAL", f"handler not started: {exc}", {})
+        return _json(503, {"error": "the handler is misconfigured; its log names the setting"}, {"Retry-After": "60"})
+    return handler(request)

@@ -12,6 +12,7 @@ from typing import Any
 
 from handlers.cloud_readiness import require_cloud_ready
 from handlers.dispatch import Dispatcher
+from handlers.errors import ConfigurationError
 from handlers.oidc import CertCache, TokenVerifier
 from handlers.ports import AnalyticsStore, BlobStore, Clock, EffectStore, FailedTaskStore
 from handlers.registry import Effect, EffectContext, Seller, SystemClock, default_effects
@@ -47,8 +48,10 @@ def build_blobs(settings: Settings, catalog: Catalog) -> BlobStore:
 
 
 def build_verifier(settings: Settings, catalog: Catalog) -> TokenVerifier | None:
-    """The OIDC verifier; ``None`` only when ``ORDERTASKS_OIDC_VERIFY=false`` says so."""
+    """The OIDC verifier; ``None`` only when ``ORDERTASKS_OIDC_VERIFY=false`` says so, locally."""
     if not settings.oidc_verify:
+        if settings.backend == "cloud":
+            raise ConfigurationError("OIDC verification cannot be turned off with the cloud backend")
         return None
     allowed = settings.oidc_allowed_emails or (catalog.service_account_email("dispatcher"),)
     return TokenVerifier(CertCache(settings.certs_url), audiences=[settings.audience], allowed_emails=allowed)

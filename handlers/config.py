@@ -7,6 +7,7 @@ project that reads environment variables.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import tomllib
@@ -17,6 +18,7 @@ from typing import Any
 
 from handlers.errors import ConfigurationError
 
+log = logging.getLogger("ordertasks.config")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CATALOG = REPO_ROOT / "infra" / "tasks.toml"
 MAX_DELAY_SECONDS = 30 * 24 * 3600
@@ -178,10 +180,34 @@ def load_catalog(path: str | Path = DEFAULT_CATALOG) -> Catalog:
     )
 
 
-def _flag(value: str | None, default: bool) -> bool:
-    if value is None or value == "":
+TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+FALSE_WORDS = frozenset({"0", "false", "no", "off"})
+
+
+def _flag(name: str, value: str | None, default: bool) -> bool:
+    """A boolean setting; anything but the eight accepted words stops start-up (never fail open)."""
+    if value is None:
         return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+    word = value.strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise ConfigurationError(f"ORDERTASKS_{name}={value!r} is not a boolean: use one of "
+                             "true/false, 1/0, yes/no, on/off (case-insensitive)")
+
+
+def _check_settings(settings: "Settings") -> "Settings":
+    """Refuse combinations that would run a deployment open; warn about local-only choices."""
+    if settings.backend not in ("local", "cloud"):
+        raise ConfigurationError(f"ORDERTASKS_BACKEND={settings.backend!r} is not a backend: use local or cloud")
+    if not settings.oidc_verify:
+        if settings.backend == "cloud":
+            raise ConfigurationError("ORDERTASKS_OIDC_VERIFY=false is refused with ORDERTASKS_BACKEND=cloud: "
+                                     "the handler and /internal/* must verify Cloud Tasks' OIDC tokens")
+        log.warning("ORDERTASKS_OIDC_VERIFY is off: the handler and /internal/* accept unauthenticated "
+                    "requests (local use only)")
+    return settings
 
 
 SMTPS_PORT = 465
@@ -189,8 +215,9 @@ SMTPS_PORT = 465
 
 def _smtp_tls(starttls: str | None, implicit: str | None, cloud: bool, port: int) -> dict[str, bool]:
     """TLS on by default in the cloud: implicit on the SMTPS port, STARTTLS elsewhere."""
-    implicit_tls = _flag(implicit, cloud and port == SMTPS_PORT)
-    return {"smtp_implicit_tls": implicit_tls, "smtp_starttls": _flag(starttls, cloud and not implicit_tls)}
+    implicit_tls = _flag("SMTP_IMPLICIT_TLS", implicit, cloud and port == SMTPS_PORT)
+    return {"smtp_implicit_tls": implicit_tls,
+            "smtp_starttls": _flag("SMTP_STARTTLS", starttls, cloud and not implicit_tls)}
 
 
 @dataclass(frozen=True)
@@ -298,7 +325,7 @@ class Settings:
             "enqueue_concurrently": get("ENQUEUE_MODE") != "sequential",
             "enqueue_timeout_seconds": float(get("ENQUEUE_TIMEOUT") or 10.0),
             "delay_scale": float(get("DELAY_SCALE") or 1.0),
-            "oidc_verify": _flag(get("OIDC_VERIFY"), True),
+            "oidc_verify": _flag("OIDC_VERIFY", get("OIDC_VERIFY"), True),
             "oidc_certs_url": get("OIDC_CERTS_URL") or GOOGLE_CERTS_URL,
             "oidc_audience": get("OIDC_AUDIENCE"),
             "oidc_allowed_emails": tuple(e.strip() for e in (get("OIDC_ALLOWED_EMAILS") or "").split(",") if e.strip()),
@@ -320,4 +347,4 @@ class Settings:
             "extra": {k: v for k, v in env.items() if k.startswith("ORDERTASKS_")},
             "environment": dict(env),
         }
-        return cls(**values)
+        return _check_settings(cls(**values))

@@ -11,6 +11,8 @@ The whole retry policy lives here, once:
    queue has attempts left, else failed-task record and ``DEAD``.
    ``PermanentError`` → release the lease, failed-task record, ``DEAD``.
 5. If a failed-task record cannot be written the answer is ``RETRY``: never drop a task.
+6. ``DONE`` or ``DUPLICATE`` resolves any failed-task entry of ``(order_id, kind)`` still
+   open or replayed (``resolved_by: "handler"``): the effect it was about has happened.
 
 ``functions/main.py`` maps outcomes to HTTP status codes; nothing here knows about HTTP.
 """
@@ -20,7 +22,6 @@ from __future__ import annotations
 import enum
 import json
 import logging
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -33,7 +34,6 @@ from handlers.registry import Effect, EffectContext
 from handlers.config import Catalog, QueueConfig
 
 log = logging.getLogger("ordertasks.dispatch")
-REPLAY_SUFFIX = re.compile(r"-r\d+$")
 
 
 class Outcome(str, enum.Enum):
@@ -106,6 +106,7 @@ class Dispatcher:
         except RetryableError as exc:
             return self._retry_or_dead(delivery, task, exc, None)
         if claim.state is ClaimState.DONE:
+            self._close_failed(task, now, f"delivery {delivery.task_name or '(unnamed)'} found the effect already done")
             return Result(Outcome.DUPLICATE, task.kind, task.order_id, "effect already done")
         if claim.state is ClaimState.LEASED:
             held = LeaseHeld(f"another delivery holds the claim until {claim.record.lease_expires_at}")
@@ -138,16 +139,16 @@ class Dispatcher:
             # create-only invoice and fact); for email this is the documented resend window.
             log.error("effect %s for %s done but not recorded; asking for a retry", task.kind, task.order_id)
             return self._retry_or_dead(delivery, task, exc, record)
-        if REPLAY_SUFFIX.search(delivery.task_name):
-            self._resolve_replayed(task, now)
+        self._close_failed(task, now, f"effect done by delivery {delivery.task_name or '(unnamed)'}")
         return Result(Outcome.DONE, task.kind, task.order_id, "effect done")
 
-    def _resolve_replayed(self, task: Task, now: datetime) -> None:
+    def _close_failed(self, task: Task, now: datetime, note: str) -> None:
+        # Whatever failed before (a lost lease race on the final attempt, a replay), the effect
+        # has now happened: an entry left open would send an operator after a non-problem.
         try:
-            self.failed_store.update_failed(task.effect_key, "resolved", now, expect_status="replayed",
-                                            resolved_by="handler", note="replay succeeded")
+            self.failed_store.resolve_failed(task.effect_key, now, resolved_by="handler", note=note)
         except OrderTasksError:
-            log.warning("could not mark failed task %s resolved after its replay", task.effect_key)
+            log.warning("could not mark failed task %s resolved after its effect was done", task.effect_key)
 
     def _release(self, task: Task) -> None:
         try:

@@ -236,6 +236,16 @@ class FailedTaskStore(Protocol):
         """
         ...
 
+    def resolve_failed(self, failed_id: str, now: datetime, *, resolved_by: str, note: str) -> FailedTask | None:
+        """Close an entry whose effect has since happened; return it, or ``None`` if nothing changed.
+
+        An entry that is ``open``, ``replay_requested`` or ``replayed`` becomes ``resolved``
+        with ``resolved_by`` and ``note``, atomically; a ``resolved`` or unknown entry is left
+        alone (``None``). The handler calls this after every success of ``(order_id, kind)``,
+        so the common case (no entry) must cost no write.
+        """
+        ...
+
 
 @runtime_checkable
 class AnalyticsStore(Protocol):

@@ -90,6 +90,8 @@ def child_env(args: argparse.Namespace) -> dict[str, str]:
         "ORDERTASKS_CONFIG": str(args.config),
         "CLOUD_TASKS_EMULATOR_HOST": f"127.0.0.1:{p.emulator}",
         "ORDERTASKS_HANDLER_URL": f"http://127.0.0.1:{p.handler}/",
+        # The audience of /internal/* tokens: the checkout's own URL on whatever port it got.
+        "ORDERTASKS_CHECKOUT_URL": f"http://127.0.0.1:{p.checkout}/",
         "ORDERTASKS_SMTP_HOST": "127.0.0.1",
         "ORDERTASKS_SMTP_PORT": str(p.smtp),
         "ORDERTASKS_WAREHOUSE_URL": f"http://127.0.0.1:{p.warehouse}/notifications",

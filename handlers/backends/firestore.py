@@ -298,6 +298,17 @@ class FirestoreStore:
                           "replays": task.replays, "updated_at": now}
         return self._decide_and_write(self._ref("failed_tasks", failed_id), decide)
 
+    @_guarded
+    def resolve_failed(self, failed_id: str, now: datetime, *, resolved_by: str, note: str) -> FailedTask | None:
+        """See ``FailedTaskStore.resolve_failed``."""
+        # Called on every success: the usual "no entry" costs one read and no write.
+        def decide(snap: Any) -> tuple[FailedTask | None, Doc | None]:
+            task = rules.resolved_on_success(self._failed(snap), resolved_by, note)
+            if task is None:
+                return None, None
+            return task, {"status": task.status, "resolved_by": task.resolved_by, "note": task.note, "updated_at": now}
+        return self._decide_and_write(self._ref("failed_tasks", failed_id), decide)
+
     # AnalyticsStore
 
     def _shards(self, day: date) -> Any:

@@ -108,6 +108,13 @@ def status_changed(found: FailedTask | None, status: str, expect_status: str | N
                    note=note if note is not None else found.note, replays=found.replays + int(count_replay))
 
 
+def resolved_on_success(found: FailedTask | None, resolved_by: str, note: str) -> FailedTask | None:
+    """The entry closed because its effect has happened, or ``None`` (absent, already resolved)."""
+    if found is None or found.status == "resolved":
+        return None
+    return replace(found, status="resolved", resolved_by=resolved_by, note=note)
+
+
 def empty_totals(day: date) -> DailyAggregate:
     """A shard (or day) with nothing counted yet."""
     return DailyAggregate(day, 0, {}, {})
@@ -226,6 +233,14 @@ class MemoryStore:
         """See ``FailedTaskStore.update_failed``."""
         with self._lock:
             task = status_changed(self._failed.get(failed_id), status, expect_status, resolved_by, note, count_replay)
+            if task is not None:
+                self._failed[failed_id] = task
+            return task
+
+    def resolve_failed(self, failed_id: str, now: datetime, *, resolved_by: str, note: str) -> FailedTask | None:
+        """See ``FailedTaskStore.resolve_failed``."""
+        with self._lock:
+            task = resolved_on_success(self._failed.get(failed_id), resolved_by, note)
             if task is not None:
                 self._failed[failed_id] = task
             return task

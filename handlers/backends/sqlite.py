@@ -364,6 +364,19 @@ class SqliteStore:
                 _upsert(conn, "failed_tasks", ("id",), _row(task, updated_at=now))
             return task
 
+    @_guarded
+    def resolve_failed(self, failed_id: str, now: datetime, *, resolved_by: str, note: str) -> FailedTask | None:
+        """See ``FailedTaskStore.resolve_failed``."""
+        # Called on every success: a plain read first, so the usual "no entry" takes no write lock.
+        if self._conn().execute("SELECT 1 FROM failed_tasks WHERE id = ? AND status != 'resolved'",
+                                (failed_id,)).fetchone() is None:
+            return None
+        with self._transaction() as conn:
+            task = rules.resolved_on_success(self._failed(conn, failed_id), resolved_by, note)
+            if task is not None:
+                _upsert(conn, "failed_tasks", ("id",), _row(task, updated_at=now))
+            return task
+
     # AnalyticsStore
 
     @_guarded

@@ -97,3 +97,43 @@ def test_unknown_status_is_refused_with_the_valid_ones(store: Any) -> None:
     store.record_failure(report())
     with pytest.raises(ValueError, match="replay_requested"):
         store.update_failed("o-1:notify_warehouse", "fixed", T0)
+
+
+@pytest.mark.parametrize("status", ["open", "replay_requested", "replayed"])
+def test_resolve_failed_closes_an_unresolved_entry(store: Any, status: str) -> None:
+    created = store.record_failure(report())
+    store.update_failed("o-1:notify_warehouse", status, at(1))
+    closed = store.resolve_failed("o-1:notify_warehouse", at(2), resolved_by="handler", note="effect done by t-9")
+    assert closed is not None
+    assert (closed.status, closed.resolved_by, closed.note) == ("resolved", "handler", "effect done by t-9")
+    assert (closed.history, closed.attempts, closed.error) == (created.history, 5, "warehouse answered 503")
+    assert store.get_failed("o-1:notify_warehouse") == closed
+
+
+def test_resolve_failed_leaves_a_resolved_entry_and_its_resolver_alone(store: Any) -> None:
+    store.record_failure(report())
+    store.update_failed("o-1:notify_warehouse", "resolved", at(1), resolved_by="ana", note="refunded")
+    assert store.resolve_failed("o-1:notify_warehouse", at(2), resolved_by="handler", note="done") is None
+    kept = store.get_failed("o-1:notify_warehouse")
+    assert (kept.status, kept.resolved_by, kept.note) == ("resolved", "ana", "refunded")
+
+
+def test_resolve_failed_of_an_unknown_entry_is_none_and_creates_nothing(store: Any) -> None:
+    assert store.resolve_failed("nope:notify_warehouse", T0, resolved_by="handler", note="done") is None
+    assert store.get_failed("nope:notify_warehouse") is None
+    assert store.list_failed() == []
+
+
+def test_a_failure_after_resolve_failed_reopens_the_entry(store: Any) -> None:
+    store.record_failure(report())
+    store.resolve_failed("o-1:notify_warehouse", at(1), resolved_by="handler", note="done")
+    again = store.record_failure(report(seconds=60))
+    assert again.status == "open" and len(again.history) == 2
+
+
+def test_twenty_concurrent_resolvers_close_an_entry_once(store: Any) -> None:
+    store.record_failure(report())
+    results = all_at_once(lambda n: store.resolve_failed("o-1:notify_warehouse", at(2), resolved_by="handler",
+                                                         note=f"done by {n}"))
+    assert Counter(result is None for result in results) == {True: 19, False: 1}
+    assert store.get_failed("o-1:notify_warehouse").status == "resolved"

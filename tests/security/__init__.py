@@ -1,0 +1,1 @@
+"""Regression tests for the security review: one module per finding, one attack per test."""
