@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "failed": ("producer.triage", "main", "list, show, replay and resolve failed tasks"),
     "sweep": ("producer.triage", "sweep_main", "replay failed tasks marked replay_requested"),
     "reconcile": ("producer.reconcile", "main", "enqueue outbox entries still pending"),
+    "products": ("producer.products", "main", "import and list the checkout's price book"),
     "stats": ("producer.stats", "main", "queue depth and per-kind done/failed counts"),
     "deploy": ("infra.deploy", "main", "plan, apply or destroy the Google Cloud deployment"),
 }

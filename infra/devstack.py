@@ -6,7 +6,8 @@
     smtp       aiosmtpd writing var/mail/*.eml                             :1025
     warehouse  the warehouse stand-in (--warehouse-mode)                   :8090
 
-State lives under ``--data-dir`` (default ``var/``), so a restart keeps it. Ctrl-C or
+State lives under ``--data-dir`` (default ``var/``), so a restart keeps it. An empty price
+book is seeded with the demo catalogue (``producer/data/demo_products.csv``) first. Ctrl-C or
 SIGTERM stops every child.
 """
 
@@ -142,12 +143,26 @@ Place an order:
          "items": [{{"sku": "BOOK-1", "name": "Notes on the Engine", "quantity": 2, "unit_price": "19.50"}}],
          "currency": "GBP", "payment_token": "tok_visa"}}'
 
+Products (the demo catalogue, seeded into an empty price book):
+  ordertasks products list        ordertasks products import FILE.csv
+
 Watch a queue:
   CLOUDSDK_API_ENDPOINT_OVERRIDES_CLOUDTASKS=http://127.0.0.1:{p.emulator}/ CLOUDSDK_AUTH_DISABLE_CREDENTIALS=true \\
     gcloud tasks list --queue={queue} --location={cat.region} --project={cat.project}
 
 Ctrl-C stops everything.
 """
+
+
+def seed_demo_catalogue(env: dict[str, str]) -> None:
+    """Import the demo products into an empty price book (a shop's own products are kept)."""
+    from producer.products import DEMO_CATALOGUE
+
+    argv = [sys.executable, "-m", "cli", "products", "import", "--if-empty", str(DEMO_CATALOGUE)]
+    done = subprocess.run(argv, env=env, cwd=REPO_ROOT, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"ordertasks dev: seeding the demo price book failed: {done.stderr.strip()}")
+    print(f"  {'products':<10} {done.stdout.strip()}", flush=True)
 
 
 class Stack:
@@ -169,6 +184,7 @@ class Stack:
         """Start each child and wait until it is healthy (dependencies first)."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         env = child_env(self.args)
+        seed_demo_catalogue(env)
         for child in self.children:
             log = open(self.log_dir / f"{child.name}.log", "ab")
             child.process = subprocess.Popen(child.argv, env=env, cwd=REPO_ROOT, stdout=log,

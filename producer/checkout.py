@@ -37,6 +37,7 @@ from producer.enqueue import Enqueuer
 from producer.openapi import openapi_document
 from producer.orders import Checkout, CheckoutAnswer, request_hash
 from producer.payments import PaymentGateway
+from producer.pricebook import PriceBook
 from producer.reconcile import reconcile
 from producer.triage import triage_for
 
@@ -48,7 +49,7 @@ IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 
 def create_app(settings: Settings, *, store: OrderStore | None = None, enqueuer: Enqueuer | None = None,
                gateway: PaymentGateway | None = None, verifier: TokenVerifier | None = None,
-               clock: Clock | None = None) -> Flask:
+               clock: Clock | None = None, price_book: PriceBook | None = None) -> Flask:
     """The checkout app; dependencies not given are built by ``producer.wiring``.
 
     In the cloud it refuses to start while a setting is unset or points at loopback.
@@ -57,7 +58,8 @@ def create_app(settings: Settings, *, store: OrderStore | None = None, enqueuer:
     store = store or wiring.order_store(settings)
     enqueuer = enqueuer or wiring.enqueuer(settings)
     _check_catalog(enqueuer)
-    checkout = Checkout(store, gateway or wiring.payment_gateway(settings), enqueuer, clock or wiring.clock())
+    checkout = Checkout(store, gateway or wiring.payment_gateway(settings), enqueuer, clock or wiring.clock(),
+                        price_book=price_book or wiring.price_book(settings))
     if settings.oidc_verify and verifier is None:
         verifier = wiring.reconcile_verifier(settings)
     app = Flask("ordertasks.checkout")

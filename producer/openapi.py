@@ -36,6 +36,10 @@ ERROR_SCHEMA: dict[str, Any] = {
             "fields": {"type": "array", "items": {
                 "type": "object", "required": ["field", "message"],
                 "properties": {"field": {"type": "string"}, "message": {"type": "string"}}}},
+            "prices": {"type": "array", "description": "with code price_changed: every line's current price",
+                       "items": {"type": "object", "required": ["sku", "name", "unit_price", "currency"],
+                                 "properties": {"sku": {"type": "string"}, "name": {"type": "string"},
+                                                "unit_price": {"type": "string"}, "currency": {"type": "string"}}}},
         }}},
 }
 MONEY = {"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?$"}
@@ -89,9 +93,11 @@ def _checkout_operation() -> dict[str, Any]:
         "responses": {
             "201": _json(_ref("CheckoutResult"), "Paid; every task scheduled"),
             "202": _json(_ref("CheckoutResult"), "Paid; some tasks pending, `reconcile` will schedule them"),
-            "400": _error("Invalid JSON or invalid fields (one `fields` entry per bad field) or a bad header"),
+            "400": _error("Invalid JSON or invalid fields (one `fields` entry per bad field), a bad header, or "
+                          "an item the price book does not sell (unknown_sku, inactive_sku, currency_not_offered)"),
             "402": _error("Payment declined; no tasks"),
-            "409": _error("A request with this Idempotency-Key is in progress, or order_id is taken"),
+            "409": _error("price_changed: a unit_price differs from the price book (error.prices has the "
+                          "current ones); or a request with this Idempotency-Key is in progress, or order_id is taken"),
             "413": _error("Body over 64 KB"),
             "415": _error("Body is not application/json"),
             "422": _error("Idempotency-Key reused with a different body"),

@@ -2,7 +2,8 @@
 
 Order of steps and why:
 
-1. ``create_order`` (status ``created``) before charging, so a charge never exists without
+1. Price the cart from the price book (``producer.cart``: never from the request), then
+   ``create_order`` (status ``created``) before charging, so a charge never exists without
    its order.
 2. ``charge`` with the order id as the idempotency key: any re-run of the flow for the same
    order charges at most once.
@@ -35,9 +36,11 @@ from handlers.contract import OrderSnapshot, effect_key
 from handlers.errors import DependencyUnavailable
 from handlers.ports import Clock, EffectRecord, EffectStore, FailedTaskStore, OrderRecord, OrderStore, OutboxEntry
 from producer.api_errors import ApiError
+from producer.cart import price_cart
 from producer.checkout_request import CheckoutRequest
 from producer.enqueue import EnqueueResult, Enqueuer
 from producer.payments import PaymentDeclined, PaymentGateway, PaymentUnavailable
+from producer.pricebook import PriceBook
 from producer.pricing import compute_totals, tax_rate
 
 log = logging.getLogger("ordertasks.producer.checkout")
@@ -70,8 +73,9 @@ class Checkout:
     """Places orders (see the module docstring) and shows them with their tasks' states."""
 
     def __init__(self, store: OrderStore, gateway: PaymentGateway, enqueuer: Enqueuer, clock: Clock,
-                 stale_after: timedelta = timedelta(seconds=120)) -> None:
+                 stale_after: timedelta = timedelta(seconds=120), *, price_book: PriceBook) -> None:
         self.store = store
+        self.price_book = price_book
         self.gateway = gateway
         self.enqueuer = enqueuer
         self.clock = clock
@@ -135,10 +139,10 @@ class Checkout:
 
     def _order_record(self, order_id: str, request: CheckoutRequest, now: datetime) -> OrderRecord:
         country = request.shipping_address.country
+        items = price_cart(request.items, request.currency, self.price_book)
         snapshot = OrderSnapshot(
             placed_at=now, customer=request.contract_customer(), shipping_address=request.contract_address(),
-            items=request.line_items(), totals=compute_totals(request.line_items(), request.currency, country),
-            tax_rate=tax_rate(country),
+            items=items, totals=compute_totals(items, request.currency, country), tax_rate=tax_rate(country),
         )
         return OrderRecord(order_id=order_id, status="created", snapshot=snapshot.model_dump(mode="json"),
                            created_at=now)

@@ -4,6 +4,7 @@
 |---|---|---|
 | order store | ``SqliteStore(settings.sqlite_file)`` | ``FirestoreStore`` on ``settings.project`` |
 | Cloud Tasks | REST client on the emulator, anonymous credentials | default client and credentials |
+| price book | ``SqlitePriceBook`` in the same file as the order store | ``FirestorePriceBook`` (``products/{sku}``) |
 | payments | ``LocalGateway`` (ledger in ``data_dir/payments.db``) | ``LocalGateway`` too: no processor is integrated yet |
 | OIDC for ``/internal/reconcile`` | emulator-signed tokens, ``settings.oidc_certs_url`` | Google's certs |
 
@@ -22,6 +23,7 @@ from handlers.registry import SystemClock
 from infra.config import Settings
 from producer.enqueue import Enqueuer
 from producer.payments import LocalGateway, PaymentGateway
+from producer.pricebook import PriceBook
 
 log = logging.getLogger("ordertasks.producer.wiring")
 
@@ -46,6 +48,20 @@ def order_store(settings: Settings) -> OrderStore:
 
     settings.sqlite_file.parent.mkdir(parents=True, exist_ok=True)
     return SqliteStore(settings.sqlite_file)  # type: ignore[no-any-return]
+
+
+def price_book(settings: Settings) -> PriceBook:
+    """The products the checkout prices carts from: the order store's SQLite file, or Firestore."""
+    if settings.backend == "cloud":
+        from google.cloud import firestore
+
+        from producer.pricebook_firestore import FirestorePriceBook
+
+        return FirestorePriceBook(firestore.Client(project=settings.project, database=settings.firestore_database))
+    from producer.pricebook_sqlite import SqlitePriceBook
+
+    settings.sqlite_file.parent.mkdir(parents=True, exist_ok=True)
+    return SqlitePriceBook(settings.sqlite_file)
 
 
 def emulator_host(settings: Settings) -> str | None:

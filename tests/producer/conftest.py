@@ -28,6 +28,8 @@ from producer import wiring
 from producer.checkout import create_app
 from producer.enqueue import Enqueuer, queue_path
 from producer.payments import LocalGateway
+from producer.pricebook_sqlite import SqlitePriceBook
+from producer.products import DEMO_CATALOGUE, import_file
 from tests.support.samples import EUR_CHECKOUT_BODY
 from tests.support.servers import ServerProcess, free_port, http_ok
 
@@ -121,6 +123,8 @@ def build_stack(tmp: Path, emulator: Emulator, store: Any = None, **settings_cha
     """The app over a store (SQLite in ``tmp`` by default) and the running emulator."""
     settings = make_settings(tmp, emulator.host, **settings_changes)
     store = store or SqliteStore(settings.sqlite_file)
+    # The price book the app wires by default (the order store's file), with the demo products.
+    import_file(SqlitePriceBook(settings.sqlite_file), DEMO_CATALOGUE, if_empty=True)
     gateway = LocalGateway()
     enqueuer = wiring.enqueuer(settings)
     app = create_app(settings, store=store, enqueuer=enqueuer, gateway=gateway)

@@ -92,6 +92,7 @@ class LocalStack:
             self.children[name].argv += more
         self.servers = {name: self._server(name) for name in PARTS}
         self.session = requests.Session()
+        devstack.seed_demo_catalogue(self.env)
 
     def _dev_argv(self, warehouse_mode: str) -> list[str]:
         argv = ["--data-dir", str(self.data_dir), "--config", str(self.config), "--delay-scale", DELAY_SCALE,
