@@ -57,6 +57,33 @@ FAILED_STATUSES = ("open", "replay_requested", "replayed", "resolved")
 
 
 @dataclass(frozen=True)
+class FailedFilter:
+    """Which failed-task entries a console or CLI query means (every field optional).
+
+    ``failed_since`` / ``failed_before`` bound ``last_failed_at`` (since inclusive, before
+    exclusive).
+    """
+
+    status: str | None = None
+    kind: str | None = None
+    error_type: str | None = None
+    failed_since: datetime | None = None
+    failed_before: datetime | None = None
+
+
+@dataclass(frozen=True)
+class FailedPage:
+    """One page of failed tasks, most recently failed first.
+
+    ``cursor`` is opaque: pass it back to ``page_failed`` for the next page; ``None`` on the
+    last page.
+    """
+
+    entries: list["FailedTask"]
+    cursor: str | None
+
+
+@dataclass(frozen=True)
 class FailureReport:
     """One failed attempt that will not be retried, as the handler reports it."""
 
@@ -199,7 +226,22 @@ class EffectStore(Protocol):
         ...
 
     def effect_counts(self) -> dict[str, dict[str, int]]:
-        """kind → {"done": n, "in_progress": n, "duplicates": n} over all records (for stats)."""
+        """kind → {"done": n, "in_progress": n, "duplicates": n} over all records.
+
+        Reads every record: for small stores and tests. Operators' tools use
+        ``count_effects`` and ``duplicates_absorbed``, which are aggregation queries.
+        """
+        ...
+
+    def count_effects(self, kind: str, state: str | None = None, updated_since: datetime | None = None) -> int:
+        """How many records of ``kind`` (in ``state``, updated at or after ``updated_since``).
+
+        An aggregation (SQL ``COUNT``, Firestore ``count()``): never reads the records.
+        """
+        ...
+
+    def duplicates_absorbed(self, kind: str) -> int:
+        """Sum of ``duplicates`` over the records of ``kind`` (SQL ``SUM``, Firestore ``sum()``)."""
         ...
 
 
@@ -243,6 +285,18 @@ class FailedTaskStore(Protocol):
         with ``resolved_by`` and ``note``, atomically; a ``resolved`` or unknown entry is left
         alone (``None``). The handler calls this after every success of ``(order_id, kind)``,
         so the common case (no entry) must cost no write.
+        """
+        ...
+
+    def count_failed(self, where: FailedFilter) -> int:
+        """How many entries match ``where``: an aggregation query, never a read of each entry."""
+        ...
+
+    def page_failed(self, where: FailedFilter, limit: int = 50, cursor: str | None = None) -> FailedPage:
+        """Up to ``limit`` entries matching ``where``, most recently failed first (ties: id
+        descending), starting after ``cursor``; an indexed query that reads only the page.
+
+        An unknown or malformed cursor raises ``ValueError``.
         """
         ...
 
@@ -342,4 +396,13 @@ class OrderStore(Protocol):
 
     def finish_checkout(self, key: str, status_code: int, response: dict[str, Any]) -> None:
         """Store the response to replay for later requests with the same key."""
+        ...
+
+    def orders_by_email(self, email: str, limit: int = 20) -> list[OrderRecord]:
+        """Orders whose snapshot's ``customer.email`` equals ``email`` exactly, newest first
+        (``created_at`` descending), at most ``limit``; an indexed query."""
+        ...
+
+    def recent_orders(self, limit: int = 20) -> list[OrderRecord]:
+        """The ``limit`` most recently created orders, newest first."""
         ...

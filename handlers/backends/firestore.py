@@ -20,9 +20,14 @@ transactions on one document ended, in two runs of three, with 19 of them failin
 "Transaction lock timeout" after 10 s (even 2 contenders waited 2 s), while 20 concurrent
 ``create()`` calls settle at once: one wins, 19 get Conflict. Preconditions never wait.
 
-All queries are single-field (no composite index): ``outbox`` by ``order_id`` (equality) or
-by ``pending_since`` (range + order on the same field), ``failed_tasks`` by equality on
-``status``/``kind`` (sorted in memory) or ordered by ``last_failed_at`` alone.
+The handler's and the checkout's queries are single-field (no composite index): ``outbox``
+by ``order_id`` (equality) or by ``pending_since`` (range + order on the same field),
+``failed_tasks`` by equality on ``status``/``kind`` (sorted in memory) or ordered by
+``last_failed_at`` alone. The operators' queries (console, ``ordertasks stats``) are
+aggregations (``count()``, ``sum()``) and ordered, cursor-paginated pages; the composite
+indexes they need are listed once, in ``COMPOSITE_INDEXES``, which ``deploy`` creates.
+Firestore merges single-field equality indexes, so one (field, last_failed_at) index per
+filter field serves every combination of failed-task filters.
 
 Every RPC carries our retry deadline (``timeout``), so an unreachable Firestore surfaces
 as ``DependencyUnavailable`` after about ``timeout`` seconds, not the client's 60-300 s.
@@ -33,7 +38,7 @@ from __future__ import annotations
 import functools
 import hashlib
 from collections.abc import Callable
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime
 from typing import Any, ParamSpec, TypeVar
 
@@ -45,6 +50,7 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from handlers.backends import memory as rules
+from handlers.backends import queries
 from handlers.errors import DependencyUnavailable
 from handlers.ports import (
     AnalyticsFact,
@@ -53,6 +59,8 @@ from handlers.ports import (
     ClaimState,
     DailyAggregate,
     EffectRecord,
+    FailedFilter,
+    FailedPage,
     FailedTask,
     FailureReport,
     OrderRecord,
@@ -67,6 +75,28 @@ _LOST_RACE = (gexc.Conflict, gexc.FailedPrecondition, gexc.NotFound)
 _TRANSIENT = (gexc.ServiceUnavailable, gexc.DeadlineExceeded, gexc.InternalServerError, gexc.ResourceExhausted,
               gexc.Aborted)
 _UNREACHABLE = (gexc.GoogleAPICallError, gexc.RetryError, grpc.RpcError, auth_exceptions.TransportError)
+
+
+@dataclass(frozen=True)
+class CompositeIndex:
+    """A Firestore composite index: a collection group and its (field path, order) pairs."""
+
+    collection_group: str
+    fields: tuple[tuple[str, str], ...]     # order is "ascending" or "descending"
+
+    def field_configs(self) -> list[str]:
+        """``--field-config`` values for ``gcloud firestore indexes composite create``."""
+        return [f"field-path={path},order={order}" for path, order in self.fields]
+
+
+# Every composite index the operators' queries need (console pages, ``ordertasks stats``).
+COMPOSITE_INDEXES: tuple[CompositeIndex, ...] = (
+    CompositeIndex("failed_tasks", (("status", "ascending"), ("last_failed_at", "descending"))),
+    CompositeIndex("failed_tasks", (("kind", "ascending"), ("last_failed_at", "descending"))),
+    CompositeIndex("failed_tasks", (("error_type", "ascending"), ("last_failed_at", "descending"))),
+    CompositeIndex("idempotency", (("kind", "ascending"), ("state", "ascending"), ("updated_at", "ascending"))),
+    CompositeIndex("orders", (("snapshot.customer.email", "ascending"), ("created_at", "descending"))),
+)
 
 
 # --- encoding ---------------------------------------------------------------------------
@@ -273,8 +303,7 @@ class FirestoreStore:
 
         Unfiltered: ordered and limited by Firestore. Filtered: equality filters only (served by
         single-field indexes), so every match is read and sorted here; the log is triage-sized.
-        A large log wants composite indexes (status, last_failed_at desc), (kind,
-        last_failed_at desc) and (status, kind, last_failed_at desc) and an ordered query.
+        A large log is read page by page with ``page_failed`` (see ``COMPOSITE_INDEXES``).
         """
         query = self._collection("failed_tasks")
         for name, value in (("status", status), ("kind", kind)):
@@ -437,3 +466,73 @@ class FirestoreStore:
         """See ``OrderStore.finish_checkout``; unknown key → ``KeyError``."""
         self._update_existing(self._checkout_ref(key), {"status_code": status_code, "response": response},
                               f"checkout key {key!r} was never reserved")
+
+    # Operator queries (console, stats): aggregations and cursor-paginated ordered queries
+
+    def _aggregate(self, query: Any) -> int:
+        results = query.get(**self._call)
+        return int(results[0][0].value or 0) if results and results[0] else 0
+
+    def _effects_of(self, kind: str) -> Any:
+        return self._collection("idempotency").where(filter=FieldFilter("kind", "==", kind))
+
+    @_guarded
+    def count_effects(self, kind: str, state: str | None = None, updated_since: datetime | None = None) -> int:
+        """See ``EffectStore.count_effects`` (a ``count()`` aggregation)."""
+        query = self._effects_of(kind)
+        if state is not None:
+            query = query.where(filter=FieldFilter("state", "==", state))
+        if updated_since is not None:
+            query = query.where(filter=FieldFilter("updated_at", ">=", updated_since))
+        return self._aggregate(query.count())
+
+    @_guarded
+    def duplicates_absorbed(self, kind: str) -> int:
+        """See ``EffectStore.duplicates_absorbed`` (a ``sum()`` aggregation)."""
+        return self._aggregate(self._effects_of(kind).sum("duplicates"))
+
+    def _failed_query(self, where: FailedFilter) -> Any:
+        query = self._collection("failed_tasks")
+        for name in ("status", "kind", "error_type"):
+            if (value := getattr(where, name)) is not None:
+                query = query.where(filter=FieldFilter(name, "==", value))
+        if where.failed_since is not None:
+            query = query.where(filter=FieldFilter("last_failed_at", ">=", where.failed_since))
+        if where.failed_before is not None:
+            query = query.where(filter=FieldFilter("last_failed_at", "<", where.failed_before))
+        return query
+
+    @_guarded
+    def count_failed(self, where: FailedFilter) -> int:
+        """See ``FailedTaskStore.count_failed`` (a ``count()`` aggregation)."""
+        return self._aggregate(self._failed_query(where).count())
+
+    @_guarded
+    def page_failed(self, where: FailedFilter, limit: int = 50, cursor: str | None = None) -> FailedPage:
+        """See ``FailedTaskStore.page_failed``: ordered, ``limit + 1`` documents read, no more."""
+        query = (self._failed_query(where).order_by("last_failed_at", direction=firestore.Query.DESCENDING)
+                 .order_by("__name__", direction=firestore.Query.DESCENDING))
+        if cursor:
+            moment, failed_id = queries.parse_failed_cursor(cursor)
+            query = query.start_after({"last_failed_at": moment,
+                                       "__name__": self._ref("failed_tasks", failed_id)})
+        snaps = list(query.limit(limit + 1).stream(**self._call))
+        tasks = [task for task in map(self._failed, snaps) if task is not None]
+        page = tasks[:limit]
+        return FailedPage(page, queries.failed_cursor(page[-1]) if len(tasks) > limit and page else None)
+
+    def _orders(self, query: Any) -> list[OrderRecord]:
+        return [order for order in (_record(OrderRecord, snap) for snap in query.stream(**self._call)) if order]
+
+    @_guarded
+    def orders_by_email(self, email: str, limit: int = 20) -> list[OrderRecord]:
+        """See ``OrderStore.orders_by_email`` (composite index on the email and ``created_at``)."""
+        query = (self._collection("orders").where(filter=FieldFilter("snapshot.customer.email", "==", email))
+                 .order_by("created_at", direction=firestore.Query.DESCENDING).limit(limit))
+        return self._orders(query)
+
+    @_guarded
+    def recent_orders(self, limit: int = 20) -> list[OrderRecord]:
+        """See ``OrderStore.recent_orders``."""
+        return self._orders(self._collection("orders").order_by("created_at", direction=firestore.Query.DESCENDING)
+                            .limit(limit))

@@ -17,6 +17,7 @@ from dataclasses import replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from handlers.backends import queries
 from handlers.ports import (
     FAILED_STATUSES,
     AnalyticsFact,
@@ -25,6 +26,8 @@ from handlers.ports import (
     ClaimState,
     DailyAggregate,
     EffectRecord,
+    FailedFilter,
+    FailedPage,
     FailedTask,
     FailureReport,
     OrderRecord,
@@ -338,3 +341,43 @@ class MemoryStore:
             if key not in self._checkouts:
                 raise KeyError(f"checkout key {key!r} was never reserved")
             self._checkouts[key] = replace(self._checkouts[key], status_code=status_code, response=dict(response))
+
+    # Operator queries (console, stats)
+
+    def count_effects(self, kind: str, state: str | None = None, updated_since: datetime | None = None) -> int:
+        """See ``EffectStore.count_effects``."""
+        with self._lock:
+            return sum(1 for r in self._effects.values() if r.kind == kind and state in (None, r.state)
+                       and (updated_since is None or r.updated_at >= updated_since))
+
+    def duplicates_absorbed(self, kind: str) -> int:
+        """See ``EffectStore.duplicates_absorbed``."""
+        with self._lock:
+            return sum(r.duplicates for r in self._effects.values() if r.kind == kind)
+
+    def count_failed(self, where: FailedFilter) -> int:
+        """See ``FailedTaskStore.count_failed``."""
+        with self._lock:
+            return sum(1 for task in self._failed.values() if queries.failed_matches(task, where))
+
+    def page_failed(self, where: FailedFilter, limit: int = 50, cursor: str | None = None) -> FailedPage:
+        """See ``FailedTaskStore.page_failed``."""
+        position = queries.parse_failed_cursor(cursor) if cursor else None
+        with self._lock:
+            matching = [task for task in self._failed.values()
+                        if queries.failed_matches(task, where) and queries.after_cursor(task, position)]
+        ordered = newest_failed_first(matching)
+        page = ordered[:limit]
+        more = len(ordered) > limit
+        return FailedPage(page, queries.failed_cursor(page[-1]) if more and page else None)
+
+    def orders_by_email(self, email: str, limit: int = 20) -> list[OrderRecord]:
+        """See ``OrderStore.orders_by_email``."""
+        with self._lock:
+            found = [o for o in self._orders.values() if queries.customer_email(o) == email]
+        return sorted(found, key=lambda o: (o.created_at, o.order_id), reverse=True)[:limit]
+
+    def recent_orders(self, limit: int = 20) -> list[OrderRecord]:
+        """See ``OrderStore.recent_orders``."""
+        with self._lock:
+            return sorted(self._orders.values(), key=lambda o: (o.created_at, o.order_id), reverse=True)[:limit]

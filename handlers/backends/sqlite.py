@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 from handlers.backends import memory as rules
+from handlers.backends import queries
 from handlers.errors import DependencyUnavailable
 from handlers.ports import (
     AnalyticsFact,
@@ -35,6 +36,8 @@ from handlers.ports import (
     ClaimState,
     DailyAggregate,
     EffectRecord,
+    FailedFilter,
+    FailedPage,
     FailedTask,
     FailureReport,
     OrderRecord,
@@ -59,6 +62,9 @@ CREATE TABLE IF NOT EXISTS failed_tasks (
     replays INTEGER NOT NULL DEFAULT 0, updated_at TEXT);
 CREATE INDEX IF NOT EXISTS failed_tasks_recent ON failed_tasks (last_failed_at DESC, id DESC);
 CREATE INDEX IF NOT EXISTS failed_tasks_status ON failed_tasks (status, last_failed_at DESC);
+CREATE INDEX IF NOT EXISTS failed_tasks_kind ON failed_tasks (kind, last_failed_at DESC);
+CREATE INDEX IF NOT EXISTS failed_tasks_error_type ON failed_tasks (error_type, last_failed_at DESC);
+CREATE INDEX IF NOT EXISTS idempotency_kind_state ON idempotency (kind, state, updated_at);
 CREATE TABLE IF NOT EXISTS analytics_orders (
     order_id TEXT PRIMARY KEY, day TEXT NOT NULL, currency TEXT NOT NULL,
     revenue_minor INTEGER NOT NULL, units TEXT NOT NULL, recorded_at TEXT NOT NULL, shard INTEGER NOT NULL);
@@ -73,6 +79,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     state TEXT NOT NULL, created_at TEXT NOT NULL, scheduled_at TEXT, seq INTEGER NOT NULL,
     PRIMARY KEY (order_id, kind));
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (state, created_at);
+CREATE INDEX IF NOT EXISTS orders_email ON orders (json_extract(snapshot, '$.customer.email'), created_at DESC);
+CREATE INDEX IF NOT EXISTS orders_recent ON orders (created_at DESC);
 CREATE TABLE IF NOT EXISTS checkout_keys (
     key TEXT PRIMARY KEY, request_hash TEXT NOT NULL, order_id TEXT NOT NULL, status_code INTEGER,
     response TEXT, created_at TEXT NOT NULL);
@@ -486,3 +494,68 @@ class SqliteStore:
                                       (status_code, _cell(response), key))
         if cursor.rowcount == 0:
             raise KeyError(f"checkout key {key!r} was never reserved")
+
+    # Operator queries (console, stats): COUNT/SUM and indexed, keyset-paginated reads
+
+    @_guarded
+    def count_effects(self, kind: str, state: str | None = None, updated_since: datetime | None = None) -> int:
+        """See ``EffectStore.count_effects``."""
+        sql, params = "SELECT COUNT(*) FROM idempotency WHERE kind = ?", [kind]
+        if state is not None:
+            sql, params = sql + " AND state = ?", params + [state]
+        if updated_since is not None:
+            sql, params = sql + " AND updated_at >= ?", params + [to_text(updated_since)]
+        row = self._one(sql, *params)
+        return int(row[0]) if row else 0
+
+    @_guarded
+    def duplicates_absorbed(self, kind: str) -> int:
+        """See ``EffectStore.duplicates_absorbed``."""
+        row = self._one("SELECT COALESCE(SUM(duplicates), 0) FROM idempotency WHERE kind = ?", kind)
+        return int(row[0]) if row else 0
+
+    @_guarded
+    def count_failed(self, where: FailedFilter) -> int:
+        """See ``FailedTaskStore.count_failed``."""
+        clause, params = _failed_where(where)
+        row = self._conn().execute(f"SELECT COUNT(*) FROM failed_tasks WHERE {clause}", params).fetchone()
+        return int(row[0])
+
+    @_guarded
+    def page_failed(self, where: FailedFilter, limit: int = 50, cursor: str | None = None) -> FailedPage:
+        """See ``FailedTaskStore.page_failed``."""
+        clause, params = _failed_where(where)
+        if cursor:
+            moment, failed_id = queries.parse_failed_cursor(cursor)
+            clause += " AND (last_failed_at, id) < (:cursor_at, :cursor_id)"
+            params |= {"cursor_at": to_text(moment), "cursor_id": failed_id}
+        rows = self._conn().execute(f"SELECT * FROM failed_tasks WHERE {clause} "
+                                    "ORDER BY last_failed_at DESC, id DESC LIMIT :limit", params | {"limit": limit + 1})
+        tasks = [task for task in (_record(FailedTask, row) for row in rows) if task is not None]
+        page = tasks[:limit]
+        return FailedPage(page, queries.failed_cursor(page[-1]) if len(tasks) > limit and page else None)
+
+    @_guarded
+    def orders_by_email(self, email: str, limit: int = 20) -> list[OrderRecord]:
+        """See ``OrderStore.orders_by_email`` (served by the ``orders_email`` expression index)."""
+        rows = self._conn().execute("SELECT * FROM orders WHERE json_extract(snapshot, '$.customer.email') = ? "
+                                    "ORDER BY created_at DESC LIMIT ?", (email, limit))
+        return [order for order in (_record(OrderRecord, row) for row in rows) if order is not None]
+
+    @_guarded
+    def recent_orders(self, limit: int = 20) -> list[OrderRecord]:
+        """See ``OrderStore.recent_orders``."""
+        rows = self._conn().execute("SELECT * FROM orders ORDER BY created_at DESC LIMIT ?", (limit,))
+        return [order for order in (_record(OrderRecord, row) for row in rows) if order is not None]
+
+
+def _failed_where(where: FailedFilter) -> tuple[str, dict[str, Any]]:
+    """The SQL condition and parameters of a failed-task filter (only the conditions given,
+    so SQLite can pick the matching index)."""
+    wanted = {"status": ("status", "=", where.status), "kind": ("kind", "=", where.kind),
+              "error_type": ("error_type", "=", where.error_type),
+              "since": ("last_failed_at", ">=", to_text(where.failed_since) if where.failed_since else None),
+              "before": ("last_failed_at", "<", to_text(where.failed_before) if where.failed_before else None)}
+    given = {name: spec for name, spec in wanted.items() if spec[2] is not None}
+    clause = " AND ".join(f"{column} {op} :{name}" for name, (column, op, _) in given.items()) or "1 = 1"
+    return clause, {name: value for name, (_, _, value) in given.items()}
