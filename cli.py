@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "products": ("producer.products", "main", "import and list the checkout's price book"),
     "stats": ("producer.stats", "main", "queue depth and per-kind done/failed counts"),
     "deploy": ("infra.deploy", "main", "plan, apply or destroy the Google Cloud deployment"),
+    "console": ("infra.console.serve", "main", "web console: queues, orders, failed tasks (http://127.0.0.1:8088/)"),
 }
 
 

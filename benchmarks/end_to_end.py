@@ -65,7 +65,7 @@ class DevStack:
 
     def __init__(self, tmp: Path, config: Path) -> None:
         self.data = tmp / "data"
-        self.ports = {name: free_port() for name in ("emulator", "handler", "checkout", "smtp", "warehouse")}
+        self.ports = {name: free_port() for name in ("emulator", "handler", "checkout", "smtp", "warehouse", "console")}
         argv = python_module("cli", "dev", "--data-dir", str(self.data), "--delay-scale", "0",
                              "--config", str(config), *[a for n, p in self.ports.items()
                                                           for a in (f"--{n}-port", str(p))])

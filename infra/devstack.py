@@ -5,6 +5,7 @@
     checkout   the checkout API                                            :8080
     smtp       aiosmtpd writing var/mail/*.eml                             :1025
     warehouse  the warehouse stand-in (--warehouse-mode)                   :8090
+    console    the operator console (queues, orders, failed tasks)         :8088
 
 State lives under ``--data-dir`` (default ``var/``), so a restart keeps it. An empty price
 book is seeded with the demo catalogue (``producer/data/demo_products.csv``) first. Ctrl-C or
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from infra.config import REPO_ROOT, load_catalog
+from producer.replay_target import write_stack_record
 
 
 @dataclass
@@ -37,6 +39,7 @@ class Ports:
     checkout: int = 8080
     smtp: int = 1025
     warehouse: int = 8090
+    console: int = 8088
 
 
 @dataclass
@@ -104,7 +107,7 @@ def child_env(args: argparse.Namespace) -> dict[str, str]:
 
 
 def children(args: argparse.Namespace) -> list[Child]:
-    """The five parts, in start order (dependencies first)."""
+    """The six parts, in start order (dependencies first)."""
     p: Ports = args.ports
     py, data = sys.executable, Path(args.data_dir)
     cli = [py, "-m", "cli"]
@@ -119,6 +122,8 @@ def children(args: argparse.Namespace) -> list[Child]:
         Child("handler", p.handler, cli + ["handler", "--port", str(p.handler)], tcp_open(p.handler)),
         Child("checkout", p.checkout, cli + ["checkout", "--port", str(p.checkout)],
               http_ok(f"http://127.0.0.1:{p.checkout}/healthz")),
+        Child("console", p.console, cli + ["console", "--port", str(p.console)],
+              http_ok(f"http://127.0.0.1:{p.console}/healthz")),
     ]
 
 
@@ -134,6 +139,7 @@ ordertasks local stack is up (data in {args.data_dir}/)
   Cloud Tasks      http://127.0.0.1:{p.emulator}/v2/            (emulator)
   SMTP             127.0.0.1:{p.smtp} -> {args.data_dir}/mail/*.eml
   warehouse        http://127.0.0.1:{p.warehouse}/notifications  (mode: {args.warehouse_mode})
+  console          http://127.0.0.1:{p.console}/                  (queues, orders, failed tasks)
 
 Place an order:
   curl -s -X POST http://127.0.0.1:{p.checkout}/api/checkout -H 'Content-Type: application/json' \\
@@ -183,6 +189,10 @@ class Stack:
     def start(self) -> None:
         """Start each child and wait until it is healthy (dependencies first)."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        p: Ports = self.args.ports
+        # Replays from the CLI and the console go to this handler, whatever their shell says.
+        write_stack_record(Path(self.args.data_dir), f"http://127.0.0.1:{p.handler}/", f"127.0.0.1:{p.emulator}",
+                           f"http://127.0.0.1:{p.console}/")
         env = child_env(self.args)
         seed_demo_catalogue(env)
         for child in self.children:
@@ -232,7 +242,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="ordertasks dev", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     defaults = Ports()
-    for name in ("emulator", "handler", "checkout", "smtp", "warehouse"):
+    for name in ("emulator", "handler", "checkout", "smtp", "warehouse", "console"):
         parser.add_argument(f"--{name}-port", type=int, default=getattr(defaults, name))
     parser.add_argument("--data-dir", type=Path, default=Path("var"))
     parser.add_argument("--config", type=Path, default=REPO_ROOT / "infra" / "tasks.toml")
@@ -242,7 +252,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     args.data_dir = args.data_dir.resolve()
     args.ports = Ports(args.emulator_port, args.handler_port, args.checkout_port, args.smtp_port,
-                       args.warehouse_port)
+                       args.warehouse_port, args.console_port)
     return args
 
 

@@ -18,7 +18,7 @@ import logging
 import re
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -88,23 +88,53 @@ def plan_task(catalog: Catalog, settings: Settings, order_id: str, kind: str, pl
     )
 
 
-def build_task(catalog: Catalog, settings: Settings, plan: PlannedTask, body: bytes) -> tasks_v2.Task:
+@dataclass(frozen=True)
+class HandlerTarget:
+    """Where a task goes and the OIDC token it carries (the handler's URL and identity)."""
+
+    url: str
+    audience: str
+    service_account_email: str
+
+
+def default_target(catalog: Catalog, settings: Settings) -> HandlerTarget:
+    """This deployment's handler: ``settings.handler_url`` and the catalog's dispatcher account."""
+    return HandlerTarget(settings.handler_url, settings.audience,
+                         catalog.service_account_email("dispatcher", catalog.project))
+
+
+def same_queue_as(plan: PlannedTask, original_task_name: str) -> PlannedTask:
+    """``plan`` moved into the queue (project, location, queue) of ``original_task_name``.
+
+    A replay goes where the original task went, whatever project the operator's shell names.
+    A name that is not a full task name leaves ``plan`` as it is.
+    """
+    parts = original_task_name.split("/")
+    if len(parts) != 8 or parts[0::2] != ["projects", "locations", "queues", "tasks"]:
+        return plan
+    parent = "/".join(parts[:6])
+    return replace(plan, queue=parts[5], name=f"{parent}/tasks/{plan.name.rsplit('/', 1)[1]}")
+
+
+def build_task(catalog: Catalog, settings: Settings, plan: PlannedTask, body: bytes,
+               target: HandlerTarget | None = None) -> tasks_v2.Task:
     """The ``tasks_v2.Task`` for a planned task: POST to the handler with an OIDC token."""
     config = catalog.kinds[plan.kind]
+    target = target or default_target(catalog, settings)
     return tasks_v2.Task(
         name=plan.name,
         schedule_time=plan.schedule_time,
         dispatch_deadline=timedelta(seconds=config.dispatch_deadline_seconds),
         http_request=tasks_v2.HttpRequest(
             http_method=tasks_v2.HttpMethod.POST,
-            url=settings.handler_url,
+            url=target.url,
             # Cloud Tasks adds no Content-Type of its own to HTTP tasks.
             headers={"Content-Type": "application/json"},
             body=body,
             oidc_token=tasks_v2.OidcToken(
-                service_account_email=catalog.service_account_email("dispatcher", catalog.project),
+                service_account_email=target.service_account_email,
                 # Explicit: the default audience is the full URL with its query string.
-                audience=settings.audience,
+                audience=target.audience,
             ),
         ),
     )
@@ -160,12 +190,19 @@ class Enqueuer:
                          replay=replay, delay_seconds=0)
         return self._create(plan, encode(kind, order_id, snapshot))
 
-    def replay_body(self, order_id: str, kind: str, body: bytes, replay: int) -> EnqueueResult:
-        """Enqueue a stored task body again as ``…-r<replay>``, due now (failed-task triage)."""
+    def replay_body(self, order_id: str, kind: str, body: bytes, replay: int, target: HandlerTarget | None = None,
+                    original_task_name: str | None = None) -> EnqueueResult:
+        """Enqueue a stored task body again as ``…-r<replay>``, due now (failed-task triage).
+
+        With ``original_task_name`` the replay goes to that task's queue; with ``target`` to
+        that handler (else this deployment's ``settings.handler_url``).
+        """
         if replay < 1:
             raise ValueError("replay numbers start at 1; 0 is the original task")
         plan = plan_task(self.catalog, self.settings, order_id, kind, self.clock.now(), replay=replay, delay_seconds=0)
-        return self._create(plan, body)
+        if original_task_name:
+            plan = same_queue_as(plan, original_task_name)
+        return self._create(plan, body, target)
 
     def close(self) -> None:
         """Stop the worker threads (after the tasks in flight finish)."""
@@ -177,9 +214,9 @@ class Enqueuer:
         futures = [self._pool.submit(self._create, plan, body) for plan, body in work]
         return [f.result() for f in futures]
 
-    def _create(self, plan: PlannedTask, body: bytes) -> EnqueueResult:
-        task = build_task(self.catalog, self.settings, plan, body)
-        parent = queue_path(self.catalog.project, self.catalog.region, plan.queue)
+    def _create(self, plan: PlannedTask, body: bytes, target: HandlerTarget | None = None) -> EnqueueResult:
+        task = build_task(self.catalog, self.settings, plan, body, target)
+        parent = plan.name.split("/tasks/", 1)[0]
         timeout = self.settings.enqueue_timeout_seconds
         try:
             self.client.create_task(parent=parent, task=task, timeout=timeout, retry=_retry(timeout))

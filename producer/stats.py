@@ -1,6 +1,11 @@
-"""``ordertasks stats``: queue depth (through the Cloud Tasks API, so the same command works
-against the cloud and the emulator) and, per kind, effects done, in progress, duplicates
-absorbed, failures by status and the oldest open failure."""
+"""``ordertasks stats``: each queue's backlog (through the Cloud Tasks API, so the same command
+works against the cloud and the emulator) and, per kind, effects done, in progress,
+duplicates absorbed and failures by status.
+
+Everything is counted without reading records one by one: effect and failure counts are
+aggregation queries (SQL ``COUNT``/``SUM``, Firestore ``count()``/``sum()``), and "backlog"
+is tasks due now, not tasks scheduled for later (a 7-day review request is not backlog).
+"""
 
 from __future__ import annotations
 
@@ -10,46 +15,56 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, TextIO
 
-from handlers.ports import EffectStore, FailedTaskStore
+from handlers.ports import FailedFilter
+from infra.backend_flags import CREDENTIALS_HINT, add_backend_flags, is_missing_credentials, settings_with_flags
 from infra.config import Catalog
+from producer.backlog import Backlog, queue_backlog
 from producer.enqueue import queue_path
 from producer.triage import age, table
 
+LIVE = ("open", "replay_requested")
 
-def queue_depths(client: Any, catalog: Catalog) -> dict[str, int | str]:
-    """Queue → tasks waiting (or the error that prevented counting)."""
-    depths: dict[str, int | str] = {}
+
+def queue_backlogs(client: Any, catalog: Catalog, now: datetime) -> dict[str, Backlog | str]:
+    """Queue → its backlog (or the error that prevented counting it)."""
+    backlogs: dict[str, Backlog | str] = {}
     for name in catalog.queues:
         try:
-            tasks = client.list_tasks(parent=queue_path(catalog.project, catalog.region, name), timeout=10)
-            depths[name] = sum(1 for _ in tasks)
+            backlogs[name] = queue_backlog(client, queue_path(catalog.project, catalog.region, name), now)
         except Exception as exc:  # noqa: BLE001 - report per queue, keep going
-            depths[name] = f"unavailable ({type(exc).__name__})"
-    return depths
+            backlogs[name] = f"unavailable ({type(exc).__name__}: {str(exc)[:120]})"
+    return backlogs
+
+
+def kind_row(store: Any, kind: str, now: datetime) -> tuple[str, ...]:
+    """One kind: done, in progress, duplicates, failed open/replayed/resolved, last failure's age."""
+    def failed(status: str) -> int:
+        return int(store.count_failed(FailedFilter(status=status, kind=kind)))
+    latest = store.page_failed(FailedFilter(kind=kind), limit=1).entries
+    return (kind, str(store.count_effects(kind, "done")), str(store.count_effects(kind, "in_progress")),
+            str(store.duplicates_absorbed(kind)), str(sum(failed(s) for s in LIVE)), str(failed("replayed")),
+            str(failed("resolved")), age(latest[0].last_failed_at, now) + " ago" if latest else "-")
 
 
 def kind_rows(store: Any, catalog: Catalog, now: datetime) -> list[tuple[str, ...]]:
-    """One row per kind: done, in progress, duplicates, open/replayed/resolved failures, oldest open."""
-    effects = store.effect_counts() if isinstance(store, EffectStore) else {}
-    failed = store.list_failed(limit=100_000) if isinstance(store, FailedTaskStore) else []
-    rows = []
-    for kind in catalog.kinds:
-        counts = effects.get(kind, {})
-        mine = [f for f in failed if f.kind == kind]
-        open_ = [f for f in mine if f.status in ("open", "replay_requested")]
-        oldest = age(min(f.first_failed_at for f in open_), now) if open_ else "-"
-        rows.append((kind, str(counts.get("done", 0)), str(counts.get("in_progress", 0)),
-                     str(counts.get("duplicates", 0)), str(len(open_)),
-                     str(sum(f.status == "replayed" for f in mine)),
-                     str(sum(f.status == "resolved" for f in mine)), oldest))
-    return rows
+    """One row per catalog kind."""
+    return [kind_row(store, kind, now) for kind in catalog.kinds]
 
 
-def render(depths: dict[str, int | str], rows: list[tuple[str, ...]]) -> str:
+def _queue_cells(name: str, backlog: Backlog | str, now: datetime) -> tuple[str, ...]:
+    if isinstance(backlog, str):
+        return (name, backlog, "", "")
+    plus = "+" if backlog.capped else ""
+    oldest = age(backlog.oldest_due, now) if backlog.oldest_due else "-"
+    return (name, f"{backlog.due_now}{plus}", f"{backlog.later}{plus}", oldest)
+
+
+def render(backlogs: dict[str, Backlog | str], rows: list[tuple[str, ...]], now: datetime) -> str:
     """Both tables, as a person reads them."""
-    queues = table(("QUEUE", "TASKS WAITING"), [(q, str(d)) for q, d in depths.items()])
+    queues = table(("QUEUE", "DUE NOW", "SCHEDULED LATER", "OLDEST DUE"),
+                   [_queue_cells(q, b, now) for q, b in backlogs.items()])
     kinds = table(("KIND", "DONE", "IN PROGRESS", "DUPLICATES", "FAILED OPEN", "REPLAYED", "RESOLVED",
-                   "OLDEST OPEN"), rows)
+                   "LAST FAILURE"), rows)
     return f"{queues}\n\n{kinds}"
 
 
@@ -58,11 +73,18 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     from infra.config import Settings
     from producer import wiring
 
-    argparse.ArgumentParser(prog="ordertasks stats", description=__doc__).parse_args(argv)
-    settings = Settings.from_env()
-    catalog = settings.catalog()
-    store = wiring.order_store(settings)
-    now = wiring.clock().now()
-    print(render(queue_depths(wiring.tasks_client(settings), catalog), kind_rows(store, catalog, now)),
-          file=out or sys.stdout)
+    parser = argparse.ArgumentParser(prog="ordertasks stats", description=__doc__)
+    add_backend_flags(parser)
+    settings = settings_with_flags(Settings.from_env(), parser.parse_args(argv))
+    try:
+        catalog = settings.catalog()
+        store = wiring.order_store(settings)
+        now = wiring.clock().now()
+        text = render(queue_backlogs(wiring.tasks_client(settings), catalog, now), kind_rows(store, catalog, now), now)
+    except Exception as exc:
+        if is_missing_credentials(exc):
+            print(f"ordertasks stats: {CREDENTIALS_HINT}", file=sys.stderr)
+            return 1
+        raise
+    print(text, file=out or sys.stdout)
     return 0

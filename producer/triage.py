@@ -20,6 +20,7 @@ from typing import Any, TextIO
 from handlers.contract import parse_task
 from handlers.errors import OrderTasksError, PermanentError
 from handlers.ports import FAILED_STATUSES, Clock, FailedTask, FailedTaskStore
+from infra.backend_flags import CREDENTIALS_HINT, add_backend_flags, is_missing_credentials, settings_with_flags
 
 REPLAYABLE = ("open", "replay_requested")
 
@@ -84,7 +85,12 @@ class Triage:
                                            expect_status=expect_status or entry.status, count_replay=True)
         if claimed is None:
             raise TriageError(f"{failed_id} changed while replaying (now {self.get(failed_id).status}); try again")
-        result = self.enqueue_body(claimed, body, claimed.replays)
+        try:
+            result = self.enqueue_body(claimed, body, claimed.replays)
+        except TriageError:
+            # Nothing was enqueued (e.g. the handler's URL is unknown): undo the claim.
+            self.store.update_failed(failed_id, entry.status, self.clock.now(), expect_status="replayed")
+            raise
         if result.status not in ("created", "exists"):
             self.store.update_failed(failed_id, entry.status, self.clock.now(), expect_status="replayed")
             return ReplayResult(failed_id, result.task_name, "failed", result.error)
@@ -177,6 +183,8 @@ def parser() -> argparse.ArgumentParser:
     resolve.add_argument("id")
     resolve.add_argument("--note", required=True)
     resolve.add_argument("--by", default="cli")
+    for command in (ls, show, replay, resolve):
+        add_backend_flags(command)
     return p
 
 
@@ -218,16 +226,34 @@ def _run_replay(args: argparse.Namespace, triage: Triage, out: TextIO) -> int:
 
 
 def build_triage(settings: Any) -> Triage:
-    """A ``Triage`` over the configured store and Cloud Tasks client."""
+    """A ``Triage`` over the configured store and Cloud Tasks client.
+
+    Replays go to the deployed handler (``producer.replay_target``), in the original task's
+    queue: never to whatever handler URL the operator's environment happens to name.
+    """
     from producer import wiring
+    from producer.replay_target import ReplayTargetUnknown, handler_target
 
-    return triage_for(wiring.order_store(settings), wiring.enqueuer(settings))
+    enqueuer = wiring.enqueuer(settings)
+
+    def target() -> Any:
+        try:
+            return handler_target(settings, enqueuer.catalog)
+        except ReplayTargetUnknown as exc:
+            raise TriageError(str(exc)) from exc
+
+    return triage_for(wiring.order_store(settings), enqueuer, target)
 
 
-def triage_for(store: Any, enqueuer: Any) -> Triage:
-    """A ``Triage`` whose replays go through ``enqueuer`` (a ``producer.enqueue.Enqueuer``)."""
+def triage_for(store: Any, enqueuer: Any, target: Callable[[], Any] | None = None) -> Triage:
+    """A ``Triage`` whose replays go through ``enqueuer`` (a ``producer.enqueue.Enqueuer``).
+
+    ``target()`` names the handler replays go to (default: the enqueuer's own settings,
+    right for a deployed service such as the checkout's ``/internal/sweep``).
+    """
     def enqueue(entry: FailedTask, body: bytes, replay: int) -> Any:
-        return enqueuer.replay_body(entry.order_id, entry.kind, body, replay)
+        return enqueuer.replay_body(entry.order_id, entry.kind, body, replay,
+                                    target=target() if target else None, original_task_name=entry.task_name)
 
     return Triage(store, enqueue, enqueuer.clock)
 
@@ -239,21 +265,34 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     args = parser().parse_args(argv)
     out = out or sys.stdout
     try:
-        return run(args, build_triage(Settings.from_env()), out)
+        return run(args, build_triage(settings_with_flags(Settings.from_env(), args)), out)
     except TriageError as exc:
         print(f"ordertasks failed: {exc}", file=sys.stderr)
         return 1
     except OrderTasksError as exc:
         print(f"ordertasks failed: the store is unavailable: {exc}", file=sys.stderr)
         return 1
+    except Exception as exc:
+        if is_missing_credentials(exc):
+            print(f"ordertasks failed: {CREDENTIALS_HINT}", file=sys.stderr)
+            return 1
+        raise
 
 
 def sweep_main(argv: Sequence[str] | None = None) -> int:
     """``ordertasks sweep``: replay entries marked ``replay_requested`` (e.g. in the console)."""
     from infra.config import Settings
 
-    argparse.ArgumentParser(prog="ordertasks sweep", description=sweep_main.__doc__).parse_args(argv)
-    results = build_triage(Settings.from_env()).sweep()
+    p = argparse.ArgumentParser(prog="ordertasks sweep", description=sweep_main.__doc__)
+    add_backend_flags(p)
+    args = p.parse_args(argv)
+    try:
+        results = build_triage(settings_with_flags(Settings.from_env(), args)).sweep()
+    except Exception as exc:
+        if is_missing_credentials(exc):
+            print(f"ordertasks sweep: {CREDENTIALS_HINT}", file=sys.stderr)
+            return 1
+        raise
     for r in results:
         print(f"{r.failed_id}: {r.status} {r.task_name}{' (' + r.error + ')' if r.error else ''}")
     print(f"swept {len(results)} replay request(s)")

@@ -98,7 +98,7 @@ def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
     root = tmp_path_factory.mktemp("dev")
     data_dir, config = root / "var", fast_catalog(root)
     data_dir.mkdir()
-    ports = {name: free_port() for name in ("emulator", "handler", "checkout", "smtp", "warehouse")}
+    ports = {name: free_port() for name in ("emulator", "handler", "checkout", "smtp", "warehouse", "console")}
     server = start_dev(data_dir, config, ports)
     try:
         yield DevStack(data_dir, config, ports, server)

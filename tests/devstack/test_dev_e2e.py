@@ -6,12 +6,13 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 
 import requests
 
 from handlers.backends.sqlite import SqliteStore
 from handlers.registry import SystemClock
-from infra.config import REPO_ROOT
+from infra.config import REPO_ROOT, load_catalog
 from tests.devstack.conftest import (
     DevStack,
     dev_argv,
@@ -114,12 +115,13 @@ def test_cli_speaks_plainly(dev: DevStack) -> None:
     assert "no failed task with id 'no-such-order:notify_warehouse'" in unknown.stderr
     stats = dev.cli("stats")
     assert stats.returncode == 0, stats.stderr
-    assert stats.stdout.splitlines()[0].split() == ["QUEUE", "TASKS", "WAITING"]
+    assert stats.stdout.splitlines()[0].split() == ["QUEUE", "DUE", "NOW", "SCHEDULED", "LATER", "OLDEST", "DUE"]
     assert "KIND" in stats.stdout and "ordertasks-warehouse" in stats.stdout
+    assert "unavailable" not in stats.stdout
 
 
 def test_busy_port_is_named(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    ports = {name: free_port() for name in ("emulator", "handler", "checkout", "smtp", "warehouse")}
+    ports = {name: free_port() for name in ("emulator", "handler", "checkout", "smtp", "warehouse", "console")}
     with socket.socket() as blocker:
         blocker.bind(("127.0.0.1", ports["handler"]))
         blocker.listen()
@@ -132,7 +134,7 @@ def test_busy_port_is_named(tmp_path) -> None:  # type: ignore[no-untyped-def]
 def test_sigterm_stops_every_child_and_a_restart_keeps_state(tmp_path) -> None:  # type: ignore[no-untyped-def]
     data_dir, config = tmp_path / "var", fast_catalog(tmp_path)
     data_dir.mkdir()
-    ports = {name: free_port() for name in ("emulator", "handler", "checkout", "smtp", "warehouse")}
+    ports = {name: free_port() for name in ("emulator", "handler", "checkout", "smtp", "warehouse", "console")}
     first = start_dev(data_dir, config, ports)
     stack = DevStack(data_dir, config, ports, first)
     order_id = place_order(stack)
@@ -147,3 +149,32 @@ def test_sigterm_stops_every_child_and_a_restart_keeps_state(tmp_path) -> None: 
         assert requests.get(f"{stack.checkout}/healthz", timeout=5).ok
     finally:
         second.stop()
+
+
+def bare_shell(stack: DevStack) -> dict[str, str]:
+    """An operator's shell that names only the catalog: no handler URL, no emulator, no data dir."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORDERTASKS_") and k != "CLOUD_TASKS_EMULATOR_HOST"}
+    return env | {"ORDERTASKS_CONFIG": str(stack.config)}
+
+
+def flags(stack: DevStack) -> list[str]:
+    return ["--emulator-host", f"127.0.0.1:{stack.ports['emulator']}", "--data-dir", str(stack.data_dir)]
+
+
+def test_replay_from_a_bare_shell_goes_to_the_stacks_handler(dev: DevStack) -> None:
+    order_id, failed_id = rejected_order(dev)
+    dev.warehouse_mode("ok")
+    replay = subprocess.run([sys.executable, "-m", "cli", "failed", "replay", failed_id, *flags(dev)],
+                            env=bare_shell(dev), cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert replay.returncode == 0, replay.stdout + replay.stderr
+    wait_until(lambda: dev.task_states(order_id)["notify_warehouse"] == "done", timeout=30, what="the replay")
+    assert len(dev.notifications(order_id)) == 1
+
+
+def test_stats_on_non_default_ports_with_flags(dev: DevStack) -> None:
+    stats = subprocess.run([sys.executable, "-m", "cli", "stats", *flags(dev)], env=bare_shell(dev), cwd=REPO_ROOT,
+                           capture_output=True, text=True, timeout=120)
+    assert stats.returncode == 0, stats.stderr
+    assert "unavailable" not in stats.stdout
+    rows = {line.split()[0]: line.split()[1:] for line in stats.stdout.split("\n\n")[0].splitlines()[1:]}
+    assert set(rows) == set(load_catalog(dev.config).queues)

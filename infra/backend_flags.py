@@ -1,0 +1,48 @@
+"""The flags every operator command shares: which backend, project, location, emulator.
+
+``--backend/--project/--location/--emulator-host/--data-dir`` override what
+``Settings.from_env()`` read (``ORDERTASKS_BACKEND``, ``ORDERTASKS_PROJECT``,
+``ORDERTASKS_LOCATION``, ``CLOUD_TASKS_EMULATOR_HOST``, ``ORDERTASKS_DATA_DIR``), so the
+environment keeps working and a flag wins over it.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+from pathlib import Path
+
+from infra.config import Settings
+
+CREDENTIALS_HINT = ("no Google Cloud credentials found: run `gcloud auth application-default login` "
+                    "(or set GOOGLE_APPLICATION_CREDENTIALS to a service account key file), then try again")
+
+
+def add_backend_flags(parser: argparse.ArgumentParser) -> None:
+    """Add the shared flags to ``parser``."""
+    group = parser.add_argument_group("where to look (flags override ORDERTASKS_* variables)")
+    group.add_argument("--backend", choices=("local", "cloud"),
+                       help="local: SQLite + the Cloud Tasks emulator; cloud: Firestore + Cloud Tasks")
+    group.add_argument("--project", help="Google Cloud project (default: the catalog's)")
+    group.add_argument("--location", help="Cloud Tasks location (default: the catalog's region)")
+    group.add_argument("--emulator-host", metavar="HOST:PORT",
+                       help="Cloud Tasks emulator (as CLOUD_TASKS_EMULATOR_HOST; local default 127.0.0.1:8123)")
+    group.add_argument("--data-dir", type=Path, help="local state directory (default var/)")
+
+
+def settings_with_flags(settings: Settings, args: argparse.Namespace) -> Settings:
+    """``settings`` with every flag that was given applied."""
+    changes: dict[str, object] = {}
+    for flag, field in (("backend", "backend"), ("project", "project"), ("location", "location"),
+                        ("emulator_host", "cloud_tasks_emulator_host"), ("data_dir", "data_dir")):
+        value = getattr(args, flag, None)
+        if value is not None:
+            changes[field] = value
+    return replace(settings, **changes) if changes else settings
+
+
+def is_missing_credentials(exc: BaseException) -> bool:
+    """True when ``exc`` means application-default credentials are absent or unusable."""
+    from google.auth import exceptions as auth_exceptions
+
+    return isinstance(exc, (auth_exceptions.DefaultCredentialsError, auth_exceptions.RefreshError))

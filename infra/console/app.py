@@ -1,0 +1,285 @@
+"""The console's pages (Flask + Jinja, server-rendered, no JavaScript needed).
+
+Every action is two steps: a GET that shows what will happen and asks for confirmation, then
+a POST (with the CSRF token) that does it and redirects back with a message. Text from the
+stores and from Cloud Tasks (payloads, errors, names, notes) reaches the page only through
+Jinja's autoescaping.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime
+from typing import Any
+
+from flask import Flask, abort, flash, redirect, render_template, request, url_for
+from google.api_core import exceptions as gexc
+from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response
+
+from handlers.errors import DependencyUnavailable
+from infra.backend_flags import CREDENTIALS_HINT, is_missing_credentials
+from infra.console import failed as failed_page
+from infra.console import overview, queues, timeline
+from infra.console.cancel import cancel_pending_tasks
+from infra.console.context import Console
+from infra.console.security import protect
+from producer.triage import REPLAYABLE, TriageError, age
+
+log = logging.getLogger("ordertasks.console")
+
+
+def _when(moment: datetime | None) -> str:
+    return f"{moment:%Y-%m-%d %H:%M:%S} UTC" if moment else "-"
+
+
+def create_app(console: Console | None, host: str = "127.0.0.1", problem: str | None = None) -> Flask:
+    """The console app over ``console``; with ``console=None`` every page explains ``problem``
+    (e.g. missing credentials) instead."""
+    app = Flask(__name__)
+    protect(app, host)
+    app.jinja_env.filters["when"] = _when
+    app.jinja_env.filters["pretty"] = lambda value: json.dumps(value, indent=2, sort_keys=True, default=str)
+    app.jinja_env.globals.update(where=console.where if console else "not connected", replayable=REPLAYABLE)
+    _errors(app)
+    if console is None:
+        _unavailable(app, problem or CREDENTIALS_HINT)
+        return app
+    app.jinja_env.filters["ago"] = lambda moment: age(moment, console.clock.now()) + " ago" if moment else "-"
+    app.jinja_env.globals["kinds"] = list(console.catalog.kinds)
+    app.add_url_rule("/healthz", "healthz", lambda: {"status": "ok"})
+    _overview_routes(app, console)
+    _queue_routes(app, console)
+    _order_routes(app, console)
+    _failed_routes(app, console)
+    return app
+
+
+def _unavailable(app: Flask, problem: str) -> None:
+    def explain(path: str = "") -> tuple[str, int]:
+        return render_template("unavailable.html", problem=problem), 503
+    app.add_url_rule("/", "index", explain)
+    app.add_url_rule("/<path:path>", "anything", explain, methods=["GET", "POST"])
+
+
+def _errors(app: Flask) -> None:
+    def page(status: int, title: str, message: str) -> tuple[str, int]:
+        return render_template("error.html", status=status, title=title, message=message), status
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> tuple[str, int]:
+        return page(exc.code or 500, exc.name, exc.description or "")
+
+    @app.errorhandler(DependencyUnavailable)
+    def store_down(exc: DependencyUnavailable) -> tuple[str, int]:
+        return page(503, "Store unavailable", str(exc))
+
+    @app.errorhandler(gexc.PermissionDenied)
+    def denied(exc: gexc.PermissionDenied) -> tuple[str, int]:
+        return page(403, "Permission denied", f"{exc.message}. The roles an operator needs are listed in "
+                    "docs/operations.md")
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception) -> tuple[str, int]:
+        if is_missing_credentials(exc):
+            return render_template("unavailable.html", problem=CREDENTIALS_HINT), 503
+        log.exception("console page failed")
+        return page(500, "Something went wrong", f"{type(exc).__name__}: {str(exc)[:300]}. "
+                    "Details are in the console's log")
+
+
+# --- overview -------------------------------------------------------------------------
+
+
+def _overview_routes(app: Flask, console: Console) -> None:
+    @app.get("/")
+    def index() -> str:
+        now = console.clock.now()
+        rows = [overview.kind_counts(console, kind) for kind in console.catalog.kinds]
+        series = overview.failures_per_hour(console, now)
+        return render_template("overview.html", rows=rows, outcomes=overview.OUTCOMES,
+                               chart=overview.bar_chart(series), total_failed=sum(n for _, n in series),
+                               queues=queues.queue_views(console, now), now=now)
+
+
+# --- queues -----------------------------------------------------------------------------
+
+
+def _queue_or_404(console: Console, name: str, action: str) -> None:
+    if name not in console.catalog.queues:
+        abort(404, description=f"no queue {name!r} in the catalog")
+    if action not in queues.ACTIONS:
+        abort(404, description=f"queues can be {', '.join(queues.ACTIONS)}d, not {action!r}")
+
+
+def _queue_routes(app: Flask, console: Console) -> None:
+    @app.get("/queues")
+    def queue_list() -> str:
+        now = console.clock.now()
+        return render_template("queues.html", queues=queues.queue_views(console, now), now=now)
+
+    @app.get("/queues/<name>/<action>")
+    def queue_confirm(name: str, action: str) -> str:
+        _queue_or_404(console, name, action)
+        view = queues.queue_view(console, name, console.clock.now())
+        return render_template("queue_confirm.html", queue=view, action=action)
+
+    @app.post("/queues/<name>/<action>")
+    def queue_act(name: str, action: str) -> Response:
+        _queue_or_404(console, name, action)
+        if action == "purge" and request.form.get("confirm_name") != name:
+            flash(f"not purged: type the queue's name ({name}) to confirm", "error")
+            return redirect(url_for("queue_confirm", name=name, action=action))
+        try:
+            flash(queues.apply_action(console, name, action), "ok")
+        except gexc.GoogleAPICallError as exc:
+            flash(f"{name}: {action} failed: {exc.message}", "error")
+        return redirect(url_for("queue_list"))
+
+
+# --- orders -----------------------------------------------------------------------------
+
+
+def _search(console: Console, query: str) -> list[Any]:
+    if "@" in query:
+        found = console.store.orders_by_email(query)
+        return found or (console.store.orders_by_email(query.lower()) if query.lower() != query else [])
+    order = console.store.get_order(query)
+    return [order] if order else []
+
+
+def _order_routes(app: Flask, console: Console) -> None:
+    @app.get("/orders")
+    def orders() -> str | Response:
+        query = (request.args.get("q") or "").strip()
+        if not query:
+            return render_template("orders.html", query="", orders=console.store.recent_orders(20), searched=False)
+        found = _search(console, query)
+        if len(found) == 1 and "@" not in query:
+            return redirect(url_for("order", order_id=found[0].order_id))
+        return render_template("orders.html", query=query, orders=found, searched=True)
+
+    @app.get("/orders/<order_id>")
+    def order(order_id: str) -> str:
+        view = timeline.timeline(console, order_id)
+        if view is None:
+            abort(404, description=f"no order {order_id!r}; search by order id or customer email on the Orders page")
+        return render_template("order.html", t=view)
+
+    @app.get("/orders/<order_id>/cancel")
+    def order_cancel_confirm(order_id: str) -> str:
+        view = timeline.timeline(console, order_id)
+        if view is None:
+            abort(404, description=f"no order {order_id!r}")
+        return render_template("order_cancel.html", t=view)
+
+    @app.post("/orders/<order_id>/cancel")
+    def order_cancel(order_id: str) -> Response:
+        if console.store.get_order(order_id) is None:
+            abort(404, description=f"no order {order_id!r}")
+        for result in cancel_pending_tasks(console.tasks, console.store, order_id):
+            flash(f"{result.kind}: {result.result}", "error" if result.result.startswith("error") else "ok")
+        return redirect(url_for("order", order_id=order_id))
+
+
+# --- failed tasks -----------------------------------------------------------------------
+
+
+def _filter_or_400(console: Console) -> Any:
+    try:
+        return failed_page.parse_filter(request.args if request.method == "GET" else request.form,
+                                        list(console.catalog.kinds))
+    except failed_page.BadFilter as exc:
+        abort(400, description=str(exc))
+
+
+def _entry_or_404(console: Console, failed_id: str) -> Any:
+    entry = console.store.get_failed(failed_id)
+    if entry is None:
+        abort(404, description=f"no failed task {failed_id!r}; ids look like ORDER_ID:KIND")
+    return entry
+
+
+def _failed_routes(app: Flask, console: Console) -> None:
+    @app.get("/failed")
+    def failed_list() -> str:
+        where = _filter_or_400(console)
+        cursor = request.args.get("cursor") or None
+        try:
+            page = console.store.page_failed(where, limit=failed_page.PAGE_SIZE, cursor=cursor)
+        except ValueError as exc:
+            abort(400, description=str(exc))
+        return render_template("failed_list.html", where=where, page=page, total=console.store.count_failed(where),
+                               args=failed_page.filter_args(where), first_page=cursor is None,
+                               next_link=failed_page.query_string(where, cursor=page.cursor or "") if page.cursor else None,
+                               bulk_link=failed_page.query_string(where))
+
+    @app.get("/failed/<failed_id>")
+    def failed_detail(failed_id: str) -> str:
+        entry = _entry_or_404(console, failed_id)
+        effect = console.store.get_effect(entry.order_id, entry.kind)
+        return render_template("failed_detail.html", e=entry, effect=effect)
+
+    @app.get("/failed/<failed_id>/replay")
+    def failed_replay_confirm(failed_id: str) -> str:
+        return render_template("failed_replay.html", e=_entry_or_404(console, failed_id))
+
+    @app.post("/failed/<failed_id>/replay")
+    def failed_replay(failed_id: str) -> Response:
+        _entry_or_404(console, failed_id)
+        try:
+            result = console.triage.replay(failed_id, force=request.form.get("force") == "yes")
+        except TriageError as exc:
+            flash(f"not replayed: {exc}", "error")
+        else:
+            detail = f" ({result.error})" if result.error else ""
+            flash(f"replay {result.status}: {result.task_name}{detail}", "error" if result.error else "ok")
+        return redirect(url_for("failed_detail", failed_id=failed_id))
+
+    @app.get("/failed/<failed_id>/resolve")
+    def failed_resolve_confirm(failed_id: str) -> str:
+        return render_template("failed_resolve.html", e=_entry_or_404(console, failed_id))
+
+    @app.post("/failed/<failed_id>/resolve")
+    def failed_resolve(failed_id: str) -> Response:
+        _entry_or_404(console, failed_id)
+        note = (request.form.get("note") or "").strip()
+        if not note:
+            flash("not resolved: write a note saying what was done (it is kept with the entry)", "error")
+            return redirect(url_for("failed_resolve_confirm", failed_id=failed_id))
+        who = (request.form.get("by") or "console").strip()[:100]
+        console.triage.resolve(failed_id, note[:2000], who)
+        flash(f"{failed_id} resolved by {who}", "ok")
+        return redirect(url_for("failed_detail", failed_id=failed_id))
+
+    _bulk_routes(app, console)
+
+
+def _bulk_routes(app: Flask, console: Console) -> None:
+    @app.get("/failed/bulk-replay")
+    def bulk_confirm() -> str:
+        where = _filter_or_400(console)
+        target = failed_page.bulk_filter(where)
+        entries, total = failed_page.bulk_selection(console.store, target) if target else ([], 0)
+        return render_template("failed_bulk.html", where=where, target=target, entries=entries, total=total,
+                               args=failed_page.filter_args(where), limit=failed_page.BULK_LIMIT)
+
+    @app.post("/failed/bulk-replay")
+    def bulk_replay() -> Response:
+        ids = request.form.getlist("id")[: failed_page.BULK_LIMIT]
+        if not ids:
+            flash("nothing replayed: no tasks were selected", "error")
+            return redirect(url_for("failed_list"))
+        done = 0
+        for failed_id in ids:
+            try:
+                result = console.triage.replay(failed_id)
+            except TriageError as exc:
+                flash(f"{failed_id}: not replayed: {exc}", "error")
+                continue
+            done += result.status != "failed"
+            if result.error:
+                flash(f"{failed_id}: replay failed: {result.error}", "error")
+        flash(f"bulk replay: {done} of {len(ids)} replayed", "ok" if done == len(ids) else "error")
+        return redirect(url_for("failed_list", **failed_page.filter_args(_filter_or_400(console))))

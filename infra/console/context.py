@@ -1,0 +1,51 @@
+"""What the console works on: the stores, the Cloud Tasks client, the catalog, a clock.
+
+``console_from_settings`` picks them exactly as the CLI does (``producer.wiring``): SQLite and
+the emulator locally, Firestore and Cloud Tasks with application-default credentials in the
+cloud. Tests build ``Console`` directly around other backends.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from handlers.ports import Clock
+from infra.config import Catalog, Settings
+from producer.triage import Triage
+
+
+@dataclass(frozen=True)
+class Console:
+    """Everything a page needs. ``store`` implements the effect, failed-task and order ports."""
+
+    catalog: Catalog
+    store: Any
+    tasks: Any                     # a google.cloud.tasks_v2 CloudTasksClient
+    clock: Clock
+    triage: Triage
+    where: str                     # shown in the header: which backend and project
+
+
+def describe(settings: Settings, catalog: Catalog) -> str:
+    """``local · SQLite …, emulator …`` or ``cloud · project P · location L``."""
+    if settings.backend == "cloud":
+        return f"cloud · project {catalog.project} · location {catalog.region}"
+    from producer.wiring import emulator_host
+
+    return f"local · SQLite {settings.sqlite_file.name} · Cloud Tasks emulator {emulator_host(settings)}"
+
+
+def console_from_settings(settings: Settings) -> Console:
+    """The console over the configured backends; raises google.auth errors without credentials."""
+    from producer import wiring
+    from producer.triage import build_triage
+
+    catalog = settings.catalog()
+    if settings.backend == "cloud":
+        import google.auth
+
+        google.auth.default()      # fail here, with the credentials page, not on the first query
+    triage = build_triage(settings)
+    return Console(catalog, triage.store, wiring.tasks_client(settings), wiring.clock(), triage,
+                   describe(settings, catalog))
