@@ -22,7 +22,7 @@ from handlers.errors import DependencyUnavailable
 from infra.backend_flags import CREDENTIALS_HINT, is_missing_credentials
 from infra.console import failed as failed_page
 from infra.console import overview, queues, timeline
-from infra.console.cancel import cancel_pending_tasks
+from infra.console.cancel import cancel_pending_tasks, cancel_summary
 from infra.console.context import Console
 from infra.console.security import protect
 from producer.triage import REPLAYABLE, TriageError, age
@@ -34,19 +34,28 @@ def _when(moment: datetime | None) -> str:
     return f"{moment:%Y-%m-%d %H:%M:%S} UTC" if moment else "-"
 
 
-def create_app(console: Console | None, host: str = "127.0.0.1", problem: str | None = None) -> Flask:
+def _from_now(moment: datetime | None, now: datetime) -> str:
+    if moment is None:
+        return "-"
+    return f"in {age(now, moment)}" if moment > now else f"{age(moment, now)} ago"
+
+
+def create_app(console: Console | None, host: str = "127.0.0.1", problem: str | None = None,
+               label: str | None = None) -> Flask:
     """The console app over ``console``; with ``console=None`` every page explains ``problem``
-    (e.g. missing credentials) instead."""
+    (e.g. missing credentials) instead, under the header ``label``."""
     app = Flask(__name__)
     protect(app, host)
     app.jinja_env.filters["when"] = _when
     app.jinja_env.filters["pretty"] = lambda value: json.dumps(value, indent=2, sort_keys=True, default=str)
-    app.jinja_env.globals.update(where=console.where if console else "not connected", replayable=REPLAYABLE)
+    app.jinja_env.globals.update(backend_label=console.where if console else (label or "not connected"),
+                                 replayable=REPLAYABLE)
     _errors(app)
     if console is None:
         _unavailable(app, problem or CREDENTIALS_HINT)
         return app
     app.jinja_env.filters["ago"] = lambda moment: age(moment, console.clock.now()) + " ago" if moment else "-"
+    app.jinja_env.filters["from_now"] = lambda moment: _from_now(moment, console.clock.now())
     app.jinja_env.globals["kinds"] = list(console.catalog.kinds)
     app.add_url_rule("/healthz", "healthz", lambda: {"status": "ok"})
     _overview_routes(app, console)
@@ -178,8 +187,9 @@ def _order_routes(app: Flask, console: Console) -> None:
     def order_cancel(order_id: str) -> Response:
         if console.store.get_order(order_id) is None:
             abort(404, description=f"no order {order_id!r}")
-        for result in cancel_pending_tasks(console.tasks, console.store, order_id):
-            flash(f"{result.kind}: {result.result}", "error" if result.result.startswith("error") else "ok")
+        results = cancel_pending_tasks(console.tasks, console.store, order_id)
+        for line, category in cancel_summary(results):
+            flash(line, category)
         return redirect(url_for("order", order_id=order_id))
 
 

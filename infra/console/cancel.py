@@ -42,3 +42,13 @@ def _cancel_one(tasks: Any, store: Any, order_id: str, entry: Any) -> Cancelled:
 def cancel_pending_tasks(tasks: Any, store: Any, order_id: str) -> list[Cancelled]:
     """Delete every task of the order that Cloud Tasks holds and whose effect has not happened."""
     return [_cancel_one(tasks, store, order_id, entry) for entry in store.outbox_for(order_id)]
+
+
+def cancel_summary(results: list[Cancelled]) -> list[tuple[str, str]]:
+    """Flash lines for a cancel: one per outcome, naming the kinds (errors in full)."""
+    by_result: dict[str, list[str]] = {}
+    for r in results:
+        by_result.setdefault(r.result, []).append(r.kind)
+    lines = [(f"{', '.join(kinds)}: {result}", "error" if result.startswith("error") else "ok")
+             for result, kinds in by_result.items()]
+    return lines or [("the order has no tasks", "ok")]

@@ -17,7 +17,7 @@ from handlers.ports import FailedFilter
 from infra.console.context import Console
 
 HOURS = 24
-OUTCOMES = ("done", "in progress", "duplicates", "failed open", "replayed", "resolved")
+OUTCOMES = ("done", "started, not done", "duplicates", "failed open", "replayed", "resolved")
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ def kind_counts(console: Console, kind: str) -> KindCounts:
 
     def failed(*statuses: str) -> int:
         return sum(store.count_failed(FailedFilter(status=s, kind=kind)) for s in statuses)
-    counts = {"done": store.count_effects(kind, "done"), "in progress": store.count_effects(kind, "in_progress"),
+    counts = {"done": store.count_effects(kind, "done"), "started, not done": store.count_effects(kind, "in_progress"),
               "duplicates": store.duplicates_absorbed(kind), "failed open": failed("open", "replay_requested"),
               "replayed": failed("replayed"), "resolved": failed("resolved")}
     return KindCounts(kind, console.catalog.kinds[kind].queue, counts)

@@ -18,6 +18,8 @@ from infra.backend_flags import CREDENTIALS_HINT, add_backend_flags, is_missing_
 from infra.console.app import create_app
 
 log = logging.getLogger("ordertasks.console")
+NO_CREDENTIALS_PAGE = ("No application-default credentials were found on this machine, so the console cannot "
+                       "read Firestore or Cloud Tasks.")
 
 
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -33,7 +35,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
 def build_app(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     """The app over the configured backends, or the page that says what is missing."""
     from infra.config import Settings
-    from infra.console.context import console_from_settings
+    from infra.console.context import console_from_settings, describe
 
     settings = settings_with_flags(Settings.from_env(), args)
     try:
@@ -42,7 +44,8 @@ def build_app(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         if not is_missing_credentials(exc):
             raise
         print(f"ordertasks console: {CREDENTIALS_HINT}", file=sys.stderr)
-        return create_app(None, host=args.host, problem=CREDENTIALS_HINT)
+        return create_app(None, host=args.host, problem=NO_CREDENTIALS_PAGE,
+                          label=f"{describe(settings, settings.catalog())} · not signed in")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

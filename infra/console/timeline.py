@@ -94,8 +94,9 @@ def outcome(task: CloudTask, effect: EffectRecord | None, failed: FailedTask | N
             now: datetime) -> tuple[str, str]:
     """(outcome, explanation) of one step; the effect's record wins over the queue's view."""
     if effect is not None and effect.state == "done":
+        done_at = f"at {effect.updated_at:%H:%M:%S} UTC"
         return ("duplicate" if effect.duplicates else "done",
-                f"effect done; {effect.duplicates} duplicate deliveries absorbed" if effect.duplicates else "effect done")
+                f"{done_at}; {effect.duplicates} duplicate deliveries absorbed" if effect.duplicates else done_at)
     if failed is not None and failed.status in ("open", "replay_requested"):
         return "failed", f"failed for good after {failed.attempts} attempts: {failed.error_type}"
     if failed is not None:

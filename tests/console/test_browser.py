@@ -168,7 +168,8 @@ def test_cancel_an_orders_pending_tasks(page: Any, stack: DevStack, shots: Path)
     snap(page, shots, "order-cancel-confirm")
     page.get_by_role("button", name=f"Cancel {len(waiting)} task(s)").click()
     flashes = page.locator(".flash").all_inner_texts()
-    assert sorted(f.split(":")[0] for f in flashes if f.endswith(": deleted")) == sorted(waiting)
+    deleted = [f.removesuffix(": deleted").split(", ") for f in flashes if f.endswith(": deleted")]
+    assert deleted and sorted(deleted[0]) == sorted(waiting)
     assert page.locator(".outcome.cancelled").count() == len(waiting)
     assert page.locator(".outcome.done").count() == len(immediate)
     snap(page, shots, "order-cancelled")
@@ -207,6 +208,7 @@ def test_without_credentials_the_console_says_what_to_run(browser: Any, tmp_path
         response = tab.goto(f"http://127.0.0.1:{port}/failed")
         assert response.status == 503
         assert "gcloud auth application-default login" in tab.locator("pre.command").inner_text()
+        assert "cloud · project my-shop-project" in tab.locator(".where").inner_text()
         assert "Traceback" not in tab.content()
         snap(tab, shots, "no-credentials")
         context.close()
