@@ -10,7 +10,8 @@ leave here carry the book's name and price, whatever the request said.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -21,7 +22,15 @@ from producer.pricebook import PriceBook, Product
 MAX_SUBTOTAL = Decimal("100000000")
 
 
-def price_cart(lines: Sequence[Any], currency: str, book: PriceBook) -> tuple[LineItem, ...]:
+@dataclass(frozen=True)
+class PricedCart:
+    """The cart at book prices, and each SKU's tax category for the tax rules."""
+
+    items: tuple[LineItem, ...]
+    tax_categories: Mapping[str, str]
+
+
+def price_cart(lines: Sequence[Any], currency: str, book: PriceBook) -> PricedCart:
     """The cart as ``LineItem`` s at book prices; raises ``ApiError`` 400/409 (module docstring)."""
     products = book.get_products(line.sku for line in lines)
     problems = [p for i, line in enumerate(lines) if (p := _line_problem(i, line, products.get(line.sku), currency))]
@@ -34,7 +43,7 @@ def price_cart(lines: Sequence[Any], currency: str, book: PriceBook) -> tuple[Li
     if sum(item.line_total for item in items) > MAX_SUBTOTAL:
         raise ApiError(400, "invalid_request", f"the order's subtotal is over {MAX_SUBTOTAL}; split the order",
                        [{"field": "items", "message": f"subtotal over {MAX_SUBTOTAL}"}])
-    return items
+    return PricedCart(items, {sku: products[sku].tax_category for sku in {item.sku for item in items}})
 
 
 def _line_problem(index: int, line: Any, product: Product | None, currency: str) -> dict[str, str] | None:

@@ -39,6 +39,7 @@ from producer.orders import Checkout, CheckoutAnswer, request_hash
 from producer.payments import PaymentGateway
 from producer.pricebook import PriceBook
 from producer.reconcile import reconcile
+from producer.tax_rules import TaxTableError, default_table
 from producer.triage import triage_for
 
 log = logging.getLogger("ordertasks.producer.checkout")
@@ -55,6 +56,7 @@ def create_app(settings: Settings, *, store: OrderStore | None = None, enqueuer:
     In the cloud it refuses to start while a setting is unset or points at loopback.
     """
     require_cloud_ready(settings, "checkout")
+    _check_tax_table()
     store = store or wiring.order_store(settings)
     enqueuer = enqueuer or wiring.enqueuer(settings)
     _check_catalog(enqueuer)
@@ -77,6 +79,13 @@ def _check_catalog(enqueuer: Enqueuer) -> None:
     if unknown:
         raise ConfigurationError(f"{enqueuer.catalog.source}: kinds {unknown} have no task contract; "
                                  f"known kinds: {', '.join(KINDS)}")
+
+
+def _check_tax_table() -> None:
+    try:
+        default_table()
+    except TaxTableError as exc:
+        raise ConfigurationError(f"{exc}; the checkout cannot price orders without it") from exc
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:

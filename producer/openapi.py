@@ -94,7 +94,8 @@ def _checkout_operation() -> dict[str, Any]:
             "201": _json(_ref("CheckoutResult"), "Paid; every task scheduled"),
             "202": _json(_ref("CheckoutResult"), "Paid; some tasks pending, `reconcile` will schedule them"),
             "400": _error("Invalid JSON or invalid fields (one `fields` entry per bad field), a bad header, or "
-                          "an item the price book does not sell (unknown_sku, inactive_sku, currency_not_offered)"),
+                          "an item the price book does not sell (unknown_sku, inactive_sku, currency_not_offered), "
+                          "or a country we do not ship to (unsupported_country)"),
             "402": _error("Payment declined; no tasks"),
             "409": _error("price_changed: a unit_price differs from the price book (error.prices has the "
                           "current ones); or a request with this Idempotency-Key is in progress, or order_id is taken"),

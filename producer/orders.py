@@ -32,16 +32,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from handlers.contract import OrderSnapshot, effect_key
+from handlers.contract import OrderSnapshot, Totals, effect_key
 from handlers.errors import DependencyUnavailable
 from handlers.ports import Clock, EffectRecord, EffectStore, FailedTaskStore, OrderRecord, OrderStore, OutboxEntry
 from producer.api_errors import ApiError
-from producer.cart import price_cart
+from producer.cart import PricedCart, price_cart
 from producer.checkout_request import CheckoutRequest
 from producer.enqueue import EnqueueResult, Enqueuer
 from producer.payments import PaymentDeclined, PaymentGateway, PaymentUnavailable
 from producer.pricebook import PriceBook
-from producer.pricing import compute_totals, tax_rate
+from producer.pricing import UnsupportedCountry, compute_totals, tax_rate
 
 log = logging.getLogger("ordertasks.producer.checkout")
 
@@ -58,6 +58,16 @@ def request_hash(raw: Any) -> str:
     """Fingerprint of a parsed JSON body, independent of key order and whitespace."""
     canonical = json.dumps(raw, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _totals(cart: PricedCart, currency: str, country: str) -> Totals:
+    """The cart's totals; a country without a tax rule is 400, never 0 % tax."""
+    try:
+        return compute_totals(cart.items, currency, country, tax_categories=cart.tax_categories)
+    except UnsupportedCountry as exc:
+        raise ApiError(400, "unsupported_country", str(exc),
+                       [{"field": "shipping_address.country", "message": f"{country} is not a country we ship to"}]
+                       ) from exc
 
 
 @dataclass(frozen=True)
@@ -139,10 +149,10 @@ class Checkout:
 
     def _order_record(self, order_id: str, request: CheckoutRequest, now: datetime) -> OrderRecord:
         country = request.shipping_address.country
-        items = price_cart(request.items, request.currency, self.price_book)
+        cart = price_cart(request.items, request.currency, self.price_book)
         snapshot = OrderSnapshot(
             placed_at=now, customer=request.contract_customer(), shipping_address=request.contract_address(),
-            items=items, totals=compute_totals(items, request.currency, country), tax_rate=tax_rate(country),
+            items=cart.items, totals=_totals(cart, request.currency, country), tax_rate=tax_rate(country),
         )
         return OrderRecord(order_id=order_id, status="created", snapshot=snapshot.model_dump(mode="json"),
                            created_at=now)

@@ -31,9 +31,9 @@ def _item(sku: str = "MUG-1", quantity: int = 2, **extra: Any) -> dict[str, Any]
 
 
 def _book_total(items: list[dict[str, Any]], currency: str = "EUR", country: str = "DE") -> Decimal:
-    lines = price_cart(CheckoutRequest.model_validate(order_body(items=items)).items, currency,
-                       MemoryPriceBook(BOOK.values()))
-    return compute_totals(lines, currency, country).total
+    cart = price_cart(CheckoutRequest.model_validate(order_body(items=items)).items, currency,
+                      MemoryPriceBook(BOOK.values()))
+    return compute_totals(cart.items, currency, country).total
 
 
 def _no_order_and_no_charge(stack: Stack) -> None:
@@ -130,7 +130,7 @@ def test_no_claimed_price_ever_lowers_the_total_below_the_books(lines: list[dict
     book = MemoryPriceBook(BOOK.values())
     at_book_price = sum(BOOK[line["sku"]].prices["EUR"] * line["quantity"] for line in lines)
     try:
-        priced = price_cart(request.items, "EUR", book)
+        priced = price_cart(request.items, "EUR", book).items
     except ApiError as err:
         assert err.status == 409 and err.code == "price_changed"
         assert any(line["claim"] is not None and Decimal(line["claim"]) != BOOK[line["sku"]].prices["EUR"]
