@@ -11,6 +11,9 @@ Reads the ``X-CloudTasks-*`` headers, verifies the OIDC token, runs the delivery
     RETRY        503   retryable and attempts remain (Retry-After when known), or the
                        failed-task record could not be written
     auth         401 / 403  missing/invalid token / valid token, wrong service account
+                 503   the token's signing certificates cannot be fetched (Retry-After)
+    too large    413   body over ``MAX_BODY`` (read only after authentication, never
+                       buffered past the limit: ``functions/request_body.py``)
 
 Built lazily on the first request from ``Settings.from_env()`` (no work at import time).
 """
@@ -26,8 +29,9 @@ from typing import Any
 import flask
 
 from functions import wiring
+from functions.request_body import discard_body, take_body
 from handlers.dispatch import Delivery, Dispatcher, Outcome, Result
-from handlers.errors import AuthError, ConfigurationError
+from handlers.errors import AuthError, ConfigurationError, DependencyUnavailable
 from handlers.logs import TRACE_KEY, log_line, trace_field
 from handlers.oidc import TokenVerifier
 from infra.config import Settings
@@ -71,11 +75,14 @@ def _float_header(headers: Any, name: str) -> float | None:
         return None
 
 
-def read_delivery(request: flask.Request) -> Delivery:
-    """A ``Delivery`` from the request; malformed headers read as absent (never a 500)."""
+def read_delivery(request: flask.Request, body: bytes | None = None) -> Delivery:
+    """A ``Delivery`` from the headers and ``body`` (read here, bounded, when not given);
+    malformed headers read as absent (never a 500)."""
     headers = request.headers
+    if body is None:
+        body = take_body(request, MAX_BODY) or b""
     return Delivery(
-        body=request.get_data(cache=False)[:MAX_BODY],
+        body=body,
         task_name=headers.get(H_TASK_NAME, "")[:500],
         queue_name=headers.get(H_QUEUE_NAME, "")[:100],
         retry_count=_int_header(headers, H_RETRY_COUNT),
@@ -110,22 +117,41 @@ class TaskHandler:
         """Handle one Cloud Tasks delivery."""
         started = time.perf_counter()
         if request.method != "POST":
+            discard_body(request)
             return _json(405, {"error": "Cloud Tasks deliveries are POST requests"}, {"Allow": "POST"})
-        delivery = read_delivery(request)
         trace = trace_field(request.headers.get(H_TRACE), self.project)
-        if self.verifier is not None:
-            try:
-                self.verifier.verify(request.headers.get("Authorization"))
-            except AuthError as exc:
-                self._log_denied(delivery, exc, trace)
-                return _json(exc.status, {"error": str(exc)})
+        # Headers first: nobody unauthenticated gets to make us read (or buffer) a body.
+        refusal = self._authenticate(request, trace)
+        if refusal is not None:
+            discard_body(request)
+            return refusal
+        body = take_body(request, MAX_BODY)
+        if body is None:
+            return _json(413, {"error": f"the body is over {MAX_BODY} bytes; a Cloud Tasks task is at most 1 MiB"})
+        delivery = read_delivery(request, body)
         result = self.dispatcher.run(delivery)
         self._log_result(delivery, result, trace, time.perf_counter() - started)
         return respond(result)
 
-    def _log_denied(self, delivery: Delivery, exc: AuthError, trace: str | None) -> None:
-        log_line("WARNING", f"rejected delivery: {exc}", {TRACE_KEY: trace}, task_name=delivery.task_name,
-                 status=exc.status)
+    def _authenticate(self, request: flask.Request, trace: str | None) -> flask.Response | None:
+        """``None`` when the caller may deliver; else the 401/403 (bad token) or 503 (certs down)."""
+        if self.verifier is None:
+            return None
+        task_name = request.headers.get(H_TASK_NAME, "")[:500]
+        try:
+            self.verifier.verify(request.headers.get("Authorization"))
+        except AuthError as exc:
+            log_line("WARNING", f"rejected delivery: {exc}", {TRACE_KEY: trace}, task_name=task_name,
+                     status=exc.status)
+            return _json(exc.status, {"error": str(exc)})
+        except DependencyUnavailable as exc:
+            # Not the caller's fault: 503 so Cloud Tasks retries; the detail stays in the log.
+            retry_after = str(max(1, int(exc.retry_after or 30)))
+            log_line("WARNING", f"cannot verify delivery: {exc}", {TRACE_KEY: trace}, task_name=task_name,
+                     status=503)
+            return _json(503, {"error": "the token cannot be verified right now (signing certificates "
+                                        "unavailable); retry later"}, {"Retry-After": retry_after})
+        return None
 
     def _log_result(self, delivery: Delivery, result: Result, trace: str | None, seconds: float) -> None:
         log_line(SEVERITY[result.outcome], f"{result.kind} {result.outcome.value}: {result.message}",

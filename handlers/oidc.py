@@ -2,11 +2,14 @@
 
 Checks, in order: a ``Bearer`` token is present and well formed; its header says RS256
 (``none``, HS256 and every other algorithm are refused before any key is touched); the
-signature verifies against the issuer's certificates (fetched from ``certs_url``, cached
-for their ``max-age`` and refetched when a new ``kid`` appears, so key rotation works);
-``iss`` is Google's; ``iat``/``exp`` within a small skew; ``aud`` is ours. Any of those
-failing is ``Unauthenticated`` (401). A valid token whose ``email`` is not an allowed,
-verified service account is ``Forbidden`` (403).
+signature verifies against the issuer's certificates (see ``CertCache``: cached for their
+``max-age``, refetched for a new ``kid`` so key rotation works, but at most once per 30 s);
+``iss`` is Google's (a string); ``iat``/``exp`` are finite numbers at most one hour apart
+and within a small skew of now, ``nbf`` (if present) is not in the future; ``aud`` is ours
+(a string). Any of those failing is ``Unauthenticated`` (401). A valid token whose
+``email`` is not an allowed, verified service account is ``Forbidden`` (403). When the
+certificates cannot be fetched and none are held, ``DependencyUnavailable`` (503 with
+``Retry-After``): the caller is not at fault, and Cloud Tasks retries.
 
 Locally the Cloud Tasks emulator signs with its own key and serves its certificates at
 ``/oauth2/v1/certs``; the checks are identical and only ``certs_url`` differs.
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import re
 import threading
 import time
@@ -31,6 +35,11 @@ from handlers.errors import DependencyUnavailable, Forbidden, Unauthenticated
 
 GOOGLE_ISSUERS = ("accounts.google.com", "https://accounts.google.com")
 MAX_AGE = re.compile(r"max-age=(\d+)")
+MIN_REFRESH_SECONDS = 30.0          # at most one certificates fetch per this interval
+DEFAULT_MAX_AGE_SECONDS = 300.0     # when the certificates response carries no max-age
+FETCH_TIMEOUT_SECONDS = 5.0
+NO_KEYS_RETRY_SECONDS = 5.0         # with no keys at all, a failed fetch is retried this soon
+MAX_LIFETIME_SECONDS = 3600.0       # Google's ID tokens live exactly one hour
 
 
 def _b64decode(segment: str) -> bytes:
@@ -52,41 +61,145 @@ def parse_certs(document: Mapping[str, Any]) -> dict[str, crypt.RSAVerifier]:
     return {kid: crypt.RSAVerifier.from_string(pem) for kid, pem in document.items()}  # type: ignore[no-untyped-call]
 
 
+@dataclass(frozen=True)
+class _KeySet:
+    """One fetched certificate document: key id → verifier, and when it goes stale."""
+
+    keys: Mapping[str, crypt.RSAVerifier]
+    fetched_at: float
+    fresh_until: float
+
+
 class CertCache:
-    """The issuer's public keys, cached for the ``max-age`` the server gives (min 60 s)."""
+    """The issuer's public keys, refetched at most once per ``min_refresh_seconds``.
+
+    The keys are reused until the ``max-age`` of the certificates response (Google's is hours)
+    and refetched after it, or earlier when a token names a ``kid`` we do not hold (key
+    rotation) — but never more than once per ``min_refresh_seconds`` (30 s): a token with an
+    unknown ``kid`` between refreshes is refused at once, without a fetch, so garbage tokens
+    cannot turn into a flood of requests to the issuer. No lock is held while fetching: one
+    caller fetches, the others keep using the keys already held (or, before the first fetch
+    completes, wait for it up to the fetch timeout). A failed refresh keeps the old keys; with
+    no keys at all it raises ``DependencyUnavailable`` (the handler answers 503, Retry-After).
+    """
 
     def __init__(self, certs_url: str, fetch: Callable[[str], tuple[dict[str, Any], float]] | None = None,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 monotonic: Callable[[], float] = time.monotonic, min_refresh_seconds: float = MIN_REFRESH_SECONDS,
+                 fetch_timeout: float = FETCH_TIMEOUT_SECONDS) -> None:
         self.certs_url = certs_url
         self._fetch = fetch or self._http_fetch
         self._monotonic = monotonic
-        self._keys: dict[str, crypt.RSAVerifier] = {}
-        self._expires = 0.0
-        self._lock = threading.Lock()
+        self.min_refresh_seconds = min_refresh_seconds
+        self._fetch_timeout = fetch_timeout
+        self._keyset: _KeySet | None = None
+        self._last_attempt: float | None = None
+        self._fetching = False
+        self._changed = threading.Condition()
         self._session = requests.Session()
+        self.fetches = 0
 
     def _http_fetch(self, url: str) -> tuple[dict[str, Any], float]:
         try:
-            resp = self._session.get(url, timeout=5)
+            resp = self._session.get(url, timeout=self._fetch_timeout)
             resp.raise_for_status()
-            match = MAX_AGE.search(resp.headers.get("Cache-Control", ""))
-            return resp.json(), float(match.group(1)) if match else 300.0
+            return resp.json(), _max_age(resp.headers.get("Cache-Control", ""))
         except (requests.RequestException, ValueError) as exc:
-            raise DependencyUnavailable(f"cannot fetch OIDC certificates from {url}: {exc}") from exc
-
-    def _refresh(self) -> None:
-        document, max_age = self._fetch(self.certs_url)
-        self._keys = parse_certs(document)
-        self._expires = self._monotonic() + max(60.0, max_age)
+            raise DependencyUnavailable(f"cannot fetch OIDC certificates from {url}: {exc}",
+                                        retry_after=self.min_refresh_seconds) from exc
 
     def key(self, kid: str | None) -> list[crypt.RSAVerifier]:
-        """Verifiers to try for ``kid``; refetches once when the kid is unknown or stale."""
-        with self._lock:
-            if self._monotonic() >= self._expires or (kid is not None and kid not in self._keys):
-                self._refresh()
-            if kid is None:
-                return list(self._keys.values())
-            return [self._keys[kid]] if kid in self._keys else []
+        """Verifiers to try for ``kid`` (all keys when ``None``); ``[]`` for an unknown kid."""
+        keyset = self._current(kid)
+        if kid is None:
+            return list(keyset.keys.values())
+        return [keyset.keys[kid]] if kid in keyset.keys else []
+
+    def _current(self, kid: str | None) -> _KeySet:
+        with self._changed:
+            keyset, now = self._keyset, self._monotonic()
+            if not self._needs_fetch(keyset, kid, now):
+                return self._held(keyset)
+            if self._fetching:
+                return keyset or self._await_first_fetch()
+            self._fetching, self._last_attempt = True, now
+        return self._refresh(keyset)
+
+    def _needs_fetch(self, keyset: _KeySet | None, kid: str | None, now: float) -> bool:
+        if keyset is not None and now < keyset.fresh_until and (kid is None or kid in keyset.keys):
+            return False
+        interval = self.min_refresh_seconds if keyset is not None else NO_KEYS_RETRY_SECONDS
+        return self._last_attempt is None or now - self._last_attempt >= interval
+
+    def _held(self, keyset: _KeySet | None) -> _KeySet:
+        if keyset is None:
+            raise DependencyUnavailable(f"OIDC certificates from {self.certs_url} are unavailable (the last fetch "
+                                        "failed)", retry_after=NO_KEYS_RETRY_SECONDS)
+        return keyset
+
+    def _await_first_fetch(self) -> _KeySet:
+        """Called with the condition held; ``wait`` releases it while the fetcher works."""
+        self._changed.wait_for(lambda: not self._fetching, timeout=self._fetch_timeout)
+        if self._keyset is None:
+            raise DependencyUnavailable(f"OIDC certificates from {self.certs_url} are not available yet",
+                                        retry_after=self.min_refresh_seconds)
+        return self._keyset
+
+    def _refresh(self, held: _KeySet | None) -> _KeySet:
+        try:
+            document, max_age = self._fetch(self.certs_url)
+            self.fetches += 1
+            keys = parse_certs(document)
+        except DependencyUnavailable:
+            self._finish(None)
+            if held is None:
+                raise
+            return held                     # keep verifying with the keys we have
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            self._finish(None)
+            if held is None:
+                raise DependencyUnavailable(f"OIDC certificates from {self.certs_url} are malformed: {exc}",
+                                            retry_after=self.min_refresh_seconds) from exc
+            return held
+        now = self._monotonic()
+        keyset = _KeySet(keys, now, now + max(self.min_refresh_seconds, max_age))
+        self._finish(keyset)
+        return keyset
+
+    def _finish(self, keyset: _KeySet | None) -> None:
+        with self._changed:
+            if keyset is not None:
+                self._keyset = keyset
+            self._fetching = False
+            self._changed.notify_all()
+
+
+def _max_age(cache_control: str) -> float:
+    """Seconds the certificates may be reused, from ``Cache-Control`` (``no-cache`` → 0)."""
+    if re.search(r"no-cache|no-store", cache_control):
+        return 0.0
+    match = MAX_AGE.search(cache_control)
+    return float(match.group(1)) if match else DEFAULT_MAX_AGE_SECONDS
+
+
+def _signature_holds(verifier: crypt.RSAVerifier, signed: bytes, signature: bytes) -> bool:
+    try:
+        return bool(verifier.verify(signed, signature))  # type: ignore[no-untyped-call]
+    except (ValueError, TypeError):
+        return False
+
+
+def _text_claim(claims: Mapping[str, Any], name: str) -> str | None:
+    """A claim that must be a string (a list or object ``aud``/``iss`` is refused, not hashed)."""
+    value = claims.get(name)
+    return value if isinstance(value, str) else None
+
+
+def _time_claim(claims: Mapping[str, Any], name: str) -> float | None:
+    """A NumericDate claim: a finite int or float (``true``, ``Infinity`` and strings are refused)."""
+    value = claims.get(name)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)
 
 
 @dataclass(frozen=True)
@@ -150,7 +263,9 @@ class TokenVerifier:
         if header.get("alg") != "RS256":
             raise Unauthenticated(f"token algorithm {header.get('alg')!r} is not accepted; expected RS256")
         kid = header.get("kid")
-        if not any(v.verify(signed, signature) for v in self.certs.key(kid if isinstance(kid, str) else None)):
+        if kid is not None and not isinstance(kid, str):
+            raise Unauthenticated("malformed token: kid must be a string")
+        if not any(_signature_holds(v, signed, signature) for v in self.certs.key(kid)):
             raise Unauthenticated("token signature does not verify against the issuer's certificates")
         self._remember(token, claims)
         return claims
@@ -171,19 +286,26 @@ class TokenVerifier:
         return header, claims, f"{parts[0]}.{parts[1]}".encode(), signature
 
     def _check_claims(self, claims: Mapping[str, Any]) -> None:
-        now = self._now()
-        if claims.get("iss") not in self.issuers:
+        if _text_claim(claims, "iss") not in self.issuers:
             raise Unauthenticated(f"token issuer {claims.get('iss')!r} is not accepted")
-        exp, iat = claims.get("exp"), claims.get("iat")
-        if not isinstance(exp, (int, float)) or not isinstance(iat, (int, float)):
-            raise Unauthenticated("token lacks numeric iat/exp claims")
+        self._check_times(claims, self._now())
+        if _text_claim(claims, "aud") not in self.audiences:
+            raise Unauthenticated(f"token audience {claims.get('aud')!r} is not this service; set the task's "
+                                  f"oidcToken.audience to {sorted(self.audiences)[0]!r}")
+
+    def _check_times(self, claims: Mapping[str, Any], now: float) -> None:
+        iat, exp = _time_claim(claims, "iat"), _time_claim(claims, "exp")
+        if iat is None or exp is None:
+            raise Unauthenticated("token lacks finite numeric iat/exp claims")
+        if not 0 < exp - iat <= MAX_LIFETIME_SECONDS:
+            raise Unauthenticated(f"token lifetime {exp - iat:.0f} s is outside (0, {MAX_LIFETIME_SECONDS:.0f}] s")
         if now > exp + self.skew:
             raise Unauthenticated("token expired")
         if now < iat - self.skew:
             raise Unauthenticated("token used before its issue time (check clocks)")
-        if claims.get("aud") not in self.audiences:
-            raise Unauthenticated(f"token audience {claims.get('aud')!r} is not this service; set the task's "
-                                  f"oidcToken.audience to {sorted(self.audiences)[0]!r}")
+        nbf = _time_claim(claims, "nbf")
+        if "nbf" in claims and (nbf is None or now < nbf - self.skew):
+            raise Unauthenticated("token is not valid yet (nbf in the future) or its nbf is malformed")
 
     def _authorize(self, claims: Mapping[str, Any]) -> Caller:
         email = claims.get("email")
