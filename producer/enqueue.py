@@ -164,7 +164,9 @@ class Enqueuer:
     """Creates tasks through a ``CloudTasksClient`` (thread-safe), concurrently per order."""
 
     def __init__(self, client: Any, settings: Settings, catalog: Catalog | None = None,
-                 clock: Clock | None = None, max_workers: int = 32) -> None:
+                 clock: Clock | None = None, max_workers: int = 32, target: HandlerTarget | None = None) -> None:
+        # target: where tasks go (default: settings.handler_url); operator commands pass the deployed handler.
+        self.target = target
         self.client = client
         self.settings = settings
         self.catalog = catalog or settings.catalog()
@@ -215,7 +217,7 @@ class Enqueuer:
         return [f.result() for f in futures]
 
     def _create(self, plan: PlannedTask, body: bytes, target: HandlerTarget | None = None) -> EnqueueResult:
-        task = build_task(self.catalog, self.settings, plan, body, target)
+        task = build_task(self.catalog, self.settings, plan, body, target or self.target)
         parent = plan.name.split("/tasks/", 1)[0]
         timeout = self.settings.enqueue_timeout_seconds
         try:

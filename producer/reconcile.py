@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 
 from handlers.contract import OrderSnapshot
 from handlers.ports import OrderStore, OutboxEntry
+from infra.backend_flags import add_backend_flags, settings_with_flags
 from infra.config import Settings
 from producer.enqueue import Enqueuer
 
@@ -73,11 +74,22 @@ def main(argv: Sequence[str] | None = None, settings: Settings | None = None) ->
     parser.add_argument("--grace-seconds", type=float, default=60.0,
                         help="leave entries younger than this to the checkout still enqueueing them (default 60)")
     parser.add_argument("--limit", type=int, default=500, help="at most this many entries per run (default 500)")
+    add_backend_flags(parser)
     args = parser.parse_args(list(argv or []))
     from producer import wiring  # the CLI alone pays for building clients
+    from producer.replay_target import ReplayTargetUnknown, handler_target
 
-    settings = settings or Settings.from_env()
+    from_shell = settings is None
+    settings = settings or settings_with_flags(Settings.from_env(), args)
     enqueuer = wiring.enqueuer(settings)
+    try:
+        # From an operator's shell the tasks go to the deployed handler, not to the shell's
+        # settings; a caller that passes settings passes its own deployment's.
+        enqueuer.target = handler_target(settings, enqueuer.catalog) if from_shell else None
+    except ReplayTargetUnknown as exc:
+        enqueuer.close()
+        print(f"ordertasks reconcile: {exc}", file=sys.stderr)
+        return 1
     try:
         summary = reconcile(wiring.order_store(settings), enqueuer, wiring.clock().now(),
                             args.grace_seconds, args.limit)

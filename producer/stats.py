@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, TextIO
 
+from handlers.errors import OrderTasksError
 from handlers.ports import FailedFilter
 from infra.backend_flags import CREDENTIALS_HINT, add_backend_flags, is_missing_credentials, settings_with_flags
 from infra.config import Catalog
@@ -81,6 +82,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         store = wiring.order_store(settings)
         now = wiring.clock().now()
         text = render(queue_backlogs(wiring.tasks_client(settings), catalog, now), kind_rows(store, catalog, now), now)
+    except OrderTasksError as exc:
+        print(f"ordertasks stats: the store is unavailable: {exc}", file=sys.stderr)
+        return 1
     except Exception as exc:
         if is_missing_credentials(exc):
             print(f"ordertasks stats: {CREDENTIALS_HINT}", file=sys.stderr)
