@@ -1,6 +1,6 @@
 """``ordertasks dev``: the whole system on loopback, each part its own process.
 
-    emulator   Cloud Tasks v2 REST emulator, queues from infra/tasks.toml   :8123
+    emulator   Cloud Tasks v2 emulator (gRPC + REST), queues from infra/tasks.toml   :8123
     handler    handle_task under functions-framework, OIDC verification on  :8081
     checkout   the checkout API                                            :8080
     smtp       aiosmtpd writing var/mail/*.eml                             :1025
@@ -117,8 +117,11 @@ def children(args: argparse.Namespace) -> list[Child]:
         Child("warehouse", p.warehouse, [py, "-m", "infra.warehouse_standin", "--port", str(p.warehouse),
               "--mode", args.warehouse_mode, "--dir", str(data / "warehouse")],
               http_ok(f"http://127.0.0.1:{p.warehouse}/healthz")),
+        # Re-create window 0: a developer who deletes a queue gets it back from the catalog at the
+        # next start instead of a 7-day FAILED_PRECONDITION (the emulator's default, like the cloud's).
         Child("emulator", p.emulator, cli + ["emulator", "--port", str(p.emulator), "--db", str(data / "tasks.db"),
-              "--queues", str(args.config)], http_ok(f"http://127.0.0.1:{p.emulator}/healthz")),
+              "--queues", str(args.config), "--queue-recreate-window", "0"],
+              http_ok(f"http://127.0.0.1:{p.emulator}/healthz")),
         Child("handler", p.handler, cli + ["handler", "--port", str(p.handler)], tcp_open(p.handler)),
         Child("checkout", p.checkout, cli + ["checkout", "--port", str(p.checkout)],
               http_ok(f"http://127.0.0.1:{p.checkout}/healthz")),

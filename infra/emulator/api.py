@@ -19,8 +19,9 @@ from typing import Any
 
 from aiohttp import web
 
-from infra.emulator import rules, wire
+from infra.emulator import controls, rules, wire
 from infra.emulator.errors import RpcError, invalid
+from infra.emulator.guard import HostGuard, guard_middleware
 from infra.emulator.model import QueueState, View
 from infra.emulator.oidc import TokenMinter
 from infra.emulator.service import TasksService
@@ -174,6 +175,26 @@ async def run_task(call: Call) -> Json:
     return wire.task_to_json(call.service.run_task(call.task_name), view, call.int_enums)
 
 
+async def iam_verb(call: Call) -> Json:
+    """queues.getIamPolicy / setIamPolicy / testIamPermissions."""
+    name, verb = call.queue_name, call.params["iam"]
+    if verb == "getIamPolicy":
+        call.json_body()
+        return call.service.get_iam_policy(name)
+    if verb == "setIamPolicy":
+        return await call.service.set_iam_policy(name, call.json_body())
+    return call.service.test_iam_permissions(name, call.json_body())
+
+
+async def buffer_task(call: Call) -> Json:
+    """tasks.buffer: ``…/tasks/ID:buffer`` or ``…/tasks:buffer`` (generated id); answers ``{"task": …}``."""
+    task_id = call.params.get("t") or ""
+    if task_id:
+        rules.check_task_id(task_id, "taskId")
+    task = await call.service.buffer_task(call.queue_name, task_id, call.json_body())
+    return {"task": wire.task_to_json(task, View.BASIC, call.int_enums)}
+
+
 def _camel(path: str) -> str:
     return re.sub(r"_([a-z])", lambda m: m.group(1).upper(), path)
 
@@ -191,6 +212,8 @@ ROUTES: list[tuple[re.Pattern[str], str, Handler]] = [
         (_QUEUE, "PATCH", patch_queue),
         (_QUEUE, "DELETE", delete_queue),
         (_QUEUE + r":(?P<verb>pause|resume|purge)", "POST", queue_verb),
+        (_QUEUE + r":(?P<iam>getIamPolicy|setIamPolicy|testIamPermissions)", "POST", iam_verb),
+        (_QUEUE + r"/tasks/?(?P<t>[^/:]*):buffer", "POST", buffer_task),
         (_QUEUE + "/tasks", "GET", list_tasks),
         (_QUEUE + "/tasks", "POST", create_task),
         (_TASK, "GET", get_task),
@@ -255,9 +278,12 @@ def latency_middleware(latency_ms: float) -> Any:
     return delay
 
 
-def build_app(service: TasksService, minter: TokenMinter, latency_ms: float = 0.0) -> web.Application:
-    """The aiohttp application: API, ``/healthz``, and the OIDC key sets."""
-    app = web.Application(client_max_size=MAX_REQUEST_BYTES, middlewares=[latency_middleware(latency_ms)])
+def build_app(service: TasksService, minter: TokenMinter, latency_ms: float = 0.0,
+              guard: HostGuard | None = None, in_flight: controls.InFlight = lambda: 0) -> web.Application:
+    """The aiohttp application: API, test-suite controls, ``/healthz``, and the OIDC key sets."""
+    middlewares = [guard_middleware(guard or HostGuard("127.0.0.1")), latency_middleware(latency_ms)]
+    app = web.Application(client_max_size=MAX_REQUEST_BYTES, middlewares=middlewares)
+    controls.add_routes(app, service, in_flight)
 
     async def healthz(_: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})

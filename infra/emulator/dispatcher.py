@@ -25,8 +25,12 @@ import aiohttp
 from infra.emulator.errors import rpc_code_for_http
 from infra.emulator.model import Attempt, Queue, QueueState, Task, queue_id_of
 from infra.emulator.oidc import TokenMinter
+from infra.emulator.routing import Delivery, delivery_for
 from infra.emulator.service import TasksService
 from infra.emulator.wire import format_timestamp
+
+
+DEFAULT_APP_ENGINE_HOST = "http://127.0.0.1:8080"
 
 
 class TokenBucket:
@@ -164,8 +168,10 @@ class Dispatcher:
     """Runs every queue's pump and every attempt; implements the service's ``Scheduler``."""
 
     def __init__(self, service: TasksService, minter: TokenMinter, session: aiohttp.ClientSession,
-                 clock: Callable[[], float] = time.time, log_line: Callable[[str], None] | None = None) -> None:
+                 clock: Callable[[], float] = time.time, log_line: Callable[[str], None] | None = None,
+                 app_engine_host: str = DEFAULT_APP_ENGINE_HOST) -> None:
         self.service, self.minter, self.session, self.clock = service, minter, session, clock
+        self.app_engine_host = app_engine_host
         self.log_line = log_line if log_line is not None else _stderr_line
         self.runners: dict[str, QueueRunner] = {}
         self.running: set[str] = set()
@@ -214,9 +220,10 @@ class Dispatcher:
 
     async def _attempt(self, task: Task, runner: QueueRunner, counted: bool) -> None:
         try:
-            headers = self._headers(task, runner.queue)
+            delivery = delivery_for(task, runner.queue, self.app_engine_host)
+            self._add_headers(delivery, task, runner.queue)
             self._mark_dispatched(task)
-            outcome = await self._send(task, headers)
+            outcome = await self._send(task, delivery)
         finally:
             self.running.discard(task.name)
             runner.attempt_done(counted)
@@ -229,33 +236,36 @@ class Dispatcher:
             task.first_attempt = Attempt(dispatch_time=now)
         task.last_attempt = Attempt(schedule_time=task.schedule_time, dispatch_time=now)
 
-    def _headers(self, task: Task, queue: Queue) -> dict[str, str]:
-        req = task.http_request
-        headers = dict(req.headers)
+    def _add_headers(self, delivery: Delivery, task: Task, queue: Queue) -> None:
+        """The per-attempt headers (``X-CloudTasks-*``, or ``X-AppEngine-*``) and authorization."""
+        prefix = "X-AppEngine-" if delivery.app_engine else "X-CloudTasks-"
+        headers = delivery.headers
+        if not delivery.app_engine:
+            headers["User-Agent"] = "Google-Cloud-Tasks"
         headers.update({
-            "User-Agent": "Google-Cloud-Tasks",
-            "X-CloudTasks-QueueName": queue.queue_id,
-            "X-CloudTasks-TaskName": task.task_id,
-            "X-CloudTasks-TaskRetryCount": str(task.dispatch_count),
-            "X-CloudTasks-TaskExecutionCount": str(task.execution_count),
-            "X-CloudTasks-TaskETA": f"{task.schedule_time:.6f}",
+            prefix + "QueueName": queue.queue_id,
+            prefix + "TaskName": task.task_id,
+            prefix + "TaskRetryCount": str(task.dispatch_count),
+            prefix + "TaskExecutionCount": str(task.execution_count),
+            prefix + "TaskETA": f"{task.schedule_time:.6f}",
         })
         if task.dispatch_count:
             if task.previous_status is not None:
-                headers["X-CloudTasks-TaskPreviousResponse"] = str(task.previous_status)
-            headers["X-CloudTasks-TaskRetryReason"] = task.retry_reason or "unknown"
-        if req.oidc_token is not None:
-            audience = req.oidc_token.audience or req.url
-            headers["Authorization"] = "Bearer " + self.minter.token(req.oidc_token.service_account_email, audience)
-        return headers
+                headers[prefix + "TaskPreviousResponse"] = str(task.previous_status)
+            headers[prefix + "TaskRetryReason"] = task.retry_reason or "unknown"
+        if delivery.oidc_token is not None:
+            audience = delivery.oidc_token.audience or delivery.url
+            headers["Authorization"] = "Bearer " + self.minter.token(delivery.oidc_token.service_account_email, audience)
+        elif delivery.oauth_token is not None:
+            token = delivery.oauth_token
+            headers["Authorization"] = "Bearer " + self.minter.access_token(token.service_account_email, token.scope)
 
-    async def _send(self, task: Task, headers: dict[str, str]) -> Outcome:
-        req = task.http_request
+    async def _send(self, task: Task, delivery: Delivery) -> Outcome:
         started = time.monotonic()
         timeout = aiohttp.ClientTimeout(total=task.dispatch_deadline)
         try:
-            async with self.session.request(req.http_method.name, req.url, headers=headers,
-                                            data=req.body or None, timeout=timeout, allow_redirects=False,
+            async with self.session.request(delivery.method.name, delivery.url, headers=delivery.headers,
+                                            data=delivery.body or None, timeout=timeout, allow_redirects=False,
                                             skip_auto_headers=("Content-Type",)) as resp:
                 await resp.read()
                 retry_after = retry_after_seconds(resp.headers.get("Retry-After"), self.clock())
@@ -265,6 +275,8 @@ class Dispatcher:
             reason = f"DEADLINE_EXCEEDED: no response within the dispatch deadline ({task.dispatch_deadline:g}s)"
         except (aiohttp.ClientError, OSError) as exc:
             reason = f"UNAVAILABLE: {type(exc).__name__}: {exc}"
+        except Exception as exc:  # noqa: BLE001 - a request that cannot be sent is a failed attempt, never a stuck task
+            reason = f"INTERNAL: the request could not be sent: {type(exc).__name__}: {exc}"
         return Outcome(None, reason, None, (time.monotonic() - started) * 1000)
 
     # -- outcomes --------------------------------------------------------------------------

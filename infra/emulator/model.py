@@ -85,20 +85,32 @@ class RetryConfig:
         return attempts_used and duration_used
 
 
+class Scheme(enum.IntEnum):
+    """``UriOverride.scheme``."""
+
+    SCHEME_UNSPECIFIED = 0
+    HTTP = 1
+    HTTPS = 2
+
+
+class EnforceMode(enum.IntEnum):
+    """``UriOverride.uriOverrideEnforceMode``: unspecified means ALWAYS."""
+
+    URI_OVERRIDE_ENFORCE_MODE_UNSPECIFIED = 0
+    IF_NOT_EXISTS = 1
+    ALWAYS = 2
+
+
 @dataclass
-class Queue:
-    """A push queue, named ``projects/P/locations/L/queues/Q``."""
+class UriOverride:
+    """Queue-level rewrite of a task's URL; ``None`` parts are left alone."""
 
-    name: str
-    rate_limits: RateLimits = field(default_factory=RateLimits)
-    retry_config: RetryConfig = field(default_factory=RetryConfig)
-    state: QueueState = QueueState.RUNNING
-    purge_time: float | None = None
-
-    @property
-    def queue_id(self) -> str:
-        """The short id (last path segment)."""
-        return self.name.rsplit("/", 1)[-1]
+    scheme: Scheme = Scheme.SCHEME_UNSPECIFIED
+    host: str | None = None
+    port: int | None = None  # 0 clears the port
+    path: str | None = None  # "" clears the path
+    query: str | None = None  # "" clears the query
+    mode: EnforceMode = EnforceMode.URI_OVERRIDE_ENFORCE_MODE_UNSPECIFIED
 
 
 @dataclass
@@ -110,14 +122,89 @@ class OidcToken:
 
 
 @dataclass
+class OAuthToken:
+    """Ask the emulator to send ``Authorization: Bearer <access token>`` for this account."""
+
+    service_account_email: str
+    scope: str = ""
+
+
+@dataclass
+class HttpTarget:
+    """A queue's ``httpTarget``: overrides applied to every HTTP task of the queue at dispatch."""
+
+    uri_override: UriOverride | None = None
+    http_method: "HttpMethod" = HttpMethod.HTTP_METHOD_UNSPECIFIED
+    header_overrides: list[tuple[str, str]] = field(default_factory=list)
+    oidc_token: OidcToken | None = None
+    oauth_token: OAuthToken | None = None
+
+
+@dataclass
+class AppEngineRouting:
+    """``appEngineRouting`` of an App Engine task (or a queue's override)."""
+
+    service: str = ""
+    version: str = ""
+    instance: str = ""
+
+
+@dataclass
+class Binding:
+    """One IAM role and its members."""
+
+    role: str
+    members: list[str] = field(default_factory=list)
+
+
+@dataclass
+class IamPolicy:
+    """A queue's IAM policy; ``etag`` changes with every write (optimistic concurrency)."""
+
+    version: int = 0
+    bindings: list[Binding] = field(default_factory=list)
+    etag: bytes = b"ACAB"
+
+
+@dataclass
+class Queue:
+    """A push queue, named ``projects/P/locations/L/queues/Q``."""
+
+    name: str
+    rate_limits: RateLimits = field(default_factory=RateLimits)
+    retry_config: RetryConfig = field(default_factory=RetryConfig)
+    state: QueueState = QueueState.RUNNING
+    purge_time: float | None = None
+    http_target: HttpTarget | None = None
+    app_engine_routing_override: AppEngineRouting | None = None
+    logging_sampling_ratio: float = 0.0  # stackdriverLoggingConfig.samplingRatio
+    iam_policy: IamPolicy = field(default_factory=IamPolicy)
+
+    @property
+    def queue_id(self) -> str:
+        """The short id (last path segment)."""
+        return self.name.rsplit("/", 1)[-1]
+
+
+@dataclass
 class HttpRequest:
-    """What the dispatcher sends to the task's target."""
+    """What the dispatcher sends to the task's target.  For an App Engine task ``url`` is
+    empty and :attr:`Task.app_engine` says where it goes."""
 
     url: str
     http_method: HttpMethod = HttpMethod.POST
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
     oidc_token: OidcToken | None = None
+    oauth_token: OAuthToken | None = None
+
+
+@dataclass
+class AppEngineTarget:
+    """Where an App Engine task goes: its routing and the path (with query) on the app."""
+
+    routing: AppEngineRouting = field(default_factory=AppEngineRouting)
+    relative_uri: str = "/"
 
 
 @dataclass
@@ -148,6 +235,7 @@ class Task:
     # Why the previous attempt failed, for X-CloudTasks-TaskRetryReason (not on the wire).
     retry_reason: str = ""
     previous_status: int | None = None
+    app_engine: AppEngineTarget | None = None  # set for App Engine tasks
 
     @property
     def task_id(self) -> str:

@@ -27,6 +27,7 @@ TOKEN_LIFETIME = 3600
 # Minting costs about a millisecond; reuse a token while it has most of its life left.
 TOKEN_REUSE = 300
 META_KEY = "oidc_signing_key"
+DEFAULT_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 
 
 def _b64url_uint(number: int) -> str:
@@ -74,6 +75,14 @@ class TokenMinter:
         token = jwt.encode(self._signer, claims).decode("ascii")
         self._cache[(email, audience)] = (issued, token)
         return token
+
+    def access_token(self, email: str, scope: str) -> str:
+        """A stand-in OAuth access token for ``email`` (an emulator-signed JWT carrying ``scope``;
+        Google's APIs would not accept it, a local target can read it)."""
+        issued = int(self._clock())
+        claims = {"iss": self.issuer, "sub": _subject(email), "email": email, "scope": scope or DEFAULT_SCOPE,
+                  "iat": issued, "exp": issued + TOKEN_LIFETIME}
+        return jwt.encode(self._signer, claims).decode("ascii")
 
     def jwks(self) -> dict[str, Any]:
         """The public key as a JWK set (``/oauth2/v3/certs``)."""

@@ -6,6 +6,8 @@ allowed, so a developer can fix the request without reading the reference.
 
 from __future__ import annotations
 
+import urllib.parse
+
 from infra.emulator.errors import invalid
 from infra.emulator.model import (
     MAX_DEADLINE, MAX_SCHEDULE_AHEAD, MAX_TASK_BYTES, MIN_DEADLINE, PROJECT_ID, QUEUE_ID, TASK_ID,
@@ -55,16 +57,28 @@ def check_queue(queue: Queue) -> None:
                       f"queue.retryConfig.maxBackoff ({retry.max_backoff:g}s)")
 
 
+def check_url(url: str) -> None:
+    """An HTTP task's URL: http(s), a host, at most 2083 characters, nothing unsendable."""
+    if not url:
+        raise invalid("task.httpRequest.url is required")
+    if not url.startswith(("http://", "https://")) or len(url) > 2083:
+        raise invalid(f"task.httpRequest.url must start with http:// or https:// and be at most 2083 "
+                      f"characters (got {url[:80]!r})")
+    parts = urllib.parse.urlsplit(url)
+    try:
+        parts.port
+    except ValueError:
+        raise invalid(f"task.httpRequest.url has an invalid port (got {url[:80]!r})") from None
+    if not parts.hostname or any(c == " " or ord(c) < 0x20 or c == "\x7f" for c in url):
+        raise invalid(f"task.httpRequest.url must name a host and contain no spaces or control characters "
+                      f"(percent-encode them; got {url[:80]!r})")
+
+
 def check_task(task: Task, now: float) -> None:
     """URL, size, schedule and deadline of a task about to be created."""
     req = task.http_request
-    if not req.url:
-        raise invalid("task.httpRequest.url is required")
-    if not req.url.startswith(("http://", "https://")) or len(req.url) > 2083:
-        raise invalid(f"task.httpRequest.url must start with http:// or https:// and be at most 2083 "
-                      f"characters (got {req.url[:80]!r})")
-    if req.oidc_token is not None and not req.oidc_token.service_account_email:
-        raise invalid("task.httpRequest.oidcToken.serviceAccountEmail is required when oidcToken is set")
+    if task.app_engine is None:
+        check_url(req.url)
     size = len(req.body) + len(req.url) + sum(len(k) + len(v) for k, v in req.headers.items())
     if size > MAX_TASK_BYTES:
         raise invalid(f"task.httpRequest.body: task size {size} bytes exceeds the 1 MiB ({MAX_TASK_BYTES} bytes) "

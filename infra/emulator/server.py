@@ -23,12 +23,34 @@ from aiohttp import web
 
 from infra.emulator import grpc_service, oidc, store as db
 from infra.emulator.api import build_app
-from infra.emulator.dispatcher import Dispatcher
+from infra.emulator.dispatcher import DEFAULT_APP_ENGINE_HOST, Dispatcher
 from infra.emulator.errors import RpcError
 from infra.emulator.frontdoor import sniffer_factory
+from infra.emulator.guard import HostGuard
 from infra.emulator.service import TasksService
 
 TOMBSTONE_SWEEP_SECONDS = 60.0
+
+
+QUEUE_RECREATE_WINDOW = 7 * 24 * 3600.0
+
+
+def non_negative(text: str) -> float:
+    """A number of seconds >= 0 (argparse type)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0, got {text!r}")
+    return value
+
+
+def app_engine_url(text: str) -> str:
+    """An http(s) base URL (argparse check)."""
+    if not text.startswith(("http://", "https://")):
+        raise argparse.ArgumentTypeError(f"expected an http:// or https:// URL, got {text!r}")
+    return text
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -40,10 +62,15 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--queues", metavar="TOML", help="task catalog whose queues are created or updated at start")
     p.add_argument("--project", help="project of the --queues queues (default: the catalog's)")
     p.add_argument("--location", help="location of the --queues queues (default: the catalog's region)")
-    p.add_argument("--dedup-window", type=float, default=3600.0, metavar="SECONDS",
+    p.add_argument("--dedup-window", type=non_negative, default=3600.0, metavar="SECONDS",
                    help="how long a completed or deleted task name stays taken (default 3600)")
-    p.add_argument("--queue-recreate-window", type=float, default=0.0, metavar="SECONDS",
-                   help="refuse re-creating a deleted queue for this long, FAILED_PRECONDITION (default 0: allow)")
+    p.add_argument("--queue-recreate-window", type=non_negative, default=QUEUE_RECREATE_WINDOW, metavar="SECONDS",
+                   help="refuse re-creating a deleted queue for this long with FAILED_PRECONDITION, as Cloud Tasks "
+                        "does (default 604800: 7 days; 0 allows it at once)")
+    p.add_argument("--app-engine-host", type=app_engine_url, default=DEFAULT_APP_ENGINE_HOST, metavar="URL",
+                   help=f"where App Engine tasks are sent (default {DEFAULT_APP_ENGINE_HOST})")
+    p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                   help="also answer API requests whose Host is NAME (loopback names and --host always are)")
     p.add_argument("--inject-latency-ms", type=float, default=0.0, metavar="N",
                    help="add N ms to every API call (models the network to the real service)")
     p.add_argument("--issuer", default="https://accounts.google.com", help="iss claim of minted OIDC tokens")
@@ -105,9 +132,11 @@ async def serve(args: argparse.Namespace) -> int:
     # one queue with a slow target hold every connection and starve the others.
     session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, limit_per_host=0))
     dispatcher = Dispatcher(service, minter, session, time.time,
-                            log_line=(lambda _: None) if args.quiet else None)
+                            log_line=(lambda _: None) if args.quiet else None, app_engine_host=args.app_engine_host)
     service.start_dispatching(dispatcher)
-    runner = web.AppRunner(build_app(service, minter, args.inject_latency_ms), access_log=None)
+    app = build_app(service, minter, args.inject_latency_ms, HostGuard(args.host, args.allow_host),
+                    in_flight=lambda: len(dispatcher.running))
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     private = tempfile.TemporaryDirectory(prefix="ordertasks-emulator-")
     grpc_socket = os.path.join(private.name, "grpc.sock")

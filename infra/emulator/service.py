@@ -10,15 +10,16 @@ and returns model objects and raises :class:`~infra.emulator.errors.RpcError`.  
 from __future__ import annotations
 
 import base64
-import copy
 import bisect
+import copy
+import dataclasses
 import logging
 import re
 import secrets
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
-from infra.emulator import errors, rules, store as db, wire
+from infra.emulator import errors, iam, routing, rules, store as db, wire
 from infra.emulator.errors import RpcError, invalid
 from infra.emulator.model import Queue, QueueState, Task
 from infra.emulator.store import Store
@@ -230,20 +231,36 @@ class TasksService:
 
     async def set_state(self, name: str, state: QueueState) -> Queue:
         """PauseQueue / ResumeQueue."""
-        current = self.queue(name)
-        queue = Queue(current.name, current.rate_limits, current.retry_config, state, current.purge_time)
-        return await self._replace_queue(queue)
+        return await self._replace_queue(dataclasses.replace(self.queue(name), state=state))
 
     async def purge_queue(self, name: str) -> Queue:
         """PurgeQueue: delete every task created up to now."""
-        current = self.queue(name)
         now = self.clock()
-        queue = Queue(current.name, current.rate_limits, current.retry_config, current.state, now)
+        queue = dataclasses.replace(self.queue(name), purge_time=now)
         doomed = [t for t in self.tasks[name].values() if t.create_time <= now]
         ops = self._forget(doomed) + [db.put_queue(queue)]
         self.queues[name] = queue
         await self.store.write(ops)
         return queue
+
+    # -- IAM -------------------------------------------------------------------------------
+
+    def get_iam_policy(self, name: str) -> dict[str, Any]:
+        """GetIamPolicy: the queue's policy."""
+        return iam.policy_to_json(self.queue(name).iam_policy)
+
+    async def set_iam_policy(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        """SetIamPolicy: replace the queue's policy if the request's etag (when given) is current."""
+        current = self.queue(name)
+        queue = dataclasses.replace(current, iam_policy=iam.replace_policy(current.iam_policy, body))
+        await self._replace_queue(queue)
+        return iam.policy_to_json(queue.iam_policy)
+
+    def test_iam_permissions(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        """TestIamPermissions: every valid Cloud Tasks permission asked about."""
+        self.queue(name)
+        granted = iam.granted_permissions(body)
+        return {"permissions": granted} if granted else {}
 
     # -- tasks -----------------------------------------------------------------------------
 
@@ -275,6 +292,24 @@ class TasksService:
         self.scheduler.task_added(task)
         return task
 
+    async def buffer_task(self, parent: str, task_id: str, body: Any) -> Task:
+        """BufferTask: a task built from the queue's ``httpTarget`` and the request's HttpBody."""
+        target = self.queue(parent).http_target
+        if target is None or target.uri_override is None or not target.uri_override.host:
+            raise errors.failed_precondition(
+                "BufferTask needs a queue with an HTTP target: set the queue's httpTarget.uriOverride (with a host), "
+                "e.g. gcloud tasks queues update QUEUE --http-uri-override=host:HOST,path:/PATH")
+        http_body = wire.http_body_from_json(body.get("body") if isinstance(body, dict) else None, "body")
+        headers = dict(target.header_overrides)
+        if http_body.content_type:
+            headers["Content-Type"] = http_body.content_type
+        task_json = {"httpRequest": {"url": routing.buffered_url(target.uri_override),
+                                     "httpMethod": (target.http_method or 1), "headers": headers,
+                                     "body": base64.b64encode(http_body.data).decode("ascii")}}
+        if task_id:
+            task_json["name"] = f"{parent}/tasks/{task_id}"
+        return await self.create_task(parent, {"task": task_json})
+
     def _new_task(self, parent: str, body: Any, now: float) -> Task:
         if not isinstance(body, dict) or not isinstance(body.get("task"), dict):
             raise invalid("task is required: send {\"task\": {\"httpRequest\": {\"url\": ...}}}")
@@ -285,7 +320,9 @@ class TasksService:
         task.dispatch_count = task.response_count = task.execution_count = 0
         task.first_attempt = task.last_attempt = None
         headers = {k: v for k, v in task.http_request.headers.items() if k.lower() != "user-agent"}
-        task.http_request.headers = {**headers, "User-Agent": "Google-Cloud-Tasks"}
+        if task.app_engine is None:
+            headers["User-Agent"] = "Google-Cloud-Tasks"
+        task.http_request.headers = headers
         rules.check_task(task, now)
         return task
 
@@ -319,6 +356,28 @@ class TasksService:
         task = self.task(name)
         self.scheduler.run_now(task)
         return task
+
+    # -- test-suite controls ----------------------------------------------------------------
+
+    async def reset(self, drop_queues: bool) -> None:
+        """Drop every task and tombstone; with ``drop_queues`` every queue too (no re-create window)."""
+        for tasks in self.tasks.values():
+            tasks.clear()
+        self.tombstones.clear()
+        ops: list[db.Op] = [("DELETE FROM tasks", ()), ("DELETE FROM tombstones", ())]
+        if drop_queues:
+            for name in list(self.queues):
+                self.scheduler.queue_deleted(name)
+            self.queues.clear()
+            self.tasks.clear()
+            ops.append(("DELETE FROM queues", ()))
+        await self.store.write(ops)
+
+    def due_tasks(self) -> int:
+        """How many tasks of running queues are due now (waiting only for a dispatch slot)."""
+        now = self.clock()
+        return sum(1 for name, queue in self.queues.items() if queue.state == QueueState.RUNNING
+                   for task in self.tasks.get(name, {}).values() if task.schedule_time <= now)
 
     # -- called by the dispatcher ------------------------------------------------------------
 

@@ -17,11 +17,11 @@ import queue as queue_mod
 import sqlite3
 import threading
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from infra.emulator import wire
+from infra.emulator import iam, wire
 from infra.emulator.model import Queue, QueueState, RateLimits, RetryConfig, Task, View
 
 log = logging.getLogger("ordertasks.emulator.store")
@@ -51,16 +51,24 @@ class Snapshot:
 # -- records -------------------------------------------------------------------------------
 
 def queue_record(queue: Queue) -> str:
-    """A queue as stored (every field, zeros included)."""
-    return json.dumps(asdict(queue))
+    """A queue as stored: its wire form (enum names) plus its IAM policy."""
+    record = wire.queue_to_json(queue, int_enums=False)
+    record["_internal"] = {"iamPolicy": iam.policy_to_json(queue.iam_policy)}
+    return json.dumps(record)
 
 
 def queue_from_record(text: str) -> Queue:
-    """Inverse of :func:`queue_record`."""
+    """Inverse of :func:`queue_record` (also reads the field-by-field records of earlier versions)."""
     raw = json.loads(text)
-    return Queue(name=raw["name"], rate_limits=RateLimits(**raw["rate_limits"]),
-                 retry_config=RetryConfig(**raw["retry_config"]), state=QueueState(raw["state"]),
-                 purge_time=raw["purge_time"])
+    if "rate_limits" in raw:
+        return Queue(name=raw["name"], rate_limits=RateLimits(**raw["rate_limits"]),
+                     retry_config=RetryConfig(**raw["retry_config"]), state=QueueState(raw["state"]),
+                     purge_time=raw["purge_time"])
+    queue = Queue(name=raw["name"], state=QueueState[raw.get("state", "RUNNING")])
+    wire.apply_queue_fields(queue, raw, wire.mask_paths(raw))
+    queue.purge_time = wire.parse_timestamp(raw["purgeTime"], "purgeTime") if raw.get("purgeTime") else None
+    queue.iam_policy = iam.policy_from_json(raw.get("_internal", {}).get("iamPolicy", {}), "iamPolicy")
+    return queue
 
 
 def task_record(task: Task) -> str:

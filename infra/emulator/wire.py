@@ -11,118 +11,20 @@ from __future__ import annotations
 
 import base64
 import binascii
-import datetime as dt
-import enum
-import re
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any
 
+from infra.emulator import wire_targets
 from infra.emulator.errors import invalid
 from infra.emulator.model import (
-    Attempt, HttpMethod, HttpRequest, OidcToken, Queue, RateLimits, RetryConfig, Task, View,
+    AppEngineTarget, Attempt, HttpMethod, HttpRequest, Queue, RateLimits, RetryConfig, Task, View,
+)
+from infra.emulator.wire_scalars import (  # noqa: F401 - re-exported: the wire format's scalars
+    INT64, check_header, compact as _compact, format_duration, format_enum, format_timestamp, number as _number,
+    obj as _object, parse_duration, parse_enum, parse_timestamp, string as _string,
 )
 
-E = TypeVar("E", bound=enum.IntEnum)
-_DURATION = re.compile(r"^(-?)(\d+)(?:\.(\d{1,9}))?s$")
-_TIMESTAMP = re.compile(
-    r"^(\d{4})-(\d\d)-(\d\d)[Tt ](\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?([Zz]|[+-]\d\d:\d\d)$")
 Json = dict[str, Any]
-
-
-# -- scalars -------------------------------------------------------------------------------
-
-def parse_duration(value: Any, path: str) -> float:
-    """``"600s"`` / ``"0.100s"`` -> seconds; INVALID_ARGUMENT naming ``path`` otherwise."""
-    match = _DURATION.match(value) if isinstance(value, str) else None
-    if not match:
-        raise invalid(f"{path}: invalid duration {value!r}; use seconds with an 's' suffix, e.g. \"10s\" or \"0.5s\"")
-    sign = -1.0 if match.group(1) else 1.0
-    return sign * (int(match.group(2)) + float("0." + (match.group(3) or "0")))
-
-
-def format_duration(seconds: float) -> str:
-    """Seconds -> proto3 JSON duration (0, 3, 6 digits of fraction, as protobuf prints)."""
-    micros = round(seconds * 1_000_000)
-    whole, frac = divmod(abs(micros), 1_000_000)
-    sign = "-" if micros < 0 else ""
-    if frac == 0:
-        return f"{sign}{whole}s"
-    if frac % 1000 == 0:
-        return f"{sign}{whole}.{frac // 1000:03d}s"
-    return f"{sign}{whole}.{frac:06d}s"
-
-
-def parse_timestamp(value: Any, path: str) -> float:
-    """RFC 3339 text -> epoch seconds; INVALID_ARGUMENT naming ``path`` otherwise."""
-    match = _TIMESTAMP.match(value) if isinstance(value, str) else None
-    if not match:
-        raise invalid(f"{path}: invalid timestamp {value!r}; use RFC 3339, e.g. \"2030-01-02T03:04:05Z\"")
-    year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
-    zone = match.group(8).upper()
-    offset = dt.timedelta(0) if zone == "Z" else _offset(zone)
-    try:
-        base = dt.datetime(year, month, day, hour, minute, second, tzinfo=dt.timezone(offset))
-    except ValueError as exc:
-        raise invalid(f"{path}: invalid timestamp {value!r}: {exc}") from exc
-    return base.timestamp() + float("0." + (match.group(7) or "0"))
-
-
-def _offset(zone: str) -> dt.timedelta:
-    sign = -1 if zone[0] == "-" else 1
-    return sign * dt.timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6]))
-
-
-def format_timestamp(epoch: float) -> str:
-    """Epoch seconds -> RFC 3339 UTC with ``Z`` (microseconds when not whole)."""
-    micros = round(epoch * 1_000_000)
-    whole, frac = divmod(micros, 1_000_000)
-    text = dt.datetime.fromtimestamp(whole, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{text}.{frac:06d}Z" if frac else f"{text}Z"
-
-
-def parse_enum(kind: type[E], value: Any, path: str) -> E:
-    """An enum given by name (gcloud) or number (the Python client)."""
-    try:
-        if isinstance(value, str) and not value.lstrip("-").isdigit():
-            return kind[value]
-        return kind(int(value))
-    except (KeyError, ValueError, TypeError):
-        names = ", ".join(m.name for m in kind)
-        raise invalid(f"{path}: invalid value {value!r}; expected one of {names}") from None
-
-
-def format_enum(value: enum.IntEnum, as_int: bool) -> Any:
-    """Enum for output: its number when the caller asked for ``enum-encoding=int``."""
-    return int(value) if as_int else value.name
-
-
-def _number(value: Any, path: str, kind: type = int) -> Any:
-    """A proto3 JSON number (which may arrive as a string)."""
-    if isinstance(value, bool):
-        raise invalid(f"{path}: expected a number, got {value!r}")
-    try:
-        number = kind(value)
-    except (TypeError, ValueError):
-        raise invalid(f"{path}: expected a number, got {value!r}") from None
-    if kind is int and isinstance(value, float) and value != number:
-        raise invalid(f"{path}: expected an integer, got {value!r}")
-    return number
-
-
-def _object(value: Any, path: str) -> Json:
-    if not isinstance(value, dict):
-        raise invalid(f"{path}: expected a JSON object, got {type(value).__name__}")
-    return value
-
-
-def _string(value: Any, path: str) -> str:
-    if not isinstance(value, str):
-        raise invalid(f"{path}: expected a string, got {type(value).__name__}")
-    return value
-
-
-def _compact(obj: Json) -> Json:
-    """Drop proto3 default values (None, 0, "", empty containers), as the real API does."""
-    return {k: v for k, v in obj.items() if v not in (None, 0, "", {}, [])}
 
 
 # -- queues --------------------------------------------------------------------------------
@@ -141,9 +43,6 @@ def _parse_field(raw: Any, kind: Any, path: str) -> Any:
     return _number(raw, path, kind)
 
 
-IGNORED_MASK_GROUPS = ("httpTarget", "stackdriverLoggingConfig", "appEngineRoutingOverride")
-
-
 def mask_paths(body: Json) -> list[str]:
     """Every settable field present in a queue body, as update-mask paths (no mask = all)."""
     paths = []
@@ -151,13 +50,13 @@ def mask_paths(body: Json) -> list[str]:
         section = body.get(group)
         if isinstance(section, dict):
             paths += [f"{group}.{key}" for key in fields if key in section]
-    return paths
+    return paths + [group for group in wire_targets.MERGED_GROUPS if body.get(group)]
 
 
 def known_mask_path(path: str) -> bool:
-    """Whether ``path`` (camelCase) is a queue field the emulator can update (or ignores on purpose)."""
+    """Whether ``path`` (camelCase) is a queue field the emulator can update."""
     group, _, key = path.partition(".")
-    if group in IGNORED_MASK_GROUPS:
+    if group in wire_targets.MERGED_GROUPS:
         return True
     fields = {"rateLimits": RATE_FIELDS, "retryConfig": RETRY_FIELDS}.get(group)
     return fields is not None and (not key or key in fields)
@@ -183,6 +82,7 @@ def apply_queue_fields(queue: Queue, body: Json, paths: list[str], prefix: str =
             unset = raw is None or (kind != "duration" and raw in (0, "0"))
             value = getattr(defaults, attr) if unset else _parse_field(raw, kind, f"{prefix}.{group}.{name}")
             setattr(target, attr, value)
+    wire_targets.apply_groups(queue, body, paths, prefix)
 
 
 def queue_to_json(queue: Queue, int_enums: bool) -> Json:
@@ -202,29 +102,47 @@ def queue_to_json(queue: Queue, int_enums: bool) -> Json:
     }
     if queue.purge_time is not None:
         out["purgeTime"] = format_timestamp(queue.purge_time)
-    return out
+    return {**out, **wire_targets.groups_to_json(queue, int_enums)}
 
 
 # -- tasks ---------------------------------------------------------------------------------
 
+def headers_from_json(raw: Any, path: str) -> dict[str, str]:
+    """A header map whose every name and value can go on the wire."""
+    headers = _object(raw or {}, path)
+    for key, value in headers.items():
+        check_header(key, _string(value, f"{path}[{key!r}]"), f"{path}[{key!r}]")
+    return dict(headers)
+
+
 def http_request_from_json(obj: Any, path: str = "task.httpRequest") -> HttpRequest:
-    """Parse ``httpRequest``: url, httpMethod, headers, base64 body, oidcToken."""
+    """Parse ``httpRequest``: url, httpMethod, headers, base64 body, oidcToken or oauthToken."""
     obj = _object(obj, path)
     url = _string(obj.get("url", ""), f"{path}.url")
     method = parse_enum(HttpMethod, obj.get("httpMethod", "POST"), f"{path}.httpMethod")
-    headers = _object(obj.get("headers") or {}, f"{path}.headers")
-    for key, value in headers.items():
-        _string(value, f"{path}.headers[{key!r}]")
-    oidc = None
-    if obj.get("oidcToken"):
-        token = _object(obj["oidcToken"], f"{path}.oidcToken")
-        oidc = OidcToken(_string(token.get("serviceAccountEmail", ""), f"{path}.oidcToken.serviceAccountEmail"),
-                         _string(token.get("audience", ""), f"{path}.oidcToken.audience"))
-    if obj.get("oauthToken"):
-        raise invalid(f"{path}.oauthToken: OAuth tokens are not supported by the emulator; use oidcToken")
-    body = _base64(obj.get("body", ""), f"{path}.body")
-    return HttpRequest(url=url, http_method=method if method else HttpMethod.POST,
-                       headers=dict(headers), body=body, oidc_token=oidc)
+    if obj.get("oidcToken") and obj.get("oauthToken"):
+        raise invalid(f"{path}: set at most one of oidcToken and oauthToken")
+    return HttpRequest(
+        url=url, http_method=method if method else HttpMethod.POST,
+        headers=headers_from_json(obj.get("headers"), f"{path}.headers"),
+        body=_base64(obj.get("body", ""), f"{path}.body"),
+        oidc_token=wire_targets.oidc_from_json(obj["oidcToken"], f"{path}.oidcToken") if obj.get("oidcToken") else None,
+        oauth_token=wire_targets.oauth_from_json(obj["oauthToken"], f"{path}.oauthToken") if obj.get("oauthToken") else None)
+
+
+def app_engine_from_json(obj: Any, path: str = "task.appEngineHttpRequest") -> tuple[HttpRequest, AppEngineTarget]:
+    """Parse ``appEngineHttpRequest``: what to send, and the routing and relative URI."""
+    obj = _object(obj, path)
+    relative = _string(obj.get("relativeUri", "/") or "/", f"{path}.relativeUri")
+    if not relative.startswith("/") or any(c in relative for c in " \r\n\0#"):
+        raise invalid(f"{path}.relativeUri must start with / and contain no spaces or control characters "
+                      f"(got {relative[:80]!r})")
+    method = parse_enum(HttpMethod, obj.get("httpMethod", "POST"), f"{path}.httpMethod")
+    request = HttpRequest(url="", http_method=method if method else HttpMethod.POST,
+                          headers=headers_from_json(obj.get("headers"), f"{path}.headers"),
+                          body=_base64(obj.get("body", ""), f"{path}.body"))
+    routing = wire_targets.routing_from_json(obj.get("appEngineRouting") or {}, f"{path}.appEngineRouting")
+    return request, AppEngineTarget(routing, relative)
 
 
 def _base64(value: Any, path: str) -> bytes:
@@ -236,15 +154,33 @@ def _base64(value: Any, path: str) -> bytes:
         raise invalid(f"{path}: not valid base64") from None
 
 
+@dataclass
+class HttpBody:
+    """A ``google.api.HttpBody``: BufferTask's payload."""
+
+    content_type: str = ""
+    data: bytes = b""
+
+
+def http_body_from_json(obj: Any, path: str) -> HttpBody:
+    """Parse an HttpBody (``contentType``, base64 ``data``); absent means empty."""
+    obj = _object(obj or {}, path)
+    content_type = _string(obj.get("contentType", ""), f"{path}.contentType")
+    check_header("Content-Type", content_type, f"{path}.contentType")
+    return HttpBody(content_type, _base64(obj.get("data", ""), f"{path}.data"))
+
+
 def attempt_from_json(obj: Any, path: str) -> Attempt | None:
     """Parse a stored ``firstAttempt`` / ``lastAttempt``."""
     if not obj:
         return None
     times = {key: parse_timestamp(obj[key], f"{path}.{key}") if obj.get(key) else None
              for key in ("scheduleTime", "dispatchTime", "responseTime")}
-    status = obj.get("responseStatus")
+    status = _object(obj.get("responseStatus") or {}, f"{path}.responseStatus")
+    code = _number(status.get("code", 0), f"{path}.responseStatus.code")
+    message = _string(status.get("message", ""), f"{path}.responseStatus.message")
     return Attempt(times["scheduleTime"], times["dispatchTime"], times["responseTime"],
-                   (int(status.get("code", 0)), str(status.get("message", ""))) if status else None)
+                   (code, message) if status else None)
 
 
 def attempt_to_json(attempt: Attempt | None) -> Json | None:
@@ -264,15 +200,13 @@ def task_from_json(obj: Any, now: float, path: str = "task") -> Task:
     """Parse a task body; missing scheduleTime means ``now``.  Output-only fields are read too
     (stored tasks use the same format); the API layer resets them on create."""
     obj = _object(obj, path)
-    if obj.get("appEngineHttpRequest"):
-        raise invalid(f"{path}.appEngineHttpRequest: App Engine tasks are not supported by the emulator; use httpRequest")
-    if "httpRequest" not in obj:
-        raise invalid(f"{path}.httpRequest is required (the emulator supports HTTP tasks)")
+    request, app_engine = _target_from_json(obj, path)
     schedule = parse_timestamp(obj["scheduleTime"], f"{path}.scheduleTime") if obj.get("scheduleTime") else now
     deadline = parse_duration(obj["dispatchDeadline"], f"{path}.dispatchDeadline") if obj.get("dispatchDeadline") else 600.0
     return Task(
         name=_string(obj.get("name", ""), f"{path}.name"),
-        http_request=http_request_from_json(obj["httpRequest"], f"{path}.httpRequest"),
+        http_request=request,
+        app_engine=app_engine,
         schedule_time=schedule,
         create_time=parse_timestamp(obj["createTime"], f"{path}.createTime") if obj.get("createTime") else now,
         dispatch_deadline=deadline,
@@ -283,6 +217,27 @@ def task_from_json(obj: Any, now: float, path: str = "task") -> Task:
     )
 
 
+def _target_from_json(obj: Json, path: str) -> tuple[HttpRequest, AppEngineTarget | None]:
+    if obj.get("appEngineHttpRequest") and obj.get("httpRequest"):
+        raise invalid(f"{path}: set either httpRequest or appEngineHttpRequest, not both")
+    if obj.get("appEngineHttpRequest"):
+        return app_engine_from_json(obj["appEngineHttpRequest"], f"{path}.appEngineHttpRequest")
+    if "httpRequest" not in obj:
+        raise invalid(f"{path}.httpRequest is required (or appEngineHttpRequest for an App Engine task)")
+    return http_request_from_json(obj["httpRequest"], f"{path}.httpRequest"), None
+
+
+def _app_engine_to_json(task: Task, view: View, int_enums: bool) -> Json:
+    assert task.app_engine is not None
+    req = task.http_request
+    out: Json = {"httpMethod": format_enum(req.http_method, int_enums), "headers": req.headers,
+                 "appEngineRouting": wire_targets.routing_to_json(task.app_engine.routing),
+                 "relativeUri": task.app_engine.relative_uri}
+    if view == View.FULL and req.body:
+        out["body"] = base64.b64encode(req.body).decode("ascii")
+    return _compact(out)
+
+
 def task_to_json(task: Task, view: View, int_enums: bool) -> Json:
     """A task as the REST API returns it; BASIC leaves out ``httpRequest.body``."""
     req = task.http_request
@@ -290,11 +245,14 @@ def task_to_json(task: Task, view: View, int_enums: bool) -> Json:
     if view == View.FULL and req.body:
         http["body"] = base64.b64encode(req.body).decode("ascii")
     if req.oidc_token is not None:
-        http["oidcToken"] = _compact({"serviceAccountEmail": req.oidc_token.service_account_email,
-                                      "audience": req.oidc_token.audience})
+        http["oidcToken"] = wire_targets.oidc_to_json(req.oidc_token)
+    if req.oauth_token is not None:
+        http["oauthToken"] = wire_targets.oauth_to_json(req.oauth_token)
+    target = ({"appEngineHttpRequest": _app_engine_to_json(task, view, int_enums)} if task.app_engine
+              else {"httpRequest": http})
     return _compact({
         "name": task.name,
-        "httpRequest": http,
+        **target,
         "scheduleTime": format_timestamp(task.schedule_time),
         "createTime": format_timestamp(task.create_time),
         "dispatchDeadline": format_duration(task.dispatch_deadline),

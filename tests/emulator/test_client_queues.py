@@ -34,7 +34,7 @@ def test_create_get_list_delete(client, make_queue) -> None:
 
 
 def test_new_queue_gets_cloud_tasks_defaults(client) -> None:
-    name = f"{PARENT}/queues/defaults-{id(client)}"
+    name = f"{PARENT}/queues/defaults-{uuid.uuid4().hex[:8]}"
 
     queue = client.create_queue(parent=PARENT, queue={"name": name})
 
@@ -68,7 +68,7 @@ def test_patch_changes_only_masked_fields(client, make_queue) -> None:
 
 
 def test_patch_of_unknown_queue_creates_it(client) -> None:
-    name = f"{PARENT}/queues/patched-into-being"
+    name = f"{PARENT}/queues/patched-{uuid.uuid4().hex[:8]}"
     mask = field_mask_pb2.FieldMask(paths=["retry_config.max_attempts"])
 
     queue = client.update_queue(queue={"name": name, "retry_config": {"max_attempts": 4}}, update_mask=mask)
@@ -110,3 +110,12 @@ def test_queue_list_pagination(client) -> None:
 
     assert [len(p.queues) for p in pages] == [2, 2, 1]
     assert [q.name for p in pages for q in p.queues] == names
+
+
+def test_recreating_a_deleted_queue_fails_for_the_real_window(client, make_queue) -> None:
+    name = make_queue()
+    client.delete_queue(name=name)
+
+    # FAILED_PRECONDITION: FailedPrecondition over gRPC, BadRequest (HTTP 400) over REST.
+    with pytest.raises((exceptions.FailedPrecondition, exceptions.BadRequest), match="existed too recently"):
+        client.create_queue(parent=PARENT, queue={"name": name})
