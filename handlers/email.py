@@ -12,14 +12,18 @@ import hashlib
 import html
 from dataclasses import dataclass
 from datetime import datetime
-from email.headerregistry import Address as MailAddress
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 from typing import Any
 
 from handlers.contract import (REQUEST_REVIEW, SEND_CONFIRMATION_EMAIL, SEND_FOLLOWUP_EMAIL, EmailData, LineItem,
                                Task, Totals, format_money)
+from handlers.mailheaders import check_rendered, mailbox, sender
 from handlers.registry import EffectContext, Seller
+
+# Every header an order email carries; check_rendered refuses a message with any other.
+HEADERS = ("From", "To", "Subject", "Date", "Message-ID", "X-Ordertasks-Order", "X-Ordertasks-Kind",
+           "Content-Type", "MIME-Version")
 
 
 @dataclass(frozen=True)
@@ -54,13 +58,16 @@ def render_email(kind: str, order_id: str, data: EmailData, seller: Seller,
                  sent_at: datetime | None = None) -> EmailMessage:
     """Build the message for ``kind``: headers, a plain-text part and an HTML alternative.
 
-    ``Date`` is ``sent_at`` when given, else the order's ``placed_at``.
+    ``Date`` is ``sent_at`` when given, else the order's ``placed_at``. Raises
+    ``InvalidPayload`` (a permanent failure, never a retry loop) for an address the email
+    package cannot carry, or if the serialised message would differ from what we set.
     """
     wording = WORDING[kind]
+    recipient = mailbox(data.customer.name, data.customer.email)
     msg = EmailMessage()
-    msg["From"] = seller.mail_from
-    # Line breaks in a display name would be a header injection; email refuses them, so fold them.
-    msg["To"] = MailAddress(display_name=" ".join(data.customer.name.split()), addr_spec=data.customer.email)
+    # Address headers from headerregistry objects, never from text (see handlers.mailheaders).
+    msg["From"] = sender(seller.mail_from)
+    msg["To"] = recipient
     msg["Subject"] = wording.subject.format(order_id=order_id)
     msg["Date"] = format_datetime(sent_at or data.placed_at)
     msg["Message-ID"] = message_id(order_id, kind, seller.mail_from)
@@ -70,6 +77,7 @@ def render_email(kind: str, order_id: str, data: EmailData, seller: Seller,
     msg.add_alternative(_html_body(wording, order_id, data, seller), subtype="html")
     # A fixed boundary (email picks a random one) keeps the whole message deterministic.
     msg.set_boundary("=_ordertasks_" + msg["Message-ID"].strip("<>").partition("@")[0])
+    check_rendered(msg, HEADERS, [recipient])
     return msg
 
 

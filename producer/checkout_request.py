@@ -12,26 +12,50 @@ import unicodedata
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
+from email_validator import EmailNotValidError, validate_email
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr,
                       ValidationError, WithJsonSchema, field_validator, model_validator)
 
 from handlers.contract import CURRENCY_EXPONENT, ORDER_ID_RULE, Address, Customer, valid_order_id
+from handlers.mailheaders import UNSAFE_CATEGORIES, display_name_problem, renderable_address
 
 MAX_UNIT_PRICE = Decimal("1000000")
-EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
 DECIMAL = re.compile(r"^-?[0-9]{1,12}(\.[0-9]{1,4})?$")
 ORDER_ID_SCHEMA = {"type": ["string", "null"], "pattern": "^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$", "maxLength": 64}
 
 
 def _plain_text(value: str) -> str:
-    """Refuse control characters and lone surrogates: they break headers, PDFs and storage."""
+    """Refuse control and line-break characters and lone surrogates: they break headers, PDFs and storage."""
     for char in value:
-        if unicodedata.category(char) in ("Cc", "Cs"):
-            raise ValueError("must not contain control characters or invalid unicode")
+        if unicodedata.category(char) in UNSAFE_CATEGORIES:
+            raise ValueError("must not contain control characters, line breaks or invalid unicode")
     return value
 
 
+def _display_name(value: str) -> str:
+    """A person's name as it will appear in an email header (see ``handlers.mailheaders``)."""
+    problem = display_name_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+def _email_address(value: str) -> str:
+    """Syntax-checked (no DNS), normalised address the handler can always send to.
+
+    Internationalised domains become their ASCII (IDNA) form; non-ASCII local parts, quoted
+    local parts and IP-literal domains are refused: many relays and mailboxes cannot take them.
+    """
+    try:
+        checked = validate_email(value, check_deliverability=False, allow_smtputf8=False,
+                                 allow_quoted_local=False, allow_domain_literal=False)
+        return renderable_address(checked.ascii_email or checked.normalized).addr_spec
+    except (EmailNotValidError, ValueError) as exc:
+        raise ValueError(f"must be an email address such as ada@example.com ({exc})") from exc
+
+
 Text = Annotated[StrictStr, AfterValidator(_plain_text)]
+PersonName = Annotated[Text, AfterValidator(_display_name)]
 
 
 def _decimal_string(value: Any) -> Decimal:
@@ -61,21 +85,15 @@ class _Body(BaseModel):
 class CustomerIn(_Body):
     """Who is ordering."""
 
-    name: Text = Field(min_length=1, max_length=200)
-    email: Text = Field(max_length=254, description="receives the confirmation email")
-
-    @field_validator("email")
-    @classmethod
-    def _email(cls, value: str) -> str:
-        if not EMAIL.match(value):
-            raise ValueError("must be an email address such as ada@example.com")
-        return value
+    name: PersonName = Field(min_length=1, max_length=200)
+    email: Annotated[Text, AfterValidator(_email_address)] = Field(
+        max_length=254, description="receives the confirmation email; stored normalised (IDNA domain)")
 
 
 class AddressIn(_Body):
     """Where the order ships."""
 
-    name: Text = Field(min_length=1, max_length=200)
+    name: PersonName = Field(min_length=1, max_length=200)
     line1: Text = Field(min_length=1, max_length=200)
     line2: Text | None = Field(default=None, max_length=200)
     city: Text = Field(min_length=1, max_length=100)

@@ -1,0 +1,88 @@
+"""Email headers that always render and never carry more than we put in them.
+
+Why this module exists: a display name holding an RFC 2047 encoded word
+(``=?utf-8?b?...?=``) whose decoded text contains CRLF was folded back onto the wire raw by
+CPython before 3.11.10 / 3.12.5, so a customer name could add ``Bcc:``, ``Reply-To:`` or a
+whole HTML body to an order email. Three defences, each enough on its own:
+
+1. The checkout refuses such names and validates addresses (``producer.checkout_request``
+   uses ``display_name_problem`` and ``renderable_address``).
+2. ``mailbox`` builds every address header from ``email.headerregistry.Address``; a display
+   name that is not plain text (an encoded-word opener, a control or line-break character)
+   is dropped, so the message still reaches the customer, addressed by address alone.
+3. ``check_rendered`` parses the serialised message back and refuses to send it unless it
+   has exactly the headers we set, with exactly our recipients, whatever the Python version.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Sequence
+from email import errors as email_errors
+from email import message_from_bytes, policy
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import parseaddr
+
+from handlers.errors import InvalidPayload
+
+# Cc control, Cs surrogate, Zl/Zp line and paragraph separators: none belongs in a header.
+UNSAFE_CATEGORIES = frozenset({"Cc", "Cs", "Zl", "Zp"})
+ENCODED_WORD_OPENER = "=?"
+
+
+def display_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a display name, or ``None`` when it can."""
+    if ENCODED_WORD_OPENER in name:
+        return "must not contain '=?' (it would be read as an encoded word in an email header)"
+    if any(unicodedata.category(char) in UNSAFE_CATEGORIES for char in name):
+        return "must not contain control or line-break characters"
+    return None
+
+
+def renderable_address(addr_spec: str) -> Address:
+    """``addr_spec`` as an ``Address`` that serialises and parses back unchanged.
+
+    Raises ``ValueError`` saying why when the email package cannot carry it as given.
+    """
+    try:
+        address = Address(addr_spec=addr_spec)
+    except (ValueError, IndexError, email_errors.HeaderParseError, email_errors.MessageDefect) as exc:
+        raise ValueError(f"cannot be used as an email address ({exc})") from exc
+    if address.addr_spec != addr_spec or not addr_spec.isascii():
+        raise ValueError("cannot be used as an email address as written")
+    return address
+
+
+def mailbox(display_name: str, addr_spec: str) -> Address:
+    """An address header value: the display name only when it is plain text (see module doc)."""
+    name = " ".join(display_name.split())
+    if display_name_problem(name) is not None:
+        name = ""
+    try:
+        address = renderable_address(addr_spec)
+    except ValueError as exc:
+        raise InvalidPayload(f"recipient {addr_spec[:80]!r} {exc}; correct the order's email address") from exc
+    return Address(display_name=name, username=address.username, domain=address.domain)
+
+
+def sender(mail_from: str) -> Address:
+    """The ``From`` mailbox from a setting such as ``Example Shop <orders@shop.example>``."""
+    name, addr_spec = parseaddr(mail_from)
+    return mailbox(name, addr_spec)
+
+
+def check_rendered(msg: EmailMessage, headers: Sequence[str], recipients: Sequence[Address]) -> None:
+    """Refuse (``InvalidPayload``) a message that would go out with other headers or recipients.
+
+    ``headers``: every header name we set, in any case. The message is serialised as it
+    would be sent and parsed back, so a header smuggled in by folding shows up here.
+    """
+    wire = message_from_bytes(msg.as_bytes(), policy=policy.default)
+    found = sorted(name.lower() for name in wire.keys())
+    expected = sorted(name.lower() for name in headers)
+    if found != expected:
+        raise InvalidPayload(f"the rendered email has headers {found}, not {expected}; not sending it")
+    parsed = [(a.display_name, a.addr_spec) for a in wire["To"].addresses]  # type: ignore[union-attr]
+    if parsed != [(a.display_name, a.addr_spec) for a in recipients]:
+        raise InvalidPayload("the rendered email's recipients differ from the order's; not sending it")
