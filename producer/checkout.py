@@ -25,7 +25,7 @@ from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
 from handlers.cloud_readiness import require_cloud_ready
-from handlers.contract import KINDS
+from handlers.contract import KINDS, valid_order_id
 from handlers.errors import AuthError, ConfigurationError, DependencyUnavailable
 from handlers.oidc import TokenVerifier
 from handlers.ports import Clock, OrderStore
@@ -104,6 +104,10 @@ def _register_routes(app: Flask, checkout: Checkout, settings: Settings, verifie
 
     @app.get("/api/orders/<order_id>")
     def get_order(order_id: str) -> Response:
+        if not valid_order_id(order_id):
+            # Never hand a store an id it may reject with its own (internal) error text.
+            raise ApiError(404, "order_not_found", "no such order: order ids are 1-64 of A-Z a-z 0-9 _ -, "
+                           "starting with a letter or digit; check the id the checkout returned")
         return json_response(checkout.order_view(order_id))
 
     @app.get("/healthz")
@@ -156,13 +160,33 @@ def _json_body() -> Any:
                        f"send the order as JSON with 'Content-Type: application/json' (got {request.mimetype or 'none'!r})")
     data = request.get_data(cache=False)  # raises 413 past MAX_CONTENT_LENGTH
     try:
-        return json.loads(data, parse_constant=_no_constant)
+        return json.loads(data, parse_constant=_no_constant, object_pairs_hook=_unique_keys)
+    except DuplicateKey as exc:
+        raise ApiError(400, "duplicate_key", f"the body repeats the key {exc.key!r} in one object; send each key "
+                       "once", [{"field": exc.key, "message": "duplicate key"}]) from exc
     except (ValueError, RecursionError) as exc:
         raise ApiError(400, "invalid_json", f"the body is not valid JSON: {str(exc)[:200]}") from exc
 
 
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not allowed in JSON")
+
+
+class DuplicateKey(ValueError):
+    """A JSON object names the same key twice (which one wins differs between parsers)."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"duplicate key {key!r}")
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            raise DuplicateKey(key)
+        obj[key] = value
+    return obj
 
 
 def _validated(raw: Any) -> CheckoutRequest:
@@ -210,9 +234,10 @@ def _register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(DependencyUnavailable)
     def unavailable(err: DependencyUnavailable) -> Response:
-        log.warning("dependency unavailable", extra={"error": str(err)})
-        return json_response(error_body("unavailable", f"{err}; retry shortly (with the same Idempotency-Key)"),
-                             503, {"Retry-After": "5"})
+        # The detail (backend names, roles, paths) is for operators: log it, never answer it.
+        log.warning("dependency unavailable: %s", err, extra={"error": str(err)})
+        return json_response(error_body("unavailable", "a service the checkout depends on is unavailable; retry "
+                                        "shortly (with the same Idempotency-Key)"), 503, {"Retry-After": "5"})
 
     @app.errorhandler(Exception)
     def internal(err: Exception) -> Response:

@@ -172,8 +172,9 @@ class Checkout:
             self.store.mark_payment_failed(order_id, self.clock.now())
             raise ApiError(402, "payment_declined", str(exc)) from exc
         except PaymentUnavailable as exc:
-            raise ApiError(503, "payment_unavailable", f"{exc}; retry with the same Idempotency-Key",
-                           headers={"Retry-After": "5"}) from exc
+            log.warning("payment unavailable for order %s: %s", order_id, exc)   # the detail stays here
+            raise ApiError(503, "payment_unavailable", "the payment processor is unavailable; retry with the same "
+                           "Idempotency-Key", headers={"Retry-After": "5"}) from exc
 
     def _outbox(self, order_id: str, snapshot: OrderSnapshot, now: datetime) -> list[OutboxEntry]:
         return [OutboxEntry(order_id=order_id, kind=p.kind, task_name=p.name, schedule_time=p.schedule_time,

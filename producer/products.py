@@ -25,6 +25,7 @@ from typing import TextIO
 from handlers.contract import CURRENCY_EXPONENT
 from handlers.errors import DependencyUnavailable
 from producer.pricebook import DEFAULT_TAX_CATEGORY, InvalidProduct, PriceBook, Product, check_product
+from producer.terminal import for_terminal
 
 DEMO_CATALOGUE = Path(__file__).resolve().parent / "data" / "demo_products.csv"
 REQUIRED = ("sku", "name")
@@ -146,6 +147,6 @@ def _import(book: PriceBook, args: argparse.Namespace, out: TextIO) -> int:
 
 def _list(book: PriceBook, out: TextIO) -> int:
     products = book.list_products()
-    print(format_table(products) if products else "the price book is empty; add products with "
+    print(for_terminal(format_table(products)) if products else "the price book is empty; add products with "
           "`ordertasks products import FILE.csv`", file=out)
     return 0

@@ -21,6 +21,7 @@ from infra.backend_flags import CREDENTIALS_HINT, add_backend_flags, is_missing_
 from infra.config import Catalog
 from producer.backlog import Backlog, queue_backlog
 from producer.enqueue import queue_path
+from producer.terminal import for_terminal
 from producer.triage import age, table
 
 LIVE = ("open", "replay_requested")
@@ -90,5 +91,5 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
             print(f"ordertasks stats: {CREDENTIALS_HINT}", file=sys.stderr)
             return 1
         raise
-    print(text, file=out or sys.stdout)
+    print(for_terminal(text), file=out or sys.stdout)
     return 0

@@ -21,6 +21,7 @@ from handlers.contract import parse_task
 from handlers.errors import OrderTasksError, PermanentError
 from handlers.ports import FAILED_STATUSES, Clock, FailedTask, FailedTaskStore
 from infra.backend_flags import CREDENTIALS_HINT, add_backend_flags, is_missing_credentials, settings_with_flags
+from producer.terminal import escape_controls, for_terminal
 
 REPLAYABLE = ("open", "replay_requested")
 
@@ -127,7 +128,8 @@ def age(since: datetime, now: datetime) -> str:
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """A plain text table, columns padded to their widest cell."""
+    """A plain text table, columns padded to their widest cell (control characters escaped)."""
+    rows = [[escape_controls(cell) for cell in row] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip()]
     lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
@@ -152,13 +154,13 @@ def show_text(entry: FailedTask) -> str:
     history = fields.pop("history")
     payload = fields.pop("payload")
     width = max(len(k) for k in fields)
-    lines = [f"{k.ljust(width)}  {'' if v is None else v}" for k, v in fields.items()]
+    lines = [f"{k.ljust(width)}  {escape_controls(v)}" for k, v in fields.items()]
     lines.append("payload:")
     lines += ["  " + line for line in json.dumps(payload, indent=2, sort_keys=True, default=str).splitlines()]
     lines.append(f"history ({len(history)} failures):")
     for h in history:
-        lines.append(f"  - {h.get('failed_at', '')}  attempt {h.get('attempt', '?')}  "
-                     f"{h.get('error_type', '')}: {_short(str(h.get('error', '')), 100)}")
+        lines.append(escape_controls(f"  - {h.get('failed_at', '')}  attempt {h.get('attempt', '?')}  "
+                                     f"{h.get('error_type', '')}: {_short(str(h.get('error', '')), 100)}"))
     return "\n".join(lines)
 
 
@@ -193,14 +195,14 @@ def run(args: argparse.Namespace, triage: Triage, out: TextIO) -> int:
     now = triage.clock.now()
     if args.action == "list":
         entries = triage.store.list_failed(status=args.status, kind=args.kind, limit=args.limit)
-        print(list_table(entries, now) if entries else "no failed tasks match", file=out)
+        print(for_terminal(list_table(entries, now)) if entries else "no failed tasks match", file=out)
         return 0
     if args.action == "show":
-        print(show_text(triage.get(args.id)), file=out)
+        print(for_terminal(show_text(triage.get(args.id))), file=out)
         return 0
     if args.action == "resolve":
         entry = triage.resolve(args.id, args.note, args.by)
-        print(f"{entry.id} resolved by {entry.resolved_by}: {entry.note}", file=out)
+        print(escape_controls(f"{entry.id} resolved by {entry.resolved_by}: {entry.note}"), file=out)
         return 0
     return _run_replay(args, triage, out)
 
@@ -216,11 +218,11 @@ def _run_replay(args: argparse.Namespace, triage: Triage, out: TextIO) -> int:
         try:
             result = triage.replay(failed_id, force=args.force)
         except TriageError as exc:
-            print(f"{failed_id}: not replayed: {exc}", file=out)
+            print(escape_controls(f"{failed_id}: not replayed: {exc}"), file=out)
             status = 1
             continue
         detail = f" ({result.error})" if result.error else ""
-        print(f"{failed_id}: {result.status} {result.task_name}{detail}", file=out)
+        print(escape_controls(f"{failed_id}: {result.status} {result.task_name}{detail}"), file=out)
         status = status or (result.status == "failed")
     return int(status)
 
@@ -267,10 +269,10 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     try:
         return run(args, build_triage(settings_with_flags(Settings.from_env(), args)), out)
     except TriageError as exc:
-        print(f"ordertasks failed: {exc}", file=sys.stderr)
+        print(escape_controls(f"ordertasks failed: {exc}"), file=sys.stderr)
         return 1
     except OrderTasksError as exc:
-        print(f"ordertasks failed: the store is unavailable: {exc}", file=sys.stderr)
+        print(escape_controls(f"ordertasks failed: the store is unavailable: {exc}"), file=sys.stderr)
         return 1
     except Exception as exc:
         if is_missing_credentials(exc):
@@ -294,6 +296,6 @@ def sweep_main(argv: Sequence[str] | None = None) -> int:
             return 1
         raise
     for r in results:
-        print(f"{r.failed_id}: {r.status} {r.task_name}{' (' + r.error + ')' if r.error else ''}")
+        print(escape_controls(f"{r.failed_id}: {r.status} {r.task_name}{' (' + r.error + ')' if r.error else ''}"))
     print(f"swept {len(results)} replay request(s)")
     return 1 if any(r.status == "failed" for r in results) else 0

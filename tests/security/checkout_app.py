@@ -1,0 +1,27 @@
+"""The checkout app over a given order store, for requests that never reach Cloud Tasks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from handlers.config import DEFAULT_CATALOG, Settings
+from producer import wiring
+from producer.checkout import create_app
+from producer.payments import LocalGateway
+from producer.pricebook_sqlite import SqlitePriceBook
+from producer.products import DEMO_CATALOGUE, import_file
+from tests.support.servers import free_port
+
+
+def checkout_app(tmp: Path, store: Any) -> Flask:
+    """Local settings in ``tmp`` (nothing listens at the Cloud Tasks address), the demo price book."""
+    settings = Settings(backend="local", catalog_path=DEFAULT_CATALOG, data_dir=tmp, sqlite_path=tmp / "orders.db",
+                        cloud_tasks_emulator_host=f"127.0.0.1:{free_port()}", oidc_verify=False,
+                        enqueue_timeout_seconds=1.0)
+    book = SqlitePriceBook(tmp / "prices.db")
+    import_file(book, DEMO_CATALOGUE, if_empty=True)
+    return create_app(settings, store=store, enqueuer=wiring.enqueuer(settings), gateway=LocalGateway(),
+                      price_book=book)
