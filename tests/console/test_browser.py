@@ -8,6 +8,7 @@ Screenshots of every page are written to a temporary directory, or to
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -224,6 +225,11 @@ def _text(port: int) -> str:
         return requests.get(f"http://127.0.0.1:{port}/", timeout=1).text
     except requests.RequestException:
         return ""
+
+
+def test_the_dev_banner_names_the_console(stack: DevStack) -> None:
+    banner = (stack.data_dir.parent / "dev.log").read_text()
+    assert re.search(rf"^  console +{re.escape(console_url(stack))}/ ", banner, re.MULTILINE), banner[-2000:]
 
 
 def test_chromium_is_debians(browser: Any) -> None:
