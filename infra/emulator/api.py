@@ -62,10 +62,8 @@ class Call:
 
     def page(self) -> tuple[int, str]:
         """``pageSize`` and ``pageToken`` from the query."""
-        raw = self.query.get("pageSize", "0") or "0"
-        if not raw.lstrip("-").isdigit():
-            raise invalid(f"pageSize must be an integer (got {raw!r})")
-        return int(raw), self.query.get("pageToken", "")
+        size = wire.number(self.query.get("pageSize", "0") or "0", "pageSize")
+        return size, self.query.get("pageToken", "")
 
     def view(self, source: Any) -> View:
         """``responseView`` (query value or body field); BASIC when absent."""
@@ -237,8 +235,8 @@ async def _read_body(request: web.Request) -> Any:
         return {}
     try:
         return json.loads(raw)
-    except ValueError as exc:
-        raise invalid(f"Invalid JSON payload received: {exc}") from None
+    except (ValueError, RecursionError) as exc:
+        raise invalid(f"Invalid JSON payload received: {str(exc)[:200]}") from None
 
 
 async def invoke(service: TasksService, method: str, path: str, query: Mapping[str, str], body: Any,
@@ -265,6 +263,10 @@ def make_api_handler(service: TasksService) -> Callable[[web.Request], Awaitable
             return web.json_response(answer)
         except RpcError as exc:
             return web.json_response(exc.to_json(), status=exc.http_status)
+        except Exception as exc:  # noqa: BLE001 - a bug answers a google.rpc.Status, never a bare 500 page
+            log.exception("%s %s failed", request.method, request.path)
+            error = RpcError("INTERNAL", f"internal emulator error: {type(exc).__name__}: {str(exc)[:200]}")
+            return web.json_response(error.to_json(), status=error.http_status)
     return handle
 
 

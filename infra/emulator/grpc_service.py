@@ -129,10 +129,11 @@ def _decode(rule: Rule, name: str, raw: bytes) -> Json:
     request = rule.request()
     try:
         request.ParseFromString(raw)
-    except (DecodeError, ValueError) as exc:
+        return json_format.MessageToDict(request)  # type: ignore[no-any-return]
+    except (DecodeError, ValueError, json_format.Error) as exc:
+        # ValueError / json_format.Error: e.g. a Duration or Timestamp outside protobuf's range.
         raise RpcError("INVALID_ARGUMENT", f"{name}: the request is not a valid {request.DESCRIPTOR.full_name} "
-                                           f"message ({exc})") from None
-    return json_format.MessageToDict(request)
+                                           f"message ({str(exc)[:200]})") from None
 
 
 def _encode(rule: Rule, answer: Json) -> bytes:

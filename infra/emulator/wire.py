@@ -20,7 +20,7 @@ from infra.emulator.model import (
     AppEngineTarget, Attempt, HttpMethod, HttpRequest, Queue, RateLimits, RetryConfig, Task, View,
 )
 from infra.emulator.wire_scalars import (  # noqa: F401 - re-exported: the wire format's scalars
-    INT64, check_header, compact as _compact, format_duration, format_enum, format_timestamp, number as _number,
+    INT64, check_header, compact as _compact, number, format_duration, format_enum, format_timestamp, number as _number,
     obj as _object, parse_duration, parse_enum, parse_timestamp, string as _string,
 )
 
@@ -174,6 +174,7 @@ def attempt_from_json(obj: Any, path: str) -> Attempt | None:
     """Parse a stored ``firstAttempt`` / ``lastAttempt``."""
     if not obj:
         return None
+    obj = _object(obj, path)
     times = {key: parse_timestamp(obj[key], f"{path}.{key}") if obj.get(key) else None
              for key in ("scheduleTime", "dispatchTime", "responseTime")}
     status = _object(obj.get("responseStatus") or {}, f"{path}.responseStatus")
