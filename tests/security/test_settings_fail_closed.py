@@ -80,3 +80,15 @@ def test_the_handler_command_refuses_to_start_on_a_misspelt_boolean(tmp_path: Pa
     assert done.returncode == 2
     assert "ORDERTASKS_OIDC_VERIFY='enabled' is not a boolean" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_functions_framework_refuses_to_start_on_a_misspelt_boolean(tmp_path: Path) -> None:
+    """Attack: on Cloud Functions (no `ordertasks handler`) a misspelt boolean built a handler without auth."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORDERTASKS_")}
+    env.update({"ORDERTASKS_OIDC_VERIFY": "enabled", "ORDERTASKS_DATA_DIR": str(tmp_path)})
+    framework = Path(sys.executable).with_name("functions-framework")
+    done = subprocess.run([str(framework), "--target", "handle_task", "--source", str(REPO / "main.py"),
+                           "--host", "127.0.0.1", "--port", str(free_port())], env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode != 0
+    assert "ORDERTASKS_OIDC_VERIFY='enabled' is not a boolean" in done.stderr
