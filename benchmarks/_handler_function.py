@@ -15,11 +15,11 @@ from typing import Any
 import flask
 
 from functions import wiring
-from handlers.contract import RECORD_ANALYTICS, Task
-from handlers.registry import EffectContext
+from handlers.contract import Task
+from handlers.kind import EffectContext
 from infra.config import Settings
 
-NOOP_KIND = RECORD_ANALYTICS
+NOOP_KIND = "record_analytics"
 _handler: Callable[[flask.Request], flask.Response] | None = None
 _lock = threading.Lock()
 

@@ -6,6 +6,7 @@ Reads the ``X-CloudTasks-*`` headers, verifies the OIDC token, runs the delivery
     outcome      HTTP  why
     DONE         200   the effect happened now
     DUPLICATE    200   the effect had already happened
+    CANCELLED    200   the order was cancelled: nothing to do, nothing to triage
     DEAD         200   permanent error, or retryable on the final attempt; the failed-task
                        record was written before answering
     RETRY        503   retryable and attempts remain (Retry-After when known), or the
@@ -28,23 +29,26 @@ from typing import Any
 
 import flask
 
-from functions import wiring
 from functions.request_body import discard_body, take_body
+from handlers import wiring
+from handlers.cloud_readiness import require_cloud_ready
+from handlers.config import Settings
 from handlers.dispatch import Delivery, Dispatcher, Outcome, Result
 from handlers.errors import AuthError, ConfigurationError, DependencyUnavailable
 from handlers.logs import TRACE_KEY, log_line, trace_field
 from handlers.oidc import TokenVerifier
-from infra.config import Settings
 
 STATUS: dict[Outcome, int] = {
     Outcome.DONE: 200,
     Outcome.DUPLICATE: 200,
+    Outcome.CANCELLED: 200,
     Outcome.DEAD: 200,
     Outcome.RETRY: 503,
 }
 SEVERITY: dict[Outcome, str] = {
     Outcome.DONE: "INFO",
     Outcome.DUPLICATE: "INFO",
+    Outcome.CANCELLED: "INFO",
     Outcome.DEAD: "ERROR",
     Outcome.RETRY: "WARNING",
 }
@@ -52,8 +56,6 @@ SEVERITY: dict[Outcome, str] = {
 H_TASK_NAME = "X-CloudTasks-TaskName"
 H_QUEUE_NAME = "X-CloudTasks-QueueName"
 H_RETRY_COUNT = "X-CloudTasks-TaskRetryCount"
-H_EXECUTION_COUNT = "X-CloudTasks-TaskExecutionCount"
-H_ETA = "X-CloudTasks-TaskETA"
 H_TRACE = "X-Cloud-Trace-Context"
 MAX_BODY = 1024 * 1024 + 1024
 MAX_COUNT = 2**31 - 1
@@ -68,13 +70,6 @@ def _int_header(headers: Any, name: str) -> int:
         return 0
 
 
-def _float_header(headers: Any, name: str) -> float | None:
-    try:
-        return float(headers[name]) if name in headers else None
-    except (TypeError, ValueError):
-        return None
-
-
 def read_delivery(request: flask.Request, body: bytes | None = None) -> Delivery:
     """A ``Delivery`` from the headers and ``body`` (read here, bounded, when not given);
     malformed headers read as absent (never a 500)."""
@@ -86,8 +81,6 @@ def read_delivery(request: flask.Request, body: bytes | None = None) -> Delivery
         task_name=headers.get(H_TASK_NAME, "")[:500],
         queue_name=headers.get(H_QUEUE_NAME, "")[:100],
         retry_count=_int_header(headers, H_RETRY_COUNT),
-        execution_count=_int_header(headers, H_EXECUTION_COUNT),
-        eta=_float_header(headers, H_ETA),
     )
 
 
@@ -161,6 +154,14 @@ class TaskHandler:
                  duration_ms=round(seconds * 1000, 2))
 
 
+def build_handler(settings: Settings, **parts: Any) -> TaskHandler:
+    """The callable functions-framework serves; ``parts`` go to ``wiring.build_dispatcher``."""
+    require_cloud_ready(settings, "handler")
+    dispatcher = wiring.build_dispatcher(settings, **parts)
+    catalog = dispatcher.catalog
+    return TaskHandler(dispatcher, wiring.build_verifier(settings, catalog), catalog.project)
+
+
 _handler: Callable[[flask.Request], flask.Response] | None = None
 _lock = threading.Lock()
 
@@ -169,7 +170,7 @@ def _build() -> Callable[[flask.Request], flask.Response]:
     global _handler
     with _lock:
         if _handler is None:
-            _handler = wiring.build_handler(Settings.from_env())
+            _handler = build_handler(Settings.from_env())
         return _handler
 
 

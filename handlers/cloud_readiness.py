@@ -23,16 +23,17 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from handlers.config import Settings
+from handlers.config import ENV_REFERENCE as VARIABLE
+from handlers.config import Settings, WebhookConfig
 from handlers.errors import ConfigurationError
+from handlers.registry import KindRegistry
 
 DEPLOYABLES = ("handler", "checkout")
 EXAMPLE_SENDER = "@shop.example>"
-VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 TRUE = {"1", "true", "yes", "on"}
 
 
@@ -84,12 +85,6 @@ def _smtp(settings: Settings) -> Iterator[str]:
                "refuse): set the shop's sender, e.g. \"My Shop <orders@my-shop.com>\"")
 
 
-def _warehouse(settings: Settings) -> Iterator[str]:
-    if url_is_loopback(settings.warehouse_url):
-        yield (f"ORDERTASKS_WAREHOUSE_URL is unset or loopback ({settings.warehouse_url}): set the "
-               "warehouse API's https URL")
-
-
 def expand(text: str, lookup: Callable[[str], str | None]) -> tuple[str, list[str]]:
     """``text`` with ``${NAME}`` / ``${NAME:-default}`` filled in, and the names that had no value."""
     missing: list[str] = []
@@ -102,18 +97,18 @@ def expand(text: str, lookup: Callable[[str], str | None]) -> tuple[str, list[st
     return VARIABLE.sub(fill, text), missing
 
 
-def _webhooks(settings: Settings, kinds: Any) -> Iterator[str]:
+def _webhooks(settings: Settings, targets: Mapping[str, WebhookConfig]) -> Iterator[str]:
+    """Every webhook kind (the warehouse notification included) needs a reachable URL."""
     lookup = settings.environment.get
-    for kind in kinds.values():
-        webhook = getattr(kind, "webhook", None)
-        if webhook is None:
-            continue
+    for name, webhook in targets.items():
         url, missing = expand(webhook.url, lookup)
-        yield from (f"{name} is not set: [kinds.{kind.name}.webhook] url names it" for name in missing)
+        yield from (f"{variable} is not set: [kinds.{name}.webhook] url names it" for variable in missing)
         if not missing and url_is_loopback(url):
-            yield f"[kinds.{kind.name}.webhook] url is loopback or not http(s) ({url}): set the service's https URL"
+            unset = [m.group(1) for m in VARIABLE.finditer(webhook.url) if not lookup(m.group(1))]
+            hint = f"set {', '.join(unset)}" if unset else "set the service's https URL"
+            yield f"[kinds.{name}.webhook] url is loopback or not http(s) ({url}): {hint}"
         if webhook.token_env and not lookup(webhook.token_env):
-            yield (f"{webhook.token_env} is not set: [kinds.{kind.name}.webhook] token_env names it; "
+            yield (f"{webhook.token_env} is not set: [kinds.{name}.webhook] token_env names it; "
                    "mount it from Secret Manager")
 
 
@@ -142,7 +137,8 @@ def cloud_problems(settings: Settings, deployable: str = "handler") -> list[str]
         raise ValueError(f"deployable must be one of {DEPLOYABLES}, not {deployable!r}")
     problems = list(_common(settings))
     if deployable == "handler":
-        problems += [*_smtp(settings), *_warehouse(settings), *_webhooks(settings, settings.catalog().kinds)]
+        targets = KindRegistry.from_catalog(settings.catalog()).webhooks
+        problems += [*_smtp(settings), *_webhooks(settings, targets)]
     else:
         problems += list(_payments(settings))
     return problems

@@ -46,13 +46,35 @@ class QueueConfig:
 
 
 @dataclass(frozen=True)
+class WebhookConfig:
+    """A config-only HTTP integration: where a kind POSTs its data (``[kinds.NAME.webhook]``).
+
+    ``url`` and ``timeout_seconds`` may name environment variables as ``${NAME}`` or
+    ``${NAME:-default}``; they are expanded by the handler's wiring, so ``deploy`` and the CLI
+    can read a catalog whose variables are only set where the handler runs.
+    """
+
+    url: str
+    token_env: str | None = None
+    timeout_seconds: float | str = 10.0
+
+
+@dataclass(frozen=True)
 class KindConfig:
-    """Where a task kind is queued, how long after checkout, and its dispatch deadline."""
+    """Where a task kind is queued, how long after checkout, its deadline and its code.
+
+    ``effect`` is ``"module:attribute"`` for a shop's own kind; ``webhook`` a config-only HTTP
+    integration; neither means a built-in kind of that name (``handlers/kinds/``).
+    ``line`` is where the table starts in the catalog file, for start-up messages.
+    """
 
     name: str
     queue: str
     delay_seconds: float
     dispatch_deadline_seconds: float = 600.0
+    effect: str | None = None
+    webhook: WebhookConfig | None = None
+    line: int = 0
 
 
 @dataclass(frozen=True)
@@ -123,11 +145,52 @@ def _check_queue(q: QueueConfig) -> str | None:
     return None
 
 
-def _check_kind(kind: KindConfig, queues: Mapping[str, QueueConfig]) -> tuple[str, str] | None:
+KIND_KEYS = frozenset({"queue", "delay_seconds", "dispatch_deadline_seconds", "effect", "webhook"})
+WEBHOOK_KEYS = frozenset(WebhookConfig.__dataclass_fields__)
+EFFECT_REF = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _webhook(raw: Any) -> WebhookConfig:
+    if not isinstance(raw, Mapping):
+        raise ValueError("webhook must be a table: [kinds.NAME.webhook] with url = \"https://...\"")
+    unknown = set(raw) - WEBHOOK_KEYS
+    if unknown:
+        raise ValueError(f"unknown webhook setting {sorted(unknown)[0]!r}; use {sorted(WEBHOOK_KEYS)}")
+    if not isinstance(raw.get("url"), str) or not raw["url"].strip():
+        raise ValueError("webhook needs url = \"https://...\" (environment variables allowed: \"${CRM_URL}\")")
+    token_env = raw.get("token_env")
+    if token_env is not None and not (isinstance(token_env, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", token_env)):
+        raise ValueError("webhook token_env must be the name of an environment variable, e.g. \"CRM_TOKEN\"")
+    return WebhookConfig(url=raw["url"].strip(), token_env=token_env, timeout_seconds=raw.get("timeout_seconds", 10.0))
+
+
+def _kind(name: str, raw: Any, line: int) -> KindConfig:
+    if not isinstance(raw, Mapping):
+        raise ValueError("a kind must be a table with queue and delay_seconds")
+    unknown = set(raw) - KIND_KEYS
+    if unknown:
+        raise ValueError(f"unknown setting {sorted(unknown)[0]!r}; a kind takes {sorted(KIND_KEYS)}")
+    missing = [key for key in ("queue", "delay_seconds") if key not in raw]
+    if missing:
+        raise ValueError(f"missing {', '.join(missing)}")
+    effect = raw.get("effect")
+    if effect is not None and not (isinstance(effect, str) and EFFECT_REF.match(effect)):
+        raise ValueError(f"effect {effect!r} must be \"package.module:attribute\"")
+    webhook = _webhook(raw["webhook"]) if "webhook" in raw else None
+    if effect and webhook:
+        raise ValueError("give either effect = \"module:attribute\" or a webhook table, not both")
+    return KindConfig(name=name, queue=raw["queue"], delay_seconds=float(raw["delay_seconds"]),
+                      dispatch_deadline_seconds=float(raw.get("dispatch_deadline_seconds", 600.0)),
+                      effect=effect, webhook=webhook, line=line)
+
+
+def _check_kind(kind: KindConfig, queues: Mapping[str, QueueConfig]) -> tuple[str | None, str] | None:
     if kind.queue not in queues:
         return "queue", f"unknown queue {kind.queue!r}; define [queues.{kind.queue}] or use one of {sorted(queues)}"
     if not 0 <= kind.delay_seconds <= MAX_DELAY_SECONDS:
         return "delay_seconds", f"delay_seconds={kind.delay_seconds} is over Cloud Tasks' 30-day limit ({MAX_DELAY_SECONDS} s)"
+    if not re.fullmatch(r"[a-z][a-z0-9_]{0,62}", kind.name):
+        return None, f"kind name {kind.name!r} must be 1-63 characters of a-z 0-9 _, starting with a letter"
     if not 15 <= kind.dispatch_deadline_seconds <= 1800:
         return "dispatch_deadline_seconds", "dispatch_deadline_seconds must be between 15 and 1800"
     return None
@@ -157,9 +220,9 @@ def load_catalog(path: str | Path = DEFAULT_CATALOG) -> Catalog:
     kinds: dict[str, KindConfig] = {}
     for name, body in raw.get("kinds", {}).items():
         try:
-            kinds[name] = KindConfig(name=name, **body)
-        except TypeError as exc:
-            raise fail(f"kinds.{name}", None, f"malformed kind: {exc}") from exc
+            kinds[name] = _kind(name, body, _line_of(text, f"kinds.{name}"))
+        except (TypeError, ValueError) as exc:
+            raise fail(f"kinds.{name}", None, str(exc)) from exc
         kind_problem = _check_kind(kinds[name], queues)
         if kind_problem:
             raise fail(f"kinds.{name}", kind_problem[0], kind_problem[1])
@@ -178,6 +241,32 @@ def load_catalog(path: str | Path = DEFAULT_CATALOG) -> Catalog:
         handler=dict(raw.get("handler", {})),
         source=str(path),
     )
+
+
+ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+TOKEN_ENV = re.compile(r"^\s*token_env\s*=\s*[\"']([A-Za-z_][A-Za-z0-9_]*)[\"']", re.M)
+
+
+def _webhook_environment(env: Mapping[str, str], catalog_path: Path) -> dict[str, str]:
+    """The variables webhooks may read: ``ORDERTASKS_*`` and every name the catalog refers to."""
+    try:
+        text = catalog_path.read_text(encoding="utf-8")
+    except OSError:
+        text = ""  # load_catalog reports the missing file with its own message
+    named = {m.group(1) for m in ENV_REFERENCE.finditer(text)} | set(TOKEN_ENV.findall(text))
+    return {k: v for k, v in env.items() if k in named or k.startswith("ORDERTASKS_")}
+
+
+def expand(value: str, environment: Mapping[str, str], where: str) -> str:
+    """``value`` with ``${NAME}`` / ``${NAME:-default}`` replaced; ``ConfigurationError`` if unset."""
+    def substitute(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        found = environment.get(name) or default
+        if found is None:
+            raise ConfigurationError(f"{where} uses ${{{name}}}, which is not set: export {name}=... "
+                                     f"or write ${{{name}:-default}}")
+        return found
+    return ENV_REFERENCE.sub(substitute, value)
 
 
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
@@ -259,17 +348,14 @@ class Settings:
     smtp_implicit_tls: bool = False
     smtp_timeout_seconds: float = 10.0
     mail_from: str = "Example Shop <orders@shop.example>"
-    # Warehouse
-    warehouse_url: str = "http://127.0.0.1:8090/notifications"
-    warehouse_token: str | None = None
-    warehouse_timeout_seconds: float = 10.0
     # Seller details printed on invoices
     seller_name: str = "Example Shop Ltd"
     seller_address: str = "1 Market Street, 10115 Berlin, DE"
     seller_tax_id: str = "DE000000000"
     log_level: str = "INFO"
     extra: Mapping[str, str] = field(default_factory=dict)
-    # Variables the catalog names (a webhook's token_env): kept out of repr, it holds secrets.
+    # Variables webhooks read (``${NAME}``, ``token_env``): those the catalog names, and
+    # ORDERTASKS_*. Kept out of repr and comparisons: it holds secrets.
     environment: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -337,14 +423,11 @@ class Settings:
                         int(get("SMTP_PORT") or cls.smtp_port)),
             "smtp_timeout_seconds": float(get("SMTP_TIMEOUT") or 10.0),
             "mail_from": get("MAIL_FROM") or cls.mail_from,
-            "warehouse_url": get("WAREHOUSE_URL") or cls.warehouse_url,
-            "warehouse_token": get("WAREHOUSE_TOKEN"),
-            "warehouse_timeout_seconds": float(get("WAREHOUSE_TIMEOUT") or 10.0),
             "seller_name": get("SELLER_NAME") or cls.seller_name,
             "seller_address": get("SELLER_ADDRESS") or cls.seller_address,
             "seller_tax_id": get("SELLER_TAX_ID") or cls.seller_tax_id,
             "log_level": get("LOG_LEVEL") or "INFO",
             "extra": {k: v for k, v in env.items() if k.startswith("ORDERTASKS_")},
-            "environment": dict(env),
+            "environment": _webhook_environment(env, Path(get("CONFIG") or DEFAULT_CATALOG)),
         }
         return _check_settings(cls(**values))

@@ -1,11 +1,12 @@
 """The task contract shared by the producer and the handler.
 
-A task body is JSON ``{"kind": ..., "v": 1, "order_id": ..., "data": {...}}`` where ``data``
-is the part of the order snapshot that the kind needs (never secrets or card data).
-Money travels as decimal strings and is ``Decimal`` in code, never ``float``.
+A task body is JSON ``{"kind": ..., "v": 2, "order_id": ...}``: a **reference**. The handler
+reads the stored order snapshot by id and projects each kind's data from it (``handlers.kind``),
+so queues hold no personal data and a forged body cannot cause effects for an order that was
+never placed. Money is ``Decimal`` in code, decimal strings in JSON, never ``float``.
 
-``parse_task(body)`` turns bytes into a ``Task`` or raises ``InvalidPayload`` /
-``UnknownTaskKind`` with a message that says which field is wrong.
+``parse_envelope(body)`` turns bytes into an ``Envelope`` or raises ``InvalidPayload`` with a
+message that says which field is wrong.
 """
 
 from __future__ import annotations
@@ -18,24 +19,19 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from handlers.errors import InvalidPayload, UnknownTaskKind
+from handlers.errors import InvalidPayload
 
-CONTRACT_VERSION = 1
+CONTRACT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+KIND_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 ORDER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 ORDER_ID_RULE = "1-64 characters of A-Z a-z 0-9 _ -, starting with a letter or digit"
 CURRENCY_EXPONENT = {"EUR": 2, "USD": 2, "GBP": 2, "CHF": 2, "SEK": 2, "DKK": 2, "NOK": 2,
                      "PLN": 2, "CAD": 2, "AUD": 2, "JPY": 0}
 CURRENCY_SYMBOL = {"EUR": "€", "USD": "$", "GBP": "£", "JPY": "¥"}
 
-SEND_CONFIRMATION_EMAIL = "send_confirmation_email"
-RECORD_ANALYTICS = "record_analytics"
-GENERATE_INVOICE = "generate_invoice"
-NOTIFY_WAREHOUSE = "notify_warehouse"
-SEND_FOLLOWUP_EMAIL = "send_followup_email"
-REQUEST_REVIEW = "request_review"
-EMAIL_KINDS = (SEND_CONFIRMATION_EMAIL, SEND_FOLLOWUP_EMAIL, REQUEST_REVIEW)
 
 
 def valid_order_id(order_id: str) -> bool:
@@ -46,8 +42,13 @@ def valid_order_id(order_id: str) -> bool:
 Money = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=4)]
 
 
-class _Model(BaseModel):
+class ContractModel(BaseModel):
+    """Base of every model of the contract: unknown fields refused, values frozen."""
+
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+_Model = ContractModel
 
 
 class Customer(_Model):
@@ -110,84 +111,15 @@ class OrderSnapshot(_Model):
     tax_rate: Decimal = Decimal("0")
 
 
-class EmailData(_Model):
-    """What an order email shows."""
-
-    placed_at: datetime
-    customer: Customer
-    items: tuple[LineItem, ...] = Field(min_length=1, max_length=200)
-    totals: Totals
-
-
-class AnalyticsItem(_Model):
-    """A line as analytics sees it: no names, no customer."""
-
-    sku: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
-    quantity: int = Field(gt=0, le=10_000)
-    unit_price: Money
-
-
-class AnalyticsData(_Model):
-    """What the analytics fact needs: day, money, units per SKU. No personal data."""
-
-    placed_at: datetime
-    currency: str = Field(pattern=r"^[A-Z]{3}$")
-    total: Money
-    items: tuple[AnalyticsItem, ...] = Field(min_length=1, max_length=200)
-
-
-class WarehouseItem(_Model):
-    """A line to pick and pack."""
-
-    sku: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
-    name: str = Field(min_length=1, max_length=200)
-    quantity: int = Field(gt=0, le=10_000)
-
-
-class WarehouseData(_Model):
-    """What the warehouse needs to ship."""
-
-    placed_at: datetime
-    shipping_address: Address
-    items: tuple[WarehouseItem, ...] = Field(min_length=1, max_length=200)
-
-
-DATA_MODELS: dict[str, type[_Model]] = {
-    SEND_CONFIRMATION_EMAIL: EmailData,
-    SEND_FOLLOWUP_EMAIL: EmailData,
-    REQUEST_REVIEW: EmailData,
-    RECORD_ANALYTICS: AnalyticsData,
-    GENERATE_INVOICE: OrderSnapshot,
-    NOTIFY_WAREHOUSE: WarehouseData,
-}
-KINDS = tuple(DATA_MODELS)
-
-
-def data_for(kind: str, order: OrderSnapshot) -> dict[str, Any]:
-    """Project the order snapshot onto what ``kind`` needs, as JSON-ready data."""
-    full = order.model_dump(mode="json")
-    if kind in EMAIL_KINDS:
-        return {k: full[k] for k in ("placed_at", "customer", "items", "totals")}
-    if kind == RECORD_ANALYTICS:
-        items = [{k: i[k] for k in ("sku", "quantity", "unit_price")} for i in full["items"]]
-        return {"placed_at": full["placed_at"], "currency": full["totals"]["currency"],
-                "total": full["totals"]["total"], "items": items}
-    if kind == NOTIFY_WAREHOUSE:
-        items = [{k: i[k] for k in ("sku", "name", "quantity")} for i in full["items"]]
-        return {"placed_at": full["placed_at"], "shipping_address": full["shipping_address"], "items": items}
-    if kind == GENERATE_INVOICE:
-        return full
-    raise UnknownTaskKind(f"unknown task kind {kind!r}; known kinds: {', '.join(KINDS)}")
-
-
 @dataclass(frozen=True)
 class Task:
-    """A parsed, validated task: the kind, the order and the kind's data model."""
+    """A task to perform: the kind, the order id, the kind's data (projected from ``order``)."""
 
     kind: str
     order_id: str
     data: Any
     raw: dict[str, Any]
+    order: OrderSnapshot | None = None
 
     @property
     def effect_key(self) -> str:
@@ -200,52 +132,50 @@ def effect_key(order_id: str, kind: str) -> str:
     return f"{order_id}:{kind}"
 
 
-def envelope(kind: str, order_id: str, order: OrderSnapshot) -> dict[str, Any]:
-    """The JSON envelope the producer puts in a task body."""
-    return {"kind": kind, "v": CONTRACT_VERSION, "order_id": order_id, "data": data_for(kind, order)}
+@dataclass(frozen=True)
+class Envelope:
+    """A task body as read: which kind, for which order (a reference, not the order itself)."""
+
+    kind: str
+    order_id: str
+    version: int
+    raw: dict[str, Any]
 
 
-def encode(kind: str, order_id: str, order: OrderSnapshot) -> bytes:
-    """Task body bytes (compact JSON, sorted keys so equal orders give equal bodies)."""
-    return json.dumps(envelope(kind, order_id, order), separators=(",", ":"), sort_keys=True).encode()
+def envelope(kind: str, order_id: str) -> dict[str, Any]:
+    """The JSON envelope the producer puts in a task body: a reference to the stored order."""
+    return {"kind": kind, "v": CONTRACT_VERSION, "order_id": order_id}
 
 
-def _field_errors(exc: ValidationError) -> str:
-    parts = [f"data.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5]]
-    return "; ".join(parts)
+def encode(kind: str, order_id: str) -> bytes:
+    """Task body bytes (compact JSON, sorted keys)."""
+    return json.dumps(envelope(kind, order_id), separators=(",", ":"), sort_keys=True).encode()
 
 
-def _envelope_fields(raw: Any) -> tuple[str, str, Any]:
+def parse_envelope(body: bytes) -> Envelope:
+    """Read a task body; raise ``InvalidPayload`` saying which field is wrong.
+
+    Version 2 bodies are ``{"kind", "v": 2, "order_id"}``. Version 1 bodies (inline ``data``,
+    still in queues at upgrade time) are read the same way: their ``data`` is ignored and the
+    kind's data comes from the stored order, so an old body can no longer carry what is sent.
+    """
+    try:
+        raw = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidPayload(f"task body is not valid JSON: {exc}") from exc
     if not isinstance(raw, dict):
-        raise InvalidPayload("task body must be a JSON object with kind, v, order_id and data")
-    missing = [k for k in ("kind", "v", "order_id", "data") if k not in raw]
+        raise InvalidPayload("task body must be a JSON object with kind, v and order_id")
+    missing = [k for k in ("kind", "v", "order_id") if k not in raw]
     if missing:
         raise InvalidPayload(f"task body is missing {', '.join(missing)}")
     kind, order_id, version = raw["kind"], raw["order_id"], raw["v"]
     if not isinstance(kind, str) or not isinstance(order_id, str):
         raise InvalidPayload("kind and order_id must be strings")
-    if version != CONTRACT_VERSION:
-        raise InvalidPayload(f"unsupported contract version v={version!r}; this handler reads v={CONTRACT_VERSION}")
+    if type(version) is not int or version not in READABLE_VERSIONS:
+        raise InvalidPayload(f"unsupported contract version v={str(version)[:20]!r}; this handler reads v=1 and v=2")
     if not valid_order_id(order_id):
         raise InvalidPayload(f"order_id {order_id[:80]!r} is invalid: {ORDER_ID_RULE}")
-    return kind, order_id, raw["data"]
-
-
-def parse_task(body: bytes) -> Task:
-    """Validate a task body; raise ``InvalidPayload`` or ``UnknownTaskKind`` saying why."""
-    try:
-        raw = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidPayload(f"task body is not valid JSON: {exc}") from exc
-    kind, order_id, data = _envelope_fields(raw)
-    model = DATA_MODELS.get(kind)
-    if model is None:
-        raise UnknownTaskKind(f"unknown task kind {kind[:80]!r}; known kinds: {', '.join(KINDS)}")
-    try:
-        parsed = model.model_validate(data)
-    except ValidationError as exc:
-        raise InvalidPayload(f"invalid {kind} data: {_field_errors(exc)}") from exc
-    return Task(kind=kind, order_id=order_id, data=parsed, raw=raw)
+    return Envelope(kind=kind, order_id=order_id, version=version, raw=raw)
 
 
 def salvage_ids(body: bytes) -> tuple[str, str]:
@@ -260,7 +190,7 @@ def salvage_ids(body: bytes) -> tuple[str, str]:
         order_id = kind = None
     digest = hashlib.sha256(body).hexdigest()[:16]
     safe_order = order_id if isinstance(order_id, str) and valid_order_id(order_id) else f"invalid-{digest}"
-    safe_kind = kind if isinstance(kind, str) and kind in DATA_MODELS else "unknown"
+    safe_kind = kind if isinstance(kind, str) and KIND_NAME.match(kind) else "unknown"
     return safe_order, safe_kind
 
 

@@ -2,16 +2,20 @@
 
 The whole retry policy lives here, once:
 
-1. Parse the body. Invalid or unknown kind → failed-task record, ``DEAD`` (no retry can fix it).
-2. Claim ``(order_id, kind)``. Already ``done`` → ``DUPLICATE``. A live lease held by a
+1. Parse the body (a reference: kind and order id). Invalid or unknown kind → failed-task
+   record, ``DEAD`` (no retry can fix it).
+2. Read the stored order and project the kind's data from it. No such order (a forged or
+   stray task) or not paid → failed-task record, ``DEAD``, no effect. A cancelled order →
+   ``CANCELLED``: nothing happens, nothing to triage.
+3. Claim ``(order_id, kind)``. Already ``done`` → ``DUPLICATE``. A live lease held by a
    concurrent delivery → ``RETRY`` (``LeaseHeld``).
-3. Run the effect, then mark the record ``done`` → ``DONE``. If the mark cannot be written
+4. Run the effect, then mark the record ``done`` → ``DONE``. If the mark cannot be written
    → ``RETRY`` (never a ``DONE`` the store does not know about).
-4. ``RetryableError`` (or an unexpected exception) → release the lease; ``RETRY`` while the
+5. ``RetryableError`` (or an unexpected exception) → release the lease; ``RETRY`` while the
    queue has attempts left, else failed-task record and ``DEAD``.
    ``PermanentError`` → release the lease, failed-task record, ``DEAD``.
-5. If a failed-task record cannot be written the answer is ``RETRY``: never drop a task.
-6. ``DONE`` or ``DUPLICATE`` resolves any failed-task entry of ``(order_id, kind)`` still
+6. If a failed-task record cannot be written the answer is ``RETRY``: never drop a task.
+7. ``DONE`` or ``DUPLICATE`` resolves any failed-task entry of ``(order_id, kind)`` still
    open or replayed (``resolved_by: "handler"``): the effect it was about has happened.
 
 ``functions/main.py`` maps outcomes to HTTP status codes; nothing here knows about HTTP.
@@ -22,16 +26,16 @@ from __future__ import annotations
 import enum
 import json
 import logging
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from handlers.contract import Task, parse_task, salvage_ids
-from handlers.errors import LeaseHeld, OrderTasksError, PermanentError, RetryableError
-from handlers.ports import ClaimState, Clock, EffectRecord, EffectStore, FailedTaskStore, FailureReport
-from handlers.registry import Effect, EffectContext
 from handlers.config import Catalog, QueueConfig
+from handlers.contract import Envelope, OrderSnapshot, Task, parse_envelope, salvage_ids
+from handlers.errors import InvalidPayload, LeaseHeld, OrderTasksError, PermanentError, RetryableError, UnknownOrder
+from handlers.kind import EffectContext, Kind
+from handlers.ports import ClaimState, Clock, EffectRecord, EffectStore, FailedTaskStore, FailureReport, OrderStore
+from handlers.registry import KindRegistry
 
 log = logging.getLogger("ordertasks.dispatch")
 
@@ -41,6 +45,7 @@ class Outcome(str, enum.Enum):
 
     DONE = "done"
     DUPLICATE = "duplicate"
+    CANCELLED = "cancelled"
     DEAD = "dead"
     RETRY = "retry"
 
@@ -53,8 +58,6 @@ class Delivery:
     task_name: str = ""
     queue_name: str = ""
     retry_count: int = 0
-    execution_count: int = 0
-    eta: float | None = None
 
     @property
     def attempt(self) -> int:
@@ -77,24 +80,50 @@ class Result:
 class Dispatcher:
     """Runs deliveries against the registered effects and the stores (see module docstring)."""
 
-    def __init__(self, effects: Mapping[str, Effect], ctx: EffectContext, effect_store: EffectStore,
-                 failed_store: FailedTaskStore, catalog: Catalog, clock: Clock) -> None:
-        self.effects = effects
+    def __init__(self, kinds: KindRegistry, ctx: EffectContext, effect_store: EffectStore,
+                 failed_store: FailedTaskStore, orders: OrderStore, catalog: Catalog, clock: Clock) -> None:
+        self.kinds = kinds
         self.ctx = ctx
         self.effect_store = effect_store
         self.failed_store = failed_store
+        self.orders = orders
         self.catalog = catalog
         self.clock = clock
 
     def run(self, delivery: Delivery) -> Result:
         """Handle one delivery; never raises for anything a task or a dependency can cause."""
         try:
-            task = parse_task(delivery.body)
-            if task.kind not in self.effects:
-                raise PermanentError(f"this handler does not serve kind {task.kind!r}")
+            envelope = parse_envelope(delivery.body)
+            kind = self.kinds.kind(envelope.kind)
         except PermanentError as exc:
             return self._dead_on_arrival(delivery, exc)
+        try:
+            order = self._paid_order(envelope)
+        except RetryableError as exc:
+            return self._retry_or_dead(delivery, _unread(envelope), exc, None)
+        except PermanentError as exc:
+            return self._dead(delivery, _unread(envelope), exc)
+        if order is None:
+            return Result(Outcome.CANCELLED, envelope.kind, envelope.order_id, "order cancelled: nothing to do")
+        try:
+            task = kind.task_for(envelope.order_id, order, envelope.raw)
+        except PermanentError as exc:
+            return self._dead(delivery, _unread(envelope), exc)
         return self._run_task(delivery, task)
+
+    def _paid_order(self, envelope: Envelope) -> OrderSnapshot | None:
+        """The stored snapshot of a paid order; ``None`` if it was cancelled."""
+        record = self.orders.get_order(envelope.order_id)
+        if record is None:
+            raise UnknownOrder(f"no order {envelope.order_id!r} was placed: a task for it can cause no effect")
+        if record.status == "cancelled":
+            return None
+        if record.status != "paid":
+            raise InvalidPayload(f"order {envelope.order_id!r} is {record.status}, not paid: no effect")
+        try:
+            return OrderSnapshot.model_validate(record.snapshot)
+        except ValueError as exc:
+            raise InvalidPayload(f"stored order {envelope.order_id!r} is unreadable: {exc}") from exc
 
     # --- the happy path ----------------------------------------------------------------
 
@@ -115,7 +144,7 @@ class Dispatcher:
 
     def _perform(self, delivery: Delivery, task: Task, record: EffectRecord) -> Result:
         try:
-            result = self.effects[task.kind](task, self.ctx)
+            result = self.kinds[task.kind].perform(task, self.ctx)
         except PermanentError as exc:
             self._release(task)
             return self._dead(delivery, task, exc)
@@ -214,6 +243,11 @@ class Dispatcher:
             return Result(Outcome.RETRY, kind, order_id, message, type(store_exc).__name__)
         message = f"{note}: {exc}" if note else str(exc)
         return Result(Outcome.DEAD, kind, order_id, message, type(exc).__name__)
+
+
+def _unread(envelope: Envelope) -> Task:
+    """A task whose data was not (or could not be) read: enough to log and record a failure."""
+    return Task(kind=envelope.kind, order_id=envelope.order_id, data=None, raw=envelope.raw)
 
 
 def _json_safe(payload: dict[str, Any]) -> dict[str, Any]:

@@ -10,6 +10,7 @@
     └── PermanentError              retrying cannot help; goes to the failed-task log
         ├── InvalidPayload          body is not a valid task envelope for its kind
         ├── UnknownTaskKind         ``kind`` is not one the handler serves
+        ├── UnknownOrder            the task names an order that was never placed
         └── Rejected                a dependency refused the request (e.g. warehouse 4xx)
 
 ``AuthError`` (``Unauthenticated`` → 401, ``Forbidden`` → 403) is separate: it concerns the
@@ -57,6 +58,10 @@ class InvalidPayload(PermanentError):
 
 class UnknownTaskKind(PermanentError):
     """The envelope names a kind the handler does not serve."""
+
+
+class UnknownOrder(PermanentError):
+    """The task refers to an order the store does not have (forged, or from another system)."""
 
 
 class Rejected(PermanentError):

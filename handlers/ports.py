@@ -345,13 +345,16 @@ class Mailer(Protocol):
         ...
 
 
-class WarehouseClient(Protocol):
-    """The warehouse's notification API."""
+class WebhookClient(Protocol):
+    """One kind's HTTP endpoint (a webhook kind, e.g. the warehouse's notification API)."""
 
-    def notify(self, idempotency_key: str, payload: dict[str, Any]) -> dict[str, Any]:
-        """POST the notification with ``Idempotency-Key``. 2xx or 409 → returns a result.
+    def post(self, idempotency_key: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """POST ``payload`` as JSON with ``Idempotency-Key``. 2xx or 409 → returns a result.
         Other 4xx → ``Rejected``; 429 → ``Throttled``; 5xx/timeout/connection → ``DependencyUnavailable``."""
         ...
+
+
+WarehouseClient = WebhookClient
 
 
 @runtime_checkable

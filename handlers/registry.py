@@ -1,66 +1,122 @@
-"""Which function performs which task kind, and what each may use.
+"""Which declared kind performs each catalog kind: resolved once, at start-up, from the catalog.
 
-An effect is a plain function ``(task, ctx) -> result`` where ``result`` is a small JSON-ready
-dict stored on the idempotency record. It raises ``RetryableError`` or ``PermanentError``;
-it never decides HTTP status codes or writes failed-task records (``dispatch`` does).
+For every ``[kinds.NAME]`` table, in this order:
+
+1. ``effect = "module:attribute"`` → that attribute: a ``Kind`` (from ``@kind``) or a plain
+   ``perform(task, ctx)`` function (then it gets the whole order snapshot as its data);
+2. a built-in module ``handlers.kinds.NAME`` → its ``KIND``;
+3. a ``[kinds.NAME.webhook]`` table → the generic webhook kind (POST the order snapshot).
+
+Anything else refuses to start with one ``CatalogError`` naming the catalog file, the line of
+the table and what to fix: never a traceback. The registry imports kinds only through the
+catalog (``importlib``), so nothing here lists kinds by name and there is no import cycle.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any
+import importlib
+import importlib.util
+from collections.abc import Iterator, Mapping
+from dataclasses import replace
 
-from handlers.contract import Task
-from handlers.ports import AnalyticsStore, BlobStore, Clock, Mailer, WarehouseClient
+from handlers.config import Catalog, CatalogError, KindConfig, WebhookConfig
+from handlers.errors import UnknownTaskKind
+from handlers.kind import Effect, Kind
+from handlers.webhook import WEBHOOK_KIND, posts_webhook
 
+BUILTIN_PACKAGE = "handlers.kinds"
 
-@dataclass(frozen=True)
-class Seller:
-    """The shop as printed on invoices and emails."""
-
-    name: str
-    address: str
-    tax_id: str
-    mail_from: str
+# Compatibility: these names lived here before kinds became declarations.
+from handlers.kind import EffectContext, Seller, SystemClock  # noqa: E402,F401
 
 
-@dataclass(frozen=True)
-class EffectContext:
-    """The dependencies effects may use, chosen by ``wiring``."""
+class KindRegistry(Mapping[str, Kind]):
+    """The kinds one process serves, by catalog name, each with its webhook target if any."""
 
-    mailer: Mailer
-    warehouse: WarehouseClient
-    blobs: BlobStore
-    analytics: AnalyticsStore
-    clock: Clock
-    seller: Seller
-    analytics_shards: int = 8
+    def __init__(self, kinds: Mapping[str, Kind], webhooks: Mapping[str, WebhookConfig] | None = None) -> None:
+        self._kinds = dict(kinds)
+        self.webhooks: dict[str, WebhookConfig] = dict(webhooks or {})
+
+    @classmethod
+    def from_catalog(cls, catalog: Catalog) -> "KindRegistry":
+        """Resolve every catalog kind (see the module docstring); ``CatalogError`` if one cannot be."""
+        kinds = {name: resolve_kind(config, catalog.source) for name, config in catalog.kinds.items()}
+        webhooks = {name: target for name, config in catalog.kinds.items()
+                    if (target := _webhook_target(config, kinds[name], catalog.source))}
+        return cls(kinds, webhooks)
+
+    def with_effects(self, effects: Mapping[str, Effect]) -> "KindRegistry":
+        """A copy whose kinds perform with ``effects`` instead (tests use it to inject faults)."""
+        unknown = sorted(set(effects) - set(self._kinds))
+        if unknown:
+            raise CatalogError(f"effects given for kinds the catalog does not declare: {', '.join(unknown)}")
+        kinds = {name: replace(k, perform=effects.get(name, k.perform)) for name, k in self._kinds.items()}
+        return KindRegistry(kinds, self.webhooks)
+
+    def kind(self, name: str) -> Kind:
+        """The declaration of ``name``; ``UnknownTaskKind`` naming the known ones otherwise."""
+        try:
+            return self._kinds[name]
+        except KeyError:
+            raise UnknownTaskKind(f"unknown task kind {name[:80]!r}; known kinds: {', '.join(self._kinds)}") from None
+
+    def __getitem__(self, name: str) -> Kind:
+        return self._kinds[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._kinds)
+
+    def __len__(self) -> int:
+        return len(self._kinds)
 
 
-Effect = Callable[[Task, EffectContext], dict[str, Any]]
+def resolve_kind(config: KindConfig, source: str) -> Kind:
+    """The declared kind behind one catalog table (see the module docstring)."""
+    where = f"{source}:{config.line}: [kinds.{config.name}]"
+    if config.effect:
+        declared = _imported(config.effect, where)
+        if declared.name and declared.name != config.name:
+            raise CatalogError(f"{where} effect {config.effect!r} is declared as kind {declared.name!r}: "
+                               f"name the table [kinds.{declared.name}] or drop the name from @kind(...)")
+        return declared.named(config.name)
+    builtin = _builtin(config.name, where)
+    if builtin is not None:
+        return builtin.named(config.name)
+    if config.webhook is not None:
+        return WEBHOOK_KIND.named(config.name)
+    raise CatalogError(f"{where} has no code: add effect = \"package.module:attribute\" (a @kind function) "
+                       f"or a [kinds.{config.name}.webhook] table with url = \"https://...\"")
 
 
-class SystemClock:
-    """The real clock (UTC)."""
+def _imported(reference: str, where: str) -> Kind:
+    module_name, _, attribute = reference.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # noqa: BLE001 - any import failure of a shop's module is a config error
+        raise CatalogError(f"{where} effect {reference!r}: module {module_name!r} does not import "
+                           f"({type(exc).__name__}: {exc}); is it on PYTHONPATH?") from None
+    target = getattr(module, attribute, None)
+    if isinstance(target, Kind):
+        return target
+    if callable(target):
+        return Kind(perform=target)
+    found = "is missing" if target is None else f"is a {type(target).__name__}, not a @kind function"
+    raise CatalogError(f"{where} effect {reference!r}: {module_name}.{attribute} {found}")
 
-    def now(self) -> datetime:
-        """Now, timezone-aware UTC."""
-        return datetime.now(timezone.utc)
+
+def _builtin(name: str, where: str) -> Kind | None:
+    module_name = f"{BUILTIN_PACKAGE}.{name}"
+    if importlib.util.find_spec(module_name) is None:
+        return None
+    declared = getattr(importlib.import_module(module_name), "KIND", None)
+    if not isinstance(declared, Kind):
+        raise CatalogError(f"{where} built-in module {module_name} declares no KIND")
+    return declared
 
 
-def default_effects() -> Mapping[str, Effect]:
-    """The kinds this handler serves and the function that performs each."""
-    from handlers import analytics, email, invoice, warehouse
-    from handlers.contract import (GENERATE_INVOICE, NOTIFY_WAREHOUSE, RECORD_ANALYTICS, REQUEST_REVIEW,
-                                   SEND_CONFIRMATION_EMAIL, SEND_FOLLOWUP_EMAIL)
-
-    return {
-        SEND_CONFIRMATION_EMAIL: email.send_confirmation_email,
-        SEND_FOLLOWUP_EMAIL: email.send_followup_email,
-        REQUEST_REVIEW: email.request_review,
-        RECORD_ANALYTICS: analytics.record_analytics,
-        GENERATE_INVOICE: invoice.generate_invoice,
-        NOTIFY_WAREHOUSE: warehouse.notify_warehouse,
-    }
+def _webhook_target(config: KindConfig, kind: Kind, source: str) -> WebhookConfig | None:
+    target = config.webhook or kind.webhook
+    if target is None and posts_webhook(kind):
+        raise CatalogError(f"{source}:{config.line}: [kinds.{config.name}] posts to a webhook but has none: "
+                           f"add [kinds.{config.name}.webhook] url = \"https://...\"")
+    return target

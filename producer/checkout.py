@@ -25,7 +25,8 @@ from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
 from handlers.cloud_readiness import require_cloud_ready
-from handlers.contract import KINDS, valid_order_id
+from handlers.contract import valid_order_id
+from handlers.registry import KindRegistry
 from handlers.errors import AuthError, ConfigurationError, DependencyUnavailable
 from handlers.oidc import TokenVerifier
 from handlers.ports import Clock, OrderStore
@@ -75,10 +76,8 @@ def create_app(settings: Settings, *, store: OrderStore | None = None, enqueuer:
 
 
 def _check_catalog(enqueuer: Enqueuer) -> None:
-    unknown = sorted(set(enqueuer.catalog.kinds) - set(KINDS))
-    if unknown:
-        raise ConfigurationError(f"{enqueuer.catalog.source}: kinds {unknown} have no task contract; "
-                                 f"known kinds: {', '.join(KINDS)}")
+    """Refuse to start on a catalog whose kinds the handler could not serve (same check, same message)."""
+    KindRegistry.from_catalog(enqueuer.catalog)
 
 
 def _check_tax_table() -> None:

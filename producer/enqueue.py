@@ -29,8 +29,8 @@ from google.cloud import tasks_v2
 
 from handlers.contract import ORDER_ID_RULE, OrderSnapshot, encode, valid_order_id
 from handlers.ports import Clock
-from handlers.registry import SystemClock
-from infra.config import Catalog, Settings
+from handlers.config import Catalog, Settings
+from handlers.kind import SystemClock
 
 log = logging.getLogger("ordertasks.producer.enqueue")
 
@@ -182,15 +182,7 @@ class Enqueuer:
                       kinds: Sequence[str] | None = None) -> list[EnqueueResult]:
         """Create the order's tasks (all catalog kinds by default); one result per kind, in order."""
         plans = self.plan(order_id, snapshot, self.catalog.kinds if kinds is None else kinds)
-        return self._create_all([(p, encode(p.kind, order_id, snapshot)) for p in plans])
-
-    def replay_task(self, order_id: str, snapshot: OrderSnapshot, kind: str, replay: int) -> EnqueueResult:
-        """Enqueue ``kind`` again as ``…-r<replay>``, due now (used by failed-task triage)."""
-        if replay < 1:
-            raise ValueError("replay numbers start at 1; 0 is the original task")
-        plan = plan_task(self.catalog, self.settings, order_id, kind, self.clock.now(),
-                         replay=replay, delay_seconds=0)
-        return self._create(plan, encode(kind, order_id, snapshot))
+        return self._create_all([(p, encode(p.kind, order_id)) for p in plans])
 
     def replay_body(self, order_id: str, kind: str, body: bytes, replay: int, target: HandlerTarget | None = None,
                     original_task_name: str | None = None) -> EnqueueResult:

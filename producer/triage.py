@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, TextIO
 
-from handlers.contract import parse_task
+from handlers.contract import encode, parse_envelope
 from handlers.errors import OrderTasksError, PermanentError
 from handlers.ports import FAILED_STATUSES, Clock, FailedTask, FailedTaskStore
 from infra.backend_flags import CREDENTIALS_HINT, add_backend_flags, is_missing_credentials, settings_with_flags
@@ -41,7 +41,7 @@ class ReplayResult:
 
 
 def replay_body(entry: FailedTask) -> bytes:
-    """The task body to send again: the envelope the handler rejected, re-validated.
+    """The task body to send again: a fresh reference to the entry's order and kind.
 
     A task rejected on arrival (its body never parsed) cannot be replayed as is.
     """
@@ -49,9 +49,9 @@ def replay_body(entry: FailedTask) -> bytes:
         raise TriageError(f"{entry.id} was rejected on arrival ({entry.error_type}: {entry.error}); "
                           f"its body is not a valid task, so a replay would fail again. Fix the producer, "
                           f"then `ordertasks failed resolve {entry.id} --note ...`")
-    body = json.dumps(entry.payload, separators=(",", ":"), sort_keys=True).encode()
+    body = encode(entry.kind, entry.order_id)
     try:
-        parse_task(body)
+        parse_envelope(body)
     except PermanentError as exc:
         raise TriageError(f"{entry.id} cannot be replayed: its payload is invalid ({exc})") from exc
     return body

@@ -17,10 +17,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from handlers.oidc import CertCache, TokenVerifier
+from handlers.config import Settings
+from handlers.errors import ConfigurationError
+from handlers.kind import SystemClock
+from handlers.oidc import TokenVerifier
 from handlers.ports import Clock, OrderStore
-from handlers.registry import SystemClock
-from infra.config import Settings
+from handlers.wiring import build_stores, build_verifier
 from producer.enqueue import Enqueuer
 from producer.payments import LocalGateway, PaymentGateway
 from producer.pricebook import PriceBook
@@ -28,7 +30,6 @@ from producer.pricebook import PriceBook
 log = logging.getLogger("ordertasks.producer.wiring")
 
 DEFAULT_EMULATOR_HOST = "127.0.0.1:8123"
-# Settings has no field for the checkout's own URL yet; a scheduler job's token names it.
 
 def clock() -> Clock:
     """The real clock."""
@@ -36,18 +37,8 @@ def clock() -> Clock:
 
 
 def order_store(settings: Settings) -> OrderStore:
-    """SQLite locally, Firestore in the cloud."""
-    if settings.backend == "cloud":
-        from google.cloud import firestore
-
-        from handlers.backends.firestore import FirestoreStore
-
-        client = firestore.Client(project=settings.project, database=settings.firestore_database)
-        return FirestoreStore(client)  # type: ignore[no-any-return]
-    from handlers.backends.sqlite import SqliteStore
-
-    settings.sqlite_file.parent.mkdir(parents=True, exist_ok=True)
-    return SqliteStore(settings.sqlite_file)  # type: ignore[no-any-return]
+    """SQLite locally, Firestore in the cloud (chosen by ``handlers.wiring``, once for all)."""
+    return build_stores(settings).orders
 
 
 def price_book(settings: Settings) -> PriceBook:
@@ -106,6 +97,7 @@ def reconcile_verifier(settings: Settings) -> TokenVerifier:
     job sets it). Allowed callers: ``oidc_allowed_emails`` or else only the dispatcher
     service account, never "any verified Google account".
     """
-    catalog = settings.catalog()
-    allowed = settings.oidc_allowed_emails or (catalog.service_account_email("dispatcher", catalog.project),)
-    return TokenVerifier(CertCache(settings.certs_url), audiences=[settings.checkout_url], allowed_emails=allowed)
+    verifier = build_verifier(settings, settings.catalog(), audience=settings.checkout_url)
+    if verifier is None:
+        raise ConfigurationError("ORDERTASKS_OIDC_VERIFY=false cannot turn off the internal endpoints' check")
+    return verifier

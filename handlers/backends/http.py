@@ -1,11 +1,12 @@
-"""``WarehouseClient`` over HTTP (requests, one pooled ``Session`` per client).
+"""``WebhookClient`` over HTTP (requests, one pooled ``Session`` per client).
 
-Status mapping (design.md, "Warehouse"):
+Every webhook kind (the warehouse notification is one) goes through this one client.
+Status mapping:
 
-    2xx                      → done: {"status", "warehouse_ref"}
-    409                      → done: the warehouse already has this Idempotency-Key
+    2xx                      → done: {"status", "reference"} (the far end's "id", if it sent one)
+    409                      → done: the far end already has this Idempotency-Key
     429                      → Throttled(retry_after from Retry-After: seconds or HTTP-date)
-    other 4xx                → Rejected (status + a short body excerpt)
+    other 4xx                → Rejected (status + the first 500 bytes of the answer)
     5xx, timeout, connection → DependencyUnavailable
 """
 
@@ -19,30 +20,33 @@ import requests
 
 from handlers.errors import DependencyUnavailable, Rejected, Throttled
 from handlers.ports import Clock
-from handlers.registry import SystemClock
+from handlers.kind import SystemClock
 
-EXCERPT_CHARS = 200
+EXCERPT_BYTES = 500
 
 
-class HttpWarehouseClient:
-    """POST order notifications to the warehouse API at ``url``."""
+class HttpWebhookClient:
+    """POST a kind's data as JSON to ``url`` (``name`` says whose endpoint it is in messages)."""
 
     def __init__(self, url: str, timeout: float, token: str | None = None,
-                 session: requests.Session | None = None, clock: Clock | None = None) -> None:
-        self.url, self.timeout, self.token = url, timeout, token
+                 session: requests.Session | None = None, clock: Clock | None = None,
+                 name: str = "webhook") -> None:
+        self.url, self.timeout, self.token, self.name = url, timeout, token, name
         self.session = session or requests.Session()
         self.clock = clock or SystemClock()
 
-    def notify(self, idempotency_key: str, payload: dict[str, Any]) -> dict[str, Any]:
+    def post(self, idempotency_key: str, payload: dict[str, Any]) -> dict[str, Any]:
         """POST ``payload`` as JSON with ``Idempotency-Key``; see the module docstring for outcomes."""
         try:
             response = self.session.post(self.url, json=payload, headers=self._headers(idempotency_key),
                                          timeout=self.timeout)
         except requests.Timeout as exc:
-            raise DependencyUnavailable(f"warehouse {self.url} did not answer within {self.timeout}s") from exc
+            raise DependencyUnavailable(f"{self.name} {self.url} did not answer within {self.timeout}s") from exc
         except requests.RequestException as exc:
-            raise DependencyUnavailable(f"warehouse {self.url} unreachable: {exc}") from exc
+            raise DependencyUnavailable(f"{self.name} {self.url} unreachable: {exc}") from exc
         return self._result(response)
+
+    notify = post  # the warehouse client's old method name
 
     def _headers(self, idempotency_key: str) -> dict[str, str]:
         headers = {"Idempotency-Key": idempotency_key, "Content-Type": "application/json"}
@@ -53,14 +57,17 @@ class HttpWarehouseClient:
     def _result(self, response: requests.Response) -> dict[str, Any]:
         status = response.status_code
         if 200 <= status < 300 or status == 409:
-            result = {"status": status, "warehouse_ref": _reference(response)}
+            result = {"status": status, "reference": _reference(response)}
             return result | ({"already_received": True} if status == 409 else {})
         if status == 429:
             retry_after = retry_after_seconds(response.headers.get("Retry-After"), self.clock.now())
-            raise Throttled(f"warehouse {self.url} answered 429 Too Many Requests", retry_after=retry_after)
+            raise Throttled(f"{self.name} {self.url} answered 429 Too Many Requests", retry_after=retry_after)
         if 400 <= status < 500:
-            raise Rejected(f"warehouse {self.url} refused the notification with {status}: {_excerpt(response)}")
-        raise DependencyUnavailable(f"warehouse {self.url} answered {status}: {_excerpt(response)}")
+            raise Rejected(f"{self.name} {self.url} refused the request with {status}: {_excerpt(response)}")
+        raise DependencyUnavailable(f"{self.name} {self.url} answered {status}: {_excerpt(response)}")
+
+
+HttpWarehouseClient = HttpWebhookClient
 
 
 def retry_after_seconds(value: str | None, now: datetime) -> float | None:
@@ -90,5 +97,7 @@ def _reference(response: requests.Response) -> str | None:
 
 
 def _excerpt(response: requests.Response) -> str:
-    text = " ".join(response.text.split())
-    return text[:EXCERPT_CHARS] + ("…" if len(text) > EXCERPT_CHARS else "")
+    """The first 500 bytes of the answer, white space folded (enough to see why it refused)."""
+    head = response.content[:EXCERPT_BYTES].decode("utf-8", errors="replace")
+    text = " ".join(head.split())
+    return text + ("…" if len(response.content) > EXCERPT_BYTES else "")

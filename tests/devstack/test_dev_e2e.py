@@ -11,7 +11,7 @@ import sys
 import requests
 
 from handlers.backends.sqlite import SqliteStore
-from handlers.registry import SystemClock
+from handlers.kind import SystemClock
 from infra.config import REPO_ROOT, load_catalog
 from tests.devstack.conftest import (
     DevStack,

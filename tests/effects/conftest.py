@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
-from handlers.backends.http import HttpWarehouseClient
+from handlers.backends.http import HttpWebhookClient
 from handlers.backends.localdir import LocalDirBlobStore
 from handlers.backends.smtp import SmtpMailer
-from handlers.registry import EffectContext
+from handlers.kind import EffectContext
 from tests.effects.orders import SELLER, FixedClock
 from tests.support.servers import free_port
 
@@ -198,9 +198,9 @@ class Warehouse:
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client under test already gave up (timeout tests)
 
-    def client(self, timeout: float = 2.0, **options: Any) -> HttpWarehouseClient:
-        """An ``HttpWarehouseClient`` for this server."""
-        return HttpWarehouseClient(self.url, timeout=timeout, **options)
+    def client(self, timeout: float = 2.0, **options: Any) -> HttpWebhookClient:
+        """An ``HttpWebhookClient`` for this server."""
+        return HttpWebhookClient(self.url, timeout=timeout, **options)
 
 
 @pytest.fixture
@@ -235,9 +235,10 @@ def clock() -> FixedClock:
 def make_context(tmp_path: Path, clock: FixedClock) -> Callable[..., EffectContext]:
     """Build an ``EffectContext`` of real adapters; override any part by keyword."""
     def build(**parts: Any) -> EffectContext:
+        warehouse = parts.pop("warehouse", None) or HttpWebhookClient(f"http://127.0.0.1:{free_port()}/", timeout=1)
         defaults: dict[str, Any] = {
             "mailer": SmtpMailer("127.0.0.1", free_port(), timeout=1),
-            "warehouse": HttpWarehouseClient(f"http://127.0.0.1:{free_port()}/", timeout=1),
+            "webhooks": {"notify_warehouse": warehouse},
             "blobs": LocalDirBlobStore(tmp_path / "blobs"), "analytics": NoAnalyticsStore(),
             "clock": clock, "seller": SELLER, "analytics_shards": 8}
         return EffectContext(**(defaults | parts))

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from handlers.contract import OrderSnapshot, Task, data_for, parse_task, encode
-from handlers.registry import Seller
+from handlers.contract import OrderSnapshot, Task
+from handlers.kind import Seller
+from tests.support import orders as placed
 
 SELLER = Seller(name="Grünwald & Söhne GmbH", address="Marktstraße 1, 10115 Berlin, DE",
                 tax_id="DE123456789", mail_from="Grünwald Shop <orders@gruenwald.example>")
@@ -57,10 +58,11 @@ def jpy_order() -> OrderSnapshot:
 
 
 def task_for(kind: str, order_id: str, order: OrderSnapshot) -> Task:
-    """The task the handler would parse for ``kind`` of ``order`` (through the real contract)."""
-    return parse_task(encode(kind, order_id, order))
+    """The task the handler would perform for ``kind`` of ``order`` (the kind's real projection)."""
+    return placed.task_for(kind, order_id, order)
 
 
 def data_of(kind: str, order: OrderSnapshot) -> dict[str, Any]:
-    """The JSON data a task of ``kind`` carries."""
-    return data_for(kind, order)
+    """The JSON data ``kind`` sees of ``order``."""
+    data: dict[str, Any] = placed.task_for(kind, "ord-sample", order).data.model_dump(mode="json")
+    return data

@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from handlers.analytics import record_analytics, shard_for
+from handlers.kinds.record_analytics import record_analytics, shard_for
 from handlers.backends.sqlite import SqliteStore
-from handlers.contract import RECORD_ANALYTICS
-from handlers.registry import EffectContext
+from handlers.kind import EffectContext
 from tests.effects.orders import eur_order, jpy_order, task_for
 
 
@@ -28,7 +27,7 @@ def sqlite_store(tmp_path: Path) -> Iterator[SqliteStore]:
 
 def test_record_counts_once(sqlite_store: SqliteStore, make_context: Callable[..., EffectContext]) -> None:
     ctx = make_context(analytics=sqlite_store)
-    task = task_for(RECORD_ANALYTICS, "A1001", eur_order())
+    task = task_for("record_analytics", "A1001", eur_order())
     first = record_analytics(task, ctx)
     assert first == {"counted": True, "shard": shard_for("A1001", 8), "day": "2024-03-01"}
     assert record_analytics(task, ctx) == first | {"counted": False}
@@ -43,8 +42,8 @@ def test_orders_in_different_shards_sum_up(sqlite_store: SqliteStore,
     ids = [f"A{n}" for n in range(12)]
     assert len({shard_for(order_id, 4) for order_id in ids}) > 1
     for order_id in ids:
-        record_analytics(task_for(RECORD_ANALYTICS, order_id, eur_order()), ctx)
-    record_analytics(task_for(RECORD_ANALYTICS, "J1", jpy_order()), ctx)
+        record_analytics(task_for("record_analytics", order_id, eur_order()), ctx)
+    record_analytics(task_for("record_analytics", "J1", jpy_order()), ctx)
     day = sqlite_store.daily_aggregate(date(2024, 3, 1))
     assert day.orders == 13
     assert day.revenue_minor == {"EUR": 12 * 138392, "JPY": 4460}
@@ -54,7 +53,7 @@ def test_orders_in_different_shards_sum_up(sqlite_store: SqliteStore,
 def test_concurrent_deliveries_count_once(sqlite_store: SqliteStore,
                                           make_context: Callable[..., EffectContext]) -> None:
     ctx = make_context(analytics=sqlite_store)
-    task = task_for(RECORD_ANALYTICS, "A1001", eur_order())
+    task = task_for("record_analytics", "A1001", eur_order())
     results: list[bool] = []
     start = threading.Barrier(20)
 

@@ -16,10 +16,9 @@ import pytest
 from google.api_core.retry import Retry
 
 from handlers.backends.gcs import GcsBlobStore
-from handlers.contract import GENERATE_INVOICE
 from handlers.errors import DependencyUnavailable, Rejected, Throttled
-from handlers.invoice import generate_invoice
-from handlers.registry import EffectContext
+from handlers.kind import EffectContext
+from handlers.kinds.generate_invoice import generate_invoice
 from tests.effects.orders import eur_order, task_for
 from tests.support.fault_proxy import FaultProxy, running_fault_proxy
 from tests.support.gcs_server import create_bucket, storage_client
@@ -74,7 +73,7 @@ def test_second_write_does_not_add_a_generation(store: GcsBlobStore, client: Any
 
 def test_generate_invoice_through_gcs(store: GcsBlobStore, make_context: Callable[..., EffectContext]) -> None:
     ctx = make_context(blobs=store)
-    task = task_for(GENERATE_INVOICE, "A1001", eur_order())
+    task = task_for("generate_invoice", "A1001", eur_order())
     first = generate_invoice(task, ctx)
     assert first["written"] is True and first["path"] == "invoices/A1001.pdf"
     assert generate_invoice(task, ctx) == first | {"written": False}

@@ -12,9 +12,9 @@ import pytest
 from pypdf import PdfReader
 
 from handlers.backends.localdir import LocalDirBlobStore
-from handlers.contract import GENERATE_INVOICE, OrderSnapshot, format_money
-from handlers.invoice import generate_invoice, render_invoice_pdf
-from handlers.registry import EffectContext
+from handlers.contract import OrderSnapshot, format_money
+from handlers.kinds.generate_invoice import generate_invoice, render_invoice_pdf
+from handlers.kind import EffectContext
 from tests.effects.orders import SELLER, eur_order, jpy_order, task_for
 
 
@@ -79,7 +79,7 @@ def test_long_order_flows_onto_more_pages_with_totals_at_the_end() -> None:
 
 def test_generate_invoice_writes_once(make_context: Callable[..., EffectContext], tmp_path: Path) -> None:
     ctx = make_context(blobs=LocalDirBlobStore(tmp_path / "bucket"))
-    task = task_for(GENERATE_INVOICE, "A1001", eur_order())
+    task = task_for("generate_invoice", "A1001", eur_order())
     first = generate_invoice(task, ctx)
     stored = (tmp_path / "bucket" / "invoices" / "A1001.pdf").read_bytes()
     assert first == {"path": "invoices/A1001.pdf", "written": True, "sha256": hashlib.sha256(stored).hexdigest()}

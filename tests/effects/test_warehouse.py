@@ -1,4 +1,4 @@
-"""Warehouse notification through HttpWarehouseClient to a real HTTP server in a thread."""
+"""Warehouse notification through HttpWebhookClient to a real HTTP server in a thread."""
 
 from __future__ import annotations
 
@@ -9,27 +9,26 @@ from typing import Any
 
 import pytest
 
-from handlers.backends.http import HttpWarehouseClient, retry_after_seconds
-from handlers.contract import NOTIFY_WAREHOUSE
+from handlers.backends.http import HttpWebhookClient, retry_after_seconds
 from handlers.errors import DependencyUnavailable, Rejected, Throttled
-from handlers.registry import EffectContext
-from handlers.warehouse import notify_warehouse
+from handlers.kind import EffectContext
+from handlers.webhook import post_webhook
 from tests.effects.conftest import Reply, Warehouse
 from tests.effects.orders import FixedClock, eur_order, task_for
 from tests.support.servers import free_port
 
-TASK = task_for(NOTIFY_WAREHOUSE, "A1001", eur_order())
+TASK = task_for("notify_warehouse", "A1001", eur_order())
 
 
 def _notify(warehouse: Warehouse, make_context: Callable[..., EffectContext], **client: Any) -> dict[str, Any]:
-    return notify_warehouse(TASK, make_context(warehouse=warehouse.client(**client)))
+    return post_webhook(TASK, make_context(warehouse=warehouse.client(**client)))
 
 
 @pytest.mark.parametrize("status", [200, 201, 202])
 def test_2xx_is_done_and_sends_the_idempotency_key(status: int, warehouse: Warehouse,
                                                    make_context: Callable[..., EffectContext]) -> None:
     warehouse.reply = Reply(status=status, body=b'{"id": "WH-42"}')
-    assert _notify(warehouse, make_context) == {"status": status, "warehouse_ref": "WH-42"}
+    assert _notify(warehouse, make_context) == {"status": status, "reference": "WH-42"}
     [request] = warehouse.requests
     assert request.headers["Idempotency-Key"] == "A1001:notify_warehouse"
     assert request.headers["Content-Type"] == "application/json"
@@ -43,7 +42,7 @@ def test_2xx_is_done_and_sends_the_idempotency_key(status: int, warehouse: Wareh
 
 def test_2xx_without_json_body_has_no_ref(warehouse: Warehouse, make_context: Callable[..., EffectContext]) -> None:
     warehouse.reply = Reply(status=204, body=b"")
-    assert _notify(warehouse, make_context) == {"status": 204, "warehouse_ref": None}
+    assert _notify(warehouse, make_context) == {"status": 204, "reference": None}
 
 
 def test_bearer_token_is_sent(warehouse: Warehouse, make_context: Callable[..., EffectContext]) -> None:
@@ -53,7 +52,7 @@ def test_bearer_token_is_sent(warehouse: Warehouse, make_context: Callable[..., 
 
 def test_409_already_received_is_done(warehouse: Warehouse, make_context: Callable[..., EffectContext]) -> None:
     warehouse.reply = Reply(status=409, body=b'{"error": "already received", "id": "WH-1"}')
-    assert _notify(warehouse, make_context) == {"status": 409, "warehouse_ref": "WH-1", "already_received": True}
+    assert _notify(warehouse, make_context) == {"status": 409, "reference": "WH-1", "already_received": True}
 
 
 @pytest.mark.parametrize("status", [400, 404, 422])
@@ -102,6 +101,6 @@ def test_timeout_is_retryable(warehouse: Warehouse, make_context: Callable[..., 
 
 
 def test_closed_port_is_retryable() -> None:
-    client = HttpWarehouseClient(f"http://127.0.0.1:{free_port()}/v1/notifications", timeout=1)
+    client = HttpWebhookClient(f"http://127.0.0.1:{free_port()}/v1/notifications", timeout=1)
     with pytest.raises(DependencyUnavailable, match="unreachable"):
-        client.notify("A1001:notify_warehouse", {"order_id": "A1001"})
+        client.post("A1001:notify_warehouse", {"order_id": "A1001"})

@@ -12,8 +12,9 @@ import pytest
 import requests
 from werkzeug.serving import make_server
 
-from functions import wiring
+from functions.main import build_handler
 from handlers.backends.sqlite import SqliteStore
+from handlers.wiring import Stores
 from infra.config import Settings, load_catalog
 from infra.mailsink import MailSink
 from infra.warehouse_standin import WarehouseStandIn
@@ -72,10 +73,11 @@ def stack(tmp_path: Path) -> Iterator[HandlerStack]:
     mail = MailSink(port=free_port()).start()
     warehouse = WarehouseStandIn(port=free_port()).start()
     settings = Settings(data_dir=tmp_path, handler_url=url, oidc_certs_url=issuer.certs_url,
-                        smtp_port=mail.controller.port, warehouse_url=warehouse.url + "/notifications",
-                        warehouse_timeout_seconds=2.0)
+                        smtp_port=mail.controller.port,
+                        environment={"ORDERTASKS_WAREHOUSE_URL": warehouse.url + "/notifications",
+                                     "ORDERTASKS_WAREHOUSE_TIMEOUT": "2"})
     store = SqliteStore(settings.sqlite_file)
-    server, _ = serve_flask(wiring.build_handler(settings, stores=store), port)
+    server, _ = serve_flask(build_handler(settings, stores=Stores.over(store)), port)
     session = requests.Session()
     handler_stack = HandlerStack(url, issuer, mail, warehouse, store, settings.blob_root, session)
     try:

@@ -10,6 +10,7 @@ import pytest
 from pypdf import PdfReader
 
 from handlers.contract import encode
+from tests.support.orders import store_paid_order
 from infra.mailsink import MailSink
 from tests.effects.orders import eur_order
 from tests.functions.conftest import DISPATCHER, HandlerStack
@@ -21,7 +22,13 @@ KINDS = ("send_confirmation_email", "record_analytics", "generate_invoice", "not
 
 
 def body(kind: str, order_id: str = ORDER) -> bytes:
-    return encode(kind, order_id, eur_order())
+    return encode(kind, order_id)
+
+
+@pytest.fixture(autouse=True)
+def placed(stack: HandlerStack) -> None:
+    """The order every delivery here refers to, stored as paid (bodies are references)."""
+    store_paid_order(stack.store, ORDER, eur_order())
 
 
 def effects_for(stack: HandlerStack, order_id: str = ORDER) -> dict[str, int]:
@@ -66,10 +73,10 @@ def test_twenty_concurrent_identical_deliveries_give_one_effect_each(stack: Hand
 
 @pytest.mark.parametrize("raw, error_type", [
     (b"{not json", "InvalidPayload"),
-    (json.dumps({"kind": "launch_rockets", "v": 1, "order_id": ORDER, "data": {}}).encode(), "UnknownTaskKind"),
-    (json.dumps({"kind": "notify_warehouse", "v": 1, "order_id": ORDER}).encode(), "InvalidPayload"),
-    (json.dumps({"kind": "notify_warehouse", "v": 1, "order_id": ORDER, "data": {"items": []}}).encode(),
-     "InvalidPayload"),
+    (json.dumps({"kind": "launch_rockets", "v": 2, "order_id": ORDER}).encode(), "UnknownTaskKind"),
+    (json.dumps({"kind": "notify_warehouse", "v": 2}).encode(), "InvalidPayload"),
+    (json.dumps({"kind": "notify_warehouse", "v": 3, "order_id": ORDER}).encode(), "InvalidPayload"),
+    (json.dumps({"kind": "notify_warehouse", "v": 2, "order_id": "ord_never_placed"}).encode(), "UnknownOrder"),
 ])
 def test_bad_payload_is_dead_with_a_failed_record_and_no_effect(stack: HandlerStack, raw: bytes,
                                                                  error_type: str) -> None:

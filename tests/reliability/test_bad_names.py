@@ -18,7 +18,7 @@ import pytest
 from handlers.backends.localdir import LocalDirBlobStore
 from handlers.backends.sqlite import SqliteStore
 from handlers.contract import encode
-from handlers.invoice import invoice_path
+from handlers.kinds.generate_invoice import invoice_path
 from tests.effects.orders import eur_order
 from tests.reliability.stack import LocalStack
 from tests.reliability.test_fuzz_handler import SAFE_FAILED_ID

@@ -29,7 +29,7 @@ from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import Flowable, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
 from handlers.contract import ORDER_ID_RULE, LineItem, OrderSnapshot, Task, format_money, valid_order_id
-from handlers.registry import EffectContext, Seller
+from handlers.kind import EffectContext, Kind, Seller
 
 CONTENT_TYPE = "application/pdf"
 _STYLES = getSampleStyleSheet()
@@ -201,3 +201,6 @@ def generate_invoice(task: Task, ctx: EffectContext) -> dict[str, Any]:
     path = invoice_path(task.order_id)
     written = ctx.blobs.put_once(path, pdf, CONTENT_TYPE)
     return {"path": path, "written": written, "sha256": hashlib.sha256(pdf).hexdigest()}
+
+
+KIND = Kind(perform=generate_invoice)

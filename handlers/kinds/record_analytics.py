@@ -11,9 +11,35 @@ from collections import Counter
 from datetime import date, datetime, timezone
 from typing import Any
 
-from handlers.contract import AnalyticsData, Task, minor_units
+from pydantic import Field
+
+from handlers.contract import ContractModel, Money, OrderSnapshot, Task, minor_units
+from handlers.kind import EffectContext, Kind
 from handlers.ports import AnalyticsFact
-from handlers.registry import EffectContext
+
+
+class AnalyticsItem(ContractModel):
+    """A line as analytics sees it: no names, no customer."""
+
+    sku: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
+    quantity: int = Field(gt=0, le=10_000)
+    unit_price: Money
+
+
+class AnalyticsData(ContractModel):
+    """What the analytics fact needs: day, money, units per SKU. No personal data."""
+
+    placed_at: datetime
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    total: Money
+    items: tuple[AnalyticsItem, ...] = Field(min_length=1, max_length=200)
+
+
+def analytics_data(order: OrderSnapshot) -> dict[str, Any]:
+    """The projection: day, currency, total and the lines' SKU, quantity and price."""
+    items = [{"sku": i.sku, "quantity": i.quantity, "unit_price": i.unit_price} for i in order.items]
+    return {"placed_at": order.placed_at, "currency": order.totals.currency, "total": order.totals.total,
+            "items": items}
 
 
 def shard_for(order_id: str, shards: int) -> int:
@@ -48,3 +74,6 @@ def record_analytics(task: Task, ctx: EffectContext) -> dict[str, Any]:
     shard = shard_for(task.order_id, ctx.analytics_shards)
     counted = ctx.analytics.record_order_fact(fact, shard)
     return {"counted": counted, "shard": shard, "day": fact.day.isoformat()}
+
+
+KIND = Kind(perform=record_analytics, model=AnalyticsData, project=analytics_data)

@@ -1,9 +1,12 @@
-"""Order emails: confirmation, follow-up (a day later) and review request (a week later).
+"""Order emails: what every email kind shares (its data, rendering, sending).
+
+The email kinds themselves (confirmation, follow-up a day later, review request a week later,
+and any a shop adds) are declarations in ``handlers/kinds/`` made with ``email_kind(wording)``.
 
 ``render_email`` is pure: the same kind, order and seller always give the same message,
 including its ``Message-ID`` (a hash of ``order_id:kind``), so a resend after a crash between
 "sent" and "marked done" carries the same id and mail clients can fold the duplicate.
-The effect functions only render and hand the message to ``ctx.mailer``.
+A kind's ``perform`` only renders and hands the message to ``ctx.mailer``.
 """
 
 from __future__ import annotations
@@ -16,10 +19,25 @@ from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 from typing import Any
 
-from handlers.contract import (REQUEST_REVIEW, SEND_CONFIRMATION_EMAIL, SEND_FOLLOWUP_EMAIL, EmailData, LineItem,
-                               Task, Totals, format_money)
+from pydantic import Field
+
+from handlers.contract import ContractModel, Customer, LineItem, OrderSnapshot, Task, Totals, format_money
+from handlers.kind import EffectContext, Kind, Seller
 from handlers.mailheaders import check_rendered, mailbox, sender
-from handlers.registry import EffectContext, Seller
+
+
+class EmailData(ContractModel):
+    """What an order email shows."""
+
+    placed_at: datetime
+    customer: Customer
+    items: tuple[LineItem, ...] = Field(min_length=1, max_length=200)
+    totals: Totals
+
+
+def email_data(order: OrderSnapshot) -> dict[str, Any]:
+    """The projection of an order onto what its emails show (no shipping address)."""
+    return {"placed_at": order.placed_at, "customer": order.customer, "items": order.items, "totals": order.totals}
 
 # Every header an order email carries; check_rendered refuses a message with any other.
 HEADERS = ("From", "To", "Subject", "Date", "Message-ID", "X-Ordertasks-Order", "X-Ordertasks-Kind",
@@ -27,23 +45,14 @@ HEADERS = ("From", "To", "Subject", "Date", "Message-ID", "X-Ordertasks-Order", 
 
 
 @dataclass(frozen=True)
-class _Wording:
+class Wording:
+    """The words of one email kind."""
+
     subject: str        # formatted with order_id
     heading: str
     intro: str          # formatted with name (already escaped for HTML where needed)
 
 
-WORDING = {
-    SEND_CONFIRMATION_EMAIL: _Wording(
-        "Your order {order_id} is confirmed", "Thank you for your order",
-        "Hello {name}, we received your payment and are preparing your order."),
-    SEND_FOLLOWUP_EMAIL: _Wording(
-        "Your order {order_id} is on its way", "Your order is on its way",
-        "Hello {name}, your order has left our warehouse. Reply to this email if anything is wrong."),
-    REQUEST_REVIEW: _Wording(
-        "How did we do with order {order_id}?", "Tell us what you think",
-        "Hello {name}, a week has passed since your order. We would love to hear how it went."),
-}
 
 
 def message_id(order_id: str, kind: str, mail_from: str) -> str:
@@ -54,7 +63,7 @@ def message_id(order_id: str, kind: str, mail_from: str) -> str:
     return f"<{digest}@{domain}>"
 
 
-def render_email(kind: str, order_id: str, data: EmailData, seller: Seller,
+def render_email(wording: Wording, kind: str, order_id: str, data: EmailData, seller: Seller,
                  sent_at: datetime | None = None) -> EmailMessage:
     """Build the message for ``kind``: headers, a plain-text part and an HTML alternative.
 
@@ -62,7 +71,6 @@ def render_email(kind: str, order_id: str, data: EmailData, seller: Seller,
     ``InvalidPayload`` (a permanent failure, never a retry loop) for an address the email
     package cannot carry, or if the serialised message would differ from what we set.
     """
-    wording = WORDING[kind]
     recipient = mailbox(data.customer.name, data.customer.email)
     msg = EmailMessage()
     # Address headers from headerregistry objects, never from text (see handlers.mailheaders).
@@ -92,7 +100,7 @@ def _item_cells(item: LineItem, currency: str) -> tuple[str, str, str, str]:
             format_money(item.line_total, currency))
 
 
-def _text_body(wording: _Wording, order_id: str, data: EmailData, seller: Seller) -> str:
+def _text_body(wording: Wording, order_id: str, data: EmailData, seller: Seller) -> str:
     currency = data.totals.currency
     lines = [wording.intro.format(name=data.customer.name), "", f"Order {order_id}", ""]
     for item in data.items:
@@ -104,7 +112,7 @@ def _text_body(wording: _Wording, order_id: str, data: EmailData, seller: Seller
     return "\n".join(lines) + "\n"
 
 
-def _html_body(wording: _Wording, order_id: str, data: EmailData, seller: Seller) -> str:
+def _html_body(wording: Wording, order_id: str, data: EmailData, seller: Seller) -> str:
     # Everything that came from a customer or the shop is escaped: names may contain markup.
     e = html.escape
     currency = data.totals.currency
@@ -119,22 +127,13 @@ def _html_body(wording: _Wording, order_id: str, data: EmailData, seller: Seller
             f"{rows}{money}</table><p>{e(seller.name)}<br>{e(seller.address)}</p></body></html>\n")
 
 
-def _send(task: Task, ctx: EffectContext) -> dict[str, Any]:
-    msg = render_email(task.kind, task.order_id, task.data, ctx.seller, sent_at=ctx.clock.now())
-    ctx.mailer.send(msg)
-    return {"message_id": msg["Message-ID"]}
+def email_kind(wording: Wording) -> Kind:
+    """Declare an email kind: render with ``wording``, send through ``ctx.mailer``.
 
-
-def send_confirmation_email(task: Task, ctx: EffectContext) -> dict[str, Any]:
-    """Send the order confirmation; result ``{"message_id": ...}``."""
-    return _send(task, ctx)
-
-
-def send_followup_email(task: Task, ctx: EffectContext) -> dict[str, Any]:
-    """Send the follow-up a day after the order; result ``{"message_id": ...}``."""
-    return _send(task, ctx)
-
-
-def request_review(task: Task, ctx: EffectContext) -> dict[str, Any]:
-    """Ask for a review a week after the order; result ``{"message_id": ...}``."""
-    return _send(task, ctx)
+    Result ``{"message_id": ...}``.
+    """
+    def send(task: Task, ctx: EffectContext) -> dict[str, Any]:
+        msg = render_email(wording, task.kind, task.order_id, task.data, ctx.seller, sent_at=ctx.clock.now())
+        ctx.mailer.send(msg)
+        return {"message_id": msg["Message-ID"]}
+    return Kind(perform=send, model=EmailData, project=email_data)

@@ -1,0 +1,116 @@
+"""A task kind is one declaration: its name, the data it needs, how that data is projected
+from the stored order snapshot, and ``perform(task, ctx) -> dict``.
+
+    @kind(model=LoyaltyData, project=lambda order: {"email": order.customer.email, ...})
+    def award_points(task: Task, ctx: EffectContext) -> dict:
+        ...                    # raise RetryableError / PermanentError; return a small JSON dict
+
+``perform`` never decides HTTP status codes and never writes failed-task records: the
+dispatcher does both, the same way for every kind. The catalog (``[kinds.NAME]``) says where
+a kind is queued and where its code lives (``effect = "module:attribute"``); the built-ins in
+``handlers/kinds/`` are ordinary declarations found by their name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from handlers.config import WebhookConfig
+from handlers.contract import OrderSnapshot, Task
+from handlers.errors import ConfigurationError, InvalidPayload
+from handlers.ports import AnalyticsStore, BlobStore, Clock, Mailer, WebhookClient
+
+Projection = Callable[[OrderSnapshot], "Mapping[str, Any] | BaseModel"]
+
+
+@dataclass(frozen=True)
+class Seller:
+    """The shop as printed on invoices and emails."""
+
+    name: str
+    address: str
+    tax_id: str
+    mail_from: str
+
+
+@dataclass(frozen=True)
+class EffectContext:
+    """What a kind's ``perform`` may use; built once per process by the wiring.
+
+    ``webhooks`` holds one client per kind that has a webhook target (catalog or default).
+    """
+
+    mailer: Mailer
+    blobs: BlobStore
+    analytics: AnalyticsStore
+    clock: Clock
+    seller: Seller
+    analytics_shards: int = 8
+    webhooks: Mapping[str, WebhookClient] = field(default_factory=dict)
+
+    def webhook(self, kind: str) -> WebhookClient:
+        """The HTTP client of ``kind``'s webhook; ``ConfigurationError`` if it has none."""
+        client = self.webhooks.get(kind)
+        if client is None:
+            raise ConfigurationError(f"kind {kind!r} has no webhook: add [kinds.{kind}.webhook] url = ...")
+        return client
+
+
+Effect = Callable[[Task, EffectContext], dict[str, Any]]
+
+
+def whole_order(order: OrderSnapshot) -> OrderSnapshot:
+    """The default projection: the whole order snapshot."""
+    return order
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One declared task kind (see the module docstring).
+
+    ``webhook`` is the default target of a kind whose ``perform`` posts to a webhook, used when
+    the catalog gives none (the warehouse notification's is the ``ORDERTASKS_WAREHOUSE_*`` one).
+    """
+
+    perform: Effect
+    name: str | None = None
+    model: type[BaseModel] = OrderSnapshot
+    project: Projection = whole_order
+    webhook: WebhookConfig | None = None
+
+    def named(self, name: str) -> "Kind":
+        """This declaration under the catalog's name for it."""
+        return self if self.name == name else replace(self, name=name)
+
+    def task_for(self, order_id: str, order: OrderSnapshot, raw: dict[str, Any]) -> Task:
+        """The task this kind performs for ``order``: its data projected and validated."""
+        try:
+            data = self.model.model_validate(self.project(order))
+        except ValidationError as exc:
+            raise InvalidPayload(f"order {order_id} lacks what {self.name} needs: {_first_errors(exc)}") from exc
+        return Task(kind=self.name or "", order_id=order_id, data=data, raw=raw, order=order)
+
+
+def kind(name: str | None = None, *, model: type[BaseModel] = OrderSnapshot, project: Projection = whole_order,
+         webhook: WebhookConfig | None = None) -> Callable[[Effect], Kind]:
+    """Declare a task kind from its ``perform`` function (a decorator, like dramatiq's ``@actor``)."""
+    def declare(perform: Effect) -> Kind:
+        return Kind(perform=perform, name=name, model=model, project=project, webhook=webhook)
+    return declare
+
+
+def _first_errors(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5])
+
+
+class SystemClock:
+    """The real clock (UTC)."""
+
+    def now(self) -> datetime:
+        """Now, timezone-aware UTC."""
+        return datetime.now(timezone.utc)

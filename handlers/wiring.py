@@ -1,0 +1,142 @@
+"""The one place that builds stores, the OIDC verifier and the effects' clients from ``Settings``.
+
+Both deployables use it: the handler (``functions/main.py``) and the producer side (the
+library API, the checkout, the CLI) — store selection and OIDC set-up are written once.
+
+| port | local (the embedded default) | cloud |
+|---|---|---|
+| stores (effects, failed log, analytics, orders) | SQLite file | Firestore |
+| invoice blobs | a directory | GCS bucket |
+| OIDC certificates | the local Cloud Tasks emulator's | Google's |
+| mail | SMTP on loopback (the dev stack's sink) | the SMTP relay from settings |
+| webhooks (warehouse, shop's own) | the catalog's URLs, ``${VAR}`` expanded | the same |
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from handlers.config import Catalog, Settings, expand
+from handlers.dispatch import Dispatcher
+from handlers.errors import ConfigurationError
+from handlers.kind import Effect, EffectContext, Seller, SystemClock
+from handlers.oidc import CertCache, TokenVerifier
+from handlers.ports import AnalyticsStore, BlobStore, Clock, EffectStore, FailedTaskStore, OrderStore, WebhookClient
+from handlers.registry import KindRegistry
+
+
+@dataclass(frozen=True)
+class Stores:
+    """One object per store port, each typed by its port."""
+
+    effects: EffectStore
+    failed: FailedTaskStore
+    analytics: AnalyticsStore
+    orders: OrderStore
+
+    @classmethod
+    def over(cls, backend: Any) -> "Stores":
+        """The ports of one backend object that serves all four (SQLite, Firestore, memory)."""
+        return cls(effects=backend, failed=backend, analytics=backend, orders=backend)
+
+
+def build_stores(settings: Settings) -> Stores:
+    """The configured backend: Firestore in the cloud, a SQLite file locally."""
+    if settings.backend == "cloud":
+        from google.cloud import firestore
+
+        from handlers.backends.firestore import FirestoreStore
+
+        client = firestore.Client(project=settings.project, database=settings.firestore_database)
+        return Stores.over(FirestoreStore(client))
+    from handlers.backends.sqlite import SqliteStore
+
+    settings.sqlite_file.parent.mkdir(parents=True, exist_ok=True)
+    return Stores.over(SqliteStore(settings.sqlite_file))
+
+
+def build_blobs(settings: Settings, catalog: Catalog) -> BlobStore:
+    """The invoice bucket (GCS) or its local directory."""
+    if settings.backend == "cloud":
+        from google.cloud import storage  # type: ignore[attr-defined]
+
+        from handlers.backends.gcs import GcsBlobStore
+
+        return GcsBlobStore(storage.Client(project=settings.project), settings.invoice_bucket or catalog.invoice_bucket)
+    from handlers.backends.localdir import LocalDirBlobStore
+
+    return LocalDirBlobStore(settings.blob_root)
+
+
+def build_verifier(settings: Settings, catalog: Catalog, audience: str | None = None) -> TokenVerifier | None:
+    """The OIDC verifier for ``audience`` (default: the handler's); ``None`` only when
+    ``ORDERTASKS_OIDC_VERIFY=false`` says so.
+
+    Allowed callers: ``ORDERTASKS_OIDC_ALLOWED_EMAILS``, else only the dispatcher service
+    account — never "any verified Google account".
+    """
+    if not settings.oidc_verify:
+        return None
+    allowed = settings.oidc_allowed_emails or (catalog.service_account_email("dispatcher"),)
+    return TokenVerifier(CertCache(settings.certs_url), audiences=[audience or settings.audience],
+                         allowed_emails=allowed)
+
+
+def build_webhooks(settings: Settings, kinds: KindRegistry) -> dict[str, WebhookClient]:
+    """One HTTP client per webhook kind; ``ConfigurationError`` naming a URL that cannot work."""
+    from handlers.backends.http import HttpWebhookClient
+
+    clients: dict[str, WebhookClient] = {}
+    for name, target in kinds.webhooks.items():
+        where = f"[kinds.{name}.webhook]"
+        url = expand(target.url, settings.environment, f"{where} url")
+        if not url.startswith(("http://", "https://")):
+            raise ConfigurationError(f"{where} url {url[:200]!r} must start with http:// or https://")
+        token = settings.environment.get(target.token_env) if target.token_env else None
+        clients[name] = HttpWebhookClient(url, timeout=_timeout(target.timeout_seconds, settings, where),
+                                          token=token or None, name=name.replace("_", " "))
+    return clients
+
+
+def _timeout(value: float | str, settings: Settings, where: str) -> float:
+    text = expand(value, settings.environment, f"{where} timeout_seconds") if isinstance(value, str) else value
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise ConfigurationError(f"{where} timeout_seconds {text!r} is not a number of seconds") from None
+    if not 0 < seconds <= 1800:
+        raise ConfigurationError(f"{where} timeout_seconds must be between 0 and 1800, not {seconds}")
+    return seconds
+
+
+def build_context(settings: Settings, catalog: Catalog, kinds: KindRegistry, analytics: AnalyticsStore,
+                  clock: Clock) -> EffectContext:
+    """Mailer, blob store, webhook clients and seller details for the effects."""
+    from handlers.backends.smtp import SmtpMailer
+
+    mailer = SmtpMailer(settings.smtp_host, settings.smtp_port, username=settings.smtp_username,
+                        password=settings.smtp_password, starttls=settings.smtp_starttls,
+                        implicit_tls=settings.smtp_implicit_tls,
+                        timeout=settings.smtp_timeout_seconds)
+    seller = Seller(settings.seller_name, settings.seller_address, settings.seller_tax_id, settings.mail_from)
+    return EffectContext(mailer=mailer, blobs=build_blobs(settings, catalog), analytics=analytics, clock=clock,
+                         seller=seller, analytics_shards=catalog.analytics_shards,
+                         webhooks=build_webhooks(settings, kinds))
+
+
+def build_dispatcher(settings: Settings, *, stores: Stores | None = None, clock: Clock | None = None,
+                     effects: Mapping[str, Effect] | None = None, context: EffectContext | None = None) -> Dispatcher:
+    """A ``Dispatcher`` over the configured stores and the catalog's kinds.
+
+    Tests pass their own parts; ``effects`` replaces the perform of the kinds it names.
+    """
+    catalog = settings.catalog()
+    kinds = KindRegistry.from_catalog(catalog)
+    if effects:
+        kinds = kinds.with_effects(effects)
+    clock = clock or SystemClock()
+    stores = stores or build_stores(settings)
+    ctx = context or build_context(settings, catalog, kinds, stores.analytics, clock)
+    return Dispatcher(kinds, ctx, stores.effects, stores.failed, stores.orders, catalog, clock)
