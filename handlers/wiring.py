@@ -79,9 +79,13 @@ def build_verifier(settings: Settings, catalog: Catalog, audience: str | None = 
     """
     if not settings.oidc_verify:
         return None
+    return token_verifier(settings, catalog, audience or settings.audience)
+
+
+def token_verifier(settings: Settings, catalog: Catalog, audience: str) -> TokenVerifier:
+    """A verifier of tokens for ``audience`` from the allowed callers (see ``build_verifier``)."""
     allowed = settings.oidc_allowed_emails or (catalog.service_account_email("dispatcher"),)
-    return TokenVerifier(CertCache(settings.certs_url), audiences=[audience or settings.audience],
-                         allowed_emails=allowed)
+    return TokenVerifier(CertCache(settings.certs_url), audiences=[audience], allowed_emails=allowed)
 
 
 def build_webhooks(settings: Settings, kinds: KindRegistry) -> dict[str, WebhookClient]:

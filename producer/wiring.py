@@ -18,11 +18,10 @@ import logging
 from typing import Any
 
 from handlers.config import Settings
-from handlers.errors import ConfigurationError
 from handlers.kind import SystemClock
 from handlers.oidc import TokenVerifier
 from handlers.ports import Clock, OrderStore
-from handlers.wiring import build_stores, build_verifier
+from handlers.wiring import build_stores, token_verifier
 from producer.enqueue import Enqueuer
 from producer.payments import LocalGateway, PaymentGateway
 from producer.pricebook import PriceBook
@@ -97,7 +96,4 @@ def reconcile_verifier(settings: Settings) -> TokenVerifier:
     job sets it). Allowed callers: ``oidc_allowed_emails`` or else only the dispatcher
     service account, never "any verified Google account".
     """
-    verifier = build_verifier(settings, settings.catalog(), audience=settings.checkout_url)
-    if verifier is None:
-        raise ConfigurationError("ORDERTASKS_OIDC_VERIFY=false cannot turn off the internal endpoints' check")
-    return verifier
+    return token_verifier(settings, settings.catalog(), settings.checkout_url)

@@ -16,13 +16,16 @@ import pytest
 import requests
 from google.cloud import tasks_v2
 
-from handlers.contract import OrderSnapshot, data_for
+from handlers.config import load_catalog
 from handlers.ports import FailureReport
 from producer import wiring
 from producer.checkout import create_app
 from producer.enqueue import queue_path
-from tests.producer.conftest import Emulator, LiveServer, Stack, build_stack, order_body
+from tests.producer.conftest import CATALOG, Emulator, LiveServer, Stack, build_stack, order_body
 from tests.support.servers import wait_until
+
+
+KINDS = tuple(load_catalog(CATALOG).kinds)  # counts derive from the catalog under test
 
 DISPATCHER = "ordertasks-dispatcher@my-shop-project.iam.gserviceaccount.com"
 
@@ -68,10 +71,10 @@ def _outage_order(stack: Stack) -> None:
 def test_token_minted_for_the_dispatcher_runs_reconcile(secured: tuple[Stack, LiveServer]) -> None:
     stack, live = secured
     _outage_order(stack)
-    assert _pending(stack) == 6
+    assert _pending(stack) == len(KINDS)
     _scheduler_call(stack, f"{live.url}/internal/reconcile?grace_seconds=0", DISPATCHER, live.url)
     wait_until(lambda: _pending(stack) == 0, timeout=20, what="reconcile through an OIDC-verified call")
-    assert len([t for t in stack.tasks() if "-ord_" in t.name]) == 6
+    assert len([t for t in stack.tasks() if "-ord_" in t.name]) == len(KINDS)
 
 
 def test_missing_or_garbage_token_is_401(secured: tuple[Stack, LiveServer]) -> None:
@@ -95,7 +98,7 @@ def test_other_service_account_is_forbidden(secured: tuple[Stack, LiveServer]) -
                            "intruder@my-shop-project.iam.gserviceaccount.com", live.url)
     status = wait_until(lambda: _last_status(stack, task.name), timeout=20, what="the dispatch attempt")
     assert status == 7  # google.rpc.Code PERMISSION_DENIED: our 403
-    assert _pending(stack) == 6
+    assert _pending(stack) == len(KINDS)
 
 
 def test_wrong_audience_is_unauthenticated(secured: tuple[Stack, LiveServer]) -> None:
@@ -105,7 +108,7 @@ def test_wrong_audience_is_unauthenticated(secured: tuple[Stack, LiveServer]) ->
                            "https://some-other-service.example/")
     status = wait_until(lambda: _last_status(stack, task.name), timeout=20, what="the dispatch attempt")
     assert status == 16  # UNAUTHENTICATED: our 401
-    assert _pending(stack) == 6
+    assert _pending(stack) == len(KINDS)
 
 
 def test_wiring_refuses_any_google_account_by_default(tmp_path: Path, emulator: Emulator) -> None:
@@ -120,9 +123,7 @@ def _failed_replay_request(stack: Stack) -> str:
     created = stack.client.post("/api/checkout", json=order_body())
     order_id = created.get_json()["order_id"]
     now = datetime.now(timezone.utc)
-    body = stack.store.get_order(order_id).snapshot
-    payload = {"kind": "notify_warehouse", "v": 1, "order_id": order_id,
-               "data": data_for("notify_warehouse", OrderSnapshot.model_validate(body))}
+    payload = {"kind": "notify_warehouse", "v": 2, "order_id": order_id}
     stack.store.record_failure(FailureReport(order_id, "notify_warehouse", "ordertasks-warehouse", "t", payload,
                                              "Rejected", "422 unknown SKU", 1, now))
     stack.store.update_failed(f"{order_id}:notify_warehouse", "replay_requested", now)

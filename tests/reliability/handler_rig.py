@@ -14,15 +14,18 @@ from typing import Any
 import pytest
 import requests
 
-from functions import wiring
+from functions.main import build_handler
 from handlers.contract import encode
+from handlers.errors import DependencyUnavailable
+from handlers.wiring import Stores
 from infra.config import Settings, load_catalog
 from infra.mailsink import MailSink
 from infra.warehouse_standin import WarehouseStandIn
 from tests.effects.orders import PLACED_AT, eur_order
 from tests.functions.conftest import serve_flask
 from tests.support.issuer import TestIssuer
-from tests.support.servers import free_port
+from tests.support.orders import store_paid_order
+from tests.support.servers import free_port, wait_until
 
 DISPATCHER = load_catalog().service_account_email("dispatcher")
 KINDS = ("send_confirmation_email", "record_analytics", "generate_invoice", "notify_warehouse")
@@ -30,8 +33,8 @@ QUEUE_OF = {kind: load_catalog().kinds[kind].queue for kind in KINDS}
 
 
 def task_body(kind: str, order_id: str) -> bytes:
-    """A valid task body, as the producer encodes it."""
-    return encode(kind, order_id, eur_order())
+    """A task body (a reference) as the producer encodes it; ``Rig.place`` stores the order."""
+    return encode(kind, order_id)
 
 
 @dataclass
@@ -58,6 +61,12 @@ class Rig:
         sent.update(headers or {})
         return requests.post(self.url, data=body, headers=sent, timeout=60)
 
+    def place(self, *order_ids: str) -> None:
+        """Store each order as paid (the sample EUR order), as the checkout would."""
+        for order_id in order_ids:
+            # A just-started Firestore emulator on a busy machine can time out its first writes.
+            wait_until(lambda o=order_id: _placed(self.store, o), timeout=60, interval=0.2, what=f"{order_id} stored")
+
     def effects(self, order_id: str) -> dict[str, int]:
         """Each effect of ``order_id`` counted where it lands (POSTs, not just records, for the warehouse)."""
         return {
@@ -66,6 +75,14 @@ class Rig:
             "generate_invoice": sum(1 for p in self.blob_dir.rglob("*.pdf") if p.stem == order_id),
             "notify_warehouse": self.warehouse.state.requests,
         }
+
+
+def _placed(store: Any, order_id: str) -> bool:
+    try:
+        store_paid_order(store, order_id, eur_order())
+    except DependencyUnavailable:
+        return False
+    return True
 
 
 def make_store(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Any:
@@ -96,9 +113,10 @@ class RigFactory:
         mail = MailSink(port=free_port()).start()
         warehouse = WarehouseStandIn(port=free_port()).start()
         settings = Settings(data_dir=self.tmp_path, handler_url=url, oidc_certs_url=issuer.certs_url,
-                            smtp_port=mail.controller.port, warehouse_url=warehouse.url + "/notifications",
-                            warehouse_timeout_seconds=2.0, **changes)
-        server, _ = serve_flask(wiring.build_handler(settings, stores=store), port)
+                            smtp_port=mail.controller.port,
+                            environment={"ORDERTASKS_WAREHOUSE_URL": warehouse.url + "/notifications",
+                                         "ORDERTASKS_WAREHOUSE_TIMEOUT": "2"}, **changes)
+        server, _ = serve_flask(build_handler(settings, stores=Stores.over(store)), port)
         rig = Rig(url, issuer, mail, warehouse, store, settings.blob_root)
         self.started.append((server, rig))
         return rig

@@ -41,6 +41,7 @@ def test_fifty_concurrent_deliveries_give_one_effect(rig_for: Any, tmp_path: Pat
                                                      backend: str, kind: str) -> None:
     rig = rig_for(make_store(backend, tmp_path, request))
     order_id = f"ord_dup_{kind[:8]}"
+    rig.place(order_id)
     with ThreadPoolExecutor(max_workers=COPIES) as pool:
         answers = list(pool.map(lambda _: rig.deliver(task_body(kind, order_id), kind), range(COPIES)))
     outcomes = Counter((a.status_code, a.json().get("outcome")) for a in answers)

@@ -18,9 +18,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from handlers.contract import KINDS, parse_task
+from handlers.config import load_catalog
+from handlers.contract import parse_envelope
 from handlers.errors import PermanentError
 from tests.reliability.handler_rig import Rig, RigFactory, make_store, task_body
+
+KINDS = tuple(load_catalog().kinds)
 
 SAFE_FAILED_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}:[a-z_]+$")
 CI_EXAMPLES, SOAK_EXAMPLES = 300, 10_000
@@ -36,8 +39,7 @@ order_ids = st.one_of(st.text(max_size=80), st.sampled_from(["../../etc/passwd",
 
 def _mutated(kind: str, field: str, value: Any) -> bytes:
     body = json.loads(task_body(kind, "ord_fuzz_base"))
-    target = body if field in body else body["data"]
-    target[field] = value
+    body[field] = value
     return json.dumps(body).encode()
 
 
@@ -68,13 +70,15 @@ def fuzz_rig(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRe
     """One handler (SQLite) for every example: a failed record must appear for each rejection."""
     tmp: Path = tmp_path_factory.mktemp("fuzz-handler")
     factory = RigFactory(tmp)
-    yield factory(make_store("sqlite", tmp, request))
+    rig = factory(make_store("sqlite", tmp, request))
+    rig.place("ord_fuzz_base", "ord_ok_1")
+    yield rig
     factory.close()
 
 
 def _parses(body: bytes) -> bool:
     try:
-        parse_task(body)
+        parse_envelope(body)
     except PermanentError:
         return False
     return True

@@ -21,13 +21,14 @@ from typing import Any
 
 import pytest
 
-from functions.wiring import build_dispatcher
+from handlers.wiring import Stores, build_dispatcher
+from tests.support.orders import store_paid_order
 from handlers.backends.memory import MemoryStore
 from handlers.dispatch import Delivery, Outcome
 from handlers.errors import DependencyUnavailable
 from infra.config import Settings
 from tests.conftest import _firestore_answers
-from tests.effects.orders import PLACED_AT, FixedClock
+from tests.effects.orders import PLACED_AT, FixedClock, eur_order
 from tests.reliability.handler_rig import KINDS, Rig, task_body
 from tests.support.samples import fast_catalog
 from tests.support.servers import ServerProcess, free_port, need_binary, wait_until
@@ -100,6 +101,7 @@ def test_store_outage_gives_503s_and_loses_nothing(rig_for: Any, private_firesto
     # A delivery cut off mid-effect cannot release its claim; a short lease frees it sooner.
     rig = rig_for(_store_on(host, monkeypatch), catalog_path=fast_catalog(tmp_path, lease_seconds=1))
     orders = [f"ord_outage_{i}" for i in range(ORDERS)]
+    rig.place(*orders)
     stopped = threading.Event()
 
     def stop_store_halfway(ok: int) -> None:
@@ -150,7 +152,8 @@ class DoneMarkFailsOnce(MemoryStore):
 def test_effect_whose_done_mark_fails_is_retried_not_reported_done(tmp_path: Path) -> None:
     clock, calls = FixedClock(), []
     store = DoneMarkFailsOnce()
-    dispatcher = build_dispatcher(Settings(data_dir=tmp_path), stores=store, clock=clock,
+    store_paid_order(store, "ord_mark_1", eur_order())
+    dispatcher = build_dispatcher(Settings(data_dir=tmp_path), stores=Stores.over(store), clock=clock,
                                   effects={"record_analytics": lambda task, ctx: calls.append(task) or {}})
     delivery = Delivery(task_body("record_analytics", "ord_mark_1"), queue_name="ordertasks-analytics")
     first = dispatcher.run(delivery)
