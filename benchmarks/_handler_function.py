@@ -2,7 +2,7 @@
 (OIDC on, SQLite store, claim/complete, one log line) with ``record_analytics`` performed by
 a no-op, so the figure is the handler's own overhead and not an effect's work.
 
-Built through ``functions.wiring.build_handler(settings, effects=...)`` from
+Built through ``functions.main.build_handler(settings, effects=...)`` from
 ``ORDERTASKS_*`` on the first request, as ``functions/main.py`` builds the product.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 
 import flask
 
-from functions import wiring
+from functions.main import build_handler
 from handlers.contract import Task
 from handlers.kind import EffectContext
 from infra.config import Settings
@@ -33,7 +33,7 @@ def _build() -> Callable[[flask.Request], flask.Response]:
     global _handler
     with _lock:
         if _handler is None:
-            _handler = wiring.build_handler(Settings.from_env(), effects={NOOP_KIND: noop_effect})
+            _handler = build_handler(Settings.from_env(), effects={NOOP_KIND: noop_effect})
         return _handler
 
 

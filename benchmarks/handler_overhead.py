@@ -6,7 +6,7 @@ Both functions run under functions-framework as it runs in production (gunicorn,
 default worker and threads), each in its own process, driven by the same load generator:
 
 - the handler (``_handler_function.py``): the real ``handle_task`` built by
-  ``functions.wiring.build_handler`` with OIDC verification on, the SQLite store, and the
+  ``functions.main.build_handler`` with OIDC verification on, the SQLite store, and the
   ``record_analytics`` effect replaced by a no-op. Every request carries a distinct order id
   (so each is a real claim + complete, never a duplicate) and a token from a pool larger
   than the verifier's cache (so each is a real RS256 verification, as with fresh tokens
@@ -62,15 +62,28 @@ def mint_tokens(issuer: Any, count: int) -> list[str]:
     return [issuer.token(jti=f"bench-{i}") for i in range(count)]
 
 
-def task_requests(tokens: list[str], tag: str) -> RequestFactory:
-    """Deliveries of the no-op kind, each for a new order, each with the next token."""
-    from handlers.contract import OrderSnapshot, encode
+ORDERS_PER_RUN = 40_000
 
-    snapshot = OrderSnapshot.model_validate(SNAPSHOT)
+
+def store_orders(data_dir: Path, tags: list[str]) -> None:
+    """Task bodies are references: the handler reads each order, so store every one it will see."""
+    from handlers.backends.sqlite import SqliteStore
+    from tests.support.orders import store_paid_order
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    store = SqliteStore(data_dir / "ordertasks.db")
+    for tag in tags:
+        for index in range(ORDERS_PER_RUN):
+            store_paid_order(store, f"bench-{tag}-{index}", SNAPSHOT)
+
+
+def task_requests(tokens: list[str], tag: str) -> RequestFactory:
+    """Deliveries of the no-op kind, each for a new (stored) order, each with the next token."""
+    from handlers.contract import encode
 
     def make(index: int) -> tuple[bytes, dict[str, str]]:
-        order_id = f"bench-{tag}-{index}"
-        return encode("record_analytics", order_id, snapshot), {
+        order_id = f"bench-{tag}-{index % ORDERS_PER_RUN}"
+        return encode("record_analytics", order_id), {
             "Content-Type": "application/json", "Authorization": f"Bearer {tokens[index % len(tokens)]}",
             "X-CloudTasks-QueueName": "ordertasks-analytics", "X-CloudTasks-TaskName": f"x-{order_id}",
             "X-CloudTasks-TaskRetryCount": "0", "X-CloudTasks-TaskExecutionCount": "0",
@@ -107,6 +120,9 @@ def main(argv: list[str] | None = None) -> int:
         issuer = TestIssuer(audience="placeholder", email=DISPATCHER_EMAIL)
         try:
             bare, bare_url = function_server(tmp, "_bare_function.py", "bare", {})
+            started = time.monotonic()
+            store_orders(tmp / "handler-data", [f"r{r}" for r in range(repeats)])
+            print(f"  stored {repeats * ORDERS_PER_RUN} orders in {time.monotonic() - started:.1f}s", flush=True)
             handler, handler_url = start_handler(tmp, issuer)
             issuer.audience = handler_url
             started = time.monotonic()

@@ -104,10 +104,10 @@ def _webhooks(settings: Settings, targets: Mapping[str, WebhookConfig]) -> Itera
         url, missing = expand(webhook.url, lookup)
         yield from (f"{variable} is not set: [kinds.{name}.webhook] url names it" for variable in missing)
         if not missing and url_is_loopback(url):
-            unset = [m.group(1) for m in VARIABLE.finditer(webhook.url) if not lookup(m.group(1))]
-            hint = f"set {', '.join(unset)}" if unset else "set the service's https URL"
-            yield f"[kinds.{name}.webhook] url is loopback or not http(s) ({url}): {hint}"
-        if webhook.token_env and not lookup(webhook.token_env):
+            named = [m.group(1) for m in VARIABLE.finditer(webhook.url)]
+            subject = f"{named[0]} is unset or loopback" if named else f"[kinds.{name}.webhook] url is loopback"
+            yield f"{subject} ({url}): set the https URL that [kinds.{name}.webhook] posts to"
+        if webhook.token_env and not webhook.token_optional and not lookup(webhook.token_env):
             yield (f"{webhook.token_env} is not set: [kinds.{name}.webhook] token_env names it; "
                    "mount it from Secret Manager")
 

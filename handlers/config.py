@@ -57,6 +57,7 @@ class WebhookConfig:
     url: str
     token_env: str | None = None
     timeout_seconds: float | str = 10.0
+    token_optional: bool = False    # True: an unset token_env means "send no token" (the warehouse default)
 
 
 @dataclass(frozen=True)
@@ -146,7 +147,7 @@ def _check_queue(q: QueueConfig) -> str | None:
 
 
 KIND_KEYS = frozenset({"queue", "delay_seconds", "dispatch_deadline_seconds", "effect", "webhook"})
-WEBHOOK_KEYS = frozenset(WebhookConfig.__dataclass_fields__)
+WEBHOOK_KEYS = frozenset(WebhookConfig.__dataclass_fields__) - {"token_optional"}
 EFFECT_REF = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$")
 
 

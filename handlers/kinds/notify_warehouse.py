@@ -49,5 +49,5 @@ def warehouse_data(order: OrderSnapshot) -> dict[str, Any]:
 
 DEFAULT_TARGET = WebhookConfig(url="${ORDERTASKS_WAREHOUSE_URL:-http://127.0.0.1:8090/notifications}",
                                token_env="ORDERTASKS_WAREHOUSE_TOKEN",
-                               timeout_seconds="${ORDERTASKS_WAREHOUSE_TIMEOUT:-10}")
+                               timeout_seconds="${ORDERTASKS_WAREHOUSE_TIMEOUT:-10}", token_optional=True)
 KIND = Kind(perform=post_webhook, model=WarehouseData, project=warehouse_data, webhook=DEFAULT_TARGET)

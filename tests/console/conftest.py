@@ -27,7 +27,6 @@ from producer import wiring
 from producer.enqueue import task_name
 from producer.replay_target import write_stack_record
 from producer.triage import build_triage
-from tests.effects.orders import eur_order
 from tests.emulator.conftest import Emulator, start_emulator
 from tests.support.samples import fast_catalog
 
@@ -89,4 +88,4 @@ def failure(order_id: str, kind: str, error: str = "warehouse answered 422: unkn
     queue = catalog.kinds[kind].queue if catalog else "ordertasks-warehouse"
     project, region = (catalog.project, catalog.region) if catalog else ("p", "l")
     return FailureReport(order_id, kind, queue, task_name(project, region, queue, order_id, kind),
-                         json.loads(encode(kind, order_id, eur_order())), error_type, error, 8, datetime.now(UTC))
+                         json.loads(encode(kind, order_id)), error_type, error, 8, datetime.now(UTC))

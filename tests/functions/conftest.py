@@ -14,11 +14,14 @@ from werkzeug.serving import make_server
 
 from functions.main import build_handler
 from handlers.backends.sqlite import SqliteStore
+from handlers.contract import OrderSnapshot, encode
 from handlers.wiring import Stores
 from infra.config import Settings, load_catalog
 from infra.mailsink import MailSink
 from infra.warehouse_standin import WarehouseStandIn
+from tests.effects.orders import eur_order
 from tests.support.issuer import TestIssuer
+from tests.support.orders import store_paid_order
 from tests.support.servers import free_port
 
 DISPATCHER = load_catalog().service_account_email("dispatcher")
@@ -48,6 +51,12 @@ class HandlerStack:
             sent["Authorization"] = f"Bearer {token}"
         sent.update(headers or {})
         return self.session.post(self.url, data=body, headers=sent, timeout=30)
+
+    def task(self, kind: str, order_id: str, snapshot: OrderSnapshot | None = None) -> bytes:
+        """Store ``order_id`` as a paid order (once) and return the body of its ``kind`` task."""
+        if self.store.get_order(order_id) is None:
+            store_paid_order(self.store, order_id, snapshot or eur_order())
+        return encode(kind, order_id)
 
     def pdfs(self) -> list[Path]:
         """Invoice files written so far."""

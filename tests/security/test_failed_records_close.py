@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from handlers.contract import encode
 from handlers.ports import FailureReport
 from infra.config import load_catalog
-from tests.effects.orders import eur_order
 from tests.functions.conftest import HandlerStack
 
 KIND = "notify_warehouse"
@@ -17,7 +15,7 @@ FINAL_RETRY = load_catalog().queue_for(KIND).max_attempts - 1
 def test_a_later_success_resolves_the_record_of_a_lost_lease_race(stack: HandlerStack) -> None:
     """Attack: a LeaseHeld final attempt leaves an 'open' record forever, hiding real failures in noise."""
     order = "ord_sec_lease"
-    body = encode(KIND, order, eur_order())
+    body = stack.task(KIND, order)
     stack.store.claim_effect(order, KIND, datetime.now(UTC), 600.0, 86400.0)   # a concurrent delivery's lease
     dead = stack.deliver(body, retry_count=FINAL_RETRY, task_name="ab-ord_sec_lease-notify_warehouse")
     assert dead.json()["outcome"] == "dead"
@@ -33,7 +31,7 @@ def test_a_later_success_resolves_the_record_of_a_lost_lease_race(stack: Handler
 def test_a_replay_that_finds_the_effect_done_resolves_the_record(stack: HandlerStack) -> None:
     """Attack: a replay answering DUPLICATE left the record 'replayed' forever."""
     order = "ord_sec_dup"
-    body = encode(KIND, order, eur_order())
+    body = stack.task(KIND, order)
     assert stack.deliver(body, task_name="ab-ord_sec_dup-notify_warehouse").json()["outcome"] == "done"
     # The failure of a delivery that raced the success is written after it (the race the handler cannot see).
     stack.store.record_failure(FailureReport(order, KIND, "warehouse", "ab-ord_sec_dup-notify_warehouse", {},
@@ -51,7 +49,7 @@ def test_a_replay_that_finds_the_effect_done_resolves_the_record(stack: HandlerS
 def test_an_operator_resolution_is_not_overwritten_by_the_handler(stack: HandlerStack) -> None:
     """Attack: the handler rewriting who resolved an entry would erase the operator's audit trail."""
     order = "ord_sec_ops"
-    body = encode(KIND, order, eur_order())
+    body = stack.task(KIND, order)
     stack.store.record_failure(FailureReport(order, KIND, "warehouse", "t", {}, "Rejected", "400", 1,
                                              datetime.now(UTC)))
     stack.store.update_failed(f"{order}:{KIND}", "resolved", datetime.now(UTC), resolved_by="ana", note="refunded")

@@ -10,10 +10,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from functions import wiring
+from functions.main import build_handler
 from handlers.config import Settings
 from handlers.contract import encode
-from tests.effects.orders import eur_order
 from tests.functions.conftest import DISPATCHER, HandlerStack, serve_flask
 from tests.security.tokens import with_header
 from tests.support.issuer import RsaKey, TestIssuer
@@ -24,7 +23,7 @@ HOUR = 3600
 
 
 def warehouse_task(order_id: str) -> bytes:
-    return encode(KIND, order_id, eur_order())
+    return encode(KIND, order_id)
 
 
 def refused(stack: HandlerStack, token: str | None, status: int, order_id: str) -> None:
@@ -89,7 +88,7 @@ def test_tokens_within_the_rules_still_pass(stack: HandlerStack, claims: dict[st
     now = int(time.time())
     values = {"nbf": now + 30, "exp": now + HOUR}
     token = stack.issuer.token(iat=now, **{name: values[name] for name in claims})
-    resp = stack.deliver(warehouse_task("ord_tok_ok"), token=token)
+    resp = stack.deliver(stack.task(KIND, "ord_tok_ok"), token=token)
     assert resp.status_code == 200 and resp.json()["outcome"] == "done", resp.text
 
 
@@ -101,7 +100,7 @@ def unreachable_certs(tmp_path: Path) -> Iterator[tuple[str, TestIssuer]]:
     issuer = TestIssuer(audience=url, email=DISPATCHER)
     settings = Settings(data_dir=tmp_path, handler_url=url,
                         oidc_certs_url=f"http://127.0.0.1:{free_port()}/oauth2/v1/certs")
-    server, _ = serve_flask(wiring.build_handler(settings), port)
+    server, _ = serve_flask(build_handler(settings), port)
     yield url, issuer
     server.shutdown()  # type: ignore[attr-defined]
     issuer.stop()
