@@ -21,8 +21,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from handlers import email as order_email
-from handlers.contract import SEND_CONFIRMATION_EMAIL, EmailData
+from handlers import mail as order_email
+from handlers.kinds.send_confirmation_email import WORDING
+from handlers.mail import EmailData
 from handlers.errors import InvalidPayload
 from handlers.mailheaders import mailbox
 from producer.checkout_request import CustomerIn
@@ -54,7 +55,7 @@ def _data(name: str, email: str) -> EmailData:
 
 def _send_and_receive(smtp: SmtpServer, name: str, email: str) -> tuple[EmailMessage, list[str]]:
     before = len(smtp.inbox.messages)
-    msg = order_email.render_email(SEND_CONFIRMATION_EMAIL, "ord_prop1", _data(name, email), SELLER)
+    msg = order_email.render_email(WORDING, "send_confirmation_email", "ord_prop1", _data(name, email), SELLER)
     smtp.mailer().send(msg)
     assert len(smtp.inbox.messages) == before + 1
     received = message_from_bytes(smtp.inbox.messages[-1], policy=policy.default)
@@ -119,7 +120,7 @@ def test_an_unsendable_stored_address_is_a_permanent_failure_not_a_retry_loop(ad
 def test_a_message_with_a_header_we_did_not_set_is_never_sent() -> None:
     from handlers.mailheaders import check_rendered
 
-    msg = order_email.render_email(SEND_CONFIRMATION_EMAIL, "ord_prop1", _data("Ada", "ada@example.com"), SELLER)
+    msg = order_email.render_email(WORDING, "send_confirmation_email", "ord_prop1", _data("Ada", "ada@example.com"), SELLER)
     msg["Bcc"] = "victim@evil.example"
     with pytest.raises(InvalidPayload, match="headers"):
         check_rendered(msg, order_email.HEADERS, [mailbox("Ada", "ada@example.com")])

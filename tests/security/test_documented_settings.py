@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from handlers.config import Settings
+from handlers.config import ENV_REFERENCE, Settings, load_catalog
+from handlers.registry import KindRegistry
 from handlers.errors import ConfigurationError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -41,7 +42,18 @@ def effective(settings: Settings) -> dict[str, object]:
     return {k: v for k, v in asdict(settings).items() if k not in RAW_COPIES}
 
 
+def webhook_variables() -> set[str]:
+    """Variables the shipped catalog's webhook kinds read (the warehouse's ``ORDERTASKS_WAREHOUSE_*``)."""
+    names: set[str] = set()
+    for target in KindRegistry.from_catalog(load_catalog()).webhooks.values():
+        names |= {m.group(1) for m in ENV_REFERENCE.finditer(f"{target.url} {target.timeout_seconds}")}
+        names |= {target.token_env} if target.token_env else set()
+    return names
+
+
 def is_read(name: str) -> bool:
+    if name in webhook_variables() and name in Settings.from_env({name: "probe"}).environment:
+        return True
     baseline = effective(Settings.from_env({}))
     for probe in PROBES:
         try:
