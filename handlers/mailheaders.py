@@ -29,6 +29,7 @@ from handlers.errors import InvalidPayload
 # Cc control, Cs surrogate, Zl/Zp line and paragraph separators: none belongs in a header.
 UNSAFE_CATEGORIES = frozenset({"Cc", "Cs", "Zl", "Zp"})
 ENCODED_WORD_OPENER = "=?"
+PROBE_ADDRESS = Address(username="probe", domain="example.com")
 
 
 def display_name_problem(name: str) -> str | None:
@@ -37,6 +38,8 @@ def display_name_problem(name: str) -> str | None:
         return "must not contain '=?' (it would be read as an encoded word in an email header)"
     if any(unicodedata.category(char) in UNSAFE_CATEGORIES for char in name):
         return "must not contain control or line-break characters"
+    if not _survives_folding(" ".join(name.split()), PROBE_ADDRESS):
+        return "cannot be carried in an email header as written (try fewer symbols or a shorter name)"
     return None
 
 
@@ -63,7 +66,19 @@ def mailbox(display_name: str, addr_spec: str) -> Address:
         address = renderable_address(addr_spec)
     except ValueError as exc:
         raise InvalidPayload(f"recipient {addr_spec[:80]!r} {exc}; correct the order's email address") from exc
+    if name and not _survives_folding(name, address):
+        name = ""
     return Address(display_name=name, username=address.username, domain=address.domain)
+
+
+def _survives_folding(name: str, address: Address) -> bool:
+    # CPython's folder can split a long non-ASCII name into encoded words that parse back
+    # with an extra space (e.g. astral-plane characters): such a name would fail
+    # ``check_rendered`` on every attempt. Addressing by address alone always delivers.
+    probe = EmailMessage()
+    probe["To"] = Address(display_name=name, username=address.username, domain=address.domain)
+    parsed = message_from_bytes(probe.as_bytes(), policy=policy.default)["To"].addresses
+    return len(parsed) == 1 and parsed[0].display_name == name
 
 
 def sender(mail_from: str) -> Address:
