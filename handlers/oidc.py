@@ -96,7 +96,6 @@ class CertCache:
         self._fetching = False
         self._changed = threading.Condition()
         self._session = requests.Session()
-        self.fetches = 0
 
     def _http_fetch(self, url: str) -> tuple[dict[str, Any], float]:
         try:
@@ -145,25 +144,26 @@ class CertCache:
         return self._keyset
 
     def _refresh(self, held: _KeySet | None) -> _KeySet:
+        fetched: _KeySet | None = None
         try:
-            document, max_age = self._fetch(self.certs_url)
-            self.fetches += 1
-            keys = parse_certs(document)
+            fetched = self._fetched()
         except DependencyUnavailable:
-            self._finish(None)
             if held is None:
                 raise
             return held                     # keep verifying with the keys we have
+        finally:
+            self._finish(fetched)           # whatever happened, the next caller may fetch again
+        return fetched
+
+    def _fetched(self) -> _KeySet:
+        document, max_age = self._fetch(self.certs_url)
+        try:
+            keys = parse_certs(document)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            self._finish(None)
-            if held is None:
-                raise DependencyUnavailable(f"OIDC certificates from {self.certs_url} are malformed: {exc}",
-                                            retry_after=self.min_refresh_seconds) from exc
-            return held
+            raise DependencyUnavailable(f"OIDC certificates from {self.certs_url} are malformed: {exc}",
+                                        retry_after=self.min_refresh_seconds) from exc
         now = self._monotonic()
-        keyset = _KeySet(keys, now, now + max(self.min_refresh_seconds, max_age))
-        self._finish(keyset)
-        return keyset
+        return _KeySet(keys, now, now + max(self.min_refresh_seconds, max_age))
 
     def _finish(self, keyset: _KeySet | None) -> None:
         with self._changed:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from handlers.errors import Unauthenticated
+from handlers.errors import DependencyUnavailable, Unauthenticated
 from handlers.oidc import CertCache, TokenVerifier
 from tests.functions.conftest import DISPATCHER, HandlerStack
 from tests.security.tokens import unknown_kid
@@ -36,11 +36,14 @@ class CertsEndpoint:
         self.max_age = max_age
         self.fetches = 0
         self.gate: threading.Event | None = None   # set → every fetch waits for it
+        self.down = False                          # True → every fetch fails as a network error would
 
     def __call__(self, url: str) -> tuple[dict[str, Any], float]:
         self.fetches += 1
         if self.gate is not None:
             self.gate.wait(timeout=10)
+        if self.down:
+            raise DependencyUnavailable("cannot fetch OIDC certificates: connection refused", retry_after=30)
         return {key.kid: key.cert_pem for key in self.keys}, self.max_age
 
 
@@ -135,3 +138,58 @@ def test_unknown_kids_over_http_cost_no_certificate_fetches(stack: HandlerStack)
     statuses = {stack.deliver(b"{}", token=unknown_kid(stack.issuer, n)).status_code for n in range(100)}
     assert statuses == {401}
     assert stack.issuer.fetches == before
+
+
+def test_an_outage_after_the_first_fetch_keeps_verifying_with_the_keys_held(issuer: TestIssuer) -> None:
+    """Attack: a certificates outage (or a blocked fetch) turning every delivery into a failure."""
+    endpoint, clock = CertsEndpoint(issuer.key, max_age=60), FakeClock()
+    verifier = verifier_for(endpoint, clock)
+    verifier.verify(f"Bearer {issuer.token()}")
+    endpoint.down = True
+    for n in range(20):                            # 20 stale calls over 20 s: one failed attempt
+        clock.now += 61 if n == 0 else 1
+        assert verifier.verify(f"Bearer {issuer.token(sub=str(n))}").email == DISPATCHER
+    assert endpoint.fetches == 2
+
+
+def test_with_no_keys_an_outage_is_unavailable_and_retried_only_every_few_seconds(issuer: TestIssuer) -> None:
+    """Attack: while the certificates are down, every request must not become another fetch."""
+    endpoint, clock = CertsEndpoint(issuer.key), FakeClock()
+    endpoint.down = True
+    verifier = verifier_for(endpoint, clock)
+    for _ in range(50):
+        with pytest.raises(DependencyUnavailable) as raised:
+            verifier.verify(f"Bearer {issuer.token()}")
+        assert raised.value.retry_after
+    assert endpoint.fetches == 1
+    endpoint.down = False
+    clock.now += 5
+    assert verifier.verify(f"Bearer {issuer.token()}").email == DISPATCHER
+    assert endpoint.fetches == 2
+
+
+def test_a_fetch_that_raises_unexpectedly_does_not_wedge_the_cache(issuer: TestIssuer) -> None:
+    """Attack: one odd failure leaving "a fetch in progress" forever, so no key is ever loaded."""
+    endpoint, clock = CertsEndpoint(issuer.key), FakeClock()
+    calls = {"n": 0}
+
+    def flaky(url: str) -> tuple[dict[str, Any], float]:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("resolver crashed")
+        return endpoint(url)
+    verifier = TokenVerifier(CertCache("http://certs.invalid/", fetch=flaky, monotonic=clock),
+                             audiences=[AUDIENCE], allowed_emails=[DISPATCHER])
+    with pytest.raises(RuntimeError):
+        verifier.verify(f"Bearer {issuer.token()}")
+    clock.now += 5
+    assert verifier.verify(f"Bearer {issuer.token()}").email == DISPATCHER
+
+
+def test_malformed_certificates_are_unavailable_not_a_crash(issuer: TestIssuer) -> None:
+    """Attack: a certificates endpoint (or a proxy in front of it) answering garbage."""
+    clock = FakeClock()
+    verifier = TokenVerifier(CertCache("http://certs.invalid/", fetch=lambda url: ({"k": "not a pem"}, 60.0),
+                                       monotonic=clock), audiences=[AUDIENCE], allowed_emails=[DISPATCHER])
+    with pytest.raises(DependencyUnavailable, match="malformed"):
+        verifier.verify(f"Bearer {issuer.token()}")
