@@ -28,13 +28,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from handlers.config import ENV_REFERENCE as VARIABLE
-from handlers.config import Settings, WebhookConfig
+from handlers.config import Settings, WebhookConfig, parse_flag
 from handlers.errors import ConfigurationError
 from handlers.registry import KindRegistry
 
 DEPLOYABLES = ("handler", "checkout")
 EXAMPLE_SENDER = "@shop.example>"
-TRUE = {"1", "true", "yes", "on"}
 
 
 def is_loopback(host: str | None) -> bool:
@@ -114,7 +113,8 @@ def _webhooks(settings: Settings, targets: Mapping[str, WebhookConfig]) -> Itera
 
 def _payments(settings: Settings) -> Iterator[str]:
     processor = _setting(settings, "payments", "ORDERTASKS_PAYMENTS")
-    test_ok = (_setting(settings, "allow_test_payments", "ORDERTASKS_ALLOW_TEST_PAYMENTS") or "").lower() in TRUE
+    test_ok = parse_flag("ALLOW_TEST_PAYMENTS", _setting(settings, "allow_test_payments",
+                                                          "ORDERTASKS_ALLOW_TEST_PAYMENTS"), False)
     if processor is None:
         yield "ORDERTASKS_PAYMENTS is not set: stripe in the cloud (local only with ORDERTASKS_ALLOW_TEST_PAYMENTS=true)"
     elif processor == "local" and not test_ok:

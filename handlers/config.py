@@ -274,7 +274,7 @@ TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 FALSE_WORDS = frozenset({"0", "false", "no", "off"})
 
 
-def _flag(name: str, value: str | None, default: bool) -> bool:
+def parse_flag(name: str, value: str | None, default: bool) -> bool:
     """A boolean setting; anything but the eight accepted words stops start-up (never fail open)."""
     if value is None:
         return default
@@ -305,9 +305,9 @@ SMTPS_PORT = 465
 
 def _smtp_tls(starttls: str | None, implicit: str | None, cloud: bool, port: int) -> dict[str, bool]:
     """TLS on by default in the cloud: implicit on the SMTPS port, STARTTLS elsewhere."""
-    implicit_tls = _flag("SMTP_IMPLICIT_TLS", implicit, cloud and port == SMTPS_PORT)
+    implicit_tls = parse_flag("SMTP_IMPLICIT_TLS", implicit, cloud and port == SMTPS_PORT)
     return {"smtp_implicit_tls": implicit_tls,
-            "smtp_starttls": _flag("SMTP_STARTTLS", starttls, cloud and not implicit_tls)}
+            "smtp_starttls": parse_flag("SMTP_STARTTLS", starttls, cloud and not implicit_tls)}
 
 
 @dataclass(frozen=True)
@@ -412,7 +412,7 @@ class Settings:
             "enqueue_concurrently": get("ENQUEUE_MODE") != "sequential",
             "enqueue_timeout_seconds": float(get("ENQUEUE_TIMEOUT") or 10.0),
             "delay_scale": float(get("DELAY_SCALE") or 1.0),
-            "oidc_verify": _flag("OIDC_VERIFY", get("OIDC_VERIFY"), True),
+            "oidc_verify": parse_flag("OIDC_VERIFY", get("OIDC_VERIFY"), True),
             "oidc_certs_url": get("OIDC_CERTS_URL") or GOOGLE_CERTS_URL,
             "oidc_audience": get("OIDC_AUDIENCE"),
             "oidc_allowed_emails": tuple(e.strip() for e in (get("OIDC_ALLOWED_EMAILS") or "").split(",") if e.strip()),

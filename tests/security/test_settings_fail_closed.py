@@ -92,3 +92,14 @@ def test_functions_framework_refuses_to_start_on_a_misspelt_boolean(tmp_path: Pa
                           text=True, timeout=60)
     assert done.returncode != 0
     assert "ORDERTASKS_OIDC_VERIFY='enabled' is not a boolean" in done.stderr
+
+
+def test_a_misspelt_allow_test_payments_is_named_in_the_cloud() -> None:
+    """Attack: ORDERTASKS_ALLOW_TEST_PAYMENTS=ture read as false hid the real mistake behind another message."""
+    from handlers.cloud_readiness import require_cloud_ready
+    from tests.functions.test_cloud_startup import COMPLETE
+
+    env = {**COMPLETE, "ORDERTASKS_PAYMENTS": "local", "ORDERTASKS_ALLOW_TEST_PAYMENTS": "ture"}
+    with pytest.raises(ConfigurationError, match="ORDERTASKS_ALLOW_TEST_PAYMENTS='ture' is not a boolean"):
+        require_cloud_ready(Settings.from_env(env), "checkout")
+    require_cloud_ready(Settings.from_env({**env, "ORDERTASKS_ALLOW_TEST_PAYMENTS": "YES"}), "checkout")
