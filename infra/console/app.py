@@ -231,6 +231,11 @@ def _failed_routes(app: Flask, console: Console) -> None:
         effect = console.store.get_effect(entry.order_id, entry.kind)
         return render_template("failed_detail.html", e=entry, effect=effect)
 
+    _failed_action_routes(app, console)
+    _bulk_routes(app, console)
+
+
+def _failed_action_routes(app: Flask, console: Console) -> None:
     @app.get("/failed/<failed_id>/replay")
     def failed_replay_confirm(failed_id: str) -> str:
         return render_template("failed_replay.html", e=_entry_or_404(console, failed_id))
@@ -262,8 +267,6 @@ def _failed_routes(app: Flask, console: Console) -> None:
         console.triage.resolve(failed_id, note[:2000], who)
         flash(f"{failed_id} resolved by {who}", "ok")
         return redirect(url_for("failed_detail", failed_id=failed_id))
-
-    _bulk_routes(app, console)
 
 
 def _bulk_routes(app: Flask, console: Console) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from infra.config import REPO_ROOT, load_catalog
+from infra.config import load_catalog
 from tests.devstack.conftest import DELAY_SCALE, DevStack, place_order, start_dev
 from tests.support.samples import CHECKOUT_BODY, fast_catalog
 from tests.support.servers import ServerProcess, free_port, http_ok, need_binary, wait_until

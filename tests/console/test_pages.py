@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import re
 from datetime import UTC, datetime, timedelta
 
 from google.api_core import exceptions as gexc
@@ -213,3 +215,15 @@ def test_without_credentials_every_page_says_what_to_run() -> None:
         page = app.get(path)
         assert page.status_code == 503
         assert "gcloud auth application-default login" in page.text and "Traceback" not in page.text
+
+
+def test_failed_pages_follow_the_next_link_within_the_filter(cut: ConsoleUnderTest) -> None:
+    ids = {record(cut, f"ord-page-{i:02d}", "record_analytics") for i in range(60)}
+    record(cut, "ord-page-other", "generate_invoice")
+    first = cut.client.get("/failed?kind=record_analytics")
+    assert "<strong>60</strong> matching" in first.text
+    link = re.search(r'href="(/failed\?[^"]*cursor=[^"]+)">Next page', first.text)
+    assert link, "a next-page link"
+    second = cut.client.get(html.unescape(link.group(1)))
+    shown = set(re.findall(r'href="/failed/(ord-page-\d+:record_analytics)"', first.text + second.text))
+    assert shown == ids and "Next page" not in second.text and "first page" in second.text
