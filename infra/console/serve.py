@@ -2,7 +2,8 @@
 
 Binds to loopback by default: the console changes production state and has no login of
 its own (it acts with the operator's credentials), so it is for the operator's own machine
-or Cloud Shell's web preview.
+(reach it from elsewhere through an SSH tunnel). With another ``--host`` the Host-header
+allow-list is off and a warning is printed.
 """
 
 from __future__ import annotations
