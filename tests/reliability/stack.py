@@ -29,6 +29,7 @@ import requests
 from handlers.backends.sqlite import SqliteStore
 from infra import devstack
 from infra.config import REPO_ROOT, Catalog, load_catalog
+from producer.replay_target import write_stack_record
 from tests.support.samples import CHECKOUT_BODY
 from tests.support.servers import ServerProcess, free_port, wait_until
 
@@ -91,6 +92,9 @@ class LocalStack:
         for name, more in (extra_argv or {}).items():
             self.children[name].argv += more
         self.servers = {name: self._server(name) for name in PARTS}
+        # As `ordertasks dev` does: operator commands replay to the handler recorded here.
+        write_stack_record(self.data_dir, f"http://127.0.0.1:{self.ports['handler']}/",
+                           f"127.0.0.1:{self.ports['emulator']}", "")
         self.session = requests.Session()
         devstack.seed_demo_catalogue(self.env)
 
