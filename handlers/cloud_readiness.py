@@ -15,8 +15,9 @@ What each deployable needs:
 - ``handler``: the SMTP relay (host not loopback, a password with a username, TLS when it
   logs in), a real sender address, the warehouse URL, and for each webhook kind its URL and
   the token variable it names.
-- ``checkout``: a payment processor: ``ORDERTASKS_PAYMENTS=stripe`` with its secret key and
-  webhook signing secret (``local`` only with ``ORDERTASKS_ALLOW_TEST_PAYMENTS=true``).
+- ``checkout``: a payment processor: ``ORDERTASKS_PAYMENTS=stripe`` (the cloud default) with
+  its secret key and webhook signing secret (``local`` only with
+  ``ORDERTASKS_ALLOW_TEST_PAYMENTS=true``).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from handlers.config import ENV_REFERENCE as VARIABLE
-from handlers.config import Settings, WebhookConfig, parse_flag
+from handlers.config import Settings, WebhookConfig
 from handlers.errors import ConfigurationError
 from handlers.registry import KindRegistry
 
@@ -52,13 +53,6 @@ def url_is_loopback(url: str | None) -> bool:
     """True when ``url`` is unset, not http(s), or its host is loopback."""
     parts = urlsplit(url or "")
     return parts.scheme not in ("http", "https") or is_loopback(parts.hostname)
-
-
-def _setting(settings: Settings, field: str, variable: str) -> str | None:
-    # Payment settings become Settings fields with the money work; until then the
-    # ORDERTASKS_* variable itself (Settings.extra) answers.
-    value = getattr(settings, field, None)
-    return str(value) if value not in (None, "") else settings.extra.get(variable) or None
 
 
 def _common(settings: Settings) -> Iterator[str]:
@@ -112,23 +106,19 @@ def _webhooks(settings: Settings, targets: Mapping[str, WebhookConfig]) -> Itera
 
 
 def _payments(settings: Settings) -> Iterator[str]:
-    processor = _setting(settings, "payments", "ORDERTASKS_PAYMENTS")
-    test_ok = parse_flag("ALLOW_TEST_PAYMENTS", _setting(settings, "allow_test_payments",
-                                                          "ORDERTASKS_ALLOW_TEST_PAYMENTS"), False)
-    if processor is None:
-        yield "ORDERTASKS_PAYMENTS is not set: stripe in the cloud (local only with ORDERTASKS_ALLOW_TEST_PAYMENTS=true)"
-    elif processor == "local" and not test_ok:
+    processor = settings.payment_processor   # stripe unless ORDERTASKS_PAYMENTS says otherwise
+    if processor == "local" and not settings.allow_test_payments:
         yield ("ORDERTASKS_PAYMENTS=local takes no money: set stripe, or ORDERTASKS_ALLOW_TEST_PAYMENTS=true "
-               "for a test deployment")
+               "for a test deployment (its orders are marked test)")
     if processor != "stripe":
         return
-    for field, variable in (("stripe_secret_key", "ORDERTASKS_STRIPE_SECRET_KEY"),
-                            ("stripe_webhook_secret", "ORDERTASKS_STRIPE_WEBHOOK_SECRET")):
-        if not _setting(settings, field, variable):
+    for value, variable in ((settings.stripe_secret_key, "ORDERTASKS_STRIPE_SECRET_KEY"),
+                            (settings.stripe_webhook_secret, "ORDERTASKS_STRIPE_WEBHOOK_SECRET")):
+        if not value:
             yield f"{variable} is not set: mount it from Secret Manager"
-    base = _setting(settings, "stripe_api_base", "ORDERTASKS_STRIPE_API_BASE")
-    if base and url_is_loopback(base):
-        yield f"ORDERTASKS_STRIPE_API_BASE points at loopback ({base}): a test-only setting; unset it"
+    if settings.stripe_api_base and url_is_loopback(settings.stripe_api_base):
+        yield (f"ORDERTASKS_STRIPE_API_BASE points at loopback ({settings.stripe_api_base}): a test-only setting; "
+               "unset it")
 
 
 def cloud_problems(settings: Settings, deployable: str = "handler") -> list[str]:

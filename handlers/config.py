@@ -291,6 +291,9 @@ def _check_settings(settings: "Settings") -> "Settings":
     """Refuse combinations that would run a deployment open; warn about local-only choices."""
     if settings.backend not in ("local", "cloud"):
         raise ConfigurationError(f"ORDERTASKS_BACKEND={settings.backend!r} is not a backend: use local or cloud")
+    if settings.payments not in (None, "stripe", "local"):
+        raise ConfigurationError(f"ORDERTASKS_PAYMENTS={settings.payments!r} is not a payment processor: "
+                                 "use stripe or local (local takes no money)")
     if not settings.oidc_verify:
         if settings.backend == "cloud":
             raise ConfigurationError("ORDERTASKS_OIDC_VERIFY=false is refused with ORDERTASKS_BACKEND=cloud: "
@@ -353,8 +356,15 @@ class Settings:
     seller_name: str = "Example Shop Ltd"
     seller_address: str = "1 Market Street, 10115 Berlin, DE"
     seller_tax_id: str = "DE000000000"
+    # Payments: processor "stripe" | "local" (None: stripe in the cloud, local locally)
+    payments: str | None = None
+    allow_test_payments: bool = False
+    stripe_secret_key: str | None = field(default=None, repr=False)
+    stripe_webhook_secret: str | None = field(default=None, repr=False)
+    stripe_api_base: str | None = None
+    stripe_timeout_seconds: float = 20.0
     log_level: str = "INFO"
-    extra: Mapping[str, str] = field(default_factory=dict)
+    extra: Mapping[str, str] = field(default_factory=dict, repr=False)
     # Variables webhooks read (``${NAME}``, ``token_env``): those the catalog names, and
     # ORDERTASKS_*. Kept out of repr and comparisons: it holds secrets.
     environment: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
@@ -368,6 +378,16 @@ class Settings:
     def blob_root(self) -> Path:
         """The directory that stands in for the invoice bucket locally."""
         return self.blob_dir or self.data_dir / "blobs"
+
+    @property
+    def payment_processor(self) -> str:
+        """``ORDERTASKS_PAYMENTS``, defaulting to ``stripe`` in the cloud and ``local`` locally."""
+        return self.payments or ("stripe" if self.backend == "cloud" else "local")
+
+    @property
+    def test_payments(self) -> bool:
+        """True when the cloud takes no money: the local gateway, explicitly allowed."""
+        return self.backend == "cloud" and self.payment_processor == "local" and self.allow_test_payments
 
     @property
     def audience(self) -> str:
@@ -427,6 +447,12 @@ class Settings:
             "seller_name": get("SELLER_NAME") or cls.seller_name,
             "seller_address": get("SELLER_ADDRESS") or cls.seller_address,
             "seller_tax_id": get("SELLER_TAX_ID") or cls.seller_tax_id,
+            "payments": get("PAYMENTS"),
+            "allow_test_payments": parse_flag("ALLOW_TEST_PAYMENTS", get("ALLOW_TEST_PAYMENTS"), False),
+            "stripe_secret_key": get("STRIPE_SECRET_KEY"),
+            "stripe_webhook_secret": get("STRIPE_WEBHOOK_SECRET"),
+            "stripe_api_base": get("STRIPE_API_BASE"),
+            "stripe_timeout_seconds": float(get("STRIPE_TIMEOUT") or 20.0),
             "log_level": get("LOG_LEVEL") or "INFO",
             "extra": {k: v for k, v in env.items() if k.startswith("ORDERTASKS_")},
             "environment": _webhook_environment(env, Path(get("CONFIG") or DEFAULT_CATALOG)),

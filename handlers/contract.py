@@ -109,6 +109,8 @@ class OrderSnapshot(_Model):
     items: tuple[LineItem, ...] = Field(min_length=1, max_length=200)
     totals: Totals
     tax_rate: Decimal = Decimal("0")
+    # Paid through the local test gateway in a cloud test deployment: no money was taken.
+    test: bool = False
 
 
 @dataclass(frozen=True)

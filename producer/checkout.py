@@ -3,6 +3,7 @@
 Endpoints (described in full at ``GET /openapi.json``):
 
 - ``POST /api/checkout``: validate, charge, store, enqueue (201; 202 when tasks are pending).
+- ``POST /api/webhooks/stripe``: Stripe events (signature verified); completes 3-D Secure orders.
 - ``GET /api/orders/<order_id>``: the order and each task's state.
 - ``GET /healthz``, ``GET /openapi.json``.
 - ``POST /internal/reconcile``: for a Cloud Scheduler job; OIDC-verified.
@@ -37,9 +38,11 @@ from producer.checkout_request import CheckoutRequest, field_errors
 from producer.enqueue import Enqueuer
 from producer.openapi import openapi_document
 from producer.orders import Checkout, CheckoutAnswer, request_hash
+from producer.ledger import PaymentLedger
 from producer.payments import PaymentGateway
 from producer.pricebook import PriceBook
 from producer.reconcile import reconcile
+from producer.stripe_webhook import intent_succeeded, verified_event
 from producer.tax_rules import TaxTableError, default_table
 from producer.triage import triage_for
 
@@ -51,7 +54,8 @@ IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 
 def create_app(settings: Settings, *, store: OrderStore | None = None, enqueuer: Enqueuer | None = None,
                gateway: PaymentGateway | None = None, verifier: TokenVerifier | None = None,
-               clock: Clock | None = None, price_book: PriceBook | None = None) -> Flask:
+               clock: Clock | None = None, price_book: PriceBook | None = None,
+               ledger: PaymentLedger | None = None) -> Flask:
     """The checkout app; dependencies not given are built by ``producer.wiring``.
 
     In the cloud it refuses to start while a setting is unset or points at loopback.
@@ -61,8 +65,10 @@ def create_app(settings: Settings, *, store: OrderStore | None = None, enqueuer:
     store = store or wiring.order_store(settings)
     enqueuer = enqueuer or wiring.enqueuer(settings)
     _check_catalog(enqueuer)
-    checkout = Checkout(store, gateway or wiring.payment_gateway(settings), enqueuer, clock or wiring.clock(),
-                        price_book=price_book or wiring.price_book(settings))
+    ledger = ledger or wiring.payment_ledger(settings)
+    checkout = Checkout(store, gateway or wiring.payment_gateway(settings, ledger), enqueuer,
+                        clock or wiring.clock(), price_book=price_book or wiring.price_book(settings),
+                        ledger=ledger, test_payments=settings.test_payments)
     if settings.oidc_verify and verifier is None:
         verifier = wiring.reconcile_verifier(settings)
     app = Flask("ordertasks.checkout")
@@ -100,6 +106,18 @@ def _register_routes(app: Flask, checkout: Checkout, settings: Settings, verifie
         raw = _json_body()
         answer = checkout.checkout(_validated(raw), request_hash(raw), key)
         return _checkout_response(answer)
+
+    @app.post("/api/webhooks/stripe")
+    def stripe_webhook() -> Response:
+        if not settings.stripe_webhook_secret:
+            raise ApiError(404, "webhook_not_configured", "no Stripe webhook secret is configured "
+                           "(ORDERTASKS_STRIPE_WEBHOOK_SECRET)")
+        event = verified_event(request.get_data(cache=False), request.headers.get("Stripe-Signature"),
+                               settings.stripe_webhook_secret)
+        paid = intent_succeeded(event)
+        if paid is None:
+            return json_response({"received": True, "result": "ignored", "type": event.type})
+        return json_response(checkout.complete_payment(paid))
 
     @app.get("/api/orders/<order_id>")
     def get_order(order_id: str) -> Response:

@@ -36,6 +36,8 @@ ERROR_SCHEMA: dict[str, Any] = {
             "fields": {"type": "array", "items": {
                 "type": "object", "required": ["field", "message"],
                 "properties": {"field": {"type": "string"}, "message": {"type": "string"}}}},
+            "client_secret": {"type": "string", "description": "with code requires_action: for Stripe.js"},
+            "payment_intent": {"type": "string"}, "order_id": {"type": "string"},
             "prices": {"type": "array", "description": "with code price_changed: every line's current price",
                        "items": {"type": "object", "required": ["sku", "name", "unit_price", "currency"],
                                  "properties": {"sku": {"type": "string"}, "name": {"type": "string"},
@@ -60,12 +62,15 @@ CHECKOUT_RESULT_SCHEMA: dict[str, Any] = {
     "type": "object", "required": ["order_id", "status", "placed_at", "totals", "tasks"],
     "properties": {"order_id": {"type": "string"}, "status": {"type": "string"},
                    "placed_at": {"type": "string", "format": "date-time"}, "totals": _ref("Totals"),
-                   "tasks": {"type": "array", "items": _ref("Task")}, "message": {"type": "string"}},
+                   "tasks": {"type": "array", "items": _ref("Task")}, "message": {"type": "string"},
+                   "test": {"type": "boolean", "description": "true: taken by the test gateway, no money moved"}},
 }
 ORDER_VIEW_SCHEMA: dict[str, Any] = {
     "type": "object", "required": ["order_id", "status", "created_at", "paid_at", "items", "totals", "tasks"],
     "properties": {"order_id": {"type": "string"},
-                   "status": {"type": "string", "enum": ["created", "paid", "payment_failed"]},
+                   "status": {"type": "string",
+                              "enum": ["created", "awaiting_payment", "paid", "payment_failed"]},
+                   "test": {"type": "boolean"},
                    "created_at": {"type": "string", "format": "date-time"},
                    "paid_at": {"type": ["string", "null"], "format": "date-time"},
                    "items": {"type": "array", "items": {"type": "object"}},
@@ -96,7 +101,9 @@ def _checkout_operation() -> dict[str, Any]:
             "400": _error("Invalid JSON or invalid fields (one `fields` entry per bad field), a bad header, or "
                           "an item the price book does not sell (unknown_sku, inactive_sku, currency_not_offered), "
                           "or a country we do not ship to (unsupported_country)"),
-            "402": _error("Payment declined; no tasks"),
+            "402": _error("payment_declined: the card was refused, no tasks; or requires_action: the card "
+                          "needs 3-D Secure, error.client_secret completes it and the order is paid by the "
+                          "Stripe webhook (error.order_id, error.payment_intent)"),
             "409": _error("price_changed: a unit_price differs from the price book (error.prices has the "
                           "current ones); or a request with this Idempotency-Key is in progress, or order_id is taken"),
             "413": _error("Body over 64 KB"),
@@ -104,6 +111,20 @@ def _checkout_operation() -> dict[str, Any]:
             "422": _error("Idempotency-Key reused with a different body"),
             "503": _error("Payment processor or store unavailable; nothing charged twice on retry"),
         },
+    }
+
+
+def _stripe_webhook_operation() -> dict[str, Any]:
+    return {
+        "summary": "Stripe events; payment_intent.succeeded completes an order awaiting 3-D Secure",
+        "operationId": "stripeWebhook",
+        "parameters": [{"name": "Stripe-Signature", "in": "header", "required": True,
+                        "schema": {"type": "string"}}],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}},
+        "responses": {"200": _json({"type": "object"}, "Received (paid, already paid, or ignored)"),
+                      "400": _error("Missing or invalid Stripe-Signature, or not an event"),
+                      "404": _error("No webhook secret configured"),
+                      "503": _error("Store or Cloud Tasks unavailable; Stripe retries")},
     }
 
 
@@ -166,6 +187,7 @@ def openapi_document() -> dict[str, Any]:
         "paths": {
             "/api/checkout": {"post": _checkout_operation()},
             "/api/orders/{order_id}": {"get": _order_operation()},
+            "/api/webhooks/stripe": {"post": _stripe_webhook_operation()},
             "/healthz": {"get": {"summary": "Liveness", "operationId": "healthz",
                                  "responses": {"200": _json({"type": "object"}, "Up")}}},
             "/openapi.json": {"get": {"summary": "This document", "operationId": "openapi",

@@ -6,7 +6,10 @@ Order of steps and why:
    ``create_order`` (status ``created``) before charging, so a charge never exists without
    its order.
 2. ``charge`` with the order id as the idempotency key: any re-run of the flow for the same
-   order charges at most once.
+   order charges at most once. A card that needs 3-D Secure answers 402 ``requires_action``
+   with the client secret; the order stays ``created`` (shown ``awaiting_payment``, the
+   payment ledger says why) until Stripe's ``payment_intent.succeeded`` webhook runs steps
+   3 and 4 through ``complete_payment``.
 3. ``mark_paid`` writes the outbox (one pending entry per task) in the same transaction, so
    a paid order always knows which tasks it is owed.
 4. Enqueue all tasks concurrently; each one Cloud Tasks holds is marked ``scheduled``. If
@@ -32,16 +35,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from handlers.contract import OrderSnapshot, Totals, effect_key
+from handlers.contract import OrderSnapshot, Totals, effect_key, minor_units
 from handlers.errors import DependencyUnavailable
 from handlers.ports import Clock, EffectRecord, EffectStore, FailedTaskStore, OrderRecord, OrderStore, OutboxEntry
 from producer.api_errors import ApiError
 from producer.cart import PricedCart, price_cart
 from producer.checkout_request import CheckoutRequest
 from producer.enqueue import EnqueueResult, Enqueuer
-from producer.payments import PaymentDeclined, PaymentGateway, PaymentUnavailable
+from producer.ledger import REQUIRES_ACTION, SUCCEEDED, MemoryLedger, Payment, PaymentLedger
+from producer.payments import PaymentDeclined, PaymentGateway, PaymentRequiresAction, PaymentUnavailable
 from producer.pricebook import PriceBook
 from producer.pricing import UnsupportedCountry, compute_totals, tax_rate
+from producer.stripe_webhook import IntentSucceeded
 
 log = logging.getLogger("ordertasks.producer.checkout")
 
@@ -83,9 +88,12 @@ class Checkout:
     """Places orders (see the module docstring) and shows them with their tasks' states."""
 
     def __init__(self, store: OrderStore, gateway: PaymentGateway, enqueuer: Enqueuer, clock: Clock,
-                 stale_after: timedelta = timedelta(seconds=120), *, price_book: PriceBook) -> None:
+                 stale_after: timedelta = timedelta(seconds=120), *, price_book: PriceBook,
+                 ledger: PaymentLedger | None = None, test_payments: bool = False) -> None:
         self.store = store
         self.price_book = price_book
+        self.ledger = ledger or MemoryLedger()
+        self.test_payments = test_payments
         self.gateway = gateway
         self.enqueuer = enqueuer
         self.clock = clock
@@ -140,12 +148,36 @@ class Checkout:
             record = self._existing_order(order_id, resume)
         snapshot = OrderSnapshot.model_validate(record.snapshot)
         charge_id = record.charge_id or self._charge(order_id, snapshot, request.payment_token)
+        return self._answer(order_id, snapshot, self._fulfil(order_id, snapshot, charge_id, now))
+
+    def _fulfil(self, order_id: str, snapshot: OrderSnapshot, charge_id: str, now: datetime) -> list[EnqueueResult]:
+        """Paid: write the outbox with the status, then create the tasks (both idempotent)."""
         self.store.mark_paid(order_id, charge_id, self._outbox(order_id, snapshot, now), now)
         results = self.enqueuer.enqueue_order(order_id, snapshot, self.kinds)
         for result in results:
             if result.scheduled:
                 self.store.mark_scheduled(order_id, result.kind, self.clock.now())
-        return self._answer(order_id, snapshot, results)
+        return results
+
+    def complete_payment(self, paid: IntentSucceeded) -> dict[str, Any]:
+        """Complete an order awaiting payment from a verified Stripe event (see ``producer.stripe_webhook``)."""
+        record = self.store.get_order(paid.order_id) if paid.order_id else None
+        if record is None:
+            log.warning("stripe event for an unknown order", extra={"event": paid.event_id, "order_id": paid.order_id})
+            return {"received": True, "result": "unknown_order"}
+        if record.status == "paid":
+            return {"received": True, "result": "already_paid", "order_id": record.order_id}
+        snapshot = OrderSnapshot.model_validate(record.snapshot)
+        totals = snapshot.totals
+        if (paid.amount_minor, paid.currency) != (minor_units(totals.total, totals.currency), totals.currency):
+            log.error("stripe event amount differs from the order", extra={"event": paid.event_id,
+                                                                           "order_id": record.order_id})
+            return {"received": True, "result": "amount_mismatch", "order_id": record.order_id}
+        results = self._fulfil(record.order_id, snapshot, paid.payment_id, self.clock.now())
+        self.ledger.set_state(record.order_id, SUCCEEDED)
+        log.info("order paid after authentication", extra={"order_id": record.order_id, "tasks": len(results)})
+        return {"received": True, "result": "paid", "order_id": record.order_id,
+                "scheduled": sum(1 for r in results if r.scheduled)}
 
     def _order_record(self, order_id: str, request: CheckoutRequest, now: datetime) -> OrderRecord:
         country = request.shipping_address.country
@@ -153,6 +185,7 @@ class Checkout:
         snapshot = OrderSnapshot(
             placed_at=now, customer=request.contract_customer(), shipping_address=request.contract_address(),
             items=cart.items, totals=_totals(cart, request.currency, country), tax_rate=tax_rate(country),
+            test=self.test_payments,
         )
         return OrderRecord(order_id=order_id, status="created", snapshot=snapshot.model_dump(mode="json"),
                            created_at=now)
@@ -171,10 +204,18 @@ class Checkout:
         except PaymentDeclined as exc:
             self.store.mark_payment_failed(order_id, self.clock.now())
             raise ApiError(402, "payment_declined", str(exc)) from exc
+        except PaymentRequiresAction as exc:
+            self._await_payment(order_id, totals, exc)
+            raise ApiError(402, "requires_action", str(exc), extra={
+                "client_secret": exc.client_secret, "payment_intent": exc.payment_id, "order_id": order_id}) from exc
         except PaymentUnavailable as exc:
             log.warning("payment unavailable for order %s: %s", order_id, exc)   # the detail stays here
             raise ApiError(503, "payment_unavailable", "the payment processor is unavailable; retry with the same "
                            "Idempotency-Key", headers={"Retry-After": "5"}) from exc
+
+    def _await_payment(self, order_id: str, totals: Totals, action: PaymentRequiresAction) -> None:
+        self.ledger.record_payment(Payment(order_id, "stripe", action.payment_id, totals.total, totals.currency,
+                                           REQUIRES_ACTION, self.clock.now(), test=self.test_payments))
 
     def _outbox(self, order_id: str, snapshot: OrderSnapshot, now: datetime) -> list[OutboxEntry]:
         return [OutboxEntry(order_id=order_id, kind=p.kind, task_name=p.name, schedule_time=p.schedule_time,
@@ -189,6 +230,8 @@ class Checkout:
         body: dict[str, Any] = {"order_id": order_id, "status": "paid",
                                 "placed_at": snapshot.placed_at.isoformat(),
                                 "totals": snapshot.totals.model_dump(mode="json"), "tasks": tasks}
+        if snapshot.test:
+            body["test"] = True
         pending = [r for r in results if not r.scheduled]
         if not pending:
             log.info("order placed", extra={"order_id": order_id, "tasks": len(results)})
@@ -207,12 +250,20 @@ class Checkout:
             raise ApiError(404, "order_not_found", f"no order {order_id!r}; check the id the checkout returned")
         snapshot = record.snapshot
         return {
-            "order_id": record.order_id, "status": record.status,
+            "order_id": record.order_id, "status": self._status(record), "test": bool(snapshot.get("test")),
             "created_at": record.created_at.isoformat(),
             "paid_at": record.paid_at.isoformat() if record.paid_at else None,
             "items": snapshot.get("items", []), "totals": snapshot.get("totals"),
             "tasks": [self._task_view(e) for e in self.store.outbox_for(order_id)],
         }
+
+    def _status(self, record: OrderRecord) -> str:
+        """The stored status, or ``awaiting_payment`` while a payment waits for the customer."""
+        if record.status == "created":
+            payment = self.ledger.get_payment(record.order_id)
+            if payment is not None and payment.state == REQUIRES_ACTION:
+                return "awaiting_payment"
+        return record.status
 
     def _task_view(self, entry: OutboxEntry) -> dict[str, Any]:
         effect = self.store.get_effect(entry.order_id, entry.kind) if isinstance(self.store, EffectStore) else None

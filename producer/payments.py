@@ -1,28 +1,32 @@
 """The payment port and the local gateway that stands in for a card processor.
 
     PaymentError
-    ├── PaymentDeclined      the card was refused: final, answer 402
-    └── PaymentUnavailable   the processor could not be reached; nothing was charged, retry
+    ├── PaymentDeclined        the card was refused: final, answer 402 payment_declined
+    ├── PaymentRequiresAction  the customer must authenticate (3-D Secure): 402 requires_action
+    │                          with the client secret; a webhook completes the order
+    └── PaymentUnavailable     the processor could not be reached; nothing was charged, retry
 
 Every charge carries an idempotency key (the order id): a second ``charge`` with the same
 key returns the first charge's id and never charges again, which is what makes a retried
-checkout safe.
+checkout safe. ``producer.stripe_gateway.StripeGateway`` is the real processor;
+``LocalGateway`` (here) takes test tokens and no money.
 
-``LocalGateway`` keeps its ledger in a table of its own SQLite file (``data_dir/payments.db``
-when wired locally) so the "never charged twice" promise survives a restart of the checkout
-server; with ``path=":memory:"`` (the default, used by tests) it lives as long as the object.
+``LocalGateway`` keeps its ledger in a ``PaymentLedger`` (``producer.ledger``): wired, that
+is the order store's database (SQLite table ``payments``, or Firestore ``payments/{id}`` in
+a cloud test deployment), so "never charged twice" survives restarts and spans instances.
+``LocalGateway()`` alone keeps it in memory; ``LocalGateway(path)`` in that SQLite file.
 """
 
 from __future__ import annotations
 
 import secrets
-import sqlite3
-import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Protocol
+
+from producer.ledger import REFUNDED, SUCCEEDED, MemoryLedger, Payment, PaymentLedger
 
 DECLINED_TOKEN = "tok_declined"
 UNAVAILABLE_TOKEN = "tok_unavailable"
@@ -41,6 +45,15 @@ class PaymentUnavailable(PaymentError):
     """The processor could not be reached or timed out; nothing was charged."""
 
 
+class PaymentRequiresAction(PaymentError):
+    """The customer must complete an authentication (3-D Secure) before money moves."""
+
+    def __init__(self, message: str, payment_id: str, client_secret: str) -> None:
+        super().__init__(message)
+        self.payment_id = payment_id
+        self.client_secret = client_secret
+
+
 class PaymentGateway(Protocol):
     """Charges a payment token, at most once per idempotency key."""
 
@@ -49,7 +62,16 @@ class PaymentGateway(Protocol):
 
         The same key again returns the same charge id without charging (the amount and
         currency must match, else ``PaymentDeclined``). Raises ``PaymentDeclined`` for a
-        refused card and ``PaymentUnavailable`` when nothing could be charged right now.
+        refused card, ``PaymentRequiresAction`` when the customer must authenticate first,
+        and ``PaymentUnavailable`` when nothing could be charged right now.
+        """
+        ...
+
+    def refund(self, idempotency_key: str, charge_id: str) -> str:
+        """Refund a captured charge in full and return the refund id (once per key).
+
+        Raises ``PaymentUnavailable`` when the processor cannot be reached (retry with the
+        same key), ``PaymentDeclined`` when the charge cannot be refunded.
         """
         ...
 
@@ -66,78 +88,63 @@ class Charge:
     created_at: datetime
 
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS charges (
-    idempotency_key TEXT PRIMARY KEY,
-    charge_id TEXT NOT NULL UNIQUE,
-    amount TEXT NOT NULL,
-    currency TEXT NOT NULL,
-    token TEXT NOT NULL,
-    created_at TEXT NOT NULL
-)"""
-
-
 class LocalGateway:
     """Test tokens: ``tok_visa`` (and other ``ACCEPTED_TOKENS``) succeed, ``tok_declined``
-    is refused, ``tok_unavailable`` fails as an outage; any other token is declined."""
+    is refused, ``tok_unavailable`` fails as an outage; any other token is declined.
 
-    def __init__(self, path: str | Path = ":memory:") -> None:
-        if str(path) != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA busy_timeout = 5000")
-        self._db.execute(_SCHEMA)
-        # One connection shared by the server's threads: serialise its use.
-        self._lock = threading.Lock()
+    ``test=True`` marks each ledger record as a test payment (a cloud test deployment).
+    """
+
+    def __init__(self, path: str | Path = ":memory:", *, ledger: PaymentLedger | None = None,
+                 test: bool = False) -> None:
+        self.ledger = ledger or _ledger_at(path)
+        self.test = test
 
     def charge(self, idempotency_key: str, amount: Decimal, currency: str, token: str) -> str:
         """See ``PaymentGateway.charge``."""
         if token == UNAVAILABLE_TOKEN:
             raise PaymentUnavailable("the payment processor is unavailable (test token tok_unavailable); "
                                      "nothing was charged, retry later")
-        with self._lock:
-            existing = self._find(idempotency_key)
-            if existing is not None:
-                return self._same_charge(existing, amount, currency)
-            if token == DECLINED_TOKEN or token not in ACCEPTED_TOKENS:
-                raise PaymentDeclined("the card was declined; use another payment method")
-            try:
-                return self._insert(idempotency_key, amount, currency, token).charge_id
-            except sqlite3.IntegrityError:
-                # Another process sharing the ledger charged this key first: same answer.
-                return self._same_charge(self._find(idempotency_key), amount, currency)  # type: ignore[arg-type]
-            except sqlite3.OperationalError as exc:
-                raise PaymentUnavailable(f"the local payment ledger is busy ({exc}); retry") from exc
+        existing = self.ledger.get_payment(idempotency_key)
+        if existing is not None:
+            return _same_charge(existing, amount, currency)
+        if token == DECLINED_TOKEN or token not in ACCEPTED_TOKENS:
+            raise PaymentDeclined("the card was declined; use another payment method")
+        payment = Payment(idempotency_key, "local", "ch_" + secrets.token_hex(12), amount, currency, SUCCEEDED,
+                          datetime.now(timezone.utc), token, test=self.test)
+        # Another request (thread, process, instance) may record this key first: same answer.
+        return _same_charge(self.ledger.record_payment(payment), amount, currency)
+
+    def refund(self, idempotency_key: str, charge_id: str) -> str:
+        """See ``PaymentGateway.refund``."""
+        payment = next((p for p in self.ledger.list_payments() if p.payment_id == charge_id), None)
+        if payment is None:
+            raise PaymentDeclined(f"no charge {charge_id!r} to refund")
+        if payment.state == REFUNDED and payment.refund_id:
+            return payment.refund_id
+        refunded = self.ledger.set_state(payment.order_id, REFUNDED, "re_" + secrets.token_hex(12))
+        return refunded.refund_id if refunded and refunded.refund_id else ""
 
     def charges(self) -> list[Charge]:
         """The whole ledger, oldest first (for tests and the local stack's inspection)."""
-        with self._lock:
-            rows = self._db.execute("SELECT * FROM charges ORDER BY created_at, charge_id").fetchall()
-        return [self._row(r) for r in rows]
+        return [Charge(p.payment_id, p.order_id, p.amount, p.currency, p.token, p.created_at)
+                for p in self.ledger.list_payments() if p.processor == "local"]
 
     def close(self) -> None:
-        """Close the ledger's database."""
-        with self._lock:
-            self._db.close()
+        """Nothing to release: each ledger call uses its own connection."""
 
-    @staticmethod
-    def _same_charge(existing: Charge, amount: Decimal, currency: str) -> str:
-        if existing.amount != amount or existing.currency != currency:
-            raise PaymentDeclined(f"idempotency key {existing.idempotency_key!r} was already used for "
-                                  f"{existing.amount} {existing.currency}; use a new key for a new charge")
-        return existing.charge_id
 
-    def _find(self, key: str) -> Charge | None:
-        row = self._db.execute("SELECT * FROM charges WHERE idempotency_key = ?", (key,)).fetchone()
-        return self._row(row) if row else None
+def _ledger_at(path: str | Path) -> PaymentLedger:
+    if str(path) == ":memory:":
+        return MemoryLedger()
+    from producer.ledger_sqlite import SqliteLedger
 
-    def _insert(self, key: str, amount: Decimal, currency: str, token: str) -> Charge:
-        charge = Charge("ch_" + secrets.token_hex(12), key, amount, currency, token, datetime.now(timezone.utc))
-        self._db.execute("INSERT INTO charges VALUES (?, ?, ?, ?, ?, ?)",
-                         (key, charge.charge_id, str(amount), currency, token, charge.created_at.isoformat()))
-        return charge
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return SqliteLedger(Path(path))
 
-    @staticmethod
-    def _row(row: tuple[str, ...]) -> Charge:
-        key, charge_id, amount, currency, token, created = row
-        return Charge(charge_id, key, Decimal(amount), currency, token, datetime.fromisoformat(created))
+
+def _same_charge(existing: Payment, amount: Decimal, currency: str) -> str:
+    if existing.amount != amount or existing.currency != currency:
+        raise PaymentDeclined(f"idempotency key {existing.order_id!r} was already used for "
+                              f"{existing.amount} {existing.currency}; use a new key for a new charge")
+    return existing.payment_id

@@ -5,7 +5,8 @@
 | order store | ``SqliteStore(settings.sqlite_file)`` | ``FirestoreStore`` on ``settings.project`` |
 | Cloud Tasks | REST client on the emulator, anonymous credentials | default client and credentials |
 | price book | ``SqlitePriceBook`` in the same file as the order store | ``FirestorePriceBook`` (``products/{sku}``) |
-| payments | ``LocalGateway`` (ledger in ``data_dir/payments.db``) | ``LocalGateway`` too: no processor is integrated yet |
+| payment ledger | ``SqliteLedger`` in the order store's file | ``FirestoreLedger`` (``payments/{order_id}``) |
+| payments (``ORDERTASKS_PAYMENTS``) | ``local``: ``LocalGateway`` on the ledger; ``stripe`` if set | ``stripe``: ``StripeGateway``; ``local`` only with ``ORDERTASKS_ALLOW_TEST_PAYMENTS=true`` (orders marked test) |
 | OIDC for ``/internal/reconcile`` | emulator-signed tokens, ``settings.oidc_certs_url`` | Google's certs |
 
 The Cloud Tasks client also goes to the emulator whenever ``CLOUD_TASKS_EMULATOR_HOST`` is
@@ -18,11 +19,13 @@ import logging
 from typing import Any
 
 from handlers.config import Settings
+from handlers.errors import ConfigurationError
 from handlers.kind import SystemClock
 from handlers.oidc import TokenVerifier
 from handlers.ports import Clock, OrderStore
 from handlers.wiring import build_stores, token_verifier
 from producer.enqueue import Enqueuer
+from producer.ledger import PaymentLedger
 from producer.payments import LocalGateway, PaymentGateway
 from producer.pricebook import PriceBook
 
@@ -81,12 +84,36 @@ def enqueuer(settings: Settings, client: Any = None) -> Enqueuer:
     return Enqueuer(client or tasks_client(settings), settings, settings.catalog())
 
 
-def payment_gateway(settings: Settings) -> PaymentGateway:
-    """The local gateway; its ledger persists in ``data_dir/payments.db``."""
+def payment_ledger(settings: Settings) -> PaymentLedger:
+    """The payment ledger, in the order store's database (never a side file)."""
     if settings.backend == "cloud":
-        log.warning("no card processor is integrated: the cloud checkout uses the local test gateway")
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return LocalGateway(settings.data_dir / "payments.db")
+        from google.cloud import firestore
+
+        from producer.ledger_firestore import FirestoreLedger
+
+        return FirestoreLedger(firestore.Client(project=settings.project, database=settings.firestore_database))
+    from producer.ledger_sqlite import SqliteLedger
+
+    settings.sqlite_file.parent.mkdir(parents=True, exist_ok=True)
+    return SqliteLedger(settings.sqlite_file)
+
+
+def payment_gateway(settings: Settings, ledger: PaymentLedger | None = None) -> PaymentGateway:
+    """Stripe, or the local gateway (in the cloud only with ORDERTASKS_ALLOW_TEST_PAYMENTS=true)."""
+    if settings.payment_processor == "stripe":
+        if not settings.stripe_secret_key:
+            raise ConfigurationError("ORDERTASKS_PAYMENTS=stripe needs ORDERTASKS_STRIPE_SECRET_KEY (mount it from "
+                                     "Secret Manager; a test key sk_test_… locally)")
+        from producer.stripe_gateway import StripeGateway
+
+        return StripeGateway(settings.stripe_secret_key, api_base=settings.stripe_api_base,
+                             timeout=settings.stripe_timeout_seconds)
+    if settings.backend == "cloud" and not settings.allow_test_payments:
+        raise ConfigurationError("ORDERTASKS_PAYMENTS=local takes no money and is refused with "
+                                 "ORDERTASKS_BACKEND=cloud unless ORDERTASKS_ALLOW_TEST_PAYMENTS=true")
+    if settings.test_payments:
+        log.warning("test payments: the local gateway takes no money; every order is marked test")
+    return LocalGateway(ledger=ledger or payment_ledger(settings), test=settings.test_payments)
 
 
 def reconcile_verifier(settings: Settings) -> TokenVerifier:

@@ -27,7 +27,7 @@ COMPLETE = {
 }
 HANDLER_NEEDS = ["ORDERTASKS_PROJECT", "ORDERTASKS_HANDLER_URL", "ORDERTASKS_SMTP_HOST", "ORDERTASKS_SMTP_PASSWORD",
                  "ORDERTASKS_MAIL_FROM", "ORDERTASKS_WAREHOUSE_URL"]
-CHECKOUT_NEEDS = ["ORDERTASKS_PROJECT", "ORDERTASKS_HANDLER_URL", "ORDERTASKS_PAYMENTS",
+CHECKOUT_NEEDS = ["ORDERTASKS_PROJECT", "ORDERTASKS_HANDLER_URL",
                   "ORDERTASKS_STRIPE_SECRET_KEY", "ORDERTASKS_STRIPE_WEBHOOK_SECRET"]
 
 
@@ -149,7 +149,7 @@ def test_the_checkout_process_refuses_to_start(tmp_path: Path) -> None:
     # How Cloud Run serves the checkout: gunicorn on the app factory.
     argv = [str(Path(sys.executable).with_name("gunicorn")), "--bind", "127.0.0.1:0", "--workers", "1",
             "producer.serve:app_from_env()"]
-    result = _start(argv, {**COMPLETE, "ORDERTASKS_PAYMENTS": ""}, tmp_path)
+    result = _start(argv, {**COMPLETE, "ORDERTASKS_PAYMENTS": "local"}, tmp_path)
     assert result.returncode != 0
-    assert "ORDERTASKS_PAYMENTS is not set" in result.stderr
+    assert "ORDERTASKS_PAYMENTS=local takes no money" in result.stderr
     assert not any(secret in result.stderr + result.stdout for secret in SECRETS.values())

@@ -1,0 +1,86 @@
+"""The payment ledger in SQLite: table ``payments`` in the order store's database file.
+
+``record_payment`` is ``INSERT … ON CONFLICT DO NOTHING`` followed by a read in the same
+transaction, so two processes charging one order agree on the first record. Each call uses
+its own short connection (see ``producer.pricebook_sqlite`` for why).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+
+from handlers.errors import DependencyUnavailable
+from producer.ledger import Payment
+
+SCHEMA = """CREATE TABLE IF NOT EXISTS payments (
+    order_id TEXT PRIMARY KEY, processor TEXT NOT NULL, payment_id TEXT NOT NULL, amount TEXT NOT NULL,
+    currency TEXT NOT NULL, state TEXT NOT NULL, created_at TEXT NOT NULL, token TEXT NOT NULL,
+    refund_id TEXT, test INTEGER NOT NULL)"""
+COLUMNS = "order_id, processor, payment_id, amount, currency, state, created_at, token, refund_id, test"
+
+
+class SqliteLedger:
+    """``PaymentLedger`` over the SQLite file at ``path``."""
+
+    def __init__(self, path: Path, busy_timeout: float = 5.0) -> None:
+        self.path = Path(path)
+        self._busy_timeout = busy_timeout
+        with self._connection() as conn:
+            conn.execute(SCHEMA)
+
+    @contextmanager
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        try:
+            with closing(sqlite3.connect(self.path, timeout=self._busy_timeout, isolation_level=None)) as conn:
+                conn.execute("BEGIN IMMEDIATE")
+                yield conn
+                conn.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            raise DependencyUnavailable(f"payment ledger {self.path} unavailable ({exc}); retry") from exc
+
+    def record_payment(self, payment: Payment) -> Payment:
+        """See ``PaymentLedger.record_payment``."""
+        with self._connection() as conn:
+            conn.execute(f"INSERT INTO payments ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                         "ON CONFLICT (order_id) DO NOTHING", _row(payment))
+            return _read(conn, payment.order_id)  # type: ignore[return-value]
+
+    def get_payment(self, order_id: str) -> Payment | None:
+        """See ``PaymentLedger.get_payment``."""
+        with self._connection() as conn:
+            return _read(conn, order_id)
+
+    def set_state(self, order_id: str, state: str, refund_id: str | None = None) -> Payment | None:
+        """See ``PaymentLedger.set_state``."""
+        with self._connection() as conn:
+            conn.execute("UPDATE payments SET state = ?, refund_id = COALESCE(?, refund_id) WHERE order_id = ?",
+                         (state, refund_id, order_id))
+            return _read(conn, order_id)
+
+    def list_payments(self) -> list[Payment]:
+        """See ``PaymentLedger.list_payments``."""
+        with self._connection() as conn:
+            rows = conn.execute(f"SELECT {COLUMNS} FROM payments ORDER BY created_at, order_id").fetchall()
+        return [_payment(r) for r in rows]
+
+
+def _read(conn: sqlite3.Connection, order_id: str) -> Payment | None:
+    row = conn.execute(f"SELECT {COLUMNS} FROM payments WHERE order_id = ?", (order_id,)).fetchone()
+    return _payment(row) if row else None
+
+
+def _row(p: Payment) -> tuple[object, ...]:
+    return (p.order_id, p.processor, p.payment_id, str(p.amount), p.currency, p.state, p.created_at.isoformat(),
+            p.token, p.refund_id, int(p.test))
+
+
+def _payment(row: tuple[object, ...]) -> Payment:
+    order_id, processor, payment_id, amount, currency, state, created_at, token, refund_id, test = row
+    return Payment(str(order_id), str(processor), str(payment_id), Decimal(str(amount)), str(currency), str(state),
+                   datetime.fromisoformat(str(created_at)), str(token), None if refund_id is None else str(refund_id),
+                   bool(test))
