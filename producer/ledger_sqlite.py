@@ -30,16 +30,25 @@ class SqliteLedger:
     def __init__(self, path: Path, busy_timeout: float = 5.0) -> None:
         self.path = Path(path)
         self._busy_timeout = busy_timeout
-        with self._connection() as conn:
-            conn.execute(SCHEMA)
+        # The table is created on first use, not here: building the app must not need the
+        # database (a locked or missing store is a 503 per request, not a crash at start).
+        self._schema_ready = False
 
     @contextmanager
     def _connection(self) -> Iterator[sqlite3.Connection]:
         try:
             with closing(sqlite3.connect(self.path, timeout=self._busy_timeout, isolation_level=None)) as conn:
                 conn.execute("BEGIN IMMEDIATE")
-                yield conn
-                conn.execute("COMMIT")
+                try:
+                    if not self._schema_ready:
+                        conn.execute(SCHEMA)
+                    yield conn
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+            self._schema_ready = True
         except sqlite3.OperationalError as exc:
             raise DependencyUnavailable(f"payment ledger {self.path} unavailable ({exc}); retry") from exc
 

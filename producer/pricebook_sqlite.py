@@ -32,14 +32,18 @@ class SqlitePriceBook:
     def __init__(self, path: Path, busy_timeout: float = 5.0) -> None:
         self.path = Path(path)
         self._busy_timeout = busy_timeout
-        with self._connection() as conn:
-            conn.execute(SCHEMA)
+        # The table is created on first use, not here: building the app must not need the
+        # database (a locked or missing store is a 503 per request, not a crash at start).
+        self._schema_ready = False
 
     @contextmanager
     def _connection(self) -> Iterator[sqlite3.Connection]:
         try:
             with closing(sqlite3.connect(self.path, timeout=self._busy_timeout)) as conn, conn:
+                if not self._schema_ready:
+                    conn.execute(SCHEMA)   # DDL commits at once in the sqlite3 module's default mode
                 yield conn
+            self._schema_ready = True
         except sqlite3.OperationalError as exc:
             raise DependencyUnavailable(f"price book {self.path} unavailable ({exc}); check that the file's "
                                         "directory exists and is writable") from exc
