@@ -20,6 +20,7 @@ base p50), i.e. the six creates cost about one round trip, not six.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -28,6 +29,7 @@ from typing import Any
 from benchmarks._common import (REPO_ROOT, Proc, free_port, http_ok, median, parser, percentile, print_table,
                                 print_targets, python_module, rest_client, start_emulator, target, write_results)
 from benchmarks._loadgen import RequestFactory, run_load
+from infra.devstack import seed_demo_catalogue
 from tests.support.samples import EUR_CHECKOUT_BODY
 
 NAME = "checkout_latency"
@@ -59,6 +61,7 @@ def checkout_server(tmp: Path, host: str, mode: str) -> tuple[Proc, str]:
     env = {"ORDERTASKS_BACKEND": "local", "ORDERTASKS_DATA_DIR": str(data), "ORDERTASKS_CONFIG": str(CATALOG),
            "CLOUD_TASKS_EMULATOR_HOST": host, "ORDERTASKS_HANDLER_URL": "http://127.0.0.1:9/",
            "ORDERTASKS_ENQUEUE_MODE": mode, "ORDERTASKS_LOG_LEVEL": "WARNING"}
+    seed_demo_catalogue({**os.environ, **env})   # the order's SKUs, at the prices it sends
     proc = Proc(python_module("cli", "checkout", "--port", str(port)), tmp / f"checkout-{port}.log", env=env)
     proc.start(lambda: http_ok(f"http://127.0.0.1:{port}/healthz"))
     return proc, f"http://127.0.0.1:{port}"

@@ -143,9 +143,12 @@ class Checkout:
 
     def _place(self, order_id: str, request: CheckoutRequest, resume: bool) -> CheckoutAnswer:
         now = self.clock.now()
-        record = self._order_record(order_id, request, now)
-        if not self.store.create_order(record):
-            record = self._existing_order(order_id, resume)
+        # A resumed request completes the order as first priced, even if the book changed since.
+        record = self.store.get_order(order_id) if resume else None
+        if record is None:
+            record = self._order_record(order_id, request, now)
+            if not self.store.create_order(record):
+                record = self._existing_order(order_id, resume)
         snapshot = OrderSnapshot.model_validate(record.snapshot)
         charge_id = record.charge_id or self._charge(order_id, snapshot, request.payment_token)
         return self._answer(order_id, snapshot, self._fulfil(order_id, snapshot, charge_id, now))

@@ -138,3 +138,31 @@ def test_no_claimed_price_ever_lowers_the_total_below_the_books(lines: list[dict
         return
     assert sum(item.line_total for item in priced) == at_book_price
     assert all(item.unit_price == BOOK[item.sku].prices["EUR"] for item in priced)
+
+
+def test_a_resumed_checkout_completes_at_the_price_first_shown(tmp_path: Any, emulator: Any) -> None:
+    from producer import wiring
+    from producer.checkout import create_app
+    from producer.payments import LocalGateway, PaymentUnavailable
+    from tests.producer.conftest import build_stack
+
+    class DownOnce(LocalGateway):
+        calls = 0
+
+        def charge(self, key: str, amount: Decimal, currency: str, token: str) -> str:
+            DownOnce.calls += 1
+            if DownOnce.calls == 1:
+                raise PaymentUnavailable("processor timed out")
+            return super().charge(key, amount, currency, token)
+
+    stack = build_stack(tmp_path, emulator)
+    gateway = DownOnce()
+    app = create_app(stack.settings, store=stack.store, enqueuer=stack.enqueuer, gateway=gateway)
+    body = order_body(items=[_item(unit_price="9.50")])
+    assert app.test_client().post("/api/checkout", json=body, headers={"Idempotency-Key": "k-r"}).status_code == 503
+    wiring.price_book(stack.settings).put_products([Product("MUG-1", "Mug", {"EUR": Decimal("12.00")})])
+    retry = app.test_client().post("/api/checkout", json=body, headers={"Idempotency-Key": "k-r"})
+    assert retry.status_code == 201, retry.get_json()
+    assert gateway.charges()[0].amount == Decimal(retry.get_json()["totals"]["total"])
+    assert Decimal(retry.get_json()["totals"]["subtotal"]) == Decimal("19.00")
+    stack.enqueuer.close()
