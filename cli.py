@@ -27,6 +27,20 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 }
 
 
+# Commands that read the catalog ORDERTASKS_CONFIG names (dev and deploy take --config and
+# check it themselves; the emulator stands alone).
+CATALOG_FROM_ENVIRONMENT = frozenset({"handler", "checkout", "failed", "sweep", "reconcile", "stats", "console",
+                                      "demo", "products"})
+
+
+def _check_catalog() -> None:
+    """Refuse to run on a catalog whose kinds do not resolve (the message names file and line)."""
+    from handlers.config import Settings
+    from handlers.registry import KindRegistry
+
+    KindRegistry.from_catalog(Settings.from_env().catalog())
+
+
 def usage() -> str:
     """The top-level help text."""
     lines = ["usage: ordertasks <command> [options]", "", "commands:"]
@@ -50,6 +64,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from handlers.errors import ConfigurationError
 
     try:
+        if name in CATALOG_FROM_ENVIRONMENT:
+            _check_catalog()
         return int(func(rest) or 0)
     except ConfigurationError as exc:
         print(f"ordertasks {name}: configuration error: {exc}", file=sys.stderr)

@@ -15,9 +15,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8081)
     parser.add_argument("--debug", action="store_true", help="Flask's development server instead of gunicorn")
     args = parser.parse_args(argv)
-    from infra.config import Settings
+    from handlers.config import Settings
+    from handlers.wiring import check_startup
 
-    Settings.from_env()   # a bad setting stops the process here, before it listens
+    check_startup(Settings.from_env())   # a bad setting or catalog stops the process here, before it listens
     import functions_framework
     from functions_framework._http import create_server
 

@@ -130,6 +130,15 @@ def build_context(settings: Settings, catalog: Catalog, kinds: KindRegistry, ana
                          webhooks=build_webhooks(settings, kinds))
 
 
+def check_startup(settings: Settings) -> KindRegistry:
+    """What every process checks before it serves: the catalog's kinds resolve and their
+    webhook targets can be built. Raises ``ConfigurationError`` (``CatalogError``) naming
+    the file, the line and what to fix."""
+    kinds = KindRegistry.from_catalog(settings.catalog())
+    build_webhooks(settings, kinds)
+    return kinds
+
+
 def build_dispatcher(settings: Settings, *, stores: Stores | None = None, clock: Clock | None = None,
                      effects: Mapping[str, Effect] | None = None, context: EffectContext | None = None) -> Dispatcher:
     """A ``Dispatcher`` over the configured stores and the catalog's kinds.

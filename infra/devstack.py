@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from handlers.registry import KindRegistry
 from infra.config import REPO_ROOT, load_catalog
 from producer.replay_target import write_stack_record
 
@@ -267,6 +268,7 @@ def _interrupt(signum: int, frame: object) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Start the stack, print the banner, run until Ctrl-C / SIGTERM."""
     args = parse(argv)
+    KindRegistry.from_catalog(load_catalog(args.config))   # CatalogError: cli prints it, exit 2
     stack = Stack(args)
     stack.check_ports()
     # Installed explicitly: a shell that starts us in the background leaves SIGINT ignored.

@@ -31,7 +31,7 @@ from handlers.registry import KindRegistry
 from handlers.errors import AuthError, ConfigurationError, DependencyUnavailable
 from handlers.oidc import TokenVerifier
 from handlers.ports import Clock, OrderStore
-from infra.config import Settings
+from handlers.config import Settings
 from producer import wiring
 from producer.api_errors import ApiError, error_body
 from producer.checkout_request import CheckoutRequest, field_errors

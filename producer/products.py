@@ -130,7 +130,7 @@ def main(argv: Sequence[str] | None = None, book: PriceBook | None = None, out: 
 
 
 def _wired_book() -> PriceBook:
-    from infra.config import Settings
+    from handlers.config import Settings
     from producer import wiring
 
     return wiring.price_book(Settings.from_env())

@@ -19,8 +19,8 @@ from datetime import datetime, timedelta
 
 from handlers.contract import OrderSnapshot
 from handlers.ports import OrderStore, OutboxEntry
-from infra.backend_flags import add_backend_flags, settings_with_flags
-from infra.config import Settings
+from producer.backend_flags import add_backend_flags, settings_with_flags
+from handlers.config import Settings
 from producer.enqueue import Enqueuer
 
 

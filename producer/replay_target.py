@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from infra.config import Catalog, Settings
+from handlers.config import Catalog, Settings
 from producer.enqueue import HandlerTarget
 
 STACK_RECORD = "devstack.json"

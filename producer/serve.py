@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from flask import Flask
 from werkzeug.serving import make_server
 
-from infra.config import Settings
+from handlers.config import Settings
 from producer.checkout import create_app
 
 log = logging.getLogger("ordertasks.producer.serve")

@@ -17,8 +17,8 @@ from typing import Any, TextIO
 
 from handlers.errors import OrderTasksError
 from handlers.ports import FailedFilter
-from infra.backend_flags import CREDENTIALS_HINT, add_backend_flags, is_missing_credentials, settings_with_flags
-from infra.config import Catalog
+from producer.backend_flags import CREDENTIALS_HINT, add_backend_flags, is_missing_credentials, settings_with_flags
+from handlers.config import Catalog
 from producer.backlog import Backlog, queue_backlog
 from producer.enqueue import queue_path
 from producer.terminal import for_terminal
@@ -72,7 +72,7 @@ def render(backlogs: dict[str, Backlog | str], rows: list[tuple[str, ...]], now:
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     """``ordertasks stats``."""
-    from infra.config import Settings
+    from handlers.config import Settings
     from producer import wiring
 
     parser = argparse.ArgumentParser(prog="ordertasks stats", description=__doc__)

@@ -20,7 +20,7 @@ from typing import Any, TextIO
 from handlers.contract import encode, parse_envelope
 from handlers.errors import OrderTasksError, PermanentError
 from handlers.ports import FAILED_STATUSES, Clock, FailedTask, FailedTaskStore
-from infra.backend_flags import CREDENTIALS_HINT, add_backend_flags, is_missing_credentials, settings_with_flags
+from producer.backend_flags import CREDENTIALS_HINT, add_backend_flags, is_missing_credentials, settings_with_flags
 from producer.terminal import escape_controls, for_terminal
 
 REPLAYABLE = ("open", "replay_requested")
@@ -262,7 +262,7 @@ def triage_for(store: Any, enqueuer: Any, target: Callable[[], Any] | None = Non
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     """``ordertasks failed …``."""
-    from infra.config import Settings
+    from handlers.config import Settings
 
     args = parser().parse_args(argv)
     out = out or sys.stdout
@@ -283,7 +283,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
 
 def sweep_main(argv: Sequence[str] | None = None) -> int:
     """``ordertasks sweep``: replay entries marked ``replay_requested`` (e.g. in the console)."""
-    from infra.config import Settings
+    from handlers.config import Settings
 
     p = argparse.ArgumentParser(prog="ordertasks sweep", description=sweep_main.__doc__)
     add_backend_flags(p)

@@ -19,7 +19,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 from handlers.errors import DependencyUnavailable
-from infra.backend_flags import CREDENTIALS_HINT, is_missing_credentials
+from producer.backend_flags import CREDENTIALS_HINT, is_missing_credentials
 from infra.console import failed as failed_page
 from infra.console import overview, queues, timeline
 from infra.console.cancel import cancel_pending_tasks, cancel_summary

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from werkzeug.serving import make_server
 
-from infra.backend_flags import CREDENTIALS_HINT, add_backend_flags, is_missing_credentials, settings_with_flags
+from producer.backend_flags import CREDENTIALS_HINT, add_backend_flags, is_missing_credentials, settings_with_flags
 from infra.console.app import create_app
 
 log = logging.getLogger("ordertasks.console")

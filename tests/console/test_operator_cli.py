@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.backend_flags import add_backend_flags, settings_with_flags
+from producer.backend_flags import add_backend_flags, settings_with_flags
 from infra.config import REPO_ROOT, Settings
 from producer.replay_target import ReplayTargetUnknown, handler_target, write_stack_record
 
