@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ class DevStack:
     config: Path
     ports: dict[str, int]
     server: ServerProcess
+    extra_env: dict[str, str] = field(default_factory=dict)   # e.g. PYTHONPATH of a shop's own kinds
 
     @property
     def checkout(self) -> str:
@@ -39,7 +40,7 @@ class DevStack:
 
     def env(self) -> dict[str, str]:
         """What an operator exports to point the CLI at this stack."""
-        return {**os.environ, "ORDERTASKS_DATA_DIR": str(self.data_dir), "ORDERTASKS_CONFIG": str(self.config),
+        return {**os.environ, **self.extra_env, "ORDERTASKS_DATA_DIR": str(self.data_dir), "ORDERTASKS_CONFIG": str(self.config),
                 "CLOUD_TASKS_EMULATOR_HOST": f"127.0.0.1:{self.ports['emulator']}",
                 "ORDERTASKS_HANDLER_URL": f"http://127.0.0.1:{self.ports['handler']}/"}
 

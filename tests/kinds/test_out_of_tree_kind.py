@@ -71,7 +71,7 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
     server = ServerProcess(dev_argv(data_dir, config, ports), ports["checkout"], env=env,
                            log_path=root / "dev.log", ready=lambda: _answers(ports["checkout"]))
     server.start(timeout=120)
-    dev = DevStack(data_dir, config, ports, server)
+    dev = DevStack(data_dir, config, ports, server, extra_env={k: env[k] for k in ("PYTHONPATH", "CRM_URL", "CRM_TOKEN")})
     try:
         yield Shop(dev, api)
     finally:
