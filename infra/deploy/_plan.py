@@ -22,8 +22,8 @@ APIS = ("cloudtasks", "cloudfunctions", "run", "cloudbuild", "artifactregistry",
         "storage", "cloudscheduler", "iam")
 """APIs the deployment uses. Eventarc is left out: an HTTP-triggered gen2 function needs none."""
 
-SOURCE_PATHS = ("main.py", "requirements.txt", "handlers", "functions", "producer",
-                "infra/__init__.py", "infra/config.py", "infra/backend_flags.py", "infra/tasks.toml")
+SOURCE_PATHS = ("main.py", "requirements.txt", "ordertasks", "handlers", "functions", "producer",
+                "infra/__init__.py", "infra/config.py", "infra/tasks.toml")
 """What the function's source upload holds; ``.gcloudignore`` keeps exactly these (tested)."""
 
 COLLECTIONS = ("orders", "outbox", "checkout_keys", "idempotency", "failed_tasks",
