@@ -294,6 +294,9 @@ def _check_settings(settings: "Settings") -> "Settings":
     if settings.payments not in (None, "stripe", "local"):
         raise ConfigurationError(f"ORDERTASKS_PAYMENTS={settings.payments!r} is not a payment processor: "
                                  "use stripe or local (local takes no money)")
+    if settings.tasks_transport not in TASKS_TRANSPORTS:
+        raise ConfigurationError(f"ORDERTASKS_TASKS_TRANSPORT={settings.tasks_transport!r} is not a transport: "
+                                 "use grpc or rest")
     if not settings.oidc_verify:
         if settings.backend == "cloud":
             raise ConfigurationError("ORDERTASKS_OIDC_VERIFY=false is refused with ORDERTASKS_BACKEND=cloud: "
@@ -304,6 +307,7 @@ def _check_settings(settings: "Settings") -> "Settings":
 
 
 SMTPS_PORT = 465
+TASKS_TRANSPORTS = ("grpc", "rest")
 
 
 def _smtp_tls(starttls: str | None, implicit: str | None, cloud: bool, port: int) -> dict[str, bool]:
@@ -333,6 +337,7 @@ class Settings:
     firestore_database: str = "(default)"
     # Cloud Tasks
     cloud_tasks_emulator_host: str | None = None
+    tasks_transport: str = "grpc"  # how the Cloud Tasks client talks: grpc (as in production) or rest
     handler_url: str = "http://127.0.0.1:8081/"
     checkout_url: str = "http://127.0.0.1:8080/"
     enqueue_concurrently: bool = True
@@ -427,6 +432,7 @@ class Settings:
             "invoice_bucket": get("INVOICE_BUCKET"),
             "firestore_database": get("FIRESTORE_DATABASE") or "(default)",
             "cloud_tasks_emulator_host": env.get("CLOUD_TASKS_EMULATOR_HOST") or None,
+            "tasks_transport": get("TASKS_TRANSPORT") or "grpc",
             "handler_url": get("HANDLER_URL") or cls.handler_url,
             "checkout_url": get("CHECKOUT_URL") or cls.checkout_url,
             "enqueue_concurrently": get("ENQUEUE_MODE") != "sequential",

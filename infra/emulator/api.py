@@ -240,9 +240,12 @@ async def _read_body(request: web.Request) -> Any:
 
 
 async def invoke(service: TasksService, method: str, path: str, query: Mapping[str, str], body: Any,
-                 int_enums: bool = False) -> Json:
+                 int_enums: bool = False, latency_ms: float = 0.0) -> Json:
     """Run one API method given as REST (``method``, ``path`` after ``/v2/``): the single entry
-    point both transports use.  Raises :class:`RpcError`."""
+    point both transports use.  ``latency_ms`` (``--inject-latency-ms``) delays the call first,
+    to model the network to the real service.  Raises :class:`RpcError`."""
+    if latency_ms > 0:
+        await asyncio.sleep(latency_ms / 1000)
     handler, params = _route(method, path)
     return await handler(Call(query, params, service, body, int_enums))
 
@@ -253,13 +256,13 @@ def asks_int_enums(query: Mapping[str, str]) -> bool:
     return "enum-encoding=int" in alt
 
 
-def make_api_handler(service: TasksService) -> Callable[[web.Request], Awaitable[web.Response]]:
+def make_api_handler(service: TasksService, latency_ms: float = 0.0) -> Callable[[web.Request], Awaitable[web.Response]]:
     """The aiohttp handler for everything under ``/v2/``."""
     async def handle(request: web.Request) -> web.Response:
         try:
             body = await _read_body(request)
             answer = await invoke(service, request.method, request.match_info["path"], request.query, body,
-                                  asks_int_enums(request.query))
+                                  asks_int_enums(request.query), latency_ms)
             return web.json_response(answer)
         except RpcError as exc:
             return web.json_response(exc.to_json(), status=exc.http_status)
@@ -270,21 +273,10 @@ def make_api_handler(service: TasksService) -> Callable[[web.Request], Awaitable
     return handle
 
 
-def latency_middleware(latency_ms: float) -> Any:
-    """Delay every API call by ``latency_ms`` (models the network to the real service)."""
-    @web.middleware
-    async def delay(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
-        if latency_ms > 0 and request.path.startswith("/v2/"):
-            await asyncio.sleep(latency_ms / 1000)
-        return await handler(request)
-    return delay
-
-
 def build_app(service: TasksService, minter: TokenMinter, latency_ms: float = 0.0,
               guard: HostGuard | None = None, in_flight: controls.InFlight = lambda: 0) -> web.Application:
     """The aiohttp application: API, test-suite controls, ``/healthz``, and the OIDC key sets."""
-    middlewares = [guard_middleware(guard or HostGuard("127.0.0.1")), latency_middleware(latency_ms)]
-    app = web.Application(client_max_size=MAX_REQUEST_BYTES, middlewares=middlewares)
+    app = web.Application(client_max_size=MAX_REQUEST_BYTES, middlewares=[guard_middleware(guard or HostGuard("127.0.0.1"))])
     controls.add_routes(app, service, in_flight)
 
     async def healthz(_: web.Request) -> web.Response:
@@ -299,5 +291,5 @@ def build_app(service: TasksService, minter: TokenMinter, latency_ms: float = 0.
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/oauth2/v3/certs", jwks)
     app.router.add_get("/oauth2/v1/certs", pem_certs)
-    app.router.add_route("*", "/v2/{path:.*}", make_api_handler(service))
+    app.router.add_route("*", "/v2/{path:.*}", make_api_handler(service, latency_ms))
     return app

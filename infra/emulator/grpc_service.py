@@ -145,12 +145,12 @@ def _encode(rule: Rule, answer: Json) -> bytes:
 Behaviour = Callable[[bytes, grpc.aio.ServicerContext], Awaitable[bytes]]
 
 
-def make_behaviour(service: TasksService, name: str, rule: Rule) -> Behaviour:
+def make_behaviour(service: TasksService, name: str, rule: Rule, latency_ms: float = 0.0) -> Behaviour:
     """The async unary-unary handler of one RPC."""
     async def behaviour(raw: bytes, context: grpc.aio.ServicerContext) -> bytes:
         try:
             call = transcode(rule, _decode(rule, name, raw))
-            answer = await api.invoke(service, call.method, call.path, call.query, call.body)
+            answer = await api.invoke(service, call.method, call.path, call.query, call.body, latency_ms=latency_ms)
             return _encode(rule, answer)
         except RpcError as exc:
             await context.abort(grpc.StatusCode[exc.status], exc.message)
@@ -161,20 +161,20 @@ def make_behaviour(service: TasksService, name: str, rule: Rule) -> Behaviour:
     return behaviour
 
 
-def generic_handlers(service: TasksService) -> list[grpc.GenericRpcHandler]:
+def generic_handlers(service: TasksService, latency_ms: float = 0.0) -> list[grpc.GenericRpcHandler]:
     """Handlers for both services, raw bytes in and out (parsing happens in the behaviour)."""
     handlers = []
     for service_name, rules in ((TASKS_SERVICE, TASKS_RULES), (LOCATIONS_SERVICE, LOCATIONS_RULES)):
-        methods = {name: grpc.unary_unary_rpc_method_handler(make_behaviour(service, name, rule))
+        methods = {name: grpc.unary_unary_rpc_method_handler(make_behaviour(service, name, rule, latency_ms))
                    for name, rule in rules.items()}
         handlers.append(grpc.method_handlers_generic_handler(service_name, methods))
     return handlers
 
 
-async def start_server(service: TasksService, address: str) -> tuple[grpc.aio.Server, int]:
+async def start_server(service: TasksService, address: str, latency_ms: float = 0.0) -> tuple[grpc.aio.Server, int]:
     """A started ``grpc.aio`` server on ``address`` (``unix:PATH`` or ``HOST:PORT``); returns it
     and the bound port (0 for a unix socket)."""
-    server = grpc.aio.server(handlers=generic_handlers(service),
+    server = grpc.aio.server(handlers=generic_handlers(service, latency_ms),
                              options=[("grpc.max_receive_message_length", api.MAX_REQUEST_BYTES)])
     port = server.add_insecure_port(address)
     await server.start()

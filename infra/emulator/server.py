@@ -140,7 +140,7 @@ async def serve(args: argparse.Namespace) -> int:
     await runner.setup()
     private = tempfile.TemporaryDirectory(prefix="ordertasks-emulator-")
     grpc_socket = os.path.join(private.name, "grpc.sock")
-    grpc_server, _ = await grpc_service.start_server(service, "unix:" + grpc_socket)
+    grpc_server, _ = await grpc_service.start_server(service, "unix:" + grpc_socket, args.inject_latency_ms)
     listener = await loop.create_server(sniffer_factory(runner.server, grpc_socket), args.host, args.port)
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

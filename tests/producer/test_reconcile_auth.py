@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 import requests
+from google.api_core.exceptions import ServiceUnavailable
+from google.api_core.retry import Retry, if_exception_type
 from google.cloud import tasks_v2
 
 from handlers.config import load_catalog
@@ -51,9 +53,11 @@ def _scheduler_call(stack: Stack, url: str, email: str, audience: str) -> Any:
     cat = stack.catalog
     parent = queue_path(cat.project, cat.region, "ordertasks-analytics")
     client = stack.enqueuer.client
+    # The emulator may have just restarted: a gRPC client sees UNAVAILABLE until it reconnects.
+    retry = Retry(predicate=if_exception_type(ServiceUnavailable), initial=0.1, maximum=0.5, timeout=15)
     task = client.create_task(parent=parent, task=tasks_v2.Task(http_request=tasks_v2.HttpRequest(
         http_method=tasks_v2.HttpMethod.POST, url=url,
-        oidc_token=tasks_v2.OidcToken(service_account_email=email, audience=audience))))
+        oidc_token=tasks_v2.OidcToken(service_account_email=email, audience=audience))), retry=retry)
     client.run_task(name=task.name)
     return task
 
