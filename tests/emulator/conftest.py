@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.emulator.receiver import Receiver
-from tests.support.servers import ServerProcess, free_port, http_ok
+from tests.support.servers import ServerProcess, free_port, http_ok, need_binary
 
 PROJECT, LOCATION = "test-project", "us-central1"
 PARENT = f"projects/{PROJECT}/locations/{LOCATION}"
@@ -130,3 +130,12 @@ def make_queue(client) -> QueueFactory:  # type: ignore[no-untyped-def]
         })
         return name
     return make
+
+
+@pytest.fixture(scope="session")
+def gcloud(emulator: Emulator, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """gcloud configured for the shared emulator (skips locally, fails in CI, without gcloud)."""
+    from tests.emulator.clients import Gcloud
+
+    binary = need_binary("gcloud", "the emulator must work with `gcloud tasks`")
+    return Gcloud(binary, emulator, tmp_path_factory.mktemp("gcloud-config"))

@@ -4,55 +4,17 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import os
-import subprocess
 import uuid
-from pathlib import Path
 
 import google.auth.transport.requests
-import pytest
-import json
 from google.oauth2 import id_token
 
+from tests.emulator.clients import Gcloud
 from tests.emulator.conftest import LOCATION, PROJECT, Emulator
 from tests.emulator.receiver import Receiver, Reply
-from tests.support.servers import need_binary, wait_until
+from tests.support.servers import wait_until
 
 ACCOUNT = "dispatcher@test-project.iam.gserviceaccount.com"
-
-
-class Gcloud:
-    """Runs gcloud with its Cloud Tasks endpoint pointed at the emulator and no credentials."""
-
-    def __init__(self, binary: str, emulator: Emulator, config_dir: Path) -> None:
-        self.binary = binary
-        self.env = {**os.environ,
-                    "CLOUDSDK_CONFIG": str(config_dir),
-                    "CLOUDSDK_API_ENDPOINT_OVERRIDES_CLOUDTASKS": emulator.endpoint + "/",
-                    "CLOUDSDK_AUTH_DISABLE_CREDENTIALS": "true",
-                    "CLOUDSDK_CORE_PROJECT": PROJECT,
-                    "CLOUDSDK_CORE_DISABLE_PROMPTS": "1",
-                    "CLOUDSDK_CORE_DISABLE_USAGE_REPORTING": "true",
-                    "CLOUDSDK_COMPONENT_MANAGER_DISABLE_UPDATE_CHECK": "true",
-                    "CLOUDSDK_SURVEY_DISABLE_PROMPTS": "true"}
-
-    def run(self, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-        """``gcloud tasks ARGS --location=L``; fail the test unless the exit status matches ``ok``."""
-        proc = subprocess.run([self.binary, "tasks", *args, f"--location={LOCATION}"], env=self.env,
-                              capture_output=True, text=True, timeout=60)
-        assert (proc.returncode == 0) == ok, f"gcloud tasks {' '.join(args)}:\n{proc.stdout}\n{proc.stderr}"
-        return proc
-
-    def describe(self, *args: str) -> dict:  # type: ignore[type-arg]
-        """Run a describe-style command and parse its output (JSON: no YAML parser needed)."""
-        return json.loads(self.run(*args, "--format=json").stdout)
-
-
-@pytest.fixture(scope="module")
-def gcloud(emulator: Emulator, tmp_path_factory: pytest.TempPathFactory) -> Gcloud:
-    """gcloud configured for the shared emulator (skips locally, fails in CI, without gcloud)."""
-    binary = need_binary("gcloud", "the emulator must work with `gcloud tasks`")
-    return Gcloud(binary, emulator, tmp_path_factory.mktemp("gcloud-config"))
 
 
 def queue_id() -> str:
@@ -147,3 +109,56 @@ def test_task_list_table(gcloud: Gcloud, receiver: Receiver) -> None:
     assert table == (f"TASK_NAME  {'SCHEDULE_TIME':<{width}}  DISPATCH_ATTEMPTS\n"
                      f"failing    {retry_at:<{width}}  1\n"
                      f"later      {eta_text:<{width}}  0\n")
+
+
+def test_queue_http_target_overrides_are_honoured_at_dispatch(gcloud: Gcloud, emulator: Emulator,
+                                                               receiver: Receiver) -> None:
+    queue = queue_id()
+    gcloud.run("queues", "create", queue)
+
+    updated = gcloud.run("queues", "update", queue,
+                         f"--http-uri-override=scheme:http,host:127.0.0.1,port:{receiver.port},path:/pinned,mode:always",
+                         f"--http-oidc-service-account-email-override={ACCOUNT}",
+                         f"--http-oidc-token-audience-override={receiver.url('/')}")
+    assert f"Updated queue [{LOCATION}/{queue}]" in updated.stderr
+    target = gcloud.describe("queues", "describe", queue)["httpTarget"]
+    assert target["uriOverride"]["host"] == "127.0.0.1" and target["uriOverride"]["port"] == str(receiver.port)
+    assert target["oidcToken"] == {"serviceAccountEmail": ACCOUNT, "audience": receiver.url("/")}
+
+    gcloud.run("create-http-task", "pinned-1", f"--queue={queue}", "--url=https://elsewhere.invalid/ignored")
+    request = wait_until(lambda: receiver.received("/pinned"), timeout=10, what="delivery to the pinned target")[0]
+    claims = id_token.verify_token(request.headers["Authorization"].split()[1], google.auth.transport.requests.Request(),
+                                   audience=receiver.url("/"), certs_url=emulator.endpoint + "/oauth2/v1/certs")
+    assert claims["email"] == ACCOUNT
+
+
+def test_buffer_sends_through_the_queue_target(gcloud: Gcloud, receiver: Receiver) -> None:
+    queue = queue_id()
+    gcloud.run("queues", "create", queue)
+    gcloud.run("queues", "update", queue, f"--http-uri-override=scheme:http,host:127.0.0.1,port:{receiver.port},path:/buffered")
+
+    buffered = gcloud.run("buffer", f"--queue={queue}", "--task-id=buf-1")
+
+    assert f"Buffered task in queue [{LOCATION}/{queue}]" in buffered.stderr
+    request = wait_until(lambda: receiver.received("/buffered"), timeout=10, what="buffered delivery")[0]
+    assert request.headers["X-CloudTasks-TaskName"] == "buf-1"
+    refused = gcloud.run("buffer", f"--queue={queue}", "--task-id=buf-1", ok=False)
+    assert "ALREADY_EXISTS" in refused.stderr
+
+
+def test_iam_policy_binding(gcloud: Gcloud) -> None:
+    queue = queue_id()
+    gcloud.run("queues", "create", queue)
+    empty = gcloud.describe("queues", "get-iam-policy", queue)
+    assert "bindings" not in empty and empty["etag"]
+
+    added = gcloud.run("queues", "add-iam-policy-binding", queue, f"--member=serviceAccount:{ACCOUNT}",
+                       "--role=roles/cloudtasks.enqueuer")
+
+    assert f"Updated IAM policy for queue [{queue}]" in added.stderr
+    policy = gcloud.describe("queues", "get-iam-policy", queue)
+    assert policy["bindings"] == [{"members": [f"serviceAccount:{ACCOUNT}"], "role": "roles/cloudtasks.enqueuer"}]
+    assert policy["etag"] != empty["etag"]
+    bad = gcloud.run("queues", "add-iam-policy-binding", queue, "--member=nobody", "--role=roles/cloudtasks.enqueuer",
+                     ok=False)
+    assert "INVALID_ARGUMENT: policy.bindings[0].members[0]: invalid member 'nobody'" in bad.stderr

@@ -104,7 +104,8 @@ def hostile_tasks_api() -> Iterator[str]:
 
 def test_stats_escapes_errors_and_failures(hostile_log: Path, hostile_tasks_api: str) -> None:
     """Attack: a queue error message from the API, shown raw in the `stats` table."""
-    done = cli(hostile_log, "stats", CLOUD_TASKS_EMULATOR_HOST=hostile_tasks_api)
+    # The hostile API is a REST fake: the client must speak REST to it.
+    done = cli(hostile_log, "stats", CLOUD_TASKS_EMULATOR_HOST=hostile_tasks_api, ORDERTASKS_TASKS_TRANSPORT="rest")
     assert done.returncode == 0, done.stderr
     assert_no_raw_controls(done.stdout)
     assert b"unavailable" in done.stdout
