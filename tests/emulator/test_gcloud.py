@@ -161,4 +161,5 @@ def test_iam_policy_binding(gcloud: Gcloud) -> None:
     assert policy["etag"] != empty["etag"]
     bad = gcloud.run("queues", "add-iam-policy-binding", queue, "--member=nobody", "--role=roles/cloudtasks.enqueuer",
                      ok=False)
-    assert "INVALID_ARGUMENT: policy.bindings[0].members[0]: invalid member 'nobody'" in bad.stderr
+    # gcloud adds the member to the existing binding (members[1]) and wraps long error lines.
+    assert "INVALID_ARGUMENT: policy.bindings[0].members[1]: invalid member 'nobody'" in " ".join(bad.stderr.split())
