@@ -85,6 +85,13 @@ def snap(page: Any, shots: Path, name: str) -> Path:
     return path
 
 
+def follow(page: Any, target: Any) -> None:
+    """Click a link or a form button and wait until the page it leads to has loaded."""
+    with page.expect_navigation():
+        target.click()
+    page.wait_for_load_state("load")
+
+
 def failed_order(stack: DevStack) -> tuple[str, str]:
     """An order whose warehouse notification the warehouse rejected for good."""
     stack.warehouse_mode("reject")
@@ -107,20 +114,20 @@ def test_triage_a_failed_task_end_to_end(page: Any, stack: DevStack, shots: Path
     page.goto("/")
     assert page.locator("h1").inner_text() == "Overview"
     snap(page, shots, "overview")
-    page.get_by_role("link", name="Failed tasks").click()
+    follow(page, page.get_by_role("link", name="Failed tasks"))
     page.wait_for_url("**/failed")
     row = page.locator("tr", has=page.get_by_role("link", name=failed_id))
     assert "open" in row.inner_text() and "Rejected" in row.inner_text()
     snap(page, shots, "failed-list")
-    row.get_by_role("link", name=failed_id).click()
+    follow(page, row.get_by_role("link", name=failed_id))
     assert page.locator("h1").inner_text() == f"Failed task {failed_id}"
     assert '"order_id"' in page.locator("pre.payload").inner_text()
     snap(page, shots, "failed-detail")
     stack.warehouse_mode("ok")
-    page.get_by_role("link", name="Replay…").click()
+    follow(page, page.get_by_role("link", name="Replay…"))
     assert page.locator("h1").inner_text() == f"Replay {failed_id}?"
     snap(page, shots, "failed-replay-confirm")
-    page.get_by_role("button", name="Replay now").click()
+    follow(page, page.get_by_role("button", name="Replay now"))
     assert "replay created" in page.locator(".flash").first.inner_text()
     reload_until(page, "Resolved by the replay")
     assert page.locator(".status").first.inner_text() == "resolved"       # the handler closes it
@@ -134,10 +141,10 @@ def test_bulk_replay_of_three(page: Any, stack: DevStack, shots: Path) -> None:
     stack.warehouse_mode("ok")
     page.goto("/failed?kind=notify_warehouse&status=open")
     assert page.locator(".summary strong").inner_text() == "3"
-    page.get_by_role("link", name="Replay all matching…").click()
+    follow(page, page.get_by_role("link", name="Replay all matching…"))
     assert page.locator("h1").inner_text() == "Replay 3 failed task(s)?"
     snap(page, shots, "failed-bulk-confirm")
-    page.get_by_role("button", name="Replay 3 task(s)").click()
+    follow(page, page.get_by_role("button", name="Replay 3 task(s)"))
     assert "bulk replay: 3 of 3 replayed" in page.content()
     for order_id in orders:
         wait_until(lambda o=order_id: stack.task_states(o)["notify_warehouse"] == "done", timeout=60,
@@ -160,13 +167,13 @@ def test_cancel_an_orders_pending_tasks(page: Any, stack: DevStack, shots: Path)
                what="the order's immediate effects")
     page.goto("/orders")
     page.get_by_label("Order id or customer email").fill(order_id)
-    page.get_by_role("button", name="Search").click()
+    follow(page, page.get_by_role("button", name="Search"))
     assert page.locator("h1").inner_text() == f"Order {order_id}"
     assert page.locator(".outcome.scheduled").count() == len(waiting)
     snap(page, shots, "order-timeline")
-    page.get_by_role("link", name=f"Cancel {len(waiting)} pending task(s)").click()
+    follow(page, page.get_by_role("link", name=f"Cancel {len(waiting)} pending task(s)"))
     snap(page, shots, "order-cancel-confirm")
-    page.get_by_role("button", name=f"Cancel {len(waiting)} task(s)").click()
+    follow(page, page.get_by_role("button", name=f"Cancel {len(waiting)} task(s)"))
     flashes = page.locator(".flash").all_inner_texts()
     deleted = [f.removesuffix(": deleted").split(", ") for f in flashes if f.endswith(": deleted")]
     assert deleted and sorted(deleted[0]) == sorted(waiting)
@@ -180,7 +187,7 @@ def test_search_orders_by_email_and_the_queues_page(page: Any, stack: DevStack, 
     placed = place_order(stack)
     page.goto("/orders")
     page.get_by_label("Order id or customer email").fill(email)
-    page.get_by_role("button", name="Search").click()
+    follow(page, page.get_by_role("button", name="Search"))
     assert "order(s) for" in page.locator("h2").inner_text()
     assert page.get_by_role("link", name=placed).count() == 1
     snap(page, shots, "orders-search")
