@@ -16,7 +16,8 @@ import time
 
 from benchmarks._common import RESULTS_DIR, print_table
 
-BENCHMARKS = ("checkout_latency", "emulator_dispatch", "emulator_timing", "handler_overhead", "end_to_end")
+BENCHMARKS = ("checkout_latency", "emulator_dispatch", "emulator_timing", "handler_overhead", "end_to_end",
+              "cloud_cost")
 
 
 def main(argv: list[str] | None = None) -> int:
