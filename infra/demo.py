@@ -17,10 +17,12 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from typing import Any, TextIO
+
+from handlers.config import Settings
 
 SETTLED = ("done", "failed")
 CATALOG = [("BOOK-1", "Notes on the Analytical Engine", "19.50"), ("MUG-2", "Difference mug", "8.90"),
@@ -100,6 +102,37 @@ def progress_line(counts: Counter[tuple[str, str]], width: int = 30) -> str:
     return f"[{'#' * filled}{'-' * (width - filled)}] {settled}/{total} settled  done {states['done']}  failed {states['failed']}"
 
 
+def settled_fraction(counts: Counter[tuple[str, str]]) -> float:
+    """Share of awaited tasks that are done or failed (1.0 when nothing is awaited)."""
+    awaited_ = sum(n for (_, s), n in counts.items() if s != "later")
+    settled = sum(n for (_, s), n in counts.items() if s in SETTLED)
+    return settled / awaited_ if awaited_ else 1.0
+
+
+class Progress:
+    """The progress bar: redrawn in place on a terminal; otherwise one line per 10 % or per 10 s.
+
+    A log file or CI output gets a handful of lines instead of one per poll.
+    """
+
+    STEP, INTERVAL = 0.10, 10.0
+
+    def __init__(self, out: TextIO, clock: Callable[[], float] = time.monotonic) -> None:
+        self.out, self.clock, self.tty = out, clock, out.isatty()
+        self.last_step, self.last_time = -1, clock()
+
+    def show(self, counts: Counter[tuple[str, str]], final: bool = False) -> None:
+        """Draw or print the current state (the final state is always printed)."""
+        line = progress_line(counts)
+        if self.tty:
+            print("\r" + line, end="", file=self.out, flush=True)
+            return
+        step, now = int(settled_fraction(counts) / self.STEP), self.clock()
+        if final or step > self.last_step or now - self.last_time >= self.INTERVAL:
+            print(line, file=self.out, flush=True)
+            self.last_step, self.last_time = step, now
+
+
 def summary(counts: Counter[tuple[str, str]], duplicates: Counter[str]) -> str:
     """Per kind: done, duplicate deliveries absorbed, failed, still pending, scheduled later."""
     kinds = sorted({k for k, _ in counts})
@@ -129,14 +162,15 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         order_ids = list(pool.map(lambda n: place(base, n, args.seed), range(1, args.orders + 1)))
         print(f"placed {len(order_ids)} orders in {time.monotonic() - started:.1f}s", file=out, flush=True)
         board, deadline = Board(order_ids), time.monotonic() + args.timeout
+        reporter = Progress(out)
         horizon = datetime.now(timezone.utc) + timedelta(seconds=args.timeout)
         while True:
             board.refresh(base, pool)
             counts = board.counts(horizon)
-            line = progress_line(counts)
-            print(("\r" + line) if out.isatty() else line, end="" if out.isatty() else "\n", file=out, flush=True)
             unsettled = sum(n for (_, s), n in counts.items() if s not in (*SETTLED, "later"))
-            if unsettled == 0 or time.monotonic() > deadline:
+            finished = unsettled == 0 or time.monotonic() > deadline
+            reporter.show(counts, finished)
+            if finished:
                 break
             time.sleep(args.poll)
         duplicates = duplicate_counts(base, order_ids, pool)
@@ -149,12 +183,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ordertasks demo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--orders", type=int, default=20)
-    parser.add_argument("--url", default="http://127.0.0.1:8080", help="the checkout API")
+    parser.add_argument("--url", default=None,
+                        help="the checkout API (default: ORDERTASKS_CHECKOUT_URL, else http://127.0.0.1:8080/)")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--timeout", type=float, default=300, help="seconds to wait for effects to settle")
     parser.add_argument("--poll", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=int(time.time()))
     args = parser.parse_args(argv)
+    args.url = args.url or Settings.from_env().checkout_url
     try:
         return run(args, sys.stdout)
     except (OSError, RuntimeError) as exc:

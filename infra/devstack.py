@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -131,19 +132,46 @@ def children(args: argparse.Namespace) -> list[Child]:
     ]
 
 
+DEFAULT_DATA_DIR = Path("var")
+DEFAULT_CONFIG = REPO_ROOT / "infra" / "tasks.toml"
+
+
+def second_terminal_exports(args: argparse.Namespace) -> list[str]:
+    """The ``export`` lines a second terminal needs so the CLI talks to this stack, not the defaults."""
+    p, d = args.ports, Ports()
+    wanted = [
+        (args.data_dir != DEFAULT_DATA_DIR.resolve(), "ORDERTASKS_DATA_DIR", str(args.data_dir)),
+        (args.config.resolve() != DEFAULT_CONFIG, "ORDERTASKS_CONFIG", str(args.config.resolve())),
+        (p.emulator != d.emulator, "CLOUD_TASKS_EMULATOR_HOST", f"127.0.0.1:{p.emulator}"),
+        (p.handler != d.handler, "ORDERTASKS_HANDLER_URL", f"http://127.0.0.1:{p.handler}/"),
+        (p.checkout != d.checkout, "ORDERTASKS_CHECKOUT_URL", f"http://127.0.0.1:{p.checkout}/"),
+    ]
+    return [f"export {name}={shlex.quote(value)}" for needed, name, value in wanted if needed]
+
+
+def second_terminal(args: argparse.Namespace) -> str:
+    """How to set up a second terminal: the venv, plus the exports for anything non-default."""
+    activate = Path(sys.prefix) / "bin" / "activate"
+    lines = [f"  . {shlex.quote(str(activate))}    # puts `ordertasks` on PATH"] if activate.exists() else []
+    return "\n".join(lines + [f"  {line}" for line in second_terminal_exports(args)])
+
+
 def banner(args: argparse.Namespace) -> str:
     """What a newcomer needs next: URLs, a checkout curl, and how to watch the queues."""
     p: Ports = args.ports
     cat = load_catalog(args.config)
     queue = next(iter(cat.queues))
     return f"""
-ordertasks local stack is up (data in {args.data_dir}/)
+ordertasks local stack is up (data in {args.data_dir}/, logs in {args.data_dir}/logs/)
   checkout API     http://127.0.0.1:{p.checkout}/api/checkout   (GET /api/orders/<id>)
   task handler     http://127.0.0.1:{p.handler}/               (OIDC verified)
   Cloud Tasks      http://127.0.0.1:{p.emulator}/v2/            (emulator)
   SMTP             127.0.0.1:{p.smtp} -> {args.data_dir}/mail/*.eml
   warehouse        http://127.0.0.1:{p.warehouse}/notifications  (mode: {args.warehouse_mode})
   console          http://127.0.0.1:{p.console}/                  (queues, orders, failed tasks)
+
+In a second terminal:
+{second_terminal(args)}
 
 Place an order:
   curl -s -X POST http://127.0.0.1:{p.checkout}/api/checkout -H 'Content-Type: application/json' \\
@@ -248,8 +276,8 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     defaults = Ports()
     for name in ("emulator", "handler", "checkout", "smtp", "warehouse", "console"):
         parser.add_argument(f"--{name}-port", type=int, default=getattr(defaults, name))
-    parser.add_argument("--data-dir", type=Path, default=Path("var"))
-    parser.add_argument("--config", type=Path, default=REPO_ROOT / "infra" / "tasks.toml")
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
     parser.add_argument("--warehouse-mode", choices=("ok", "flaky", "down", "reject", "slow"), default="ok")
     parser.add_argument("--delay-scale", type=float, default=1.0,
                         help="multiply the catalog's task delays (0 = run everything now)")
