@@ -29,6 +29,7 @@ from google.protobuf import empty_pb2, json_format, message
 from google.protobuf.message import DecodeError
 
 from infra.emulator import api
+from infra.emulator.buffer_proto import BufferTaskRequest, BufferTaskResponse
 from infra.emulator.errors import RpcError
 from infra.emulator.service import TasksService
 
@@ -48,6 +49,7 @@ class Rule:
     method: str
     template: str  # fields in braces, proto names: "{parent}/queues", "{queue.name}"
     body: str | None = None  # None: no body; "*": every field not in the path; else one field
+    optional: tuple[str, ...] = ()  # path fields that may be empty (BufferTask's task_id)
 
 
 def _pb(proto_plus_type: Any) -> type[message.Message]:
@@ -73,6 +75,8 @@ TASKS_RULES: dict[str, Rule] = {
     "CreateTask": Rule(_pb(T.CreateTaskRequest), _pb(T.Task), "POST", "{parent}/tasks", "*"),
     "DeleteTask": Rule(_pb(T.DeleteTaskRequest), empty_pb2.Empty, "DELETE", "{name}"),
     "RunTask": Rule(_pb(T.RunTaskRequest), _pb(T.Task), "POST", "{name}:run", "*"),
+    "BufferTask": Rule(BufferTaskRequest, BufferTaskResponse, "POST", "{queue}/tasks/{task_id}:buffer", "*",
+                       optional=("task_id",)),
 }
 LOCATIONS_RULES: dict[str, Rule] = {
     "ListLocations": Rule(locations_pb2.ListLocationsRequest, locations_pb2.ListLocationsResponse, "GET",
@@ -112,7 +116,7 @@ def transcode(rule: Rule, fields: Json) -> RestCall:
     """The REST call equivalent to an RPC request given as proto3 JSON ``fields``."""
     path_fields = _FIELD.findall(rule.template)
     for field in path_fields:
-        if not _lookup(fields, field):
+        if not _lookup(fields, field) and field not in rule.optional:
             raise RpcError("INVALID_ARGUMENT", f"{field} is required")
     path = _FIELD.sub(lambda m: str(_lookup(fields, m.group(1))), rule.template)
     # A path field nested in the body field (UpdateQueue's queue.name) stays in the body.

@@ -249,3 +249,27 @@ def test_drain_waits_for_due_and_in_flight_tasks(emulator: Emulator, client, mak
     assert rest(emulator, "POST", "/_emulator/drain?timeout=10") == (200, {"drained": True})
     assert receiver.received("/later") == []
     assert rest(emulator, "POST", "/_emulator/drain?timeout=-1")[0] == 400
+
+
+def test_buffer_task_over_grpc(emulator: Emulator, client, make_queue, receiver: Receiver) -> None:
+    import grpc
+    from google.api import httpbody_pb2
+
+    from infra.emulator.buffer_proto import BufferTaskRequest, BufferTaskResponse
+
+    queue = make_queue()
+    set_target(client, queue, {"uri_override": {"scheme": tasks_v2.UriOverride.Scheme.HTTP, "host": "127.0.0.1",
+                                                "port": receiver.port, "path_override": {"path": "/grpc-buffer"}}})
+    with grpc.insecure_channel(f"127.0.0.1:{emulator.port}") as channel:
+        buffer = channel.unary_unary("/google.cloud.tasks.v2.CloudTasks/BufferTask",
+                                     request_serializer=BufferTaskRequest.SerializeToString,
+                                     response_deserializer=BufferTaskResponse.FromString)
+        named = buffer(BufferTaskRequest(queue=queue, task_id="gb-1", body=httpbody_pb2.HttpBody(
+            content_type="text/plain", data=b"hello")), timeout=10)
+        generated = buffer(BufferTaskRequest(queue=queue), timeout=10)
+
+    assert named.task.name == f"{queue}/tasks/gb-1"
+    assert generated.task.name.startswith(f"{queue}/tasks/") and generated.task.name != named.task.name
+    request = wait_until(lambda: [r for r in receiver.received("/grpc-buffer") if r.body == b"hello"], timeout=5,
+                         what="buffered delivery")[0]
+    assert request.header("Content-Type") == "text/plain"
