@@ -223,7 +223,7 @@ def test_fuzz_rest_paths_and_queries_never_5xx(emulator: Emulator, path: str, qu
 
 
 GRPC_METHODS = ["CreateTask", "CreateQueue", "UpdateQueue", "GetTask", "ListTasks", "ListQueues", "RunTask",
-                "SetIamPolicy", "TestIamPermissions", "PurgeQueue"]
+                "SetIamPolicy", "TestIamPermissions", "PurgeQueue", "BufferTask"]
 
 
 @FUZZ
