@@ -227,8 +227,8 @@ def _run_replay(args: argparse.Namespace, triage: Triage, out: TextIO) -> int:
     return int(status)
 
 
-def build_triage(settings: Any) -> Triage:
-    """A ``Triage`` over the configured store and Cloud Tasks client.
+def build_triage(settings: Any, failed: FailedTaskStore | None = None) -> Triage:
+    """A ``Triage`` over the configured failed-task store (or ``failed``) and Cloud Tasks client.
 
     Replays go to the deployed handler (``producer.replay_target``), in the original task's
     queue: never to whatever handler URL the operator's environment happens to name.
@@ -244,7 +244,7 @@ def build_triage(settings: Any) -> Triage:
         except ReplayTargetUnknown as exc:
             raise TriageError(str(exc)) from exc
 
-    return triage_for(wiring.order_store(settings), enqueuer, target)
+    return triage_for(failed or wiring.build_stores(settings).failed, enqueuer, target)
 
 
 def triage_for(store: Any, enqueuer: Any, target: Callable[[], Any] | None = None) -> Triage:

@@ -152,9 +152,9 @@ def _queue_routes(app: Flask, console: Console) -> None:
 
 def _search(console: Console, query: str) -> list[Any]:
     if "@" in query:
-        found = console.store.orders_by_email(query)
-        return found or (console.store.orders_by_email(query.lower()) if query.lower() != query else [])
-    order = console.store.get_order(query)
+        found = console.orders.orders_by_email(query)
+        return found or (console.orders.orders_by_email(query.lower()) if query.lower() != query else [])
+    order = console.orders.get_order(query)
     return [order] if order else []
 
 
@@ -163,7 +163,7 @@ def _order_routes(app: Flask, console: Console) -> None:
     def orders() -> str | Response:
         query = (request.args.get("q") or "").strip()
         if not query:
-            return render_template("orders.html", query="", orders=console.store.recent_orders(20), searched=False)
+            return render_template("orders.html", query="", orders=console.orders.recent_orders(20), searched=False)
         found = _search(console, query)
         if len(found) == 1 and "@" not in query:
             return redirect(url_for("order", order_id=found[0].order_id))
@@ -185,9 +185,9 @@ def _order_routes(app: Flask, console: Console) -> None:
 
     @app.post("/orders/<order_id>/cancel")
     def order_cancel(order_id: str) -> Response:
-        if console.store.get_order(order_id) is None:
+        if console.orders.get_order(order_id) is None:
             abort(404, description=f"no order {order_id!r}")
-        results = cancel_pending_tasks(console.tasks, console.store, order_id)
+        results = cancel_pending_tasks(console.tasks, console.orders, console.effects, order_id)
         for line, category in cancel_summary(results):
             flash(line, category)
         return redirect(url_for("order", order_id=order_id))
@@ -205,7 +205,7 @@ def _filter_or_400(console: Console) -> Any:
 
 
 def _entry_or_404(console: Console, failed_id: str) -> Any:
-    entry = console.store.get_failed(failed_id)
+    entry = console.failed.get_failed(failed_id)
     if entry is None:
         abort(404, description=f"no failed task {failed_id!r}; ids look like ORDER_ID:KIND")
     return entry
@@ -217,10 +217,10 @@ def _failed_routes(app: Flask, console: Console) -> None:
         where = _filter_or_400(console)
         cursor = request.args.get("cursor") or None
         try:
-            page = console.store.page_failed(where, limit=failed_page.PAGE_SIZE, cursor=cursor)
+            page = console.failed.page_failed(where, limit=failed_page.PAGE_SIZE, cursor=cursor)
         except ValueError as exc:
             abort(400, description=str(exc))
-        return render_template("failed_list.html", where=where, page=page, total=console.store.count_failed(where),
+        return render_template("failed_list.html", where=where, page=page, total=console.failed.count_failed(where),
                                args=failed_page.filter_args(where), first_page=cursor is None,
                                next_link=failed_page.query_string(where, cursor=page.cursor or "") if page.cursor else None,
                                bulk_link=failed_page.query_string(where))
@@ -228,7 +228,7 @@ def _failed_routes(app: Flask, console: Console) -> None:
     @app.get("/failed/<failed_id>")
     def failed_detail(failed_id: str) -> str:
         entry = _entry_or_404(console, failed_id)
-        effect = console.store.get_effect(entry.order_id, entry.kind)
+        effect = console.effects.get_effect(entry.order_id, entry.kind)
         return render_template("failed_detail.html", e=entry, effect=effect)
 
     _failed_action_routes(app, console)
@@ -274,7 +274,7 @@ def _bulk_routes(app: Flask, console: Console) -> None:
     def bulk_confirm() -> str:
         where = _filter_or_400(console)
         target = failed_page.bulk_filter(where)
-        entries, total = failed_page.bulk_selection(console.store, target) if target else ([], 0)
+        entries, total = failed_page.bulk_selection(console.failed, target) if target else ([], 0)
         return render_template("failed_bulk.html", where=where, target=target, entries=entries, total=total,
                                args=failed_page.filter_args(where), limit=failed_page.BULK_LIMIT)
 

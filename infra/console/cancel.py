@@ -14,6 +14,8 @@ from typing import Any
 
 from google.api_core import exceptions as gexc
 
+from handlers.ports import EffectStore, OrderStore, OutboxEntry
+
 
 @dataclass(frozen=True)
 class Cancelled:
@@ -24,8 +26,8 @@ class Cancelled:
     result: str          # "deleted" | "already gone" | "effect already done" | "pending in outbox" | "error: …"
 
 
-def _cancel_one(tasks: Any, store: Any, order_id: str, entry: Any) -> Cancelled:
-    effect = store.get_effect(order_id, entry.kind)
+def _cancel_one(tasks: Any, effects: EffectStore, order_id: str, entry: OutboxEntry) -> Cancelled:
+    effect = effects.get_effect(order_id, entry.kind)
     if effect is not None and effect.state == "done":
         return Cancelled(entry.kind, entry.task_name, "effect already done")
     if entry.state == "pending":
@@ -39,9 +41,9 @@ def _cancel_one(tasks: Any, store: Any, order_id: str, entry: Any) -> Cancelled:
     return Cancelled(entry.kind, entry.task_name, "deleted")
 
 
-def cancel_pending_tasks(tasks: Any, store: Any, order_id: str) -> list[Cancelled]:
+def cancel_pending_tasks(tasks: Any, orders: OrderStore, effects: EffectStore, order_id: str) -> list[Cancelled]:
     """Delete every task of the order that Cloud Tasks holds and whose effect has not happened."""
-    return [_cancel_one(tasks, store, order_id, entry) for entry in store.outbox_for(order_id)]
+    return [_cancel_one(tasks, effects, order_id, entry) for entry in orders.outbox_for(order_id)]
 
 
 def cancel_summary(results: list[Cancelled]) -> list[tuple[str, str]]:

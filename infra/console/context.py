@@ -10,17 +10,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from handlers.ports import Clock
+from handlers.ports import Clock, EffectStore, FailedTaskStore, OrderStore
 from infra.config import Catalog, Settings
 from producer.triage import Triage
 
 
 @dataclass(frozen=True)
 class Console:
-    """Everything a page needs. ``store`` implements the effect, failed-task and order ports."""
+    """Everything a page needs: one object per store port, Cloud Tasks, the catalog, a clock."""
 
     catalog: Catalog
-    store: Any
+    effects: EffectStore
+    failed: FailedTaskStore
+    orders: OrderStore
     tasks: Any                     # a google.cloud.tasks_v2 CloudTasksClient
     clock: Clock
     triage: Triage
@@ -38,6 +40,7 @@ def describe(settings: Settings, catalog: Catalog) -> str:
 
 def console_from_settings(settings: Settings) -> Console:
     """The console over the configured backends; raises google.auth errors without credentials."""
+    from handlers.wiring import build_stores
     from producer import wiring
     from producer.triage import build_triage
 
@@ -46,6 +49,7 @@ def console_from_settings(settings: Settings) -> Console:
         import google.auth
 
         google.auth.default()      # fail here, with the credentials page, not on the first query
-    triage = build_triage(settings)
-    return Console(catalog, triage.store, wiring.tasks_client(settings), wiring.clock(), triage,
-                   describe(settings, catalog))
+    stores = build_stores(settings)
+    triage = build_triage(settings, stores.failed)
+    return Console(catalog, stores.effects, stores.failed, stores.orders, wiring.tasks_client(settings),
+                   wiring.clock(), triage, describe(settings, catalog))

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-from handlers.ports import FAILED_STATUSES, FailedFilter, FailedTask
+from handlers.ports import FAILED_STATUSES, FailedFilter, FailedTask, FailedTaskStore
 from producer.triage import REPLAYABLE
 
 BULK_LIMIT = 200
@@ -65,6 +65,6 @@ def bulk_filter(where: FailedFilter) -> FailedFilter | None:
     return where if where.status in REPLAYABLE else None
 
 
-def bulk_selection(store: Any, where: FailedFilter) -> tuple[list[FailedTask], int]:
+def bulk_selection(store: FailedTaskStore, where: FailedFilter) -> tuple[list[FailedTask], int]:
     """(the first ``BULK_LIMIT`` entries a bulk replay would replay, how many match in all)."""
     return store.page_failed(where, limit=BULK_LIMIT).entries, store.count_failed(where)

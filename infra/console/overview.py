@@ -31,12 +31,12 @@ class KindCounts:
 
 def kind_counts(console: Console, kind: str) -> KindCounts:
     """Counts of one kind by outcome."""
-    store = console.store
+    effects = console.effects
 
     def failed(*statuses: str) -> int:
-        return sum(store.count_failed(FailedFilter(status=s, kind=kind)) for s in statuses)
-    counts = {"done": store.count_effects(kind, "done"), "started, not done": store.count_effects(kind, "in_progress"),
-              "duplicates": store.duplicates_absorbed(kind), "failed open": failed("open", "replay_requested"),
+        return sum(console.failed.count_failed(FailedFilter(status=s, kind=kind)) for s in statuses)
+    counts = {"done": effects.count_effects(kind, "done"), "started, not done": effects.count_effects(kind, "in_progress"),
+              "duplicates": effects.duplicates_absorbed(kind), "failed open": failed("open", "replay_requested"),
               "replayed": failed("replayed"), "resolved": failed("resolved")}
     return KindCounts(kind, console.catalog.kinds[kind].queue, counts)
 
@@ -45,7 +45,7 @@ def failures_per_hour(console: Console, now: datetime) -> list[tuple[datetime, i
     """(hour start, failed entries whose latest failure fell in that hour), oldest first."""
     top = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
     starts = [top - timedelta(hours=HOURS - i) for i in range(HOURS)]
-    return [(start, console.store.count_failed(FailedFilter(failed_since=start, failed_before=start + timedelta(hours=1))))
+    return [(start, console.failed.count_failed(FailedFilter(failed_since=start, failed_before=start + timedelta(hours=1))))
             for start in starts]
 
 

@@ -71,8 +71,8 @@ def kinds_of(catalog: Catalog, queue: str) -> list[str]:
 def last_hour(console: Console, kinds: list[str], now: datetime) -> tuple[int, int]:
     """(effects done, tasks failed for good) in the last hour for these kinds."""
     since = now - HOUR
-    done = sum(console.store.count_effects(k, "done", updated_since=since) for k in kinds)
-    failed = sum(console.store.count_failed(FailedFilter(kind=k, failed_since=since)) for k in kinds)
+    done = sum(console.effects.count_effects(k, "done", updated_since=since) for k in kinds)
+    failed = sum(console.failed.count_failed(FailedFilter(kind=k, failed_since=since)) for k in kinds)
     return done, failed
 
 

@@ -112,9 +112,8 @@ def outcome(task: CloudTask, effect: EffectRecord | None, failed: FailedTask | N
 
 def step(console: Any, order_id: str, entry: OutboxEntry, now: datetime) -> Step:
     """Everything known about one kind of the order."""
-    store = console.store
-    effect = store.get_effect(order_id, entry.kind)
-    failed = store.get_failed(effect_key(order_id, entry.kind))
+    effect = console.effects.get_effect(order_id, entry.kind)
+    failed = console.failed.get_failed(effect_key(order_id, entry.kind))
     if entry.state == "pending":
         task = CloudTask(entry.task_name, exists=False)
         result = ("pending", "not yet accepted by Cloud Tasks; `ordertasks reconcile` enqueues it")
@@ -139,8 +138,8 @@ def _replay_parent(failed: FailedTask | None, entry: OutboxEntry) -> str:
 
 def timeline(console: Any, order_id: str) -> Timeline | None:
     """The order's timeline, or ``None`` for an unknown order."""
-    order = console.store.get_order(order_id)
+    order = console.orders.get_order(order_id)
     if order is None:
         return None
     now = console.clock.now()
-    return Timeline(order, [step(console, order_id, e, now) for e in console.store.outbox_for(order_id)])
+    return Timeline(order, [step(console, order_id, e, now) for e in console.orders.outbox_for(order_id)])

@@ -21,12 +21,9 @@ from handlers.backends.sqlite import SqliteStore
 from handlers.contract import encode
 from handlers.ports import FailureReport
 from infra.config import Settings
-from infra.console import Console, create_app
-from infra.console.context import describe
-from producer import wiring
+from infra.console import Console, console_from_settings, create_app
 from producer.enqueue import task_name
 from producer.replay_target import write_stack_record
-from producer.triage import build_triage
 from tests.emulator.conftest import Emulator, start_emulator
 from tests.support.samples import fast_catalog
 
@@ -74,12 +71,11 @@ def cut(tmp_path: Path, catalog_path: Path, tasks_emulator: Emulator) -> Iterato
                         cloud_tasks_emulator_host=f"127.0.0.1:{tasks_emulator.port}",
                         handler_url=OPERATOR_SHELL_HANDLER)
     write_stack_record(tmp_path, RECORDED_HANDLER, f"127.0.0.1:{tasks_emulator.port}", "http://127.0.0.1:8088/")
-    triage = build_triage(settings)
-    console = Console(settings.catalog(), triage.store, wiring.tasks_client(settings), wiring.clock(), triage,
-                      describe(settings, settings.catalog()))
+    console = console_from_settings(settings)         # the wiring `ordertasks console` uses
+    backend = console.failed                           # one SQLite backend serves every port
     app = create_app(console)
-    yield ConsoleUnderTest(console, triage.store, settings, app.test_client())
-    triage.store.close()
+    yield ConsoleUnderTest(console, backend, settings, app.test_client())
+    backend.close()
 
 
 def failure(order_id: str, kind: str, error: str = "warehouse answered 422: unknown SKU",

@@ -96,8 +96,8 @@ def firestore_console(firestore_emulator: str, tasks_emulator: Emulator, catalog
                         cloud_tasks_emulator_host=f"127.0.0.1:{tasks_emulator.port}")
     catalog = settings.catalog()
     tasks = wiring.tasks_client(settings)
-    console = Console(catalog, store, tasks, wiring.clock(), triage_for(store, Enqueuer(tasks, settings, catalog)),
-                      "firestore emulator")
+    console = Console(catalog, store, store, store, tasks, wiring.clock(),
+                      triage_for(store, Enqueuer(tasks, settings, catalog)), "firestore emulator")
     yield create_app(console).test_client(), reads, console
 
 
