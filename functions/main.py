@@ -120,6 +120,8 @@ class TaskHandler:
             return refusal
         body = take_body(request, MAX_BODY)
         if body is None:
+            log_line("WARNING", f"refused a body over {MAX_BODY} bytes", {TRACE_KEY: trace}, status=413,
+                     task_name=request.headers.get(H_TASK_NAME, "")[:500])
             return _json(413, {"error": f"the body is over {MAX_BODY} bytes; a Cloud Tasks task is at most 1 MiB"})
         delivery = read_delivery(request, body)
         result = self.dispatcher.run(delivery)
