@@ -116,10 +116,10 @@ class CertCache:
     def _current(self, kid: str | None) -> _KeySet:
         with self._changed:
             keyset, now = self._keyset, self._monotonic()
-            if not self._needs_fetch(keyset, kid, now):
+            if keyset is None and self._fetching:
+                return self._await_first_fetch()
+            if self._fetching or not self._needs_fetch(keyset, kid, now):
                 return self._held(keyset)
-            if self._fetching:
-                return keyset or self._await_first_fetch()
             self._fetching, self._last_attempt = True, now
         return self._refresh(keyset)
 

@@ -193,3 +193,25 @@ def test_malformed_certificates_are_unavailable_not_a_crash(issuer: TestIssuer) 
                                        monotonic=clock), audiences=[AUDIENCE], allowed_emails=[DISPATCHER])
     with pytest.raises(DependencyUnavailable, match="malformed"):
         verifier.verify(f"Bearer {issuer.token()}")
+
+
+def test_concurrent_first_requests_wait_for_the_one_first_fetch(issuer: TestIssuer) -> None:
+    """Attack: none (a self-inflicted outage): requests arriving during the first fetch were answered 503."""
+    endpoint, clock = CertsEndpoint(issuer.key), FakeClock()
+    endpoint.gate = threading.Event()
+    verifier = verifier_for(endpoint, clock)
+    results: list[object] = []
+
+    def call(n: int) -> None:
+        try:
+            results.append(verifier.verify(f"Bearer {issuer.token(sub=str(n))}").email)
+        except Exception as exc:  # noqa: BLE001 - collected and asserted below
+            results.append(exc)
+    threads = [threading.Thread(target=call, args=(n,), daemon=True) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    wait_until(lambda: endpoint.fetches == 1, timeout=5, what="the first fetch to start")
+    endpoint.gate.set()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert results == [DISPATCHER] * 8 and endpoint.fetches == 1
