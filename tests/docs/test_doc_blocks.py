@@ -6,6 +6,7 @@ block is run are in ``tests/docs/terminal.py``; the markers in ``tests/docs/bloc
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 import subprocess
@@ -117,10 +118,15 @@ def ordertasks_lines(block: Block) -> list[tuple[int, list[str]]]:
     return found
 
 
-def help_text(path: list[str]) -> subprocess.CompletedProcess[str]:
-    """``ordertasks PATH --help`` as a reader would run it."""
+@functools.cache
+def _help(path: tuple[str, ...]) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "cli", *path, "--help"], cwd=REPO, capture_output=True,
                           text=True, timeout=60)
+
+
+def help_text(path: list[str]) -> subprocess.CompletedProcess[str]:
+    """``ordertasks PATH --help`` as a reader would run it (once per command per session)."""
+    return _help(tuple(path))
 
 
 @pytest.mark.parametrize("block", [b for b in all_blocks() if b.not_run is not None and ordertasks_lines(b)],

@@ -50,8 +50,8 @@ def test_handler_killed_mid_effect_completes_after_the_lease(tmp_path: Path) -> 
         [order_id] = stack.place_orders(1)
         def claimed() -> bool:
             # Kill only once the warehouse call is the one effect in flight: a kill that lands
-            # between an email's send and its done-mark resends it (design.md's one documented
-            # window, covered by the store-outage case), which is not what this case measures.
+            # between an email's send and its done-mark resends it (the one window the README's design
+            # notes document, covered by the store-outage case), which is not what this case measures.
             with stack.store() as store:
                 effect = store.get_effect(order_id, "notify_warehouse")
                 others = [store.get_effect(order_id, k) for k in OTHER_KINDS]

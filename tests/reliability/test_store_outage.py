@@ -123,7 +123,7 @@ def test_store_outage_gives_503s_and_loses_nothing(rig_for: Any, private_firesto
         counts = rig.effects(order_id)
         assert counts["generate_invoice"] == 1, counts
         # An email whose done-mark met the outage is sent again on redelivery: the one resend
-        # window design.md documents. It carries the same Message-ID, so mailboxes fold it.
+        # window the README design notes document. It carries the same Message-ID, so mailboxes fold it.
         ids = {m["Message-ID"] for m in rig.mail.messages if m["X-Ordertasks-Order"] == order_id}
         assert counts["send_confirmation_email"] >= 1 and len(ids) == 1, (counts, ids)
         for kind in KINDS:
