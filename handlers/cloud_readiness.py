@@ -25,7 +25,6 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
 from urllib.parse import urlsplit
 
 from handlers.config import ENV_REFERENCE as VARIABLE

@@ -340,6 +340,7 @@ class Settings:
     tasks_transport: str = "grpc"  # how the Cloud Tasks client talks: grpc (as in production) or rest
     handler_url: str = "http://127.0.0.1:8081/"
     checkout_url: str = "http://127.0.0.1:8080/"
+    maintenance_url: str | None = None      # run_maintenance's URL (its OIDC audience); default handler_url
     enqueue_concurrently: bool = True
     enqueue_timeout_seconds: float = 10.0
     delay_scale: float = 1.0
@@ -435,6 +436,7 @@ class Settings:
             "tasks_transport": get("TASKS_TRANSPORT") or "grpc",
             "handler_url": get("HANDLER_URL") or cls.handler_url,
             "checkout_url": get("CHECKOUT_URL") or cls.checkout_url,
+            "maintenance_url": get("MAINTENANCE_URL"),
             "enqueue_concurrently": get("ENQUEUE_MODE") != "sequential",
             "enqueue_timeout_seconds": float(get("ENQUEUE_TIMEOUT") or 10.0),
             "delay_scale": float(get("DELAY_SCALE") or 1.0),

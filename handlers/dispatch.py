@@ -33,7 +33,7 @@ from typing import Any
 from handlers.config import Catalog, QueueConfig
 from handlers.contract import Envelope, OrderSnapshot, Task, parse_envelope, salvage_ids
 from handlers.errors import InvalidPayload, LeaseHeld, OrderTasksError, PermanentError, RetryableError, UnknownOrder
-from handlers.kind import EffectContext, Kind
+from handlers.kind import EffectContext
 from handlers.ports import ClaimState, Clock, EffectRecord, EffectStore, FailedTaskStore, FailureReport, OrderStore
 from handlers.registry import KindRegistry
 
@@ -137,6 +137,8 @@ class Dispatcher:
         if claim.state is ClaimState.DONE:
             self._close_failed(task, now, f"delivery {delivery.task_name or '(unnamed)'} found the effect already done")
             return Result(Outcome.DUPLICATE, task.kind, task.order_id, "effect already done")
+        if claim.state is ClaimState.CANCELLED:
+            return Result(Outcome.CANCELLED, task.kind, task.order_id, "cancelled before it ran: nothing to do")
         if claim.state is ClaimState.LEASED:
             held = LeaseHeld(f"another delivery holds the claim until {claim.record.lease_expires_at}")
             return self._retry_or_dead(delivery, task, held, claim.record)

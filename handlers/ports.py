@@ -22,6 +22,7 @@ class ClaimState(str, enum.Enum):
     CLAIMED = "claimed"      # the caller now holds the lease and must run the effect
     DONE = "done"            # the effect already happened: a duplicate delivery
     LEASED = "leased"        # a concurrent delivery holds a live lease
+    CANCELLED = "cancelled"  # the order (or this kind of it) was cancelled: never run it
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,7 @@ class EffectRecord:
 
     order_id: str
     kind: str
-    state: str                       # "in_progress" | "done"
+    state: str                       # "in_progress" | "done" | "cancelled"
     attempts: int
     lease_expires_at: datetime | None
     first_attempt_at: datetime
@@ -210,6 +211,15 @@ class EffectStore(Protocol):
         """
         ...
 
+    def cancel_effect(self, order_id: str, kind: str, now: datetime, ttl_seconds: float) -> ClaimState:
+        """Record that the effect must never run, atomically with respect to ``claim_effect``.
+
+        Returns ``CANCELLED`` (recorded now or before: no later claim succeeds), ``DONE`` (it
+        already happened) or ``LEASED`` (a delivery holds a live lease: the effect is in
+        flight and may still happen). Raises ``DependencyUnavailable`` when the store is down.
+        """
+        ...
+
     def complete_effect(self, order_id: str, kind: str, result: dict[str, Any], now: datetime) -> None:
         """Mark the effect ``done`` with its result; later claims return ``DONE``."""
         ...
@@ -376,6 +386,11 @@ class OrderStore(Protocol):
 
     def mark_payment_failed(self, order_id: str, now: datetime) -> None:
         """Status ``payment_failed``."""
+        ...
+
+    def mark_cancelled(self, order_id: str, now: datetime) -> None:
+        """Status ``cancelled`` (kept by later calls: a cancelled order is never paid again).
+        Unknown order → ``KeyError``."""
         ...
 
     def mark_scheduled(self, order_id: str, kind: str, now: datetime) -> None:

@@ -15,18 +15,23 @@ from handlers.contract import OrderSnapshot, Task
 from handlers.errors import (ConfigurationError, DependencyUnavailable, OrderTasksError, PermanentError, Rejected,
                              RetryableError, Throttled)
 from handlers.kind import EffectContext, Kind, kind
+from producer.library import OrderConflict, OrderNotFound, OrderTasks, TaskResult
 
 __all__ = [
     "ConfigurationError",
     "DependencyUnavailable",
     "EffectContext",
     "Kind",
+    "OrderConflict",
+    "OrderNotFound",
     "OrderSnapshot",
+    "OrderTasks",
     "OrderTasksError",
     "PermanentError",
     "Rejected",
     "RetryableError",
     "Task",
+    "TaskResult",
     "Throttled",
     "kind",
 ]

@@ -30,18 +30,19 @@ import hashlib
 import json
 import logging
 import secrets
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from handlers.contract import OrderSnapshot, Totals, effect_key, minor_units
+from handlers.contract import OrderSnapshot, Totals, minor_units
 from handlers.errors import DependencyUnavailable
-from handlers.ports import Clock, EffectRecord, EffectStore, FailedTaskStore, OrderRecord, OrderStore, OutboxEntry
+from handlers.ports import Clock, OrderRecord, OrderStore
+from handlers.wiring import Stores
 from producer.api_errors import ApiError
 from producer.cart import PricedCart, price_cart
 from producer.checkout_request import CheckoutRequest
-from producer.enqueue import EnqueueResult, Enqueuer
+from producer.enqueue import Enqueuer
+from producer.library import OrderTasks, TaskResult
 from producer.ledger import REQUIRES_ACTION, SUCCEEDED, MemoryLedger, Payment, PaymentLedger
 from producer.payments import PaymentDeclined, PaymentGateway, PaymentRequiresAction, PaymentUnavailable
 from producer.pricebook import PriceBook
@@ -51,7 +52,6 @@ from producer.stripe_webhook import IntentSucceeded
 log = logging.getLogger("ordertasks.producer.checkout")
 
 RESUMABLE_STATUS = 503
-LIVE_FAILURE_STATUSES = ("open", "replay_requested")
 
 
 def new_order_id() -> str:
@@ -98,7 +98,8 @@ class Checkout:
         self.enqueuer = enqueuer
         self.clock = clock
         self.stale_after = stale_after
-        self.kinds: Sequence[str] = list(enqueuer.catalog.kinds)
+        # The checkout is one client of the library API: scheduling and status go through it.
+        self.tasks = OrderTasks(enqueuer.settings, Stores.over(store), enqueuer, clock)
 
     # --- placing an order -------------------------------------------------------------
 
@@ -153,14 +154,10 @@ class Checkout:
         charge_id = record.charge_id or self._charge(order_id, snapshot, request.payment_token)
         return self._answer(order_id, snapshot, self._fulfil(order_id, snapshot, charge_id, now))
 
-    def _fulfil(self, order_id: str, snapshot: OrderSnapshot, charge_id: str, now: datetime) -> list[EnqueueResult]:
-        """Paid: write the outbox with the status, then create the tasks (both idempotent)."""
-        self.store.mark_paid(order_id, charge_id, self._outbox(order_id, snapshot, now), now)
-        results = self.enqueuer.enqueue_order(order_id, snapshot, self.kinds)
-        for result in results:
-            if result.scheduled:
-                self.store.mark_scheduled(order_id, result.kind, self.clock.now())
-        return results
+    def _fulfil(self, order_id: str, snapshot: OrderSnapshot, charge_id: str, now: datetime) -> list[TaskResult]:
+        """Paid: ``OrderTasks.schedule`` writes the outbox with the status, then creates the tasks."""
+        order = {"order_id": order_id, **snapshot.model_dump(mode="json")}
+        return self.tasks.schedule(order, payment_id=charge_id)
 
     def complete_payment(self, paid: IntentSucceeded) -> dict[str, Any]:
         """Complete an order awaiting payment from a verified Stripe event (see ``producer.stripe_webhook``)."""
@@ -180,7 +177,7 @@ class Checkout:
         self.ledger.set_state(record.order_id, SUCCEEDED)
         log.info("order paid after authentication", extra={"order_id": record.order_id, "tasks": len(results)})
         return {"received": True, "result": "paid", "order_id": record.order_id,
-                "scheduled": sum(1 for r in results if r.scheduled)}
+                "scheduled": sum(1 for r in results if _scheduled(r))}
 
     def _order_record(self, order_id: str, request: CheckoutRequest, now: datetime) -> OrderRecord:
         country = request.shipping_address.country
@@ -220,22 +217,17 @@ class Checkout:
         self.ledger.record_payment(Payment(order_id, "stripe", action.payment_id, totals.total, totals.currency,
                                            REQUIRES_ACTION, self.clock.now(), test=self.test_payments))
 
-    def _outbox(self, order_id: str, snapshot: OrderSnapshot, now: datetime) -> list[OutboxEntry]:
-        return [OutboxEntry(order_id=order_id, kind=p.kind, task_name=p.name, schedule_time=p.schedule_time,
-                            state="pending", created_at=now)
-                for p in self.enqueuer.plan(order_id, snapshot, self.kinds)]
-
-    def _answer(self, order_id: str, snapshot: OrderSnapshot, results: list[EnqueueResult]) -> CheckoutAnswer:
-        plans = {p.kind: p for p in self.enqueuer.plan(order_id, snapshot, self.kinds)}
-        tasks = [{"kind": r.kind, "task_name": r.task_name,
+    def _answer(self, order_id: str, snapshot: OrderSnapshot, results: list[TaskResult]) -> CheckoutAnswer:
+        plans = {p.kind: p for p in self.enqueuer.plan(order_id, snapshot, self.tasks.kinds)}
+        tasks = [{"kind": r.kind, "task_name": r.name,
                   "schedule_time": plans[r.kind].schedule_time.isoformat(),
-                  "state": "scheduled" if r.scheduled else "pending"} for r in results]
+                  "state": "scheduled" if _scheduled(r) else r.state} for r in results]
         body: dict[str, Any] = {"order_id": order_id, "status": "paid",
                                 "placed_at": snapshot.placed_at.isoformat(),
                                 "totals": snapshot.totals.model_dump(mode="json"), "tasks": tasks}
         if snapshot.test:
             body["test"] = True
-        pending = [r for r in results if not r.scheduled]
+        pending = [r for r in results if not _scheduled(r)]
         if not pending:
             log.info("order placed", extra={"order_id": order_id, "tasks": len(results)})
             return CheckoutAnswer(201, body)
@@ -257,7 +249,7 @@ class Checkout:
             "created_at": record.created_at.isoformat(),
             "paid_at": record.paid_at.isoformat() if record.paid_at else None,
             "items": snapshot.get("items", []), "totals": snapshot.get("totals"),
-            "tasks": [self._task_view(e) for e in self.store.outbox_for(order_id)],
+            "tasks": [self.tasks.task_view(e, record.status) for e in self.store.outbox_for(order_id)],
         }
 
     def _status(self, record: OrderRecord) -> str:
@@ -268,18 +260,6 @@ class Checkout:
                 return "awaiting_payment"
         return record.status
 
-    def _task_view(self, entry: OutboxEntry) -> dict[str, Any]:
-        effect = self.store.get_effect(entry.order_id, entry.kind) if isinstance(self.store, EffectStore) else None
-        return {"kind": entry.kind, "task_name": entry.task_name,
-                "schedule_time": entry.schedule_time.isoformat(), "state": self.task_state(entry, effect),
-                "duplicates": effect.duplicates if effect else 0}
 
-    def task_state(self, entry: OutboxEntry, effect: EffectRecord | None) -> str:
-        """``done`` (effect recorded) > ``failed`` (open in the failed log) > outbox state."""
-        if effect is not None and effect.state == "done":
-            return "done"
-        if isinstance(self.store, FailedTaskStore):
-            failed = self.store.get_failed(effect_key(entry.order_id, entry.kind))
-            if failed is not None and failed.status in LIVE_FAILURE_STATUSES:
-                return "failed"
-        return entry.state
+def _scheduled(result: TaskResult) -> bool:
+    return result.state in ("created", "exists")

@@ -60,6 +60,10 @@ def _reconcile_order(store: OrderStore, enqueuer: Enqueuer, order_id: str, entri
     order = store.get_order(order_id)
     if order is None:
         return 0  # an outbox without its order cannot be built; left pending, counted as failed
+    if order.status == "cancelled":
+        for entry in entries:   # nothing is owed any more: take them off the pending list
+            store.mark_scheduled(order_id, entry.kind, now)
+        return len(entries)
     snapshot = OrderSnapshot.model_validate(order.snapshot)
     results = enqueuer.enqueue_order(order_id, snapshot, [e.kind for e in entries])
     for result in results:

@@ -245,6 +245,15 @@ class FirestoreStore:
             self._count_duplicate(ref)
         return claim
 
+    @_guarded
+    def cancel_effect(self, order_id: str, kind: str, now: datetime, ttl_seconds: float) -> ClaimState:
+        """See ``EffectStore.cancel_effect`` (a transaction, like the claim it races with)."""
+        def decide(snap: Any) -> tuple[ClaimState, Doc | None]:
+            state, record = rules.cancel_transition(_record(EffectRecord, snap), order_id, kind, now, ttl_seconds)
+            return state, _doc(record) if record is not None else None
+        state: ClaimState = self._decide_and_write(self._effect_ref(order_id, kind), decide)
+        return state
+
     def _count_duplicate(self, ref: Any) -> None:
         # A server-side increment: concurrent duplicates never conflict, and a lost count
         # only makes a statistic low, so it is not worth a retry.
@@ -426,6 +435,12 @@ class FirestoreStore:
     def mark_payment_failed(self, order_id: str, now: datetime) -> None:
         """See ``OrderStore.mark_payment_failed``; unknown order → ``KeyError``."""
         self._update_existing(self._ref("orders", order_id), {"status": "payment_failed"},
+                              f"order {order_id} does not exist; create_order first")
+
+    @_guarded
+    def mark_cancelled(self, order_id: str, now: datetime) -> None:
+        """See ``OrderStore.mark_cancelled``; unknown order → ``KeyError``."""
+        self._update_existing(self._ref("orders", order_id), {"status": "cancelled"},
                               f"order {order_id} does not exist; create_order first")
 
     @_guarded

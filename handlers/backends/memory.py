@@ -34,7 +34,7 @@ from handlers.ports import (
     OutboxEntry,
 )
 
-IN_PROGRESS, DONE = "in_progress", "done"
+IN_PROGRESS, DONE, CANCELLED = "in_progress", "done", "cancelled"
 HISTORY_LIMIT = 100              # keeps a failed-task document far below Firestore's 1 MiB
 ORPHAN_DONE_TTL = timedelta(days=30)   # TTL of a done record whose claim had already expired
 
@@ -51,10 +51,29 @@ def claim_transition(found: EffectRecord | None, order_id: str, kind: str, now: 
         return Claim(ClaimState.CLAIMED, EffectRecord(order_id, kind, IN_PROGRESS, 1, lease, now, now, expire))
     if found.state == DONE:
         return Claim(ClaimState.DONE, found)
+    if found.state == CANCELLED:
+        return Claim(ClaimState.CANCELLED, found)
     if found.lease_expires_at is not None and found.lease_expires_at > now:
         return Claim(ClaimState.LEASED, found)
     taken = replace(found, attempts=found.attempts + 1, lease_expires_at=lease, updated_at=now, expire_at=expire)
     return Claim(ClaimState.CLAIMED, taken)
+
+
+def cancel_transition(found: EffectRecord | None, order_id: str, kind: str, now: datetime,
+                      ttl_seconds: float) -> tuple[ClaimState, EffectRecord | None]:
+    """Decide a cancellation on the record as found: the state, and the record to write if any."""
+    if found is not None and found.expire_at <= now:
+        found = None
+    if found is None:
+        expire = now + timedelta(seconds=ttl_seconds)
+        return ClaimState.CANCELLED, EffectRecord(order_id, kind, CANCELLED, 0, None, now, now, expire)
+    if found.state == DONE:
+        return ClaimState.DONE, None
+    if found.state == CANCELLED:
+        return ClaimState.CANCELLED, None
+    if found.lease_expires_at is not None and found.lease_expires_at > now:
+        return ClaimState.LEASED, None
+    return ClaimState.CANCELLED, replace(found, state=CANCELLED, lease_expires_at=None, updated_at=now)
 
 
 def tally_effects(rows: Any) -> dict[str, dict[str, int]]:
@@ -187,6 +206,14 @@ class MemoryStore:
                 self._effects[(order_id, kind)] = replace(claim.record, duplicates=claim.record.duplicates + 1)
             return claim
 
+    def cancel_effect(self, order_id: str, kind: str, now: datetime, ttl_seconds: float) -> ClaimState:
+        """See ``EffectStore.cancel_effect``."""
+        with self._lock:
+            state, record = cancel_transition(self._effects.get((order_id, kind)), order_id, kind, now, ttl_seconds)
+            if record is not None:
+                self._effects[(order_id, kind)] = record
+            return state
+
     def effect_counts(self) -> dict[str, dict[str, int]]:
         """See ``EffectStore.effect_counts``."""
         with self._lock:
@@ -305,6 +332,11 @@ class MemoryStore:
         """See ``OrderStore.mark_payment_failed``; unknown order → ``KeyError``."""
         with self._lock:
             self._orders[order_id] = replace(self._order(order_id), status="payment_failed")
+
+    def mark_cancelled(self, order_id: str, now: datetime) -> None:
+        """See ``OrderStore.mark_cancelled``; unknown order → ``KeyError``."""
+        with self._lock:
+            self._orders[order_id] = replace(self._order(order_id), status="cancelled")
 
     def mark_scheduled(self, order_id: str, kind: str, now: datetime) -> None:
         """See ``OrderStore.mark_scheduled``; unknown entry → ``KeyError``."""

@@ -303,6 +303,16 @@ class SqliteStore:
             return claim
 
     @_guarded
+    def cancel_effect(self, order_id: str, kind: str, now: datetime, ttl_seconds: float) -> ClaimState:
+        """See ``EffectStore.cancel_effect`` (one immediate transaction: claims wait for it)."""
+        with self._transaction() as conn:
+            state, record = rules.cancel_transition(self._effect(conn, order_id, kind), order_id, kind, now,
+                                                    ttl_seconds)
+            if record is not None:
+                _upsert(conn, "idempotency", ("order_id", "kind"), _row(record))
+            return state
+
+    @_guarded
     def effect_counts(self) -> dict[str, dict[str, int]]:
         """See ``EffectStore.effect_counts``."""
         rows = self._conn().execute("SELECT kind, state, duplicates FROM idempotency").fetchall()
@@ -451,6 +461,12 @@ class SqliteStore:
         """See ``OrderStore.mark_payment_failed``; unknown order → ``KeyError``."""
         with self._transaction() as conn:
             self._update_order(conn, order_id, status="payment_failed")
+
+    @_guarded
+    def mark_cancelled(self, order_id: str, now: datetime) -> None:
+        """See ``OrderStore.mark_cancelled``; unknown order → ``KeyError``."""
+        with self._transaction() as conn:
+            self._update_order(conn, order_id, status="cancelled")
 
     @_guarded
     def mark_scheduled(self, order_id: str, kind: str, now: datetime) -> None:

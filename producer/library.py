@@ -1,0 +1,248 @@
+"""``OrderTasks``: the library API any shop's checkout calls (FastAPI, Django, a Stripe webhook).
+
+    with OrderTasks.from_env() as tasks:
+        tasks.schedule(order)          # the paid order snapshot, with its "order_id"
+        tasks.status(order_id)
+        tasks.cancel(order_id)         # refunded in its first minute: nothing more happens
+
+``schedule`` first stores the order and its outbox (one pending entry per catalog kind) in
+one transaction, then creates every task concurrently with deterministic names. If Cloud
+Tasks is unreachable the entries stay pending and ``reconcile()`` finishes the job later, so
+an order that was paid is never left without its side effects. Every step is idempotent on
+the order id: calling ``schedule`` again for the same order is harmless.
+
+``cancel`` records a cancellation per kind in the idempotency store, atomically with
+respect to the handler's claim, then deletes the pending tasks. A delivery that arrives
+after the cancellation is recorded does nothing (outcome ``cancelled``); one that had
+already claimed its effect is reported as ``in_flight``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from google.api_core import exceptions as gexc
+from pydantic import BaseModel, ValidationError
+
+from handlers.config import Catalog, Settings
+from handlers.contract import ORDER_ID_RULE, OrderSnapshot, effect_key, valid_order_id
+from handlers.errors import InvalidPayload, OrderTasksError
+from handlers.kind import SystemClock
+from handlers.ports import ClaimState, Clock, EffectRecord, OrderRecord, OutboxEntry
+from handlers.wiring import Stores, build_stores
+from producer.enqueue import CREATED, EXISTS, ENQUEUE_ERRORS, EnqueueResult, Enqueuer
+from producer.reconcile import ReconcileSummary, reconcile
+
+log = logging.getLogger("ordertasks.library")
+
+LIVE_FAILURE_STATUSES = ("open", "replay_requested")
+CANCEL_STATES = {ClaimState.CANCELLED: "cancelled", ClaimState.DONE: "done", ClaimState.LEASED: "in_flight"}
+
+
+class OrderNotFound(OrderTasksError, LookupError):
+    """No order with this id was scheduled."""
+
+
+class OrderConflict(OrderTasksError, ValueError):
+    """An order with this id exists with other content: order ids must not be reused."""
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """One kind of one order: its task name and what became of it.
+
+    ``state``: ``created`` (now), ``exists`` (Cloud Tasks already had it), ``pending`` (not
+    yet: reconcile will), ``cancelled``, ``done`` (cancel came too late) or ``in_flight``.
+    """
+
+    kind: str
+    name: str
+    state: str
+    error: str | None = None
+
+
+class OrderTasks:
+    """Schedule, inspect and cancel an order's side effects (see the module docstring)."""
+
+    def __init__(self, settings: Settings, stores: Stores, enqueuer: Enqueuer, clock: Clock | None = None,
+                 owned: Iterable[Any] = ()) -> None:
+        self.settings = settings
+        self.stores = stores
+        self.enqueuer = enqueuer
+        self.catalog: Catalog = enqueuer.catalog
+        self.clock = clock or SystemClock()
+        self._owned = list(owned)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "OrderTasks":
+        """Everything from ``ORDERTASKS_*`` (the same ``Settings`` as every other part)."""
+        return cls.from_settings(Settings.from_env(environ))
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "OrderTasks":
+        """Stores and a Cloud Tasks client as ``settings`` say; closed by ``close()``."""
+        from producer.wiring import tasks_client
+
+        client = tasks_client(settings)
+        enqueuer = Enqueuer(client, settings, settings.catalog())
+        return cls(settings, build_stores(settings), enqueuer, owned=[enqueuer, client.transport])
+
+    def __enter__(self) -> "OrderTasks":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the enqueue threads and close the clients this object built."""
+        for part in self._owned:
+            part.close()
+        self._owned.clear()
+
+    @property
+    def kinds(self) -> list[str]:
+        """The catalog's kinds: one task each per order."""
+        return list(self.catalog.kinds)
+
+    # --- schedule -----------------------------------------------------------------------
+
+    def schedule(self, order: Mapping[str, Any] | BaseModel, *, payment_id: str | None = None) -> list[TaskResult]:
+        """Store the paid order and its outbox, then create every task; one result per kind."""
+        order_id, snapshot = order_parts(order)
+        record = self._stored(order_id, snapshot)
+        if record.status == "cancelled":
+            return [TaskResult(e.kind, e.task_name, "cancelled") for e in self.stores.orders.outbox_for(order_id)]
+        now = self.clock.now()
+        if record.status != "paid":
+            reference = payment_id or record.charge_id or "external"
+            self.stores.orders.mark_paid(order_id, reference, self.outbox(order_id, snapshot, now), now)
+        return self._enqueue(order_id, snapshot)
+
+    def outbox(self, order_id: str, snapshot: OrderSnapshot, now: datetime) -> list[OutboxEntry]:
+        """The entries an order is owed: one per catalog kind, all pending."""
+        return [OutboxEntry(order_id=order_id, kind=p.kind, task_name=p.name, schedule_time=p.schedule_time,
+                            state="pending", created_at=now)
+                for p in self.enqueuer.plan(order_id, snapshot, self.kinds)]
+
+    def _stored(self, order_id: str, snapshot: OrderSnapshot) -> OrderRecord:
+        data = snapshot.model_dump(mode="json")
+        record = OrderRecord(order_id=order_id, status="created", snapshot=data, created_at=self.clock.now())
+        if self.stores.orders.create_order(record):
+            return record
+        existing = self.stores.orders.get_order(order_id)
+        if existing is None:
+            raise OrderConflict(f"order {order_id!r} vanished while being scheduled; schedule it again")
+        if OrderSnapshot.model_validate(existing.snapshot) != snapshot:
+            raise OrderConflict(f"order {order_id!r} was already scheduled with other content; "
+                                "a new order needs a new order id")
+        return existing
+
+    def _enqueue(self, order_id: str, snapshot: OrderSnapshot) -> list[TaskResult]:
+        entries = {e.kind: e for e in self.stores.orders.outbox_for(order_id)}
+        owed = [kind for kind in self.kinds if entries.get(kind) is None or entries[kind].state != "scheduled"]
+        created = {r.kind: r for r in self.enqueuer.enqueue_order(order_id, snapshot, owed)} if owed else {}
+        for result in created.values():
+            if result.scheduled:
+                self.stores.orders.mark_scheduled(order_id, result.kind, self.clock.now())
+        return [_result(created[kind]) if kind in created else TaskResult(kind, entries[kind].task_name, EXISTS)
+                for kind in self.kinds]
+
+    # --- cancel -------------------------------------------------------------------------
+
+    def cancel(self, order_id: str, kinds: Iterable[str] | None = None) -> list[TaskResult]:
+        """Cancel the order's tasks (all kinds, or ``kinds``): see the module docstring."""
+        record = self.stores.orders.get_order(order_id)
+        if record is None:
+            raise OrderNotFound(f"no order {order_id!r} was scheduled; check the order id")
+        chosen = self._kinds(kinds)
+        now = self.clock.now()
+        if kinds is None and record.status != "cancelled":
+            self.stores.orders.mark_cancelled(order_id, now)
+        ttl = self.catalog.ttl_days * 86400.0
+        states = {kind: self.stores.effects.cancel_effect(order_id, kind, now, ttl) for kind in chosen}
+        names = {e.kind: e.task_name for e in self.stores.orders.outbox_for(order_id)}
+        self._delete_tasks([names[k] for k in chosen if k in names and states[k] is ClaimState.CANCELLED])
+        log.info("order cancelled", extra={"order_id": order_id, "kinds": chosen})
+        return [TaskResult(kind, names.get(kind, ""), CANCEL_STATES[states[kind]]) for kind in chosen]
+
+    def _kinds(self, kinds: Iterable[str] | None) -> list[str]:
+        chosen = self.kinds if kinds is None else list(kinds)
+        unknown = sorted(set(chosen) - set(self.kinds))
+        if unknown:
+            raise ValueError(f"unknown kinds {unknown}; the catalog has {self.kinds}")
+        return chosen
+
+    def _delete_tasks(self, names: list[str]) -> None:
+        def delete(name: str) -> None:
+            try:
+                self.enqueuer.client.delete_task(name=name, timeout=self.settings.enqueue_timeout_seconds)
+            except gexc.NotFound:
+                pass      # already dispatched or deleted: the cancel record stops it anyway
+            except ENQUEUE_ERRORS as exc:
+                log.warning("could not delete a cancelled task; its delivery will do nothing",
+                            extra={"task_name": name, "error": repr(exc)})
+        with ThreadPoolExecutor(max_workers=max(1, min(8, len(names)))) as pool:
+            list(pool.map(delete, names))
+
+    # --- status -------------------------------------------------------------------------
+
+    def status(self, order_id: str) -> dict[str, Any]:
+        """The order's status and each task's: pending, scheduled, done, failed or cancelled."""
+        record = self.stores.orders.get_order(order_id)
+        if record is None:
+            raise OrderNotFound(f"no order {order_id!r} was scheduled; check the order id")
+        return {"order_id": order_id, "status": record.status,
+                "tasks": [self.task_view(e, record.status) for e in self.stores.orders.outbox_for(order_id)]}
+
+    def task_view(self, entry: OutboxEntry, order_status: str = "paid") -> dict[str, Any]:
+        """One task as ``status`` and ``GET /api/orders/{id}`` show it."""
+        effect = self.stores.effects.get_effect(entry.order_id, entry.kind)
+        return {"kind": entry.kind, "task_name": entry.task_name, "schedule_time": entry.schedule_time.isoformat(),
+                "state": self.task_state(entry, effect, order_status),
+                "duplicates": effect.duplicates if effect else 0}
+
+    def task_state(self, entry: OutboxEntry, effect: EffectRecord | None, order_status: str = "paid") -> str:
+        """``done`` > ``cancelled`` > ``failed`` (open in the failed log) > the outbox state."""
+        if effect is not None and effect.state in ("done", "cancelled"):
+            return effect.state
+        if order_status == "cancelled":
+            return "cancelled"
+        failed = self.stores.failed.get_failed(effect_key(entry.order_id, entry.kind))
+        if failed is not None and failed.status in LIVE_FAILURE_STATUSES:
+            return "failed"
+        return entry.state
+
+    # --- maintenance --------------------------------------------------------------------
+
+    def reconcile(self, grace_seconds: float = 60.0, limit: int = 500) -> ReconcileSummary:
+        """Enqueue outbox entries still pending after ``grace_seconds`` (Cloud Tasks was down)."""
+        return reconcile(self.stores.orders, self.enqueuer, self.clock.now(), grace_seconds, limit)
+
+    def sweep(self, limit: int = 500) -> list[Any]:
+        """Replay every failed task an operator marked ``replay_requested``."""
+        from producer.triage import triage_for
+
+        return triage_for(self.stores.failed, self.enqueuer).sweep(limit)
+
+
+def order_parts(order: Mapping[str, Any] | BaseModel) -> tuple[str, OrderSnapshot]:
+    """``(order_id, snapshot)`` of a dict or model holding ``order_id`` and the snapshot fields."""
+    raw = dict(order.model_dump(mode="json") if isinstance(order, BaseModel) else order)
+    order_id = raw.pop("order_id", None)
+    if not isinstance(order_id, str) or not valid_order_id(order_id):
+        raise InvalidPayload(f"order_id {str(order_id)[:80]!r} is missing or invalid: {ORDER_ID_RULE}")
+    try:
+        return order_id, OrderSnapshot.model_validate(raw)
+    except ValidationError as exc:
+        fields = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5])
+        raise InvalidPayload(f"order {order_id} is not a valid order snapshot: {fields}") from exc
+
+
+def _result(result: EnqueueResult) -> TaskResult:
+    state = result.status if result.status in (CREATED, EXISTS) else "pending"
+    return TaskResult(result.kind, result.task_name, state, result.error)

@@ -1,0 +1,120 @@
+"""``run_maintenance``: the outbox reconcile and the console-replay sweep, from the handler's
+own deployment, so Cloud Scheduler needs no checkout of ours.
+
+A second functions-framework target in the same source as ``handle_task`` (the root
+``main.py`` exports both). Cloud Scheduler POSTs ``{"action": "reconcile"}`` (optionally
+``"grace_seconds"``, default 60) or ``{"action": "sweep"}`` (or calls ``/reconcile`` / ``/sweep``) with an OIDC token, which is
+verified like a task's: audience ``ORDERTASKS_MAINTENANCE_URL`` (default: the handler URL),
+caller ``ORDERTASKS_OIDC_ALLOWED_EMAILS`` or else the catalog's ``scheduler`` service account
+(the dispatcher's when the catalog names none).
+
+    200  {"action": ..., ...summary}
+    400  unknown action          401 / 403  missing or invalid token / another caller
+    503  a dependency is down (Cloud Scheduler retries)
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import flask
+
+from handlers.config import Settings
+from handlers.errors import AuthError, DependencyUnavailable
+from handlers.logs import log_line
+from handlers.oidc import CertCache, TokenVerifier
+from producer.library import OrderTasks
+
+ACTIONS = ("reconcile", "sweep")
+
+
+def maintenance_verifier(settings: Settings) -> TokenVerifier:
+    """Tokens for the maintenance URL, from the scheduler's service account."""
+    catalog = settings.catalog()
+    role = "scheduler" if "scheduler" in catalog.service_accounts else "dispatcher"
+    allowed = settings.oidc_allowed_emails or (catalog.service_account_email(role),)
+    audience = settings.maintenance_url or settings.handler_url
+    return TokenVerifier(CertCache(settings.certs_url), audiences=[audience], allowed_emails=allowed)
+
+
+def _json(status: int, payload: dict[str, Any]) -> flask.Response:
+    return flask.Response(json.dumps(payload), status=status, mimetype="application/json")
+
+
+def requested_action(request: flask.Request) -> str | None:
+    """``reconcile`` / ``sweep`` from the path or the JSON body, else ``None``."""
+    path = request.path.strip("/")
+    if path in ACTIONS:
+        return path
+    body = request.get_json(silent=True, cache=True)
+    action = body.get("action") if isinstance(body, dict) else None
+    return action if action in ACTIONS else None
+
+
+def grace_seconds(request: flask.Request) -> float | None:
+    """The body's ``grace_seconds`` (default 60: younger entries are still being enqueued)."""
+    body = request.get_json(silent=True, cache=True)
+    value = body.get("grace_seconds", 60.0) if isinstance(body, dict) else 60.0
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 86400:
+        return None
+    return float(value)
+
+
+class Maintenance:
+    """The WSGI-level maintenance endpoint: auth, action, summary."""
+
+    def __init__(self, tasks: OrderTasks, verifier: TokenVerifier) -> None:
+        self.tasks, self.verifier = tasks, verifier
+
+    def __call__(self, request: flask.Request) -> flask.Response:
+        """Run the requested action once."""
+        if request.method != "POST":
+            return _json(405, {"error": "maintenance runs on POST"})
+        try:
+            caller = self.verifier.verify(request.headers.get("Authorization"))
+        except AuthError as exc:
+            return _json(exc.status, {"error": str(exc)})
+        action = requested_action(request)
+        if action is None:
+            return _json(400, {"error": f"say which action: POST {{\"action\": one of {list(ACTIONS)}}}"})
+        grace = grace_seconds(request)
+        if grace is None:
+            return _json(400, {"error": "grace_seconds must be a number of seconds between 0 and 86400"})
+        try:
+            summary = self._run(action, grace)
+        except DependencyUnavailable as exc:
+            log_line("WARNING", f"maintenance {action} deferred: {exc}", {}, action=action)
+            return _json(503, {"error": f"{action} could not run now; it will be retried"})
+        log_line("INFO", f"maintenance {action} done", {}, action=action, caller=caller.email, **summary)
+        return _json(200, {"action": action, **summary})
+
+    def _run(self, action: str, grace: float) -> dict[str, Any]:
+        if action == "reconcile":
+            return self.tasks.reconcile(grace_seconds=grace).as_dict()
+        results = self.tasks.sweep()
+        return {"replayed": sum(1 for r in results if r.status in ("created", "exists")), "seen": len(results)}
+
+
+def build_maintenance(settings: Settings) -> Maintenance:
+    """The endpoint over ``OrderTasks.from_settings`` and the maintenance verifier."""
+    return Maintenance(OrderTasks.from_settings(settings), maintenance_verifier(settings))
+
+
+_endpoint: Callable[[flask.Request], flask.Response] | None = None
+_lock = threading.Lock()
+
+
+def _build() -> Callable[[flask.Request], flask.Response]:
+    global _endpoint
+    with _lock:
+        if _endpoint is None:
+            _endpoint = build_maintenance(Settings.from_env())
+        return _endpoint
+
+
+def run_maintenance(request: flask.Request) -> flask.Response:
+    """functions-framework target: ``--entry-point=run_maintenance``."""
+    return (_endpoint or _build())(request)
