@@ -7,13 +7,16 @@ comment on the line(s) just before its fence::
     <!-- not-run: needs a Google Cloud project -->
 
 The reason is required. Other markers: ``<!-- run: eventually -->`` (the block shows effects
-that arrive later: retried until it passes or 30 s pass) and ``<!-- run: continues -->``
-(a python block that continues the file's previous python block, sharing its names).
+that arrive later: retried until it passes or 30 s pass), ``<!-- run: continues -->``
+(a python block that continues the file's previous python block, sharing its names) and
+``<!-- env: NAME=value … -->`` (variables the reader sets first, e.g. ``PYTHONPATH=examples/loyalty``;
+values follow the same port and ``var/`` substitution as the block).
 """
 
 from __future__ import annotations
 
 import re
+import shlex
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 RUNNABLE = ("sh", "console", "python")
 FENCE = re.compile(r"^(?P<indent>\s*)(?P<fence>```+|~~~+)\s*(?P<lang>[\w-]*)")
-MARKER = re.compile(r"^\s*<!--\s*(?P<key>not-run|run)\s*:\s*(?P<value>.*?)\s*-->\s*$")
+MARKER = re.compile(r"^\s*<!--\s*(?P<key>not-run|run|env)\s*:\s*(?P<value>.*?)\s*-->\s*$")
 RUN_OPTIONS = ("eventually", "continues")
 PLACEHOLDER = re.compile(r"<(?P<name>[a-z_]+)>")
 
@@ -36,6 +39,7 @@ class Block:
     text: str                     # dedented body
     not_run: str | None = None    # the reason, when marked not-run
     options: set[str] = field(default_factory=set)
+    env: dict[str, str] = field(default_factory=dict)
 
     @property
     def where(self) -> str:
@@ -85,6 +89,8 @@ def blocks_of(path: Path) -> list[Block]:
         for key, value in _markers(lines, i):
             if key == "not-run":
                 block.not_run = value
+            elif key == "env":
+                block.env.update(dict(pair.split("=", 1) for pair in shlex.split(value)))
             else:
                 block.options |= {v.strip() for v in value.split(",") if v.strip()}
         found.append(block)

@@ -76,21 +76,25 @@ class Terminal:
         if ids:
             self.seen.setdefault(block.doc, {})["order_id"] = ids[-1]
 
-    def shell(self, script: str) -> subprocess.CompletedProcess[str]:
+    def block_env(self, block: Block) -> dict[str, str]:
+        """The terminal's environment plus the block's ``<!-- env: -->`` variables (substituted)."""
+        return {**self.env, **{k: self.substitute(v, block) for k, v in block.env.items()}}
+
+    def shell(self, script: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         """Run a script with bash, stopping at the first failing command (it prints its line)."""
         prologue = "set -eo pipefail\ntrap 'echo \"ERR at script line $((LINENO - 2))\" >&2' ERR\n"
         with tempfile.NamedTemporaryFile("w", suffix=".sh", delete=False) as f:
             f.write(prologue + script)
-        return subprocess.run(["bash", f.name], env=self.env, cwd=REPO, capture_output=True, text=True,
+        return subprocess.run(["bash", f.name], env=env or self.env, cwd=REPO, capture_output=True, text=True,
                               timeout=TIMEOUT)
 
-    def python(self, source: str, filename: str) -> subprocess.CompletedProcess[str]:
+    def python(self, source: str, filename: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         """Run python source as ``filename`` (tracebacks then name the doc and its lines)."""
         with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
             f.write(source)
         runner = ("import sys; src = open(sys.argv[1]).read(); "
                   "exec(compile(src, sys.argv[2], 'exec'), {'__name__': '__main__'})")
-        return subprocess.run([sys.executable, "-c", runner, f.name, filename], env=self.env, cwd=REPO,
+        return subprocess.run([sys.executable, "-c", runner, f.name, filename], env=env or self.env, cwd=REPO,
                               capture_output=True, text=True, timeout=TIMEOUT)
 
 

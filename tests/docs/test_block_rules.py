@@ -10,7 +10,7 @@ import pytest
 
 from tests.docs import blocks
 from tests.docs.blocks import Block, blocks_of, console_steps
-from tests.docs.terminal import Terminal, failure, json_mismatches, output_mismatches, shell_error_line, text_mismatch
+from tests.docs.terminal import DEFAULT_PORTS, Terminal, failure, json_mismatches, output_mismatches, shell_error_line, text_mismatch
 
 DOC = """# A doc
 
@@ -102,3 +102,23 @@ def test_the_failing_line_of_a_shell_block_is_found(tmp_path: Path) -> None:
     done = terminal.shell("true\ncurl --version > /dev/null\nfalse\necho never\n")
     assert done.returncode != 0 and "never" not in done.stdout
     assert shell_error_line(Block("guide.md", 10, "sh", ""), done) == 3
+
+
+def test_env_marker_and_python_continuation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.docs import test_doc_blocks
+
+    monkeypatch.setattr(blocks, "REPO", tmp_path)
+    path = tmp_path / "lib.md"
+    path.write_text("```python\nx = 1\n```\n\n<!-- run: continues -->\n<!-- env: PYTHONPATH=examples/shop "
+                    "SHOP_URL=http://127.0.0.1:8080/ -->\n```python\nassert x == 1\nraise SystemExit(3)\n```\n",
+                    encoding="utf-8")
+    first, second = blocks_of(path)
+    assert second.env == {"PYTHONPATH": "examples/shop", "SHOP_URL": "http://127.0.0.1:8080/"}
+    monkeypatch.setattr(test_doc_blocks, "runnable_blocks", lambda: [first, second])
+    source = test_doc_blocks.python_source(second)
+    assert source.splitlines()[1] == "x = 1" and source.splitlines()[7] == "assert x == 1"   # the doc's lines 2 and 8
+    terminal = Terminal(dict(os.environ), {**{p: 5000 + i for i, p in enumerate(DEFAULT_PORTS)}, "checkout": 5001},
+                        tmp_path)
+    assert terminal.block_env(second)["SHOP_URL"] == "http://127.0.0.1:5001/"
+    done = terminal.python(source, "lib.md", terminal.block_env(second))
+    assert done.returncode == 3, done.stderr

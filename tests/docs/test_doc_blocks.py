@@ -24,7 +24,7 @@ EVENTUALLY_SECONDS = 30.0
 
 def run_shell_block(block: Block, terminal: Terminal) -> None:
     """Run an ``sh`` block as one script; fail naming the doc line of the failing command."""
-    done = terminal.shell(terminal.substitute(block.text, block))
+    done = terminal.shell(terminal.substitute(block.text, block), terminal.block_env(block))
     if done.returncode != 0:
         pytest.fail(failure(block, shell_error_line(block, done), "command failed", done), pytrace=False)
     terminal.remember(block, done.stdout)
@@ -33,7 +33,7 @@ def run_shell_block(block: Block, terminal: Terminal) -> None:
 def run_console_block(block: Block, terminal: Terminal) -> None:
     """Run each ``$ command``; check its status and the output the doc shows after it."""
     for step in console_steps(block):
-        done = terminal.shell(terminal.substitute(step.command, block))
+        done = terminal.shell(terminal.substitute(step.command, block), terminal.block_env(block))
         if done.returncode != 0:
             pytest.fail(failure(block, step.line, "command failed", done), pytrace=False)
         problems = output_mismatches(step, done.stdout)
@@ -60,7 +60,7 @@ def python_source(block: Block) -> str:
 
 def run_python_block(block: Block, terminal: Terminal) -> None:
     """Execute a python block (tracebacks carry the doc's file and lines)."""
-    done = terminal.python(terminal.substitute(python_source(block), block), block.doc)
+    done = terminal.python(terminal.substitute(python_source(block), block), block.doc, terminal.block_env(block))
     if done.returncode != 0:
         lines = re.findall(rf'File "{re.escape(block.doc)}", line (\d+)', done.stderr)
         offset = int(lines[-1]) - block.line if lines else 1
@@ -73,8 +73,9 @@ RUNNERS = {"sh": run_shell_block, "console": run_console_block, "python": run_py
 @pytest.mark.parametrize("block", runnable_blocks(), ids=lambda b: b.where)
 def test_block_runs(block: Block, terminal: Terminal) -> None:
     """The block does what the doc says, against a dev stack."""
-    if re.search(r"(^|[\s;|&(])gcloud\s", block.text):
-        need_binary("gcloud", f"{block.where} runs gcloud")
+    for binary in ("gcloud", "curl"):
+        if re.search(rf"(^|[\s;|&($]){binary}\s", block.text):
+            need_binary(binary, f"{block.where} runs {binary}")
     deadline = time.monotonic() + (EVENTUALLY_SECONDS if "eventually" in block.options else 0)
     while True:
         try:
@@ -94,7 +95,7 @@ def test_every_shell_and_python_block_is_run_or_says_why_not() -> None:
     problems += [f"{b.where}: unknown run option(s) {sorted(b.options - set(RUN_OPTIONS))}"
                  for b in all_blocks() if b.options - set(RUN_OPTIONS)]
     problems += [f"{b.where}: marked for a {b.lang} block, which is never run"
-                 for b in all_blocks() if (b.not_run is not None or b.options) and b.lang not in RUNNABLE]
+                 for b in all_blocks() if (b.not_run is not None or b.options or b.env) and b.lang not in RUNNABLE]
     assert not problems, "\n".join(problems)
 
 
