@@ -10,8 +10,8 @@ starts listens on free ports with its data in a temporary directory, so before a
 - ``<order_id>`` becomes the last order id an earlier block of the same document printed.
 
 Expected output (the lines after a ``$ command`` in a ``console`` block) is compared after
-masking what differs per run (order ids, timestamps, task-name hashes); ``…`` stands for any
-lines; a JSON answer is compared by structure: every key the doc shows, list lengths, and each
+masking what differs per run (order ids, timestamps, task-name hashes); ``…`` alone on a line
+stands for any lines, inside a line for any text; a JSON answer is compared by structure: every key the doc shows, list lengths, and each
 value the doc shows (``"…"`` matches anything).
 """
 
@@ -134,12 +134,20 @@ def split_json(lines: list[str]) -> tuple[list[str], str | None]:
     return lines, None
 
 
+def line_matches(expected: str, actual: str) -> bool:
+    """Equal after masking; a ``…`` inside the expected line stands for any text."""
+    if ELLIPSIS not in expected:
+        return expected == actual
+    pattern = ".*".join(re.escape(part.strip()) for part in expected.split(ELLIPSIS))
+    return re.fullmatch(pattern, actual) is not None
+
+
 def text_mismatch(expected: list[str], actual: str) -> str | None:
     """The first expected line not found, in order, in the actual output (``…`` skips lines)."""
     actual_lines = [mask(line) for line in actual.splitlines() if line.strip()]
     position = 0
     for line in (mask(e) for e in expected if e.strip() and e.strip() != ELLIPSIS):
-        while position < len(actual_lines) and actual_lines[position] != line:
+        while position < len(actual_lines) and not line_matches(line, actual_lines[position]):
             position += 1
         if position == len(actual_lines):
             return line

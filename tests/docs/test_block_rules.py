@@ -82,6 +82,8 @@ def test_text_lines_in_order_with_ellipsis() -> None:
     out = "SKU   NAME\nBOOK-1  Notes  EUR 19.50\nMUG-1 Mug\n"
     assert text_mismatch(["SKU NAME", "BOOK-1 Notes EUR 19.50", "…"], out) is None
     assert text_mismatch(["MUG-1 Mug", "SKU NAME"], out) == "SKU NAME"
+    assert text_mismatch(["BOOK-1  Notes … 19.50"], out) is None
+    assert text_mismatch(["BOOK-1  Notes … 19.90"], out) == "BOOK-1 Notes … 19.90"
 
 
 def test_headers_then_json(doc: list[Block]) -> None:
