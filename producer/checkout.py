@@ -127,6 +127,12 @@ def _register_routes(app: Flask, checkout: Checkout, settings: Settings, verifie
                            "starting with a letter or digit; check the id the checkout returned")
         return json_response(checkout.order_view(order_id))
 
+    @app.post("/api/orders/<order_id>/cancel")
+    def cancel_order(order_id: str) -> Response:
+        if not valid_order_id(order_id):
+            raise ApiError(404, "order_not_found", "no such order: check the id the checkout returned")
+        return json_response(checkout.cancel(order_id))
+
     @app.get("/healthz")
     def healthz() -> Response:
         return json_response({"status": "ok"})

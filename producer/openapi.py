@@ -139,6 +139,33 @@ def _order_operation() -> dict[str, Any]:
     }
 
 
+CANCEL_RESULT_SCHEMA: dict[str, Any] = {
+    "type": "object", "required": ["order_id", "status", "tasks"],
+    "properties": {
+        "order_id": {"type": "string"}, "status": {"const": "cancelled"},
+        "refund_id": {"type": ["string", "null"], "description": "the refund of a captured payment"},
+        "tasks": {"type": "array", "items": {
+            "type": "object", "required": ["kind", "task_name", "state"],
+            "properties": {"kind": {"type": "string"}, "task_name": {"type": "string"},
+                           "state": {"enum": ["cancelled", "done", "in_flight"],
+                                     "description": "done: it happened before the cancel; in_flight: it was "
+                                                    "running and may still complete"}}}},
+    },
+}
+
+
+def _cancel_operation() -> dict[str, Any]:
+    return {
+        "summary": "Refund a captured payment and cancel the order's pending tasks",
+        "operationId": "cancelOrder",
+        "parameters": [{"name": "order_id", "in": "path", "required": True, "description": ORDER_ID_RULE,
+                        "schema": {"type": "string"}}],
+        "responses": {"200": _json(CANCEL_RESULT_SCHEMA, "Cancelled"), "404": _error("No such order"),
+                      "409": _error("Already cancelled (the body has the order), or the refund was refused"),
+                      "503": _error("Payment processor or store unavailable: nothing was cancelled, retry")},
+    }
+
+
 def _reconcile_operation() -> dict[str, Any]:
     return {
         "summary": "Enqueue outbox entries still pending after the grace period (Cloud Scheduler)",
@@ -187,6 +214,7 @@ def openapi_document() -> dict[str, Any]:
         "paths": {
             "/api/checkout": {"post": _checkout_operation()},
             "/api/orders/{order_id}": {"get": _order_operation()},
+            "/api/orders/{order_id}/cancel": {"post": _cancel_operation()},
             "/api/webhooks/stripe": {"post": _stripe_webhook_operation()},
             "/healthz": {"get": {"summary": "Liveness", "operationId": "healthz",
                                  "responses": {"200": _json({"type": "object"}, "Up")}}},

@@ -236,6 +236,37 @@ class Checkout:
         log.warning("order placed, tasks pending", extra={"order_id": order_id, "errors": [r.error for r in pending]})
         return CheckoutAnswer(202, body)
 
+    # --- cancelling an order ------------------------------------------------------------
+
+    def cancel(self, order_id: str) -> dict[str, Any]:
+        """Refund a captured payment, then cancel every task (``OrderTasks.cancel``).
+
+        Refund first: if the processor is down nothing is cancelled and the caller retries
+        (503); the refund's idempotency key makes a retry refund at most once.
+        """
+        record = self.store.get_order(order_id)
+        if record is None:
+            raise ApiError(404, "order_not_found", f"no order {order_id!r}; check the id the checkout returned")
+        if record.status == "cancelled":
+            raise ApiError(409, "order_cancelled", f"order {order_id} is already cancelled",
+                           extra={"order": self.order_view(order_id)})
+        refund_id = self._refund(record) if record.status == "paid" and record.charge_id else None
+        results = self.tasks.cancel(order_id)
+        log.info("order cancelled", extra={"order_id": order_id, "refunded": refund_id is not None})
+        return {"order_id": order_id, "status": "cancelled", "refund_id": refund_id,
+                "tasks": [{"kind": r.kind, "task_name": r.name, "state": r.state} for r in results]}
+
+    def _refund(self, record: OrderRecord) -> str:
+        try:
+            return self.gateway.refund(f"{record.order_id}:refund", record.charge_id or "")
+        except PaymentUnavailable as exc:
+            log.warning("refund unavailable for order %s: %s", record.order_id, exc)
+            raise ApiError(503, "payment_unavailable", "the payment processor is unavailable; nothing was "
+                           "cancelled, retry the cancel", headers={"Retry-After": "5"}) from exc
+        except PaymentDeclined as exc:
+            raise ApiError(409, "refund_refused", f"the payment could not be refunded ({exc}); nothing was "
+                           "cancelled") from exc
+
     # --- showing an order ---------------------------------------------------------------
 
     def order_view(self, order_id: str) -> dict[str, Any]:

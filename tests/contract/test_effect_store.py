@@ -108,3 +108,44 @@ def test_duplicates_are_counted_and_effects_tallied(store: Any) -> None:
     assert store.get_effect("ord-d1", "notify_warehouse").duplicates == 3
     counts = store.effect_counts()["notify_warehouse"]
     assert (counts["done"], counts["in_progress"], counts["duplicates"]) == (1, 1, 3)
+
+
+# --- cancellation ------------------------------------------------------------------------------
+
+KIND = "send_confirmation_email"
+
+
+def cancel(store: Any, seconds: float = 0) -> ClaimState:
+    state: ClaimState = store.cancel_effect("o-1", KIND, at(seconds), TTL)
+    return state
+
+
+def test_cancel_before_any_claim_stops_every_later_claim(store: Any) -> None:
+    assert cancel(store) is ClaimState.CANCELLED
+    assert claim(store, 1).state is ClaimState.CANCELLED
+    assert store.get_effect("o-1", KIND).state == "cancelled"
+    assert cancel(store, 2) is ClaimState.CANCELLED                      # twice: same answer
+
+
+def test_cancel_of_a_done_effect_says_done_and_changes_nothing(store: Any) -> None:
+    claim(store)
+    store.complete_effect("o-1", KIND, {"ok": True}, at(1))
+    assert cancel(store, 2) is ClaimState.DONE
+    assert store.get_effect("o-1", KIND).state == "done"
+
+
+def test_cancel_during_a_live_lease_says_in_flight_and_after_it_lapses_cancels(store: Any) -> None:
+    claim(store)
+    assert cancel(store, 1) is ClaimState.LEASED
+    assert cancel(store, LEASE + 1) is ClaimState.CANCELLED
+    assert claim(store, LEASE + 2).state is ClaimState.CANCELLED
+
+
+def test_concurrent_claims_and_a_cancel_never_both_win(store: Any) -> None:
+    def race(index: int) -> Any:
+        return cancel(store) if index == 0 else claim(store).state
+    results = all_at_once(race)
+    cancelled_first = results[0] is ClaimState.CANCELLED
+    claimed = sum(1 for r in results[1:] if r is ClaimState.CLAIMED)
+    assert claimed == (0 if cancelled_first else 1), results
+    assert results[0] in (ClaimState.CANCELLED, ClaimState.LEASED)

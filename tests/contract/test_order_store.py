@@ -101,3 +101,11 @@ def test_finished_checkout_replays_its_response(store: Any) -> None:
     assert (replay.response, replay.created_at) == ({"order_id": "o-1", "tasks": ["a", "b"]}, T0)
     with pytest.raises(KeyError):
         store.finish_checkout("never-reserved", 201, {})
+
+
+def test_mark_cancelled_sets_the_status_and_needs_the_order(store: Any) -> None:
+    paid(store, "o-1")
+    store.mark_cancelled("o-1", at(5))
+    assert store.get_order("o-1").status == "cancelled"
+    with pytest.raises(KeyError):
+        store.mark_cancelled("o-missing", at(5))

@@ -157,3 +157,22 @@ def test_get_is_refused_without_touching_anything(stack: HandlerStack) -> None:
     resp = stack.session.get(stack.url, timeout=5)
     assert resp.status_code == 405
     assert DISPATCHER.startswith("ordertasks-dispatcher@")
+
+
+def test_an_old_body_with_inline_data_is_read_as_a_reference(stack: HandlerStack) -> None:
+    """A v1 body (inline data, still in queues at upgrade) cannot choose who gets the email."""
+    forged = {"kind": "send_confirmation_email", "v": 1, "order_id": ORDER,
+              "data": {"customer": {"name": "Mallory", "email": "mallory@evil.example"}, "items": []}}
+    resp = stack.deliver(json.dumps(forged).encode())
+    assert resp.status_code == 200 and resp.json()["outcome"] == "done", resp.text
+    [message] = stack.mail.messages
+    assert message["To"].addresses[0].addr_spec == eur_order().customer.email
+    assert "evil.example" not in message.as_string()
+
+
+def test_a_task_for_an_order_never_placed_causes_nothing_but_a_failed_record(stack: HandlerStack) -> None:
+    for kind in ("send_confirmation_email", "notify_warehouse", "record_analytics", "generate_invoice"):
+        resp = stack.deliver(body(kind, "ord_forged_99"))
+        assert resp.status_code == 200 and resp.json()["outcome"] == "dead", resp.text
+    assert effects_for(stack, "ord_forged_99") == {"emails": 0, "pdfs": 0, "warehouse": 0, "analytics_orders": 0}
+    assert {f.error_type for f in stack.store.list_failed()} == {"UnknownOrder"}

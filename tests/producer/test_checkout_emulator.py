@@ -309,3 +309,24 @@ def test_slow_cloud_tasks_times_out_to_202_and_reconcile_converges(tmp_path: Pat
         patient.enqueuer.close()
     finally:
         slow.stop()
+
+
+def test_cancel_refunds_the_charge_and_cancels_every_task(stack: Stack) -> None:
+    order_id = _checkout(stack, order_body()).get_json()["order_id"]
+    cancelled = stack.client.post(f"/api/orders/{order_id}/cancel")
+    assert cancelled.status_code == 200, cancelled.get_data(as_text=True)
+    body = cancelled.get_json()
+    assert body["status"] == "cancelled" and body["refund_id"]
+    assert {t["kind"]: t["state"] for t in body["tasks"]} == {k: "cancelled" for k in KINDS}
+    assert _tasks_of(stack, order_id) == {}
+    view = stack.client.get(f"/api/orders/{order_id}").get_json()
+    assert view["status"] == "cancelled" and {t["state"] for t in view["tasks"]} == {"cancelled"}
+    again = stack.client.post(f"/api/orders/{order_id}/cancel")
+    assert again.status_code == 409 and again.get_json()["error"]["code"] == "order_cancelled"
+    assert again.get_json()["error"]["order"]["status"] == "cancelled"
+    payment = stack.gateway.ledger.get_payment(order_id)
+    assert payment is not None and payment.state == "refunded" and payment.refund_id == body["refund_id"]
+
+
+def test_cancel_of_an_unknown_order_is_a_404(stack: Stack) -> None:
+    assert stack.client.post("/api/orders/ord_never_placed/cancel").status_code == 404
