@@ -77,6 +77,7 @@ def create_app(settings: Settings, *, store: OrderStore | None = None, enqueuer:
     app.url_map.merge_slashes = False
     app.extensions["ordertasks"] = {"checkout": checkout, "settings": settings}
     _register_routes(app, checkout, settings, verifier)
+    _register_stripe_webhook(app, checkout, settings)
     _register_error_handlers(app)
     return app
 
@@ -106,18 +107,6 @@ def _register_routes(app: Flask, checkout: Checkout, settings: Settings, verifie
         raw = _json_body()
         answer = checkout.checkout(_validated(raw), request_hash(raw), key)
         return _checkout_response(answer)
-
-    @app.post("/api/webhooks/stripe")
-    def stripe_webhook() -> Response:
-        if not settings.stripe_webhook_secret:
-            raise ApiError(404, "webhook_not_configured", "no Stripe webhook secret is configured "
-                           "(ORDERTASKS_STRIPE_WEBHOOK_SECRET)")
-        event = verified_event(request.get_data(cache=False), request.headers.get("Stripe-Signature"),
-                               settings.stripe_webhook_secret)
-        paid = intent_succeeded(event)
-        if paid is None:
-            return json_response({"received": True, "result": "ignored", "type": event.type})
-        return json_response(checkout.complete_payment(paid))
 
     @app.get("/api/orders/<order_id>")
     def get_order(order_id: str) -> Response:
@@ -157,6 +146,20 @@ def _register_routes(app: Flask, checkout: Checkout, settings: Settings, verifie
         verify_internal("sweep")
         results = triage_for(checkout.store, checkout.enqueuer).sweep()
         return json_response({"swept": len(results), "results": [asdict(r) for r in results]})
+
+
+def _register_stripe_webhook(app: Flask, checkout: Checkout, settings: Settings) -> None:
+    @app.post("/api/webhooks/stripe")
+    def stripe_webhook() -> Response:
+        if not settings.stripe_webhook_secret:
+            raise ApiError(404, "webhook_not_configured", "no Stripe webhook secret is configured "
+                           "(ORDERTASKS_STRIPE_WEBHOOK_SECRET)")
+        event = verified_event(request.get_data(cache=False), request.headers.get("Stripe-Signature"),
+                               settings.stripe_webhook_secret)
+        paid = intent_succeeded(event)
+        if paid is None:
+            return json_response({"received": True, "result": "ignored", "type": event.type})
+        return json_response(checkout.complete_payment(paid))
 
 
 def _checkout_response(answer: CheckoutAnswer) -> Response:

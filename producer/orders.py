@@ -75,6 +75,11 @@ def _totals(cart: PricedCart, currency: str, country: str) -> Totals:
                        ) from exc
 
 
+def _pays_for(paid: IntentSucceeded, totals: Totals) -> bool:
+    """True when the intent is for exactly the order's total, in its currency."""
+    return (paid.amount_minor, paid.currency) == (minor_units(totals.total, totals.currency), totals.currency)
+
+
 @dataclass(frozen=True)
 class CheckoutAnswer:
     """The status and JSON body of a checkout; ``replayed`` when it is a stored answer."""
@@ -168,8 +173,7 @@ class Checkout:
         if record.status == "paid":
             return {"received": True, "result": "already_paid", "order_id": record.order_id}
         snapshot = OrderSnapshot.model_validate(record.snapshot)
-        totals = snapshot.totals
-        if (paid.amount_minor, paid.currency) != (minor_units(totals.total, totals.currency), totals.currency):
+        if not _pays_for(paid, snapshot.totals):
             log.error("stripe event amount differs from the order", extra={"event": paid.event_id,
                                                                            "order_id": record.order_id})
             return {"received": True, "result": "amount_mismatch", "order_id": record.order_id}
