@@ -147,3 +147,10 @@ def test_commands_in_blocks_not_run_exist_with_their_flags(block: Block) -> None
         problems += [f"{block.doc_line(offset)}: `ordertasks {' '.join(path)}` has no option {flag}"
                      for flag in sorted(flags) if not re.search(rf"(?<![\w-]){re.escape(flag)}(?![\w-])", done.stdout)]
     assert not problems, "\n".join(problems)
+
+
+def test_the_command_is_named_one_way() -> None:
+    """The docs write ``ordertasks`` (after ``. .venv/bin/activate``), never a path to it."""
+    stray = [f"{b.where}: write `ordertasks`, not a path to it" for b in all_blocks()
+             if re.search(r"\bbin/ordertasks\b(?![.\w-])", b.text)]
+    assert not stray, "\n".join(stray)
