@@ -98,6 +98,6 @@ def check_rendered(msg: EmailMessage, headers: Sequence[str], recipients: Sequen
     expected = sorted(name.lower() for name in headers)
     if found != expected:
         raise InvalidPayload(f"the rendered email has headers {found}, not {expected}; not sending it")
-    parsed = [(a.display_name, a.addr_spec) for a in wire["To"].addresses]  # type: ignore[union-attr]
+    parsed = [(a.display_name, a.addr_spec) for a in wire["To"].addresses]
     if parsed != [(a.display_name, a.addr_spec) for a in recipients]:
         raise InvalidPayload("the rendered email's recipients differ from the order's; not sending it")

@@ -183,7 +183,7 @@ def _max_age(cache_control: str) -> float:
 
 def _signature_holds(verifier: crypt.RSAVerifier, signed: bytes, signature: bytes) -> bool:
     try:
-        return bool(verifier.verify(signed, signature))  # type: ignore[no-untyped-call]
+        return bool(verifier.verify(signed, signature))
     except (ValueError, TypeError):
         return False
 
