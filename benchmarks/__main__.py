@@ -17,7 +17,7 @@ import time
 from benchmarks._common import RESULTS_DIR, print_table
 
 BENCHMARKS = ("checkout_latency", "emulator_dispatch", "emulator_timing", "handler_overhead", "end_to_end",
-              "cloud_cost")
+              "cloud_cost", "smtp_mailer")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,7 +21,10 @@ benchmarks/README.md) -> cost per million orders, by part.
 
 Modes (both run in the same process, on the same emulators, one after the other):
 
-- ``today``: the protocol as it stands (the baseline).
+- ``today``: the protocol and storage layout before issue 19 (the baseline): one
+  ``outbox/`` document per task (``FirestoreStore(outbox_layout="documents")``).
+- ``outbox_in_order``: the current default: the outbox in its order's document, its six
+  ``scheduled`` marks one write (``mark_scheduled_many``).
 
 Target: Firestore writes per order halved against ``today``.
 """
@@ -49,7 +52,8 @@ from benchmarks._common import (REPO_ROOT, Proc, free_port, median, parser, prin
 
 NAME = "cloud_cost"
 CATALOG = REPO_ROOT / "infra" / "tasks.toml"
-MODES = ("today",)
+MODES = ("today", "outbox_in_order")
+OUTBOX_LAYOUT = {"today": "documents", "outbox_in_order": "order"}
 DUPLICATE_SAMPLE = 0.1          # share of tasks delivered a second time
 
 
@@ -136,15 +140,15 @@ class Stack:
                                      "ORDERTASKS_WAREHOUSE_TIMEOUT": "5"})
 
 
-def firestore_store(meter: Meter) -> Any:
-    """A ``FirestoreStore`` in a fresh emulator project, its client metered."""
+def firestore_store(meter: Meter, mode: str) -> Any:
+    """A ``FirestoreStore`` for ``mode`` in a fresh emulator project, its client metered."""
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import firestore
 
     from handlers.backends.firestore import FirestoreStore
 
     client = firestore.Client(project=f"bench-cost-{uuid.uuid4().hex[:10]}", credentials=AnonymousCredentials())
-    return FirestoreStore(meter_firestore(client, meter), timeout=30.0)
+    return FirestoreStore(meter_firestore(client, meter), timeout=30.0, outbox_layout=OUTBOX_LAYOUT[mode])
 
 
 def checkout_client(settings: Any, store: Any, tasks: Any) -> Any:
@@ -209,7 +213,7 @@ def run_mode(stack: Stack, mode: str, orders: int) -> dict[str, Phase]:
     """One mode: checkout phase, first deliveries, a sample of duplicate deliveries."""
     meter = Meter()
     settings = stack.settings(mode)
-    store = firestore_store(meter)
+    store = firestore_store(meter, mode)
     from producer.wiring import tasks_client
 
     tasks = MeteredTasksClient(tasks_client(settings), meter)

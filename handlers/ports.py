@@ -397,6 +397,11 @@ class OrderStore(Protocol):
         """Outbox entry → ``scheduled`` with ``scheduled_at``."""
         ...
 
+    def mark_scheduled_many(self, order_id: str, kinds: list[str], now: datetime) -> None:
+        """``mark_scheduled`` for each of ``kinds``, all or nothing, in as few writes as the
+        backend allows (Firestore: one). An unknown entry → ``KeyError``, nothing changed."""
+        ...
+
     def outbox_for(self, order_id: str) -> list[OutboxEntry]:
         """The order's outbox entries, in kind order of creation."""
         ...

@@ -146,9 +146,10 @@ class OrderTasks:
         entries = {e.kind: e for e in self.stores.orders.outbox_for(order_id)}
         owed = [kind for kind in self.kinds if entries.get(kind) is None or entries[kind].state != "scheduled"]
         created = {r.kind: r for r in self.enqueuer.enqueue_order(order_id, snapshot, owed)} if owed else {}
-        for result in created.values():
-            if result.scheduled:
-                self.stores.orders.mark_scheduled(order_id, result.kind, self.clock.now())
+        # One call for all: Firestore bills a write per document, and the outbox is one document.
+        scheduled = [result.kind for result in created.values() if result.scheduled]
+        if scheduled:
+            self.stores.orders.mark_scheduled_many(order_id, scheduled, self.clock.now())
         return [_result(created[kind]) if kind in created else TaskResult(kind, entries[kind].task_name, EXISTS)
                 for kind in self.kinds]
 

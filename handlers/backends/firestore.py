@@ -6,8 +6,10 @@ Collections (each name prefixed with ``prefix``)::
     failed_tasks/{order_id}:{kind}         flat, console-readable FailedTask (+ updated_at)
     analytics_orders/{order_id}            AnalyticsFact (+ shard), day as "YYYY-MM-DD"
     analytics_daily/{YYYY-MM-DD}/shards/{k}  orders, revenue_minor{currency}, units{sku}
-    orders/{order_id}                      OrderRecord
-    outbox/{order_id}:{kind}               OutboxEntry (+ seq; pending_since while pending)
+    orders/{order_id}                      OrderRecord (+ outbox map, outbox_pending_since)
+    outbox/{order_id}:{kind}               OutboxEntry (+ seq; pending_since while pending): the
+                                           layout before 0.2, still read, written only by
+                                           ``outbox_layout="documents"``
     checkout_keys/{sha256(key)}            CheckoutReplay
 
 Concurrency: read, decide with the shared rules in ``handlers.backends.memory``, then write
@@ -20,8 +22,17 @@ transactions on one document ended, in two runs of three, with 19 of them failin
 "Transaction lock timeout" after 10 s (even 2 contenders waited 2 s), while 20 concurrent
 ``create()`` calls settle at once: one wins, 19 get Conflict. Preconditions never wait.
 
-The handler's and the checkout's queries are single-field (no composite index): ``outbox``
-by ``order_id`` (equality) or by ``pending_since`` (range + order on the same field),
+The outbox lives in its order's document (``outbox``: kind -> entry, ``outbox_pending_since``:
+the oldest pending entry's ``created_at``, present only while one is pending): Firestore bills
+per document written, so the paid mark with six entries is one write instead of seven and
+the six ``scheduled`` marks one instead of six (``mark_scheduled_many``). Orders placed
+before that change keep their ``outbox/`` documents, which every outbox method still reads
+and updates; ``outbox_layout="documents"`` writes that layout too (the ``cloud_cost``
+benchmark's baseline).
+
+The handler's and the checkout's queries are single-field (no composite index): ``orders``
+by ``outbox_pending_since`` and legacy ``outbox`` by ``order_id`` (equality) or by
+``pending_since`` (range + order on the same field),
 ``failed_tasks`` by equality on ``status``/``kind`` (sorted in memory) or ordered by
 ``last_failed_at`` alone. The operators' queries (console, ``ordertasks stats``) are
 aggregations (``count()``, ``sum()``) and ordered, cursor-paginated pages; the composite
@@ -67,6 +78,7 @@ from handlers.ports import (
     OutboxEntry,
 )
 
+OUTBOX_LAYOUTS = ("order", "documents")
 P = ParamSpec("P")
 R = TypeVar("R")
 Doc = dict[str, Any]
@@ -149,6 +161,33 @@ def _outbox_doc(entry: OutboxEntry, order_id: str, seq: int) -> Doc:
     return doc
 
 
+def _embedded_doc(entry: OutboxEntry, seq: int) -> Doc:
+    """An outbox entry as a value of its order's ``outbox`` map."""
+    return _doc(entry, skip=("order_id", "kind")) | {"seq": seq}
+
+
+def _embedded_outbox(snap: Any) -> dict[str, Doc] | None:
+    """The order document's ``outbox`` map; ``None`` for an order of the legacy layout (or none)."""
+    if not snap.exists:
+        return None
+    entries = _maybe(snap, "outbox")
+    return None if entries is None else _plain(entries)
+
+
+def _embedded_entries(order_id: str, entries: dict[str, Doc]) -> list[OutboxEntry]:
+    """The map's entries as ``OutboxEntry`` values, in order of creation."""
+    names = [f.name for f in fields(OutboxEntry) if f.name not in ("order_id", "kind")]
+    ordered = sorted(entries.items(), key=lambda item: item[1].get("seq", 0))
+    return [OutboxEntry(order_id=order_id, kind=kind, **{n: value[n] for n in names if n in value})
+            for kind, value in ordered]
+
+
+def _pending_since(entries: dict[str, Doc]) -> Any:
+    """The oldest pending entry's ``created_at``; a field delete when none is pending."""
+    pending = [value["created_at"] for value in entries.values() if value["state"] == "pending"]
+    return min(pending) if pending else firestore.DELETE_FIELD
+
+
 def _increments(fact: AnalyticsFact) -> Doc:
     """The shard change for one fact, as server-side increments (no read of the hot shard)."""
     return {"day": fact.day.isoformat(), "orders": firestore.Increment(1),
@@ -176,8 +215,15 @@ class FirestoreStore:
     """``EffectStore``, ``FailedTaskStore``, ``AnalyticsStore`` and ``OrderStore`` on Firestore."""
 
     def __init__(self, client: firestore.Client, prefix: str = "", timeout: float = 30.0,
-                 max_races: int = 25) -> None:
-        """Use ``client``; collection names get ``prefix``; each call gives up after ``timeout`` s."""
+                 max_races: int = 25, outbox_layout: str = "order") -> None:
+        """Use ``client``; collection names get ``prefix``; each call gives up after ``timeout`` s.
+
+        ``outbox_layout``: ``"order"`` (the outbox in its order's document) or ``"documents"``
+        (one ``outbox/`` document per entry, the layout before 0.2; both are always read).
+        """
+        if outbox_layout not in OUTBOX_LAYOUTS:
+            raise ValueError(f"outbox_layout must be one of {', '.join(OUTBOX_LAYOUTS)}, not {outbox_layout!r}")
+        self._outbox_in_order = outbox_layout == "order"
         self._client = client
         self._prefix = prefix
         self._timeout = timeout
@@ -385,7 +431,9 @@ class FirestoreStore:
     def create_order(self, order: OrderRecord) -> bool:
         """See ``OrderStore.create_order``."""
         try:
-            self._ref("orders", order.order_id).create(_doc(order), **self._call)
+            # An empty map marks the layout: no legacy outbox documents to look for.
+            extra: Doc = {"outbox": {}} if self._outbox_in_order else {}
+            self._ref("orders", order.order_id).create(_doc(order) | extra, **self._call)
         except gexc.Conflict:
             return False
         return True
@@ -410,7 +458,10 @@ class FirestoreStore:
             order = self._get(order_ref)
             if not order.exists:
                 raise KeyError(f"order {order_id} does not exist; create_order first")
-            if self._commit(self._paid_batch(order, charge_id, outbox, now)):
+            embedded = _embedded_outbox(order)
+            batch = (self._paid_batch(order, charge_id, outbox, now) if embedded is None
+                     else self._paid_embedded_batch(order, embedded, charge_id, outbox, now))
+            if self._commit(batch):
                 return
         raise DependencyUnavailable(f"order {order_id} kept changing while being marked paid; try again")
 
@@ -423,6 +474,18 @@ class FirestoreStore:
         self._stage(batch, order, {"status": "paid", "charge_id": charge_id, "paid_at": now})
         for offset, entry in enumerate(fresh):
             batch.create(self._ref("outbox", f"{order.id}:{entry.kind}"), _outbox_doc(entry, order.id, next_seq + offset))
+        return batch
+
+    def _paid_embedded_batch(self, order: Any, embedded: dict[str, Doc], charge_id: str, outbox: list[OutboxEntry],
+                             now: datetime) -> Any:
+        existing = _embedded_entries(order.id, embedded)
+        next_seq = max((value.get("seq", 0) for value in embedded.values()), default=-1) + 1
+        entries = dict(embedded)
+        for offset, entry in enumerate(rules.new_outbox_entries(existing, outbox)):
+            entries[entry.kind] = _embedded_doc(entry, next_seq + offset)
+        batch = self._client.batch()
+        self._stage(batch, order, {"status": "paid", "charge_id": charge_id, "paid_at": now, "outbox": entries,
+                                   "outbox_pending_since": _pending_since(entries)})
         return batch
 
     def _update_existing(self, ref: Any, changes: Doc, missing: str) -> None:
@@ -446,21 +509,68 @@ class FirestoreStore:
     @_guarded
     def mark_scheduled(self, order_id: str, kind: str, now: datetime) -> None:
         """See ``OrderStore.mark_scheduled``; unknown entry → ``KeyError``."""
+        self.mark_scheduled_many(order_id, [kind], now)
+
+    @_guarded
+    def mark_scheduled_many(self, order_id: str, kinds: list[str], now: datetime) -> None:
+        """See ``OrderStore.mark_scheduled_many``: one write for the order's embedded outbox."""
+        if not kinds:
+            return
+        if not (self._outbox_in_order and self._decide_and_write(self._ref("orders", order_id),
+                                                                   self._scheduled_decision(order_id, kinds, now))):
+            self._mark_legacy_scheduled(order_id, kinds, now)
+
+    def _scheduled_decision(self, order_id: str, kinds: list[str], now: datetime) -> Callable[[Any], tuple[bool, Doc | None]]:
+        def decide(snap: Any) -> tuple[bool, Doc | None]:
+            entries = _embedded_outbox(snap)
+            if entries is None:
+                return False, None          # the legacy layout: its outbox/ documents
+            if missing := [kind for kind in kinds if kind not in entries]:
+                raise KeyError(f"order {order_id} has no outbox entry {', '.join(missing)}")
+            for kind in kinds:
+                entries[kind] = entries[kind] | {"state": "scheduled", "scheduled_at": now}
+            return True, {"outbox": entries, "outbox_pending_since": _pending_since(entries)}
+        return decide
+
+    def _mark_legacy_scheduled(self, order_id: str, kinds: list[str], now: datetime) -> None:
         changes = {"state": "scheduled", "scheduled_at": now, "pending_since": firestore.DELETE_FIELD}
-        self._update_existing(self._ref("outbox", f"{order_id}:{kind}"), changes,
-                              f"order {order_id} has no outbox entry {kind}")
+        batch = self._client.batch()
+        for kind in kinds:
+            batch.update(self._ref("outbox", f"{order_id}:{kind}"), changes)
+        try:
+            batch.commit(**self._call)
+        except gexc.NotFound as exc:
+            raise KeyError(f"order {order_id} has no outbox entry among {', '.join(kinds)}") from exc
 
     @_guarded
     def outbox_for(self, order_id: str) -> list[OutboxEntry]:
-        """See ``OrderStore.outbox_for``."""
+        """See ``OrderStore.outbox_for``: the order document's map, else the legacy documents."""
+        if self._outbox_in_order:
+            embedded = _embedded_outbox(self._get(self._ref("orders", order_id)))
+            if embedded is not None:
+                return _embedded_entries(order_id, embedded)
         return [entry for entry in (_record(OutboxEntry, snap) for snap in self._outbox_snaps(order_id)) if entry]
 
     @_guarded
     def pending_outbox(self, created_before: datetime, limit: int = 500) -> list[OutboxEntry]:
-        """See ``OrderStore.pending_outbox`` (single-field range query on ``pending_since``)."""
+        """See ``OrderStore.pending_outbox``: single-field range queries on ``orders.outbox_pending_since``
+        and on the legacy ``outbox.pending_since``, merged oldest first."""
         query = (self._collection("outbox").where(filter=FieldFilter("pending_since", "<", created_before))
                  .order_by("pending_since").limit(limit))
-        return [entry for entry in (_record(OutboxEntry, snap) for snap in query.stream(**self._call)) if entry]
+        found = [entry for entry in (_record(OutboxEntry, snap) for snap in query.stream(**self._call)) if entry]
+        if self._outbox_in_order:
+            found += self._embedded_pending(created_before, limit)
+        return sorted(found, key=lambda entry: entry.created_at)[:limit]
+
+    def _embedded_pending(self, created_before: datetime, limit: int) -> list[OutboxEntry]:
+        query = (self._collection("orders").where(filter=FieldFilter("outbox_pending_since", "<", created_before))
+                 .order_by("outbox_pending_since").limit(limit))
+        pending = []
+        for snap in query.stream(**self._call):
+            for entry in _embedded_entries(snap.id, _embedded_outbox(snap) or {}):
+                if entry.state == "pending" and entry.created_at < created_before:
+                    pending.append(entry)
+        return pending
 
     def _checkout_ref(self, key: str) -> Any:
         # Hashed: a client's Idempotency-Key may hold characters a document id cannot.

@@ -347,6 +347,14 @@ class MemoryStore:
                 raise KeyError(f"order {order_id} has no outbox entry {kind}")
             entries[index] = scheduled(entries[index], now)
 
+    def mark_scheduled_many(self, order_id: str, kinds: list[str], now: datetime) -> None:
+        """See ``OrderStore.mark_scheduled_many``; an unknown entry → ``KeyError``, nothing changed."""
+        with self._lock:
+            entries = self._outbox.get(order_id, [])
+            if missing := set(kinds) - {entry.kind for entry in entries}:
+                raise KeyError(f"order {order_id} has no outbox entry {', '.join(sorted(missing))}")
+            self._outbox[order_id] = [scheduled(e, now) if e.kind in kinds else e for e in entries]
+
     def outbox_for(self, order_id: str) -> list[OutboxEntry]:
         """See ``OrderStore.outbox_for``."""
         with self._lock:

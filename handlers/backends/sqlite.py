@@ -477,6 +477,17 @@ class SqliteStore:
         if cursor.rowcount == 0:
             raise KeyError(f"order {order_id} has no outbox entry {kind}")
 
+    @_guarded
+    def mark_scheduled_many(self, order_id: str, kinds: list[str], now: datetime) -> None:
+        """See ``OrderStore.mark_scheduled_many``; an unknown entry → ``KeyError``, nothing changed."""
+        with self._transaction() as conn:
+            for kind in kinds:
+                cursor = conn.execute(
+                    "UPDATE outbox SET state = 'scheduled', scheduled_at = ? WHERE order_id = ? AND kind = ?",
+                    (to_text(now), order_id, kind))
+                if cursor.rowcount == 0:
+                    raise KeyError(f"order {order_id} has no outbox entry {kind}")
+
     def _outbox(self, conn: sqlite3.Connection, order_id: str) -> list[OutboxEntry]:
         rows = conn.execute("SELECT * FROM outbox WHERE order_id = ? ORDER BY seq", (order_id,))
         return [entry for entry in (_record(OutboxEntry, row) for row in rows) if entry is not None]

@@ -109,3 +109,17 @@ def test_mark_cancelled_sets_the_status_and_needs_the_order(store: Any) -> None:
     assert store.get_order("o-1").status == "cancelled"
     with pytest.raises(KeyError):
         store.mark_cancelled("o-missing", at(5))
+
+
+def test_mark_scheduled_many_marks_all_or_nothing(store: Any) -> None:
+    paid(store, "o-1", kinds=KINDS[:3])
+    store.mark_scheduled_many("o-1", KINDS[:2], at(30))
+    assert [(e.state, e.scheduled_at) for e in store.outbox_for("o-1")] == [
+        ("scheduled", at(30)), ("scheduled", at(30)), ("pending", None)]
+    assert [(e.order_id, e.kind) for e in store.pending_outbox(created_before=at(60))] == [("o-1", KINDS[2])]
+    with pytest.raises(KeyError):
+        store.mark_scheduled_many("o-1", [KINDS[2], "unknown_kind"], at(31))
+    assert store.outbox_for("o-1")[2].state == "pending"
+    store.mark_scheduled_many("o-1", [KINDS[2]], at(32))
+    store.mark_scheduled_many("o-1", [], at(33))
+    assert store.pending_outbox(created_before=at(60)) == []
