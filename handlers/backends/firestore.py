@@ -317,9 +317,19 @@ class FirestoreStore:
     @_guarded
     def complete_effect(self, order_id: str, kind: str, result: dict[str, Any], now: datetime) -> None:
         """See ``EffectStore.complete_effect``."""
+        # Usually the claim just wrote the record: change it in place, without reading it
+        # (the fields rules.completed changes on an existing record; one document read saved).
+        ref = self._effect_ref(order_id, kind)
+        try:
+            ref.update({"state": rules.DONE, "lease_expires_at": None, "updated_at": now, "result": dict(result)},
+                       **self._call)
+            return
+        except gexc.NotFound:
+            pass
+
         def decide(snap: Any) -> tuple[None, Doc]:
             return None, _doc(rules.completed(_record(EffectRecord, snap), order_id, kind, result, now))
-        self._decide_and_write(self._effect_ref(order_id, kind), decide)
+        self._decide_and_write(ref, decide)
 
     @_guarded
     def release_effect(self, order_id: str, kind: str, now: datetime) -> None:
