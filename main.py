@@ -3,14 +3,16 @@ in ``functions/``) and the maintenance entry point (``run_maintenance``, reconci
 for Cloud Scheduler, in ``producer/``) are both deployed from this source.
 
 In the cloud the settings are checked here, at import, so a half-configured deployment fails
-to start (and ``gcloud functions deploy`` reports it) instead of failing every task.
+to start (and ``gcloud functions deploy`` reports it) instead of failing every task. Which
+deployable this is comes from ``FUNCTION_TARGET``, which Cloud Run functions set.
 """
 
 from functions.main import handle_task
-from handlers.cloud_readiness import require_cloud_ready
+from handlers.cloud_readiness import deployable_of, require_cloud_ready
 from handlers.config import Settings
 from producer.maintenance import run_maintenance
 
-require_cloud_ready(Settings.from_env(), "handler")
+_settings = Settings.from_env()
+require_cloud_ready(_settings, deployable_of(_settings))
 
 __all__ = ["handle_task", "run_maintenance"]

@@ -15,6 +15,8 @@ What each deployable needs:
 - ``handler``: the SMTP relay (host not loopback, a password with a username, TLS when it
   logs in), a real sender address, the warehouse URL, and for each webhook kind its URL and
   the token variable it names.
+- ``maintenance`` (``run_maintenance``, reconcile and sweep for Cloud Scheduler): nothing
+  more; it only enqueues tasks and reads the stores.
 - ``checkout``: a payment processor: ``ORDERTASKS_PAYMENTS=stripe`` (the cloud default) with
   its secret key and webhook signing secret (``local`` only with
   ``ORDERTASKS_ALLOW_TEST_PAYMENTS=true``).
@@ -32,7 +34,7 @@ from handlers.config import Settings, WebhookConfig
 from handlers.errors import ConfigurationError
 from handlers.registry import KindRegistry
 
-DEPLOYABLES = ("handler", "checkout")
+DEPLOYABLES = ("handler", "maintenance", "checkout")
 EXAMPLE_SENDER = "@shop.example>"
 
 
@@ -128,9 +130,14 @@ def cloud_problems(settings: Settings, deployable: str = "handler") -> list[str]
     if deployable == "handler":
         targets = KindRegistry.from_catalog(settings.catalog()).webhooks
         problems += [*_smtp(settings), *_webhooks(settings, targets)]
-    else:
+    elif deployable == "checkout":
         problems += list(_payments(settings))
     return problems
+
+
+def deployable_of(settings: Settings) -> str:
+    """Which function this process serves: Cloud Run functions name it in ``FUNCTION_TARGET``."""
+    return "maintenance" if settings.function_target == "run_maintenance" else "handler"
 
 
 def require_cloud_ready(settings: Settings, deployable: str) -> None:

@@ -371,6 +371,7 @@ class Settings:
     stripe_timeout_seconds: float = 20.0
     log_level: str = "INFO"
     extra: Mapping[str, str] = field(default_factory=dict, repr=False)
+    function_target: str | None = None  # FUNCTION_TARGET: the entry point Cloud Run functions serve
     # Variables webhooks read (``${NAME}``, ``token_env``): those the catalog names, and
     # ORDERTASKS_*. Kept out of repr and comparisons: it holds secrets.
     environment: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
@@ -464,5 +465,6 @@ class Settings:
             "log_level": get("LOG_LEVEL") or "INFO",
             "extra": {k: v for k, v in env.items() if k.startswith("ORDERTASKS_")},
             "environment": _webhook_environment(env, Path(get("CONFIG") or DEFAULT_CATALOG)),
+            "function_target": env.get("FUNCTION_TARGET") or None,
         }
         return _check_settings(cls(**values))

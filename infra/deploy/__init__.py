@@ -1,18 +1,26 @@
 """Deploy ordertasks to Google Cloud from ``infra/tasks.toml`` with gcloud.
 
-``plan`` prints the gcloud commands in order; ``apply`` runs them idempotently (describe,
-then create, update only what differs, or leave alone); ``destroy`` deletes what apply made,
+``plan`` prints the gcloud commands in order (and refuses while a setting the deployed
+system needs is missing); ``apply`` runs them idempotently (describe, then create, update
+only what differs, or leave alone); ``destroy`` deletes what apply made, in reverse order,
 keeping data unless asked. See ``docs/deploy.md``.
 
-Modules: ``_model`` (resources and settings), ``_plan`` (what to deploy, the IAM table),
-``_engine`` (apply/destroy through an injected ``Runner``), ``_cli`` (arguments).
+Modules: ``_model`` (resources and settings), ``_target`` (what and where), ``_cloud``
+(the ``[cloud]`` section: settings and secret references), ``_plan`` (the plan, queues, the
+handler), ``_services`` (maintenance function, checkout service), ``_access`` (secrets and
+IAM), ``_data`` (TTLs, indexes), ``_jobs`` (Scheduler), ``_monitoring`` (metrics, alerts,
+dashboard), ``_engine`` (apply/destroy through an injected ``Runner``), ``_cli`` (arguments).
 """
 
+from infra.deploy._access import Binding, iam_bindings, secret_bindings
 from infra.deploy._cli import main, parser
+from infra.deploy._cloud import CloudConfig, CloudConfigError, SecretRef, plan_problems
 from infra.deploy._engine import Change, DeployError, Runner, apply, destroy, gcloud_runner
 from infra.deploy._model import SECTIONS, Command, Resource, Setting, render
-from infra.deploy._plan import Binding, Target, build_plan, iam_bindings, make_target, source_files
+from infra.deploy._plan import build_plan, deployed_env
+from infra.deploy._target import Target, make_target, source_files
 
-__all__ = ["Binding", "Change", "Command", "DeployError", "Resource", "Runner", "SECTIONS", "Setting",
-           "Target", "apply", "build_plan", "destroy", "gcloud_runner", "iam_bindings", "main",
-           "make_target", "parser", "render", "source_files"]
+__all__ = ["Binding", "Change", "CloudConfig", "CloudConfigError", "Command", "DeployError", "Resource", "Runner",
+           "SECTIONS", "SecretRef", "Setting", "Target", "apply", "build_plan", "deployed_env", "destroy",
+           "gcloud_runner", "iam_bindings", "main", "make_target", "parser", "plan_problems", "render",
+           "secret_bindings", "source_files"]

@@ -8,9 +8,14 @@ from collections.abc import Callable, Sequence
 
 from infra.config import DEFAULT_CATALOG, CatalogError, load_catalog
 
+from infra.deploy._cloud import CloudConfigError, plan_problems
 from infra.deploy._engine import DeployError, Output, Runner, apply, destroy, doomed, gcloud_runner
 from infra.deploy._model import SECTIONS, Resource, render
-from infra.deploy._plan import Target, build_plan, make_target
+from infra.deploy._plan import build_plan, deployed_env
+from infra.deploy._target import Target, make_target
+
+CONFIGURED = ("secrets", "function", "maintenance", "checkout", "monitoring")
+"""Sections that deploy settings: a plan with any of them is refused while one is missing."""
 
 Ask = Callable[[str], str]
 
@@ -35,7 +40,18 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--bucket", help="invoice bucket name (default: from the catalog, prefixed with --project)")
     p.add_argument("--handler-url", help="URL Cloud Tasks calls and the token audience (default: the "
                    "function's cloudfunctions.net URL)")
-    p.add_argument("--checkout-url", help="base URL of the checkout service; needed for the scheduler jobs")
+    p.add_argument("--checkout-url", help="(kept for older scripts; the scheduler jobs now call the "
+                   "maintenance function, so it is no longer needed)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a [cloud] setting, e.g. --set smtp_host=smtp.example.com (repeatable; wins over the catalog)")
+    p.add_argument("--secret", action="append", default=[], metavar="VARIABLE=SECRET[:VERSION]",
+                   help="a [cloud.secrets] reference, e.g. --secret ORDERTASKS_SMTP_PASSWORD=smtp-password "
+                   "(the Secret Manager secret's name, never its value; repeatable)")
+    p.add_argument("--notification-channel", help="where alerts go: projects/P/notificationChannels/ID "
+                   "(default: [cloud] notification_channel)")
+    p.add_argument("--allow-unauthenticated", action="store_true",
+                   help="let anyone call the checkout service (a storefront in the browser, Stripe webhooks); "
+                   "default: private, callers need roles/run.invoker")
     p.add_argument("--yes", action="store_true", help="destroy without asking")
     p.add_argument("--delete-data", action="store_true", help="destroy also deletes the bucket and Firestore data")
     return p
@@ -57,8 +73,15 @@ def print_plan(t: Target, resources: Sequence[Resource], only: Sequence[str], ou
 
 
 def plan_notes(t: Target, only: Sequence[str]) -> list[str]:
-    """Remarks printed under the plan: settings that cannot be set, sections left out."""
-    return [note for note in (_burst_note(only), scheduler_note(t, only)) if note]
+    """Remarks printed under the plan: settings that cannot be set, what stays manual."""
+    return [note for note in (_burst_note(only), _secrets_note(t, only)) if note]
+
+
+def _secrets_note(t: Target, only: Sequence[str]) -> str | None:
+    if only and "secrets" not in only or not t.cloud.secrets:
+        return None
+    return ("secrets: apply checks that each exists and grants access; it never creates, reads or prints "
+            "a value. Create one with: printf '%s' \"$VALUE\" | gcloud secrets create NAME --data-file=-")
 
 
 def _burst_note(only: Sequence[str]) -> str | None:
@@ -68,12 +91,11 @@ def _burst_note(only: Sequence[str]) -> str | None:
             "(output only); gcloud has no flag for it.")
 
 
-def scheduler_note(t: Target, only: Sequence[str]) -> str | None:
-    """Why the scheduler jobs are missing, when they are."""
-    if t.checkout_url or (only and "scheduler" not in only):
-        return None
-    return ("scheduler: skipped, pass --checkout-url https://<checkout service> "
-            "(or [scheduler] checkout_url in tasks.toml) to add the reconcile and sweep jobs.")
+def refusal(t: Target, only: Sequence[str]) -> list[str]:
+    """What the deployed system would lack, when the selected sections deploy settings."""
+    if only and not set(only) & set(CONFIGURED):
+        return []
+    return plan_problems(t.cloud, deployed_env(t))
 
 
 def _confirm(resources: Sequence[Resource], args: argparse.Namespace, out: Output, ask: Ask) -> bool:
@@ -92,16 +114,21 @@ def run_action(args: argparse.Namespace, run: Runner, out: Output, ask: Ask) -> 
         out(f"ordertasks deploy {args.action}: --project is required (the catalog's project id is a placeholder)")
         return 2
     target = make_target(load_catalog(args.config), args.project, args.region, bucket=args.bucket,
-                         handler_url=args.handler_url, checkout_url=args.checkout_url)
+                         handler_url=args.handler_url, checkout_url=args.checkout_url, sets=args.set,
+                         secrets=args.secret, notification_channel=args.notification_channel,
+                         allow_unauthenticated=args.allow_unauthenticated)
+    problems = refusal(target, args.only) if args.action != "destroy" else []
+    if problems:
+        out(f"ordertasks deploy {args.action}: refusing: the deployed system would start without "
+            f"{len(problems)} setting(s); set them in the catalog's [cloud] section or with flags:")
+        out("\n".join(f"  - {p}" for p in problems))
+        return 2
     resources = build_plan(target, args.only)
     if args.action == "plan":
         print_plan(target, resources, args.only, out)
         return 0
     if args.action == "apply":
         apply(resources, run, out)
-        note = scheduler_note(target, args.only)
-        if note:
-            out(note)
         return 0
     victims = doomed(resources, args.delete_data)
     if not _confirm(victims, args, out, ask):
@@ -116,6 +143,6 @@ def main(argv: Sequence[str] | None = None, run: Runner | None = None, out: Outp
     args = parser().parse_args(sys.argv[1:] if argv is None else list(argv))
     try:
         return run_action(args, run or gcloud_runner(), out, ask)
-    except (DeployError, CatalogError) as exc:
+    except (DeployError, CatalogError, CloudConfigError) as exc:
         print(f"ordertasks deploy {args.action}: {exc}", file=sys.stderr)
         return 1

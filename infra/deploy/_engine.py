@@ -86,13 +86,21 @@ def apply_one(resource: Resource, run: Runner) -> Change:
     """Create the resource if absent, update only the differing settings, or leave it alone."""
     current = describe(resource, run) if resource.describe else None
     if current is None or not resource.exists(current):
+        if resource.absent:
+            raise DeployError(f"{resource.label}: {resource.absent}")
         run_checked(run, resource.create)
         return Change("created")
     differing = resource.diff(current)
     if not differing:
         return Change("unchanged")
-    run_checked(run, resource.update(differing) if resource.update else resource.create)
+    run_checked(run, _update_command(resource, current, differing))
     return Change("updated", tuple(differing))
+
+
+def _update_command(resource: Resource, current: Any, differing: Sequence[str]) -> Command:
+    if resource.update_found:
+        return resource.update_found(current, differing)
+    return resource.update(differing) if resource.update else resource.create
 
 
 def apply(resources: Sequence[Resource], run: Runner, out: Output = print) -> Counter[str]:
@@ -110,18 +118,30 @@ def apply(resources: Sequence[Resource], run: Runner, out: Output = print) -> Co
 
 def doomed(resources: Sequence[Resource], delete_data: bool) -> list[Resource]:
     """What ``destroy`` deletes, in reverse plan order; data stays unless ``delete_data``."""
-    return [r for r in reversed(resources) if r.delete and (delete_data or not r.holds_data)]
+    return [r for r in reversed(resources)
+            if (r.delete or r.delete_found) and (delete_data or not r.holds_data)]
 
 
 def destroy(resources: Sequence[Resource], run: Runner, out: Output = print) -> int:
     """Run each delete; a resource that is already gone is reported, not an error. Return failures."""
     failures = 0
     for resource in resources:
-        assert resource.delete is not None
-        result = run(resource.delete)
-        status = "deleted" if result.returncode == 0 else "already gone" if is_absent(result) else None
-        if status is None:
-            failures += 1
-            status = f"FAILED: {_last_error(result)}"
+        status = _destroy_one(resource, run)
+        failures += status.startswith("FAILED")
         out(f"[{resource.section}] {resource.label}: {status}")
     return failures
+
+
+def _destroy_one(resource: Resource, run: Runner) -> str:
+    if resource.delete_found:
+        current = describe(resource, run)
+        if current is None or not resource.exists(current):
+            return "already gone"
+        command = resource.delete_found(current)
+    else:
+        assert resource.delete is not None
+        command = resource.delete
+    result = run(command)
+    if result.returncode == 0:
+        return "deleted"
+    return "already gone" if is_absent(result) else f"FAILED: {_last_error(result)}"

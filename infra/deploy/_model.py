@@ -15,7 +15,8 @@ from typing import Any
 Command = tuple[str, ...]
 """A gcloud command line without the leading ``gcloud``."""
 
-SECTIONS = ("apis", "accounts", "bucket", "firestore", "queues", "function", "iam", "ttl", "scheduler")
+SECTIONS = ("apis", "accounts", "secrets", "bucket", "firestore", "queues", "function", "maintenance",
+            "checkout", "iam", "ttl", "indexes", "scheduler", "monitoring")
 """Plan order: every section only needs what the ones before it created."""
 
 
@@ -66,10 +67,13 @@ class Setting:
     want: Any
     flags: tuple[str, ...]
     equal: Callable[[Any, Any], bool] = same
+    # For documents a dotted path cannot reach (lists, keys with dots): how to read the value.
+    read: Callable[[Any], Any] | None = None
 
     def differs(self, document: Any) -> bool:
         """True when ``document`` (describe JSON) does not hold the wanted value."""
-        return not self.equal(lookup(document, self.path), self.want)
+        actual = self.read(document) if self.read else lookup(document, self.path)
+        return not self.equal(actual, self.want)
 
 
 def _no_diff(_: Any) -> list[str]:
@@ -94,6 +98,13 @@ class Resource:
     holds_data: bool = False
     # For grants the resource (a policy) always exists; the binding in it is what may not.
     exists: Callable[[Any], bool] = _found
+    # Ids the server assigns (alert policies, dashboards, indexes): update and delete are
+    # built from what describe found.
+    update_found: Callable[[Any, Sequence[str]], Command] | None = None
+    delete_found: Callable[[Any], Command] | None = None
+    # Set for what apply must find but never creates (a secret's value is the operator's):
+    # the message says how to create it.
+    absent: str | None = None
 
 
 def with_settings(section: str, label: str, *, create: Command, update: Command | None,

@@ -1,123 +1,24 @@
 """The deployment plan: every resource, in order, built from ``infra/tasks.toml``.
 
-Each ``section_*`` function returns the resources of one section (see ``SECTIONS``); the
-least-privilege IAM bindings are data (``iam_bindings``) so tests and docs can read them.
+Each ``section_*`` function returns the resources of one section (see ``SECTIONS``); this
+module holds the project-wide ones, the queues and the handler; ``_services`` the
+maintenance function and the checkout service, ``_access`` secrets and IAM, ``_data`` the
+Firestore TTLs and indexes, ``_jobs`` the Scheduler jobs, ``_monitoring`` metrics, alerts
+and the dashboard.
 """
 
 from __future__ import annotations
 
-import hashlib
-import tomllib
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
-from infra.config import REPO_ROOT, Catalog, QueueConfig
+from infra.config import QueueConfig
 
-from infra.deploy._model import (SECTIONS, Command, Resource, Setting, duration, lookup, same_duration,
-                                 same_subset, with_settings)
-
-APIS = ("cloudtasks", "cloudfunctions", "run", "cloudbuild", "artifactregistry", "firestore",
-        "storage", "cloudscheduler", "iam")
-"""APIs the deployment uses. Eventarc is left out: an HTTP-triggered gen2 function needs none."""
-
-SOURCE_PATHS = ("main.py", "requirements.txt", "ordertasks", "handlers", "functions", "producer",
-                "infra/__init__.py", "infra/config.py", "infra/tasks.toml")
-"""What the function's source upload holds; ``.gcloudignore`` keeps exactly these (tested)."""
-
-COLLECTIONS = ("orders", "outbox", "checkout_keys", "idempotency", "failed_tasks",
-               "analytics_orders", "analytics_daily")
-"""Firestore collections the app writes: removed only by ``destroy --delete-data``."""
-
-DISPLAY_NAMES = {
-    "checkout": "ordertasks checkout API (enqueues tasks)",
-    "dispatcher": "ordertasks task dispatcher (OIDC identity of Cloud Tasks and Scheduler)",
-    "handler": "ordertasks task handler (runtime identity of the function)",
-}
-DEFAULT_SCHEDULES = {"reconcile": "*/5 * * * *", "sweep": "*/10 * * * *"}
-"""Reconcile often (it only finds work after an outage); sweep after people triage."""
-
-
-@dataclass(frozen=True)
-class Target:
-    """Where and what to deploy: the catalog plus the names and URLs that depend on the project."""
-
-    catalog: Catalog
-    project: str
-    region: str
-    bucket: str
-    handler_url: str
-    checkout_url: str | None
-    schedules: dict[str, str]
-    time_zone: str = "Etc/UTC"
-    runtime: str = "python312"
-    cpu: str | None = None
-    source_digest: str = ""
-
-    def email(self, role: str) -> str:
-        """Email of the service account playing ``role`` in this project."""
-        return self.catalog.service_account_email(role, self.project)
-
-    def member(self, role: str) -> str:
-        """IAM principal of the service account playing ``role``."""
-        return "serviceAccount:" + self.email(role)
-
-
-def _extra_toml(catalog: Catalog) -> dict[str, Any]:
-    """The tables ``infra.config`` does not model: ``[scheduler]`` and extra ``[handler]`` keys."""
-    try:
-        return tomllib.loads(Path(catalog.source).read_text(encoding="utf-8"))
-    except OSError:
-        return {}
-
-
-def _default_bucket(catalog: Catalog, project: str) -> str:
-    # Bucket names are global: the toml's placeholder project prefix follows --project.
-    name = catalog.invoice_bucket
-    if name.startswith(catalog.project + "-"):
-        return project + name[len(catalog.project):]
-    return name
-
-
-def make_target(catalog: Catalog, project: str | None = None, region: str | None = None, *,
-                bucket: str | None = None, handler_url: str | None = None,
-                checkout_url: str | None = None, root: Path = REPO_ROOT) -> Target:
-    """Resolve everything the plan needs; command-line values win over the toml."""
-    project, region = project or catalog.project, region or catalog.region
-    extra = _extra_toml(catalog)
-    scheduler, handler = extra.get("scheduler", {}), extra.get("handler", {})
-    url = handler_url or f"https://{region}-{project}.cloudfunctions.net/{catalog.handler_function}"
-    return Target(
-        catalog, project, region, bucket or _default_bucket(catalog, project), url,
-        (checkout_url or scheduler.get("checkout_url") or "").rstrip("/") or None,
-        {job: scheduler.get(f"{job}_schedule", cron) for job, cron in DEFAULT_SCHEDULES.items()},
-        scheduler.get("time_zone", "Etc/UTC"), handler.get("runtime", "python312"),
-        # A gen2 function serving more than one request at a time needs at least one vCPU.
-        handler.get("cpu") or ("1" if int(catalog.handler.get("concurrency", 1)) > 1 else None),
-        source_digest(root))
-
-
-def _source_files(root: Path) -> Iterator[Path]:
-    for entry in SOURCE_PATHS:
-        path = root / entry
-        candidates = sorted(path.rglob("*")) if path.is_dir() else [path]
-        yield from (p for p in candidates if p.is_file() and "__pycache__" not in p.parts
-                    and p.suffix != ".pyc")
-
-
-def source_files(root: Path = REPO_ROOT) -> list[str]:
-    """Repository-relative paths of the files the function's source upload must contain."""
-    return [p.relative_to(root).as_posix() for p in _source_files(root)]
-
-
-def source_digest(root: Path = REPO_ROOT) -> str:
-    """A short hash of the uploaded source, kept as a label so ``apply`` redeploys only on change."""
-    digest = hashlib.sha256()
-    for path in _source_files(root):
-        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()[:16]
-
+from infra.deploy._model import (SECTIONS, Resource, Setting, duration, same_duration, same_subset,
+                                 with_settings)
+from infra.deploy._target import (ACCOUNT_IDS, APIS, COLLECTIONS, DEFAULT_SCHEDULES, DISPLAY_NAMES, SOURCE_PATHS,
+                                  Target, make_target, source_digest, source_files)
 
 # --- sections -----------------------------------------------------------------------------
 
@@ -138,8 +39,8 @@ def section_apis(t: Target) -> list[Resource]:
 
 
 def section_accounts(t: Target) -> list[Resource]:
-    """The three service accounts: checkout, dispatcher (OIDC identity), handler (runtime)."""
-    return [_account(t, role) for role in ("checkout", "dispatcher", "handler")]
+    """The service accounts: checkout (and maintenance), dispatcher and scheduler (OIDC identities), handler."""
+    return [_account(t, role) for role in DISPLAY_NAMES]
 
 
 def _account(t: Target, role: str) -> Resource:
@@ -147,7 +48,7 @@ def _account(t: Target, role: str) -> Resource:
     name = Setting("displayName", "displayName", DISPLAY_NAMES[role], (f"--display-name={DISPLAY_NAMES[role]}",))
     return with_settings(
         "accounts", f"service account {email}", settings=[name],
-        create=("iam", "service-accounts", "create", t.catalog.service_accounts[role], project),
+        create=("iam", "service-accounts", "create", t.account_id(role), project),
         update=("iam", "service-accounts", "update", email, project),
         describe=("iam", "service-accounts", "describe", email, "--format=json", project),
         delete=("iam", "service-accounts", "delete", email, "--quiet", project))
@@ -202,15 +103,37 @@ def queue_settings(q: QueueConfig) -> list[Setting]:
     ]
 
 
+def routing_settings(t: Target) -> list[Setting]:
+    """Queue-level HTTP target: every task goes to the handler with the dispatcher's token.
+
+    With the override a task created with the dispatcher identity cannot be pointed
+    anywhere else, and the token's audience is always the handler's own URL.
+    """
+    url = urlsplit(t.handler_url)
+    uri = {"scheme": url.scheme.upper(), "host": url.hostname, "pathOverride": {"path": url.path or "/"},
+           "uriOverrideEnforceMode": "ALWAYS"}
+    flag = f"scheme:{url.scheme},host:{url.hostname},path:{url.path or '/'},mode:always"
+    if url.port:
+        uri["port"], flag = str(url.port), flag + f",port:{url.port}"
+    oidc = {"serviceAccountEmail": t.email("dispatcher"), "audience": t.handler_url}
+    return [
+        Setting("uriOverride", "httpTarget.uriOverride", uri, (f"--http-uri-override={flag}",), same_subset),
+        Setting("httpMethod", "httpTarget.httpMethod", "POST", ("--http-method-override=post",)),
+        Setting("oidcToken", "httpTarget.oidcToken", oidc,
+                (f"--http-oidc-service-account-email-override={oidc['serviceAccountEmail']}",
+                 f"--http-oidc-token-audience-override={t.handler_url}"), same_subset),
+    ]
+
+
 def section_queues(t: Target) -> list[Resource]:
-    """One queue per side effect, with the catalog's rate and retry settings."""
+    """One queue per side effect, with the catalog's rate and retry settings, pinned to the handler."""
     return [_queue(t, q) for q in t.catalog.queues.values()]
 
 
 def _queue(t: Target, q: QueueConfig) -> Resource:
     where = (f"--location={t.region}", f"--project={t.project}")
     return with_settings(
-        "queues", f"queue {q.name}", settings=queue_settings(q),
+        "queues", f"queue {q.name}", settings=[*queue_settings(q), *routing_settings(t)],
         create=("tasks", "queues", "create", q.name, *where),
         update=("tasks", "queues", "update", q.name, *where),
         describe=("tasks", "queues", "describe", q.name, *where, "--format=json"),
@@ -224,158 +147,112 @@ def handler_env(t: Target) -> dict[str, str]:
             "ORDERTASKS_OIDC_ALLOWED_EMAILS": t.email("dispatcher")}
 
 
-def function_settings(t: Target) -> list[Setting]:
-    """The function fields we own, each with the ``gcloud functions deploy`` flag that sets it."""
-    h, env = t.catalog.handler, handler_env(t)
+def deployed_env(t: Target) -> dict[str, dict[str, str]]:
+    """Each deployable's plain environment: what the deployment fixes plus the ``[cloud]`` settings."""
+    from infra.deploy._services import checkout_env, maintenance_env
+
+    return {"handler": {**handler_env(t), **t.cloud.env_for("handler")},
+            "maintenance": maintenance_env(t),
+            "checkout": {**checkout_env(t), **t.cloud.env_for("checkout")}}
+
+
+def same_secrets(actual: Any, want: Any) -> bool:
+    """Every wanted ``{key, secret, version}`` mount is among the function's secret variables."""
+    have = {(e.get("key"), str(e.get("secret", "")).rsplit("/", 1)[-1], str(e.get("version")))
+            for e in actual or []}
+    return all((w["key"], w["secret"], w["version"]) in have for w in want)
+
+
+def env_setting(path: str, env: dict[str, str]) -> Setting:
+    """``--update-env-vars``: ours are set, an operator's own variables are kept."""
+    return Setting("environmentVariables", path, env,
+                   ("--update-env-vars=" + ",".join(f"{k}={v}" for k, v in env.items()),), same_subset)
+
+
+def secrets_setting(t: Target, deployable: str) -> list[Setting]:
+    """``--set-secrets`` for the Secret Manager references ``deployable`` reads (none: no flag)."""
+    refs = t.cloud.secrets_for(deployable)
+    want = [{"key": r.variable, "secret": r.secret, "version": r.version} for r in refs]
+    return [Setting("secretEnvironmentVariables", "serviceConfig.secretEnvironmentVariables", want,
+                    ("--set-secrets=" + ",".join(r.mount for r in refs),), same_secrets)] if refs else []
+
+
+def sizing_settings(t: Target, sizing: dict[str, Any]) -> list[Setting]:
+    """Instances, concurrency, memory, CPU and timeout of a gen2 function."""
     settings = [
+        Setting("maxInstanceCount", "serviceConfig.maxInstanceCount", int(sizing.get("max_instances", 20)),
+                (f"--max-instances={int(sizing.get('max_instances', 20))}",)),
+        Setting("maxInstanceRequestConcurrency", "serviceConfig.maxInstanceRequestConcurrency",
+                int(sizing.get("concurrency", 1)), (f"--concurrency={int(sizing.get('concurrency', 1))}",)),
+        Setting("availableMemory", "serviceConfig.availableMemory", str(sizing.get("memory", "512Mi")),
+                (f"--memory={sizing.get('memory', '512Mi')}",)),
+        Setting("timeoutSeconds", "serviceConfig.timeoutSeconds", int(sizing.get("timeout_seconds", 300)),
+                (f"--timeout={int(sizing.get('timeout_seconds', 300))}s",)),
+    ]
+    cpu = sizing.get("cpu")
+    if cpu:
+        settings.insert(3, Setting("availableCpu", "serviceConfig.availableCpu", str(cpu), (f"--cpu={cpu}",)))
+    return settings
+
+
+def gen2_settings(t: Target, entry: str, role: str, env: dict[str, str], sizing: dict[str, Any],
+                  deployable: str) -> list[Setting]:
+    """The fields we own on one private, internal-ingress gen2 function of our source."""
+    return [
         Setting("runtime", "buildConfig.runtime", t.runtime, (f"--runtime={t.runtime}",)),
-        Setting("entryPoint", "buildConfig.entryPoint", "handle_task", ("--entry-point=handle_task",)),
+        Setting("entryPoint", "buildConfig.entryPoint", entry, (f"--entry-point={entry}",)),
         Setting("ingressSettings", "serviceConfig.ingressSettings", "ALLOW_INTERNAL_ONLY",
                 ("--ingress-settings=internal-only",)),
-        Setting("serviceAccountEmail", "serviceConfig.serviceAccountEmail", t.email("handler"),
-                (f"--service-account={t.email('handler')}",)),
-        Setting("maxInstanceCount", "serviceConfig.maxInstanceCount", int(h.get("max_instances", 20)),
-                (f"--max-instances={int(h.get('max_instances', 20))}",)),
-        Setting("maxInstanceRequestConcurrency", "serviceConfig.maxInstanceRequestConcurrency",
-                int(h.get("concurrency", 1)), (f"--concurrency={int(h.get('concurrency', 1))}",)),
-        Setting("availableMemory", "serviceConfig.availableMemory", str(h.get("memory", "512Mi")),
-                (f"--memory={h.get('memory', '512Mi')}",)),
-        Setting("timeoutSeconds", "serviceConfig.timeoutSeconds", int(h.get("timeout_seconds", 300)),
-                (f"--timeout={int(h.get('timeout_seconds', 300))}s",)),
-        Setting("environmentVariables", "serviceConfig.environmentVariables", env,
-                ("--update-env-vars=" + ",".join(f"{k}={v}" for k, v in env.items()),), same_subset),
+        Setting("serviceAccountEmail", "serviceConfig.serviceAccountEmail", t.email(role),
+                (f"--service-account={t.email(role)}",)),
+        *sizing_settings(t, sizing),
+        env_setting("serviceConfig.environmentVariables", env),
+        *secrets_setting(t, deployable),
         Setting("source", "labels.ordertasks-source", t.source_digest,
                 (f"--update-labels=ordertasks-source={t.source_digest}",)),
     ]
-    if t.cpu:
-        settings.insert(7, Setting("availableCpu", "serviceConfig.availableCpu", str(t.cpu), (f"--cpu={t.cpu}",)))
-    return settings
+
+
+def function_settings(t: Target) -> list[Setting]:
+    """The handler function's fields, each with the ``gcloud functions deploy`` flag that sets it."""
+    sizing = {**t.catalog.handler, "cpu": t.cpu}
+    return gen2_settings(t, "handle_task", "handler", deployed_env(t)["handler"], sizing, "handler")
+
+
+def gen2_function(t: Target, section: str, name: str, settings: list[Setting]) -> Resource:
+    """A gen2 HTTP function deployed from the repository root; ``deploy`` also updates it."""
+    where = (f"--region={t.region}", f"--project={t.project}")
+    return with_settings(
+        section, f"function {name}", settings=settings, update=None,
+        create=("functions", "deploy", name, "--gen2", *where, "--source=.", "--trigger-http",
+                "--no-allow-unauthenticated"),
+        describe=("functions", "describe", name, "--gen2", *where, "--format=json"),
+        delete=("functions", "delete", name, "--gen2", *where, "--quiet"))
 
 
 def section_function(t: Target) -> list[Resource]:
     """The handler: a private, internal-ingress gen2 HTTP function running as the handler SA."""
-    name, where = t.catalog.handler_function, (f"--region={t.region}", f"--project={t.project}")
-    return [with_settings(
-        "function", f"function {name}", settings=function_settings(t), update=None,
-        create=("functions", "deploy", name, "--gen2", *where, "--source=.", "--trigger-http",
-                "--no-allow-unauthenticated"),
-        describe=("functions", "describe", name, "--gen2", *where, "--format=json"),
-        delete=("functions", "delete", name, "--gen2", *where, "--quiet"))]
+    return [gen2_function(t, "function", t.catalog.handler_function, function_settings(t))]
 
 
-@dataclass(frozen=True)
-class Binding:
-    """One IAM grant: ``member`` gets ``role`` on one resource (``scope`` + ``target``)."""
+def _builders() -> dict[str, Callable[[Target], list[Resource]]]:
+    from infra.deploy import _access, _data, _jobs, _monitoring, _services
 
-    member: str
-    role: str
-    scope: str
-    target: str
-    why: str
-
-
-def iam_bindings(t: Target) -> list[Binding]:
-    """Least-privilege grants; project scope only where the service offers nothing narrower."""
-    checkout, dispatcher, handler = t.member("checkout"), t.member("dispatcher"), t.member("handler")
-    grants = [Binding(checkout, "roles/cloudtasks.enqueuer", "queue", q, "create tasks in this queue")
-              for q in t.catalog.queues]
-    return grants + [
-        Binding(checkout, "roles/iam.serviceAccountUser", "service-account", t.email("dispatcher"),
-                "attach the dispatcher's OIDC identity to the tasks it creates (actAs)"),
-        Binding(dispatcher, "roles/run.invoker", "run-service", t.catalog.handler_function,
-                "Cloud Tasks calls the handler with the dispatcher's OIDC token"),
-        Binding(handler, "roles/datastore.user", "project", t.project,
-                "idempotency claims, analytics, failed-task log (Firestore IAM is project-wide)"),
-        Binding(handler, "roles/storage.objectCreator", "bucket", t.bucket,
-                "write invoice PDFs (create only: no read, overwrite or delete)"),
-        Binding(checkout, "roles/datastore.user", "project", t.project,
-                "orders, outbox, checkout idempotency keys, failed-task sweep"),
-    ]
-
-
-def _iam_command(t: Target, b: Binding, verb: str) -> Command:
-    project = f"--project={t.project}"
-    prefixes: dict[str, Callable[[], Command]] = {
-        "queue": lambda: ("tasks", "queues", verb, b.target, f"--location={t.region}"),
-        "service-account": lambda: ("iam", "service-accounts", verb, b.target),
-        "run-service": lambda: ("run", "services", verb, b.target, f"--region={t.region}"),
-        "project": lambda: ("projects", verb, b.target),
-        "bucket": lambda: ("storage", "buckets", verb, f"gs://{b.target}"),
-    }
-    command = (*prefixes[b.scope](), project)
-    if verb == "get-iam-policy":
-        return (*command, "--format=json")
-    # --condition=None: a project that already has conditional bindings would otherwise prompt.
-    condition = ("--condition=None",) if b.scope == "project" else ()
-    return (*command, f"--member={b.member}", f"--role={b.role}", *condition)
-
-
-def has_binding(policy: Any, member: str, role: str) -> bool:
-    """True when ``policy`` (get-iam-policy JSON) grants ``role`` to ``member`` unconditionally."""
-    return any(entry.get("role") == role and member in entry.get("members", []) and not entry.get("condition")
-               for entry in lookup(policy, "bindings") or [])
-
-
-def _binding_resource(t: Target, b: Binding) -> Resource:
-    def granted(policy: Any) -> bool:
-        return has_binding(policy, b.member, b.role)
-    return Resource("iam", f"{b.role} for {b.member.split(':', 1)[1]} on {b.scope} {b.target}",
-                    _iam_command(t, b, "add-iam-policy-binding"), _iam_command(t, b, "get-iam-policy"),
-                    delete=_iam_command(t, b, "remove-iam-policy-binding"), exists=granted)
-
-
-def section_iam(t: Target) -> list[Resource]:
-    """Every grant in ``iam_bindings``; adding a binding that exists is a no-op, so apply skips it."""
-    return [_binding_resource(t, b) for b in iam_bindings(t)]
-
-
-def section_ttl(t: Target) -> list[Resource]:
-    """Firestore TTL on ``idempotency.expire_at`` so finished claims are deleted after ``ttl_days``."""
-    project, field = f"--project={t.project}", ("expire_at", "--collection-group=idempotency")
-
-    def diff(document: Any) -> list[str]:
-        return [] if lookup(document, "ttlConfig.state") in ("ACTIVE", "CREATING") else ["ttlConfig"]
-    # --async: building the TTL index can take many minutes; apply need not wait for it.
-    return [Resource("ttl", "Firestore TTL idempotency.expire_at",
-                     ("firestore", "fields", "ttls", "update", *field, "--enable-ttl", "--async", project),
-                     ("firestore", "indexes", "fields", "describe", *field, "--format=json", project), diff)]
-
-
-def section_scheduler(t: Target) -> list[Resource]:
-    """Reconcile and sweep jobs calling the checkout service with the dispatcher's OIDC token."""
-    if not t.checkout_url:
-        return []
-    return [_job(t, job) for job in DEFAULT_SCHEDULES]
-
-
-def _job(t: Target, job: str) -> Resource:
-    name, where = f"ordertasks-{job}", (f"--location={t.region}", f"--project={t.project}")
-    oidc = {"serviceAccountEmail": t.email("dispatcher"), "audience": t.checkout_url}
-    settings = [
-        Setting("schedule", "schedule", t.schedules[job], (f"--schedule={t.schedules[job]}",)),
-        Setting("timeZone", "timeZone", t.time_zone, (f"--time-zone={t.time_zone}",)),
-        Setting("uri", "httpTarget.uri", f"{t.checkout_url}/internal/{job}", (f"--uri={t.checkout_url}/internal/{job}",)),
-        Setting("httpMethod", "httpTarget.httpMethod", "POST", ("--http-method=post",)),
-        # The audience is the service's base URL, not the full URI: the checkout app checks it.
-        Setting("oidcToken", "httpTarget.oidcToken", oidc, (f"--oidc-service-account-email={oidc['serviceAccountEmail']}",
-                                                            f"--oidc-token-audience={t.checkout_url}"), same_subset),
-    ]
-    return with_settings(
-        "scheduler", f"scheduler job {name}", settings=settings,
-        create=("scheduler", "jobs", "create", "http", name, *where),
-        update=("scheduler", "jobs", "update", "http", name, *where),
-        describe=("scheduler", "jobs", "describe", name, *where, "--format=json"),
-        delete=("scheduler", "jobs", "delete", name, *where, "--quiet"))
-
-
-BUILDERS: dict[str, Callable[[Target], list[Resource]]] = {
-    "apis": section_apis, "accounts": section_accounts, "bucket": section_bucket,
-    "firestore": section_firestore, "queues": section_queues, "function": section_function,
-    "iam": section_iam, "ttl": section_ttl, "scheduler": section_scheduler,
-}
-assert tuple(BUILDERS) == SECTIONS
+    return {"apis": section_apis, "accounts": section_accounts, "secrets": _access.section_secrets,
+            "bucket": section_bucket, "firestore": section_firestore, "queues": section_queues,
+            "function": section_function, "maintenance": _services.section_maintenance,
+            "checkout": _services.section_checkout, "iam": _access.section_iam, "ttl": _data.section_ttl,
+            "indexes": _data.section_indexes, "scheduler": _jobs.section_scheduler,
+            "monitoring": _monitoring.section_monitoring}
 
 
 def build_plan(t: Target, only: Sequence[str] = ()) -> list[Resource]:
     """Every resource of the selected sections (all when ``only`` is empty), in plan order."""
-    return [r for section in SECTIONS if not only or section in only for r in BUILDERS[section](t)]
+    builders = _builders()
+    assert tuple(builders) == SECTIONS
+    return [r for section in SECTIONS if not only or section in only for r in builders[section](t)]
+
+
+__all__ = ["ACCOUNT_IDS", "APIS", "COLLECTIONS", "DEFAULT_SCHEDULES", "DISPLAY_NAMES", "SOURCE_PATHS", "Target",
+           "build_plan", "deployed_env", "function_settings", "handler_env", "make_target", "queue_settings",
+           "routing_settings", "source_digest", "source_files"]

@@ -3,9 +3,12 @@ Cloud Tasks emulator and a recording stand-in for the other Google APIs."""
 
 from __future__ import annotations
 
+import hashlib
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -44,9 +47,24 @@ def recorded_runner(gcloud_env: dict[str, str], recorder: Recorder) -> Runner:
     return gcloud_runner({**gcloud_env, **recorder.env()})
 
 
-def target(catalog_path: Path = DEFAULT_CATALOG, **overrides: str) -> Target:
-    """The deployment target the tests use: fixed project, region and checkout URL."""
-    return make_target(load_catalog(catalog_path), overrides.pop("project", PROJECT),
+CLOUD_SECTION = Path(__file__).with_name("cloud-section.toml")
+
+
+def complete_catalog(base: Path = DEFAULT_CATALOG) -> Path:
+    """``base`` with a complete ``[cloud]`` section appended, in a file that lives for the session."""
+    text = base.read_text(encoding="utf-8") + "\n" + CLOUD_SECTION.read_text(encoding="utf-8")
+    path = Path(tempfile.gettempdir()) / f"ordertasks-complete-{hashlib.sha256(text.encode()).hexdigest()[:12]}.toml"
+    if not path.exists():
+        path.write_text(text, encoding="utf-8")
+    return path
+
+
+COMPLETE = complete_catalog()
+
+
+def target(catalog_path: Path | None = None, **overrides: Any) -> Target:
+    """The deployment target the tests use: fixed project and region, the complete catalog."""
+    return make_target(load_catalog(catalog_path or COMPLETE), overrides.pop("project", PROJECT),
                        overrides.pop("region", REGION), checkout_url=CHECKOUT_URL, **overrides)
 
 

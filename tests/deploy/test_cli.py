@@ -11,10 +11,10 @@ import pytest
 from infra.config import REPO_ROOT
 from infra.deploy import SECTIONS, main
 from infra.deploy._model import Command
-from tests.deploy.conftest import CHECKOUT_URL, PROJECT, REGION, recorded_runner
+from tests.deploy.conftest import CHECKOUT_URL, COMPLETE, PROJECT, REGION, recorded_runner
 from tests.deploy.recorder import Recorder
 
-BASE = ["--project", PROJECT, "--region", REGION, "--checkout-url", CHECKOUT_URL]
+BASE = ["--project", PROJECT, "--region", REGION, "--checkout-url", CHECKOUT_URL, "--config", str(COMPLETE)]
 
 
 def run_main(argv: list[str], **kwargs: object) -> tuple[int, list[str]]:
@@ -41,15 +41,15 @@ def test_plan_only_selected_sections() -> None:
     assert numbered[-1].strip().startswith(f"{len(numbered)}. gcloud firestore fields ttls update")
 
 
-def test_plan_without_checkout_url_says_why_scheduler_is_missing() -> None:
-    _, lines = run_main(["plan", "--project", PROJECT])
+def test_scheduler_jobs_need_no_checkout_url() -> None:
+    _, lines = run_main(["plan", "--project", PROJECT, "--config", str(COMPLETE)])
 
-    assert not any("scheduler jobs create" in line for line in lines)
-    assert any("scheduler: skipped, pass --checkout-url" in line for line in lines)
+    jobs = [line for line in lines if "scheduler jobs create http" in line]
+    assert len(jobs) == 2 and all("cloudfunctions.net/ordertasks-maintenance/" in line for line in jobs)
 
 
 def test_python_dash_m_runs_the_plan() -> None:
-    result = subprocess.run([sys.executable, "-m", "infra.deploy", "plan", "--only", "apis"], cwd=REPO_ROOT,
+    result = subprocess.run([sys.executable, "-m", "infra.deploy", "plan", "--only", "apis", "--config", str(COMPLETE)], cwd=REPO_ROOT,
                             capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
     assert " 1. gcloud services enable cloudtasks.googleapis.com" in result.stdout
@@ -75,7 +75,7 @@ def test_destroy_lists_what_it_deletes_and_stops_without_confirmation() -> None:
 
     assert status == 1 and lines[-1] == "Nothing deleted."
     assert "  - function ordertasks-handler" in lines
-    assert not any(line.startswith(("  - bucket", "  - Firestore")) for line in lines)
+    assert not any(line.startswith(("  - bucket", "  - Firestore database")) for line in lines)
     assert any(line.startswith("Kept (pass --delete-data") for line in lines)
 
 

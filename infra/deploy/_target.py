@@ -1,0 +1,140 @@
+"""Where and what to deploy: the catalog, the project's names and URLs, the cloud settings.
+
+``make_target`` resolves everything the plan needs once; command-line values win over the
+catalog. The source digest is a label on every deployable so ``apply`` redeploys on change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from infra.config import REPO_ROOT, Catalog
+
+from infra.deploy._cloud import CloudConfig, load_cloud
+
+APIS = ("cloudtasks", "cloudfunctions", "run", "cloudbuild", "artifactregistry", "firestore",
+        "storage", "cloudscheduler", "iam", "secretmanager", "logging", "monitoring")
+"""APIs the deployment uses. Eventarc is left out: an HTTP-triggered gen2 function needs none."""
+
+SOURCE_PATHS = ("main.py", "requirements.txt", "ordertasks", "handlers", "functions", "producer",
+                "infra/__init__.py", "infra/config.py", "infra/tasks.toml")
+"""What the function's source upload holds; ``.gcloudignore`` keeps exactly these (tested)."""
+
+COLLECTIONS = ("orders", "outbox", "checkout_keys", "idempotency", "failed_tasks",
+               "analytics_orders", "analytics_daily")
+"""Firestore collections the app writes: removed only by ``destroy --delete-data``."""
+
+DISPLAY_NAMES = {
+    "checkout": "ordertasks checkout API and maintenance (enqueues tasks)",
+    "dispatcher": "ordertasks task dispatcher (OIDC identity of Cloud Tasks)",
+    "handler": "ordertasks task handler (runtime identity of the function)",
+    "scheduler": "ordertasks scheduler (OIDC identity of the Cloud Scheduler jobs)",
+}
+ACCOUNT_IDS = {role: f"ordertasks-{role}" for role in DISPLAY_NAMES}
+"""Service account ids when ``[service_accounts]`` does not name one."""
+DEFAULT_SCHEDULES = {"reconcile": "*/5 * * * *", "sweep": "*/10 * * * *"}
+"""Reconcile often (it only finds work after an outage); sweep after people triage."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where and what to deploy: the catalog plus the names and URLs that depend on the project."""
+
+    catalog: Catalog
+    project: str
+    region: str
+    bucket: str
+    handler_url: str
+    checkout_url: str | None
+    schedules: dict[str, str]
+    time_zone: str = "Etc/UTC"
+    runtime: str = "python312"
+    cpu: str | None = None
+    source_digest: str = ""
+    cloud: CloudConfig = field(default_factory=CloudConfig)
+    maintenance_function: str = "ordertasks-maintenance"
+    checkout_service: str = "ordertasks-checkout"
+    allow_unauthenticated: bool = False
+
+    @property
+    def maintenance_url(self) -> str:
+        """The maintenance function's URL: the Scheduler jobs' target and token audience."""
+        return f"https://{self.region}-{self.project}.cloudfunctions.net/{self.maintenance_function}"
+
+    def account_id(self, role: str) -> str:
+        """The id of the service account playing ``role`` (catalog first, then ours)."""
+        return str(self.catalog.service_accounts.get(role) or ACCOUNT_IDS[role])
+
+    def email(self, role: str) -> str:
+        """Email of the service account playing ``role`` in this project."""
+        return f"{self.account_id(role)}@{self.project}.iam.gserviceaccount.com"
+
+    def member(self, role: str) -> str:
+        """IAM principal of the service account playing ``role``."""
+        return "serviceAccount:" + self.email(role)
+
+
+def _extra_toml(catalog: Catalog) -> dict[str, Any]:
+    """The tables ``infra.config`` does not model: ``[scheduler]`` and extra ``[handler]`` keys."""
+    try:
+        return tomllib.loads(Path(catalog.source).read_text(encoding="utf-8"))
+    except OSError:
+        return {}
+
+
+def _default_bucket(catalog: Catalog, project: str) -> str:
+    # Bucket names are global: the toml's placeholder project prefix follows --project.
+    name = catalog.invoice_bucket
+    if name.startswith(catalog.project + "-"):
+        return project + name[len(catalog.project):]
+    return name
+
+
+def make_target(catalog: Catalog, project: str | None = None, region: str | None = None, *,
+                bucket: str | None = None, handler_url: str | None = None,
+                checkout_url: str | None = None, root: Path = REPO_ROOT, sets: Sequence[str] = (),
+                secrets: Sequence[str] = (), notification_channel: str | None = None,
+                allow_unauthenticated: bool = False) -> Target:
+    """Resolve everything the plan needs; command-line values win over the toml."""
+    project, region = project or catalog.project, region or catalog.region
+    extra = _extra_toml(catalog)
+    scheduler, handler, names = extra.get("scheduler", {}), extra.get("handler", {}), extra.get("project", {})
+    url = handler_url or f"https://{region}-{project}.cloudfunctions.net/{catalog.handler_function}"
+    return Target(
+        catalog, project, region, bucket or _default_bucket(catalog, project), url,
+        (checkout_url or scheduler.get("checkout_url") or "").rstrip("/") or None,
+        {job: scheduler.get(f"{job}_schedule", cron) for job, cron in DEFAULT_SCHEDULES.items()},
+        scheduler.get("time_zone", "Etc/UTC"), handler.get("runtime", "python312"),
+        # A gen2 function serving more than one request at a time needs at least one vCPU.
+        handler.get("cpu") or ("1" if int(catalog.handler.get("concurrency", 1)) > 1 else None),
+        source_digest(root), load_cloud(extra.get("cloud", {}), sets, secrets, notification_channel),
+        names.get("maintenance_function", "ordertasks-maintenance"), names.get("checkout_service", "ordertasks-checkout"),
+        allow_unauthenticated)
+
+
+def _source_files(root: Path) -> Iterator[Path]:
+    for entry in SOURCE_PATHS:
+        path = root / entry
+        candidates = sorted(path.rglob("*")) if path.is_dir() else [path]
+        yield from (p for p in candidates if p.is_file() and "__pycache__" not in p.parts
+                    and p.suffix != ".pyc")
+
+
+def source_files(root: Path = REPO_ROOT) -> list[str]:
+    """Repository-relative paths of the files the function's source upload must contain."""
+    return [p.relative_to(root).as_posix() for p in _source_files(root)]
+
+
+def source_digest(root: Path = REPO_ROOT) -> str:
+    """A short hash of the uploaded source, kept as a label so ``apply`` redeploys only on change."""
+    digest = hashlib.sha256()
+    for path in _source_files(root):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
