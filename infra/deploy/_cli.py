@@ -121,7 +121,8 @@ def run_action(args: argparse.Namespace, run: Runner, out: Output, ask: Ask) -> 
     if problems:
         out(f"ordertasks deploy {args.action}: refusing: the deployed system would start without "
             f"{len(problems)} setting(s); set them in the catalog's [cloud] section or with flags:")
-        out("\n".join(f"  - {p}" for p in problems))
+        for problem in problems:
+            out(f"  - {problem}")
         return 2
     resources = build_plan(target, args.only)
     if args.action == "plan":

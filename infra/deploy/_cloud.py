@@ -89,8 +89,9 @@ def _text(value: Any) -> str:
 def secret_ref(variable: str, reference: str) -> SecretRef:
     """``VARIABLE`` mounted from ``secret[:version]`` (version ``latest`` by default)."""
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", variable) or not SECRET_REF.match(reference):
-        raise CloudConfigError(f"secret {variable} = {reference!r}: use VARIABLE = \"secret-name\" or "
-                               "\"secret-name:VERSION\" (a Secret Manager secret id, never the value)")
+        # The reference is not echoed: a mistaken one may be the secret's value itself.
+        raise CloudConfigError(f"secret {variable}: not a Secret Manager reference; use VARIABLE = \"secret-name\" "
+                               "or \"secret-name:VERSION\" (the secret's id, never its value)")
     secret, _, version = reference.partition(":")
     return SecretRef(variable, secret, version or "latest",
                      "checkout" if variable in CHECKOUT_SECRETS else "handler")

@@ -21,7 +21,7 @@ from infra.deploy._model import Command, Resource, render
 
 Runner = Callable[[Command], "subprocess.CompletedProcess[str]"]
 Output = Callable[[str], None]
-ABSENT_MARKERS = ("not_found", "not found", "404", "does not exist")
+ABSENT_MARKERS = ("not_found", "not found", "404", "does not exist", "cannot find")
 
 
 class DeployError(RuntimeError):

@@ -163,10 +163,17 @@ def same_secrets(actual: Any, want: Any) -> bool:
     return all((w["key"], w["secret"], w["version"]) in have for w in want)
 
 
+def env_flag(env: dict[str, str]) -> str:
+    """``--update-env-vars=K=V,...``; with gcloud's ``^|^`` delimiter when a value holds a comma."""
+    pairs = [f"{k}={v}" for k, v in env.items()]
+    if any("," in value for value in env.values()):
+        return "--update-env-vars=^|^" + "|".join(pairs)
+    return "--update-env-vars=" + ",".join(pairs)
+
+
 def env_setting(path: str, env: dict[str, str]) -> Setting:
     """``--update-env-vars``: ours are set, an operator's own variables are kept."""
-    return Setting("environmentVariables", path, env,
-                   ("--update-env-vars=" + ",".join(f"{k}={v}" for k, v in env.items()),), same_subset)
+    return Setting("environmentVariables", path, env, (env_flag(env),), same_subset)
 
 
 def secrets_setting(t: Target, deployable: str) -> list[Setting]:

@@ -90,9 +90,15 @@ def _operation(recorder: Recorder, path: str, body: Any, query: dict[str, list[s
         # gcloud functions waits on the deploy "stages" it finds in the metadata.
         stages = [{"name": n, "state": "COMPLETE"} for n in ("BUILD", "SERVICE")]
         operation["metadata"] = {"@type": FUNCTIONS_METADATA, "stages": stages}
+    if "/collectionGroups/" in path and path.endswith("/indexes"):
+        # gcloud firestore prints the index the (async) operation builds.
+        operation["done"] = False
+        operation.pop("response")
+        operation["metadata"] = {"@type": "type.googleapis.com/google.firestore.admin.v1.IndexOperationMetadata",
+                                 "index": path.split("/v1/", 1)[-1] + "/idx-1", "state": "PROCESSING"}
     recorder.operations[name] = operation
     version = path.split("/")[1]
-    if operation["response"].get("name") and version.startswith("v"):
+    if operation.get("response", {}).get("name") and version.startswith("v"):
         # Once created, a resource can be read back, as gcloud does after some operations.
         recorder.canned.setdefault(f"/{version}/{operation['response']['name']}", operation["response"])
     return operation
@@ -161,6 +167,8 @@ def _fixed_answer(recorder: Recorder, method: str, path: str, body: Any) -> tupl
         # Cloud Build answers in resource-name form; gcloud extracts the email from it.
         project = path.split("/")[3]
         return 200, {"serviceAccountEmail": f"projects/{project}/serviceAccounts/123456789-compute@developer.gserviceaccount.com"}
+    if method == "GET" and path.endswith("-compute@developer.gserviceaccount.com"):
+        return 200, {"email": path.rsplit("/", 1)[1], "disabled": False}  # Cloud Build's account, enabled
     if method == "GET" and re.fullmatch(r"/v1/projects/[^/]+/services/[a-z.]+", path):
         return 200, {"name": path[4:], "state": "ENABLED"}
     if method == "GET" and re.fullmatch(r"/v1/projects/[^/]+", path):

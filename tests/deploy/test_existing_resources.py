@@ -3,18 +3,22 @@ from the recording stand-in; matching ones are left alone, differing ones get on
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from infra.deploy import Target, apply, build_plan
-from infra.deploy._plan import handler_env
-from tests.deploy.conftest import CHECKOUT_URL, PROJECT, REGION, recorded_runner, target
+from infra.deploy._jobs import job_body
+from infra.deploy._plan import deployed_env
+from tests.deploy.conftest import PROJECT, REGION, recorded_runner, target
 from tests.deploy.recorder import Recorder
 
 LOC = f"/projects/{PROJECT}/locations/{REGION}"
 BUCKET, DISPATCHER = f"{PROJECT}-invoices", f"ordertasks-dispatcher@{PROJECT}.iam.gserviceaccount.com"
+SCHEDULER = f"ordertasks-scheduler@{PROJECT}.iam.gserviceaccount.com"
+MAINTENANCE_URL = f"https://{REGION}-{PROJECT}.cloudfunctions.net/ordertasks-maintenance"
 
 
 def bucket(prevention: str) -> dict[str, Any]:
@@ -25,8 +29,9 @@ def bucket(prevention: str) -> dict[str, Any]:
 def job(schedule: str) -> dict[str, Any]:
     return {"name": f"projects/{PROJECT}/locations/{REGION}/jobs/ordertasks-reconcile", "schedule": schedule,
             "timeZone": "Etc/UTC", "state": "ENABLED",
-            "httpTarget": {"uri": f"{CHECKOUT_URL}/internal/reconcile", "httpMethod": "POST",
-                           "oidcToken": {"serviceAccountEmail": DISPATCHER, "audience": CHECKOUT_URL}}}
+            "httpTarget": {"uri": f"{MAINTENANCE_URL}/reconcile", "httpMethod": "POST",
+                           "body": base64.b64encode(job_body("reconcile").encode()).decode(),
+                           "oidcToken": {"serviceAccountEmail": SCHEDULER, "audience": MAINTENANCE_URL}}}
 
 
 def function(ingress: str) -> Callable[[Target], dict[str, Any]]:
@@ -35,13 +40,16 @@ def function(ingress: str) -> Callable[[Target], dict[str, Any]]:
 
 
 def _function(ingress: str, t: Target) -> dict[str, Any]:
-    env = {**handler_env(t), "ORDERTASKS_SMTP_HOST": "smtp.example"}  # set by hand: must survive
+    env = {**deployed_env(t)["handler"], "ORDERTASKS_HAND_SET": "kept"}  # set by hand: must survive
+    secrets = [{"key": s.variable, "projectId": PROJECT, "secret": s.secret, "version": s.version}
+               for s in t.cloud.secrets_for("handler")]
     return {"name": f"projects/{PROJECT}/locations/{REGION}/functions/ordertasks-handler", "state": "ACTIVE",
             "environment": "GEN_2", "labels": {"ordertasks-source": t.source_digest, "deployment-tool": "cli-gcloud"},
             "buildConfig": {"runtime": "python312", "entryPoint": "handle_task"},
             "serviceConfig": {"ingressSettings": ingress, "serviceAccountEmail": f"ordertasks-handler@{PROJECT}.iam.gserviceaccount.com",
                               "maxInstanceCount": 20, "maxInstanceRequestConcurrency": 8, "availableMemory": "512Mi",
                               "availableCpu": "1", "timeoutSeconds": 300, "environmentVariables": env,
+                              "secretEnvironmentVariables": secrets,
                               "service": f"projects/{PROJECT}/locations/{REGION}/services/ordertasks-handler"}}
 
 
@@ -54,7 +62,7 @@ CASES = {
     "function-matches": ("function", f"/v2{LOC}/functions/ordertasks-handler", function("ALLOW_INTERNAL_ONLY"), "unchanged"),
     "function-ingress": ("function", f"/v2{LOC}/functions/ordertasks-handler", function("ALLOW_ALL"), "updated (ingressSettings)"),
     "account-matches": ("accounts", SA_PATH, {"email": DISPATCHER, "name": f"projects/{PROJECT}/serviceAccounts/{DISPATCHER}",
-                                              "displayName": "ordertasks task dispatcher (OIDC identity of Cloud Tasks and Scheduler)"},
+                                              "displayName": "ordertasks task dispatcher (OIDC identity of Cloud Tasks)"},
                         "unchanged"),
     "ttl-active": ("ttl", f"/v1/projects/{PROJECT}/databases/(default)/collectionGroups/idempotency/fields/expire_at",
                    {"name": "x", "ttlConfig": {"state": "ACTIVE"}}, "unchanged"),
@@ -97,4 +105,4 @@ def test_apply_reports_and_changes_only_what_differs(case: tuple[str, str, Recor
         assert request.path == f"/v2{LOC}/functions/ordertasks-handler"
         assert request.body["serviceConfig"]["ingressSettings"] == "ALLOW_INTERNAL_ONLY"
         # --update-env-vars keeps what an operator set by hand.
-        assert request.body["serviceConfig"]["environmentVariables"]["ORDERTASKS_SMTP_HOST"] == "smtp.example"
+        assert request.body["serviceConfig"]["environmentVariables"]["ORDERTASKS_HAND_SET"] == "kept"

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from infra.deploy import build_plan, iam_bindings
+from infra.deploy import build_plan, iam_bindings, secret_bindings
 from tests.deploy.conftest import PROJECT, REGION, target
 
 SA = "serviceAccount:ordertasks-{}@" + PROJECT + ".iam.gserviceaccount.com"
-QUEUES = ("ordertasks-email", "ordertasks-analytics", "ordertasks-invoice", "ordertasks-warehouse")
+QUEUES = tuple(target().catalog.queues)
+DATABASE = f'resource.name=="projects/{PROJECT}/databases/(default)"'
 
 # (member, role, scope, resource): everything the deployment may grant, nothing more.
 ALLOWED = {
@@ -14,11 +15,16 @@ ALLOWED = {
     (SA.format("checkout"), "roles/iam.serviceAccountUser", "service-account",
      f"ordertasks-dispatcher@{PROJECT}.iam.gserviceaccount.com"),
     (SA.format("dispatcher"), "roles/run.invoker", "run-service", "ordertasks-handler"),
-    # Firestore has no per-collection IAM: project-level datastore.user is the narrowest.
+    (SA.format("scheduler"), "roles/run.invoker", "run-service", "ordertasks-maintenance"),
+    # Firestore has no per-collection IAM: project-level datastore.user, limited by an IAM
+    # condition to ordertasks' database, is the narrowest.
     (SA.format("handler"), "roles/datastore.user", "project", PROJECT),
     (SA.format("checkout"), "roles/datastore.user", "project", PROJECT),
     (SA.format("handler"), "roles/storage.objectCreator", "bucket", f"{PROJECT}-invoices"),
 }
+# Each secret of tests/deploy/cloud-section.toml, readable by the one account that mounts it.
+SECRET_READERS = {("smtp-password", "handler"), ("warehouse-token", "handler"),
+                  ("stripe-secret-key", "checkout"), ("stripe-webhook-secret", "checkout")}
 FORBIDDEN_ROLES = {"roles/owner", "roles/editor", "roles/viewer", "roles/run.admin", "roles/cloudtasks.admin",
                    "roles/storage.admin", "roles/storage.objectAdmin", "roles/iam.serviceAccountTokenCreator",
                    "roles/datastore.owner", "roles/cloudfunctions.admin"}
@@ -41,9 +47,27 @@ def test_no_project_wide_invoker_or_enqueuer() -> None:
     assert project_roles == {"roles/datastore.user"}
 
 
-def test_only_the_dispatcher_may_invoke_and_only_the_handler() -> None:
-    invokers = [(m, t) for m, role, _, t in planned() if role in ("roles/run.invoker", "roles/cloudfunctions.invoker")]
-    assert invokers == [(SA.format("dispatcher"), "ordertasks-handler")]
+def test_each_invoker_may_call_one_service_only() -> None:
+    invokers = sorted((m, t) for m, role, _, t in planned() if role in ("roles/run.invoker", "roles/cloudfunctions.invoker"))
+    assert invokers == [(SA.format("dispatcher"), "ordertasks-handler"), (SA.format("scheduler"), "ordertasks-maintenance")]
+
+
+def test_scheduler_and_dispatcher_are_distinct_accounts() -> None:
+    t = target()
+    assert t.email("scheduler") != t.email("dispatcher")
+
+
+def test_project_wide_firestore_grants_are_limited_to_the_database() -> None:
+    project_grants = [b for b in iam_bindings(target()) if b.scope == "project"]
+    assert project_grants and all(b.condition == DATABASE for b in project_grants)
+    commands = [r.create for r in build_plan(target(), ["iam"]) if "projects" == r.create[0]]
+    assert all(f"--condition=expression={DATABASE},title=ordertasks-database" in c for c in commands)
+
+
+def test_each_secret_is_readable_by_exactly_the_account_that_mounts_it() -> None:
+    grants = {(b.target, b.member) for b in secret_bindings(target())}
+    assert grants == {(secret, SA.format(role)) for secret, role in SECRET_READERS}
+    assert {b.role for b in secret_bindings(target())} == {"roles/secretmanager.secretAccessor"}
 
 
 def test_iam_commands_name_exactly_the_planned_member_role_and_resource() -> None:
