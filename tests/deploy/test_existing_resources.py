@@ -10,7 +10,10 @@ from typing import Any
 import pytest
 
 from infra.deploy import Target, apply, build_plan
+from infra.deploy._data import composite_indexes
 from infra.deploy._jobs import job_body
+from infra.deploy._monitoring import monitoring_file
+from infra.deploy._services import GUNICORN
 from infra.deploy._plan import deployed_env
 from tests.deploy.conftest import PROJECT, REGION, recorded_runner, target
 from tests.deploy.recorder import Recorder
@@ -53,6 +56,32 @@ def _function(ingress: str, t: Target) -> dict[str, Any]:
                               "service": f"projects/{PROJECT}/locations/{REGION}/services/ordertasks-handler"}}
 
 
+def checkout_service(t: Target) -> dict[str, Any]:
+    """The Knative service Cloud Run describes, holding exactly our settings (plus Cloud Run's own)."""
+    env = [{"name": k, "value": v} for k, v in deployed_env(t)["checkout"].items()]
+    env += [{"name": s.variable, "valueFrom": {"secretKeyRef": {"name": s.secret, "key": s.version}}}
+            for s in t.cloud.secrets_for("checkout")]
+    return {"apiVersion": "serving.knative.dev/v1", "kind": "Service",
+            "metadata": {"name": "ordertasks-checkout", "namespace": PROJECT, "labels": {"ordertasks-source": t.source_digest}},
+            "spec": {"template": {"metadata": {"annotations": {"autoscaling.knative.dev/maxScale": "20"}},
+                                  "spec": {"serviceAccountName": f"ordertasks-checkout@{PROJECT}.iam.gserviceaccount.com",
+                                           "containers": [{"image": "x", "command": ["gunicorn"], "args": list(GUNICORN),
+                                                           "env": env}]}}},
+            "status": {"conditions": [{"type": "Ready", "status": "True"}], "url": "https://checkout.a.run.app"}}
+
+
+def metric(filename: str) -> dict[str, Any]:
+    return {**monitoring_file(filename), "name": "ordertasks_task_outcomes"}
+
+
+def index(t: Target) -> dict[str, Any]:
+    group, fields = composite_indexes()[0]
+    return {"indexes": [{"name": f"projects/{PROJECT}/databases/(default)/collectionGroups/{group}/indexes/CICAgJim14AK",
+                         "queryScope": "COLLECTION", "state": "READY",
+                         "fields": [{"fieldPath": p, "order": o.upper()} for p, o in fields] + [
+                             {"fieldPath": "__name__", "order": "DESCENDING"}]}]}
+
+
 SA_PATH = f"/v1/projects/-/serviceAccounts/{DISPATCHER}"  # gcloud looks accounts up by email across projects
 CASES = {
     "bucket-matches": ("bucket", f"/storage/v1/b/{BUCKET}", bucket("enforced"), "unchanged"),
@@ -66,6 +95,13 @@ CASES = {
                         "unchanged"),
     "ttl-active": ("ttl", f"/v1/projects/{PROJECT}/databases/(default)/collectionGroups/idempotency/fields/expire_at",
                    {"name": "x", "ttlConfig": {"state": "ACTIVE"}}, "unchanged"),
+    "checkout-matches": ("checkout", f"/apis/serving.knative.dev/v1/namespaces/{PROJECT}/services/ordertasks-checkout",
+                         checkout_service, "unchanged"),
+    "metric-matches": ("monitoring", f"/v2/projects/{PROJECT}/metrics/ordertasks_task_outcomes",
+                       metric("metric-task-outcomes.json"), "unchanged"),
+    "metric-filter": ("monitoring", f"/v2/projects/{PROJECT}/metrics/ordertasks_task_outcomes",
+                      {**metric("metric-task-outcomes.json"), "filter": "severity>=ERROR"}, "updated (filter)"),
+    "index-exists": ("indexes", f"/v1/projects/{PROJECT}/databases/(default)/collectionGroups/-/indexes", index, "unchanged"),
     "enqueuer-granted": ("iam", f"/v2{LOC}/queues/ordertasks-email:getIamPolicy",
                          {"bindings": [{"role": "roles/cloudtasks.enqueuer",
                                         "members": [f"serviceAccount:ordertasks-checkout@{PROJECT}.iam.gserviceaccount.com"]}],
@@ -100,6 +136,10 @@ def test_apply_reports_and_changes_only_what_differs(case: tuple[str, str, Recor
         request = changes[0]
         assert (request.method, request.path) == ("PATCH", f"/v1{LOC}/jobs/ordertasks-reconcile")
         assert request.query["updateMask"] == ["schedule"] and request.body["schedule"] == "*/5 * * * *"
+    elif name == "metric-filter":
+        request = changes[0]
+        assert (request.method, request.path) == ("PUT", f"/v2/projects/{PROJECT}/metrics/ordertasks_task_outcomes")
+        assert request.body["filter"] == monitoring_file("metric-task-outcomes.json")["filter"]
     elif name == "function-ingress":
         request = next(r for r in changes if r.method == "PATCH")
         assert request.path == f"/v2{LOC}/functions/ordertasks-handler"
