@@ -119,7 +119,7 @@ def case(request: pytest.FixtureRequest, recorder: Recorder, gcloud_env: dict[st
                     or "dispatcher" in r.label or section not in ("scheduler", "accounts"))
     lines: list[str] = []
     apply([resource], recorded_runner(gcloud_env, recorder), lines.append)
-    return request.param, lines[0].split(": ", 1)[1], recorder
+    return request.param, lines[0].rsplit(": ", 1)[1], recorder
 
 
 def test_apply_reports_and_changes_only_what_differs(case: tuple[str, str, Recorder]) -> None:

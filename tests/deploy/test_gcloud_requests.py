@@ -253,7 +253,7 @@ def test_composite_indexes_are_created(applied: dict[str, SectionRun]) -> None:
 def test_every_section_reports_each_resource_created(applied: dict[str, SectionRun]) -> None:
     for section, run in applied.items():
         labels = [r.label for r in build_plan(target(), [section])]
-        states = {line.split(": ", 1)[1] for line in run.lines if line.startswith("[")}
+        states = {line.rsplit(": ", 1)[1] for line in run.lines if line.startswith("[")}
         assert len([line for line in run.lines if line.startswith("[")]) == len(labels), section
         # apis: some were enabled already; secrets: the operator created them, apply only checks.
         assert states <= {"created"} or section in ("apis", "secrets"), (section, states)
