@@ -1,6 +1,6 @@
 """Cloud Scheduler jobs: reconcile and sweep, calling the maintenance function.
 
-Each job POSTs to ``<maintenance URL>/<job>`` with body ``{"job": "<job>"}`` and an OIDC
+Each job POSTs to ``<maintenance URL>/<job>`` with body ``{"action": "<job>"}`` and an OIDC
 token of the scheduler's own service account (never the dispatcher's), audience the
 function's base URL, which is what ``run_maintenance`` checks.
 """
@@ -16,7 +16,7 @@ from infra.deploy._target import DEFAULT_SCHEDULES, Target
 
 def job_body(job: str) -> str:
     """The JSON body a job sends."""
-    return json.dumps({"job": job}, separators=(",", ":"))
+    return json.dumps({"action": job}, separators=(",", ":"))
 
 
 def section_scheduler(t: Target) -> list[Resource]:

@@ -28,7 +28,7 @@ MAINTENANCE_SIZING = {"max_instances": 1, "concurrency": 1, "memory": "512Mi", "
 def maintenance_env(t: Target) -> dict[str, str]:
     """The maintenance function's variables: where tasks go, and whose token it accepts."""
     return {"ORDERTASKS_BACKEND": "cloud", "ORDERTASKS_PROJECT": t.project, "ORDERTASKS_LOCATION": t.region,
-            "ORDERTASKS_HANDLER_URL": t.handler_url, "ORDERTASKS_OIDC_AUDIENCE": t.maintenance_url,
+            "ORDERTASKS_HANDLER_URL": t.handler_url, "ORDERTASKS_MAINTENANCE_URL": t.maintenance_url,
             "ORDERTASKS_OIDC_ALLOWED_EMAILS": t.email("scheduler")}
 
 

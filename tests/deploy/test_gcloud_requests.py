@@ -169,7 +169,7 @@ def test_scheduler_jobs_call_maintenance_with_the_scheduler_token(applied: dict[
     http, url = request.body["httpTarget"], target().maintenance_url
     assert http["uri"] == f"{url}/{job}"
     assert http["httpMethod"] == "POST"
-    assert json.loads(base64.b64decode(http["body"])) == {"job": job}
+    assert json.loads(base64.b64decode(http["body"])) == {"action": job}
     assert http["oidcToken"] == {"serviceAccountEmail": EMAIL.format("scheduler"), "audience": url}
     assert EMAIL.format("scheduler") != EMAIL.format("dispatcher")
     assert request.body["schedule"] == target().schedules[job]
