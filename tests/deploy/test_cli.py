@@ -79,6 +79,7 @@ def test_destroy_lists_what_it_deletes_and_stops_without_confirmation() -> None:
     assert any(line.startswith("Kept (pass --delete-data") for line in lines)
 
 
+@pytest.mark.timeout(900)  # one real gcloud run per resource (about 45) on a shared machine
 def test_destroy_runs_deletes_through_gcloud(recorder: Recorder, gcloud_env: dict[str, str]) -> None:
     status, lines = run_main(["destroy", *BASE, "--delete-data"], run=recorded_runner(gcloud_env, recorder),
                              ask=lambda prompt: PROJECT)
