@@ -33,7 +33,7 @@ from handlers.config import Catalog, Settings
 from handlers.contract import ORDER_ID_RULE, OrderSnapshot, effect_key, valid_order_id
 from handlers.errors import InvalidPayload, OrderTasksError
 from handlers.kind import SystemClock
-from handlers.ports import ClaimState, Clock, EffectRecord, OrderRecord, OutboxEntry
+from handlers.ports import ClaimState, Clock, EffectRecord, EffectStore, OrderRecord, OrderStore, OutboxEntry
 from handlers.wiring import Stores, build_stores
 from producer.enqueue import CREATED, EXISTS, ENQUEUE_ERRORS, EnqueueResult, Enqueuer
 from producer.reconcile import ReconcileSummary, reconcile
@@ -157,38 +157,8 @@ class OrderTasks:
 
     def cancel(self, order_id: str, kinds: Iterable[str] | None = None) -> list[TaskResult]:
         """Cancel the order's tasks (all kinds, or ``kinds``): see the module docstring."""
-        record = self.stores.orders.get_order(order_id)
-        if record is None:
-            raise OrderNotFound(f"no order {order_id!r} was scheduled; check the order id")
-        chosen = self._kinds(kinds)
-        now = self.clock.now()
-        if kinds is None and record.status != "cancelled":
-            self.stores.orders.mark_cancelled(order_id, now)
-        ttl = self.catalog.ttl_days * 86400.0
-        states = {kind: self.stores.effects.cancel_effect(order_id, kind, now, ttl) for kind in chosen}
-        names = {e.kind: e.task_name for e in self.stores.orders.outbox_for(order_id)}
-        self._delete_tasks([names[k] for k in chosen if k in names and states[k] is ClaimState.CANCELLED])
-        log.info("order cancelled", extra={"order_id": order_id, "kinds": chosen})
-        return [TaskResult(kind, names.get(kind, ""), CANCEL_STATES[states[kind]]) for kind in chosen]
-
-    def _kinds(self, kinds: Iterable[str] | None) -> list[str]:
-        chosen = self.kinds if kinds is None else list(kinds)
-        unknown = sorted(set(chosen) - set(self.kinds))
-        if unknown:
-            raise ValueError(f"unknown kinds {unknown}; the catalog has {self.kinds}")
-        return chosen
-
-    def _delete_tasks(self, names: list[str]) -> None:
-        def delete(name: str) -> None:
-            try:
-                self.enqueuer.client.delete_task(name=name, timeout=self.settings.enqueue_timeout_seconds)
-            except gexc.NotFound:
-                pass      # already dispatched or deleted: the cancel record stops it anyway
-            except ENQUEUE_ERRORS as exc:
-                log.warning("could not delete a cancelled task; its delivery will do nothing",
-                            extra={"task_name": name, "error": repr(exc)})
-        with ThreadPoolExecutor(max_workers=max(1, min(8, len(names)))) as pool:
-            list(pool.map(delete, names))
+        return cancel_order(self.stores.orders, self.stores.effects, self.enqueuer.client, self.catalog, self.clock,
+                            order_id, kinds, timeout=self.settings.enqueue_timeout_seconds)
 
     # --- status -------------------------------------------------------------------------
 
@@ -229,6 +199,46 @@ class OrderTasks:
         from producer.triage import triage_for
 
         return triage_for(self.stores.failed, self.enqueuer).sweep(limit)
+
+
+def cancel_order(orders: OrderStore, effects: EffectStore, client: Any, catalog: Catalog, clock: Clock,
+                 order_id: str, kinds: Iterable[str] | None = None, timeout: float = 10.0) -> list[TaskResult]:
+    """``OrderTasks.cancel`` over explicit parts (the console cancels through this too)."""
+    record = orders.get_order(order_id)
+    if record is None:
+        raise OrderNotFound(f"no order {order_id!r} was scheduled; check the order id")
+    chosen = _chosen_kinds(catalog, kinds)
+    now = clock.now()
+    if kinds is None and record.status != "cancelled":
+        orders.mark_cancelled(order_id, now)
+    ttl = catalog.ttl_days * 86400.0
+    states = {kind: effects.cancel_effect(order_id, kind, now, ttl) for kind in chosen}
+    names = {e.kind: e.task_name for e in orders.outbox_for(order_id)}
+    _delete_tasks(client, [names[k] for k in chosen if k in names and states[k] is ClaimState.CANCELLED], timeout)
+    log.info("order cancelled", extra={"order_id": order_id, "kinds": chosen})
+    return [TaskResult(kind, names.get(kind, ""), CANCEL_STATES[states[kind]]) for kind in chosen]
+
+
+def _chosen_kinds(catalog: Catalog, kinds: Iterable[str] | None) -> list[str]:
+    known = list(catalog.kinds)
+    chosen = known if kinds is None else list(kinds)
+    unknown = sorted(set(chosen) - set(known))
+    if unknown:
+        raise ValueError(f"unknown kinds {unknown}; the catalog has {known}")
+    return chosen
+
+
+def _delete_tasks(client: Any, names: list[str], timeout: float) -> None:
+    def delete(name: str) -> None:
+        try:
+            client.delete_task(name=name, timeout=timeout)
+        except gexc.NotFound:
+            pass      # already dispatched or deleted: the cancel record stops it anyway
+        except ENQUEUE_ERRORS as exc:
+            log.warning("could not delete a cancelled task; its delivery will do nothing",
+                        extra={"task_name": name, "error": repr(exc)})
+    with ThreadPoolExecutor(max_workers=max(1, min(8, len(names)))) as pool:
+        list(pool.map(delete, names))
 
 
 def order_parts(order: Mapping[str, Any] | BaseModel) -> tuple[str, OrderSnapshot]:

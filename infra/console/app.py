@@ -187,7 +187,8 @@ def _order_routes(app: Flask, console: Console) -> None:
     def order_cancel(order_id: str) -> Response:
         if console.orders.get_order(order_id) is None:
             abort(404, description=f"no order {order_id!r}")
-        results = cancel_pending_tasks(console.tasks, console.orders, console.effects, order_id)
+        results = cancel_pending_tasks(console.tasks, console.orders, console.effects, console.catalog, console.clock,
+                                       order_id)
         for line, category in cancel_summary(results):
             flash(line, category)
         return redirect(url_for("order", order_id=order_id))

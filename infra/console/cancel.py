@@ -1,10 +1,8 @@
-"""Cancel an order's pending tasks: delete them from Cloud Tasks by their deterministic names.
+"""Cancel an order from the console: the library's cancellation (``producer.library``).
 
-The one place the console cancels, so it can later call the library's
-``OrderTasks.cancel(order_id)`` instead. A task whose effect already happened is left
-alone (nothing to cancel); a task Cloud Tasks no longer holds counts as already gone.
-Entries still ``pending`` in the outbox (never accepted by Cloud Tasks) are reported as
-such: deleting cannot stop ``reconcile`` from enqueueing them later.
+Each kind gets a ``cancelled`` idempotency record (atomically with the handler's claim), the
+order is marked cancelled, and the tasks Cloud Tasks holds are deleted. A kind whose effect
+already happened or is running is reported as such.
 """
 
 from __future__ import annotations
@@ -12,9 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from google.api_core import exceptions as gexc
+from handlers.config import Catalog
+from handlers.ports import Clock, EffectStore, OrderStore
+from producer.library import cancel_order
 
-from handlers.ports import EffectStore, OrderStore, OutboxEntry
+RESULT_TEXT = {"cancelled": "cancelled", "done": "effect already done", "in_flight": "running now: may still happen"}
 
 
 @dataclass(frozen=True)
@@ -23,27 +23,14 @@ class Cancelled:
 
     kind: str
     task_name: str
-    result: str          # "deleted" | "already gone" | "effect already done" | "pending in outbox" | "error: …"
+    result: str          # "cancelled" | "effect already done" | "running now: may still happen"
 
 
-def _cancel_one(tasks: Any, effects: EffectStore, order_id: str, entry: OutboxEntry) -> Cancelled:
-    effect = effects.get_effect(order_id, entry.kind)
-    if effect is not None and effect.state == "done":
-        return Cancelled(entry.kind, entry.task_name, "effect already done")
-    if entry.state == "pending":
-        return Cancelled(entry.kind, entry.task_name, "pending in outbox")
-    try:
-        tasks.delete_task(name=entry.task_name, timeout=10)
-    except gexc.NotFound:
-        return Cancelled(entry.kind, entry.task_name, "already gone")
-    except gexc.GoogleAPICallError as exc:
-        return Cancelled(entry.kind, entry.task_name, f"error: {type(exc).__name__}: {exc.message}")
-    return Cancelled(entry.kind, entry.task_name, "deleted")
-
-
-def cancel_pending_tasks(tasks: Any, orders: OrderStore, effects: EffectStore, order_id: str) -> list[Cancelled]:
-    """Delete every task of the order that Cloud Tasks holds and whose effect has not happened."""
-    return [_cancel_one(tasks, effects, order_id, entry) for entry in orders.outbox_for(order_id)]
+def cancel_pending_tasks(tasks: Any, orders: OrderStore, effects: EffectStore, catalog: Catalog, clock: Clock,
+                         order_id: str) -> list[Cancelled]:
+    """Cancel every kind of the order; one line per kind."""
+    return [Cancelled(r.kind, r.name, RESULT_TEXT[r.state])
+            for r in cancel_order(orders, effects, tasks, catalog, clock, order_id)]
 
 
 def cancel_summary(results: list[Cancelled]) -> list[tuple[str, str]]:

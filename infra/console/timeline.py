@@ -97,6 +97,8 @@ def outcome(task: CloudTask, effect: EffectRecord | None, failed: FailedTask | N
         done_at = f"at {effect.updated_at:%H:%M:%S} UTC"
         return ("duplicate" if effect.duplicates else "done",
                 f"{done_at}; {effect.duplicates} duplicate deliveries absorbed" if effect.duplicates else done_at)
+    if effect is not None and effect.state == "cancelled":
+        return "cancelled", f"cancelled at {effect.updated_at:%H:%M:%S} UTC: a delivery now does nothing"
     if failed is not None and failed.status in ("open", "replay_requested"):
         return "failed", f"failed for good after {failed.attempts} attempts: {failed.error_type}"
     if failed is not None:

@@ -175,8 +175,10 @@ def test_cancel_an_orders_pending_tasks(page: Any, stack: DevStack, shots: Path)
     snap(page, shots, "order-cancel-confirm")
     follow(page, page.get_by_role("button", name=f"Cancel {len(waiting)} task(s)"))
     flashes = page.locator(".flash").all_inner_texts()
-    deleted = [f.removesuffix(": deleted").split(", ") for f in flashes if f.endswith(": deleted")]
-    assert deleted and sorted(deleted[0]) == sorted(waiting)
+    cancelled = [f.removesuffix(": cancelled").split(", ") for f in flashes if f.endswith(": cancelled")]
+    assert cancelled and sorted(cancelled[0]) == sorted(waiting), flashes
+    done = [f.removesuffix(": effect already done").split(", ") for f in flashes if f.endswith("already done")]
+    assert done and sorted(done[0]) == sorted(immediate), flashes
     assert page.locator(".outcome.cancelled").count() == len(waiting)
     assert page.locator(".outcome.done").count() == len(immediate)
     snap(page, shots, "order-cancelled")
