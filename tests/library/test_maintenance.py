@@ -18,7 +18,9 @@ from tests.producer.conftest import Emulator, make_settings
 from tests.support.issuer import TestIssuer
 from tests.support.servers import free_port
 
-SCHEDULER = load_catalog().service_account_email("dispatcher")
+CATALOG = load_catalog()
+# run_maintenance accepts the catalog's scheduler account (the dispatcher's when it names none).
+SCHEDULER = CATALOG.service_account_email("scheduler" if "scheduler" in CATALOG.service_accounts else "dispatcher")
 
 
 @pytest.fixture
