@@ -1,76 +1,8 @@
-"""The ``ordertasks`` command: one entry point, each subcommand owned by its package.
+"""``python cli.py …`` in a checkout runs the ``ordertasks`` command (``ordertasks.cli``)."""
 
-Subcommands are imported lazily so that ``ordertasks emulator`` never loads Flask and
-``ordertasks failed list`` never loads the emulator.
-"""
-
-from __future__ import annotations
-
-import importlib
 import sys
-from collections.abc import Sequence
 
-# subcommand -> (module, function taking argv, one-line help)
-COMMANDS: dict[str, tuple[str, str, str]] = {
-    "emulator": ("infra.emulator.server", "main", "run the local Cloud Tasks v2 emulator"),
-    "dev": ("infra.devstack", "main", "start the whole local stack"),
-    "demo": ("infra.demo", "main", "place N orders through the local stack and watch them"),
-    "handler": ("functions.serve", "main", "serve the task handler under functions-framework"),
-    "checkout": ("producer.serve", "main", "serve the checkout API"),
-    "failed": ("producer.triage", "main", "list, show, replay and resolve failed tasks"),
-    "sweep": ("producer.triage", "sweep_main", "replay failed tasks marked replay_requested"),
-    "reconcile": ("producer.reconcile", "main", "enqueue outbox entries still pending"),
-    "products": ("producer.products", "main", "import and list the checkout's price book"),
-    "stats": ("producer.stats", "main", "queue depth and per-kind done/failed counts"),
-    "deploy": ("infra.deploy", "main", "plan, apply or destroy the Google Cloud deployment"),
-    "console": ("infra.console.serve", "main", "web console: queues, orders, failed tasks (http://127.0.0.1:8088/)"),
-}
-
-
-# Commands that read the catalog ORDERTASKS_CONFIG names (dev and deploy take --config and
-# check it themselves; the emulator stands alone).
-CATALOG_FROM_ENVIRONMENT = frozenset({"handler", "checkout", "failed", "sweep", "reconcile", "stats", "console",
-                                      "demo", "products"})
-
-
-def _check_catalog() -> None:
-    """Refuse to run on a catalog whose kinds do not resolve (the message names file and line)."""
-    from handlers.config import Settings
-    from handlers.registry import KindRegistry
-
-    KindRegistry.from_catalog(Settings.from_env().catalog())
-
-
-def usage() -> str:
-    """The top-level help text."""
-    lines = ["usage: ordertasks <command> [options]", "", "commands:"]
-    lines += [f"  {name:<10} {help_}" for name, (_, _, help_) in COMMANDS.items()]
-    lines.append("\nRun `ordertasks <command> --help` for a command's options.")
-    return "\n".join(lines)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Dispatch to a subcommand; return its exit status."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    if not args or args[0] in ("-h", "--help", "help"):
-        print(usage())
-        return 0
-    name, rest = args[0], args[1:]
-    if name not in COMMANDS:
-        print(f"ordertasks: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
-        return 2
-    module_name, func_name, _ = COMMANDS[name]
-    func = getattr(importlib.import_module(module_name), func_name)
-    from handlers.errors import ConfigurationError
-
-    try:
-        if name in CATALOG_FROM_ENVIRONMENT:
-            _check_catalog()
-        return int(func(rest) or 0)
-    except ConfigurationError as exc:
-        print(f"ordertasks {name}: configuration error: {exc}", file=sys.stderr)
-        return 2
-
+from ordertasks.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

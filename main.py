@@ -7,10 +7,10 @@ to start (and ``gcloud functions deploy`` reports it) instead of failing every t
 deployable this is comes from ``FUNCTION_TARGET``, which Cloud Run functions set.
 """
 
-from functions.main import handle_task
-from handlers.cloud_readiness import deployable_of, require_cloud_ready
-from handlers.config import Settings
-from producer.maintenance import run_maintenance
+from ordertasks.functions.main import handle_task
+from ordertasks.handlers.cloud_readiness import deployable_of, require_cloud_ready
+from ordertasks.handlers.config import Settings
+from ordertasks.producer.maintenance import run_maintenance
 
 _settings = Settings.from_env()
 require_cloud_ready(_settings, deployable_of(_settings))

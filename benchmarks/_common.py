@@ -202,7 +202,7 @@ def python_module(module: str, *args: str) -> list[str]:
 def start_emulator(tmp: Path, *args: str) -> tuple[Proc, str]:
     """The ordertasks Cloud Tasks emulator (quiet) on a free port; returns it and ``host:port``."""
     port = free_port()
-    argv = python_module("infra.emulator", "--port", str(port), "--db", str(tmp / f"tasks-{port}.db"),
+    argv = python_module("ordertasks.infra.emulator", "--port", str(port), "--db", str(tmp / f"tasks-{port}.db"),
                          "--quiet", *args)
     proc = Proc(argv, tmp / f"emulator-{port}.log").start(lambda: http_ok(f"http://127.0.0.1:{port}/healthz"))
     return proc, f"127.0.0.1:{port}"

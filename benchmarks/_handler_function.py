@@ -14,10 +14,10 @@ from typing import Any
 
 import flask
 
-from functions.main import build_handler
-from handlers.contract import Task
-from handlers.kind import EffectContext
-from infra.config import Settings
+from ordertasks.functions.main import build_handler
+from ordertasks.handlers.contract import Task
+from ordertasks.handlers.kind import EffectContext
+from ordertasks.infra.config import Settings
 
 NOOP_KIND = "record_analytics"
 _handler: Callable[[flask.Request], flask.Response] | None = None

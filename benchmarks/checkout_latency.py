@@ -29,7 +29,7 @@ from typing import Any
 from benchmarks._common import (REPO_ROOT, Proc, free_port, http_ok, median, parser, percentile, print_table,
                                 print_targets, python_module, rest_client, start_emulator, target, write_results)
 from benchmarks._loadgen import RequestFactory, run_load
-from infra.devstack import seed_demo_catalogue
+from ordertasks.infra.devstack import seed_demo_catalogue
 from tests.support.samples import EUR_CHECKOUT_BODY
 
 NAME = "checkout_latency"
@@ -47,7 +47,7 @@ def checkout_request() -> RequestFactory:
 
 def pause_catalog_queues(host: str) -> None:
     """Pause every catalog queue: nothing is dispatched, tasks keep their schedule."""
-    from infra.config import load_catalog
+    from ordertasks.infra.config import load_catalog
 
     client, catalog = rest_client(host), load_catalog(CATALOG)
     for queue in catalog.queues:

@@ -111,7 +111,7 @@ def _firestore_answers(port: int) -> bool:
 
 def pause_queues(host: str) -> None:
     """Nothing is dispatched by the emulator: the benchmark delivers each task itself."""
-    from infra.config import load_catalog
+    from ordertasks.infra.config import load_catalog
 
     client, catalog = rest_client(host), load_catalog(CATALOG)
     for queue in catalog.queues:
@@ -131,7 +131,7 @@ class Stack:
 
     def settings(self, mode: str) -> Any:
         """Settings of one run (its own data directory for invoices)."""
-        from infra.config import Settings
+        from ordertasks.infra.config import Settings
 
         return Settings(data_dir=self.tmp / f"data-{uuid.uuid4().hex[:8]}", handler_url=self.handler_url,
                         oidc_certs_url=self.issuer.certs_url, smtp_port=self.mail.controller.port,
@@ -145,7 +145,7 @@ def firestore_store(meter: Meter, mode: str) -> Any:
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import firestore
 
-    from handlers.backends.firestore import FirestoreStore
+    from ordertasks.handlers.backends.firestore import FirestoreStore
 
     client = firestore.Client(project=f"bench-cost-{uuid.uuid4().hex[:10]}", credentials=AnonymousCredentials())
     return FirestoreStore(meter_firestore(client, meter), timeout=30.0, outbox_layout=OUTBOX_LAYOUT[mode])
@@ -153,12 +153,12 @@ def firestore_store(meter: Meter, mode: str) -> Any:
 
 def checkout_client(settings: Any, store: Any, tasks: Any) -> Any:
     """The checkout app's test client on ``store`` (local payments, the demo price book)."""
-    from producer.checkout import create_app
-    from producer.enqueue import Enqueuer
-    from producer.ledger import MemoryLedger
-    from producer.payments import LocalGateway
-    from producer.pricebook import MemoryPriceBook
-    from producer.products import DEMO_CATALOGUE, read_products
+    from ordertasks.producer.checkout import create_app
+    from ordertasks.producer.enqueue import Enqueuer
+    from ordertasks.producer.ledger import MemoryLedger
+    from ordertasks.producer.payments import LocalGateway
+    from ordertasks.producer.pricebook import MemoryPriceBook
+    from ordertasks.producer.products import DEMO_CATALOGUE, read_products
 
     ledger = MemoryLedger()
     book = MemoryPriceBook(read_products(DEMO_CATALOGUE.read_text(), str(DEMO_CATALOGUE)))
@@ -171,8 +171,8 @@ def handler_client(settings: Any, store: Any) -> Any:
     """The handler (``build_handler``) behind a Flask test client."""
     import flask
 
-    from functions.main import build_handler
-    from handlers.wiring import Stores
+    from ordertasks.functions.main import build_handler
+    from ordertasks.handlers.wiring import Stores
 
     handler = build_handler(settings, stores=Stores.over(store))
     app = flask.Flask("cloud-cost-handler")
@@ -214,7 +214,7 @@ def run_mode(stack: Stack, mode: str, orders: int) -> dict[str, Phase]:
     meter = Meter()
     settings = stack.settings(mode)
     store = firestore_store(meter, mode)
-    from producer.wiring import tasks_client
+    from ordertasks.producer.wiring import tasks_client
 
     tasks = MeteredTasksClient(tasks_client(settings), meter)
     checkout, handler = checkout_client(settings, store, tasks), handler_client(settings, store)
@@ -303,9 +303,9 @@ def main(argv: list[str] | None = None) -> int:
 @contextlib.contextmanager
 def running_stack(tmp: Path) -> Any:
     """Firestore emulator, Cloud Tasks emulator (queues paused), SMTP sink, warehouse, issuer."""
-    from infra.mailsink import MailSink
-    from infra.warehouse_standin import WarehouseStandIn
-    from infra.config import load_catalog
+    from ordertasks.infra.mailsink import MailSink
+    from ordertasks.infra.warehouse_standin import WarehouseStandIn
+    from ordertasks.infra.config import load_catalog
     from tests.support.issuer import TestIssuer
 
     firestore_proc, firestore_host = start_firestore(tmp)

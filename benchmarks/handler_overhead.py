@@ -67,7 +67,7 @@ ORDERS_PER_RUN = 40_000
 
 def store_orders(data_dir: Path, tags: list[str]) -> None:
     """Task bodies are references: the handler reads each order, so store every one it will see."""
-    from handlers.backends.sqlite import SqliteStore
+    from ordertasks.handlers.backends.sqlite import SqliteStore
     from tests.support.orders import store_paid_order
 
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -79,7 +79,7 @@ def store_orders(data_dir: Path, tags: list[str]) -> None:
 
 def task_requests(tokens: list[str], tag: str) -> RequestFactory:
     """Deliveries of the no-op kind, each for a new (stored) order, each with the next token."""
-    from handlers.contract import encode
+    from ordertasks.handlers.contract import encode
 
     def make(index: int) -> tuple[bytes, dict[str, str]]:
         order_id = f"bench-{tag}-{index % ORDERS_PER_RUN}"

@@ -39,7 +39,7 @@ def message(index: int) -> EmailMessage:
 
 def measure(port: int, idle_seconds: float, count: int) -> dict[str, float]:
     """Send ``count`` messages; CPU of this thread, of the whole process, and wall time."""
-    from handlers.backends.smtp import SmtpMailer
+    from ordertasks.handlers.backends.smtp import SmtpMailer
 
     mailer = SmtpMailer("127.0.0.1", port, timeout=10, idle_seconds=idle_seconds)
     messages = [message(i) for i in range(count)]
@@ -54,7 +54,7 @@ def measure(port: int, idle_seconds: float, count: int) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     """Measure both modes, print, write ``results/smtp_mailer.json``."""
-    from infra.mailsink import MailSink
+    from ordertasks.infra.mailsink import MailSink
 
     args = parser(NAME, __doc__).parse_args(argv)
     repeats, count = args.repeats or (3 if args.quick else 5), 200 if args.quick else 1000

@@ -29,14 +29,14 @@ from typing import Any
 
 import flask
 
-from functions.request_body import discard_body, take_body
-from handlers import wiring
-from handlers.cloud_readiness import require_cloud_ready
-from handlers.config import Settings
-from handlers.dispatch import Delivery, Dispatcher, Outcome, Result
-from handlers.errors import AuthError, ConfigurationError, DependencyUnavailable
-from handlers.logs import TRACE_KEY, log_line, trace_field
-from handlers.oidc import TokenVerifier
+from ordertasks.functions.request_body import discard_body, take_body
+from ordertasks.handlers import wiring
+from ordertasks.handlers.cloud_readiness import require_cloud_ready
+from ordertasks.handlers.config import Settings
+from ordertasks.handlers.dispatch import Delivery, Dispatcher, Outcome, Result
+from ordertasks.handlers.errors import AuthError, ConfigurationError, DependencyUnavailable
+from ordertasks.handlers.logs import TRACE_KEY, log_line, trace_field
+from ordertasks.handlers.oidc import TokenVerifier
 
 STATUS: dict[Outcome, int] = {
     Outcome.DONE: 200,

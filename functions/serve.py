@@ -15,8 +15,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8081)
     parser.add_argument("--debug", action="store_true", help="Flask's development server instead of gunicorn")
     args = parser.parse_args(argv)
-    from handlers.config import Settings
-    from handlers.wiring import check_startup
+    from ordertasks.handlers.config import Settings
+    from ordertasks.handlers.wiring import check_startup
 
     check_startup(Settings.from_env())   # a bad setting or catalog stops the process here, before it listens
     import functions_framework

@@ -29,10 +29,10 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from urllib.parse import urlsplit
 
-from handlers.config import ENV_REFERENCE as VARIABLE
-from handlers.config import Settings, WebhookConfig
-from handlers.errors import ConfigurationError
-from handlers.registry import KindRegistry
+from ordertasks.handlers.config import ENV_REFERENCE as VARIABLE
+from ordertasks.handlers.config import Settings, WebhookConfig
+from ordertasks.handlers.errors import ConfigurationError
+from ordertasks.handlers.registry import KindRegistry
 
 DEPLOYABLES = ("handler", "maintenance", "checkout")
 EXAMPLE_SENDER = "@shop.example>"

@@ -16,14 +16,24 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from handlers.errors import ConfigurationError
+from ordertasks.handlers.errors import ConfigurationError
 
 log = logging.getLogger("ordertasks.config")
+# The checkout of the repository, or the installed ``ordertasks`` package: both hold
+# ``infra/tasks.toml`` and the project's data files at the same relative paths.
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CATALOG = REPO_ROOT / "infra" / "tasks.toml"
 MAX_DELAY_SECONDS = 30 * 24 * 3600
 QUEUE_ID = re.compile(r"^[A-Za-z0-9-]{1,100}$")
 GOOGLE_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
+
+
+def default_data_dir() -> Path:
+    """Where local state lives unless ``ORDERTASKS_DATA_DIR`` says: ``var/`` of a checkout, or
+    ``var/`` of the working directory for an installed package (never inside site-packages)."""
+    if (REPO_ROOT / "pyproject.toml").is_file():
+        return REPO_ROOT / "var"
+    return Path.cwd() / "var"
 
 
 class CatalogError(ConfigurationError, ValueError):
@@ -330,7 +340,7 @@ class Settings:
     catalog_path: Path = DEFAULT_CATALOG
     project: str | None = None
     location: str | None = None
-    data_dir: Path = REPO_ROOT / "var"
+    data_dir: Path = field(default_factory=lambda: default_data_dir())
     sqlite_path: Path | None = None
     blob_dir: Path | None = None
     invoice_bucket: str | None = None
@@ -422,7 +432,7 @@ class Settings:
             value = env.get("ORDERTASKS_" + name)
             return value if value not in (None, "") else None
 
-        data_dir = Path(get("DATA_DIR") or REPO_ROOT / "var")
+        data_dir = Path(get("DATA_DIR") or default_data_dir())
         values: dict[str, Any] = {
             "backend": get("BACKEND") or "local",
             "catalog_path": Path(get("CONFIG") or DEFAULT_CATALOG),

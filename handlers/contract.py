@@ -21,7 +21,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from handlers.errors import InvalidPayload
+from ordertasks.handlers.errors import InvalidPayload
 
 CONTRACT_VERSION = 2
 READABLE_VERSIONS = (1, 2)

@@ -30,12 +30,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from handlers.config import Catalog, QueueConfig
-from handlers.contract import Envelope, OrderSnapshot, Task, parse_envelope, salvage_ids
-from handlers.errors import InvalidPayload, LeaseHeld, OrderTasksError, PermanentError, RetryableError, UnknownOrder
-from handlers.kind import EffectContext
-from handlers.ports import ClaimState, Clock, EffectRecord, EffectStore, FailedTaskStore, FailureReport, OrderStore
-from handlers.registry import KindRegistry
+from ordertasks.handlers.config import Catalog, QueueConfig
+from ordertasks.handlers.contract import Envelope, OrderSnapshot, Task, parse_envelope, salvage_ids
+from ordertasks.handlers.errors import InvalidPayload, LeaseHeld, OrderTasksError, PermanentError, RetryableError, UnknownOrder
+from ordertasks.handlers.kind import EffectContext
+from ordertasks.handlers.ports import ClaimState, Clock, EffectRecord, EffectStore, FailedTaskStore, FailureReport, OrderStore
+from ordertasks.handlers.registry import KindRegistry
 
 log = logging.getLogger("ordertasks.dispatch")
 

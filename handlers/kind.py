@@ -20,10 +20,10 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from handlers.config import WebhookConfig
-from handlers.contract import OrderSnapshot, Task
-from handlers.errors import ConfigurationError, InvalidPayload
-from handlers.ports import AnalyticsStore, BlobStore, Clock, Mailer, WebhookClient
+from ordertasks.handlers.config import WebhookConfig
+from ordertasks.handlers.contract import OrderSnapshot, Task
+from ordertasks.handlers.errors import ConfigurationError, InvalidPayload
+from ordertasks.handlers.ports import AnalyticsStore, BlobStore, Clock, Mailer, WebhookClient
 
 Projection = Callable[[OrderSnapshot], "Mapping[str, Any] | BaseModel"]
 

@@ -21,9 +21,9 @@ from typing import Any
 
 from pydantic import Field
 
-from handlers.contract import ContractModel, Customer, LineItem, OrderSnapshot, Task, Totals, format_money
-from handlers.kind import EffectContext, Kind, Seller
-from handlers.mailheaders import check_rendered, mailbox, sender
+from ordertasks.handlers.contract import ContractModel, Customer, LineItem, OrderSnapshot, Task, Totals, format_money
+from ordertasks.handlers.kind import EffectContext, Kind, Seller
+from ordertasks.handlers.mailheaders import check_rendered, mailbox, sender
 
 
 class EmailData(ContractModel):

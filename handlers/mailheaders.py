@@ -24,7 +24,7 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import parseaddr
 
-from handlers.errors import InvalidPayload
+from ordertasks.handlers.errors import InvalidPayload
 
 # Cc control, Cs surrogate, Zl/Zp line and paragraph separators: none belongs in a header.
 UNSAFE_CATEGORIES = frozenset({"Cc", "Cs", "Zl", "Zp"})

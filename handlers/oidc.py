@@ -31,7 +31,7 @@ from typing import Any
 import requests
 from google.auth import crypt
 
-from handlers.errors import DependencyUnavailable, Forbidden, Unauthenticated
+from ordertasks.handlers.errors import DependencyUnavailable, Forbidden, Unauthenticated
 
 GOOGLE_ISSUERS = ("accounts.google.com", "https://accounts.google.com")
 MAX_AGE = re.compile(r"max-age=(\d+)")

@@ -19,15 +19,15 @@ import importlib.util
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
 
-from handlers.config import Catalog, CatalogError, KindConfig, WebhookConfig
-from handlers.errors import UnknownTaskKind
-from handlers.kind import Effect, Kind
-from handlers.webhook import WEBHOOK_KIND, posts_webhook
+from ordertasks.handlers.config import Catalog, CatalogError, KindConfig, WebhookConfig
+from ordertasks.handlers.errors import UnknownTaskKind
+from ordertasks.handlers.kind import Effect, Kind
+from ordertasks.handlers.webhook import WEBHOOK_KIND, posts_webhook
 
-BUILTIN_PACKAGE = "handlers.kinds"
+BUILTIN_PACKAGE = "ordertasks.handlers.kinds"
 
 # Compatibility: these names lived here before kinds became declarations.
-from handlers.kind import EffectContext, Seller, SystemClock  # noqa: E402,F401
+from ordertasks.handlers.kind import EffectContext, Seller, SystemClock  # noqa: E402,F401
 
 
 class KindRegistry(Mapping[str, Kind]):

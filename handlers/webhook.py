@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from handlers.contract import Task
-from handlers.kind import EffectContext, Kind
+from ordertasks.handlers.contract import Task
+from ordertasks.handlers.kind import EffectContext, Kind
 
 
 def webhook_payload(task: Task) -> dict[str, Any]:

@@ -18,13 +18,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from handlers.config import Catalog, Settings, expand
-from handlers.dispatch import Dispatcher
-from handlers.errors import ConfigurationError
-from handlers.kind import Effect, EffectContext, Seller, SystemClock
-from handlers.oidc import CertCache, TokenVerifier
-from handlers.ports import AnalyticsStore, BlobStore, Clock, EffectStore, FailedTaskStore, OrderStore, WebhookClient
-from handlers.registry import KindRegistry
+from ordertasks.handlers.config import Catalog, Settings, expand
+from ordertasks.handlers.dispatch import Dispatcher
+from ordertasks.handlers.errors import ConfigurationError
+from ordertasks.handlers.kind import Effect, EffectContext, Seller, SystemClock
+from ordertasks.handlers.oidc import CertCache, TokenVerifier
+from ordertasks.handlers.ports import AnalyticsStore, BlobStore, Clock, EffectStore, FailedTaskStore, OrderStore, WebhookClient
+from ordertasks.handlers.registry import KindRegistry
 
 
 @dataclass(frozen=True)
@@ -47,11 +47,11 @@ def build_stores(settings: Settings) -> Stores:
     if settings.backend == "cloud":
         from google.cloud import firestore
 
-        from handlers.backends.firestore import FirestoreStore
+        from ordertasks.handlers.backends.firestore import FirestoreStore
 
         client = firestore.Client(project=settings.project, database=settings.firestore_database)
         return Stores.over(FirestoreStore(client))
-    from handlers.backends.sqlite import SqliteStore
+    from ordertasks.handlers.backends.sqlite import SqliteStore
 
     settings.sqlite_file.parent.mkdir(parents=True, exist_ok=True)
     return Stores.over(SqliteStore(settings.sqlite_file))
@@ -62,10 +62,10 @@ def build_blobs(settings: Settings, catalog: Catalog) -> BlobStore:
     if settings.backend == "cloud":
         from google.cloud import storage  # type: ignore[attr-defined]
 
-        from handlers.backends.gcs import GcsBlobStore
+        from ordertasks.handlers.backends.gcs import GcsBlobStore
 
         return GcsBlobStore(storage.Client(project=settings.project), settings.invoice_bucket or catalog.invoice_bucket)
-    from handlers.backends.localdir import LocalDirBlobStore
+    from ordertasks.handlers.backends.localdir import LocalDirBlobStore
 
     return LocalDirBlobStore(settings.blob_root)
 
@@ -90,7 +90,7 @@ def token_verifier(settings: Settings, catalog: Catalog, audience: str) -> Token
 
 def build_webhooks(settings: Settings, kinds: KindRegistry) -> dict[str, WebhookClient]:
     """One HTTP client per webhook kind; ``ConfigurationError`` naming a URL that cannot work."""
-    from handlers.backends.http import HttpWebhookClient
+    from ordertasks.handlers.backends.http import HttpWebhookClient
 
     clients: dict[str, WebhookClient] = {}
     for name, target in kinds.webhooks.items():
@@ -118,7 +118,7 @@ def _timeout(value: float | str, settings: Settings, where: str) -> float:
 def build_context(settings: Settings, catalog: Catalog, kinds: KindRegistry, analytics: AnalyticsStore,
                   clock: Clock) -> EffectContext:
     """Mailer, blob store, webhook clients and seller details for the effects."""
-    from handlers.backends.smtp import SmtpMailer
+    from ordertasks.handlers.backends.smtp import SmtpMailer
 
     mailer = SmtpMailer(settings.smtp_host, settings.smtp_port, username=settings.smtp_username,
                         password=settings.smtp_password, starttls=settings.smtp_starttls,

@@ -4,7 +4,7 @@ The catalog model and ``Settings`` moved into the core so that ``handlers`` impo
 above it; ``from infra.config import Settings`` (and the other names) keeps working.
 """
 
-from handlers.config import (DEFAULT_CATALOG, GOOGLE_CERTS_URL, MAX_DELAY_SECONDS, QUEUE_ID, REPO_ROOT,
+from ordertasks.handlers.config import (DEFAULT_CATALOG, GOOGLE_CERTS_URL, MAX_DELAY_SECONDS, QUEUE_ID, REPO_ROOT,
                              Catalog, CatalogError, KindConfig, QueueConfig, Settings, load_catalog)
 
 __all__ = ["DEFAULT_CATALOG", "GOOGLE_CERTS_URL", "MAX_DELAY_SECONDS", "QUEUE_ID", "REPO_ROOT", "Catalog",

@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from typing import Any, TextIO
 
-from handlers.config import Settings
+from ordertasks.handlers.config import Settings
 
 SETTLED = ("done", "failed")
 CATALOG = [("BOOK-1", "Notes on the Analytical Engine", "19.50"), ("MUG-2", "Difference mug", "8.90"),

@@ -27,9 +27,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from handlers.registry import KindRegistry
-from infra.config import REPO_ROOT, load_catalog
-from producer.replay_target import write_stack_record
+from ordertasks.handlers.registry import KindRegistry
+from ordertasks.infra.config import REPO_ROOT, load_catalog
+from ordertasks.producer.replay_target import write_stack_record
 
 
 @dataclass
@@ -114,9 +114,9 @@ def children(args: argparse.Namespace) -> list[Child]:
     py, data = sys.executable, Path(args.data_dir)
     cli = [py, "-m", "cli"]
     return [
-        Child("smtp", p.smtp, [py, "-m", "infra.mailsink", "--port", str(p.smtp), "--dir", str(data / "mail")],
+        Child("smtp", p.smtp, [py, "-m", "ordertasks.infra.mailsink", "--port", str(p.smtp), "--dir", str(data / "mail")],
               tcp_open(p.smtp)),
-        Child("warehouse", p.warehouse, [py, "-m", "infra.warehouse_standin", "--port", str(p.warehouse),
+        Child("warehouse", p.warehouse, [py, "-m", "ordertasks.infra.warehouse_standin", "--port", str(p.warehouse),
               "--mode", args.warehouse_mode, "--dir", str(data / "warehouse")],
               http_ok(f"http://127.0.0.1:{p.warehouse}/healthz")),
         # Re-create window 0: a developer who deletes a queue gets it back from the catalog at the
@@ -194,7 +194,7 @@ Ctrl-C stops everything.
 
 def seed_demo_catalogue(env: dict[str, str]) -> None:
     """Import the demo products into an empty price book (a shop's own products are kept)."""
-    from producer.products import DEMO_CATALOGUE
+    from ordertasks.producer.products import DEMO_CATALOGUE
 
     argv = [sys.executable, "-m", "cli", "products", "import", "--if-empty", str(DEMO_CATALOGUE)]
     done = subprocess.run(argv, env=env, cwd=REPO_ROOT, capture_output=True, text=True, check=False)

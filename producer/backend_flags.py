@@ -12,7 +12,7 @@ import argparse
 from dataclasses import replace
 from pathlib import Path
 
-from handlers.config import Settings
+from ordertasks.handlers.config import Settings
 
 CREDENTIALS_HINT = ("no Google Cloud credentials found: run `gcloud auth application-default login` "
                     "(or set GOOGLE_APPLICATION_CREDENTIALS to a service account key file), then try again")

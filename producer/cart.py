@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from handlers.contract import LineItem
-from producer.api_errors import ApiError
-from producer.pricebook import PriceBook, Product
+from ordertasks.handlers.contract import LineItem
+from ordertasks.producer.api_errors import ApiError
+from ordertasks.producer.pricebook import PriceBook, Product
 
 MAX_SUBTOTAL = Decimal("100000000")
 

@@ -25,26 +25,26 @@ from flask import Flask, Response, request
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
-from handlers.cloud_readiness import require_cloud_ready
-from handlers.contract import valid_order_id
-from handlers.registry import KindRegistry
-from handlers.errors import AuthError, ConfigurationError, DependencyUnavailable
-from handlers.oidc import TokenVerifier
-from handlers.ports import Clock, OrderStore
-from handlers.config import Settings
-from producer import wiring
-from producer.api_errors import ApiError, error_body
-from producer.checkout_request import CheckoutRequest, field_errors
-from producer.enqueue import Enqueuer
-from producer.openapi import openapi_document
-from producer.orders import Checkout, CheckoutAnswer, request_hash
-from producer.ledger import PaymentLedger
-from producer.payments import PaymentGateway
-from producer.pricebook import PriceBook
-from producer.reconcile import reconcile
-from producer.stripe_webhook import intent_succeeded, verified_event
-from producer.tax_rules import TaxTableError, default_table
-from producer.triage import triage_for
+from ordertasks.handlers.cloud_readiness import require_cloud_ready
+from ordertasks.handlers.contract import valid_order_id
+from ordertasks.handlers.registry import KindRegistry
+from ordertasks.handlers.errors import AuthError, ConfigurationError, DependencyUnavailable
+from ordertasks.handlers.oidc import TokenVerifier
+from ordertasks.handlers.ports import Clock, OrderStore
+from ordertasks.handlers.config import Settings
+from ordertasks.producer import wiring
+from ordertasks.producer.api_errors import ApiError, error_body
+from ordertasks.producer.checkout_request import CheckoutRequest, field_errors
+from ordertasks.producer.enqueue import Enqueuer
+from ordertasks.producer.openapi import openapi_document
+from ordertasks.producer.orders import Checkout, CheckoutAnswer, request_hash
+from ordertasks.producer.ledger import PaymentLedger
+from ordertasks.producer.payments import PaymentGateway
+from ordertasks.producer.pricebook import PriceBook
+from ordertasks.producer.reconcile import reconcile
+from ordertasks.producer.stripe_webhook import intent_succeeded, verified_event
+from ordertasks.producer.tax_rules import TaxTableError, default_table
+from ordertasks.producer.triage import triage_for
 
 log = logging.getLogger("ordertasks.producer.checkout")
 

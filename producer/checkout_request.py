@@ -16,8 +16,8 @@ from email_validator import EmailNotValidError, validate_email
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr,
                       ValidationError, WithJsonSchema, field_validator, model_validator)
 
-from handlers.contract import CURRENCY_EXPONENT, ORDER_ID_RULE, Address, Customer, valid_order_id
-from handlers.mailheaders import UNSAFE_CATEGORIES, display_name_problem, renderable_address
+from ordertasks.handlers.contract import CURRENCY_EXPONENT, ORDER_ID_RULE, Address, Customer, valid_order_id
+from ordertasks.handlers.mailheaders import UNSAFE_CATEGORIES, display_name_problem, renderable_address
 
 MAX_UNIT_PRICE = Decimal("1000000")
 DECIMAL = re.compile(r"^-?[0-9]{1,12}(\.[0-9]{1,4})?$")

@@ -27,10 +27,10 @@ from google.api_core import exceptions as gexc
 from google.api_core.retry import Retry, if_exception_type
 from google.cloud import tasks_v2
 
-from handlers.contract import ORDER_ID_RULE, OrderSnapshot, encode, valid_order_id
-from handlers.ports import Clock
-from handlers.config import Catalog, Settings
-from handlers.kind import SystemClock
+from ordertasks.handlers.contract import ORDER_ID_RULE, OrderSnapshot, encode, valid_order_id
+from ordertasks.handlers.ports import Clock
+from ordertasks.handlers.config import Catalog, Settings
+from ordertasks.handlers.kind import SystemClock
 
 log = logging.getLogger("ordertasks.producer.enqueue")
 

@@ -14,8 +14,8 @@ from typing import Any, TypeVar
 
 from google.api_core import exceptions as gexc
 
-from handlers.errors import DependencyUnavailable
-from producer.ledger import Payment
+from ordertasks.handlers.errors import DependencyUnavailable
+from ordertasks.producer.ledger import Payment
 
 T = TypeVar("T")
 

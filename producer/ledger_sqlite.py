@@ -14,8 +14,8 @@ from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
-from handlers.errors import DependencyUnavailable
-from producer.ledger import Payment
+from ordertasks.handlers.errors import DependencyUnavailable
+from ordertasks.producer.ledger import Payment
 
 SCHEMA = """CREATE TABLE IF NOT EXISTS payments (
     order_id TEXT PRIMARY KEY, processor TEXT NOT NULL, payment_id TEXT NOT NULL, amount TEXT NOT NULL,

@@ -29,14 +29,14 @@ from typing import Any
 from google.api_core import exceptions as gexc
 from pydantic import BaseModel, ValidationError
 
-from handlers.config import Catalog, Settings
-from handlers.contract import ORDER_ID_RULE, OrderSnapshot, effect_key, valid_order_id
-from handlers.errors import InvalidPayload, OrderTasksError
-from handlers.kind import SystemClock
-from handlers.ports import ClaimState, Clock, EffectRecord, EffectStore, OrderRecord, OrderStore, OutboxEntry
-from handlers.wiring import Stores, build_stores
-from producer.enqueue import CREATED, EXISTS, ENQUEUE_ERRORS, EnqueueResult, Enqueuer
-from producer.reconcile import ReconcileSummary, reconcile
+from ordertasks.handlers.config import Catalog, Settings
+from ordertasks.handlers.contract import ORDER_ID_RULE, OrderSnapshot, effect_key, valid_order_id
+from ordertasks.handlers.errors import InvalidPayload, OrderTasksError
+from ordertasks.handlers.kind import SystemClock
+from ordertasks.handlers.ports import ClaimState, Clock, EffectRecord, EffectStore, OrderRecord, OrderStore, OutboxEntry
+from ordertasks.handlers.wiring import Stores, build_stores
+from ordertasks.producer.enqueue import CREATED, EXISTS, ENQUEUE_ERRORS, EnqueueResult, Enqueuer
+from ordertasks.producer.reconcile import ReconcileSummary, reconcile
 
 log = logging.getLogger("ordertasks.library")
 
@@ -86,7 +86,7 @@ class OrderTasks:
     @classmethod
     def from_settings(cls, settings: Settings) -> "OrderTasks":
         """Stores and a Cloud Tasks client as ``settings`` say; closed by ``close()``."""
-        from producer.wiring import tasks_client
+        from ordertasks.producer.wiring import tasks_client
 
         client = tasks_client(settings)
         enqueuer = Enqueuer(client, settings, settings.catalog())
@@ -196,7 +196,7 @@ class OrderTasks:
 
     def sweep(self, limit: int = 500) -> list[Any]:
         """Replay every failed task an operator marked ``replay_requested``."""
-        from producer.triage import triage_for
+        from ordertasks.producer.triage import triage_for
 
         return triage_for(self.stores.failed, self.enqueuer).sweep(limit)
 

@@ -22,11 +22,11 @@ from typing import Any
 
 import flask
 
-from handlers.config import Settings
-from handlers.errors import AuthError, DependencyUnavailable
-from handlers.logs import log_line
-from handlers.oidc import CertCache, TokenVerifier
-from producer.library import OrderTasks
+from ordertasks.handlers.config import Settings
+from ordertasks.handlers.errors import AuthError, DependencyUnavailable
+from ordertasks.handlers.logs import log_line
+from ordertasks.handlers.oidc import CertCache, TokenVerifier
+from ordertasks.producer.library import OrderTasks
 
 ACTIONS = ("reconcile", "sweep")
 

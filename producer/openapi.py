@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from handlers.contract import ORDER_ID_RULE
-from producer.checkout_request import CheckoutRequest
+from ordertasks.handlers.contract import ORDER_ID_RULE
+from ordertasks.producer.checkout_request import CheckoutRequest
 
 REF = "#/components/schemas/{model}"
 

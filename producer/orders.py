@@ -34,20 +34,20 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from handlers.contract import OrderSnapshot, Totals, minor_units
-from handlers.errors import DependencyUnavailable
-from handlers.ports import Clock, OrderRecord, OrderStore
-from handlers.wiring import Stores
-from producer.api_errors import ApiError
-from producer.cart import PricedCart, price_cart
-from producer.checkout_request import CheckoutRequest
-from producer.enqueue import Enqueuer
-from producer.library import OrderTasks, TaskResult
-from producer.ledger import REQUIRES_ACTION, SUCCEEDED, MemoryLedger, Payment, PaymentLedger
-from producer.payments import PaymentDeclined, PaymentGateway, PaymentRequiresAction, PaymentUnavailable
-from producer.pricebook import PriceBook
-from producer.pricing import UnsupportedCountry, compute_totals, tax_rate
-from producer.stripe_webhook import IntentSucceeded
+from ordertasks.handlers.contract import OrderSnapshot, Totals, minor_units
+from ordertasks.handlers.errors import DependencyUnavailable
+from ordertasks.handlers.ports import Clock, OrderRecord, OrderStore
+from ordertasks.handlers.wiring import Stores
+from ordertasks.producer.api_errors import ApiError
+from ordertasks.producer.cart import PricedCart, price_cart
+from ordertasks.producer.checkout_request import CheckoutRequest
+from ordertasks.producer.enqueue import Enqueuer
+from ordertasks.producer.library import OrderTasks, TaskResult
+from ordertasks.producer.ledger import REQUIRES_ACTION, SUCCEEDED, MemoryLedger, Payment, PaymentLedger
+from ordertasks.producer.payments import PaymentDeclined, PaymentGateway, PaymentRequiresAction, PaymentUnavailable
+from ordertasks.producer.pricebook import PriceBook
+from ordertasks.producer.pricing import UnsupportedCountry, compute_totals, tax_rate
+from ordertasks.producer.stripe_webhook import IntentSucceeded
 
 log = logging.getLogger("ordertasks.producer.checkout")
 

@@ -26,7 +26,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Protocol
 
-from producer.ledger import REFUNDED, SUCCEEDED, MemoryLedger, Payment, PaymentLedger
+from ordertasks.producer.ledger import REFUNDED, SUCCEEDED, MemoryLedger, Payment, PaymentLedger
 
 DECLINED_TOKEN = "tok_declined"
 UNAVAILABLE_TOKEN = "tok_unavailable"
@@ -137,7 +137,7 @@ class LocalGateway:
 def _ledger_at(path: str | Path) -> PaymentLedger:
     if str(path) == ":memory:":
         return MemoryLedger()
-    from producer.ledger_sqlite import SqliteLedger
+    from ordertasks.producer.ledger_sqlite import SqliteLedger
 
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     return SqliteLedger(Path(path))

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Protocol, runtime_checkable
 
-from handlers.contract import CURRENCY_EXPONENT
+from ordertasks.handlers.contract import CURRENCY_EXPONENT
 
 DEFAULT_TAX_CATEGORY = "standard"
 SKU_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,64}")  # the task contract's LineItem.sku rule

@@ -16,8 +16,8 @@ from typing import Any
 from google.api_core import exceptions as gexc
 from google.api_core.retry import Retry, if_exception_type
 
-from handlers.errors import DependencyUnavailable
-from producer.pricebook import Product, check_product
+from ordertasks.handlers.errors import DependencyUnavailable
+from ordertasks.producer.pricebook import Product, check_product
 
 BATCH = 500
 _TRANSIENT = (gexc.ServiceUnavailable, gexc.DeadlineExceeded, gexc.InternalServerError, gexc.Aborted)

@@ -16,8 +16,8 @@ from contextlib import closing, contextmanager
 from decimal import Decimal
 from pathlib import Path
 
-from handlers.errors import DependencyUnavailable
-from producer.pricebook import Product, check_product
+from ordertasks.handlers.errors import DependencyUnavailable
+from ordertasks.producer.pricebook import Product, check_product
 
 SCHEMA = """CREATE TABLE IF NOT EXISTS products (
     sku TEXT PRIMARY KEY, name TEXT NOT NULL, prices TEXT NOT NULL,

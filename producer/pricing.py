@@ -18,8 +18,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from decimal import ROUND_HALF_UP, Decimal
 
-from handlers.contract import CURRENCY_EXPONENT, LineItem, Totals
-from producer.tax_rules import STANDARD, TaxTable, UnsupportedCountry, default_table
+from ordertasks.handlers.contract import CURRENCY_EXPONENT, LineItem, Totals
+from ordertasks.producer.tax_rules import STANDARD, TaxTable, UnsupportedCountry, default_table
 
 __all__ = ["UnsupportedCountry", "compute_totals", "round_money", "shipping_cost", "tax_rate"]
 

@@ -22,10 +22,10 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TextIO
 
-from handlers.contract import CURRENCY_EXPONENT
-from handlers.errors import DependencyUnavailable
-from producer.pricebook import DEFAULT_TAX_CATEGORY, InvalidProduct, PriceBook, Product, check_product
-from producer.terminal import for_terminal
+from ordertasks.handlers.contract import CURRENCY_EXPONENT
+from ordertasks.handlers.errors import DependencyUnavailable
+from ordertasks.producer.pricebook import DEFAULT_TAX_CATEGORY, InvalidProduct, PriceBook, Product, check_product
+from ordertasks.producer.terminal import for_terminal
 
 DEMO_CATALOGUE = Path(__file__).resolve().parent / "data" / "demo_products.csv"
 REQUIRED = ("sku", "name")
@@ -130,8 +130,8 @@ def main(argv: Sequence[str] | None = None, book: PriceBook | None = None, out: 
 
 
 def _wired_book() -> PriceBook:
-    from handlers.config import Settings
-    from producer import wiring
+    from ordertasks.handlers.config import Settings
+    from ordertasks.producer import wiring
 
     return wiring.price_book(Settings.from_env())
 

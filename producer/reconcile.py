@@ -17,11 +17,11 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
-from handlers.contract import OrderSnapshot
-from handlers.ports import OrderStore, OutboxEntry
-from producer.backend_flags import add_backend_flags, settings_with_flags
-from handlers.config import Settings
-from producer.enqueue import Enqueuer
+from ordertasks.handlers.contract import OrderSnapshot
+from ordertasks.handlers.ports import OrderStore, OutboxEntry
+from ordertasks.producer.backend_flags import add_backend_flags, settings_with_flags
+from ordertasks.handlers.config import Settings
+from ordertasks.producer.enqueue import Enqueuer
 
 
 @dataclass(frozen=True)
@@ -80,8 +80,8 @@ def main(argv: Sequence[str] | None = None, settings: Settings | None = None) ->
     parser.add_argument("--limit", type=int, default=500, help="at most this many entries per run (default 500)")
     add_backend_flags(parser)
     args = parser.parse_args(list(argv or []))
-    from producer import wiring  # the CLI alone pays for building clients
-    from producer.replay_target import ReplayTargetUnknown, handler_target
+    from ordertasks.producer import wiring  # the CLI alone pays for building clients
+    from ordertasks.producer.replay_target import ReplayTargetUnknown, handler_target
 
     from_shell = settings is None
     settings = settings or settings_with_flags(Settings.from_env(), args)

@@ -22,8 +22,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from handlers.config import Catalog, Settings
-from producer.enqueue import HandlerTarget
+from ordertasks.handlers.config import Catalog, Settings
+from ordertasks.producer.enqueue import HandlerTarget
 
 STACK_RECORD = "devstack.json"
 

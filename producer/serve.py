@@ -1,6 +1,6 @@
 """``ordertasks checkout``: serve the checkout API with werkzeug's threaded WSGI server.
 
-Good for local use and tests; in the cloud run ``gunicorn 'producer.serve:app_from_env()'``
+Good for local use and tests; in the cloud run ``gunicorn 'ordertasks.producer.serve:app_from_env()'``
 behind Cloud Run instead.
 """
 
@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from flask import Flask
 from werkzeug.serving import make_server
 
-from handlers.config import Settings
-from producer.checkout import create_app
+from ordertasks.handlers.config import Settings
+from ordertasks.producer.checkout import create_app
 
 log = logging.getLogger("ordertasks.producer.serve")
 

@@ -15,14 +15,14 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, TextIO
 
-from handlers.errors import OrderTasksError
-from handlers.ports import FailedFilter
-from producer.backend_flags import CREDENTIALS_HINT, add_backend_flags, is_missing_credentials, settings_with_flags
-from handlers.config import Catalog
-from producer.backlog import Backlog, queue_backlog
-from producer.enqueue import queue_path
-from producer.terminal import for_terminal
-from producer.triage import age, table
+from ordertasks.handlers.errors import OrderTasksError
+from ordertasks.handlers.ports import FailedFilter
+from ordertasks.producer.backend_flags import CREDENTIALS_HINT, add_backend_flags, is_missing_credentials, settings_with_flags
+from ordertasks.handlers.config import Catalog
+from ordertasks.producer.backlog import Backlog, queue_backlog
+from ordertasks.producer.enqueue import queue_path
+from ordertasks.producer.terminal import for_terminal
+from ordertasks.producer.triage import age, table
 
 LIVE = ("open", "replay_requested")
 
@@ -72,8 +72,8 @@ def render(backlogs: dict[str, Backlog | str], rows: list[tuple[str, ...]], now:
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     """``ordertasks stats``."""
-    from handlers.config import Settings
-    from producer import wiring
+    from ordertasks.handlers.config import Settings
+    from ordertasks.producer import wiring
 
     parser = argparse.ArgumentParser(prog="ordertasks stats", description=__doc__)
     add_backend_flags(parser)

@@ -29,8 +29,8 @@ from typing import Any, TypeVar
 
 import stripe
 
-from handlers.contract import minor_units
-from producer.payments import PaymentDeclined, PaymentRequiresAction, PaymentUnavailable
+from ordertasks.handlers.contract import minor_units
+from ordertasks.producer.payments import PaymentDeclined, PaymentRequiresAction, PaymentUnavailable
 
 log = logging.getLogger("ordertasks.producer.stripe")
 T = TypeVar("T")

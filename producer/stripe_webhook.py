@@ -15,7 +15,7 @@ from typing import Any
 
 import stripe
 
-from producer.api_errors import ApiError
+from ordertasks.producer.api_errors import ApiError
 
 SUCCEEDED_EVENT = "payment_intent.succeeded"
 

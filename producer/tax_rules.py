@@ -17,7 +17,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from handlers.contract import CURRENCY_EXPONENT
+from ordertasks.handlers.contract import CURRENCY_EXPONENT
 
 DEFAULT_TABLE = Path(__file__).resolve().parent / "data" / "tax_rates.toml"
 COUNTRY = re.compile(r"[A-Z]{2}")

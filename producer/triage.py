@@ -17,11 +17,11 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, TextIO
 
-from handlers.contract import encode, parse_envelope
-from handlers.errors import OrderTasksError, PermanentError
-from handlers.ports import FAILED_STATUSES, Clock, FailedTask, FailedTaskStore
-from producer.backend_flags import CREDENTIALS_HINT, add_backend_flags, is_missing_credentials, settings_with_flags
-from producer.terminal import escape_controls, for_terminal
+from ordertasks.handlers.contract import encode, parse_envelope
+from ordertasks.handlers.errors import OrderTasksError, PermanentError
+from ordertasks.handlers.ports import FAILED_STATUSES, Clock, FailedTask, FailedTaskStore
+from ordertasks.producer.backend_flags import CREDENTIALS_HINT, add_backend_flags, is_missing_credentials, settings_with_flags
+from ordertasks.producer.terminal import escape_controls, for_terminal
 
 REPLAYABLE = ("open", "replay_requested")
 
@@ -233,8 +233,8 @@ def build_triage(settings: Any, failed: FailedTaskStore | None = None) -> Triage
     Replays go to the deployed handler (``producer.replay_target``), in the original task's
     queue: never to whatever handler URL the operator's environment happens to name.
     """
-    from producer import wiring
-    from producer.replay_target import ReplayTargetUnknown, handler_target
+    from ordertasks.producer import wiring
+    from ordertasks.producer.replay_target import ReplayTargetUnknown, handler_target
 
     enqueuer = wiring.enqueuer(settings)
 
@@ -262,7 +262,7 @@ def triage_for(store: Any, enqueuer: Any, target: Callable[[], Any] | None = Non
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     """``ordertasks failed …``."""
-    from handlers.config import Settings
+    from ordertasks.handlers.config import Settings
 
     args = parser().parse_args(argv)
     out = out or sys.stdout
@@ -283,7 +283,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
 
 def sweep_main(argv: Sequence[str] | None = None) -> int:
     """``ordertasks sweep``: replay entries marked ``replay_requested`` (e.g. in the console)."""
-    from handlers.config import Settings
+    from ordertasks.handlers.config import Settings
 
     p = argparse.ArgumentParser(prog="ordertasks sweep", description=sweep_main.__doc__)
     add_backend_flags(p)

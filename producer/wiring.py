@@ -18,16 +18,16 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from handlers.config import Settings
-from handlers.errors import ConfigurationError
-from handlers.kind import SystemClock
-from handlers.oidc import TokenVerifier
-from handlers.ports import Clock, OrderStore
-from handlers.wiring import build_stores, token_verifier
-from producer.enqueue import Enqueuer
-from producer.ledger import PaymentLedger
-from producer.payments import LocalGateway, PaymentGateway
-from producer.pricebook import PriceBook
+from ordertasks.handlers.config import Settings
+from ordertasks.handlers.errors import ConfigurationError
+from ordertasks.handlers.kind import SystemClock
+from ordertasks.handlers.oidc import TokenVerifier
+from ordertasks.handlers.ports import Clock, OrderStore
+from ordertasks.handlers.wiring import build_stores, token_verifier
+from ordertasks.producer.enqueue import Enqueuer
+from ordertasks.producer.ledger import PaymentLedger
+from ordertasks.producer.payments import LocalGateway, PaymentGateway
+from ordertasks.producer.pricebook import PriceBook
 
 log = logging.getLogger("ordertasks.producer.wiring")
 
@@ -51,10 +51,10 @@ def price_book(settings: Settings) -> PriceBook:
     if settings.backend == "cloud":
         from google.cloud import firestore
 
-        from producer.pricebook_firestore import FirestorePriceBook
+        from ordertasks.producer.pricebook_firestore import FirestorePriceBook
 
         return FirestorePriceBook(firestore.Client(project=settings.project, database=settings.firestore_database))
-    from producer.pricebook_sqlite import SqlitePriceBook
+    from ordertasks.producer.pricebook_sqlite import SqlitePriceBook
 
     settings.sqlite_file.parent.mkdir(parents=True, exist_ok=True)
     return SqlitePriceBook(settings.sqlite_file)
@@ -108,10 +108,10 @@ def payment_ledger(settings: Settings) -> PaymentLedger:
     if settings.backend == "cloud":
         from google.cloud import firestore
 
-        from producer.ledger_firestore import FirestoreLedger
+        from ordertasks.producer.ledger_firestore import FirestoreLedger
 
         return FirestoreLedger(firestore.Client(project=settings.project, database=settings.firestore_database))
-    from producer.ledger_sqlite import SqliteLedger
+    from ordertasks.producer.ledger_sqlite import SqliteLedger
 
     settings.sqlite_file.parent.mkdir(parents=True, exist_ok=True)
     return SqliteLedger(settings.sqlite_file)
@@ -123,7 +123,7 @@ def payment_gateway(settings: Settings, ledger: PaymentLedger | None = None) -> 
         if not settings.stripe_secret_key:
             raise ConfigurationError("ORDERTASKS_PAYMENTS=stripe needs ORDERTASKS_STRIPE_SECRET_KEY (mount it from "
                                      "Secret Manager; a test key sk_test_… locally)")
-        from producer.stripe_gateway import StripeGateway
+        from ordertasks.producer.stripe_gateway import StripeGateway
 
         return StripeGateway(settings.stripe_secret_key, api_base=settings.stripe_api_base,
                              timeout=settings.stripe_timeout_seconds)

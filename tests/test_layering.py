@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGES = ("ordertasks", "handlers", "functions", "producer", "infra")
+# The project's folders; each imports as ``ordertasks.<folder>`` (``ordertasks`` is the facade).
+FOLDERS = ("ordertasks", "handlers", "functions", "producer", "infra")
 ALLOWED = {
     "handlers": {"handlers"},
     "functions": {"functions", "handlers"},
@@ -22,12 +23,24 @@ ALLOWED = {
 }
 
 
+def dotted(path: Path) -> str:
+    """The import name of a module file: ``handlers/kind.py`` is ``ordertasks.handlers.kind``."""
+    parts = path.relative_to(REPO).with_suffix("").parts
+    parts = parts[:-1] if parts[-1] == "__init__" else parts
+    return ".".join(parts if parts[0] == "ordertasks" else ("ordertasks", *parts))
+
+
+def _layer(name: str) -> str:
+    """``ordertasks.handlers.kind`` belongs to the ``handlers`` layer; the facade to ``ordertasks``."""
+    parts = name.split(".")
+    return parts[1] if len(parts) > 1 and parts[1] in FOLDERS else parts[0]
+
+
 def modules() -> Iterator[tuple[str, Path]]:
     """(dotted name, path) of every module of the project's packages."""
-    for package in PACKAGES:
-        for path in sorted((REPO / package).rglob("*.py")):
-            parts = path.relative_to(REPO).with_suffix("").parts
-            yield ".".join(parts[:-1] if parts[-1] == "__init__" else parts), path
+    for folder in FOLDERS:
+        for path in sorted((REPO / folder).rglob("*.py")):
+            yield dotted(path), path
 
 
 def imported(path: Path, top_level_only: bool) -> set[str]:
@@ -41,7 +54,7 @@ def imported(path: Path, top_level_only: bool) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names.add(node.module)
             names |= {f"{node.module}.{alias.name}" for alias in node.names}
-    return {n for n in names if n.split(".")[0] in PACKAGES}
+    return {n for n in names if n.split(".")[0] in FOLDERS}
 
 
 MODULES = dict(modules())
@@ -49,9 +62,22 @@ MODULES = dict(modules())
 
 @pytest.mark.parametrize("layer", sorted(ALLOWED))
 def test_a_layer_imports_only_what_the_design_allows(layer: str) -> None:
-    wrong = {f"{name} imports {target}" for name, path in MODULES.items() if name.split(".")[0] == layer
-             for target in imported(path, top_level_only=False) if target.split(".")[0] not in ALLOWED[layer]}
+    wrong = {f"{name} imports {target}" for name, path in MODULES.items() if _layer(name) == layer
+             for target in imported(path, top_level_only=False) if _layer(target) not in ALLOWED[layer]}
     assert not wrong, sorted(wrong)
+
+
+def _python_files() -> Iterator[Path]:
+    skip = {".venv", "node_modules", ".git", "var", "build"}
+    yield from (p for p in sorted(REPO.rglob("*.py")) if not skip & set(p.relative_to(REPO).parts))
+
+
+def test_nothing_imports_a_folder_by_its_bare_name() -> None:
+    """``import handlers`` would load a second copy of the core beside ``ordertasks.handlers``
+    (two ``PermanentError`` classes, two registries) and fails where the wheel is installed."""
+    bare = {f"{path.relative_to(REPO)} imports {target}" for path in _python_files()
+            for target in imported(path, top_level_only=False) if target.split(".")[0] in FOLDERS[1:]}
+    assert not bare, sorted(bare)
 
 
 def _graph() -> dict[str, set[str]]:
@@ -83,4 +109,4 @@ def test_no_import_cycles() -> None:
 
 def test_the_graph_is_read_at_all() -> None:
     """Guards the scan: the dispatcher's imports of the core are seen."""
-    assert {"handlers.config", "handlers.registry"} <= _graph()["handlers.dispatch"]
+    assert {"ordertasks.handlers.config", "ordertasks.handlers.registry"} <= _graph()["ordertasks.handlers.dispatch"]

@@ -60,10 +60,10 @@ from google.auth import exceptions as auth_exceptions
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from handlers.backends import memory as rules
-from handlers.backends import queries
-from handlers.errors import DependencyUnavailable
-from handlers.ports import (
+from ordertasks.handlers.backends import memory as rules
+from ordertasks.handlers.backends import queries
+from ordertasks.handlers.errors import DependencyUnavailable
+from ordertasks.handlers.ports import (
     AnalyticsFact,
     CheckoutReplay,
     Claim,

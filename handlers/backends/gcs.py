@@ -22,7 +22,7 @@ from google.api_core.retry import Retry
 from google.auth import exceptions as auth_exc
 from google.cloud.storage.retry import DEFAULT_RETRY
 
-from handlers.errors import DependencyUnavailable, OrderTasksError, Rejected, Throttled
+from ordertasks.handlers.errors import DependencyUnavailable, OrderTasksError, Rejected, Throttled
 
 SHORT_RETRY = DEFAULT_RETRY.with_timeout(20.0)
 _TRANSIENT = (requests.RequestException, auth_exc.TransportError, auth_exc.RefreshError,

@@ -18,9 +18,9 @@ from typing import Any
 
 import requests
 
-from handlers.errors import DependencyUnavailable, Rejected, Throttled
-from handlers.ports import Clock
-from handlers.kind import SystemClock
+from ordertasks.handlers.errors import DependencyUnavailable, Rejected, Throttled
+from ordertasks.handlers.ports import Clock
+from ordertasks.handlers.kind import SystemClock
 
 EXCERPT_BYTES = 500
 

@@ -12,7 +12,7 @@ import os
 import tempfile
 from pathlib import Path, PurePosixPath
 
-from handlers.errors import DependencyUnavailable
+from ordertasks.handlers.errors import DependencyUnavailable
 
 _TEMP_PREFIX = ".partial-"
 

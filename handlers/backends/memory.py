@@ -17,8 +17,8 @@ from dataclasses import replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from handlers.backends import queries
-from handlers.ports import (
+from ordertasks.handlers.backends import queries
+from ordertasks.handlers.ports import (
     FAILED_STATUSES,
     AnalyticsFact,
     CheckoutReplay,

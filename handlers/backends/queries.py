@@ -14,7 +14,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from handlers.ports import FailedFilter, FailedTask, OrderRecord
+from ordertasks.handlers.ports import FailedFilter, FailedTask, OrderRecord
 
 
 def failed_matches(task: FailedTask, where: FailedFilter) -> bool:

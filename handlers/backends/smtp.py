@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from email.message import EmailMessage
 
-from handlers.errors import DependencyUnavailable, Rejected
+from ordertasks.handlers.errors import DependencyUnavailable, Rejected
 
 
 class SmtpMailer:

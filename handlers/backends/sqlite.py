@@ -26,10 +26,10 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
-from handlers.backends import memory as rules
-from handlers.backends import queries
-from handlers.errors import DependencyUnavailable
-from handlers.ports import (
+from ordertasks.handlers.backends import memory as rules
+from ordertasks.handlers.backends import queries
+from ordertasks.handlers.errors import DependencyUnavailable
+from ordertasks.handlers.ports import (
     AnalyticsFact,
     CheckoutReplay,
     Claim,

@@ -28,8 +28,8 @@ from reportlab.lib.units import mm
 from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import Flowable, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
-from handlers.contract import ORDER_ID_RULE, LineItem, OrderSnapshot, Task, format_money, valid_order_id
-from handlers.kind import EffectContext, Kind, Seller
+from ordertasks.handlers.contract import ORDER_ID_RULE, LineItem, OrderSnapshot, Task, format_money, valid_order_id
+from ordertasks.handlers.kind import EffectContext, Kind, Seller
 
 CONTENT_TYPE = "application/pdf"
 _STYLES = getSampleStyleSheet()

@@ -14,10 +14,10 @@ from typing import Any
 
 from pydantic import Field, field_serializer
 
-from handlers.config import WebhookConfig
-from handlers.contract import Address, ContractModel, OrderSnapshot
-from handlers.kind import Kind
-from handlers.webhook import post_webhook
+from ordertasks.handlers.config import WebhookConfig
+from ordertasks.handlers.contract import Address, ContractModel, OrderSnapshot
+from ordertasks.handlers.kind import Kind
+from ordertasks.handlers.webhook import post_webhook
 
 
 class WarehouseItem(ContractModel):

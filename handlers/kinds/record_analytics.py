@@ -13,9 +13,9 @@ from typing import Any
 
 from pydantic import Field
 
-from handlers.contract import ContractModel, Money, OrderSnapshot, Task, minor_units
-from handlers.kind import EffectContext, Kind
-from handlers.ports import AnalyticsFact
+from ordertasks.handlers.contract import ContractModel, Money, OrderSnapshot, Task, minor_units
+from ordertasks.handlers.kind import EffectContext, Kind
+from ordertasks.handlers.ports import AnalyticsFact
 
 
 class AnalyticsItem(ContractModel):

@@ -1,6 +1,6 @@
 """The review request, a week after the order (the catalog sets the delay)."""
 
-from handlers.mail import Wording, email_kind
+from ordertasks.handlers.mail import Wording, email_kind
 
 WORDING = Wording(
     "How did we do with order {order_id}?", "Tell us what you think",

@@ -1,6 +1,6 @@
 """The order confirmation, sent as soon as the order is paid."""
 
-from handlers.mail import Wording, email_kind
+from ordertasks.handlers.mail import Wording, email_kind
 
 WORDING = Wording(
     "Your order {order_id} is confirmed", "Thank you for your order",

@@ -1,6 +1,6 @@
 """The follow-up, a day after the order (the catalog sets the delay)."""
 
-from handlers.mail import Wording, email_kind
+from ordertasks.handlers.mail import Wording, email_kind
 
 WORDING = Wording(
     "Your order {order_id} is on its way", "Your order is on its way",

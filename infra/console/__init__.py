@@ -7,7 +7,7 @@ resolve, bulk replay). The same code runs locally (SQLite + the Cloud Tasks emul
 against production (Firestore + Cloud Tasks with application-default credentials).
 """
 
-from infra.console.app import create_app
-from infra.console.context import Console, console_from_settings
+from ordertasks.infra.console.app import create_app
+from ordertasks.infra.console.context import Console, console_from_settings
 
 __all__ = ["Console", "console_from_settings", "create_app"]

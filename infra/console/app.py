@@ -18,14 +18,14 @@ from google.api_core import exceptions as gexc
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
-from handlers.errors import DependencyUnavailable
-from producer.backend_flags import CREDENTIALS_HINT, is_missing_credentials
-from infra.console import failed as failed_page
-from infra.console import overview, queues, timeline
-from infra.console.cancel import cancel_pending_tasks, cancel_summary
-from infra.console.context import Console
-from infra.console.security import protect
-from producer.triage import REPLAYABLE, TriageError, age
+from ordertasks.handlers.errors import DependencyUnavailable
+from ordertasks.producer.backend_flags import CREDENTIALS_HINT, is_missing_credentials
+from ordertasks.infra.console import failed as failed_page
+from ordertasks.infra.console import overview, queues, timeline
+from ordertasks.infra.console.cancel import cancel_pending_tasks, cancel_summary
+from ordertasks.infra.console.context import Console
+from ordertasks.infra.console.security import protect
+from ordertasks.producer.triage import REPLAYABLE, TriageError, age
 
 log = logging.getLogger("ordertasks.console")
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from handlers.config import Catalog
-from handlers.ports import Clock, EffectStore, OrderStore
-from producer.library import cancel_order
+from ordertasks.handlers.config import Catalog
+from ordertasks.handlers.ports import Clock, EffectStore, OrderStore
+from ordertasks.producer.library import cancel_order
 
 RESULT_TEXT = {"cancelled": "cancelled", "done": "effect already done", "in_flight": "running now: may still happen"}
 

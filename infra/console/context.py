@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from handlers.ports import Clock, EffectStore, FailedTaskStore, OrderStore
-from infra.config import Catalog, Settings
-from producer.triage import Triage
+from ordertasks.handlers.ports import Clock, EffectStore, FailedTaskStore, OrderStore
+from ordertasks.infra.config import Catalog, Settings
+from ordertasks.producer.triage import Triage
 
 
 @dataclass(frozen=True)
@@ -33,16 +33,16 @@ def describe(settings: Settings, catalog: Catalog) -> str:
     """``local · SQLite …, emulator …`` or ``cloud · project P · location L``."""
     if settings.backend == "cloud":
         return f"cloud · project {catalog.project} · location {catalog.region}"
-    from producer.wiring import emulator_host
+    from ordertasks.producer.wiring import emulator_host
 
     return f"local · SQLite {settings.sqlite_file.name} · Cloud Tasks emulator {emulator_host(settings)}"
 
 
 def console_from_settings(settings: Settings) -> Console:
     """The console over the configured backends; raises google.auth errors without credentials."""
-    from handlers.wiring import build_stores
-    from producer import wiring
-    from producer.triage import build_triage
+    from ordertasks.handlers.wiring import build_stores
+    from ordertasks.producer import wiring
+    from ordertasks.producer.triage import build_triage
 
     catalog = settings.catalog()
     if settings.backend == "cloud":

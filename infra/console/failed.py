@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-from handlers.ports import FAILED_STATUSES, FailedFilter, FailedTask, FailedTaskStore
-from producer.triage import REPLAYABLE
+from ordertasks.handlers.ports import FAILED_STATUSES, FailedFilter, FailedTask, FailedTaskStore
+from ordertasks.producer.triage import REPLAYABLE
 
 BULK_LIMIT = 200
 PAGE_SIZE = 50

@@ -13,8 +13,8 @@ from datetime import datetime, timedelta
 
 from markupsafe import Markup, escape
 
-from handlers.ports import FailedFilter
-from infra.console.context import Console
+from ordertasks.handlers.ports import FailedFilter
+from ordertasks.infra.console.context import Console
 
 HOURS = 24
 OUTCOMES = ("done", "started, not done", "duplicates", "failed open", "replayed", "resolved")

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from handlers.ports import FailedFilter
-from infra.config import Catalog, QueueConfig
-from infra.console.context import Console
-from producer.backlog import Backlog, queue_backlog
-from producer.enqueue import queue_path
+from ordertasks.handlers.ports import FailedFilter
+from ordertasks.infra.config import Catalog, QueueConfig
+from ordertasks.infra.console.context import Console
+from ordertasks.producer.backlog import Backlog, queue_backlog
+from ordertasks.producer.enqueue import queue_path
 
 HOUR = timedelta(hours=1)
 ACTIONS = ("pause", "resume", "purge")

@@ -15,8 +15,8 @@ from collections.abc import Sequence
 
 from werkzeug.serving import make_server
 
-from producer.backend_flags import CREDENTIALS_HINT, add_backend_flags, is_missing_credentials, settings_with_flags
-from infra.console.app import create_app
+from ordertasks.producer.backend_flags import CREDENTIALS_HINT, add_backend_flags, is_missing_credentials, settings_with_flags
+from ordertasks.infra.console.app import create_app
 
 log = logging.getLogger("ordertasks.console")
 NO_CREDENTIALS_PAGE = ("No application-default credentials were found on this machine, so the console cannot "
@@ -35,8 +35,8 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def build_app(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     """The app over the configured backends, or the page that says what is missing."""
-    from infra.config import Settings
-    from infra.console.context import console_from_settings, describe
+    from ordertasks.infra.config import Settings
+    from ordertasks.infra.console.context import console_from_settings, describe
 
     settings = settings_with_flags(Settings.from_env(), args)
     try:

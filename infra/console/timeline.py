@@ -15,8 +15,8 @@ from typing import Any
 
 from google.api_core import exceptions as gexc
 
-from handlers.contract import effect_key
-from handlers.ports import EffectRecord, FailedTask, OrderRecord, OutboxEntry
+from ordertasks.handlers.contract import effect_key
+from ordertasks.handlers.ports import EffectRecord, FailedTask, OrderRecord, OutboxEntry
 
 
 @dataclass(frozen=True)

@@ -12,13 +12,13 @@ IAM), ``_data`` (TTLs, indexes), ``_jobs`` (Scheduler), ``_monitoring`` (metrics
 dashboard), ``_engine`` (apply/destroy through an injected ``Runner``), ``_cli`` (arguments).
 """
 
-from infra.deploy._access import Binding, iam_bindings, secret_bindings
-from infra.deploy._cli import main, parser
-from infra.deploy._cloud import CloudConfig, CloudConfigError, SecretRef, plan_problems
-from infra.deploy._engine import Change, DeployError, Runner, apply, destroy, gcloud_runner
-from infra.deploy._model import SECTIONS, Command, Resource, Setting, render
-from infra.deploy._plan import build_plan, deployed_env
-from infra.deploy._target import Target, make_target, source_files
+from ordertasks.infra.deploy._access import Binding, iam_bindings, secret_bindings
+from ordertasks.infra.deploy._cli import main, parser
+from ordertasks.infra.deploy._cloud import CloudConfig, CloudConfigError, SecretRef, plan_problems
+from ordertasks.infra.deploy._engine import Change, DeployError, Runner, apply, destroy, gcloud_runner
+from ordertasks.infra.deploy._model import SECTIONS, Command, Resource, Setting, render
+from ordertasks.infra.deploy._plan import build_plan, deployed_env
+from ordertasks.infra.deploy._target import Target, make_target, source_files
 
 __all__ = ["Binding", "Change", "CloudConfig", "CloudConfigError", "Command", "DeployError", "Resource", "Runner",
            "SECTIONS", "SecretRef", "Setting", "Target", "apply", "build_plan", "deployed_env", "destroy",

@@ -1,7 +1,7 @@
-"""``python -m infra.deploy plan|apply|destroy``."""
+"""``python -m ordertasks.infra.deploy plan|apply|destroy`` (in a checkout also ``python -m infra.deploy``)."""
 
 import sys
 
-from infra.deploy import main
+from ordertasks.infra.deploy import main
 
 sys.exit(main())

@@ -17,8 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from infra.deploy._model import Command, Resource, lookup
-from infra.deploy._target import Target
+from ordertasks.infra.deploy._model import Command, Resource, lookup
+from ordertasks.infra.deploy._target import Target
 
 SECRET_ACCESSOR = "roles/secretmanager.secretAccessor"
 

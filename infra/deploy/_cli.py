@@ -6,13 +6,13 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from infra.config import DEFAULT_CATALOG, CatalogError, load_catalog
+from ordertasks.infra.config import DEFAULT_CATALOG, CatalogError, load_catalog
 
-from infra.deploy._cloud import CloudConfigError, plan_problems
-from infra.deploy._engine import DeployError, Output, Runner, apply, destroy, doomed, gcloud_runner
-from infra.deploy._model import SECTIONS, Resource, render
-from infra.deploy._plan import build_plan, deployed_env
-from infra.deploy._target import Target, make_target
+from ordertasks.infra.deploy._cloud import CloudConfigError, plan_problems
+from ordertasks.infra.deploy._engine import DeployError, Output, Runner, apply, destroy, doomed, gcloud_runner
+from ordertasks.infra.deploy._model import SECTIONS, Resource, render
+from ordertasks.infra.deploy._plan import build_plan, deployed_env
+from ordertasks.infra.deploy._target import Target, make_target
 
 CONFIGURED = ("secrets", "function", "maintenance", "checkout", "monitoring")
 """Sections that deploy settings: a plan with any of them is refused while one is missing."""

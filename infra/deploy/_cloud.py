@@ -16,8 +16,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from handlers.cloud_readiness import cloud_problems
-from infra.config import Settings
+from ordertasks.handlers.cloud_readiness import cloud_problems
+from ordertasks.infra.config import Settings
 
 PLAIN = {
     # [cloud] key: (variable, deployable that reads it)

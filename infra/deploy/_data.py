@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from infra.deploy._model import Command, Resource, lookup
-from infra.deploy._target import Target
+from ordertasks.infra.deploy._model import Command, Resource, lookup
+from ordertasks.infra.deploy._target import Target
 
 TTL_FIELDS = (("idempotency", "expire_at"),)
 """(collection group, timestamp field): documents are deleted within about a day of it."""
@@ -23,7 +23,7 @@ FALLBACK_INDEXES: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
 
 def composite_indexes() -> list[tuple[str, tuple[tuple[str, str], ...]]]:
     """(collection group, ((field path, order), ...)) of every composite index to create."""
-    from handlers.backends import firestore
+    from ordertasks.handlers.backends import firestore
 
     named = getattr(firestore, "COMPOSITE_INDEXES", None)
     if named is None:

@@ -15,9 +15,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from infra.config import REPO_ROOT
+from ordertasks.infra.config import REPO_ROOT
 
-from infra.deploy._model import Command, Resource, render
+from ordertasks.infra.deploy._model import Command, Resource, render
 
 Runner = Callable[[Command], "subprocess.CompletedProcess[str]"]
 Output = Callable[[str], None]

@@ -10,8 +10,8 @@ from __future__ import annotations
 import base64
 import json
 
-from infra.deploy._model import Resource, Setting, same_subset, with_settings
-from infra.deploy._target import DEFAULT_SCHEDULES, Target
+from ordertasks.infra.deploy._model import Resource, Setting, same_subset, with_settings
+from ordertasks.infra.deploy._target import DEFAULT_SCHEDULES, Target
 
 
 def job_body(job: str) -> str:

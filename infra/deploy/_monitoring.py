@@ -20,10 +20,10 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from infra.config import REPO_ROOT
+from ordertasks.infra.config import REPO_ROOT
 
-from infra.deploy._model import Command, Resource, lookup
-from infra.deploy._target import Target
+from ordertasks.infra.deploy._model import Command, Resource, lookup
+from ordertasks.infra.deploy._target import Target
 
 MONITORING_DIR = "infra/monitoring"
 METRICS = {"ordertasks_task_outcomes": "metric-task-outcomes.json", "ordertasks_failed_tasks": "metric-failed-tasks.json"}

@@ -13,11 +13,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-from infra.config import QueueConfig
+from ordertasks.infra.config import QueueConfig
 
-from infra.deploy._model import (SECTIONS, Resource, Setting, duration, same_duration, same_subset,
+from ordertasks.infra.deploy._model import (SECTIONS, Resource, Setting, duration, same_duration, same_subset,
                                  with_settings)
-from infra.deploy._target import (ACCOUNT_IDS, APIS, COLLECTIONS, DEFAULT_SCHEDULES, DISPLAY_NAMES, SOURCE_PATHS,
+from ordertasks.infra.deploy._target import (ACCOUNT_IDS, APIS, COLLECTIONS, DEFAULT_SCHEDULES, DISPLAY_NAMES, SOURCE_PATHS,
                                   Target, make_target, source_digest, source_files)
 
 # --- sections -----------------------------------------------------------------------------
@@ -149,7 +149,7 @@ def handler_env(t: Target) -> dict[str, str]:
 
 def deployed_env(t: Target) -> dict[str, dict[str, str]]:
     """Each deployable's plain environment: what the deployment fixes plus the ``[cloud]`` settings."""
-    from infra.deploy._services import checkout_env, maintenance_env
+    from ordertasks.infra.deploy._services import checkout_env, maintenance_env
 
     return {"handler": {**handler_env(t), **t.cloud.env_for("handler")},
             "maintenance": maintenance_env(t),
@@ -243,7 +243,7 @@ def section_function(t: Target) -> list[Resource]:
 
 
 def _builders() -> dict[str, Callable[[Target], list[Resource]]]:
-    from infra.deploy import _access, _data, _jobs, _monitoring, _services
+    from ordertasks.infra.deploy import _access, _data, _jobs, _monitoring, _services
 
     return {"apis": section_apis, "accounts": section_accounts, "secrets": _access.section_secrets,
             "bucket": section_bucket, "firestore": section_firestore, "queues": section_queues,

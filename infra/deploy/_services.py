@@ -14,11 +14,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from infra.deploy._model import Resource, Setting, lookup, same, same_subset, with_settings
-from infra.deploy._plan import env_setting, gen2_function, gen2_settings
-from infra.deploy._target import Target
+from ordertasks.infra.deploy._model import Resource, Setting, lookup, same, same_subset, with_settings
+from ordertasks.infra.deploy._plan import env_setting, gen2_function, gen2_settings
+from ordertasks.infra.deploy._target import Target
 
-GUNICORN = ("--bind=:8080", "--workers=1", "--threads=8", "--timeout=0", "producer.serve:app_from_env()")
+GUNICORN = ("--bind=:8080", "--workers=1", "--threads=8", "--timeout=0", "ordertasks.producer.serve:app_from_env()")
 """One worker with threads: Cloud Run scales out by instances; ``--timeout=0`` leaves request
 deadlines to Cloud Run. The app factory runs the cloud start-up check."""
 CHECKOUT_SIZING = {"max_instances": 20, "concurrency": 80, "memory": "512Mi", "timeout_seconds": 60}

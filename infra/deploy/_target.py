@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from infra.config import REPO_ROOT, Catalog
+from ordertasks.infra.config import REPO_ROOT, Catalog
 
-from infra.deploy._cloud import CloudConfig, load_cloud
+from ordertasks.infra.deploy._cloud import CloudConfig, load_cloud
 
 APIS = ("cloudtasks", "cloudfunctions", "run", "cloudbuild", "artifactregistry", "firestore",
         "storage", "cloudscheduler", "iam", "secretmanager", "logging", "monitoring")

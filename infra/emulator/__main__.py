@@ -1,7 +1,8 @@
-"""``python -m infra.emulator``: same as ``ordertasks emulator``."""
+"""``python -m ordertasks.infra.emulator`` (in a checkout also ``python -m infra.emulator``): same as
+``ordertasks emulator``."""
 
 import sys
 
-from infra.emulator.server import main
+from ordertasks.infra.emulator.server import main
 
 sys.exit(main(sys.argv[1:]))

@@ -19,12 +19,12 @@ from typing import Any
 
 from aiohttp import web
 
-from infra.emulator import controls, rules, wire
-from infra.emulator.errors import RpcError, invalid
-from infra.emulator.guard import HostGuard, guard_middleware
-from infra.emulator.model import QueueState, View
-from infra.emulator.oidc import TokenMinter
-from infra.emulator.service import TasksService
+from ordertasks.infra.emulator import controls, rules, wire
+from ordertasks.infra.emulator.errors import RpcError, invalid
+from ordertasks.infra.emulator.guard import HostGuard, guard_middleware
+from ordertasks.infra.emulator.model import QueueState, View
+from ordertasks.infra.emulator.oidc import TokenMinter
+from ordertasks.infra.emulator.service import TasksService
 
 log = logging.getLogger("ordertasks.emulator.api")
 Json = dict[str, Any]

@@ -17,8 +17,8 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from infra.emulator.errors import RpcError, invalid
-from infra.emulator.service import TasksService
+from ordertasks.infra.emulator.errors import RpcError, invalid
+from ordertasks.infra.emulator.service import TasksService
 
 DEFAULT_DRAIN_TIMEOUT = 30.0
 MAX_DRAIN_TIMEOUT = 3600.0

@@ -22,12 +22,12 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from infra.emulator.errors import rpc_code_for_http
-from infra.emulator.model import Attempt, Queue, QueueState, Task, queue_id_of
-from infra.emulator.oidc import TokenMinter
-from infra.emulator.routing import Delivery, delivery_for
-from infra.emulator.service import TasksService
-from infra.emulator.wire import format_timestamp
+from ordertasks.infra.emulator.errors import rpc_code_for_http
+from ordertasks.infra.emulator.model import Attempt, Queue, QueueState, Task, queue_id_of
+from ordertasks.infra.emulator.oidc import TokenMinter
+from ordertasks.infra.emulator.routing import Delivery, delivery_for
+from ordertasks.infra.emulator.service import TasksService
+from ordertasks.infra.emulator.wire import format_timestamp
 
 
 DEFAULT_APP_ENGINE_HOST = "http://127.0.0.1:8080"

@@ -28,10 +28,10 @@ from google.iam.v1 import iam_policy_pb2, policy_pb2
 from google.protobuf import empty_pb2, json_format, message
 from google.protobuf.message import DecodeError
 
-from infra.emulator import api
-from infra.emulator.buffer_proto import BufferTaskRequest, BufferTaskResponse
-from infra.emulator.errors import RpcError
-from infra.emulator.service import TasksService
+from ordertasks.infra.emulator import api
+from ordertasks.infra.emulator.buffer_proto import BufferTaskRequest, BufferTaskResponse
+from ordertasks.infra.emulator.errors import RpcError
+from ordertasks.infra.emulator.service import TasksService
 
 log = logging.getLogger("ordertasks.emulator.grpc")
 TASKS_SERVICE = "google.cloud.tasks.v2.CloudTasks"

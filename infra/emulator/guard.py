@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable, Iterable
 
 from aiohttp import web
 
-from infra.emulator.errors import RpcError
+from ordertasks.infra.emulator.errors import RpcError
 
 GUARDED_PREFIXES = ("/v2/", "/_emulator/")
 LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"}

@@ -15,9 +15,9 @@ import re
 import secrets
 from typing import Any
 
-from infra.emulator import wire_scalars as ws
-from infra.emulator.errors import RpcError, invalid
-from infra.emulator.model import Binding, IamPolicy
+from ordertasks.infra.emulator import wire_scalars as ws
+from ordertasks.infra.emulator.errors import RpcError, invalid
+from ordertasks.infra.emulator.model import Binding, IamPolicy
 
 Json = dict[str, Any]
 CONCURRENT_CHANGE = ("There were concurrent policy changes. Please retry the whole read-modify-write with "

@@ -18,7 +18,7 @@ from __future__ import annotations
 import urllib.parse
 from dataclasses import dataclass, field
 
-from infra.emulator.model import (
+from ordertasks.infra.emulator.model import (
     EnforceMode, HttpMethod, OAuthToken, OidcToken, Queue, Scheme, Task, UriOverride,
 )
 

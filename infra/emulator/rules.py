@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import urllib.parse
 
-from infra.emulator.errors import invalid
-from infra.emulator.model import (
+from ordertasks.infra.emulator.errors import invalid
+from ordertasks.infra.emulator.model import (
     MAX_DEADLINE, MAX_SCHEDULE_AHEAD, MAX_TASK_BYTES, MIN_DEADLINE, PROJECT_ID, QUEUE_ID, TASK_ID,
     LOCATION_ID, Queue, Task,
 )

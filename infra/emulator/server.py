@@ -21,13 +21,13 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from infra.emulator import grpc_service, oidc, store as db
-from infra.emulator.api import build_app
-from infra.emulator.dispatcher import DEFAULT_APP_ENGINE_HOST, Dispatcher
-from infra.emulator.errors import RpcError
-from infra.emulator.frontdoor import sniffer_factory
-from infra.emulator.guard import HostGuard
-from infra.emulator.service import TasksService
+from ordertasks.infra.emulator import grpc_service, oidc, store as db
+from ordertasks.infra.emulator.api import build_app
+from ordertasks.infra.emulator.dispatcher import DEFAULT_APP_ENGINE_HOST, Dispatcher
+from ordertasks.infra.emulator.errors import RpcError
+from ordertasks.infra.emulator.frontdoor import sniffer_factory
+from ordertasks.infra.emulator.guard import HostGuard
+from ordertasks.infra.emulator.service import TasksService
 
 TOMBSTONE_SWEEP_SECONDS = 60.0
 
@@ -80,7 +80,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
 def catalog_queue_bodies(path: str, project: str | None, location: str | None) -> list[dict[str, Any]]:
     """The queues of the task catalog as Cloud Tasks queue JSON."""
-    from infra.config import load_catalog
+    from ordertasks.infra.config import load_catalog
 
     catalog = load_catalog(path)
     parent = f"projects/{project or catalog.project}/locations/{location or catalog.region}"

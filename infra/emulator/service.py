@@ -19,10 +19,10 @@ import secrets
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
-from infra.emulator import errors, iam, routing, rules, store as db, wire
-from infra.emulator.errors import RpcError, invalid
-from infra.emulator.model import Queue, QueueState, Task
-from infra.emulator.store import Store
+from ordertasks.infra.emulator import errors, iam, routing, rules, store as db, wire
+from ordertasks.infra.emulator.errors import RpcError, invalid
+from ordertasks.infra.emulator.model import Queue, QueueState, Task
+from ordertasks.infra.emulator.store import Store
 
 log = logging.getLogger("ordertasks.emulator")
 MAX_PAGE = 1000

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from infra.emulator import iam, wire
-from infra.emulator.model import Queue, QueueState, RateLimits, RetryConfig, Task, View
+from ordertasks.infra.emulator import iam, wire
+from ordertasks.infra.emulator.model import Queue, QueueState, RateLimits, RetryConfig, Task, View
 
 log = logging.getLogger("ordertasks.emulator.store")
 

@@ -14,12 +14,12 @@ import binascii
 from dataclasses import dataclass
 from typing import Any
 
-from infra.emulator import wire_targets
-from infra.emulator.errors import invalid
-from infra.emulator.model import (
+from ordertasks.infra.emulator import wire_targets
+from ordertasks.infra.emulator.errors import invalid
+from ordertasks.infra.emulator.model import (
     AppEngineTarget, Attempt, HttpMethod, HttpRequest, Queue, RateLimits, RetryConfig, Task, View,
 )
-from infra.emulator.wire_scalars import (  # noqa: F401 - re-exported: the wire format's scalars
+from ordertasks.infra.emulator.wire_scalars import (  # noqa: F401 - re-exported: the wire format's scalars
     INT64, check_header, compact as _compact, number, format_duration, format_enum, format_timestamp, number as _number,
     obj as _object, parse_duration, parse_enum, parse_timestamp, string as _string,
 )

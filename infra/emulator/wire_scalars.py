@@ -14,7 +14,7 @@ import enum
 import re
 from typing import Any, TypeVar
 
-from infra.emulator.errors import invalid
+from ordertasks.infra.emulator.errors import invalid
 
 E = TypeVar("E", bound=enum.IntEnum)
 # Seconds up to 12 digits: protobuf's Duration tops out at 315,576,000,000 s.

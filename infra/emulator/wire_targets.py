@@ -12,9 +12,9 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from infra.emulator import wire_scalars as ws
-from infra.emulator.errors import invalid
-from infra.emulator.model import (
+from ordertasks.infra.emulator import wire_scalars as ws
+from ordertasks.infra.emulator.errors import invalid
+from ordertasks.infra.emulator.model import (
     AppEngineRouting, EnforceMode, HttpMethod, HttpTarget, OAuthToken, OidcToken, Queue, Scheme, UriOverride,
 )
 

@@ -17,13 +17,13 @@ from typing import Any
 
 import pytest
 
-from handlers.backends.sqlite import SqliteStore
-from handlers.contract import encode
-from handlers.ports import FailureReport
-from infra.config import Settings
-from infra.console import Console, console_from_settings, create_app
-from producer.enqueue import task_name
-from producer.replay_target import write_stack_record
+from ordertasks.handlers.backends.sqlite import SqliteStore
+from ordertasks.handlers.contract import encode
+from ordertasks.handlers.ports import FailureReport
+from ordertasks.infra.config import Settings
+from ordertasks.infra.console import Console, console_from_settings, create_app
+from ordertasks.producer.enqueue import task_name
+from ordertasks.producer.replay_target import write_stack_record
 from tests.emulator.conftest import Emulator, start_emulator
 from tests.support.samples import fast_catalog
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from infra.config import load_catalog
+from ordertasks.infra.config import load_catalog
 from tests.devstack.conftest import DELAY_SCALE, DevStack, place_order, start_dev
 from tests.support.samples import CHECKOUT_BODY, fast_catalog
 from tests.support.servers import ServerProcess, free_port, http_ok, need_binary, wait_until

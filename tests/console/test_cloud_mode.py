@@ -19,9 +19,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from google.cloud import tasks_v2
 
-from handlers.backends.firestore import FirestoreStore
-from infra.config import Settings
-from producer.replay_target import cloud_function_url
+from ordertasks.handlers.backends.firestore import FirestoreStore
+from ordertasks.infra.config import Settings
+from ordertasks.producer.replay_target import cloud_function_url
 from tests.console.conftest import TOKEN, failure
 from tests.contract.conftest import firestore_client_for, sanitized_project_id
 from tests.emulator.conftest import Emulator

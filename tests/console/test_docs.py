@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 
-from handlers.backends.firestore import COMPOSITE_INDEXES
-from infra.config import REPO_ROOT
-from infra.console.serve import parse
+from ordertasks.handlers.backends.firestore import COMPOSITE_INDEXES
+from ordertasks.infra.config import REPO_ROOT
+from ordertasks.infra.console.serve import parse
 
 OPERATIONS = (REPO_ROOT / "docs" / "operations.md").read_text()
 CONSOLE = (REPO_ROOT / "docs" / "console.md").read_text()

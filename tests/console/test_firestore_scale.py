@@ -13,13 +13,13 @@ from typing import Any
 
 import pytest
 
-from handlers.backends.firestore import FirestoreStore
-from handlers.ports import OrderRecord, OutboxEntry
-from infra.config import Settings
-from infra.console import Console, create_app
-from producer import wiring
-from producer.enqueue import Enqueuer, task_name
-from producer.triage import triage_for
+from ordertasks.handlers.backends.firestore import FirestoreStore
+from ordertasks.handlers.ports import OrderRecord, OutboxEntry
+from ordertasks.infra.config import Settings
+from ordertasks.infra.console import Console, create_app
+from ordertasks.producer import wiring
+from ordertasks.producer.enqueue import Enqueuer, task_name
+from ordertasks.producer.triage import triage_for
 from tests.console.conftest import failure
 from tests.contract.conftest import firestore_client_for, sanitized_project_id
 from tests.emulator.conftest import Emulator

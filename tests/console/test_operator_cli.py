@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from producer.backend_flags import add_backend_flags, settings_with_flags
-from infra.config import REPO_ROOT, Settings
-from producer.replay_target import ReplayTargetUnknown, handler_target, write_stack_record
+from ordertasks.producer.backend_flags import add_backend_flags, settings_with_flags
+from ordertasks.infra.config import REPO_ROOT, Settings
+from ordertasks.producer.replay_target import ReplayTargetUnknown, handler_target, write_stack_record
 
 
 def catalog_with_handler(tmp_path: Path, lines: str) -> Path:

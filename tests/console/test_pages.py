@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 from google.api_core import exceptions as gexc
 from google.cloud import tasks_v2
 
-from handlers.ports import FailedFilter, OrderRecord, OutboxEntry
-from infra.console import create_app
-from producer.enqueue import task_name
+from ordertasks.handlers.ports import FailedFilter, OrderRecord, OutboxEntry
+from ordertasks.infra.console import create_app
+from ordertasks.producer.enqueue import task_name
 from tests.console.conftest import RECORDED_HANDLER, ConsoleUnderTest, failure
 
 

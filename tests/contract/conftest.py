@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from handlers.backends.memory import MemoryStore
-from handlers.backends.sqlite import SqliteStore
+from ordertasks.handlers.backends.memory import MemoryStore
+from ordertasks.handlers.backends.sqlite import SqliteStore
 
 BACKENDS = ["memory", "sqlite", pytest.param("firestore", marks=pytest.mark.firestore)]
 
@@ -45,7 +45,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
         yield sqlite_store
         sqlite_store.close()
     else:
-        from handlers.backends.firestore import FirestoreStore
+        from ordertasks.handlers.backends.firestore import FirestoreStore
 
         request.getfixturevalue("firestore_emulator")
         yield FirestoreStore(firestore_client_for(sanitized_project_id()), timeout=20.0)

@@ -6,7 +6,7 @@ from collections import Counter
 from datetime import date, timedelta
 from typing import Any
 
-from handlers.ports import AnalyticsFact, AnalyticsStore, DailyAggregate
+from ordertasks.handlers.ports import AnalyticsFact, AnalyticsStore, DailyAggregate
 from tests.contract.clock import T0
 from tests.contract.concurrency import all_at_once
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from handlers.ports import BlobStore
+from ordertasks.handlers.ports import BlobStore
 from tests.support.gcs_server import create_bucket, storage_client
 
 BLOB_BACKENDS = ["localdir", "gcs"]
@@ -25,10 +25,10 @@ BLOB_BACKENDS = ["localdir", "gcs"]
 def blobs(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     """A fresh, empty blob store of each backend."""
     if request.param == "localdir":
-        from handlers.backends.localdir import LocalDirBlobStore
+        from ordertasks.handlers.backends.localdir import LocalDirBlobStore
 
         return LocalDirBlobStore(tmp_path / "blobs")
-    from handlers.backends.gcs import GcsBlobStore
+    from ordertasks.handlers.backends.gcs import GcsBlobStore
 
     client = storage_client(monkeypatch, request.getfixturevalue("fake_gcs_server"))
     bucket = f"contract-{uuid.uuid4().hex[:12]}"  # one bucket per test: the server lives all session

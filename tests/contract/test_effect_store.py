@@ -6,7 +6,7 @@ from collections import Counter
 from datetime import datetime, timezone
 from typing import Any
 
-from handlers.ports import Claim, ClaimState, EffectStore
+from ordertasks.handlers.ports import Claim, ClaimState, EffectStore
 from tests.contract.clock import T0, at
 from tests.contract.concurrency import all_at_once
 

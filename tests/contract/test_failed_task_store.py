@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from handlers.ports import FailedTaskStore, FailureReport
+from ordertasks.handlers.ports import FailedTaskStore, FailureReport
 from tests.contract.clock import T0, at
 from tests.contract.concurrency import all_at_once
 

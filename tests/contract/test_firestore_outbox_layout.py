@@ -20,7 +20,7 @@ pytestmark = pytest.mark.firestore
 
 @pytest.fixture
 def stores(firestore_emulator: str) -> tuple[Any, Any]:
-    from handlers.backends.firestore import FirestoreStore
+    from ordertasks.handlers.backends.firestore import FirestoreStore
     from tests.contract.conftest import firestore_client_for, sanitized_project_id
 
     client = firestore_client_for(sanitized_project_id())
@@ -56,7 +56,7 @@ def test_an_order_of_the_old_layout_is_read_marked_and_reconciled(stores: tuple[
 
 
 def test_an_unknown_layout_is_refused(firestore_emulator: str) -> None:
-    from handlers.backends.firestore import FirestoreStore
+    from ordertasks.handlers.backends.firestore import FirestoreStore
     from tests.contract.conftest import firestore_client_for
 
     with pytest.raises(ValueError, match="outbox_layout"):

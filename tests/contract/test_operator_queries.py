@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from handlers.ports import FailedFilter, OrderRecord
+from ordertasks.handlers.ports import FailedFilter, OrderRecord
 from tests.contract.clock import T0, at
 from tests.contract.test_failed_task_store import report
 

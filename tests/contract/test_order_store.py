@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from handlers.ports import OrderRecord, OrderStore, OutboxEntry
+from ordertasks.handlers.ports import OrderRecord, OrderStore, OutboxEntry
 from tests.contract.clock import T0, at
 from tests.contract.concurrency import all_at_once
 

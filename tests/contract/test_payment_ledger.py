@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from producer.ledger import REFUNDED, REQUIRES_ACTION, SUCCEEDED, MemoryLedger, Payment, PaymentLedger
-from producer.ledger_sqlite import SqliteLedger
+from ordertasks.producer.ledger import REFUNDED, REQUIRES_ACTION, SUCCEEDED, MemoryLedger, Payment, PaymentLedger
+from ordertasks.producer.ledger_sqlite import SqliteLedger
 from tests.contract.conftest import BACKENDS, firestore_client_for, sanitized_project_id
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=timezone.utc)
@@ -28,7 +28,7 @@ def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
     elif request.param == "sqlite":
         yield SqliteLedger(tmp_path / "store.db")
     else:
-        from producer.ledger_firestore import FirestoreLedger
+        from ordertasks.producer.ledger_firestore import FirestoreLedger
 
         request.getfixturevalue("firestore_emulator")
         yield FirestoreLedger(firestore_client_for(sanitized_project_id()))

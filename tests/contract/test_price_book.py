@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from producer.pricebook import InvalidProduct, MemoryPriceBook, PriceBook, Product
-from producer.pricebook_sqlite import SqlitePriceBook
+from ordertasks.producer.pricebook import InvalidProduct, MemoryPriceBook, PriceBook, Product
+from ordertasks.producer.pricebook_sqlite import SqlitePriceBook
 from tests.contract.conftest import BACKENDS, firestore_client_for, sanitized_project_id
 
 MUG = Product("MUG-1", "Mug", {"EUR": Decimal("9.50"), "JPY": Decimal("1500")})
@@ -25,7 +25,7 @@ def book(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
     elif request.param == "sqlite":
         yield SqlitePriceBook(tmp_path / "store.db")
     else:
-        from producer.pricebook_firestore import FirestorePriceBook
+        from ordertasks.producer.pricebook_firestore import FirestorePriceBook
 
         request.getfixturevalue("firestore_emulator")
         yield FirestorePriceBook(firestore_client_for(sanitized_project_id()))

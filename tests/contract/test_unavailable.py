@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from handlers.backends.sqlite import SqliteStore
-from handlers.errors import DependencyUnavailable
-from handlers.ports import AnalyticsFact, FailureReport, OrderRecord
+from ordertasks.handlers.backends.sqlite import SqliteStore
+from ordertasks.handlers.errors import DependencyUnavailable
+from ordertasks.handlers.ports import AnalyticsFact, FailureReport, OrderRecord
 from tests.contract.clock import T0
 from tests.contract.conftest import firestore_client_for, sanitized_project_id
 from tests.support.servers import free_port
@@ -54,7 +54,7 @@ def test_locked_sqlite_is_unavailable(locked_sqlite: SqliteStore, call: Callable
 @pytest.fixture
 def unreachable_firestore(monkeypatch: pytest.MonkeyPatch) -> Any:
     """A Firestore store whose client points at a port nothing listens on (no emulator needed)."""
-    from handlers.backends.firestore import FirestoreStore
+    from ordertasks.handlers.backends.firestore import FirestoreStore
 
     monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", f"127.0.0.1:{free_port()}")
     return FirestoreStore(firestore_client_for(sanitized_project_id()), timeout=0.5)

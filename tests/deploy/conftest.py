@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from infra.config import DEFAULT_CATALOG, load_catalog
-from infra.deploy import Runner, Target, gcloud_runner, make_target
+from ordertasks.infra.config import DEFAULT_CATALOG, load_catalog
+from ordertasks.infra.deploy import Runner, Target, gcloud_runner, make_target
 from tests.deploy.recorder import Recorder, serve
 from tests.support.servers import ServerProcess, free_port, http_ok, need_binary
 
@@ -76,7 +76,7 @@ def _healthy(port: int) -> bool:
 def emulator(tmp_path: Path) -> Iterator[str]:
     """Start the local Cloud Tasks emulator; yield its base URL."""
     port = free_port()
-    server = ServerProcess([sys.executable, "-m", "infra.emulator", "--port", str(port), "--db", str(tmp_path / "tasks.db")],
+    server = ServerProcess([sys.executable, "-m", "ordertasks.infra.emulator", "--port", str(port), "--db", str(tmp_path / "tasks.db")],
                            port, log_path=tmp_path / "emulator.log", ready=lambda: _healthy(port))
     server.start(timeout=30)
     try:

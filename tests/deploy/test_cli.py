@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
-from infra.config import REPO_ROOT
-from infra.deploy import SECTIONS, main
-from infra.deploy._model import Command
+from ordertasks.infra.config import REPO_ROOT
+from ordertasks.infra.deploy import SECTIONS, main
+from ordertasks.infra.deploy._model import Command
 from tests.deploy.conftest import CHECKOUT_URL, COMPLETE, PROJECT, REGION, recorded_runner
 from tests.deploy.recorder import Recorder
 
@@ -49,7 +49,7 @@ def test_scheduler_jobs_need_no_checkout_url() -> None:
 
 
 def test_python_dash_m_runs_the_plan() -> None:
-    result = subprocess.run([sys.executable, "-m", "infra.deploy", "plan", "--only", "apis", "--config", str(COMPLETE)], cwd=REPO_ROOT,
+    result = subprocess.run([sys.executable, "-m", "ordertasks.infra.deploy", "plan", "--only", "apis", "--config", str(COMPLETE)], cwd=REPO_ROOT,
                             capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
     assert " 1. gcloud services enable cloudtasks.googleapis.com" in result.stdout

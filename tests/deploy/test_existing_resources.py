@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from infra.deploy import Target, apply, build_plan
-from infra.deploy._data import composite_indexes
-from infra.deploy._jobs import job_body
-from infra.deploy._monitoring import monitoring_file
-from infra.deploy._services import GUNICORN
-from infra.deploy._plan import deployed_env
+from ordertasks.infra.deploy import Target, apply, build_plan
+from ordertasks.infra.deploy._data import composite_indexes
+from ordertasks.infra.deploy._jobs import job_body
+from ordertasks.infra.deploy._monitoring import monitoring_file
+from ordertasks.infra.deploy._services import GUNICORN
+from ordertasks.infra.deploy._plan import deployed_env
 from tests.deploy.conftest import PROJECT, REGION, recorded_runner, target
 from tests.deploy.recorder import Recorder
 

@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from infra.deploy import SECTIONS, Resource, Target, apply, build_plan, iam_bindings, source_files
-from infra.deploy import secret_bindings
-from infra.deploy._data import composite_indexes
-from infra.deploy._monitoring import alert_policies, monitoring_file
-from infra.deploy._plan import APIS, deployed_env
-from infra.deploy._services import GUNICORN
+from ordertasks.infra.deploy import SECTIONS, Resource, Target, apply, build_plan, iam_bindings, source_files
+from ordertasks.infra.deploy import secret_bindings
+from ordertasks.infra.deploy._data import composite_indexes
+from ordertasks.infra.deploy._monitoring import alert_policies, monitoring_file
+from ordertasks.infra.deploy._plan import APIS, deployed_env
+from ordertasks.infra.deploy._services import GUNICORN
 from tests.deploy.conftest import PROJECT, REGION, recorded_runner, target
 from tests.deploy.recorder import Recorder, Request, serve
 

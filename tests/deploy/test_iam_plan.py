@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from infra.deploy import build_plan, iam_bindings, secret_bindings
+from ordertasks.infra.deploy import build_plan, iam_bindings, secret_bindings
 from tests.deploy.conftest import PROJECT, REGION, target
 
 SA = "serviceAccount:ordertasks-{}@" + PROJECT + ".iam.gserviceaccount.com"

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from infra.config import DEFAULT_CATALOG, REPO_ROOT
-from infra.deploy import main
+from ordertasks.infra.config import DEFAULT_CATALOG, REPO_ROOT
+from ordertasks.infra.deploy import main
 from tests.deploy.conftest import CLOUD_SECTION, COMPLETE, PROJECT, REGION
 
 GOLDEN = Path(__file__).with_name("golden-plan.txt")
@@ -86,7 +86,7 @@ def test_sections_that_deploy_no_settings_plan_without_them() -> None:
 
 def test_a_secret_value_is_never_printed_even_when_it_is_in_the_environment() -> None:
     env = {**os.environ, **SECRET_VALUES}
-    result = subprocess.run([sys.executable, "-m", "infra.deploy", "plan", "--project", PROJECT, "--config", str(COMPLETE)],
+    result = subprocess.run([sys.executable, "-m", "ordertasks.infra.deploy", "plan", "--project", PROJECT, "--config", str(COMPLETE)],
                             cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
     assert "--set-secrets=ORDERTASKS_SMTP_PASSWORD=smtp-password:latest" in result.stdout

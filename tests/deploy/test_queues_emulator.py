@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from infra.config import DEFAULT_CATALOG, QueueConfig, load_catalog
-from infra.deploy import apply, build_plan, gcloud_runner
+from ordertasks.infra.config import DEFAULT_CATALOG, QueueConfig, load_catalog
+from ordertasks.infra.deploy import apply, build_plan, gcloud_runner
 from tests.deploy.conftest import PROJECT, REGION, target
 
 

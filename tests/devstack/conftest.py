@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import requests
 
-from infra.config import REPO_ROOT
+from ordertasks.infra.config import REPO_ROOT
 from tests.support.samples import CHECKOUT_BODY, fast_catalog
 from tests.support.servers import ServerProcess, free_port
 

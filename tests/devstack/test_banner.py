@@ -5,8 +5,8 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
-from handlers.config import Settings
-from infra.devstack import banner, parse, second_terminal_exports
+from ordertasks.handlers.config import Settings
+from ordertasks.infra.devstack import banner, parse, second_terminal_exports
 
 
 def exported(lines: list[str]) -> dict[str, str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from collections import Counter
 
-from infra.demo import Progress
+from ordertasks.infra.demo import Progress
 
 
 class Clock:

@@ -10,9 +10,9 @@ import sys
 
 import requests
 
-from handlers.backends.sqlite import SqliteStore
-from handlers.kind import SystemClock
-from infra.config import REPO_ROOT, load_catalog
+from ordertasks.handlers.backends.sqlite import SqliteStore
+from ordertasks.handlers.kind import SystemClock
+from ordertasks.infra.config import REPO_ROOT, load_catalog
 from tests.devstack.conftest import (
     DevStack,
     dev_argv,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from handlers.config import Settings
+from ordertasks.handlers.config import Settings
 from tests.docs.conftest import ACTIVATE
 from tests.docs.terminal import Terminal
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from handlers.config import Settings
-from handlers.errors import ConfigurationError
+from ordertasks.handlers.config import Settings
+from ordertasks.handlers.errors import ConfigurationError
 from tests.security.test_documented_settings import DOCS, webhook_variables
 
 README = Path(__file__).resolve().parents[2] / "README.md"

@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
-from handlers.backends.http import HttpWebhookClient
-from handlers.backends.localdir import LocalDirBlobStore
-from handlers.backends.smtp import SmtpMailer
-from handlers.kind import EffectContext
+from ordertasks.handlers.backends.http import HttpWebhookClient
+from ordertasks.handlers.backends.localdir import LocalDirBlobStore
+from ordertasks.handlers.backends.smtp import SmtpMailer
+from ordertasks.handlers.kind import EffectContext
 from tests.effects.orders import SELLER, FixedClock
 from tests.support.servers import free_port
 

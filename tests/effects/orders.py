@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from handlers.contract import OrderSnapshot, Task
-from handlers.kind import Seller
+from ordertasks.handlers.contract import OrderSnapshot, Task
+from ordertasks.handlers.kind import Seller
 from tests.support import orders as placed
 
 SELLER = Seller(name="Grünwald & Söhne GmbH", address="Marktstraße 1, 10115 Berlin, DE",

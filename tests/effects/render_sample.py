@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pypdfium2 as pdfium
 
-from handlers.kinds.generate_invoice import render_invoice_pdf
+from ordertasks.handlers.kinds.generate_invoice import render_invoice_pdf
 from tests.effects.orders import SELLER, eur_order
 
 SAMPLE = Path(__file__).resolve().parents[2] / "docs" / "invoice-sample.png"

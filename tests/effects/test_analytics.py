@@ -7,8 +7,8 @@ import subprocess
 import sys
 from datetime import date
 
-from handlers.kinds.record_analytics import order_fact, shard_for
-from handlers.contract import OrderSnapshot
+from ordertasks.handlers.kinds.record_analytics import order_fact, shard_for
+from ordertasks.handlers.contract import OrderSnapshot
 from tests.effects.orders import FixedClock, eur_order, jpy_order, task_for
 
 

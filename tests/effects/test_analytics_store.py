@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from handlers.kinds.record_analytics import record_analytics, shard_for
-from handlers.backends.sqlite import SqliteStore
-from handlers.kind import EffectContext
+from ordertasks.handlers.kinds.record_analytics import record_analytics, shard_for
+from ordertasks.handlers.backends.sqlite import SqliteStore
+from ordertasks.handlers.kind import EffectContext
 from tests.effects.orders import eur_order, jpy_order, task_for
 
 

@@ -11,13 +11,13 @@ from email.message import EmailMessage
 
 import pytest
 
-from handlers import mail as order_email
-from handlers.backends.smtp import SmtpMailer
-from handlers.config import load_catalog
-from handlers.errors import DependencyUnavailable, Rejected
-from handlers.kind import EffectContext
-from handlers.mail import EmailData
-from handlers.registry import KindRegistry
+from ordertasks.handlers import mail as order_email
+from ordertasks.handlers.backends.smtp import SmtpMailer
+from ordertasks.handlers.config import load_catalog
+from ordertasks.handlers.errors import DependencyUnavailable, Rejected
+from ordertasks.handlers.kind import EffectContext
+from ordertasks.handlers.mail import EmailData
+from ordertasks.handlers.registry import KindRegistry
 from tests.effects.conftest import SmtpServer, TlsPair
 from tests.effects.orders import SELLER, eur_order, jpy_order, task_for
 from tests.support.servers import free_port

@@ -21,12 +21,12 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from handlers import mail as order_email
-from handlers.kinds.send_confirmation_email import WORDING
-from handlers.mail import EmailData
-from handlers.errors import InvalidPayload
-from handlers.mailheaders import mailbox
-from producer.checkout_request import CustomerIn
+from ordertasks.handlers import mail as order_email
+from ordertasks.handlers.kinds.send_confirmation_email import WORDING
+from ordertasks.handlers.mail import EmailData
+from ordertasks.handlers.errors import InvalidPayload
+from ordertasks.handlers.mailheaders import mailbox
+from ordertasks.producer.checkout_request import CustomerIn
 from tests.effects.conftest import SmtpServer, _start_smtp
 from tests.effects.orders import SELLER
 
@@ -118,7 +118,7 @@ def test_an_unsendable_stored_address_is_a_permanent_failure_not_a_retry_loop(ad
 
 
 def test_a_message_with_a_header_we_did_not_set_is_never_sent() -> None:
-    from handlers.mailheaders import check_rendered
+    from ordertasks.handlers.mailheaders import check_rendered
 
     msg = order_email.render_email(WORDING, "send_confirmation_email", "ord_prop1", _data("Ada", "ada@example.com"), SELLER)
     msg["Bcc"] = "victim@evil.example"

@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 from google.api_core.retry import Retry
 
-from handlers.backends.gcs import GcsBlobStore
-from handlers.errors import DependencyUnavailable, Rejected, Throttled
-from handlers.kind import EffectContext
-from handlers.kinds.generate_invoice import generate_invoice
+from ordertasks.handlers.backends.gcs import GcsBlobStore
+from ordertasks.handlers.errors import DependencyUnavailable, Rejected, Throttled
+from ordertasks.handlers.kind import EffectContext
+from ordertasks.handlers.kinds.generate_invoice import generate_invoice
 from tests.effects.orders import eur_order, task_for
 from tests.support.fault_proxy import FaultProxy, running_fault_proxy
 from tests.support.gcs_server import create_bucket, storage_client

@@ -11,10 +11,10 @@ import pypdfium2 as pdfium
 import pytest
 from pypdf import PdfReader
 
-from handlers.backends.localdir import LocalDirBlobStore
-from handlers.contract import OrderSnapshot, format_money
-from handlers.kinds.generate_invoice import generate_invoice, render_invoice_pdf
-from handlers.kind import EffectContext
+from ordertasks.handlers.backends.localdir import LocalDirBlobStore
+from ordertasks.handlers.contract import OrderSnapshot, format_money
+from ordertasks.handlers.kinds.generate_invoice import generate_invoice, render_invoice_pdf
+from ordertasks.handlers.kind import EffectContext
 from tests.effects.orders import SELLER, eur_order, jpy_order, task_for
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from handlers.backends.localdir import LocalDirBlobStore
+from ordertasks.handlers.backends.localdir import LocalDirBlobStore
 
 
 @pytest.fixture

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
-from handlers.backends.smtp import SmtpMailer
-from handlers.errors import Rejected
+from ordertasks.handlers.backends.smtp import SmtpMailer
+from ordertasks.handlers.errors import Rejected
 from tests.effects.conftest import Inbox
 from tests.support.servers import free_port
 

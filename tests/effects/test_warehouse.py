@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from handlers.backends.http import HttpWebhookClient, retry_after_seconds
-from handlers.errors import DependencyUnavailable, Rejected, Throttled
-from handlers.kind import EffectContext
-from handlers.webhook import post_webhook
+from ordertasks.handlers.backends.http import HttpWebhookClient, retry_after_seconds
+from ordertasks.handlers.errors import DependencyUnavailable, Rejected, Throttled
+from ordertasks.handlers.kind import EffectContext
+from ordertasks.handlers.webhook import post_webhook
 from tests.effects.conftest import Reply, Warehouse
 from tests.effects.orders import FixedClock, eur_order, task_for
 from tests.support.servers import free_port

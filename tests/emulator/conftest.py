@@ -61,7 +61,7 @@ def start_emulator(tmp: Path, port: int | None = None, db: Path | None = None, e
     port = port or free_port()
     db = db or tmp / "tasks.db"
     log = tmp / f"emulator-{port}.log"
-    argv = [sys.executable, "-m", "infra.emulator", "--port", str(port), "--db", str(db), *(extra or [])]
+    argv = [sys.executable, "-m", "ordertasks.infra.emulator", "--port", str(port), "--db", str(db), *(extra or [])]
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     process = ServerProcess(argv, port, env=env, log_path=log, ready=lambda: healthy(port)).start(timeout=30)
     return Emulator(port, db, log, process)

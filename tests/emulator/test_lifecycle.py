@@ -74,7 +74,7 @@ def test_sigterm_stops_cleanly_and_state_survives(tmp_path: Path) -> None:
 
 
 def test_queues_flag_creates_catalog_queues(tmp_path: Path) -> None:
-    from infra.config import load_catalog
+    from ordertasks.infra.config import load_catalog
 
     catalog = load_catalog(REPO_ROOT / "infra" / "tasks.toml")
     emu = start_emulator(tmp_path, extra=["--queues", str(REPO_ROOT / "infra" / "tasks.toml"),

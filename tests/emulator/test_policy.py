@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from infra.emulator.dispatcher import TokenBucket, retry_after_seconds
-from infra.emulator.model import RetryConfig
-from infra.emulator.wire import format_duration, format_timestamp, parse_duration, parse_timestamp
+from ordertasks.infra.emulator.dispatcher import TokenBucket, retry_after_seconds
+from ordertasks.infra.emulator.model import RetryConfig
+from ordertasks.infra.emulator.wire import format_duration, format_timestamp, parse_duration, parse_timestamp
 
 
 def test_backoff_matches_the_documented_example() -> None:

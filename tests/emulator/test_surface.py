@@ -255,7 +255,7 @@ def test_buffer_task_over_grpc(emulator: Emulator, client, make_queue, receiver:
     import grpc
     from google.api import httpbody_pb2
 
-    from infra.emulator.buffer_proto import BufferTaskRequest, BufferTaskResponse
+    from ordertasks.infra.emulator.buffer_proto import BufferTaskRequest, BufferTaskResponse
 
     queue = make_queue()
     set_target(client, queue, {"uri_override": {"scheme": tasks_v2.UriOverride.Scheme.HTTP, "host": "127.0.0.1",

@@ -13,7 +13,7 @@ import pytest
 from google.api_core import exceptions
 from google.cloud import tasks_v2
 
-from infra.emulator.errors import QUEUE_NOT_FOUND
+from ordertasks.infra.emulator.errors import QUEUE_NOT_FOUND
 from tests.emulator.conftest import PARENT, Emulator
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"

@@ -12,13 +12,13 @@ import pytest
 import requests
 from werkzeug.serving import make_server
 
-from functions.main import build_handler
-from handlers.backends.sqlite import SqliteStore
-from handlers.contract import OrderSnapshot, encode
-from handlers.wiring import Stores
-from infra.config import Settings, load_catalog
-from infra.mailsink import MailSink
-from infra.warehouse_standin import WarehouseStandIn
+from ordertasks.functions.main import build_handler
+from ordertasks.handlers.backends.sqlite import SqliteStore
+from ordertasks.handlers.contract import OrderSnapshot, encode
+from ordertasks.handlers.wiring import Stores
+from ordertasks.infra.config import Settings, load_catalog
+from ordertasks.infra.mailsink import MailSink
+from ordertasks.infra.warehouse_standin import WarehouseStandIn
 from tests.effects.orders import eur_order
 from tests.support.issuer import TestIssuer
 from tests.support.orders import store_paid_order

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from handlers.cloud_readiness import cloud_problems, expand, is_loopback, require_cloud_ready
-from handlers.errors import ConfigurationError
-from infra.config import REPO_ROOT, Settings
-from producer.checkout import create_app
+from ordertasks.handlers.cloud_readiness import cloud_problems, expand, is_loopback, require_cloud_ready
+from ordertasks.handlers.errors import ConfigurationError
+from ordertasks.infra.config import REPO_ROOT, Settings
+from ordertasks.producer.checkout import create_app
 
 SECRETS = {"ORDERTASKS_SMTP_PASSWORD": "smtp-pw-do-not-print", "ORDERTASKS_STRIPE_SECRET_KEY": "sk_live_do_not_print",
            "ORDERTASKS_STRIPE_WEBHOOK_SECRET": "whsec_do_not_print"}
@@ -148,7 +148,7 @@ def test_the_function_process_refuses_to_start(tmp_path: Path) -> None:
 def test_the_checkout_process_refuses_to_start(tmp_path: Path) -> None:
     # How Cloud Run serves the checkout: gunicorn on the app factory.
     argv = [str(Path(sys.executable).with_name("gunicorn")), "--bind", "127.0.0.1:0", "--workers", "1",
-            "producer.serve:app_from_env()"]
+            "ordertasks.producer.serve:app_from_env()"]
     result = _start(argv, {**COMPLETE, "ORDERTASKS_PAYMENTS": "local"}, tmp_path)
     assert result.returncode != 0
     assert "ORDERTASKS_PAYMENTS=local takes no money" in result.stderr

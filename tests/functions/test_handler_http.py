@@ -9,9 +9,9 @@ from datetime import date
 import pytest
 from pypdf import PdfReader
 
-from handlers.contract import encode
+from ordertasks.handlers.contract import encode
 from tests.support.orders import store_paid_order
-from infra.mailsink import MailSink
+from ordertasks.infra.mailsink import MailSink
 from tests.effects.orders import eur_order
 from tests.functions.conftest import DISPATCHER, HandlerStack
 from tests.support.issuer import RsaKey

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 import requests
 
-from handlers.config import load_catalog
-from infra.config import REPO_ROOT
+from ordertasks.handlers.config import load_catalog
+from ordertasks.infra.config import REPO_ROOT
 from tests.devstack.conftest import DevStack, dev_argv, place_order
 from tests.support.samples import fast_catalog
 from tests.support.servers import ServerProcess, free_port, wait_until

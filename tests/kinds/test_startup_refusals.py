@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from handlers.config import CatalogError, Settings, load_catalog
-from handlers.errors import ConfigurationError
-from handlers.registry import KindRegistry
-from handlers.wiring import check_startup
-from infra.config import DEFAULT_CATALOG, REPO_ROOT
+from ordertasks.handlers.config import CatalogError, Settings, load_catalog
+from ordertasks.handlers.errors import ConfigurationError
+from ordertasks.handlers.registry import KindRegistry
+from ordertasks.handlers.wiring import check_startup
+from ordertasks.infra.config import DEFAULT_CATALOG, REPO_ROOT
 
 QUEUE = """
 [queues.q-shop]

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from infra.config import DEFAULT_CATALOG, REPO_ROOT
+from ordertasks.infra.config import DEFAULT_CATALOG, REPO_ROOT
 from tests.effects.orders import eur_order
 from tests.library.test_order_tasks import emulator  # noqa: F401 - fixture
 from tests.producer.conftest import Emulator
@@ -33,7 +33,7 @@ def shop_env(tmp_path: Path, emulator: Emulator, monkeypatch: pytest.MonkeyPatch
     for name, value in {"ORDERTASKS_DATA_DIR": str(tmp_path), "CLOUD_TASKS_EMULATOR_HOST": emulator.host,
                         "ORDERTASKS_HANDLER_URL": "http://127.0.0.1:9/", "ORDERTASKS_OIDC_VERIFY": "false"}.items():
         monkeypatch.setenv(name, value)
-    from handlers.config import load_catalog
+    from ordertasks.handlers.config import load_catalog
     yield len(load_catalog(DEFAULT_CATALOG).kinds)
 
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from handlers.config import load_catalog
-from producer.library import OrderTasks
-from producer.maintenance import Maintenance, maintenance_verifier
+from ordertasks.handlers.config import load_catalog
+from ordertasks.producer.library import OrderTasks
+from ordertasks.producer.maintenance import Maintenance, maintenance_verifier
 from tests.functions.conftest import serve_flask
 from tests.library.test_order_tasks import emulator, order  # noqa: F401 - fixture
 from tests.producer.conftest import Emulator, make_settings

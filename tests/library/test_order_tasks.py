@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from handlers.contract import encode
-from handlers.dispatch import Delivery, Outcome
-from handlers.wiring import build_dispatcher
-from producer.enqueue import queue_path
-from producer.library import OrderNotFound, OrderTasks
+from ordertasks.handlers.contract import encode
+from ordertasks.handlers.dispatch import Delivery, Outcome
+from ordertasks.handlers.wiring import build_dispatcher
+from ordertasks.producer.enqueue import queue_path
+from ordertasks.producer.library import OrderNotFound, OrderTasks
 from tests.effects.orders import eur_order
 from tests.producer.conftest import Emulator, make_settings
 from tests.support.servers import wait_until

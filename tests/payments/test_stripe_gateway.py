@@ -14,8 +14,8 @@ from decimal import Decimal
 
 import pytest
 
-from producer.payments import PaymentDeclined, PaymentRequiresAction, PaymentUnavailable
-from producer.stripe_gateway import StripeGateway, charge_key, refund_key
+from ordertasks.producer.payments import PaymentDeclined, PaymentRequiresAction, PaymentUnavailable
+from ordertasks.producer.stripe_gateway import StripeGateway, charge_key, refund_key
 from tests.payments.conftest import SECRET_KEY, Proxy, payment_method, stripe_get
 from tests.support.servers import free_port
 

@@ -22,14 +22,14 @@ from flask.testing import FlaskClient
 from google.cloud import tasks_v2
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from handlers.backends.sqlite import SqliteStore
-from infra.config import REPO_ROOT, Catalog, Settings
-from producer import wiring
-from producer.checkout import create_app
-from producer.enqueue import Enqueuer, queue_path
-from producer.payments import LocalGateway
-from producer.pricebook_sqlite import SqlitePriceBook
-from producer.products import DEMO_CATALOGUE, import_file
+from ordertasks.handlers.backends.sqlite import SqliteStore
+from ordertasks.infra.config import REPO_ROOT, Catalog, Settings
+from ordertasks.producer import wiring
+from ordertasks.producer.checkout import create_app
+from ordertasks.producer.enqueue import Enqueuer, queue_path
+from ordertasks.producer.payments import LocalGateway
+from ordertasks.producer.pricebook_sqlite import SqlitePriceBook
+from ordertasks.producer.products import DEMO_CATALOGUE, import_file
 from tests.support.samples import EUR_CHECKOUT_BODY
 from tests.support.servers import ServerProcess, free_port, http_ok
 
@@ -54,7 +54,7 @@ class Emulator:
     def __init__(self, tmp: Path, latency_ms: int = 0) -> None:
         self.port = free_port()
         self.host = f"127.0.0.1:{self.port}"
-        argv = [sys.executable, "-m", "infra.emulator", "--port", str(self.port), "--db", str(tmp / "tasks.db"),
+        argv = [sys.executable, "-m", "ordertasks.infra.emulator", "--port", str(self.port), "--db", str(tmp / "tasks.db"),
                 "--queues", str(CATALOG), "--quiet"]
         if latency_ms:
             argv += ["--inject-latency-ms", str(latency_ms)]

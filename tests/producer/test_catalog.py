@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.config import CatalogError, load_catalog
+from ordertasks.infra.config import CatalogError, load_catalog
 from tests.producer.conftest import CATALOG
 
 QUEUE = """\

@@ -11,14 +11,14 @@ from typing import Any
 
 import requests
 
-from handlers.config import load_catalog
-from handlers.contract import OrderSnapshot, encode, parse_envelope
-from producer import wiring
-from producer.checkout import create_app
-from producer.enqueue import task_name
-from producer.orders import request_hash
-from producer.payments import LocalGateway, PaymentUnavailable
-from producer.reconcile import main as reconcile_main
+from ordertasks.handlers.config import load_catalog
+from ordertasks.handlers.contract import OrderSnapshot, encode, parse_envelope
+from ordertasks.producer import wiring
+from ordertasks.producer.checkout import create_app
+from ordertasks.producer.enqueue import task_name
+from ordertasks.producer.orders import request_hash
+from ordertasks.producer.payments import LocalGateway, PaymentUnavailable
+from ordertasks.producer.reconcile import main as reconcile_main
 from tests.producer.conftest import CATALOG, Emulator, LiveServer, Stack, build_stack, make_settings, order_body, pause_all
 
 KINDS = set(load_catalog(CATALOG).kinds)  # every count below derives from the catalog

@@ -14,9 +14,9 @@ import pytest
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import firestore
 
-from handlers.config import load_catalog
-from handlers.backends.firestore import FirestoreStore
-from producer.reconcile import reconcile
+from ordertasks.handlers.config import load_catalog
+from ordertasks.handlers.backends.firestore import FirestoreStore
+from ordertasks.producer.reconcile import reconcile
 from tests.producer.conftest import CATALOG, Emulator, build_stack, order_body
 
 

@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 import requests
 
-from producer.checkout import create_app
-from producer.stripe_gateway import StripeGateway
+from ordertasks.producer.checkout import create_app
+from ordertasks.producer.stripe_gateway import StripeGateway
 from tests.payments.conftest import SECRET_KEY, localstripe, payment_method, proxy, stripe_get  # noqa: F401
 from tests.producer.conftest import Emulator, LiveServer, Stack, build_stack, order_body
 from tests.support.servers import wait_until

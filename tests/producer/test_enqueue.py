@@ -9,8 +9,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from infra.config import Settings, load_catalog
-from producer.enqueue import build_task, plan_task, task_id, task_name
+from ordertasks.infra.config import Settings, load_catalog
+from ordertasks.producer.enqueue import build_task, plan_task, task_id, task_name
 from tests.producer.conftest import CATALOG
 
 PLACED = datetime(2025, 3, 1, 12, 0, tzinfo=timezone.utc)

@@ -16,8 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from producer.checkout import create_app
-from producer.openapi import openapi_document
+from ordertasks.producer.checkout import create_app
+from ordertasks.producer.openapi import openapi_document
 from tests.producer.conftest import Stack, build_stack, order_body, Emulator
 
 DOC = openapi_document()
@@ -106,8 +106,8 @@ def test_any_order_id_path_is_404_or_200(fuzz_stack: Stack, order_id: str) -> No
 def test_create_app_refuses_a_catalog_kind_without_contract(tmp_path: Path) -> None:
     from dataclasses import replace
 
-    from handlers.errors import ConfigurationError
-    from infra.config import KindConfig
+    from ordertasks.handlers.errors import ConfigurationError
+    from ordertasks.infra.config import KindConfig
 
     stack = build_stack(tmp_path, Emulator(tmp_path))
     catalog = stack.enqueuer.catalog

@@ -14,14 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from handlers.errors import ConfigurationError
-from infra.config import Settings
-from producer import wiring
-from producer.checkout import create_app
-from producer.ledger_sqlite import SqliteLedger
-from producer.payments import LocalGateway
-from producer.pricebook_sqlite import SqlitePriceBook
-from producer.stripe_gateway import StripeGateway
+from ordertasks.handlers.errors import ConfigurationError
+from ordertasks.infra.config import Settings
+from ordertasks.producer import wiring
+from ordertasks.producer.checkout import create_app
+from ordertasks.producer.ledger_sqlite import SqliteLedger
+from ordertasks.producer.payments import LocalGateway
+from ordertasks.producer.pricebook_sqlite import SqlitePriceBook
+from ordertasks.producer.stripe_gateway import StripeGateway
 from tests.producer.conftest import Stack, order_body
 
 CLOUD = {"ORDERTASKS_BACKEND": "cloud", "ORDERTASKS_PROJECT": "shop-prod",

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from producer.payments import LocalGateway, PaymentDeclined, PaymentUnavailable
+from ordertasks.producer.payments import LocalGateway, PaymentDeclined, PaymentUnavailable
 
 
 def test_visa_is_charged_once_per_key() -> None:

@@ -15,12 +15,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from producer.api_errors import ApiError
-from producer.cart import price_cart
-from producer.checkout_request import CheckoutRequest
-from producer.pricebook import MemoryPriceBook, Product
-from producer.pricing import compute_totals
-from producer.products import DEMO_CATALOGUE, read_products
+from ordertasks.producer.api_errors import ApiError
+from ordertasks.producer.cart import price_cart
+from ordertasks.producer.checkout_request import CheckoutRequest
+from ordertasks.producer.pricebook import MemoryPriceBook, Product
+from ordertasks.producer.pricing import compute_totals
+from ordertasks.producer.products import DEMO_CATALOGUE, read_products
 from tests.producer.conftest import Stack, order_body
 
 BOOK = {p.sku: p for p in read_products(DEMO_CATALOGUE.read_text(), "demo")}
@@ -103,7 +103,7 @@ def test_a_currency_the_product_is_not_sold_in_is_400(stack: Stack) -> None:
 
 
 def test_a_price_change_in_the_book_is_seen_by_the_next_checkout(stack: Stack) -> None:
-    from producer import wiring
+    from ordertasks.producer import wiring
 
     book = wiring.price_book(stack.settings)
     book.put_products([Product("MUG-1", "Mug", {"EUR": Decimal("11.00")})])
@@ -141,9 +141,9 @@ def test_no_claimed_price_ever_lowers_the_total_below_the_books(lines: list[dict
 
 
 def test_a_resumed_checkout_completes_at_the_price_first_shown(tmp_path: Any, emulator: Any) -> None:
-    from producer import wiring
-    from producer.checkout import create_app
-    from producer.payments import LocalGateway, PaymentUnavailable
+    from ordertasks.producer import wiring
+    from ordertasks.producer.checkout import create_app
+    from ordertasks.producer.payments import LocalGateway, PaymentUnavailable
     from tests.producer.conftest import build_stack
 
     class DownOnce(LocalGateway):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from handlers.contract import LineItem
-from producer.pricing import compute_totals, round_money
+from ordertasks.handlers.contract import LineItem
+from ordertasks.producer.pricing import compute_totals, round_money
 
 
 def _items(*lines: tuple[int, str]) -> list[LineItem]:

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from infra.config import REPO_ROOT
-from producer.pricebook_sqlite import SqlitePriceBook
-from producer.products import DEMO_CATALOGUE, CatalogueFileError, read_products
+from ordertasks.infra.config import REPO_ROOT
+from ordertasks.producer.pricebook_sqlite import SqlitePriceBook
+from ordertasks.producer.products import DEMO_CATALOGUE, CatalogueFileError, read_products
 
 
 def _run(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:

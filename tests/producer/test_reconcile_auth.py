@@ -18,11 +18,11 @@ from google.api_core.exceptions import ServiceUnavailable
 from google.api_core.retry import Retry, if_exception_type
 from google.cloud import tasks_v2
 
-from handlers.config import load_catalog
-from handlers.ports import FailureReport
-from producer import wiring
-from producer.checkout import create_app
-from producer.enqueue import queue_path
+from ordertasks.handlers.config import load_catalog
+from ordertasks.handlers.ports import FailureReport
+from ordertasks.producer import wiring
+from ordertasks.producer.checkout import create_app
+from ordertasks.producer.enqueue import queue_path
 from tests.producer.conftest import CATALOG, Emulator, LiveServer, Stack, build_stack, order_body
 from tests.support.servers import wait_until
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcTransport, CloudTasksRestTransport
 
-from handlers.errors import ConfigurationError
-from infra.config import Settings
-from producer import wiring
-from producer.enqueue import queue_path
+from ordertasks.handlers.errors import ConfigurationError
+from ordertasks.infra.config import Settings
+from ordertasks.producer import wiring
+from ordertasks.producer.enqueue import queue_path
 from tests.producer.conftest import Emulator, make_settings
 
 

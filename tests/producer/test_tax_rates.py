@@ -15,9 +15,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from handlers.contract import CURRENCY_EXPONENT, LineItem
-from producer.pricing import compute_totals, tax_rate
-from producer.tax_rules import TaxTableError, UnsupportedCountry, default_table, load_tax_table
+from ordertasks.handlers.contract import CURRENCY_EXPONENT, LineItem
+from ordertasks.producer.pricing import compute_totals, tax_rate
+from ordertasks.producer.tax_rules import TaxTableError, UnsupportedCountry, default_table, load_tax_table
 from tests.producer.conftest import Stack, order_body
 
 EU_MEMBERS = {"AT", "BE", "BG", "HR", "CY", "CZ", "DK", "EE", "FI", "FR", "DE", "GR", "HU", "IE", "IT", "LV",
@@ -120,8 +120,8 @@ LINES = st.lists(st.tuples(st.integers(1, 20), MONEY), min_size=1, max_size=5)
 @given(lines=LINES, country=st.sampled_from(sorted(EXPECTED)))
 def test_the_amount_charged_is_the_total_shown_rounded_half_up(stack: Stack, lines: list[tuple[int, Decimal]],
                                                                country: str) -> None:
-    from producer import wiring
-    from producer.pricebook import Product
+    from ordertasks.producer import wiring
+    from ordertasks.producer.pricebook import Product
 
     products = [Product(f"P-{i}", f"Product {i}", {"EUR": price}) for i, (_, price) in enumerate(lines)]
     wiring.price_book(stack.settings).put_products(products)

@@ -14,13 +14,13 @@ from typing import Any
 import pytest
 import requests
 
-from functions.main import build_handler
-from handlers.contract import encode
-from handlers.errors import DependencyUnavailable
-from handlers.wiring import Stores
-from infra.config import Settings, load_catalog
-from infra.mailsink import MailSink
-from infra.warehouse_standin import WarehouseStandIn
+from ordertasks.functions.main import build_handler
+from ordertasks.handlers.contract import encode
+from ordertasks.handlers.errors import DependencyUnavailable
+from ordertasks.handlers.wiring import Stores
+from ordertasks.infra.config import Settings, load_catalog
+from ordertasks.infra.mailsink import MailSink
+from ordertasks.infra.warehouse_standin import WarehouseStandIn
 from tests.effects.orders import PLACED_AT, eur_order
 from tests.functions.conftest import serve_flask
 from tests.support.issuer import TestIssuer
@@ -88,10 +88,10 @@ def _placed(store: Any, order_id: str) -> bool:
 def make_store(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Any:
     """A fresh store of ``backend``: SQLite file, or a fresh project on the Firestore emulator."""
     if backend == "sqlite":
-        from handlers.backends.sqlite import SqliteStore
+        from ordertasks.handlers.backends.sqlite import SqliteStore
 
         return SqliteStore(tmp_path / "ordertasks.db")
-    from handlers.backends.firestore import FirestoreStore
+    from ordertasks.handlers.backends.firestore import FirestoreStore
     from tests.contract.conftest import firestore_client_for, sanitized_project_id
 
     request.getfixturevalue("firestore_emulator")

@@ -26,10 +26,10 @@ from typing import Any
 
 import requests
 
-from handlers.backends.sqlite import SqliteStore
-from infra import devstack
-from infra.config import REPO_ROOT, Catalog, load_catalog
-from producer.replay_target import write_stack_record
+from ordertasks.handlers.backends.sqlite import SqliteStore
+from ordertasks.infra import devstack
+from ordertasks.infra.config import REPO_ROOT, Catalog, load_catalog
+from ordertasks.producer.replay_target import write_stack_record
 from tests.support.samples import CHECKOUT_BODY
 from tests.support.servers import ServerProcess, free_port, wait_until
 

@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from handlers.backends.localdir import LocalDirBlobStore
-from handlers.backends.sqlite import SqliteStore
-from handlers.contract import encode
-from handlers.kinds.generate_invoice import invoice_path
+from ordertasks.handlers.backends.localdir import LocalDirBlobStore
+from ordertasks.handlers.backends.sqlite import SqliteStore
+from ordertasks.handlers.contract import encode
+from ordertasks.handlers.kinds.generate_invoice import invoice_path
 from tests.reliability.stack import LocalStack
 from tests.reliability.test_fuzz_handler import SAFE_FAILED_ID
 from tests.support.samples import CHECKOUT_BODY

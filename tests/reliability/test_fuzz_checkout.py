@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode, checks
 from schemathesis.specs.openapi import checks as openapi_checks
 
-from producer.checkout import create_app
+from ordertasks.producer.checkout import create_app
 from tests.producer.conftest import Emulator, build_stack
 
 EXAMPLES = 100

@@ -18,9 +18,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from handlers.config import load_catalog
-from handlers.contract import parse_envelope
-from handlers.errors import PermanentError
+from ordertasks.handlers.config import load_catalog
+from ordertasks.handlers.contract import parse_envelope
+from ordertasks.handlers.errors import PermanentError
 from tests.reliability.handler_rig import Rig, RigFactory, make_store, task_body
 
 KINDS = tuple(load_catalog().kinds)

@@ -7,7 +7,7 @@ import os
 import threading
 from pathlib import Path
 
-from handlers.backends.sqlite import SqliteStore
+from ordertasks.handlers.backends.sqlite import SqliteStore
 
 
 def _open_fds() -> int:

@@ -21,12 +21,12 @@ from typing import Any
 
 import pytest
 
-from handlers.wiring import Stores, build_dispatcher
+from ordertasks.handlers.wiring import Stores, build_dispatcher
 from tests.support.orders import store_paid_order
-from handlers.backends.memory import MemoryStore
-from handlers.dispatch import Delivery, Outcome
-from handlers.errors import DependencyUnavailable
-from infra.config import Settings
+from ordertasks.handlers.backends.memory import MemoryStore
+from ordertasks.handlers.dispatch import Delivery, Outcome
+from ordertasks.handlers.errors import DependencyUnavailable
+from ordertasks.infra.config import Settings
 from tests.conftest import _firestore_answers
 from tests.effects.orders import PLACED_AT, FixedClock, eur_order
 from tests.reliability.handler_rig import KINDS, Rig, task_body
@@ -55,7 +55,7 @@ def private_firestore(tmp_path: Path) -> Iterator[tuple[ServerProcess, str]]:
 
 
 def _store_on(host: str, monkeypatch: pytest.MonkeyPatch) -> Any:
-    from handlers.backends.firestore import FirestoreStore
+    from ordertasks.handlers.backends.firestore import FirestoreStore
     from tests.contract.conftest import firestore_client_for, sanitized_project_id
 
     monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", host)

@@ -22,7 +22,7 @@ import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from handlers.backends.sqlite import SqliteStore
+from ordertasks.handlers.backends.sqlite import SqliteStore
 from tests.reliability.handler_rig import Rig, task_body
 from tests.reliability.stack import LocalStack
 from tests.support.issuer import RsaKey

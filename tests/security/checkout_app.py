@@ -7,12 +7,12 @@ from typing import Any
 
 from flask import Flask
 
-from handlers.config import DEFAULT_CATALOG, Settings
-from producer import wiring
-from producer.checkout import create_app
-from producer.payments import LocalGateway
-from producer.pricebook_sqlite import SqlitePriceBook
-from producer.products import DEMO_CATALOGUE, import_file
+from ordertasks.handlers.config import DEFAULT_CATALOG, Settings
+from ordertasks.producer import wiring
+from ordertasks.producer.checkout import create_app
+from ordertasks.producer.payments import LocalGateway
+from ordertasks.producer.pricebook_sqlite import SqlitePriceBook
+from ordertasks.producer.products import DEMO_CATALOGUE, import_file
 from tests.support.servers import free_port
 
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from handlers.config import load_catalog
+from ordertasks.handlers.config import load_catalog
 from tests.support.issuer import TestIssuer
 from tests.support.servers import ServerProcess, free_port
 

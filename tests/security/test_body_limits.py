@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from functions.main import MAX_BODY
+from ordertasks.functions.main import MAX_BODY
 from tests.security.handler_process import handler_process, post_head, status_of
 from tests.support.issuer import TestIssuer
 

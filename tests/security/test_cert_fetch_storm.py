@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from handlers.errors import DependencyUnavailable, Unauthenticated
-from handlers.oidc import CertCache, TokenVerifier
+from ordertasks.handlers.errors import DependencyUnavailable, Unauthenticated
+from ordertasks.handlers.oidc import CertCache, TokenVerifier
 from tests.functions.conftest import DISPATCHER, HandlerStack
 from tests.security.tokens import unknown_kid
 from tests.support.issuer import RsaKey, TestIssuer

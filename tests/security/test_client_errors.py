@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from handlers.backends.sqlite import SqliteStore
+from ordertasks.handlers.backends.sqlite import SqliteStore
 from tests.contract.conftest import firestore_client_for, sanitized_project_id
 from tests.security.checkout_app import checkout_app
 from tests.support.samples import EUR_CHECKOUT_BODY
@@ -29,7 +29,7 @@ def assert_no_internals(text: str) -> None:
 @pytest.fixture
 def firestore_checkout(tmp_path: Path, firestore_emulator: str) -> Flask:
     """The checkout over Firestore (the emulator)."""
-    from handlers.backends.firestore import FirestoreStore
+    from ordertasks.handlers.backends.firestore import FirestoreStore
 
     return checkout_app(tmp_path, FirestoreStore(firestore_client_for(sanitized_project_id()), timeout=10.0))
 

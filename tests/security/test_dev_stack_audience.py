@@ -8,9 +8,9 @@ from typing import Any
 from google.api_core.exceptions import NotFound
 from google.protobuf import duration_pb2
 
-from handlers.config import Settings, load_catalog
-from producer import wiring
-from producer.enqueue import queue_path
+from ordertasks.handlers.config import Settings, load_catalog
+from ordertasks.producer import wiring
+from ordertasks.producer.enqueue import queue_path
 from tests.devstack.conftest import DevStack, dev  # noqa: F401 - the module-scoped stack fixture
 from tests.support.servers import wait_until
 

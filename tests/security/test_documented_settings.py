@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from handlers.config import ENV_REFERENCE, Settings, load_catalog
-from handlers.registry import KindRegistry
-from handlers.errors import ConfigurationError
+from ordertasks.handlers.config import ENV_REFERENCE, Settings, load_catalog
+from ordertasks.handlers.registry import KindRegistry
+from ordertasks.handlers.errors import ConfigurationError
 
 REPO = Path(__file__).resolve().parents[2]
 DOCS = sorted({REPO / "README.md", *REPO.glob("docs/**/*.md"), *REPO.glob("infra/**/*.md"),

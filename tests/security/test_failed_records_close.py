@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from handlers.ports import FailureReport
-from infra.config import load_catalog
+from ordertasks.handlers.ports import FailureReport
+from ordertasks.infra.config import load_catalog
 from tests.functions.conftest import HandlerStack
 
 KIND = "notify_warehouse"

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from handlers.errors import ConfigurationError
-from handlers.config import Settings
+from ordertasks.handlers.errors import ConfigurationError
+from ordertasks.handlers.config import Settings
 from tests.support.servers import free_port
 
 BOOLEAN_SETTINGS = ("ORDERTASKS_OIDC_VERIFY", "ORDERTASKS_SMTP_STARTTLS", "ORDERTASKS_SMTP_IMPLICIT_TLS")
@@ -96,7 +96,7 @@ def test_functions_framework_refuses_to_start_on_a_misspelt_boolean(tmp_path: Pa
 
 def test_a_misspelt_allow_test_payments_is_named_in_the_cloud() -> None:
     """Attack: ORDERTASKS_ALLOW_TEST_PAYMENTS=ture read as false hid the real mistake behind another message."""
-    from handlers.cloud_readiness import require_cloud_ready
+    from ordertasks.handlers.cloud_readiness import require_cloud_ready
     from tests.functions.test_cloud_startup import COMPLETE
 
     env = {**COMPLETE, "ORDERTASKS_PAYMENTS": "local", "ORDERTASKS_ALLOW_TEST_PAYMENTS": "ture"}

@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from handlers.backends.sqlite import SqliteStore
-from handlers.ports import FailureReport
-from producer.stats import render
-from producer.terminal import escape_controls, for_terminal
+from ordertasks.handlers.backends.sqlite import SqliteStore
+from ordertasks.handlers.ports import FailureReport
+from ordertasks.producer.stats import render
+from ordertasks.producer.terminal import escape_controls, for_terminal
 
 REPO = Path(__file__).resolve().parents[2]
 CLEAR_SCREEN = "\x1b[2J\x1b[H"

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from functions.main import build_handler
-from handlers.config import Settings
-from handlers.contract import encode
+from ordertasks.functions.main import build_handler
+from ordertasks.handlers.config import Settings
+from ordertasks.handlers.contract import encode
 from tests.functions.conftest import DISPATCHER, HandlerStack, serve_flask
 from tests.security.tokens import with_header
 from tests.support.issuer import RsaKey, TestIssuer

@@ -8,10 +8,10 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from handlers.config import Catalog, load_catalog
-from handlers.contract import OrderSnapshot, Task, encode
-from handlers.ports import OrderRecord, OrderStore
-from handlers.registry import KindRegistry
+from ordertasks.handlers.config import Catalog, load_catalog
+from ordertasks.handlers.contract import OrderSnapshot, Task, encode
+from ordertasks.handlers.ports import OrderRecord, OrderStore
+from ordertasks.handlers.registry import KindRegistry
 
 
 def store_paid_order(store: OrderStore, order_id: str, snapshot: OrderSnapshot | dict[str, Any],

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from infra.config import DEFAULT_CATALOG
+from ordertasks.infra.config import DEFAULT_CATALOG
 
 CHECKOUT_BODY: dict[str, Any] = {
     "customer": {"name": "Ada Lovelace", "email": "ada@example.com"},
