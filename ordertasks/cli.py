@@ -33,6 +33,11 @@ CATALOG_FROM_ENVIRONMENT = frozenset({"handler", "checkout", "failed", "sweep", 
                                       "demo", "products"})
 
 
+# What the local stack (emulator, dev SMTP sink) needs beyond the runtime dependencies:
+# pyproject's ``local`` extra.
+LOCAL_EXTRA = frozenset({"aiohttp", "aiosmtpd"})
+
+
 def _check_catalog() -> None:
     """Refuse to run on a catalog whose kinds do not resolve (the message names file and line)."""
     from ordertasks.handlers.config import Settings
@@ -60,7 +65,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ordertasks: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
         return 2
     module_name, func_name, _ = COMMANDS[name]
-    func = getattr(importlib.import_module(module_name), func_name)
+    try:
+        func = getattr(importlib.import_module(module_name), func_name)
+    except ModuleNotFoundError as exc:
+        if exc.name not in LOCAL_EXTRA:
+            raise
+        print(f"ordertasks {name}: needs {exc.name}, part of the local stack's extra: "
+              "pip install 'ordertasks[local]'", file=sys.stderr)
+        return 2
     from ordertasks.handlers.errors import ConfigurationError
 
     try:

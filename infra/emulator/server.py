@@ -53,13 +53,20 @@ def app_engine_url(text: str) -> str:
     return text
 
 
+# ``--queues`` without a file: the catalog shipped with ordertasks (found inside an installed
+# wheel as in a checkout), so a shop's service can run the emulator without copying it.
+BUILTIN_CATALOG = "builtin"
+
+
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     """The command line (see docs/emulator.md)."""
     p = argparse.ArgumentParser(prog="ordertasks emulator", description="Local Cloud Tasks v2 emulator (gRPC and REST on one port).")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8123, help="port to listen on (default 8123)")
     p.add_argument("--db", default="var/tasks.db", help="SQLite file holding queues, tasks and the signing key")
-    p.add_argument("--queues", metavar="TOML", help="task catalog whose queues are created or updated at start")
+    p.add_argument("--queues", metavar="TOML", nargs="?", const=BUILTIN_CATALOG,
+                   help="task catalog whose queues are created or updated at start "
+                        "(--queues alone: ordertasks' built-in infra/tasks.toml)")
     p.add_argument("--project", help="project of the --queues queues (default: the catalog's)")
     p.add_argument("--location", help="location of the --queues queues (default: the catalog's region)")
     p.add_argument("--dedup-window", type=non_negative, default=3600.0, metavar="SECONDS",
@@ -80,9 +87,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
 def catalog_queue_bodies(path: str, project: str | None, location: str | None) -> list[dict[str, Any]]:
     """The queues of the task catalog as Cloud Tasks queue JSON."""
-    from ordertasks.infra.config import load_catalog
+    from ordertasks.infra.config import DEFAULT_CATALOG, load_catalog
 
-    catalog = load_catalog(path)
+    catalog = load_catalog(DEFAULT_CATALOG if path == BUILTIN_CATALOG else path)
     parent = f"projects/{project or catalog.project}/locations/{location or catalog.region}"
     return [{
         "name": f"{parent}/queues/{q.name}",
