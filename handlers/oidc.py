@@ -11,6 +11,10 @@ and within a small skew of now, ``nbf`` (if present) is not in the future; ``aud
 certificates cannot be fetched and none are held, ``DependencyUnavailable`` (503 with
 ``Retry-After``): the caller is not at fault, and Cloud Tasks retries.
 
+A token that passed every check is remembered by its SHA-256 digest until its ``exp`` (at
+most five minutes, 4096 tokens): Cloud Tasks sends the same token with many dispatches, and
+a repeat then costs a hash instead of an RS256 verification (``handlers/verified_tokens.py``).
+
 Locally the Cloud Tasks emulator signs with its own key and serves its certificates at
 ``/oauth2/v1/certs``; the checks are identical and only ``certs_url`` differs.
 """
@@ -23,15 +27,16 @@ import math
 import re
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 import requests
 from google.auth import crypt
 
 from ordertasks.handlers.errors import DependencyUnavailable, Forbidden, Unauthenticated
+from ordertasks.handlers.verified_tokens import DEFAULT_MAX_AGE_SECONDS, DEFAULT_MAX_ENTRIES, VerifiedTokens
 
 GOOGLE_ISSUERS = ("accounts.google.com", "https://accounts.google.com")
 MAX_AGE = re.compile(r"max-age=(\d+)")
@@ -217,22 +222,29 @@ class TokenVerifier:
 
     def __init__(self, certs: CertCache, audiences: Iterable[str], allowed_emails: Iterable[str] = (),
                  issuers: Iterable[str] = GOOGLE_ISSUERS, now: Callable[[], float] = time.time,
-                 skew_seconds: float = 60.0, cache_size: int = 4096) -> None:
+                 skew_seconds: float = 60.0, cache_size: int = DEFAULT_MAX_ENTRIES,
+                 cache_max_age: float = DEFAULT_MAX_AGE_SECONDS) -> None:
         self.certs = certs
         self.audiences = {a for a in audiences if a} | {a.rstrip("/") for a in audiences if a}
         self.allowed_emails = frozenset(allowed_emails)
         self.issuers = frozenset(issuers)
         self._now = now
         self.skew = skew_seconds
-        # Cloud Tasks reuses a token for many dispatches; remember signatures already checked.
-        self._verified: OrderedDict[str, Mapping[str, Any]] = OrderedDict()
-        self._cache_size = cache_size
-        self._lock = threading.Lock()
+        # Cloud Tasks reuses a token for many dispatches: a token that passed every check is
+        # remembered by its digest until its exp (handlers/verified_tokens.py).
+        self.verified: VerifiedTokens[Caller] = VerifiedTokens(now, max_entries=cache_size, max_age=cache_max_age)
 
     def verify(self, authorization: str | None) -> Caller:
         """Return the verified caller or raise ``Unauthenticated`` / ``Forbidden``."""
         token = self._bearer(authorization)
-        claims = self._cached(token) or self._verify_signature(token)
+        caller = self.verified.get(token)
+        if caller is None:
+            caller = self._verify_fully(token)
+            self.verified.remember(token, caller, float(caller.claims["exp"]))   # a finite number: checked
+        return caller
+
+    def _verify_fully(self, token: str) -> Caller:
+        claims = self._verify_signature(token)
         self._check_claims(claims)
         return self._authorize(claims)
 
@@ -245,19 +257,6 @@ class TokenVerifier:
             raise Unauthenticated("Authorization header must be 'Bearer <OIDC token>'")
         return token.strip()
 
-    def _cached(self, token: str) -> Mapping[str, Any] | None:
-        with self._lock:
-            claims = self._verified.get(token)
-            if claims is not None:
-                self._verified.move_to_end(token)
-            return claims
-
-    def _remember(self, token: str, claims: Mapping[str, Any]) -> None:
-        with self._lock:
-            self._verified[token] = claims
-            while len(self._verified) > self._cache_size:
-                self._verified.popitem(last=False)
-
     def _verify_signature(self, token: str) -> Mapping[str, Any]:
         header, claims, signed, signature = self._split(token)
         if header.get("alg") != "RS256":
@@ -267,7 +266,6 @@ class TokenVerifier:
             raise Unauthenticated("malformed token: kid must be a string")
         if not any(_signature_holds(v, signed, signature) for v in self.certs.key(kid)):
             raise Unauthenticated("token signature does not verify against the issuer's certificates")
-        self._remember(token, claims)
         return claims
 
     @staticmethod
@@ -313,4 +311,6 @@ class TokenVerifier:
             raise Forbidden("token has no verified service-account email")
         if self.allowed_emails and email not in self.allowed_emails:
             raise Forbidden(f"service account {email} may not call this service")
-        return Caller(email=email, subject=str(claims.get("sub", "")), audience=str(claims["aud"]), claims=claims)
+        # Read-only: a remembered Caller is shared by every request that carries its token.
+        return Caller(email=email, subject=str(claims.get("sub", "")), audience=str(claims["aud"]),
+                      claims=MappingProxyType(dict(claims)))
