@@ -13,11 +13,12 @@ import json
 import subprocess
 import sys
 import time
+from typing import Any
 
 from benchmarks._common import RESULTS_DIR, print_table
 
-BENCHMARKS = ("checkout_latency", "emulator_dispatch", "emulator_timing", "handler_overhead", "end_to_end",
-              "cloud_cost", "smtp_mailer")
+BENCHMARKS = ("checkout_latency", "checkout_load", "emulator_dispatch", "emulator_timing", "handler_overhead",
+              "end_to_end", "cloud_cost", "smtp_mailer")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,8 +52,16 @@ def summary(names: tuple[str, ...] | list[str]) -> None:
         data = json.loads(path.read_text())
         for t in data.get("targets", []):
             rows.append((name, t["target"], f"{t['value']:g} {t['unit']}".strip(), f"{t['op']} {t['limit']:g}",
-                         "met" if t["met"] else "NOT MET", "quick" if data["parameters"].get("quick") else "full"))
-    print_table("summary", rows, ("benchmark", "target", "value", "limit", "result", "run"))
+                         "met" if t["met"] else "NOT MET", baseline_text(t, data),
+                         "quick" if data["parameters"].get("quick") else "full"))
+    print_table("summary", rows, ("benchmark", "target", "value", "limit", "result", "same-run baseline", "run"))
+
+
+def baseline_text(target: dict[str, Any], data: dict[str, Any]) -> str:
+    """The baseline a target was measured against: its own, else the file's baseline name."""
+    if target.get("baseline"):
+        return str(target["baseline"])
+    return str(data.get("baseline", {}).get("name", ""))
 
 
 if __name__ == "__main__":

@@ -71,12 +71,13 @@ def write_results(name: str, payload: dict[str, Any]) -> Path:
     return path
 
 
-def target(name: str, value: float, op: str, limit: float, unit: str = "") -> dict[str, Any]:
-    """One target line: ``value op limit`` and whether it holds."""
+def target(name: str, value: float, op: str, limit: float, unit: str = "", baseline: str = "") -> dict[str, Any]:
+    """One target line: ``value op limit``, whether it holds, and the same-run ``baseline`` it
+    was measured against (a short text with the baseline's figure)."""
     checks: dict[str, Callable[[float, float], bool]] = {
         ">=": lambda a, b: a >= b, "<=": lambda a, b: a <= b, "<": lambda a, b: a < b, ">": lambda a, b: a > b}
     return {"target": name, "value": round(value, 3), "op": op, "limit": round(limit, 3), "unit": unit,
-            "met": bool(checks[op](value, limit))}
+            "met": bool(checks[op](value, limit)), "baseline": baseline}
 
 
 def print_table(title: str, rows: Sequence[Sequence[Any]], header: Sequence[str]) -> None:
@@ -94,8 +95,8 @@ def print_table(title: str, rows: Sequence[Sequence[Any]], header: Sequence[str]
 def print_targets(targets: Sequence[dict[str, Any]]) -> None:
     """The targets as a table."""
     rows = [(t["target"], f"{t['value']:g} {t['unit']}".strip(), f"{t['op']} {t['limit']:g}",
-             "met" if t["met"] else "NOT MET") for t in targets]
-    print_table("targets", rows, ("target", "value", "limit", "result"))
+             "met" if t["met"] else "NOT MET", t.get("baseline", "")) for t in targets]
+    print_table("targets", rows, ("target", "value", "limit", "result", "same-run baseline"))
 
 
 def _fmt(value: Any) -> str:
