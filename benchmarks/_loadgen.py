@@ -2,7 +2,12 @@
 
 ``concurrency`` workers each send one request, wait for its answer, send the next, until
 ``count`` requests were sent or ``duration`` seconds passed. One pooled keep-alive session
-(as a real Cloud Tasks front end or shop frontend would hold). Each benchmark checks that
+(as a real Cloud Tasks front end or shop frontend would hold).
+
+``run_paced`` is the open-loop variant: requests are due at a fixed ``rate`` (request ``i``
+at ``start + i / rate``), sent by at most ``concurrency`` clients, and each latency is
+measured from when the request was *due*, not from when a client got round to sending it
+— so a server that falls behind shows the queueing it causes (no coordinated omission). Each benchmark checks that
 this generator drives its bare baseline faster than the system under test, so the
 generator is not what limits a figure.
 """
@@ -66,6 +71,44 @@ async def _run(url: str, make: RequestFactory, concurrency: int, count: int | No
                                for _ in range(concurrency)])
         result.elapsed = time.perf_counter() - started
     return result
+
+
+async def _paced_worker(session: aiohttp.ClientSession, url: str, make: RequestFactory,
+                        counter: "itertools.count[int]", due: Callable[[int], float], deadline: float,
+                        result: LoadResult) -> None:
+    while True:
+        index = next(counter)
+        start = due(index)
+        if start >= deadline:
+            return
+        await asyncio.sleep(max(0.0, start - time.perf_counter()))
+        body, headers = make(index)
+        try:
+            async with session.post(url, data=body, headers=headers) as resp:
+                await resp.read()
+                result.statuses[resp.status] += 1
+        except (aiohttp.ClientError, asyncio.TimeoutError):
+            result.errors += 1
+            continue
+        result.latencies_ms.append((time.perf_counter() - start) * 1000)
+
+
+async def _run_paced(url: str, make: RequestFactory, concurrency: int, rate: float, duration: float) -> LoadResult:
+    result = LoadResult()
+    counter = itertools.count()
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=60)) as session:
+        started = time.perf_counter() + 0.05
+        await asyncio.gather(*[_paced_worker(session, url, make, counter, lambda i: started + i / rate,
+                                             started + duration, result) for _ in range(concurrency)])
+        result.elapsed = max(time.perf_counter() - started, duration)
+    return result
+
+
+def run_paced(url: str, make: RequestFactory, concurrency: int, rate: float, duration: float) -> LoadResult:
+    """POST to ``url`` at ``rate`` requests/s for ``duration`` s with at most ``concurrency``
+    in flight; latencies from each request's due time (see module docstring)."""
+    return asyncio.run(_run_paced(url, make, concurrency, rate, duration))
 
 
 def run_load(url: str, make: RequestFactory, concurrency: int = 1, count: int | None = None,
