@@ -14,6 +14,7 @@ import time
 from collections.abc import Sequence
 from email import message_from_bytes, policy
 from email.message import EmailMessage
+from email.parser import BytesHeaderParser
 from pathlib import Path
 from typing import Any
 
@@ -35,16 +36,27 @@ class EmlWriter:
             if self.fail_next:
                 return self.fail_next.pop(0)
         raw: bytes = envelope.content if isinstance(envelope.content, bytes) else envelope.content.encode()
-        message = message_from_bytes(raw, policy=policy.default)
         if self.directory is None:
+            message = message_from_bytes(raw, policy=policy.default)
             with self.lock:
                 self.messages.append(message)  # type: ignore[arg-type]
             return "250 Message accepted for delivery"
         # With a directory the files are the record: keeping every message in memory as well
         # grew `ordertasks dev`'s SMTP process by ~6 KB per email (170 MB over a 10 000-order soak).
-        digest = hashlib.sha256(str(message.get("Message-ID", "")).encode()).hexdigest()[:12]
+        # The file name needs only the Message-ID: read the header block, not the MIME parts
+        # (parsing the whole message was two thirds of the sink's CPU per email).
+        digest = hashlib.sha256(_message_id(raw).encode()).hexdigest()[:12]
         (self.directory / f"{time.time_ns()}-{digest}.eml").write_bytes(raw)
         return "250 Message accepted for delivery"
+
+
+_HEADERS = BytesHeaderParser(policy=policy.compat32)
+
+
+def _message_id(raw: bytes) -> str:
+    """The ``Message-ID`` of a raw message, unfolded and stripped ("" when it has none)."""
+    value = _HEADERS.parsebytes(raw).get("Message-ID", "")
+    return " ".join(str(value).split())
 
 
 class MailSink:
