@@ -6,7 +6,16 @@ from the stored order snapshot, and ``perform(task, ctx) -> dict``.
         ...                    # raise RetryableError / PermanentError; return a small JSON dict
 
 ``perform`` never decides HTTP status codes and never writes failed-task records: the
-dispatcher does both, the same way for every kind. The catalog (``[kinds.NAME]``) says where
+dispatcher does both, the same way for every kind.
+
+A kind whose effect is ONE create at the far end that refuses a second one (GCS
+``if_generation_match=0``, an exclusive local create, a Firestore ``create()``) may declare
+``create_once=True``: its first attempt then runs without a claim (the far end's precondition
+is the guard, and ``perform`` reports ``"created": False`` when the record was already
+there), and with ``done_at`` its far-end record is also where "done" is read back (order
+view, console, stats) instead of an idempotency record. Retries take the normal claim, so
+``max_retry_duration`` and the final-attempt rule work as for every kind.
+ The catalog (``[kinds.NAME]``) says where
 a kind is queued and where its code lives (``effect = "module:attribute"``); the built-ins in
 ``handlers/kinds/`` are ordinary declarations found by their name.
 """
@@ -16,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ValidationError
 
@@ -64,6 +73,35 @@ class EffectContext:
 Effect = Callable[[Task, EffectContext], dict[str, Any]]
 
 
+@dataclass(frozen=True)
+class FarEnds:
+    """The far ends a create-once kind's record is read back from (order view, console, stats)."""
+
+    blobs: BlobStore
+    analytics: AnalyticsStore
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """A create-once effect found at its far end: when it was recorded, and its result."""
+
+    at: datetime
+    result: dict[str, Any]
+
+
+class DoneRecord(Protocol):
+    """Where a create-once kind's effect is recorded at the far end, read instead of an
+    idempotency record. Both methods raise ``DependencyUnavailable`` when the far end is down."""
+
+    def find(self, order_id: str, ends: FarEnds) -> Recorded | None:
+        """The effect's record for ``order_id``, or ``None`` if it has not happened."""
+        ...
+
+    def count(self, ends: FarEnds, since: datetime | None = None) -> int:
+        """How many effects are recorded (created at or after ``since``): an aggregation or a listing."""
+        ...
+
+
 def whole_order(order: OrderSnapshot) -> OrderSnapshot:
     """The default projection: the whole order snapshot."""
     return order
@@ -75,6 +113,9 @@ class Kind:
 
     ``webhook`` is the default target of a kind whose ``perform`` posts to a webhook, used when
     the catalog gives none (the warehouse notification's is the ``ORDERTASKS_WAREHOUSE_*`` one).
+    ``create_once``: the effect is one create-only write at the far end and ``perform``'s result
+    says ``"created"`` (see the module docstring); ``done_at``: where that record is read back,
+    so no done mark is written for it (without one, a done mark follows the effect).
     """
 
     perform: Effect
@@ -82,6 +123,13 @@ class Kind:
     model: type[BaseModel] = OrderSnapshot
     project: Projection = whole_order
     webhook: WebhookConfig | None = None
+    create_once: bool = False
+    done_at: DoneRecord | None = None
+
+    def __post_init__(self) -> None:
+        if self.done_at is not None and not self.create_once:
+            raise ConfigurationError(f"kind {self.name or self.perform.__name__!r}: done_at needs create_once=True "
+                                     "(only a create-once effect can be its own done mark)")
 
     def named(self, name: str) -> "Kind":
         """This declaration under the catalog's name for it."""
@@ -95,12 +143,23 @@ class Kind:
             raise InvalidPayload(f"order {order_id} lacks what {self.name} needs: {_first_errors(exc)}") from exc
         return Task(kind=self.name or "", order_id=order_id, data=data, raw=raw, order=order)
 
+    @staticmethod
+    def created_now(result: dict[str, Any]) -> bool:
+        """Whether a create-once ``perform`` created its record now (``False``: it was already there)."""
+        return bool(result.get("created", True))
+
+    def claiming(self) -> "Kind":
+        """This kind with the claim taken before every attempt (create-once ignored), as before 0.3."""
+        return replace(self, create_once=False, done_at=None)
+
 
 def kind(name: str | None = None, *, model: type[BaseModel] = OrderSnapshot, project: Projection = whole_order,
-         webhook: WebhookConfig | None = None) -> Callable[[Effect], Kind]:
+         webhook: WebhookConfig | None = None, create_once: bool = False,
+         done_at: DoneRecord | None = None) -> Callable[[Effect], Kind]:
     """Declare a task kind from its ``perform`` function (a decorator, like dramatiq's ``@actor``)."""
     def declare(perform: Effect) -> Kind:
-        return Kind(perform=perform, name=name, model=model, project=project, webhook=webhook)
+        return Kind(perform=perform, name=name, model=model, project=project, webhook=webhook,
+                    create_once=create_once, done_at=done_at)
     return declare
 
 

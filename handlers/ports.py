@@ -220,8 +220,13 @@ class EffectStore(Protocol):
         """
         ...
 
-    def complete_effect(self, order_id: str, kind: str, result: dict[str, Any], now: datetime) -> None:
-        """Mark the effect ``done`` with its result; later claims return ``DONE``."""
+    def complete_effect(self, order_id: str, kind: str, result: dict[str, Any], now: datetime, *,
+                        duplicate: bool = False) -> None:
+        """Mark the effect ``done`` with its result; later claims return ``DONE``.
+
+        No record yet (a create-once effect found at its far end) → one is created ``done``.
+        ``duplicate`` also counts the delivery that found it done in ``duplicates``.
+        """
         ...
 
     def release_effect(self, order_id: str, kind: str, now: datetime) -> None:
@@ -327,6 +332,11 @@ class AnalyticsStore(Protocol):
         """The fact recorded for an order, or ``None``."""
         ...
 
+    def count_facts(self, recorded_since: datetime | None = None) -> int:
+        """How many facts (recorded at or after ``recorded_since``): an aggregation (SQL
+        ``COUNT``, Firestore ``count()``), never a read of each fact."""
+        ...
+
     def daily_aggregate(self, day: date) -> DailyAggregate:
         """The day's totals: the sum over all shard documents (zeros when none)."""
         ...
@@ -343,6 +353,17 @@ class BlobStore(Protocol):
 
     def get(self, path: str) -> bytes | None:
         """The object's bytes, or ``None``."""
+        ...
+
+    def created_at(self, path: str) -> datetime | None:
+        """When ``path`` was created, or ``None`` if it does not exist (metadata only: no bytes read)."""
+        ...
+
+    def count(self, prefix: str, created_since: datetime | None = None) -> int:
+        """How many objects under ``prefix`` (created at or after ``created_since``).
+
+        A listing (GCS: one request per 1000 objects): for operators' counts, not hot paths.
+        """
         ...
 
 

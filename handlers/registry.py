@@ -21,7 +21,7 @@ from dataclasses import replace
 
 from ordertasks.handlers.config import Catalog, CatalogError, KindConfig, WebhookConfig
 from ordertasks.handlers.errors import UnknownTaskKind
-from ordertasks.handlers.kind import Effect, Kind
+from ordertasks.handlers.kind import DoneRecord, Effect, Kind
 from ordertasks.handlers.webhook import WEBHOOK_KIND, posts_webhook
 
 BUILTIN_PACKAGE = "ordertasks.handlers.kinds"
@@ -50,8 +50,20 @@ class KindRegistry(Mapping[str, Kind]):
         unknown = sorted(set(effects) - set(self._kinds))
         if unknown:
             raise CatalogError(f"effects given for kinds the catalog does not declare: {', '.join(unknown)}")
-        kinds = {name: replace(k, perform=effects.get(name, k.perform)) for name, k in self._kinds.items()}
+        # A replaced perform is not known to be create-once: it takes the claim like any other.
+        kinds = {name: replace(k.claiming(), perform=effects[name]) if name in effects else k
+                 for name, k in self._kinds.items()}
         return KindRegistry(kinds, self.webhooks)
+
+    def with_claims(self) -> "KindRegistry":
+        """A copy in which every kind takes the claim before every attempt, create-once or not:
+        the protocol before 0.3 (the ``cloud_cost`` benchmark's baseline)."""
+        return KindRegistry({name: k.claiming() for name, k in self._kinds.items()}, self.webhooks)
+
+    @property
+    def done_records(self) -> dict[str, DoneRecord]:
+        """Kind → where its done mark is read back, for the create-once kinds that keep it at the far end."""
+        return {name: k.done_at for name, k in self._kinds.items() if k.done_at is not None}
 
     def kind(self, name: str) -> Kind:
         """The declaration of ``name``; ``UnknownTaskKind`` naming the known ones otherwise."""

@@ -21,7 +21,8 @@ from typing import Any
 from ordertasks.handlers.config import Catalog, Settings, expand
 from ordertasks.handlers.dispatch import Dispatcher
 from ordertasks.handlers.errors import ConfigurationError
-from ordertasks.handlers.kind import Effect, EffectContext, Seller, SystemClock
+from ordertasks.handlers.effect_records import RecordedEffects
+from ordertasks.handlers.kind import Effect, EffectContext, FarEnds, Seller, SystemClock
 from ordertasks.handlers.oidc import CertCache, TokenVerifier
 from ordertasks.handlers.ports import AnalyticsStore, BlobStore, Clock, EffectStore, FailedTaskStore, OrderStore, WebhookClient
 from ordertasks.handlers.registry import KindRegistry
@@ -68,6 +69,15 @@ def build_blobs(settings: Settings, catalog: Catalog) -> BlobStore:
     from ordertasks.handlers.backends.localdir import LocalDirBlobStore
 
     return LocalDirBlobStore(settings.blob_root)
+
+
+def recorded_effects(settings: Settings, stores: Stores, catalog: Catalog | None = None) -> RecordedEffects:
+    """The effect store every status view reads: the idempotency store plus the far ends of the
+    create-once kinds that keep their done mark there (``handlers.effect_records``)."""
+    catalog = catalog or settings.catalog()
+    kinds = KindRegistry.from_catalog(catalog)
+    ends = FarEnds(blobs=build_blobs(settings, catalog), analytics=stores.analytics)
+    return RecordedEffects(stores.effects, kinds.done_records, ends)
 
 
 def build_verifier(settings: Settings, catalog: Catalog, audience: str | None = None) -> TokenVerifier | None:
@@ -140,13 +150,15 @@ def check_startup(settings: Settings) -> KindRegistry:
 
 
 def build_dispatcher(settings: Settings, *, stores: Stores | None = None, clock: Clock | None = None,
-                     effects: Mapping[str, Effect] | None = None, context: EffectContext | None = None) -> Dispatcher:
+                     effects: Mapping[str, Effect] | None = None, context: EffectContext | None = None,
+                     kinds: KindRegistry | None = None) -> Dispatcher:
     """A ``Dispatcher`` over the configured stores and the catalog's kinds.
 
-    Tests pass their own parts; ``effects`` replaces the perform of the kinds it names.
+    Tests pass their own parts; ``effects`` replaces the perform of the kinds it names;
+    ``kinds`` replaces the registry (e.g. ``KindRegistry.with_claims()``, the protocol before 0.3).
     """
     catalog = settings.catalog()
-    kinds = KindRegistry.from_catalog(catalog)
+    kinds = kinds or KindRegistry.from_catalog(catalog)
     if effects:
         kinds = kinds.with_effects(effects)
     clock = clock or SystemClock()

@@ -34,7 +34,7 @@ from ordertasks.handlers.contract import ORDER_ID_RULE, OrderSnapshot, effect_ke
 from ordertasks.handlers.errors import InvalidPayload, OrderTasksError
 from ordertasks.handlers.kind import SystemClock
 from ordertasks.handlers.ports import ClaimState, Clock, EffectRecord, EffectStore, OrderRecord, OrderStore, OutboxEntry
-from ordertasks.handlers.wiring import Stores, build_stores
+from ordertasks.handlers.wiring import Stores, build_stores, recorded_effects
 from ordertasks.producer.enqueue import CREATED, EXISTS, ENQUEUE_ERRORS, EnqueueResult, Enqueuer
 from ordertasks.producer.reconcile import ReconcileSummary, reconcile
 
@@ -77,6 +77,15 @@ class OrderTasks:
         self.catalog: Catalog = enqueuer.catalog
         self.clock = clock or SystemClock()
         self._owned = list(owned)
+        self._effects: EffectStore | None = None
+
+    @property
+    def effects(self) -> EffectStore:
+        """Effect states as every status view reads them: the idempotency store and the far
+        ends of create-once kinds (``handlers.effect_records``); built on first use."""
+        if self._effects is None:
+            self._effects = recorded_effects(self.settings, self.stores, self.catalog)
+        return self._effects
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "OrderTasks":
@@ -111,10 +120,16 @@ class OrderTasks:
 
     # --- schedule -----------------------------------------------------------------------
 
-    def schedule(self, order: Mapping[str, Any] | BaseModel, *, payment_id: str | None = None) -> list[TaskResult]:
-        """Store the paid order and its outbox, then create every task; one result per kind."""
+    def schedule(self, order: Mapping[str, Any] | BaseModel, *, payment_id: str | None = None,
+                 stored: OrderRecord | None = None) -> list[TaskResult]:
+        """Store the paid order and its outbox, then create every task; one result per kind.
+
+        ``stored``: the order's record as the caller just stored or read it (our checkout
+        creates the order before charging): it is used as is, saving a ``create_order`` that
+        would be refused and the read after it.
+        """
         order_id, snapshot = order_parts(order)
-        record = self._stored(order_id, snapshot)
+        record = stored if stored is not None and stored.order_id == order_id else self._stored(order_id, snapshot)
         if record.status == "cancelled":
             return [TaskResult(e.kind, e.task_name, "cancelled") for e in self.stores.orders.outbox_for(order_id)]
         now = self.clock.now()
@@ -157,7 +172,7 @@ class OrderTasks:
 
     def cancel(self, order_id: str, kinds: Iterable[str] | None = None) -> list[TaskResult]:
         """Cancel the order's tasks (all kinds, or ``kinds``): see the module docstring."""
-        return cancel_order(self.stores.orders, self.stores.effects, self.enqueuer.client, self.catalog, self.clock,
+        return cancel_order(self.stores.orders, self.effects, self.enqueuer.client, self.catalog, self.clock,
                             order_id, kinds, timeout=self.settings.enqueue_timeout_seconds)
 
     # --- status -------------------------------------------------------------------------
@@ -172,7 +187,7 @@ class OrderTasks:
 
     def task_view(self, entry: OutboxEntry, order_status: str = "paid") -> dict[str, Any]:
         """One task as ``status`` and ``GET /api/orders/{id}`` show it."""
-        effect = self.stores.effects.get_effect(entry.order_id, entry.kind)
+        effect = self.effects.get_effect(entry.order_id, entry.kind)
         return {"kind": entry.kind, "task_name": entry.task_name, "schedule_time": entry.schedule_time.isoformat(),
                 "state": self.task_state(entry, effect, order_status),
                 "duplicates": effect.duplicates if effect else 0}

@@ -157,12 +157,17 @@ class Checkout:
                 record = self._existing_order(order_id, resume)
         snapshot = OrderSnapshot.model_validate(record.snapshot)
         charge_id = record.charge_id or self._charge(order_id, snapshot, request.payment_token)
-        return self._answer(order_id, snapshot, self._fulfil(order_id, snapshot, charge_id, now))
+        return self._answer(order_id, snapshot, self._fulfil(order_id, snapshot, charge_id, now, record))
 
-    def _fulfil(self, order_id: str, snapshot: OrderSnapshot, charge_id: str, now: datetime) -> list[TaskResult]:
-        """Paid: ``OrderTasks.schedule`` writes the outbox with the status, then creates the tasks."""
+    def _fulfil(self, order_id: str, snapshot: OrderSnapshot, charge_id: str, now: datetime,
+                record: OrderRecord | None = None) -> list[TaskResult]:
+        """Paid: ``OrderTasks.schedule`` writes the outbox with the status, then creates the tasks.
+
+        ``record``: the order as this request stored or read it, handed over so ``schedule``
+        does not store it a second time (a refused ``create()`` is still a write sent).
+        """
         order = {"order_id": order_id, **snapshot.model_dump(mode="json")}
-        return self.tasks.schedule(order, payment_id=charge_id)
+        return self.tasks.schedule(order, payment_id=charge_id, stored=record)
 
     def complete_payment(self, paid: IntentSucceeded) -> dict[str, Any]:
         """Complete an order awaiting payment from a verified Stripe event (see ``producer.stripe_webhook``)."""
@@ -177,7 +182,7 @@ class Checkout:
             log.error("stripe event amount differs from the order", extra={"event": paid.event_id,
                                                                            "order_id": record.order_id})
             return {"received": True, "result": "amount_mismatch", "order_id": record.order_id}
-        results = self._fulfil(record.order_id, snapshot, paid.payment_id, self.clock.now())
+        results = self._fulfil(record.order_id, snapshot, paid.payment_id, self.clock.now(), record)
         self.ledger.set_state(record.order_id, SUCCEEDED)
         log.info("order paid after authentication", extra={"order_id": record.order_id, "tasks": len(results)})
         return {"received": True, "result": "paid", "order_id": record.order_id,

@@ -315,21 +315,32 @@ class FirestoreStore:
         return rules.tally_effects((d.get("kind"), d.get("state"), _maybe(d, "duplicates")) for d in docs)
 
     @_guarded
-    def complete_effect(self, order_id: str, kind: str, result: dict[str, Any], now: datetime) -> None:
+    def complete_effect(self, order_id: str, kind: str, result: dict[str, Any], now: datetime, *,
+                        duplicate: bool = False) -> None:
         """See ``EffectStore.complete_effect``."""
+        ref = self._effect_ref(order_id, kind)
+        if duplicate and self._created(ref, _doc(rules.completed(None, order_id, kind, result, now, duplicate))):
+            return    # a create-once effect found at its far end usually has no record yet
         # Usually the claim just wrote the record: change it in place, without reading it
         # (the fields rules.completed changes on an existing record; one document read saved).
-        ref = self._effect_ref(order_id, kind)
+        changes = {"state": rules.DONE, "lease_expires_at": None, "updated_at": now, "result": dict(result)}
         try:
-            ref.update({"state": rules.DONE, "lease_expires_at": None, "updated_at": now, "result": dict(result)},
-                       **self._call)
+            ref.update(changes | ({"duplicates": firestore.Increment(1)} if duplicate else {}), **self._call)
             return
         except gexc.NotFound:
             pass
 
         def decide(snap: Any) -> tuple[None, Doc]:
-            return None, _doc(rules.completed(_record(EffectRecord, snap), order_id, kind, result, now))
+            return None, _doc(rules.completed(_record(EffectRecord, snap), order_id, kind, result, now, duplicate))
         self._decide_and_write(ref, decide)
+
+    def _created(self, ref: Any, doc: Doc) -> bool:
+        """``create()`` the document; ``False`` if it exists (nothing written)."""
+        try:
+            ref.create(doc, **self._call)
+        except gexc.Conflict:
+            return False
+        return True
 
     @_guarded
     def release_effect(self, order_id: str, kind: str, now: datetime) -> None:
@@ -424,6 +435,14 @@ class FirestoreStore:
     def get_fact(self, order_id: str) -> AnalyticsFact | None:
         """See ``AnalyticsStore.get_fact``."""
         return _record(AnalyticsFact, self._get(self._ref("analytics_orders", order_id)))
+
+    @_guarded
+    def count_facts(self, recorded_since: datetime | None = None) -> int:
+        """See ``AnalyticsStore.count_facts`` (a ``count()`` aggregation on a single-field index)."""
+        query = self._collection("analytics_orders")
+        if recorded_since is not None:
+            query = query.where(filter=FieldFilter("recorded_at", ">=", recorded_since))
+        return self._aggregate(query.count())
 
     @_guarded
     def daily_aggregate(self, day: date) -> DailyAggregate:

@@ -14,6 +14,7 @@ and a long in-process retry would outlive the task's dispatch deadline.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import requests
@@ -59,6 +60,24 @@ class GcsBlobStore:
         except (gexc.GoogleAPICallError, *_TRANSIENT) as exc:
             raise self._error("read", path, exc) from exc
         return data
+
+    def created_at(self, path: str) -> datetime | None:
+        """The object's creation time, or ``None`` (a metadata GET; the bytes are not downloaded)."""
+        try:
+            blob = self.bucket.get_blob(path, timeout=self.timeout, retry=self.retry)
+        except (gexc.GoogleAPICallError, *_TRANSIENT) as exc:
+            raise self._error("look up", path, exc) from exc
+        return None if blob is None else blob.time_created
+
+    def count(self, prefix: str, created_since: datetime | None = None) -> int:
+        """Objects under ``prefix`` (created at or after ``created_since``): a listing, names and
+        creation times only, one request per 1000 objects."""
+        try:
+            blobs = self.client.list_blobs(self.bucket_name, prefix=prefix, fields="items(name,timeCreated),nextPageToken",
+                                           timeout=self.timeout, retry=self.retry)
+            return sum(1 for blob in blobs if created_since is None or blob.time_created >= created_since)
+        except (gexc.GoogleAPICallError, *_TRANSIENT) as exc:
+            raise self._error("list", prefix, exc) from exc
 
     def _error(self, action: str, path: str, exc: Exception) -> OrderTasksError:
         where = f"gs://{self.bucket_name}/{path}"

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
 from ordertasks.handlers.errors import DependencyUnavailable
@@ -45,6 +47,34 @@ class LocalDirBlobStore:
             return None
         except OSError as exc:
             raise DependencyUnavailable(f"cannot read {path} under {self.root}: {exc}") from exc
+
+    def created_at(self, path: str) -> datetime | None:
+        """The file's modification time (it is written once), or ``None`` when it does not exist."""
+        target = self._resolve(path)
+        try:
+            return datetime.fromtimestamp(target.stat().st_mtime, UTC)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise DependencyUnavailable(f"cannot look up {path} under {self.root}: {exc}") from exc
+
+    def count(self, prefix: str, created_since: datetime | None = None) -> int:
+        """Files whose path starts with ``prefix`` (modified at or after ``created_since``): a directory walk."""
+        since = created_since.timestamp() if created_since else None
+        try:
+            return sum(1 for name, stat in self._files(prefix) if since is None or stat.st_mtime >= since)
+        except OSError as exc:
+            raise DependencyUnavailable(f"cannot list {prefix} under {self.root}: {exc}") from exc
+
+    def _files(self, prefix: str) -> Iterator[tuple[str, os.stat_result]]:
+        folder, _, start = prefix.rpartition("/")
+        base = self.root.joinpath(*PurePosixPath(folder).parts) if folder else self.root
+        if not base.is_dir():
+            return
+        for path in base.rglob("*"):
+            name = path.relative_to(self.root).as_posix()
+            if path.is_file() and name.startswith(prefix) and not path.name.startswith(_TEMP_PREFIX):
+                yield name, path.stat()
 
     def _resolve(self, path: str) -> Path:
         _check_relative(path)

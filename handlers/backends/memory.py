@@ -87,11 +87,13 @@ def tally_effects(rows: Any) -> dict[str, dict[str, int]]:
 
 
 def completed(found: EffectRecord | None, order_id: str, kind: str, result: dict[str, Any],
-              now: datetime) -> EffectRecord:
-    """The record marked ``done``; the TTL set by the claim is kept."""
+              now: datetime, duplicate: bool = False) -> EffectRecord:
+    """The record marked ``done`` (one more absorbed delivery with ``duplicate``); the claim's TTL is kept."""
     if found is None:
-        return EffectRecord(order_id, kind, DONE, 1, None, now, now, now + ORPHAN_DONE_TTL, dict(result))
-    return replace(found, state=DONE, lease_expires_at=None, updated_at=now, result=dict(result))
+        return EffectRecord(order_id, kind, DONE, 1, None, now, now, now + ORPHAN_DONE_TTL, dict(result),
+                            duplicates=int(duplicate))
+    return replace(found, state=DONE, lease_expires_at=None, updated_at=now, result=dict(result),
+                   duplicates=found.duplicates + int(duplicate))
 
 
 def released(found: EffectRecord | None, now: datetime) -> EffectRecord | None:
@@ -219,10 +221,12 @@ class MemoryStore:
         with self._lock:
             return tally_effects((r.kind, r.state, r.duplicates) for r in self._effects.values())
 
-    def complete_effect(self, order_id: str, kind: str, result: dict[str, Any], now: datetime) -> None:
+    def complete_effect(self, order_id: str, kind: str, result: dict[str, Any], now: datetime, *,
+                        duplicate: bool = False) -> None:
         """See ``EffectStore.complete_effect``."""
         with self._lock:
-            self._effects[(order_id, kind)] = completed(self._effects.get((order_id, kind)), order_id, kind, result, now)
+            found = self._effects.get((order_id, kind))
+            self._effects[(order_id, kind)] = completed(found, order_id, kind, result, now, duplicate)
 
     def release_effect(self, order_id: str, kind: str, now: datetime) -> None:
         """See ``EffectStore.release_effect``."""
@@ -291,6 +295,11 @@ class MemoryStore:
         """See ``AnalyticsStore.get_fact``."""
         with self._lock:
             return self._facts.get(order_id)
+
+    def count_facts(self, recorded_since: datetime | None = None) -> int:
+        """See ``AnalyticsStore.count_facts``."""
+        with self._lock:
+            return sum(1 for f in self._facts.values() if recorded_since is None or f.recorded_at >= recorded_since)
 
     def daily_aggregate(self, day: date) -> DailyAggregate:
         """See ``AnalyticsStore.daily_aggregate``."""

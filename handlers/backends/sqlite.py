@@ -319,15 +319,16 @@ class SqliteStore:
         return rules.tally_effects((r["kind"], r["state"], r["duplicates"]) for r in rows)
 
     @_guarded
-    def complete_effect(self, order_id: str, kind: str, result: dict[str, Any], now: datetime) -> None:
+    def complete_effect(self, order_id: str, kind: str, result: dict[str, Any], now: datetime, *,
+                        duplicate: bool = False) -> None:
         """See ``EffectStore.complete_effect``."""
         with self._transaction() as conn:
             # The same change as rules.completed on an existing row, without reading it first.
             marked = conn.execute("UPDATE idempotency SET state = ?, lease_expires_at = NULL, updated_at = ?, "
-                                  "result = ? WHERE order_id = ? AND kind = ?",
-                                  (rules.DONE, to_text(now), _cell(dict(result)), order_id, kind))
+                                  "result = ?, duplicates = duplicates + ? WHERE order_id = ? AND kind = ?",
+                                  (rules.DONE, to_text(now), _cell(dict(result)), int(duplicate), order_id, kind))
             if marked.rowcount == 0:
-                record = rules.completed(None, order_id, kind, result, now)
+                record = rules.completed(None, order_id, kind, result, now, duplicate)
                 _upsert(conn, "idempotency", ("order_id", "kind"), _row(record))
 
     @_guarded
@@ -416,6 +417,15 @@ class SqliteStore:
     def get_fact(self, order_id: str) -> AnalyticsFact | None:
         """See ``AnalyticsStore.get_fact``."""
         return _record(AnalyticsFact, self._one("SELECT * FROM analytics_orders WHERE order_id = ?", order_id))
+
+    @_guarded
+    def count_facts(self, recorded_since: datetime | None = None) -> int:
+        """See ``AnalyticsStore.count_facts``."""
+        if recorded_since is None:
+            row = self._one("SELECT COUNT(*) FROM analytics_orders")
+        else:
+            row = self._one("SELECT COUNT(*) FROM analytics_orders WHERE recorded_at >= ?", to_text(recorded_since))
+        return int(row[0]) if row else 0
 
     @_guarded
     def daily_aggregate(self, day: date) -> DailyAggregate:

@@ -29,9 +29,10 @@ from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import Flowable, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
 from ordertasks.handlers.contract import ORDER_ID_RULE, LineItem, OrderSnapshot, Task, format_money, valid_order_id
-from ordertasks.handlers.kind import EffectContext, Kind, Seller
+from ordertasks.handlers.kind import EffectContext, FarEnds, Kind, Recorded, Seller
 
 CONTENT_TYPE = "application/pdf"
+INVOICE_PREFIX = "invoices/"
 _STYLES = getSampleStyleSheet()
 _BODY = ParagraphStyle("InvoiceBody", parent=_STYLES["Normal"], fontName="Helvetica", fontSize=9.5, leading=12.5)
 _SMALL = ParagraphStyle("InvoiceSmall", parent=_BODY, fontSize=8, leading=10, textColor=colors.HexColor("#555555"))
@@ -56,7 +57,7 @@ def invoice_path(order_id: str) -> str:
     """
     if not valid_order_id(order_id):
         raise ValueError(f"order id {order_id[:80]!r} cannot name an invoice: {ORDER_ID_RULE}")
-    return f"invoices/{order_id}.pdf"
+    return f"{INVOICE_PREFIX}{order_id}.pdf"
 
 
 def render_invoice_pdf(order_id: str, snapshot: OrderSnapshot, seller: Seller) -> bytes:
@@ -196,11 +197,26 @@ def _lines(text: str) -> str:
 
 
 def generate_invoice(task: Task, ctx: EffectContext) -> dict[str, Any]:
-    """Render the invoice and write it once; result ``{"path", "written", "sha256"}``."""
+    """Render the invoice and write it once; result ``{"path", "written", "created", "sha256"}``."""
     pdf = render_invoice_pdf(task.order_id, task.data, ctx.seller)
     path = invoice_path(task.order_id)
     written = ctx.blobs.put_once(path, pdf, CONTENT_TYPE)
-    return {"path": path, "written": written, "sha256": hashlib.sha256(pdf).hexdigest()}
+    return {"path": path, "written": written, "created": written, "sha256": hashlib.sha256(pdf).hexdigest()}
 
 
-KIND = Kind(perform=generate_invoice)
+class InvoiceRecord:
+    """The invoice object itself is the done mark: its existence says the effect happened."""
+
+    def find(self, order_id: str, ends: FarEnds) -> Recorded | None:
+        """The order's invoice object, when it exists: ``{"path": ...}``."""
+        path = invoice_path(order_id)
+        created = ends.blobs.created_at(path)
+        return None if created is None else Recorded(created, {"path": path, "written": True})
+
+    def count(self, ends: FarEnds, since: datetime | None = None) -> int:
+        """Invoices in the blob store (a listing of ``invoices/``)."""
+        return ends.blobs.count(INVOICE_PREFIX, since)
+
+
+# Written with if_generation_match=0 (GCS) / an exclusive link (local): create-once.
+KIND = Kind(perform=generate_invoice, create_once=True, done_at=InvoiceRecord())

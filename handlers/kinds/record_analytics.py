@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import Field
 
 from ordertasks.handlers.contract import ContractModel, Money, OrderSnapshot, Task, minor_units
-from ordertasks.handlers.kind import EffectContext, Kind
+from ordertasks.handlers.kind import EffectContext, FarEnds, Kind, Recorded
 from ordertasks.handlers.ports import AnalyticsFact
 
 
@@ -69,11 +69,26 @@ def _utc_day(moment: datetime) -> date:
 
 
 def record_analytics(task: Task, ctx: EffectContext) -> dict[str, Any]:
-    """Record the order's fact; result ``{"counted": bool, "shard": k, "day": "YYYY-MM-DD"}``."""
+    """Record the order's fact; result ``{"counted": bool, "created": bool, "shard": k, "day": "YYYY-MM-DD"}``."""
     fact = order_fact(task.order_id, task.data, ctx.clock.now())
     shard = shard_for(task.order_id, ctx.analytics_shards)
     counted = ctx.analytics.record_order_fact(fact, shard)
-    return {"counted": counted, "shard": shard, "day": fact.day.isoformat()}
+    return {"counted": counted, "created": counted, "shard": shard, "day": fact.day.isoformat()}
 
 
-KIND = Kind(perform=record_analytics, model=AnalyticsData, project=analytics_data)
+class FactRecord:
+    """The order's fact document is the done mark: it is created with the shard, atomically."""
+
+    def find(self, order_id: str, ends: FarEnds) -> Recorded | None:
+        """The order's fact, when it exists: ``{"counted": True, "day": ...}``."""
+        fact = ends.analytics.get_fact(order_id)
+        return None if fact is None else Recorded(fact.recorded_at, {"counted": True, "day": fact.day.isoformat()})
+
+    def count(self, ends: FarEnds, since: datetime | None = None) -> int:
+        """Facts recorded (an aggregation)."""
+        return ends.analytics.count_facts(since)
+
+
+# One transaction creates the fact (refused if it exists) and adds it to its shard: create-once.
+KIND = Kind(perform=record_analytics, model=AnalyticsData, project=analytics_data, create_once=True,
+            done_at=FactRecord())

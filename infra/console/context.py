@@ -40,7 +40,7 @@ def describe(settings: Settings, catalog: Catalog) -> str:
 
 def console_from_settings(settings: Settings) -> Console:
     """The console over the configured backends; raises google.auth errors without credentials."""
-    from ordertasks.handlers.wiring import build_stores
+    from ordertasks.handlers.wiring import build_stores, recorded_effects
     from ordertasks.producer import wiring
     from ordertasks.producer.triage import build_triage
 
@@ -51,5 +51,6 @@ def console_from_settings(settings: Settings) -> Console:
         google.auth.default()      # fail here, with the credentials page, not on the first query
     stores = build_stores(settings)
     triage = build_triage(settings, stores.failed)
-    return Console(catalog, stores.effects, stores.failed, stores.orders, wiring.tasks_client(settings),
+    # Effect states as the order view reads them: create-once kinds' far ends included.
+    return Console(catalog, recorded_effects(settings, stores, catalog), stores.failed, stores.orders, wiring.tasks_client(settings),
                    wiring.clock(), triage, describe(settings, catalog))
