@@ -16,11 +16,14 @@ Nothing of ours is patched: the meters wrap the *clients* the benchmark hands to
   one more billable operation).
 
 Counts are keyed by collection path with document ids dropped (``analytics_daily/shards``).
+A ``Meter(journal=True)`` also keeps every write (and delete) with its document path and the
+time it was sent (``Meter.writes``), for the per-document rates of ``scale_simulation``.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -33,15 +36,24 @@ DOCUMENTS_MARKER = "/documents/"
 class Meter:
     """Thread-safe counters: ``(operation, collection) -> count``, plus API calls by method."""
 
-    def __init__(self) -> None:
+    def __init__(self, journal: bool = False) -> None:
         self._lock = threading.Lock()
         self.firestore: Counter[tuple[str, str]] = Counter()
         self.calls: Counter[str] = Counter()
+        self.journal = journal
+        self.writes: list[tuple[float, str]] = []     # (time.monotonic(), document path) per write sent
 
     def add(self, operation: str, collection: str, count: int = 1) -> None:
         """Count ``count`` billed ``operation``s (read, read_missing, write, delete) on ``collection``."""
         with self._lock:
             self.firestore[(operation, collection)] += count
+
+    def wrote(self, operation: str, document_name: str) -> None:
+        """Count one write or delete of ``document_name`` (and journal it when asked to)."""
+        with self._lock:
+            self.firestore[(operation, collection_of(document_name))] += 1
+            if self.journal:
+                self.writes.append((time.monotonic(), document_path(document_name)))
 
     def call(self, method: str) -> None:
         """Count one API call of ``method`` (``firestore.commit``, ``tasks.create_task``, ...)."""
@@ -58,6 +70,11 @@ def collection_of(document_name: str) -> str:
     """``projects/p/databases/d/documents/a/1/b/2`` -> ``a/b`` (the collection path, ids dropped)."""
     path = document_name.split(DOCUMENTS_MARKER, 1)[-1]
     return "/".join(path.split("/")[0::2])
+
+
+def document_path(document_name: str) -> str:
+    """``projects/p/databases/d/documents/a/1/b/2`` -> ``a/1/b/2``."""
+    return document_name.split(DOCUMENTS_MARKER, 1)[-1]
 
 
 def _typed(cls: Any, request: Any) -> Any:
@@ -94,9 +111,9 @@ class MeteredFirestoreApi:
         self._meter.call("firestore.commit")
         for write in _typed(types.CommitRequest, request).writes:
             if write.delete:
-                self._meter.add("delete", collection_of(write.delete))
+                self._meter.wrote("delete", write.delete)
             else:
-                self._meter.add("write", collection_of(write.update.name or write.transform.document))
+                self._meter.wrote("write", write.update.name or write.transform.document)
         return self._inner.commit(request=request, **kwargs)
 
     def batch_get_documents(self, request: Any = None, **kwargs: Any) -> Iterator[Any]:

@@ -19,12 +19,17 @@ HTTP server overhead: a lower bound). Priced with the list prices in
 ``benchmarks/_cloud_prices.py`` (the same table, with sources and date, is in
 benchmarks/README.md) -> cost per million orders, by part.
 
-Modes (both run in the same process, on the same emulators, one after the other):
+Modes (all run in the same process, on the same emulators, one after the other):
 
 - ``today``: the protocol and storage layout before issue 19 (the baseline): one
-  ``outbox/`` document per task (``FirestoreStore(outbox_layout="documents")``).
-- ``outbox_in_order``: the current default: the outbox in its order's document, its six
-  ``scheduled`` marks one write (``mark_scheduled_many``).
+  ``outbox/`` document per task (``FirestoreStore(outbox_layout="documents")``), a claim and
+  a done mark for every kind (``KindRegistry.with_claims()``), and ``OrderTasks.schedule``
+  storing the order a second time (``StoresTheOrderAgain``: a refused ``create()`` and a read).
+- ``outbox_in_order``: the first step: the outbox in its order's document, its six
+  ``scheduled`` marks one write (``mark_scheduled_many``); claims and the second store as today.
+- ``create_once``: the current default: also the create-once kinds (invoice, analytics fact)
+  without claim or done mark on a first delivery (their far-end record is the done mark), and
+  the checkout handing its stored order to ``OrderTasks.schedule``.
 
 Target: Firestore writes per order halved against ``today``.
 """
@@ -52,8 +57,9 @@ from benchmarks._common import (REPO_ROOT, Proc, free_port, median, parser, prin
 
 NAME = "cloud_cost"
 CATALOG = REPO_ROOT / "infra" / "tasks.toml"
-MODES = ("today", "outbox_in_order")
-OUTBOX_LAYOUT = {"today": "documents", "outbox_in_order": "order"}
+MODES = ("today", "outbox_in_order", "create_once")
+OUTBOX_LAYOUT = {"today": "documents", "outbox_in_order": "order", "create_once": "order"}
+BEFORE_CREATE_ONCE = ("today", "outbox_in_order")     # claims everywhere, the order stored twice
 DUPLICATE_SAMPLE = 0.1          # share of tasks delivered a second time
 
 
@@ -151,7 +157,18 @@ def firestore_store(meter: Meter, mode: str) -> Any:
     return FirestoreStore(meter_firestore(client, meter), timeout=30.0, outbox_layout=OUTBOX_LAYOUT[mode])
 
 
-def checkout_client(settings: Any, store: Any, tasks: Any) -> Any:
+def stores_the_order_again() -> type:
+    """``OrderTasks`` whose ``schedule`` ignores the record the checkout hands over, as before 0.3."""
+    from ordertasks.producer.library import OrderTasks
+
+    class StoresTheOrderAgain(OrderTasks):
+        def schedule(self, order: Any, *, payment_id: str | None = None, stored: Any = None) -> Any:
+            """Store the order again (refused ``create()``, then a read), then schedule."""
+            return super().schedule(order, payment_id=payment_id)
+    return StoresTheOrderAgain
+
+
+def checkout_client(settings: Any, store: Any, tasks: Any, mode: str) -> Any:
     """The checkout app's test client on ``store`` (local payments, the demo price book)."""
     from ordertasks.producer.checkout import create_app
     from ordertasks.producer.enqueue import Enqueuer
@@ -164,17 +181,24 @@ def checkout_client(settings: Any, store: Any, tasks: Any) -> Any:
     book = MemoryPriceBook(read_products(DEMO_CATALOGUE.read_text(), str(DEMO_CATALOGUE)))
     app = create_app(settings, store=store, enqueuer=Enqueuer(tasks, settings), gateway=LocalGateway(ledger=ledger),
                      price_book=book, ledger=ledger)
+    if mode in BEFORE_CREATE_ONCE:
+        checkout = app.extensions["ordertasks"]["checkout"]
+        old = checkout.tasks
+        checkout.tasks = stores_the_order_again()(old.settings, old.stores, old.enqueuer, old.clock)
     return app.test_client()
 
 
-def handler_client(settings: Any, store: Any) -> Any:
+def handler_client(settings: Any, store: Any, mode: str) -> Any:
     """The handler (``build_handler``) behind a Flask test client."""
     import flask
 
     from ordertasks.functions.main import build_handler
+    from ordertasks.handlers.registry import KindRegistry
     from ordertasks.handlers.wiring import Stores
 
-    handler = build_handler(settings, stores=Stores.over(store))
+    kinds = KindRegistry.from_catalog(settings.catalog())
+    handler = build_handler(settings, stores=Stores.over(store),
+                            kinds=kinds.with_claims() if mode in BEFORE_CREATE_ONCE else kinds)
     app = flask.Flask("cloud-cost-handler")
     app.add_url_rule("/handler", "handle", lambda: handler(flask.request), methods=["POST"])
     return app.test_client()
@@ -217,7 +241,7 @@ def run_mode(stack: Stack, mode: str, orders: int) -> dict[str, Phase]:
     from ordertasks.producer.wiring import tasks_client
 
     tasks = MeteredTasksClient(tasks_client(settings), meter)
-    checkout, handler = checkout_client(settings, store, tasks), handler_client(settings, store)
+    checkout, handler = checkout_client(settings, store, tasks, mode), handler_client(settings, store, mode)
     with contextlib.redirect_stdout(io.StringIO()):      # the handler's JSON log lines
         producer, _ = measured(meter, lambda: place_orders(checkout, orders))
         created = tasks.take_created()

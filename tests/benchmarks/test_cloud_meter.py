@@ -79,3 +79,17 @@ def test_tasks_client_counts_calls_and_keeps_created_tasks() -> None:
     tasks.get_queue(name="q")
     assert meter.calls == {"tasks.create_task": 1, "tasks.get_queue": 1}
     assert tasks.take_created() == ["t1"] and tasks.take_created() == []
+
+
+def test_a_journal_keeps_each_write_with_its_document_path_and_time(firestore_emulator: str) -> None:
+    from tests.contract.conftest import firestore_client_for, sanitized_project_id
+
+    meter = Meter(journal=True)
+    client = meter_firestore(firestore_client_for(sanitized_project_id()), meter)
+    client.collection("orders").document("a").create({"n": 1})
+    client.collection("orders").document("a").update({"n": 2})
+    client.collection("analytics_daily").document("d").collection("shards").document("3").set({"n": 1})
+    assert [path for _, path in meter.writes] == ["orders/a", "orders/a", "analytics_daily/d/shards/3"]
+    times = [at for at, _ in meter.writes]
+    assert times == sorted(times)
+    assert meter.firestore[("write", "orders")] == 2

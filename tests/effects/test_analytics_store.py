@@ -29,8 +29,8 @@ def test_record_counts_once(sqlite_store: SqliteStore, make_context: Callable[..
     ctx = make_context(analytics=sqlite_store)
     task = task_for("record_analytics", "A1001", eur_order())
     first = record_analytics(task, ctx)
-    assert first == {"counted": True, "shard": shard_for("A1001", 8), "day": "2024-03-01"}
-    assert record_analytics(task, ctx) == first | {"counted": False}
+    assert first == {"counted": True, "created": True, "shard": shard_for("A1001", 8), "day": "2024-03-01"}
+    assert record_analytics(task, ctx) == first | {"counted": False, "created": False}
     day = sqlite_store.daily_aggregate(date(2024, 3, 1))
     assert day.orders == 1 and day.revenue_minor == {"EUR": 138392}
     assert day.units == {"DESK-OAK": 1, "LAMP-01": 3, "CABLE-2M": 3}

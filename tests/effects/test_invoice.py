@@ -82,9 +82,10 @@ def test_generate_invoice_writes_once(make_context: Callable[..., EffectContext]
     task = task_for("generate_invoice", "A1001", eur_order())
     first = generate_invoice(task, ctx)
     stored = (tmp_path / "bucket" / "invoices" / "A1001.pdf").read_bytes()
-    assert first == {"path": "invoices/A1001.pdf", "written": True, "sha256": hashlib.sha256(stored).hexdigest()}
+    assert first == {"path": "invoices/A1001.pdf", "written": True, "created": True,
+                     "sha256": hashlib.sha256(stored).hexdigest()}
     second = generate_invoice(task, ctx)
-    assert second == first | {"written": False}
+    assert second == first | {"written": False, "created": False}
     assert (tmp_path / "bucket" / "invoices" / "A1001.pdf").read_bytes() == stored
     assert "INV-A1001" in _text(stored)
 

@@ -17,7 +17,7 @@ import requests
 from ordertasks.functions.main import build_handler
 from ordertasks.handlers.contract import encode
 from ordertasks.handlers.errors import DependencyUnavailable
-from ordertasks.handlers.wiring import Stores
+from ordertasks.handlers.wiring import Stores, recorded_effects
 from ordertasks.infra.config import Settings, load_catalog
 from ordertasks.infra.mailsink import MailSink
 from ordertasks.infra.warehouse_standin import WarehouseStandIn
@@ -47,6 +47,11 @@ class Rig:
     warehouse: WarehouseStandIn
     store: Any
     blob_dir: Path
+    settings: Settings | None = None
+
+    def recorded(self) -> Any:
+        """Effect states as the status views read them (create-once kinds' far ends included)."""
+        return recorded_effects(self.settings or Settings(), Stores.over(self.store))
 
     def deliver(self, body: bytes, kind: str | None = None, retry_count: int = 0, token: str | None = "valid",
                 headers: dict[str, str] | None = None, task_name: str = "t-1") -> requests.Response:
@@ -117,7 +122,7 @@ class RigFactory:
                             environment={"ORDERTASKS_WAREHOUSE_URL": warehouse.url + "/notifications",
                                          "ORDERTASKS_WAREHOUSE_TIMEOUT": "2"}, **changes)
         server, _ = serve_flask(build_handler(settings, stores=Stores.over(store)), port)
-        rig = Rig(url, issuer, mail, warehouse, store, settings.blob_root)
+        rig = Rig(url, issuer, mail, warehouse, store, settings.blob_root, settings)
         self.started.append((server, rig))
         return rig
 

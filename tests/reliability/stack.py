@@ -27,8 +27,9 @@ from typing import Any
 import requests
 
 from ordertasks.handlers.backends.sqlite import SqliteStore
+from ordertasks.handlers.wiring import Stores, recorded_effects
 from ordertasks.infra import devstack
-from ordertasks.infra.config import REPO_ROOT, Catalog, load_catalog
+from ordertasks.infra.config import REPO_ROOT, Catalog, Settings, load_catalog
 from ordertasks.producer.replay_target import write_stack_record
 from tests.support.samples import CHECKOUT_BODY
 from tests.support.servers import ServerProcess, free_port, wait_until
@@ -197,6 +198,10 @@ class LocalStack:
 
     # --- the ledger -------------------------------------------------------------------
 
+    def recorded(self, store: SqliteStore) -> Any:
+        """Effect states over ``store`` as the status views read them (create-once kinds' far ends too)."""
+        return recorded_effects(Settings(data_dir=self.data_dir, catalog_path=self.config), Stores.over(store))
+
     def far_end_effects(self) -> Counter[tuple[str, str]]:
         """(order, kind) → times its effect was observed where it lands."""
         seen: Counter[tuple[str, str]] = Counter()
@@ -217,7 +222,7 @@ class LocalStack:
             for order_id in ids:
                 ledger.owed |= {(order_id, e.kind) for e in store.outbox_for(order_id)}
                 for kind in {k for _, k in ledger.owed}:
-                    effect = store.get_effect(order_id, kind)
+                    effect = self.recorded(store).get_effect(order_id, kind)
                     if effect is not None and effect.state == "done":
                         ledger.done.add((order_id, kind))
                     if kind == "record_analytics" and store.get_fact(order_id) is not None:

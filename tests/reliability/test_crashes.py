@@ -54,7 +54,7 @@ def test_handler_killed_mid_effect_completes_after_the_lease(tmp_path: Path) -> 
             # notes document, covered by the store-outage case), which is not what this case measures.
             with stack.store() as store:
                 effect = store.get_effect(order_id, "notify_warehouse")
-                others = [store.get_effect(order_id, k) for k in OTHER_KINDS]
+                others = [stack.recorded(store).get_effect(order_id, k) for k in OTHER_KINDS]
             in_flight = effect is not None and effect.state == "in_progress" and effect.lease_expires_at is not None
             return in_flight and all(o is not None and o.state == "done" for o in others)
         wait_until(claimed, timeout=30, what="the warehouse effect claimed, the others done")

@@ -127,7 +127,7 @@ def test_store_outage_gives_503s_and_loses_nothing(rig_for: Any, private_firesto
         ids = {m["Message-ID"] for m in rig.mail.messages if m["X-Ordertasks-Order"] == order_id}
         assert counts["send_confirmation_email"] >= 1 and len(ids) == 1, (counts, ids)
         for kind in KINDS:
-            effect = rig.store.get_effect(order_id, kind)
+            effect = rig.recorded().get_effect(order_id, kind)
             assert effect is not None and effect.state == "done", (order_id, kind, effect)
     assert rig.store.daily_aggregate(PLACED_AT.date()).orders == ORDERS
     assert rig.warehouse.state.requests >= ORDERS and len(rig.warehouse.state.notifications) == ORDERS
@@ -141,12 +141,13 @@ class DoneMarkFailsOnce(MemoryStore):
         super().__init__()
         self.failures_left = 1
 
-    def complete_effect(self, order_id: str, kind: str, result: dict[str, Any], now: datetime) -> None:
+    def complete_effect(self, order_id: str, kind: str, result: dict[str, Any], now: datetime, *,
+                        duplicate: bool = False) -> None:
         """Fail once with ``DependencyUnavailable``, then behave."""
         if self.failures_left:
             self.failures_left -= 1
             raise DependencyUnavailable("store went away after the effect")
-        super().complete_effect(order_id, kind, result, now)
+        super().complete_effect(order_id, kind, result, now, duplicate=duplicate)
 
 
 def test_effect_whose_done_mark_fails_is_retried_not_reported_done(tmp_path: Path) -> None:

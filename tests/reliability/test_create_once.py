@@ -1,0 +1,191 @@
+"""Create-once kinds: no claim on the first attempt, the far end's record as the done mark.
+
+A kind that declares ``create_once`` (the invoice: an exclusive create; the analytics fact:
+one transaction guarded by the fact's ``create()``) runs its first attempt without taking the
+claim; the far end's precondition decides which of N concurrent deliveries creates the
+record. With ``done_at`` that record is the done mark, read back by every status view
+(``handlers.effect_records``). Retries take the claim as for every kind. The kinds under
+test are the catalog's kinds that declare it, never a list of names.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ordertasks.handlers.backends.memory import MemoryStore
+from ordertasks.handlers.contract import OrderSnapshot, Task
+from ordertasks.handlers.dispatch import Delivery, Dispatcher, Outcome
+from ordertasks.handlers.errors import ConfigurationError, DependencyUnavailable
+from ordertasks.handlers.kind import EffectContext, Kind
+from ordertasks.handlers.registry import KindRegistry
+from ordertasks.handlers.wiring import Stores, build_dispatcher, recorded_effects
+from ordertasks.infra.config import Settings, load_catalog
+from tests.effects.orders import FixedClock, eur_order
+from tests.reliability.handler_rig import Rig, make_store, task_body
+from tests.support.orders import store_paid_order
+
+COPIES = 50
+BACKENDS = ["sqlite", pytest.param("firestore", marks=pytest.mark.firestore)]
+REGISTRY = KindRegistry.from_catalog(load_catalog())
+CREATE_ONCE = [name for name, declared in REGISTRY.items() if declared.create_once]
+
+
+def test_the_catalog_has_create_once_kinds_to_test() -> None:
+    assert CREATE_ONCE, "no catalog kind declares create_once: the cases below would test nothing"
+    assert all(REGISTRY[name].done_at is not None for name in CREATE_ONCE)
+
+
+def far_end_perform(rig: Rig, tmp_path: Path, kind: str, order_id: str) -> dict[str, Any]:
+    """Run ``kind``'s effect against the rig's far ends, as a handler that then died would have."""
+    dispatcher = build_dispatcher(Settings(data_dir=tmp_path), stores=Stores.over(rig.store))
+    declared = dispatcher.kinds[kind]
+    snapshot = OrderSnapshot.model_validate(eur_order().model_dump(mode="json"))
+    return declared.perform(declared.task_for(order_id, snapshot, {}), dispatcher.ctx)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("kind", CREATE_ONCE)
+def test_fifty_concurrent_first_deliveries_give_one_effect_and_forty_nine_duplicates(
+        rig_for: Any, tmp_path: Path, request: pytest.FixtureRequest, backend: str, kind: str) -> None:
+    rig = rig_for(make_store(backend, tmp_path, request))
+    order_id = f"ord_once_{kind[:8]}"
+    rig.place(order_id)
+    with ThreadPoolExecutor(max_workers=COPIES) as pool:
+        answers = list(pool.map(lambda _: rig.deliver(task_body(kind, order_id), kind), range(COPIES)))
+    outcomes = Counter((a.status_code, a.json().get("outcome")) for a in answers)
+    # No lease to wait for: the far end's create precondition settles every copy at once.
+    assert outcomes == {(200, "done"): 1, (200, "duplicate"): COPIES - 1}, outcomes
+    counts = rig.effects(order_id)
+    assert counts[kind] == 1 and sum(counts.values()) == 1, counts
+    view = recorded_effects(Settings(data_dir=tmp_path), Stores.over(rig.store)).get_effect(order_id, kind)
+    assert view is not None and view.state == "done" and view.duplicates == COPIES - 1, view
+    assert rig.store.list_failed() == []
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("kind", CREATE_ONCE)
+def test_a_retry_after_a_crash_that_followed_the_effect_answers_duplicate_without_a_second_effect(
+        rig_for: Any, tmp_path: Path, request: pytest.FixtureRequest, backend: str, kind: str) -> None:
+    rig = rig_for(make_store(backend, tmp_path, request))
+    order_id = f"ord_crash_{kind[:8]}"
+    rig.place(order_id)
+    assert far_end_perform(rig, tmp_path, kind, order_id)["created"] is True   # the attempt that died
+    resp = rig.deliver(task_body(kind, order_id), kind, retry_count=1)          # Cloud Tasks retries it
+    assert resp.status_code == 200 and resp.json()["outcome"] == "duplicate", resp.text
+    assert rig.effects(order_id)[kind] == 1
+    record = rig.store.get_effect(order_id, kind)
+    assert record is not None and record.state == "done", record
+    again = rig.deliver(task_body(kind, order_id), kind, retry_count=2)
+    assert again.json()["outcome"] == "duplicate" and rig.effects(order_id)[kind] == 1
+
+
+# --- the protocol, in-process over the memory store ---------------------------------------
+
+
+def dispatcher_for(tmp_path: Path, store: MemoryStore, clock: FixedClock,
+                   kinds: KindRegistry | None = None) -> Dispatcher:
+    return build_dispatcher(Settings(data_dir=tmp_path), stores=Stores.over(store), clock=clock, kinds=kinds)
+
+
+def registry_with(kind: str, declared: Kind) -> KindRegistry:
+    return KindRegistry({**REGISTRY, kind: declared.named(kind)}, REGISTRY.webhooks)
+
+
+@pytest.mark.parametrize("kind", CREATE_ONCE)
+def test_a_first_delivery_writes_no_idempotency_record_and_the_views_read_done_at_the_far_end(
+        tmp_path: Path, kind: str) -> None:
+    store, clock = MemoryStore(), FixedClock()
+    store_paid_order(store, "ord_once_view", eur_order())
+    assert dispatcher_for(tmp_path, store, clock).run(Delivery(task_body(kind, "ord_once_view"))).outcome is Outcome.DONE
+    assert store.get_effect("ord_once_view", kind) is None, "the far end's record is the done mark"
+    view = recorded_effects(Settings(data_dir=tmp_path), Stores.over(store))
+    found = view.get_effect("ord_once_view", kind)
+    assert found is not None and found.state == "done"
+    assert view.count_effects(kind, "done") == 1 and view.count_effects(kind) == 1
+    assert view.cancel_effect("ord_once_view", kind, clock.now(), 3600.0).value == "done"
+
+
+@pytest.mark.parametrize("kind", CREATE_ONCE)
+def test_a_failed_first_attempt_records_its_start_and_the_retry_takes_the_claim(tmp_path: Path, kind: str) -> None:
+    store, clock, calls = MemoryStore(), FixedClock(), []
+    store_paid_order(store, "ord_once_flaky", eur_order())
+    real = REGISTRY[kind]
+
+    def flaky(task: Task, ctx: EffectContext) -> dict[str, Any]:
+        calls.append(task.kind)
+        if len(calls) == 1:
+            raise DependencyUnavailable("far end down")
+        return real.perform(task, ctx)
+    dispatcher = dispatcher_for(tmp_path, store, clock, registry_with(kind, replace(real, perform=flaky)))
+    started = clock.now()
+    assert dispatcher.run(Delivery(task_body(kind, "ord_once_flaky"))).outcome is Outcome.RETRY
+    noted = store.get_effect("ord_once_flaky", kind)
+    assert noted is not None and noted.state == "in_progress" and noted.first_attempt_at == started
+    assert noted.lease_expires_at is not None and noted.lease_expires_at <= started, "the retry must not wait"
+    clock.current += timedelta(seconds=10)
+    assert dispatcher.run(Delivery(task_body(kind, "ord_once_flaky"), retry_count=1)).outcome is Outcome.DONE
+    done = store.get_effect("ord_once_flaky", kind)
+    assert done is not None and done.state == "done" and done.attempts == 2 and done.first_attempt_at == started
+
+
+@pytest.mark.parametrize("kind", CREATE_ONCE)
+def test_a_cancel_recorded_before_the_delivery_stops_a_create_once_kind(tmp_path: Path, kind: str) -> None:
+    store, clock = MemoryStore(), FixedClock()
+    store_paid_order(store, "ord_once_cancel", eur_order())
+    store.cancel_effect("ord_once_cancel", kind, clock.now(), 3600.0)
+    result = dispatcher_for(tmp_path, store, clock).run(Delivery(task_body(kind, "ord_once_cancel")))
+    assert result.outcome is Outcome.CANCELLED
+    view = recorded_effects(Settings(data_dir=tmp_path), Stores.over(store))
+    found = view.get_effect("ord_once_cancel", kind)
+    assert found is not None and found.state == "cancelled", "nothing happened at the far end"
+
+
+class DoneMarkFailsOnce(MemoryStore):
+    """A store whose first ``complete_effect`` fails, as an outage right after an effect would."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failures_left = 1
+
+    def complete_effect(self, order_id: str, kind: str, result: dict[str, Any], now: datetime, *,
+                        duplicate: bool = False) -> None:
+        """Fail once with ``DependencyUnavailable``, then behave."""
+        if self.failures_left:
+            self.failures_left -= 1
+            raise DependencyUnavailable("store went away after the effect")
+        super().complete_effect(order_id, kind, result, now, duplicate=duplicate)
+
+
+def test_a_create_once_kind_without_a_far_end_record_gets_a_done_mark_and_a_lost_one_costs_no_second_effect(
+        tmp_path: Path) -> None:
+    kind, created = CREATE_ONCE[0], set()
+
+    def create_once(task: Task, ctx: EffectContext) -> dict[str, Any]:
+        fresh = task.order_id not in created
+        created.add(task.order_id)
+        return {"created": fresh}
+    store, clock = DoneMarkFailsOnce(), FixedClock()
+    store_paid_order(store, "ord_once_mark", eur_order())
+    dispatcher = dispatcher_for(tmp_path, store, clock, registry_with(kind, Kind(perform=create_once, create_once=True)))
+    assert dispatcher.run(Delivery(task_body(kind, "ord_once_mark"))).outcome is Outcome.RETRY
+    assert dispatcher.run(Delivery(task_body(kind, "ord_once_mark"), retry_count=1)).outcome is Outcome.DUPLICATE
+    assert created == {"ord_once_mark"}
+    record = store.get_effect("ord_once_mark", kind)
+    assert record is not None and record.state == "done"
+    assert dispatcher.run(Delivery(task_body(kind, "ord_once_mark"))).outcome is Outcome.DUPLICATE
+
+
+def test_done_at_without_create_once_is_refused_and_a_replaced_perform_takes_the_claim() -> None:
+    declared = REGISTRY[CREATE_ONCE[0]]
+    with pytest.raises(ConfigurationError, match="done_at needs create_once=True"):
+        Kind(perform=declared.perform, done_at=declared.done_at)
+    replaced = REGISTRY.with_effects({CREATE_ONCE[0]: lambda task, ctx: {}})[CREATE_ONCE[0]]
+    assert not replaced.create_once and replaced.done_at is None
+    assert not any(k.create_once for k in REGISTRY.with_claims().values())
