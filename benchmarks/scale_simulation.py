@@ -1,0 +1,256 @@
+"""``scale_simulation``: 50 orders/s for 60 s on the Firestore emulator; the hottest document.
+
+    python -m benchmarks.scale_simulation [--quick] [--rate N] [--seconds S] [--shards K]
+
+Firestore sustains about one write per second on a single document, so what matters at
+scale is whether any document's write rate grows with the order rate. This benchmark places
+orders open-loop at ``--rate`` per second (a pacer, no coordinated omission) and records
+every write the stores send, with its document path and the time it was sent
+(``benchmarks/_cloud_meter.py``, ``Meter(journal=True)``). Then it reports, per document
+class, the highest number of writes any one document took in a 1 s window and the busiest
+document's sustained rate over the run.
+
+What runs: the **same store code** the checkout and the handler use, on a ``FirestoreStore``
+over the Firestore emulator, driven directly rather than through HTTP (the whole local stack
+reaches ~120 tasks/s on 2 cores, far from the 300 tasks/s that 50 orders/s means):
+
+- the checkout's store calls for each order, in its order: ``reserve_checkout``,
+  ``create_order``, ``mark_paid`` (with the outbox), ``mark_scheduled_many``,
+  ``finish_checkout``;
+- each of the catalog's tasks through the real ``Dispatcher.run`` (parse, order read, claim
+  or create-once path, done mark, failed-log lookup) with the catalog's kind declarations;
+  their ``perform`` is a stand-in with the same store footprint (the analytics fact and
+  shard through the real ``record_order_fact``; the invoice a small create-once blob; email
+  and webhook no-ops, as their far ends are not Firestore), so the CPU goes to the stores.
+  Tasks are delivered as soon as their order is placed: in a steady state every kind
+  arrives at the order rate whatever its delay, and no document is shared across kinds.
+
+Counts are exact; the achieved rate and latencies depend on the shared 2-core machine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from benchmarks._cloud_meter import Meter, meter_firestore
+from benchmarks._common import REPO_ROOT, median, parser, percentile, print_table, print_targets, target, write_results
+from benchmarks.cloud_cost import start_firestore
+
+NAME = "scale_simulation"
+CATALOG = REPO_ROOT / "infra" / "tasks.toml"
+WORKERS = 48
+
+
+def document_class(path: str) -> str:
+    """``orders/ord_1`` → ``orders/{id}``; ``analytics_daily/d/shards/3`` → ``analytics_daily/{day}/shards/{k}``."""
+    parts = path.split("/")
+    names = {"analytics_daily": "{day}", "shards": "{k}"}
+    return "/".join(p if i % 2 == 0 else names.get(parts[i - 1], "{id}") for i, p in enumerate(parts))
+
+
+def window_peaks(writes: list[tuple[float, str]], window: float = 1.0) -> dict[str, tuple[int, str]]:
+    """Document class → (most writes one document took in any ``window`` s, that document)."""
+    by_doc: dict[str, list[float]] = defaultdict(list)
+    for at, path in writes:
+        by_doc[path].append(at)
+    peaks: dict[str, tuple[int, str]] = {}
+    for path, times in by_doc.items():
+        times.sort()
+        most, start = 0, 0
+        for end, at in enumerate(times):
+            while at - times[start] >= window:
+                start += 1
+            most = max(most, end - start + 1)
+        cls = document_class(path)
+        if most > peaks.get(cls, (0, ""))[0]:
+            peaks[cls] = (most, path)
+    return peaks
+
+
+def sustained(writes: list[tuple[float, str]], seconds: float) -> dict[str, tuple[float, str, int]]:
+    """Document class → (busiest document's writes per second over the run, it, documents written)."""
+    counts = Counter(path for _, path in writes)
+    out: dict[str, tuple[float, str, int]] = {}
+    docs: Counter[str] = Counter(document_class(p) for p in counts)
+    for path, n in counts.items():
+        cls = document_class(path)
+        if n / seconds > out.get(cls, (0.0, "", 0))[0]:
+            out[cls] = (n / seconds, path, docs[cls])
+    return out
+
+
+# --- the simulated stack -------------------------------------------------------------------
+
+
+class NullMailer:
+    """The email kinds' far end is SMTP, not Firestore: sending costs nothing here."""
+
+    def send(self, message: Any) -> None:
+        """Drop the message."""
+
+
+def stand_in_kinds(catalog: Any) -> Any:
+    """The catalog's declarations with stand-in ``perform``s of the same store footprint."""
+    from ordertasks.handlers.kinds.record_analytics import record_analytics
+    from ordertasks.handlers.registry import KindRegistry
+
+    def small_blob(task: Any, ctx: Any) -> dict[str, Any]:
+        written = ctx.blobs.put_once(f"invoices/{task.order_id}.pdf", b"%PDF-1.4 stand-in", "application/pdf")
+        return {"path": f"invoices/{task.order_id}.pdf", "written": written, "created": written}
+
+    def nothing(task: Any, ctx: Any) -> dict[str, Any]:
+        return {}
+    kinds = KindRegistry.from_catalog(catalog)
+    performs = {name: record_analytics if k.perform is record_analytics else small_blob if k.create_once else nothing
+                for name, k in kinds.items()}
+    return KindRegistry({name: replace(k, perform=performs[name]) for name, k in kinds.items()}, kinds.webhooks)
+
+
+def build(tmp: Path, shards: int | None) -> tuple[Any, Any, Meter, Any]:
+    """A metered ``FirestoreStore`` in a fresh emulator project, the dispatcher over it, the catalog."""
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import firestore
+
+    from ordertasks.handlers.backends.firestore import FirestoreStore
+    from ordertasks.handlers.backends.localdir import LocalDirBlobStore
+    from ordertasks.handlers.dispatch import Dispatcher
+    from ordertasks.handlers.kind import EffectContext, Seller, SystemClock
+    from ordertasks.infra.config import load_catalog
+
+    meter = Meter(journal=True)
+    client = firestore.Client(project=f"bench-scale-{uuid.uuid4().hex[:10]}", credentials=AnonymousCredentials())
+    store = FirestoreStore(meter_firestore(client, meter), timeout=60.0)
+    catalog = load_catalog(CATALOG)
+    if shards:
+        catalog = replace(catalog, analytics_shards=shards)
+    ctx = EffectContext(mailer=NullMailer(), blobs=LocalDirBlobStore(tmp / "blobs"), analytics=store,
+                        clock=SystemClock(), seller=Seller("Shop", "1 Street", "T-1", "shop@example.com"),
+                        analytics_shards=catalog.analytics_shards)
+    kinds = stand_in_kinds(catalog)
+    dispatcher = Dispatcher(kinds, ctx, store, store, store, catalog, SystemClock())
+    return store, dispatcher, meter, catalog
+
+
+def one_order(store: Any, dispatcher: Any, catalog: Any, snapshot: dict[str, Any]) -> float:
+    """The checkout's store calls for one order, then each task through the dispatcher; seconds taken."""
+    from ordertasks.handlers.contract import encode
+    from ordertasks.handlers.dispatch import Delivery, Outcome
+    from ordertasks.handlers.ports import OrderRecord, OutboxEntry
+
+    t0 = time.perf_counter()
+    order_id, key, now = "ord_" + uuid.uuid4().hex[:20], f"k-{uuid.uuid4()}", datetime.now(timezone.utc)
+    store.reserve_checkout(key, "h", order_id, now)
+    store.create_order(OrderRecord(order_id, "created", snapshot, now))
+    outbox = [OutboxEntry(order_id, kind, f"{order_id}-{kind}", now + timedelta(seconds=c.delay_seconds), "pending", now)
+              for kind, c in catalog.kinds.items()]
+    store.mark_paid(order_id, "ch_sim", outbox, now)
+    store.mark_scheduled_many(order_id, list(catalog.kinds), now)
+    store.finish_checkout(key, 201, {"order_id": order_id})
+    for kind in catalog.kinds:
+        result = dispatcher.run(Delivery(encode(kind, order_id), task_name=f"{order_id}-{kind}",
+                                         queue_name=catalog.kinds[kind].queue))
+        if result.outcome is not Outcome.DONE:
+            raise RuntimeError(f"{kind} of {order_id}: {result.outcome.value} {result.message}")
+    return time.perf_counter() - t0
+
+
+def run(rate: float, seconds: float, shards: int | None, tmp: Path) -> dict[str, Any]:
+    """Place ``rate`` orders/s for ``seconds`` (open loop); the journal's figures."""
+    from tests.effects.orders import eur_order
+
+    store, dispatcher, meter, catalog = build(tmp, shards)
+    snapshot = eur_order().model_dump(mode="json")
+    one_order(store, dispatcher, catalog, snapshot)          # warm the client's channel
+    meter.writes.clear()
+    total = int(rate * seconds)
+    latencies: list[float] = []
+    lock, late = threading.Lock(), [0.0]
+    started = time.monotonic()
+
+    def placed(index: int) -> None:
+        lag = time.monotonic() - (started + index / rate)
+        took = one_order(store, dispatcher, catalog, snapshot)
+        with lock:
+            latencies.append(took)
+            late[0] = max(late[0], lag)
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        futures = []
+        for index in range(total):
+            time.sleep(max(0.0, started + index / rate - time.monotonic()))
+            futures.append(pool.submit(placed, index))
+        for future in futures:
+            future.result()
+    elapsed = time.monotonic() - started
+    return {"orders": total, "elapsed_s": elapsed, "achieved_orders_per_s": total / elapsed,
+            "order_seconds_p50": median(latencies), "order_seconds_p99": percentile(latencies, 99),
+            "max_start_lag_s": late[0], "writes": len(meter.writes), "writes_per_s": len(meter.writes) / elapsed,
+            "shards": catalog.analytics_shards,
+            "peaks": {cls: {"writes_in_1s": n, "document": doc} for cls, (n, doc) in window_peaks(meter.writes).items()},
+            "sustained": {cls: {"writes_per_s": r, "document": doc, "documents": d}
+                          for cls, (r, doc, d) in sustained(meter.writes, elapsed).items()}}
+
+
+def report(args: Any, fig: dict[str, Any]) -> int:
+    """Tables, targets, the results file."""
+    print_table(f"{fig['orders']} orders in {fig['elapsed_s']:.1f} s ({fig['achieved_orders_per_s']:.1f}/s, "
+                f"{fig['writes_per_s']:.0f} Firestore writes/s, {fig['shards']} analytics shards)",
+                [(cls, p["writes_in_1s"], p["document"], f"{fig['sustained'][cls]['writes_per_s']:.3f}",
+                  fig["sustained"][cls]["documents"]) for cls, p in sorted(fig["peaks"].items())],
+                ("document class", "max writes in 1 s (one doc)", "that document", "busiest doc, writes/s over run",
+                 "documents"))
+    shared = {cls: s for cls, s in fig["sustained"].items() if "{k}" in cls}
+    per_order = {cls: p for cls, p in fig["peaks"].items() if "{k}" not in cls}
+    hot = max(fig["sustained"].items(), key=lambda item: item[1]["writes_per_s"])
+    targets = [
+        target(f"orders/s achieved (asked {args.rate:g})", fig["achieved_orders_per_s"], ">=", 0.95 * args.rate,
+               "orders/s"),
+        target(f"busiest document's sustained writes/s ({hot[1]['document']})", hot[1]["writes_per_s"], "<=", 1.0,
+               "writes/s", f"{fig['writes_per_s']:.0f} writes/s over all documents"),
+        target("shared documents (analytics shards): most writes on one in any 1 s window",
+               max((fig["peaks"][c]["writes_in_1s"] for c in shared), default=0), "<=", 1.0, "writes"),
+        target("per-order documents: most writes on one in any 1 s window (its own burst)",
+               max((p["writes_in_1s"] for p in per_order.values()), default=0), "<=", 3.0, "writes"),
+    ]
+    print_targets(targets)
+    write_results(NAME, {"parameters": {"quick": args.quick, "rate": args.rate, "seconds": args.seconds,
+                                        "shards": fig["shards"], "workers": WORKERS},
+                         "figures": fig, "baseline": {"name": "none: absolute limits (Firestore ~1 write/s/document)"},
+                         "targets": targets})
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the simulation once and report it."""
+    p = parser(NAME, __doc__)
+    p.add_argument("--rate", type=float, default=50.0, help="orders per second (default 50)")
+    p.add_argument("--seconds", type=float, default=None, help="how long to place orders (default 60; 10 quick)")
+    p.add_argument("--shards", type=int, default=None, help="analytics shards (default: the catalog's)")
+    args = p.parse_args(argv)
+    args.seconds = args.seconds or (10.0 if args.quick else 60.0)
+    with tempfile.TemporaryDirectory(prefix="bench-scale-") as name:
+        tmp = Path(name)
+        proc, host = start_firestore(tmp)
+        os.environ["FIRESTORE_EMULATOR_HOST"] = host      # read by google-cloud-firestore itself
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                fig = run(args.rate, args.seconds, args.shards, tmp)
+        finally:
+            proc.stop()
+    return report(args, fig)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
