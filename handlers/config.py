@@ -101,6 +101,7 @@ class Catalog:
     kinds: Mapping[str, KindConfig]
     lease_seconds: float = 120.0
     ttl_days: int = 35
+    failed_retention_days: int = 90   # a resolved failed-task entry is deleted this long after
     analytics_shards: int = 8
     handler: Mapping[str, Any] = field(default_factory=dict)
     source: str = "infra/tasks.toml"
@@ -237,6 +238,10 @@ def load_catalog(path: str | Path = DEFAULT_CATALOG) -> Catalog:
         kind_problem = _check_kind(kinds[name], queues)
         if kind_problem:
             raise fail(f"kinds.{name}", kind_problem[0], kind_problem[1])
+    try:
+        retention_days = _retention_days(raw.get("failed_tasks", {}))
+    except ValueError as exc:
+        raise fail("failed_tasks", "retention_days", str(exc)) from exc
     project = raw.get("project", {})
     return Catalog(
         project=project.get("id", "local-project"),
@@ -248,10 +253,19 @@ def load_catalog(path: str | Path = DEFAULT_CATALOG) -> Catalog:
         kinds=kinds,
         lease_seconds=float(raw.get("idempotency", {}).get("lease_seconds", 120)),
         ttl_days=int(raw.get("idempotency", {}).get("ttl_days", 35)),
+        failed_retention_days=retention_days,
         analytics_shards=int(raw.get("analytics", {}).get("shards", 8)),
         handler=dict(raw.get("handler", {})),
         source=str(path),
     )
+
+
+def _retention_days(raw: Mapping[str, Any]) -> int:
+    """``[failed_tasks] retention_days``: how long a resolved entry is kept (default 90)."""
+    days = raw.get("retention_days", 90)
+    if isinstance(days, bool) or not isinstance(days, int) or days < 1:
+        raise ValueError(f"retention_days = {days!r} is not a whole number of days >= 1 (default 90)")
+    return days
 
 
 ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")

@@ -243,7 +243,8 @@ class Dispatcher:
         # Whatever failed before (a lost lease race on the final attempt, a replay), the effect
         # has now happened: an entry left open would send an operator after a non-problem.
         try:
-            self.failed_store.resolve_failed(task.effect_key, now, resolved_by="handler", note=note)
+            self.failed_store.resolve_failed(task.effect_key, now, resolved_by="handler", note=note,
+                                             retention_seconds=self.catalog.failed_retention_days * 86400.0)
         except OrderTasksError:
             log.warning("could not mark failed task %s resolved after its effect was done", task.effect_key)
 

@@ -55,6 +55,8 @@ class Claim:
 
 
 FAILED_STATUSES = ("open", "replay_requested", "replayed", "resolved")
+FAILED_RETENTION_SECONDS = 90 * 86400.0   # a resolved entry's lifetime unless the catalog says
+
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,9 @@ class FailedTask:
     resolved_by: str | None = None
     note: str | None = None
     replays: int = 0
+    # Set when the entry is resolved (its error text may hold personal data): Firestore's TTL
+    # deletes it after this time; re-opened entries clear it. ``None`` while it needs a person.
+    expire_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -283,21 +288,23 @@ class FailedTaskStore(Protocol):
         ...
 
     def update_failed(self, failed_id: str, status: str, now: datetime, *, expect_status: str | None = None,
-                      resolved_by: str | None = None, note: str | None = None,
-                      count_replay: bool = False) -> FailedTask | None:
+                      resolved_by: str | None = None, note: str | None = None, count_replay: bool = False,
+                      retention_seconds: float = FAILED_RETENTION_SECONDS) -> FailedTask | None:
         """Set ``status`` (and ``resolved_by``/``note`` when given); return the new entry.
 
         With ``expect_status`` the change happens only if the current status equals it
         (compare-and-set, so two sweepers never replay one entry twice); otherwise returns
         ``None``. ``count_replay`` increments ``replays``. Unknown id → ``None``.
+        ``resolved`` sets ``expire_at = now + retention_seconds``; any other status clears it.
         """
         ...
 
-    def resolve_failed(self, failed_id: str, now: datetime, *, resolved_by: str, note: str) -> FailedTask | None:
+    def resolve_failed(self, failed_id: str, now: datetime, *, resolved_by: str, note: str,
+                       retention_seconds: float = FAILED_RETENTION_SECONDS) -> FailedTask | None:
         """Close an entry whose effect has since happened; return it, or ``None`` if nothing changed.
 
         An entry that is ``open``, ``replay_requested`` or ``replayed`` becomes ``resolved``
-        with ``resolved_by`` and ``note``, atomically; a ``resolved`` or unknown entry is left
+        with ``resolved_by``, ``note`` and ``expire_at = now + retention_seconds``, atomically; a ``resolved`` or unknown entry is left
         alone (``None``). The handler calls this after every success of ``(order_id, kind)``,
         so the common case (no entry) must cost no write.
         """

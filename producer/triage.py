@@ -19,7 +19,7 @@ from typing import Any, TextIO
 
 from ordertasks.handlers.contract import encode, parse_envelope
 from ordertasks.handlers.errors import OrderTasksError, PermanentError
-from ordertasks.handlers.ports import FAILED_STATUSES, Clock, FailedTask, FailedTaskStore
+from ordertasks.handlers.ports import FAILED_RETENTION_SECONDS, FAILED_STATUSES, Clock, FailedTask, FailedTaskStore
 from ordertasks.producer.backend_flags import CREDENTIALS_HINT, add_backend_flags, is_missing_credentials, settings_with_flags
 from ordertasks.producer.terminal import escape_controls, for_terminal
 
@@ -61,11 +61,12 @@ class Triage:
     """List, show, replay and resolve failed tasks over any ``FailedTaskStore``."""
 
     def __init__(self, store: FailedTaskStore, enqueue_body: Callable[[FailedTask, bytes, int], Any],
-                 clock: Clock) -> None:
+                 clock: Clock, retention_seconds: float = FAILED_RETENTION_SECONDS) -> None:
         # enqueue_body(entry, body, replay_number) -> object with .status/.task_name/.error
         self.store = store
         self.enqueue_body = enqueue_body
         self.clock = clock
+        self.retention_seconds = retention_seconds   # of a resolved entry (the catalog's [failed_tasks])
 
     def get(self, failed_id: str) -> FailedTask:
         """The entry or a ``TriageError`` that says how to find ids."""
@@ -110,7 +111,8 @@ class Triage:
     def resolve(self, failed_id: str, note: str, who: str) -> FailedTask:
         """Close an entry by hand with a note."""
         self.get(failed_id)
-        updated = self.store.update_failed(failed_id, "resolved", self.clock.now(), resolved_by=who, note=note)
+        updated = self.store.update_failed(failed_id, "resolved", self.clock.now(), resolved_by=who, note=note,
+                                           retention_seconds=self.retention_seconds)
         assert updated is not None  # the entry exists: checked above
         return updated
 
@@ -257,7 +259,7 @@ def triage_for(store: Any, enqueuer: Any, target: Callable[[], Any] | None = Non
         return enqueuer.replay_body(entry.order_id, entry.kind, body, replay,
                                     target=target() if target else None, original_task_name=entry.task_name)
 
-    return Triage(store, enqueue, enqueuer.clock)
+    return Triage(store, enqueue, enqueuer.clock, enqueuer.catalog.failed_retention_days * 86400.0)
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:

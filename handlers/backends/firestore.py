@@ -64,6 +64,7 @@ from ordertasks.handlers.backends import memory as rules
 from ordertasks.handlers.backends import queries
 from ordertasks.handlers.errors import DependencyUnavailable
 from ordertasks.handlers.ports import (
+    FAILED_RETENTION_SECONDS,
     AnalyticsFact,
     CheckoutReplay,
     Claim,
@@ -392,26 +393,29 @@ class FirestoreStore:
 
     @_guarded
     def update_failed(self, failed_id: str, status: str, now: datetime, *, expect_status: str | None = None,
-                      resolved_by: str | None = None, note: str | None = None,
-                      count_replay: bool = False) -> FailedTask | None:
+                      resolved_by: str | None = None, note: str | None = None, count_replay: bool = False,
+                      retention_seconds: float = FAILED_RETENTION_SECONDS) -> FailedTask | None:
         """See ``FailedTaskStore.update_failed``."""
         def decide(snap: Any) -> tuple[FailedTask | None, Doc | None]:
-            task = rules.status_changed(self._failed(snap), status, expect_status, resolved_by, note, count_replay)
+            task = rules.status_changed(self._failed(snap), status, expect_status, resolved_by, note, count_replay,
+                                        now, retention_seconds)
             if task is None:
                 return None, None
             return task, {"status": task.status, "resolved_by": task.resolved_by, "note": task.note,
-                          "replays": task.replays, "updated_at": now}
+                          "replays": task.replays, "updated_at": now, "expire_at": task.expire_at}
         return self._decide_and_write(self._ref("failed_tasks", failed_id), decide)
 
     @_guarded
-    def resolve_failed(self, failed_id: str, now: datetime, *, resolved_by: str, note: str) -> FailedTask | None:
+    def resolve_failed(self, failed_id: str, now: datetime, *, resolved_by: str, note: str,
+                       retention_seconds: float = FAILED_RETENTION_SECONDS) -> FailedTask | None:
         """See ``FailedTaskStore.resolve_failed``."""
         # Called on every success: the usual "no entry" costs one read and no write.
         def decide(snap: Any) -> tuple[FailedTask | None, Doc | None]:
-            task = rules.resolved_on_success(self._failed(snap), resolved_by, note)
+            task = rules.resolved_on_success(self._failed(snap), resolved_by, note, now, retention_seconds)
             if task is None:
                 return None, None
-            return task, {"status": task.status, "resolved_by": task.resolved_by, "note": task.note, "updated_at": now}
+            return task, {"status": task.status, "resolved_by": task.resolved_by, "note": task.note, "updated_at": now,
+                          "expire_at": task.expire_at}
         return self._decide_and_write(self._ref("failed_tasks", failed_id), decide)
 
     # AnalyticsStore

@@ -19,6 +19,7 @@ from typing import Any
 
 from ordertasks.handlers.backends import queries
 from ordertasks.handlers.ports import (
+    FAILED_RETENTION_SECONDS,
     FAILED_STATUSES,
     AnalyticsFact,
     CheckoutReplay,
@@ -110,33 +111,47 @@ def history_entry(report: FailureReport) -> dict[str, Any]:
 
 
 def failure_appended(found: FailedTask | None, report: FailureReport) -> FailedTask:
-    """The failed-task entry after ``report``: created ``open``, or appended and re-opened."""
+    """The failed-task entry after ``report``: created ``open``, or appended and re-opened.
+
+    An entry past its ``expire_at`` counts as gone (TTL deletion lags): the new failure
+    starts a fresh entry rather than reviving the old one's history."""
     entry = history_entry(report)
+    if found is not None and found.expire_at is not None and found.expire_at <= report.failed_at:
+        found = None
     if found is None:
         return FailedTask(f"{report.order_id}:{report.kind}", report.order_id, report.kind, report.queue,
                           report.task_name, dict(report.payload), report.error_type, report.error,
                           report.attempt, report.failed_at, report.failed_at, "open", [entry])
     return replace(found, history=[*found.history, entry][-HISTORY_LIMIT:], last_failed_at=report.failed_at,
                    error=report.error, error_type=report.error_type, attempts=report.attempt,
-                   task_name=report.task_name, status="open")
+                   task_name=report.task_name, status="open", expire_at=None)
+
+
+def expiry(status: str, now: datetime, retention_seconds: float) -> datetime | None:
+    """When an entry with ``status`` may be deleted: resolved ones after the retention, others never."""
+    return now + timedelta(seconds=retention_seconds) if status == "resolved" else None
 
 
 def status_changed(found: FailedTask | None, status: str, expect_status: str | None,
-                   resolved_by: str | None, note: str | None, count_replay: bool) -> FailedTask | None:
+                   resolved_by: str | None, note: str | None, count_replay: bool,
+                   now: datetime, retention_seconds: float) -> FailedTask | None:
     """The entry with its new status, or ``None`` (unknown entry, or compare-and-set lost)."""
     if status not in FAILED_STATUSES:
         raise ValueError(f"unknown failed-task status {status!r}; use one of {', '.join(FAILED_STATUSES)}")
     if found is None or (expect_status is not None and found.status != expect_status):
         return None
     return replace(found, status=status, resolved_by=resolved_by if resolved_by is not None else found.resolved_by,
-                   note=note if note is not None else found.note, replays=found.replays + int(count_replay))
+                   note=note if note is not None else found.note, replays=found.replays + int(count_replay),
+                   expire_at=expiry(status, now, retention_seconds))
 
 
-def resolved_on_success(found: FailedTask | None, resolved_by: str, note: str) -> FailedTask | None:
+def resolved_on_success(found: FailedTask | None, resolved_by: str, note: str,
+                        now: datetime, retention_seconds: float) -> FailedTask | None:
     """The entry closed because its effect has happened, or ``None`` (absent, already resolved)."""
     if found is None or found.status == "resolved":
         return None
-    return replace(found, status="resolved", resolved_by=resolved_by, note=note)
+    return replace(found, status="resolved", resolved_by=resolved_by, note=note,
+                   expire_at=expiry("resolved", now, retention_seconds))
 
 
 def empty_totals(day: date) -> DailyAggregate:
@@ -262,19 +277,21 @@ class MemoryStore:
         return newest_failed_first(matching)[:limit]
 
     def update_failed(self, failed_id: str, status: str, now: datetime, *, expect_status: str | None = None,
-                      resolved_by: str | None = None, note: str | None = None,
-                      count_replay: bool = False) -> FailedTask | None:
+                      resolved_by: str | None = None, note: str | None = None, count_replay: bool = False,
+                      retention_seconds: float = FAILED_RETENTION_SECONDS) -> FailedTask | None:
         """See ``FailedTaskStore.update_failed``."""
         with self._lock:
-            task = status_changed(self._failed.get(failed_id), status, expect_status, resolved_by, note, count_replay)
+            task = status_changed(self._failed.get(failed_id), status, expect_status, resolved_by, note, count_replay,
+                                  now, retention_seconds)
             if task is not None:
                 self._failed[failed_id] = task
             return task
 
-    def resolve_failed(self, failed_id: str, now: datetime, *, resolved_by: str, note: str) -> FailedTask | None:
+    def resolve_failed(self, failed_id: str, now: datetime, *, resolved_by: str, note: str,
+                       retention_seconds: float = FAILED_RETENTION_SECONDS) -> FailedTask | None:
         """See ``FailedTaskStore.resolve_failed``."""
         with self._lock:
-            task = resolved_on_success(self._failed.get(failed_id), resolved_by, note)
+            task = resolved_on_success(self._failed.get(failed_id), resolved_by, note, now, retention_seconds)
             if task is not None:
                 self._failed[failed_id] = task
             return task

@@ -30,6 +30,7 @@ from ordertasks.handlers.backends import memory as rules
 from ordertasks.handlers.backends import queries
 from ordertasks.handlers.errors import DependencyUnavailable
 from ordertasks.handlers.ports import (
+    FAILED_RETENTION_SECONDS,
     AnalyticsFact,
     CheckoutReplay,
     Claim,
@@ -59,7 +60,7 @@ CREATE TABLE IF NOT EXISTS failed_tasks (
     task_name TEXT NOT NULL, payload TEXT NOT NULL, error_type TEXT NOT NULL, error TEXT NOT NULL,
     attempts INTEGER NOT NULL, first_failed_at TEXT NOT NULL, last_failed_at TEXT NOT NULL,
     status TEXT NOT NULL, history TEXT NOT NULL, resolved_by TEXT, note TEXT,
-    replays INTEGER NOT NULL DEFAULT 0, updated_at TEXT);
+    replays INTEGER NOT NULL DEFAULT 0, updated_at TEXT, expire_at TEXT);
 CREATE INDEX IF NOT EXISTS failed_tasks_recent ON failed_tasks (last_failed_at DESC, id DESC);
 CREATE INDEX IF NOT EXISTS failed_tasks_status ON failed_tasks (status, last_failed_at DESC);
 CREATE INDEX IF NOT EXISTS failed_tasks_kind ON failed_tasks (kind, last_failed_at DESC);
@@ -169,6 +170,14 @@ def _add_missing_columns(conn: sqlite3.Connection) -> None:
     columns = {row[1] for row in conn.execute("PRAGMA table_info(idempotency)")}
     if "duplicates" not in columns:
         conn.execute("ALTER TABLE idempotency ADD COLUMN duplicates INTEGER NOT NULL DEFAULT 0")
+    if "expire_at" not in {row[1] for row in conn.execute("PRAGMA table_info(failed_tasks)")}:
+        conn.execute("ALTER TABLE failed_tasks ADD COLUMN expire_at TEXT")
+    conn.execute("CREATE INDEX IF NOT EXISTS failed_tasks_expire ON failed_tasks (expire_at) WHERE expire_at IS NOT NULL")
+
+
+def _delete_expired_failed(conn: sqlite3.Connection, now: datetime) -> None:
+    """SQLite has no TTL: resolved entries past ``expire_at`` go when the log is next written."""
+    conn.execute("DELETE FROM failed_tasks WHERE expire_at IS NOT NULL AND expire_at <= ?", (to_text(now),))
 
 
 def _shard_row(shard: DailyAggregate, number: int) -> dict[str, Any]:
@@ -373,25 +382,28 @@ class SqliteStore:
 
     @_guarded
     def update_failed(self, failed_id: str, status: str, now: datetime, *, expect_status: str | None = None,
-                      resolved_by: str | None = None, note: str | None = None,
-                      count_replay: bool = False) -> FailedTask | None:
+                      resolved_by: str | None = None, note: str | None = None, count_replay: bool = False,
+                      retention_seconds: float = FAILED_RETENTION_SECONDS) -> FailedTask | None:
         """See ``FailedTaskStore.update_failed``."""
         with self._transaction() as conn:
+            _delete_expired_failed(conn, now)
             task = rules.status_changed(self._failed(conn, failed_id), status, expect_status, resolved_by, note,
-                                        count_replay)
+                                        count_replay, now, retention_seconds)
             if task is not None:
                 _upsert(conn, "failed_tasks", ("id",), _row(task, updated_at=now))
             return task
 
     @_guarded
-    def resolve_failed(self, failed_id: str, now: datetime, *, resolved_by: str, note: str) -> FailedTask | None:
+    def resolve_failed(self, failed_id: str, now: datetime, *, resolved_by: str, note: str,
+                       retention_seconds: float = FAILED_RETENTION_SECONDS) -> FailedTask | None:
         """See ``FailedTaskStore.resolve_failed``."""
         # Called on every success: a plain read first, so the usual "no entry" takes no write lock.
         if self._conn().execute("SELECT 1 FROM failed_tasks WHERE id = ? AND status != 'resolved'",
                                 (failed_id,)).fetchone() is None:
             return None
         with self._transaction() as conn:
-            task = rules.resolved_on_success(self._failed(conn, failed_id), resolved_by, note)
+            _delete_expired_failed(conn, now)
+            task = rules.resolved_on_success(self._failed(conn, failed_id), resolved_by, note, now, retention_seconds)
             if task is not None:
                 _upsert(conn, "failed_tasks", ("id",), _row(task, updated_at=now))
             return task

@@ -12,7 +12,7 @@ from typing import Any
 from ordertasks.infra.deploy._model import Command, Resource, lookup
 from ordertasks.infra.deploy._target import Target
 
-TTL_FIELDS = (("idempotency", "expire_at"),)
+TTL_FIELDS = (("idempotency", "expire_at"), ("failed_tasks", "expire_at"))
 """(collection group, timestamp field): documents are deleted within about a day of it."""
 FALLBACK_INDEXES: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     ("failed_tasks", (("status", "ascending"), ("last_failed_at", "descending"))),
@@ -32,7 +32,8 @@ def composite_indexes() -> list[tuple[str, tuple[tuple[str, str], ...]]]:
 
 
 def section_ttl(t: Target) -> list[Resource]:
-    """Firestore TTL on each ``TTL_FIELDS`` field so finished claims are deleted after ``ttl_days``."""
+    """Firestore TTL on each ``TTL_FIELDS`` field: finished claims go after ``ttl_days``, resolved
+    failed-task entries after ``[failed_tasks] retention_days``."""
     return [_ttl(t, group, name) for group, name in TTL_FIELDS]
 
 

@@ -137,3 +137,47 @@ def test_twenty_concurrent_resolvers_close_an_entry_once(store: Any) -> None:
                                                          note=f"done by {n}"))
     assert Counter(result is None for result in results) == {True: 19, False: 1}
     assert store.get_failed("o-1:notify_warehouse").status == "resolved"
+
+
+# --- lifetime: a resolved entry expires (Firestore TTL on expire_at) -------------------------
+
+DAY = 86400.0
+
+
+def test_an_open_entry_never_expires(store: Any) -> None:
+    assert store.record_failure(report()).expire_at is None
+
+
+def test_resolving_by_hand_sets_expire_at_after_the_retention(store: Any) -> None:
+    store.record_failure(report())
+    resolved = store.update_failed("o-1:notify_warehouse", "resolved", at(10), resolved_by="ana", note="ok",
+                                   retention_seconds=30 * DAY)
+    assert resolved.expire_at == at(10 + 30 * DAY)
+    assert store.get_failed("o-1:notify_warehouse").expire_at == at(10 + 30 * DAY)
+
+
+def test_resolving_after_success_sets_expire_at_and_the_default_is_90_days(store: Any) -> None:
+    store.record_failure(report())
+    resolved = store.resolve_failed("o-1:notify_warehouse", at(20), resolved_by="handler", note="done")
+    assert resolved.expire_at == at(20 + 90 * DAY)
+    assert store.get_failed("o-1:notify_warehouse").expire_at == at(20 + 90 * DAY)
+
+
+def test_another_status_or_a_new_failure_clears_expire_at(store: Any) -> None:
+    store.record_failure(report())
+    store.update_failed("o-1:notify_warehouse", "resolved", at(10))
+    assert store.update_failed("o-1:notify_warehouse", "replay_requested", at(20)).expire_at is None
+    store.update_failed("o-1:notify_warehouse", "resolved", at(30))
+    reopened = store.record_failure(report(attempt=1, seconds=60))
+    assert (reopened.status, reopened.expire_at) == ("open", None)
+    assert store.get_failed("o-1:notify_warehouse").expire_at is None
+
+
+def test_a_failure_after_expiry_starts_a_fresh_entry(store: Any) -> None:
+    """TTL deletion lags by up to a day: an expired entry's history (and its error texts) is never revived."""
+    store.record_failure(report(error="first failure, since resolved"))
+    store.update_failed("o-1:notify_warehouse", "resolved", at(10), resolved_by="ana", retention_seconds=DAY)
+    fresh = store.record_failure(report(attempt=1, seconds=10 + 2 * DAY, error="a new failure"))
+    assert (fresh.status, fresh.first_failed_at, fresh.expire_at) == ("open", at(10 + 2 * DAY), None)
+    assert [entry["error"] for entry in fresh.history] == ["a new failure"]
+    assert fresh.resolved_by is None
