@@ -100,7 +100,10 @@ def localstripe(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     binary = Path(sys.executable).with_name("localstripe")
     port = free_port()
     log = tmp_path_factory.mktemp("localstripe") / "localstripe.log"
-    server = ServerProcess([str(binary), "--port", str(port)], port, log_path=log, ready=lambda: port_open(port))
+    # --from-scratch: localstripe otherwise starts from the state another run left in its one
+    # fixed pickle file, and fails on a file half-written by a concurrent run.
+    server = ServerProcess([str(binary), "--port", str(port), "--from-scratch"], port, log_path=log,
+                           ready=lambda: port_open(port))
     server.start(timeout=30)
     try:
         yield f"http://127.0.0.1:{port}"
