@@ -137,11 +137,12 @@ class Stack:
 
     def settings(self, mode: str) -> Any:
         """Settings of one run (its own data directory for invoices)."""
-        from ordertasks.infra.config import Settings
+        from ordertasks.handlers.settings import OidcSettings, Settings, SmtpSettings, StoreSettings, TasksSettings
 
-        return Settings(data_dir=self.tmp / f"data-{uuid.uuid4().hex[:8]}", handler_url=self.handler_url,
-                        oidc_certs_url=self.issuer.certs_url, smtp_port=self.mail.controller.port,
-                        cloud_tasks_emulator_host=self.tasks_host, catalog_path=CATALOG, log_level="WARNING",
+        return Settings(store=StoreSettings(data_dir=self.tmp / f"data-{uuid.uuid4().hex[:8]}"),
+                        tasks=TasksSettings(handler_url=self.handler_url, emulator_host=self.tasks_host),
+                        oidc=OidcSettings(certs_url=self.issuer.certs_url), smtp=SmtpSettings(port=self.mail.controller.port),
+                        catalog_path=CATALOG, log_level="WARNING",
                         environment={"ORDERTASKS_WAREHOUSE_URL": self.warehouse.url + "/notifications",
                                      "ORDERTASKS_WAREHOUSE_TIMEOUT": "5"})
 

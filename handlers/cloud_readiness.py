@@ -59,23 +59,23 @@ def url_is_loopback(url: str | None) -> bool:
 def _common(settings: Settings) -> Iterator[str]:
     if not settings.project:
         yield "ORDERTASKS_PROJECT is not set: the Google Cloud project id"
-    if url_is_loopback(settings.handler_url):
-        yield (f"ORDERTASKS_HANDLER_URL is unset or loopback ({settings.handler_url}): set the handler "
+    if url_is_loopback(settings.tasks.handler_url):
+        yield (f"ORDERTASKS_HANDLER_URL is unset or loopback ({settings.tasks.handler_url}): set the handler "
                "function's https URL (tasks go there; it is also the OIDC audience)")
 
 
 def _smtp(settings: Settings) -> Iterator[str]:
-    if is_loopback(settings.smtp_host):
-        yield (f"ORDERTASKS_SMTP_HOST is unset or loopback ({settings.smtp_host}): set your SMTP relay's "
+    if is_loopback(settings.smtp.host):
+        yield (f"ORDERTASKS_SMTP_HOST is unset or loopback ({settings.smtp.host}): set your SMTP relay's "
                "host (and ORDERTASKS_SMTP_PORT, 587 for STARTTLS or 465 for implicit TLS)")
-    if settings.smtp_username and not settings.smtp_password:
+    if settings.smtp.username and not settings.smtp.password:
         yield ("ORDERTASKS_SMTP_PASSWORD is not set while ORDERTASKS_SMTP_USERNAME is: mount it from "
                "Secret Manager")
-    if settings.smtp_username and not (settings.smtp_starttls or settings.smtp_implicit_tls):
+    if settings.smtp.username and not (settings.smtp.starttls or settings.smtp.implicit_tls):
         yield ("ORDERTASKS_SMTP_STARTTLS and ORDERTASKS_SMTP_IMPLICIT_TLS are both off: the SMTP "
                "password would cross the network in clear; leave TLS on (the cloud default)")
-    if settings.mail_from.endswith(EXAMPLE_SENDER):
-        yield (f"ORDERTASKS_MAIL_FROM is unset ({settings.mail_from}, an example address relays "
+    if settings.smtp.mail_from.endswith(EXAMPLE_SENDER):
+        yield (f"ORDERTASKS_MAIL_FROM is unset ({settings.smtp.mail_from}, an example address relays "
                "refuse): set the shop's sender, e.g. \"My Shop <orders@my-shop.com>\"")
 
 
@@ -108,17 +108,17 @@ def _webhooks(settings: Settings, targets: Mapping[str, WebhookConfig]) -> Itera
 
 def _payments(settings: Settings) -> Iterator[str]:
     processor = settings.payment_processor   # stripe unless ORDERTASKS_PAYMENTS says otherwise
-    if processor == "local" and not settings.allow_test_payments:
+    if processor == "local" and not settings.payment.allow_test_payments:
         yield ("ORDERTASKS_PAYMENTS=local takes no money: set stripe, or ORDERTASKS_ALLOW_TEST_PAYMENTS=true "
                "for a test deployment (its orders are marked test)")
     if processor != "stripe":
         return
-    for value, variable in ((settings.stripe_secret_key, "ORDERTASKS_STRIPE_SECRET_KEY"),
-                            (settings.stripe_webhook_secret, "ORDERTASKS_STRIPE_WEBHOOK_SECRET")):
+    for value, variable in ((settings.payment.stripe_secret_key, "ORDERTASKS_STRIPE_SECRET_KEY"),
+                            (settings.payment.stripe_webhook_secret, "ORDERTASKS_STRIPE_WEBHOOK_SECRET")):
         if not value:
             yield f"{variable} is not set: mount it from Secret Manager"
-    if settings.stripe_api_base and url_is_loopback(settings.stripe_api_base):
-        yield (f"ORDERTASKS_STRIPE_API_BASE points at loopback ({settings.stripe_api_base}): a test-only setting; "
+    if settings.payment.stripe_api_base and url_is_loopback(settings.payment.stripe_api_base):
+        yield (f"ORDERTASKS_STRIPE_API_BASE points at loopback ({settings.payment.stripe_api_base}): a test-only setting; "
                "unset it")
 
 

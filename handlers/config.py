@@ -1,39 +1,29 @@
-"""Configuration: the task catalog (``infra/tasks.toml`` by default) and runtime ``Settings``.
+"""Configuration: the task catalog (``infra/tasks.toml`` by default).
 
 ``load_catalog(path)`` reads the catalog once and validates it; every other module asks it
-for queues, kinds, delays and identities.  ``Settings.from_env()`` is the only place in the
-project that reads environment variables.
+for queues, kinds, delays and identities.  Runtime ``Settings`` live in ``handlers.settings``
+(``Settings.from_env()`` is the only place in the project that reads environment variables)
+and are re-exported here, where they were first.
 """
 
 from __future__ import annotations
 
-import logging
-import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ordertasks.handlers.errors import ConfigurationError
+from ordertasks.handlers.settings import (DEFAULT_CATALOG, GOOGLE_CERTS_URL, REPO_ROOT, Settings,
+                                          default_data_dir)
 
-log = logging.getLogger("ordertasks.config")
-# The checkout of the repository, or the installed ``ordertasks`` package: both hold
-# ``infra/tasks.toml`` and the project's data files at the same relative paths.
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CATALOG = REPO_ROOT / "infra" / "tasks.toml"
+__all__ = ["DEFAULT_CATALOG", "GOOGLE_CERTS_URL", "MAX_DELAY_SECONDS", "QUEUE_ID", "REPO_ROOT", "Catalog",
+           "CatalogError", "KindConfig", "QueueConfig", "Settings", "WebhookConfig", "default_data_dir",
+           "expand", "load_catalog"]
 MAX_DELAY_SECONDS = 30 * 24 * 3600
 QUEUE_ID = re.compile(r"^[A-Za-z0-9-]{1,100}$")
-GOOGLE_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
-
-
-def default_data_dir() -> Path:
-    """Where local state lives unless ``ORDERTASKS_DATA_DIR`` says: ``var/`` of a checkout, or
-    ``var/`` of the working directory for an installed package (never inside site-packages)."""
-    if (REPO_ROOT / "pyproject.toml").is_file():
-        return REPO_ROOT / "var"
-    return Path.cwd() / "var"
 
 
 class CatalogError(ConfigurationError, ValueError):
@@ -272,16 +262,6 @@ ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 TOKEN_ENV = re.compile(r"^\s*token_env\s*=\s*[\"']([A-Za-z_][A-Za-z0-9_]*)[\"']", re.M)
 
 
-def _webhook_environment(env: Mapping[str, str], catalog_path: Path) -> dict[str, str]:
-    """The variables webhooks may read: ``ORDERTASKS_*`` and every name the catalog refers to."""
-    try:
-        text = catalog_path.read_text(encoding="utf-8")
-    except OSError:
-        text = ""  # load_catalog reports the missing file with its own message
-    named = {m.group(1) for m in ENV_REFERENCE.finditer(text)} | set(TOKEN_ENV.findall(text))
-    return {k: v for k, v in env.items() if k in named or k.startswith("ORDERTASKS_")}
-
-
 def expand(value: str, environment: Mapping[str, str], where: str) -> str:
     """``value`` with ``${NAME}`` / ``${NAME:-default}`` replaced; ``ConfigurationError`` if unset."""
     def substitute(match: re.Match[str]) -> str:
@@ -292,203 +272,3 @@ def expand(value: str, environment: Mapping[str, str], where: str) -> str:
                                      f"or write ${{{name}:-default}}")
         return found
     return ENV_REFERENCE.sub(substitute, value)
-
-
-TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
-FALSE_WORDS = frozenset({"0", "false", "no", "off"})
-
-
-def parse_flag(name: str, value: str | None, default: bool) -> bool:
-    """A boolean setting; anything but the eight accepted words stops start-up (never fail open)."""
-    if value is None:
-        return default
-    word = value.strip().lower()
-    if word in TRUE_WORDS:
-        return True
-    if word in FALSE_WORDS:
-        return False
-    raise ConfigurationError(f"ORDERTASKS_{name}={value!r} is not a boolean: use one of "
-                             "true/false, 1/0, yes/no, on/off (case-insensitive)")
-
-
-def _check_settings(settings: "Settings") -> "Settings":
-    """Refuse combinations that would run a deployment open; warn about local-only choices."""
-    if settings.backend not in ("local", "cloud"):
-        raise ConfigurationError(f"ORDERTASKS_BACKEND={settings.backend!r} is not a backend: use local or cloud")
-    if settings.payments not in (None, "stripe", "local"):
-        raise ConfigurationError(f"ORDERTASKS_PAYMENTS={settings.payments!r} is not a payment processor: "
-                                 "use stripe or local (local takes no money)")
-    if settings.tasks_transport not in TASKS_TRANSPORTS:
-        raise ConfigurationError(f"ORDERTASKS_TASKS_TRANSPORT={settings.tasks_transport!r} is not a transport: "
-                                 "use grpc or rest")
-    if not settings.oidc_verify:
-        if settings.backend == "cloud":
-            raise ConfigurationError("ORDERTASKS_OIDC_VERIFY=false is refused with ORDERTASKS_BACKEND=cloud: "
-                                     "the handler and /internal/* must verify Cloud Tasks' OIDC tokens")
-        log.warning("ORDERTASKS_OIDC_VERIFY is off: the handler and /internal/* accept unauthenticated "
-                    "requests (local use only)")
-    return settings
-
-
-SMTPS_PORT = 465
-TASKS_TRANSPORTS = ("grpc", "rest")
-
-
-def _smtp_tls(starttls: str | None, implicit: str | None, cloud: bool, port: int) -> dict[str, bool]:
-    """TLS on by default in the cloud: implicit on the SMTPS port, STARTTLS elsewhere."""
-    implicit_tls = parse_flag("SMTP_IMPLICIT_TLS", implicit, cloud and port == SMTPS_PORT)
-    return {"smtp_implicit_tls": implicit_tls,
-            "smtp_starttls": parse_flag("SMTP_STARTTLS", starttls, cloud and not implicit_tls)}
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Everything a deployable needs to choose and configure its backends.
-
-    Build with ``Settings.from_env()``; tests build it directly or with ``replace``.
-    ``backend`` is ``"local"`` (SQLite, a blob directory, the local Cloud Tasks emulator:
-    the embedded default) or ``"cloud"`` (Firestore, GCS, Cloud Tasks).
-    """
-
-    backend: str = "local"
-    catalog_path: Path = DEFAULT_CATALOG
-    project: str | None = None
-    location: str | None = None
-    data_dir: Path = field(default_factory=lambda: default_data_dir())
-    sqlite_path: Path | None = None
-    blob_dir: Path | None = None
-    invoice_bucket: str | None = None
-    firestore_database: str = "(default)"
-    # Cloud Tasks
-    cloud_tasks_emulator_host: str | None = None
-    tasks_transport: str = "grpc"  # how the Cloud Tasks client talks: grpc (as in production) or rest
-    handler_url: str = "http://127.0.0.1:8081/"
-    checkout_url: str = "http://127.0.0.1:8080/"
-    maintenance_url: str | None = None      # run_maintenance's URL (its OIDC audience); default handler_url
-    enqueue_concurrently: bool = True
-    enqueue_timeout_seconds: float = 10.0
-    delay_scale: float = 1.0
-    # OIDC on the handler and on internal endpoints
-    oidc_verify: bool = True
-    oidc_certs_url: str = GOOGLE_CERTS_URL
-    oidc_audience: str | None = None
-    oidc_allowed_emails: tuple[str, ...] = ()
-    # Email
-    smtp_host: str = "127.0.0.1"
-    smtp_port: int = 1025
-    smtp_username: str | None = None
-    smtp_password: str | None = None
-    smtp_starttls: bool = False
-    smtp_implicit_tls: bool = False
-    smtp_timeout_seconds: float = 10.0
-    mail_from: str = "Example Shop <orders@shop.example>"
-    # Seller details printed on invoices
-    seller_name: str = "Example Shop Ltd"
-    seller_address: str = "1 Market Street, 10115 Berlin, DE"
-    seller_tax_id: str = "DE000000000"
-    # Payments: processor "stripe" | "local" (None: stripe in the cloud, local locally)
-    payments: str | None = None
-    allow_test_payments: bool = False
-    stripe_secret_key: str | None = field(default=None, repr=False)
-    stripe_webhook_secret: str | None = field(default=None, repr=False)
-    stripe_api_base: str | None = None
-    stripe_timeout_seconds: float = 20.0
-    log_level: str = "INFO"
-    extra: Mapping[str, str] = field(default_factory=dict, repr=False)
-    function_target: str | None = None  # FUNCTION_TARGET: the entry point Cloud Run functions serve
-    # Variables webhooks read (``${NAME}``, ``token_env``): those the catalog names, and
-    # ORDERTASKS_*. Kept out of repr and comparisons: it holds secrets.
-    environment: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
-
-    @property
-    def sqlite_file(self) -> Path:
-        """The SQLite database used by the local backend."""
-        return self.sqlite_path or self.data_dir / "ordertasks.db"
-
-    @property
-    def blob_root(self) -> Path:
-        """The directory that stands in for the invoice bucket locally."""
-        return self.blob_dir or self.data_dir / "blobs"
-
-    @property
-    def payment_processor(self) -> str:
-        """``ORDERTASKS_PAYMENTS``, defaulting to ``stripe`` in the cloud and ``local`` locally."""
-        return self.payments or ("stripe" if self.backend == "cloud" else "local")
-
-    @property
-    def test_payments(self) -> bool:
-        """True when the cloud takes no money: the local gateway, explicitly allowed."""
-        return self.backend == "cloud" and self.payment_processor == "local" and self.allow_test_payments
-
-    @property
-    def audience(self) -> str:
-        """The OIDC audience the handler expects: its own base URL unless set."""
-        return self.oidc_audience or self.handler_url
-
-    @property
-    def certs_url(self) -> str:
-        """Where token-signing certificates come from: Google's, or the local emulator's."""
-        if self.oidc_certs_url == GOOGLE_CERTS_URL and self.backend == "local" and self.cloud_tasks_emulator_host:
-            return f"http://{self.cloud_tasks_emulator_host}/oauth2/v1/certs"
-        return self.oidc_certs_url
-
-    def catalog(self) -> Catalog:
-        """The catalog this deployment uses, with project/region overrides applied."""
-        cat = load_catalog(self.catalog_path)
-        return replace(cat, project=self.project or cat.project, region=self.location or cat.region)
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
-        """Read ``ORDERTASKS_*`` (and ``CLOUD_TASKS_EMULATOR_HOST``) variables; see README."""
-        env = os.environ if environ is None else environ
-
-        def get(name: str) -> str | None:
-            value = env.get("ORDERTASKS_" + name)
-            return value if value not in (None, "") else None
-
-        data_dir = Path(get("DATA_DIR") or default_data_dir())
-        values: dict[str, Any] = {
-            "backend": get("BACKEND") or "local",
-            "catalog_path": Path(get("CONFIG") or DEFAULT_CATALOG),
-            "project": get("PROJECT"),
-            "location": get("LOCATION"),
-            "data_dir": data_dir,
-            "sqlite_path": Path(p) if (p := get("SQLITE_PATH")) else None,
-            "blob_dir": Path(p) if (p := get("BLOB_DIR")) else None,
-            "invoice_bucket": get("INVOICE_BUCKET"),
-            "firestore_database": get("FIRESTORE_DATABASE") or "(default)",
-            "cloud_tasks_emulator_host": env.get("CLOUD_TASKS_EMULATOR_HOST") or None,
-            "tasks_transport": get("TASKS_TRANSPORT") or "grpc",
-            "handler_url": get("HANDLER_URL") or cls.handler_url,
-            "checkout_url": get("CHECKOUT_URL") or cls.checkout_url,
-            "maintenance_url": get("MAINTENANCE_URL"),
-            "enqueue_concurrently": get("ENQUEUE_MODE") != "sequential",
-            "enqueue_timeout_seconds": float(get("ENQUEUE_TIMEOUT") or 10.0),
-            "delay_scale": float(get("DELAY_SCALE") or 1.0),
-            "oidc_verify": parse_flag("OIDC_VERIFY", get("OIDC_VERIFY"), True),
-            "oidc_certs_url": get("OIDC_CERTS_URL") or GOOGLE_CERTS_URL,
-            "oidc_audience": get("OIDC_AUDIENCE"),
-            "oidc_allowed_emails": tuple(e.strip() for e in (get("OIDC_ALLOWED_EMAILS") or "").split(",") if e.strip()),
-            "smtp_host": get("SMTP_HOST") or cls.smtp_host,
-            "smtp_port": int(get("SMTP_PORT") or cls.smtp_port),
-            "smtp_username": get("SMTP_USERNAME"),
-            "smtp_password": get("SMTP_PASSWORD"),
-            **_smtp_tls(get("SMTP_STARTTLS"), get("SMTP_IMPLICIT_TLS"), get("BACKEND") == "cloud",
-                        int(get("SMTP_PORT") or cls.smtp_port)),
-            "smtp_timeout_seconds": float(get("SMTP_TIMEOUT") or 10.0),
-            "mail_from": get("MAIL_FROM") or cls.mail_from,
-            "seller_name": get("SELLER_NAME") or cls.seller_name,
-            "seller_address": get("SELLER_ADDRESS") or cls.seller_address,
-            "seller_tax_id": get("SELLER_TAX_ID") or cls.seller_tax_id,
-            "payments": get("PAYMENTS"),
-            "allow_test_payments": parse_flag("ALLOW_TEST_PAYMENTS", get("ALLOW_TEST_PAYMENTS"), False),
-            "stripe_secret_key": get("STRIPE_SECRET_KEY"),
-            "stripe_webhook_secret": get("STRIPE_WEBHOOK_SECRET"),
-            "stripe_api_base": get("STRIPE_API_BASE"),
-            "stripe_timeout_seconds": float(get("STRIPE_TIMEOUT") or 20.0),
-            "log_level": get("LOG_LEVEL") or "INFO",
-            "extra": {k: v for k, v in env.items() if k.startswith("ORDERTASKS_")},
-            "environment": _webhook_environment(env, Path(get("CONFIG") or DEFAULT_CATALOG)),
-            "function_target": env.get("FUNCTION_TARGET") or None,
-        }
-        return _check_settings(cls(**values))

@@ -84,3 +84,12 @@ class Forbidden(AuthError):
     """A valid token for the wrong audience or service account (HTTP 403)."""
 
     status = 403
+
+
+class OrderTasksDeprecationWarning(DeprecationWarning):
+    """An interface that still works but will go: the message names its replacement.
+
+    Our own warning class, so a test suite can turn exactly these into errors
+    (``filterwarnings = error::ordertasks.handlers.errors.OrderTasksDeprecationWarning``)
+    while other libraries' deprecation warnings stay ignored.
+    """

@@ -50,12 +50,12 @@ def build_stores(settings: Settings) -> Stores:
 
         from ordertasks.handlers.backends.firestore import FirestoreStore
 
-        client = firestore.Client(project=settings.project, database=settings.firestore_database)
+        client = firestore.Client(project=settings.project, database=settings.store.firestore_database)
         return Stores.over(FirestoreStore(client))
     from ordertasks.handlers.backends.sqlite import SqliteStore
 
-    settings.sqlite_file.parent.mkdir(parents=True, exist_ok=True)
-    return Stores.over(SqliteStore(settings.sqlite_file))
+    settings.store.sqlite_file.parent.mkdir(parents=True, exist_ok=True)
+    return Stores.over(SqliteStore(settings.store.sqlite_file))
 
 
 def build_blobs(settings: Settings, catalog: Catalog) -> BlobStore:
@@ -65,10 +65,10 @@ def build_blobs(settings: Settings, catalog: Catalog) -> BlobStore:
 
         from ordertasks.handlers.backends.gcs import GcsBlobStore
 
-        return GcsBlobStore(storage.Client(project=settings.project), settings.invoice_bucket or catalog.invoice_bucket)
+        return GcsBlobStore(storage.Client(project=settings.project), settings.store.invoice_bucket or catalog.invoice_bucket)
     from ordertasks.handlers.backends.localdir import LocalDirBlobStore
 
-    return LocalDirBlobStore(settings.blob_root)
+    return LocalDirBlobStore(settings.store.blob_root)
 
 
 def recorded_effects(settings: Settings, stores: Stores, catalog: Catalog | None = None) -> RecordedEffects:
@@ -87,14 +87,14 @@ def build_verifier(settings: Settings, catalog: Catalog, audience: str | None = 
     Allowed callers: ``ORDERTASKS_OIDC_ALLOWED_EMAILS``, else only the dispatcher service
     account — never "any verified Google account".
     """
-    if not settings.oidc_verify:
+    if not settings.oidc.verify:
         return None
     return token_verifier(settings, catalog, audience or settings.audience)
 
 
 def token_verifier(settings: Settings, catalog: Catalog, audience: str) -> TokenVerifier:
     """A verifier of tokens for ``audience`` from the allowed callers (see ``build_verifier``)."""
-    allowed = settings.oidc_allowed_emails or (catalog.service_account_email("dispatcher"),)
+    allowed = settings.oidc.allowed_emails or (catalog.service_account_email("dispatcher"),)
     return TokenVerifier(CertCache(settings.certs_url), audiences=[audience], allowed_emails=allowed)
 
 
@@ -130,11 +130,11 @@ def build_context(settings: Settings, catalog: Catalog, kinds: KindRegistry, ana
     """Mailer, blob store, webhook clients and seller details for the effects."""
     from ordertasks.handlers.backends.smtp import SmtpMailer
 
-    mailer = SmtpMailer(settings.smtp_host, settings.smtp_port, username=settings.smtp_username,
-                        password=settings.smtp_password, starttls=settings.smtp_starttls,
-                        implicit_tls=settings.smtp_implicit_tls,
-                        timeout=settings.smtp_timeout_seconds)
-    seller = Seller(settings.seller_name, settings.seller_address, settings.seller_tax_id, settings.mail_from)
+    mailer = SmtpMailer(settings.smtp.host, settings.smtp.port, username=settings.smtp.username,
+                        password=settings.smtp.password, starttls=settings.smtp.starttls,
+                        implicit_tls=settings.smtp.implicit_tls,
+                        timeout=settings.smtp.timeout_seconds)
+    seller = Seller(settings.seller.name, settings.seller.address, settings.seller.tax_id, settings.smtp.mail_from)
     return EffectContext(mailer=mailer, blobs=build_blobs(settings, catalog), analytics=analytics, clock=clock,
                          seller=seller, analytics_shards=catalog.analytics_shards,
                          webhooks=build_webhooks(settings, kinds))

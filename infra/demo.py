@@ -190,7 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--poll", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=int(time.time()))
     args = parser.parse_args(argv)
-    args.url = args.url or Settings.from_env().checkout_url
+    args.url = args.url or Settings.from_env().tasks.checkout_url
     try:
         return run(args, sys.stdout)
     except (OSError, RuntimeError) as exc:

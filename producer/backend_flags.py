@@ -9,7 +9,6 @@ environment keeps working and a flag wins over it.
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 from pathlib import Path
 
 from ordertasks.handlers.config import Settings
@@ -32,13 +31,14 @@ def add_backend_flags(parser: argparse.ArgumentParser) -> None:
 
 def settings_with_flags(settings: Settings, args: argparse.Namespace) -> Settings:
     """``settings`` with every flag that was given applied."""
-    changes: dict[str, object] = {}
-    for flag, field in (("backend", "backend"), ("project", "project"), ("location", "location"),
-                        ("emulator_host", "cloud_tasks_emulator_host"), ("data_dir", "data_dir")):
-        value = getattr(args, flag, None)
-        if value is not None:
-            changes[field] = value
-    return replace(settings, **changes) if changes else settings
+    given = {flag: value for flag in ("backend", "project", "location", "emulator_host", "data_dir")
+             if (value := getattr(args, flag, None)) is not None}
+    changes: dict[str, object] = {name: given[name] for name in ("backend", "project", "location") if name in given}
+    if "emulator_host" in given:
+        changes["tasks"] = {"emulator_host": given["emulator_host"]}
+    if "data_dir" in given:
+        changes["store"] = {"data_dir": given["data_dir"]}
+    return settings.with_changes(**changes) if changes else settings
 
 
 def is_missing_credentials(exc: BaseException) -> bool:

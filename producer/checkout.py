@@ -69,7 +69,7 @@ def create_app(settings: Settings, *, store: OrderStore | None = None, enqueuer:
     checkout = Checkout(store, gateway or wiring.payment_gateway(settings, ledger), enqueuer,
                         clock or wiring.clock(), price_book=price_book or wiring.price_book(settings),
                         ledger=ledger, test_payments=settings.test_payments)
-    if settings.oidc_verify and verifier is None:
+    if settings.oidc.verify and verifier is None:
         verifier = wiring.reconcile_verifier(settings)
     app = Flask("ordertasks.checkout")
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
@@ -131,7 +131,7 @@ def _register_routes(app: Flask, checkout: Checkout, settings: Settings, verifie
         return json_response(openapi_document())
 
     def verify_internal(action: str) -> None:
-        if settings.oidc_verify and verifier is not None:
+        if settings.oidc.verify and verifier is not None:
             caller = verifier.verify(request.headers.get("Authorization"))
             log.info("%s requested", action, extra={"caller": caller.email})
 
@@ -151,11 +151,11 @@ def _register_routes(app: Flask, checkout: Checkout, settings: Settings, verifie
 def _register_stripe_webhook(app: Flask, checkout: Checkout, settings: Settings) -> None:
     @app.post("/api/webhooks/stripe")
     def stripe_webhook() -> Response:
-        if not settings.stripe_webhook_secret:
+        if not settings.payment.stripe_webhook_secret:
             raise ApiError(404, "webhook_not_configured", "no Stripe webhook secret is configured "
                            "(ORDERTASKS_STRIPE_WEBHOOK_SECRET)")
         event = verified_event(request.get_data(cache=False), request.headers.get("Stripe-Signature"),
-                               settings.stripe_webhook_secret)
+                               settings.payment.stripe_webhook_secret)
         paid = intent_succeeded(event)
         if paid is None:
             return json_response({"received": True, "result": "ignored", "type": event.type})

@@ -84,7 +84,7 @@ def plan_task(catalog: Catalog, settings: Settings, order_id: str, kind: str, pl
         kind=kind,
         queue=config.queue,
         name=task_name(catalog.project, catalog.region, config.queue, order_id, kind, replay),
-        schedule_time=placed_at + timedelta(seconds=delay * settings.delay_scale),
+        schedule_time=placed_at + timedelta(seconds=delay * settings.tasks.delay_scale),
     )
 
 
@@ -98,8 +98,8 @@ class HandlerTarget:
 
 
 def default_target(catalog: Catalog, settings: Settings) -> HandlerTarget:
-    """This deployment's handler: ``settings.handler_url`` and the catalog's dispatcher account."""
-    return HandlerTarget(settings.handler_url, settings.audience,
+    """This deployment's handler: ``settings.tasks.handler_url`` and the catalog's dispatcher account."""
+    return HandlerTarget(settings.tasks.handler_url, settings.audience,
                          catalog.service_account_email("dispatcher", catalog.project))
 
 
@@ -165,7 +165,7 @@ class Enqueuer:
 
     def __init__(self, client: Any, settings: Settings, catalog: Catalog | None = None,
                  clock: Clock | None = None, max_workers: int = 32, target: HandlerTarget | None = None) -> None:
-        # target: where tasks go (default: settings.handler_url); operator commands pass the deployed handler.
+        # target: where tasks go (default: settings.tasks.handler_url); operator commands pass the deployed handler.
         self.target = target
         self.client = client
         self.settings = settings
@@ -189,7 +189,7 @@ class Enqueuer:
         """Enqueue a stored task body again as ``…-r<replay>``, due now (failed-task triage).
 
         With ``original_task_name`` the replay goes to that task's queue; with ``target`` to
-        that handler (else this deployment's ``settings.handler_url``).
+        that handler (else this deployment's ``settings.tasks.handler_url``).
         """
         if replay < 1:
             raise ValueError("replay numbers start at 1; 0 is the original task")
@@ -203,7 +203,7 @@ class Enqueuer:
         self._pool.shutdown(wait=True)
 
     def _create_all(self, work: list[tuple[PlannedTask, bytes]]) -> list[EnqueueResult]:
-        if not self.settings.enqueue_concurrently:
+        if not self.settings.tasks.enqueue_concurrently:
             return [self._create(plan, body) for plan, body in work]
         futures = [self._pool.submit(self._create, plan, body) for plan, body in work]
         return [f.result() for f in futures]
@@ -211,7 +211,7 @@ class Enqueuer:
     def _create(self, plan: PlannedTask, body: bytes, target: HandlerTarget | None = None) -> EnqueueResult:
         task = build_task(self.catalog, self.settings, plan, body, target or self.target)
         parent = plan.name.split("/tasks/", 1)[0]
-        timeout = self.settings.enqueue_timeout_seconds
+        timeout = self.settings.tasks.enqueue_timeout_seconds
         try:
             self.client.create_task(parent=parent, task=task, timeout=timeout, retry=_retry(timeout))
         except gexc.Conflict:

@@ -173,7 +173,7 @@ class OrderTasks:
     def cancel(self, order_id: str, kinds: Iterable[str] | None = None) -> list[TaskResult]:
         """Cancel the order's tasks (all kinds, or ``kinds``): see the module docstring."""
         return cancel_order(self.stores.orders, self.effects, self.enqueuer.client, self.catalog, self.clock,
-                            order_id, kinds, timeout=self.settings.enqueue_timeout_seconds)
+                            order_id, kinds, timeout=self.settings.tasks.enqueue_timeout_seconds)
 
     # --- status -------------------------------------------------------------------------
 

@@ -35,8 +35,8 @@ def maintenance_verifier(settings: Settings) -> TokenVerifier:
     """Tokens for the maintenance URL, from the scheduler's service account."""
     catalog = settings.catalog()
     role = "scheduler" if "scheduler" in catalog.service_accounts else "dispatcher"
-    allowed = settings.oidc_allowed_emails or (catalog.service_account_email(role),)
-    audience = settings.maintenance_url or settings.handler_url
+    allowed = settings.oidc.allowed_emails or (catalog.service_account_email(role),)
+    audience = settings.tasks.maintenance_url or settings.tasks.handler_url
     return TokenVerifier(CertCache(settings.certs_url), audiences=[audience], allowed_emails=allowed)
 
 

@@ -67,10 +67,10 @@ def handler_target(settings: Settings, catalog: Catalog) -> HandlerTarget:
     if settings.backend == "cloud":
         url = cloud_function_url(catalog)
         return HandlerTarget(url, url, dispatcher)
-    recorded = _recorded_handler(settings.data_dir)
+    recorded = _recorded_handler(settings.store.data_dir)
     if recorded:
         return HandlerTarget(recorded, recorded, dispatcher)
     raise ReplayTargetUnknown(
         f"cannot tell where the handler runs: no [handler] url in {catalog.source} and no running "
-        f"`ordertasks dev` recorded in {stack_record_path(settings.data_dir)}; start the stack, pass its "
+        f"`ordertasks dev` recorded in {stack_record_path(settings.store.data_dir)}; start the stack, pass its "
         f"--data-dir, or set [handler] url")

@@ -2,12 +2,12 @@
 
 | port | local (embedded default) | cloud |
 |---|---|---|
-| order store | ``SqliteStore(settings.sqlite_file)`` | ``FirestoreStore`` on ``settings.project`` |
+| order store | ``SqliteStore(settings.store.sqlite_file)`` | ``FirestoreStore`` on ``settings.project`` |
 | Cloud Tasks | gRPC (insecure channel) or REST client on the emulator, no credentials | default client and credentials, gRPC unless REST is chosen |
 | price book | ``SqlitePriceBook`` in the same file as the order store | ``FirestorePriceBook`` (``products/{sku}``) |
 | payment ledger | ``SqliteLedger`` in the order store's file | ``FirestoreLedger`` (``payments/{order_id}``) |
 | payments (``ORDERTASKS_PAYMENTS``) | ``local``: ``LocalGateway`` on the ledger; ``stripe`` if set | ``stripe``: ``StripeGateway``; ``local`` only with ``ORDERTASKS_ALLOW_TEST_PAYMENTS=true`` (orders marked test) |
-| OIDC for ``/internal/reconcile`` | emulator-signed tokens, ``settings.oidc_certs_url`` | Google's certs |
+| OIDC for ``/internal/reconcile`` | emulator-signed tokens, ``settings.oidc.certs_url`` | Google's certs |
 
 The Cloud Tasks client also goes to the emulator whenever ``CLOUD_TASKS_EMULATOR_HOST`` is
 set, as Firebase's tools do: the Python client has no such variable of its own.
@@ -53,30 +53,30 @@ def price_book(settings: Settings) -> PriceBook:
 
         from ordertasks.producer.pricebook_firestore import FirestorePriceBook
 
-        return FirestorePriceBook(firestore.Client(project=settings.project, database=settings.firestore_database))
+        return FirestorePriceBook(firestore.Client(project=settings.project, database=settings.store.firestore_database))
     from ordertasks.producer.pricebook_sqlite import SqlitePriceBook
 
-    settings.sqlite_file.parent.mkdir(parents=True, exist_ok=True)
-    return SqlitePriceBook(settings.sqlite_file)
+    settings.store.sqlite_file.parent.mkdir(parents=True, exist_ok=True)
+    return SqlitePriceBook(settings.store.sqlite_file)
 
 
 def emulator_host(settings: Settings) -> str | None:
     """``host:port`` of the Cloud Tasks emulator to use, or ``None`` for Google's service."""
-    if settings.cloud_tasks_emulator_host:
-        return settings.cloud_tasks_emulator_host
+    if settings.tasks.emulator_host:
+        return settings.tasks.emulator_host
     return DEFAULT_EMULATOR_HOST if settings.backend == "local" else None
 
 
 def tasks_client(settings: Settings) -> Any:
-    """A ``CloudTasksClient`` over ``settings.tasks_transport`` (gRPC unless set to REST): on the
+    """A ``CloudTasksClient`` over ``settings.tasks.transport`` (gRPC unless set to REST): on the
     emulator with an insecure channel (gRPC) or plain HTTP (REST) and no credentials, as in
     production otherwise, so the local path is the production path."""
     from google.cloud import tasks_v2
 
     host = emulator_host(settings)
     if host is None:
-        return tasks_v2.CloudTasksClient(transport=settings.tasks_transport)
-    if settings.tasks_transport == "grpc":
+        return tasks_v2.CloudTasksClient(transport=str(settings.tasks.transport))
+    if settings.tasks.transport == "grpc":
         return _emulator_grpc_client(host)
     from google.api_core.client_options import ClientOptions
     from google.auth.credentials import AnonymousCredentials
@@ -110,24 +110,24 @@ def payment_ledger(settings: Settings) -> PaymentLedger:
 
         from ordertasks.producer.ledger_firestore import FirestoreLedger
 
-        return FirestoreLedger(firestore.Client(project=settings.project, database=settings.firestore_database))
+        return FirestoreLedger(firestore.Client(project=settings.project, database=settings.store.firestore_database))
     from ordertasks.producer.ledger_sqlite import SqliteLedger
 
-    settings.sqlite_file.parent.mkdir(parents=True, exist_ok=True)
-    return SqliteLedger(settings.sqlite_file)
+    settings.store.sqlite_file.parent.mkdir(parents=True, exist_ok=True)
+    return SqliteLedger(settings.store.sqlite_file)
 
 
 def payment_gateway(settings: Settings, ledger: PaymentLedger | None = None) -> PaymentGateway:
     """Stripe, or the local gateway (in the cloud only with ORDERTASKS_ALLOW_TEST_PAYMENTS=true)."""
     if settings.payment_processor == "stripe":
-        if not settings.stripe_secret_key:
+        if not settings.payment.stripe_secret_key:
             raise ConfigurationError("ORDERTASKS_PAYMENTS=stripe needs ORDERTASKS_STRIPE_SECRET_KEY (mount it from "
                                      "Secret Manager; a test key sk_test_… locally)")
         from ordertasks.producer.stripe_gateway import StripeGateway
 
-        return StripeGateway(settings.stripe_secret_key, api_base=settings.stripe_api_base,
-                             timeout=settings.stripe_timeout_seconds)
-    if settings.backend == "cloud" and not settings.allow_test_payments:
+        return StripeGateway(settings.payment.stripe_secret_key, api_base=settings.payment.stripe_api_base,
+                             timeout=settings.payment.stripe_timeout_seconds)
+    if settings.backend == "cloud" and not settings.payment.allow_test_payments:
         raise ConfigurationError("ORDERTASKS_PAYMENTS=local takes no money and is refused with "
                                  "ORDERTASKS_BACKEND=cloud unless ORDERTASKS_ALLOW_TEST_PAYMENTS=true")
     if settings.test_payments:
@@ -138,8 +138,8 @@ def payment_gateway(settings: Settings, ledger: PaymentLedger | None = None) -> 
 def reconcile_verifier(settings: Settings) -> TokenVerifier:
     """Verifies the OIDC token on ``/internal/reconcile``.
 
-    Audience: ``settings.checkout_url`` (``ORDERTASKS_CHECKOUT_URL``, as the Cloud Scheduler
+    Audience: ``settings.tasks.checkout_url`` (``ORDERTASKS_CHECKOUT_URL``, as the Cloud Scheduler
     job sets it). Allowed callers: ``oidc_allowed_emails`` or else only the dispatcher
     service account, never "any verified Google account".
     """
-    return token_verifier(settings, settings.catalog(), settings.checkout_url)
+    return token_verifier(settings, settings.catalog(), settings.tasks.checkout_url)

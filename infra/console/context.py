@@ -35,7 +35,7 @@ def describe(settings: Settings, catalog: Catalog) -> str:
         return f"cloud · project {catalog.project} · location {catalog.region}"
     from ordertasks.producer.wiring import emulator_host
 
-    return f"local · SQLite {settings.sqlite_file.name} · Cloud Tasks emulator {emulator_host(settings)}"
+    return f"local · SQLite {settings.store.sqlite_file.name} · Cloud Tasks emulator {emulator_host(settings)}"
 
 
 def console_from_settings(settings: Settings) -> Console:

@@ -1,7 +1,7 @@
 """Console fixtures: a real emulator with the catalog's queues, an SQLite store, the app.
 
 Replays go to the handler named in the stack record (as ``ordertasks dev`` writes it),
-while ``Settings.handler_url`` names another URL: the tests check the replay used the
+while ``Settings.tasks.handler_url`` names another URL: the tests check the replay used the
 record, never the operator's settings.
 """
 
@@ -21,6 +21,7 @@ from ordertasks.handlers.backends.sqlite import SqliteStore
 from ordertasks.handlers.contract import encode
 from ordertasks.handlers.ports import FailureReport
 from ordertasks.infra.config import Settings
+from ordertasks.handlers.settings import Backend, StoreSettings, TasksSettings
 from ordertasks.infra.console import Console, console_from_settings, create_app
 from ordertasks.producer.enqueue import task_name
 from ordertasks.producer.replay_target import write_stack_record
@@ -67,9 +68,9 @@ class ConsoleUnderTest:
 
 @pytest.fixture
 def cut(tmp_path: Path, catalog_path: Path, tasks_emulator: Emulator) -> Iterator[ConsoleUnderTest]:
-    settings = Settings(backend="local", catalog_path=catalog_path, data_dir=tmp_path,
-                        cloud_tasks_emulator_host=f"127.0.0.1:{tasks_emulator.port}",
-                        handler_url=OPERATOR_SHELL_HANDLER)
+    settings = Settings(backend=Backend.LOCAL, catalog_path=catalog_path, store=StoreSettings(data_dir=tmp_path),
+                        tasks=TasksSettings(emulator_host=f"127.0.0.1:{tasks_emulator.port}",
+                                            handler_url=OPERATOR_SHELL_HANDLER))
     write_stack_record(tmp_path, RECORDED_HANDLER, f"127.0.0.1:{tasks_emulator.port}", "http://127.0.0.1:8088/")
     console = console_from_settings(settings)         # the wiring `ordertasks console` uses
     backend = console.failed                           # one SQLite backend serves every port

@@ -16,6 +16,7 @@ import pytest
 from ordertasks.handlers.backends.firestore import FirestoreStore
 from ordertasks.handlers.ports import OrderRecord, OutboxEntry
 from ordertasks.infra.config import Settings
+from ordertasks.handlers.settings import Backend, StoreSettings, TasksSettings
 from ordertasks.infra.console import Console, create_app
 from ordertasks.producer import wiring
 from ordertasks.producer.enqueue import Enqueuer, task_name
@@ -92,8 +93,8 @@ def firestore_console(firestore_emulator: str, tasks_emulator: Emulator, catalog
     seed(raw, Settings(catalog_path=catalog_path).catalog())
     reads = Reads()
     store = FirestoreStore(Counted(raw, reads), timeout=20.0)
-    settings = Settings(backend="local", catalog_path=catalog_path, data_dir=tmp_path,
-                        cloud_tasks_emulator_host=f"127.0.0.1:{tasks_emulator.port}")
+    settings = Settings(backend=Backend.LOCAL, catalog_path=catalog_path, store=StoreSettings(data_dir=tmp_path),
+                        tasks=TasksSettings(emulator_host=f"127.0.0.1:{tasks_emulator.port}"))
     catalog = settings.catalog()
     tasks = wiring.tasks_client(settings)
     console = Console(catalog, store, store, store, tasks, wiring.clock(),

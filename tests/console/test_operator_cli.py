@@ -7,13 +7,13 @@ import argparse
 import os
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from ordertasks.producer.backend_flags import add_backend_flags, settings_with_flags
 from ordertasks.infra.config import REPO_ROOT, Settings
+from ordertasks.handlers.settings import Backend, StoreSettings, TasksSettings
 from ordertasks.producer.replay_target import ReplayTargetUnknown, handler_target, write_stack_record
 
 
@@ -26,15 +26,15 @@ def catalog_with_handler(tmp_path: Path, lines: str) -> Path:
 
 def test_the_catalogs_handler_url_wins(tmp_path: Path) -> None:
     path = catalog_with_handler(tmp_path, 'url = "https://handler.example/"\naudience = "https://aud.example/"\n')
-    settings = Settings(backend="cloud", catalog_path=path, handler_url="http://127.0.0.1:8081/")
+    settings = Settings(backend=Backend.CLOUD, catalog_path=path, tasks=TasksSettings(handler_url="http://127.0.0.1:8081/"))
     target = handler_target(settings, settings.catalog())
     assert (target.url, target.audience) == ("https://handler.example/", "https://aud.example/")
     assert target.service_account_email == settings.catalog().service_account_email("dispatcher")
 
 
 def test_in_the_cloud_the_default_is_the_gen2_function_url_not_the_shells() -> None:
-    settings = Settings(backend="cloud", project="shop-prod", location="europe-west3",
-                        handler_url="http://127.0.0.1:8081/")
+    settings = Settings(backend=Backend.CLOUD, project="shop-prod", location="europe-west3",
+                        tasks=TasksSettings(handler_url="http://127.0.0.1:8081/"))
     catalog = settings.catalog()
     target = handler_target(settings, catalog)
     expected = f"https://europe-west3-shop-prod.cloudfunctions.net/{catalog.handler_function}"
@@ -43,7 +43,8 @@ def test_in_the_cloud_the_default_is_the_gen2_function_url_not_the_shells() -> N
 
 
 def test_locally_the_stack_record_names_the_handler(tmp_path: Path) -> None:
-    settings = Settings(backend="local", data_dir=tmp_path, handler_url="http://127.0.0.1:8081/")
+    settings = Settings(backend=Backend.LOCAL, store=StoreSettings(data_dir=tmp_path),
+                        tasks=TasksSettings(handler_url="http://127.0.0.1:8081/"))
     with pytest.raises(ReplayTargetUnknown, match="cannot tell where the handler runs"):
         handler_target(settings, settings.catalog())
     write_stack_record(tmp_path, "http://127.0.0.1:40123/", "127.0.0.1:40124", "http://127.0.0.1:40125/")
@@ -58,8 +59,8 @@ def test_flags_override_the_environment_and_absent_flags_keep_it(tmp_path: Path)
     assert kept == env
     given = settings_with_flags(env, parser.parse_args(["--backend", "cloud", "--project", "p2", "--location", "l2",
                                                         "--emulator-host", "127.0.0.1:2", "--data-dir", str(tmp_path)]))
-    assert given == replace(env, backend="cloud", project="p2", location="l2", cloud_tasks_emulator_host="127.0.0.1:2",
-                            data_dir=tmp_path)
+    assert given == env.with_changes(backend="cloud", project="p2", location="l2", tasks={"emulator_host": "127.0.0.1:2"},
+                                     store={"data_dir": tmp_path})
     assert (given.catalog().project, given.catalog().region) == ("p2", "l2")
 
 

@@ -120,7 +120,7 @@ def test_replay_goes_to_the_recorded_handler_in_the_original_queue(cut: ConsoleU
         entry = cut.store.get_failed(failed_id)
         assert (entry.status, entry.replays) == ("replayed", 1)
         task = _replayed_task(cut, failed_id)
-        assert task.http_request.url == RECORDED_HANDLER            # not Settings.handler_url
+        assert task.http_request.url == RECORDED_HANDLER            # not Settings.tasks.handler_url
         assert task.http_request.oidc_token.audience == RECORDED_HANDLER
         assert task.name.startswith(_queue(cut, "ordertasks-warehouse") + "/tasks/")
     finally:

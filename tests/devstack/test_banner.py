@@ -24,10 +24,10 @@ def test_each_non_default_part_is_exported_for_the_cli(tmp_path: Path) -> None:
                   "--smtp-port", "2025", "--data-dir", str(tmp_path / "other var")])
     env = exported(second_terminal_exports(args))
     settings = Settings.from_env(env)
-    assert settings.cloud_tasks_emulator_host == "127.0.0.1:9123"
-    assert settings.handler_url == "http://127.0.0.1:9081/"
-    assert settings.checkout_url == "http://127.0.0.1:9080/"
-    assert settings.data_dir == tmp_path / "other var"
+    assert settings.tasks.emulator_host == "127.0.0.1:9123"
+    assert settings.tasks.handler_url == "http://127.0.0.1:9081/"
+    assert settings.tasks.checkout_url == "http://127.0.0.1:9080/"
+    assert settings.store.data_dir == tmp_path / "other var"
     assert set(env) == {"CLOUD_TASKS_EMULATOR_HOST", "ORDERTASKS_HANDLER_URL", "ORDERTASKS_CHECKOUT_URL",
                         "ORDERTASKS_DATA_DIR"}     # the SMTP port matters to the stack's children only
 

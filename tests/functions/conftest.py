@@ -17,6 +17,7 @@ from ordertasks.handlers.backends.sqlite import SqliteStore
 from ordertasks.handlers.contract import OrderSnapshot, encode
 from ordertasks.handlers.wiring import Stores
 from ordertasks.infra.config import Settings, load_catalog
+from ordertasks.handlers.settings import OidcSettings, SmtpSettings, StoreSettings, TasksSettings
 from ordertasks.infra.mailsink import MailSink
 from ordertasks.infra.warehouse_standin import WarehouseStandIn
 from tests.effects.orders import eur_order
@@ -81,14 +82,14 @@ def stack(tmp_path: Path) -> Iterator[HandlerStack]:
     issuer = TestIssuer(audience=url, email=DISPATCHER)
     mail = MailSink(port=free_port()).start()
     warehouse = WarehouseStandIn(port=free_port()).start()
-    settings = Settings(data_dir=tmp_path, handler_url=url, oidc_certs_url=issuer.certs_url,
-                        smtp_port=mail.controller.port,
+    settings = Settings(store=StoreSettings(data_dir=tmp_path), tasks=TasksSettings(handler_url=url),
+                        oidc=OidcSettings(certs_url=issuer.certs_url), smtp=SmtpSettings(port=mail.controller.port),
                         environment={"ORDERTASKS_WAREHOUSE_URL": warehouse.url + "/notifications",
                                      "ORDERTASKS_WAREHOUSE_TIMEOUT": "2"})
-    store = SqliteStore(settings.sqlite_file)
+    store = SqliteStore(settings.store.sqlite_file)
     server, _ = serve_flask(build_handler(settings, stores=Stores.over(store)), port)
     session = requests.Session()
-    handler_stack = HandlerStack(url, issuer, mail, warehouse, store, settings.blob_root, session)
+    handler_stack = HandlerStack(url, issuer, mail, warehouse, store, settings.store.blob_root, session)
     try:
         yield handler_stack
     finally:

@@ -76,11 +76,11 @@ def test_a_loopback_stripe_api_base_is_refused() -> None:
 
 
 def test_tls_is_on_by_default_in_the_cloud_and_off_locally() -> None:
-    assert (settings().smtp_starttls, settings().smtp_implicit_tls) == (True, False)
+    assert (settings().smtp.starttls, settings().smtp.implicit_tls) == (True, False)
     smtps = settings(ORDERTASKS_SMTP_PORT="465")
-    assert (smtps.smtp_starttls, smtps.smtp_implicit_tls) == (False, True)
+    assert (smtps.smtp.starttls, smtps.smtp.implicit_tls) == (False, True)
     local = Settings.from_env({})
-    assert (local.smtp_starttls, local.smtp_implicit_tls) == (False, False)
+    assert (local.smtp.starttls, local.smtp.implicit_tls) == (False, False)
 
 
 def test_login_without_tls_is_refused() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -28,8 +27,8 @@ def endpoint(tmp_path: Path, emulator: Emulator) -> Iterator[tuple[str, TestIssu
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
     issuer = TestIssuer(audience=url, email=SCHEDULER)
-    settings = replace(make_settings(tmp_path, emulator.host), oidc_verify=True, oidc_certs_url=issuer.certs_url,
-                       maintenance_url=url)
+    settings = make_settings(tmp_path, emulator.host, oidc={"verify": True, "certs_url": issuer.certs_url},
+                             tasks={"maintenance_url": url})
     tasks = OrderTasks.from_settings(settings)
     server, _ = serve_flask(Maintenance(tasks, maintenance_verifier(settings)), port)
     try:

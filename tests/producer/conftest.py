@@ -12,7 +12,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from copy import deepcopy
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from ordertasks.handlers.backends.sqlite import SqliteStore
 from ordertasks.infra.config import REPO_ROOT, Catalog, Settings
+from ordertasks.handlers.settings import Backend, OidcSettings, StoreSettings, TasksSettings
 from ordertasks.producer import wiring
 from ordertasks.producer.checkout import create_app
 from ordertasks.producer.enqueue import Enqueuer, queue_path
@@ -72,10 +73,12 @@ class Emulator:
 
 def make_settings(tmp: Path, emulator_host: str, **changes: Any) -> Settings:
     """Local settings on ``tmp`` and the emulator; the handler URL answers nothing."""
-    base = Settings(backend="local", catalog_path=CATALOG, data_dir=tmp, sqlite_path=tmp / "orders.db",
-                    cloud_tasks_emulator_host=emulator_host, handler_url="http://127.0.0.1:9/tasks",
-                    enqueue_timeout_seconds=5.0, oidc_verify=False)
-    return replace(base, **changes)
+    base = Settings(backend=Backend.LOCAL, catalog_path=CATALOG,
+                    store=StoreSettings(data_dir=tmp, sqlite_path=tmp / "orders.db"),
+                    tasks=TasksSettings(emulator_host=emulator_host, handler_url="http://127.0.0.1:9/tasks",
+                                        enqueue_timeout_seconds=5.0),
+                    oidc=OidcSettings(verify=False))
+    return base.with_changes(**changes)
 
 
 def pause_all(client: Any, catalog: Catalog) -> None:
@@ -122,9 +125,9 @@ class Stack:
 def build_stack(tmp: Path, emulator: Emulator, store: Any = None, **settings_changes: Any) -> Stack:
     """The app over a store (SQLite in ``tmp`` by default) and the running emulator."""
     settings = make_settings(tmp, emulator.host, **settings_changes)
-    store = store or SqliteStore(settings.sqlite_file)
+    store = store or SqliteStore(settings.store.sqlite_file)
     # The price book the app wires by default (the order store's file), with the demo products.
-    import_file(SqlitePriceBook(settings.sqlite_file), DEMO_CATALOGUE, if_empty=True)
+    import_file(SqlitePriceBook(settings.store.sqlite_file), DEMO_CATALOGUE, if_empty=True)
     gateway = LocalGateway()
     enqueuer = wiring.enqueuer(settings)
     app = create_app(settings, store=store, enqueuer=enqueuer, gateway=gateway)

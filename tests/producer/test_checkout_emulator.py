@@ -55,7 +55,7 @@ def test_checkout_creates_one_task_per_catalog_kind(stack: Stack) -> None:
         assert abs((task.schedule_time - due).total_seconds()) <= 1, kind
         assert task.dispatch_deadline == timedelta(seconds=config.dispatch_deadline_seconds)
         request = task.http_request
-        assert request.url == stack.settings.handler_url
+        assert request.url == stack.settings.tasks.handler_url
         assert request.http_method.name == "POST"
         assert request.headers["Content-Type"] == "application/json"
         assert request.oidc_token.service_account_email == \
@@ -285,7 +285,7 @@ def test_replay_task_adds_a_suffix_and_runs_now(stack: Stack) -> None:
 
 
 def test_sequential_mode_creates_the_same_tasks(tmp_path: Path, emulator: Emulator) -> None:
-    stack = build_stack(tmp_path, emulator, enqueue_concurrently=False)
+    stack = build_stack(tmp_path, emulator, tasks={"enqueue_concurrently": False})
     resp = stack.client.post("/api/checkout", json=order_body())
     assert resp.status_code == 201
     assert len(_tasks_of(stack, resp.get_json()["order_id"])) == len(KINDS)
@@ -297,11 +297,11 @@ def test_slow_cloud_tasks_times_out_to_202_and_reconcile_converges(tmp_path: Pat
     try:
         settings = make_settings(tmp_path, slow.host)
         pause_all(wiring.tasks_client(settings), settings.catalog())
-        stack = build_stack(tmp_path, slow, enqueue_timeout_seconds=0.2)
+        stack = build_stack(tmp_path, slow, tasks={"enqueue_timeout_seconds": 0.2})
         resp = stack.client.post("/api/checkout", json=order_body(order_id="slow-1"))
         assert resp.status_code == 202
         # The creates the client gave up on may still land: reconcile must not double them.
-        patient = build_stack(tmp_path, slow, store=stack.store, enqueue_timeout_seconds=30)
+        patient = build_stack(tmp_path, slow, store=stack.store, tasks={"enqueue_timeout_seconds": 30})
         assert reconcile_main(["--grace-seconds", "0"], settings=patient.settings) == 0
         names = [t.name for t in patient.tasks()]
         assert len(names) == len(set(names)) == len(KINDS)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from ordertasks.infra.config import Settings, load_catalog
+from ordertasks.handlers.settings import OidcSettings, TasksSettings
 from ordertasks.producer.enqueue import build_task, plan_task, task_id, task_name
 from tests.producer.conftest import CATALOG
 
@@ -49,14 +49,14 @@ def test_schedule_is_placed_at_plus_scaled_delay() -> None:
     settings = Settings(catalog_path=CATALOG)
     plan = plan_task(catalog, settings, "o1", "generate_invoice", PLACED)
     assert plan.schedule_time == PLACED + timedelta(seconds=30)
-    fast = plan_task(catalog, replace(settings, delay_scale=0.01), "o1", "request_review", PLACED)
+    fast = plan_task(catalog, settings.with_changes(tasks={"delay_scale": 0.01}), "o1", "request_review", PLACED)
     assert fast.schedule_time == PLACED + timedelta(seconds=6048)
 
 
 def test_task_message_has_post_json_oidc_and_deadline() -> None:
     catalog = load_catalog(CATALOG)
-    settings = Settings(catalog_path=CATALOG, handler_url="https://handler.example/run?x=1",
-                        oidc_audience="https://handler.example/")
+    settings = Settings(catalog_path=CATALOG, tasks=TasksSettings(handler_url="https://handler.example/run?x=1"),
+                        oidc=OidcSettings(audience="https://handler.example/"))
     plan = plan_task(catalog, settings, "o1", "notify_warehouse", PLACED)
     task = build_task(catalog, settings, plan, b'{"kind":"notify_warehouse"}')
     assert task.name == plan.name

@@ -76,7 +76,7 @@ def _mutations() -> st.SearchStrategy[dict[str, Any]]:
 def fuzz_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """One app for all examples; Cloud Tasks unreachable (202s are fine, 500s are not)."""
     tmp: Path = tmp_path_factory.mktemp("fuzz")
-    stack = build_stack(tmp, Emulator(tmp), enqueue_timeout_seconds=0.5)
+    stack = build_stack(tmp, Emulator(tmp), tasks={"enqueue_timeout_seconds": 0.5})
     yield stack
     stack.enqueuer.close()
 

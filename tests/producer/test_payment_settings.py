@@ -8,7 +8,6 @@ unless ``ORDERTASKS_ALLOW_TEST_PAYMENTS=true``, and then every order says ``test
 
 from __future__ import annotations
 
-from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import pytest
 
 from ordertasks.handlers.errors import ConfigurationError
 from ordertasks.infra.config import Settings
+from ordertasks.handlers.settings import Backend, StoreSettings
 from ordertasks.producer import wiring
 from ordertasks.producer.checkout import create_app
 from ordertasks.producer.ledger_sqlite import SqliteLedger
@@ -73,21 +73,21 @@ def test_secrets_are_not_in_the_settings_repr() -> None:
 
 
 def test_the_local_ledger_is_the_order_store_not_a_side_file(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path)
+    settings = Settings(store=StoreSettings(data_dir=tmp_path))
     gateway = wiring.payment_gateway(settings)
     assert isinstance(gateway, LocalGateway)
     gateway.charge("ord_1", Decimal("5.00"), "EUR", "tok_visa")
-    assert [p.order_id for p in SqliteLedger(settings.sqlite_file).list_payments()] == ["ord_1"]
+    assert [p.order_id for p in SqliteLedger(settings.store.sqlite_file).list_payments()] == ["ord_1"]
     assert not (tmp_path / "payments.db").exists()
 
 
 def test_with_the_explicit_allow_every_order_is_marked_test(stack: Stack) -> None:
-    cloud = replace(stack.settings, backend="cloud", project="shop-prod", payments="local",
-                    allow_test_payments=True,
-                    handler_url="https://europe-west1-shop-prod.cloudfunctions.net/ordertasks-handler")
-    ledger = SqliteLedger(stack.settings.sqlite_file)
+    cloud = stack.settings.with_changes(
+        backend=Backend.CLOUD, project="shop-prod", payment={"processor": "local", "allow_test_payments": True},
+        tasks={"handler_url": "https://europe-west1-shop-prod.cloudfunctions.net/ordertasks-handler"})
+    ledger = SqliteLedger(stack.settings.store.sqlite_file)
     app = create_app(cloud, store=stack.store, enqueuer=stack.enqueuer, ledger=ledger,
-                     price_book=SqlitePriceBook(stack.settings.sqlite_file))
+                     price_book=SqlitePriceBook(stack.settings.store.sqlite_file))
     resp = app.test_client().post("/api/checkout", json=order_body())
     assert resp.status_code in (201, 202), resp.get_json()
     body = resp.get_json()

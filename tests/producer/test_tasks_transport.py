@@ -16,8 +16,8 @@ from tests.producer.conftest import Emulator, make_settings
 
 
 def test_transport_setting_defaults_to_grpc_and_accepts_rest() -> None:
-    assert Settings.from_env({}).tasks_transport == "grpc"
-    assert Settings.from_env({"ORDERTASKS_TASKS_TRANSPORT": "rest"}).tasks_transport == "rest"
+    assert Settings.from_env({}).tasks.transport == "grpc"
+    assert Settings.from_env({"ORDERTASKS_TASKS_TRANSPORT": "rest"}).tasks.transport == "rest"
 
 
 def test_unknown_transport_stops_start_up_naming_the_setting() -> None:
@@ -28,7 +28,7 @@ def test_unknown_transport_stops_start_up_naming_the_setting() -> None:
 @pytest.mark.parametrize("transport, kind", [("grpc", CloudTasksGrpcTransport), ("rest", CloudTasksRestTransport)])
 def test_client_on_the_emulator_uses_the_chosen_transport(tmp_path: Path, emulator: Emulator, transport: str,
                                                           kind: type) -> None:
-    settings = make_settings(tmp_path, emulator.host, tasks_transport=transport)
+    settings = make_settings(tmp_path, emulator.host, tasks={"transport": transport})
     catalog = settings.catalog()
     client = wiring.tasks_client(settings)
 

@@ -19,6 +19,7 @@ from ordertasks.handlers.contract import encode
 from ordertasks.handlers.errors import DependencyUnavailable
 from ordertasks.handlers.wiring import Stores, recorded_effects
 from ordertasks.infra.config import Settings, load_catalog
+from ordertasks.handlers.settings import OidcSettings, SmtpSettings, StoreSettings, TasksSettings
 from ordertasks.infra.mailsink import MailSink
 from ordertasks.infra.warehouse_standin import WarehouseStandIn
 from tests.effects.orders import PLACED_AT, eur_order
@@ -117,12 +118,12 @@ class RigFactory:
         issuer = TestIssuer(audience=url, email=DISPATCHER)
         mail = MailSink(port=free_port()).start()
         warehouse = WarehouseStandIn(port=free_port()).start()
-        settings = Settings(data_dir=self.tmp_path, handler_url=url, oidc_certs_url=issuer.certs_url,
-                            smtp_port=mail.controller.port,
+        settings = Settings(store=StoreSettings(data_dir=self.tmp_path), tasks=TasksSettings(handler_url=url),
+                            oidc=OidcSettings(certs_url=issuer.certs_url), smtp=SmtpSettings(port=mail.controller.port),
                             environment={"ORDERTASKS_WAREHOUSE_URL": warehouse.url + "/notifications",
-                                         "ORDERTASKS_WAREHOUSE_TIMEOUT": "2"}, **changes)
+                                         "ORDERTASKS_WAREHOUSE_TIMEOUT": "2"}).with_changes(**changes)
         server, _ = serve_flask(build_handler(settings, stores=Stores.over(store)), port)
-        rig = Rig(url, issuer, mail, warehouse, store, settings.blob_root, settings)
+        rig = Rig(url, issuer, mail, warehouse, store, settings.store.blob_root, settings)
         self.started.append((server, rig))
         return rig
 

@@ -30,7 +30,7 @@ CHECKS = [checks.not_a_server_error, openapi_checks.status_code_conformance,
 def checkout_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """The checkout app (SQLite, Cloud Tasks unreachable) as a schemathesis schema."""
     tmp: Path = tmp_path_factory.mktemp("schemathesis")
-    stack = build_stack(tmp, Emulator(tmp), enqueue_timeout_seconds=0.5)
+    stack = build_stack(tmp, Emulator(tmp), tasks={"enqueue_timeout_seconds": 0.5})
     app = create_app(stack.settings, store=stack.store, enqueuer=stack.enqueuer, gateway=stack.gateway)
     api = schemathesis.openapi.from_wsgi("/openapi.json", app)
     yield api

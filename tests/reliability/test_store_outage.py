@@ -27,6 +27,7 @@ from ordertasks.handlers.backends.memory import MemoryStore
 from ordertasks.handlers.dispatch import Delivery, Outcome
 from ordertasks.handlers.errors import DependencyUnavailable
 from ordertasks.infra.config import Settings
+from ordertasks.handlers.settings import StoreSettings
 from tests.conftest import _firestore_answers
 from tests.effects.orders import PLACED_AT, FixedClock, eur_order
 from tests.reliability.handler_rig import KINDS, Rig, task_body
@@ -154,7 +155,7 @@ def test_effect_whose_done_mark_fails_is_retried_not_reported_done(tmp_path: Pat
     clock, calls = FixedClock(), []
     store = DoneMarkFailsOnce()
     store_paid_order(store, "ord_mark_1", eur_order())
-    dispatcher = build_dispatcher(Settings(data_dir=tmp_path), stores=Stores.over(store), clock=clock,
+    dispatcher = build_dispatcher(Settings(store=StoreSettings(data_dir=tmp_path)), stores=Stores.over(store), clock=clock,
                                   effects={"record_analytics": lambda task, ctx: calls.append(task) or {}})
     delivery = Delivery(task_body("record_analytics", "ord_mark_1"), queue_name="ordertasks-analytics")
     first = dispatcher.run(delivery)

@@ -8,6 +8,7 @@ from typing import Any
 from flask import Flask
 
 from ordertasks.handlers.config import DEFAULT_CATALOG, Settings
+from ordertasks.handlers.settings import Backend, OidcSettings, StoreSettings, TasksSettings
 from ordertasks.producer import wiring
 from ordertasks.producer.checkout import create_app
 from ordertasks.producer.payments import LocalGateway
@@ -18,9 +19,10 @@ from tests.support.servers import free_port
 
 def checkout_app(tmp: Path, store: Any) -> Flask:
     """Local settings in ``tmp`` (nothing listens at the Cloud Tasks address), the demo price book."""
-    settings = Settings(backend="local", catalog_path=DEFAULT_CATALOG, data_dir=tmp, sqlite_path=tmp / "orders.db",
-                        cloud_tasks_emulator_host=f"127.0.0.1:{free_port()}", oidc_verify=False,
-                        enqueue_timeout_seconds=1.0)
+    settings = Settings(backend=Backend.LOCAL, catalog_path=DEFAULT_CATALOG,
+                        store=StoreSettings(data_dir=tmp, sqlite_path=tmp / "orders.db"),
+                        tasks=TasksSettings(emulator_host=f"127.0.0.1:{free_port()}", enqueue_timeout_seconds=1.0),
+                        oidc=OidcSettings(verify=False))
     book = SqlitePriceBook(tmp / "prices.db")
     import_file(book, DEMO_CATALOGUE, if_empty=True)
     return create_app(settings, store=store, enqueuer=wiring.enqueuer(settings), gateway=LocalGateway(),

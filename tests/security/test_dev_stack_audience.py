@@ -9,6 +9,7 @@ from google.api_core.exceptions import NotFound
 from google.protobuf import duration_pb2
 
 from ordertasks.handlers.config import Settings, load_catalog
+from ordertasks.handlers.settings import TasksSettings
 from ordertasks.producer import wiring
 from ordertasks.producer.enqueue import queue_path
 from tests.devstack.conftest import DevStack, dev  # noqa: F401 - the module-scoped stack fixture
@@ -30,7 +31,7 @@ def _delivered(client: Any, name: str) -> bool:
 def test_internal_endpoints_accept_tokens_for_the_ports_actually_used(dev: DevStack) -> None:  # noqa: F811
     """Attack: none (a denial of service on ourselves): on other ports /internal/* expected aud=:8080 and refused every job."""
     catalog = load_catalog(dev.config)
-    client = wiring.tasks_client(Settings(cloud_tasks_emulator_host=f"127.0.0.1:{dev.ports['emulator']}"))
+    client = wiring.tasks_client(Settings(tasks=TasksSettings(emulator_host=f"127.0.0.1:{dev.ports['emulator']}")))
     queue = queue_path(catalog.project, catalog.region, f"sec-aud-{uuid.uuid4().hex[:8]}")
     client.create_queue(parent=queue.rsplit("/queues/", 1)[0], queue={
         "name": queue, "retry_config": {"max_attempts": -1, "min_backoff": duration_pb2.Duration(seconds=60)}})

@@ -34,20 +34,20 @@ def test_a_misspelt_boolean_refuses_to_start(name: str, word: str) -> None:
 def test_every_true_word_turns_a_boolean_on(word: str) -> None:
     """Attack: none; the accepted spellings of true keep working, in any case."""
     settings = Settings.from_env({"ORDERTASKS_SMTP_STARTTLS": word, "ORDERTASKS_OIDC_VERIFY": word})
-    assert (settings.smtp_starttls, settings.oidc_verify) == (True, True)
+    assert (settings.smtp.starttls, settings.oidc.verify) == (True, True)
 
 
 @pytest.mark.parametrize("word", sorted(FALSE_WORDS) + [w.title() for w in FALSE_WORDS])
 def test_every_false_word_turns_a_boolean_off(word: str) -> None:
     """Attack: none; the accepted spellings of false keep working, in any case."""
     settings = Settings.from_env({"ORDERTASKS_SMTP_STARTTLS": word, "ORDERTASKS_OIDC_VERIFY": word})
-    assert (settings.smtp_starttls, settings.oidc_verify) == (False, False)
+    assert (settings.smtp.starttls, settings.oidc.verify) == (False, False)
 
 
 def test_unset_or_empty_keeps_the_safe_default() -> None:
     """Attack: an empty ORDERTASKS_OIDC_VERIFY= must not read as false."""
-    assert Settings.from_env({}).oidc_verify is True
-    assert Settings.from_env({"ORDERTASKS_OIDC_VERIFY": ""}).oidc_verify is True
+    assert Settings.from_env({}).oidc.verify is True
+    assert Settings.from_env({"ORDERTASKS_OIDC_VERIFY": ""}).oidc.verify is True
 
 
 @pytest.mark.parametrize("word", sorted(FALSE_WORDS))

@@ -12,6 +12,7 @@ import requests
 
 from ordertasks.functions.main import build_handler
 from ordertasks.handlers.config import Settings
+from ordertasks.handlers.settings import OidcSettings, StoreSettings, TasksSettings
 from ordertasks.handlers.contract import encode
 from tests.functions.conftest import DISPATCHER, HandlerStack, serve_flask
 from tests.security.tokens import with_header
@@ -98,8 +99,8 @@ def unreachable_certs(tmp_path: Path) -> Iterator[tuple[str, TestIssuer]]:
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
     issuer = TestIssuer(audience=url, email=DISPATCHER)
-    settings = Settings(data_dir=tmp_path, handler_url=url,
-                        oidc_certs_url=f"http://127.0.0.1:{free_port()}/oauth2/v1/certs")
+    settings = Settings(store=StoreSettings(data_dir=tmp_path), tasks=TasksSettings(handler_url=url),
+                        oidc=OidcSettings(certs_url=f"http://127.0.0.1:{free_port()}/oauth2/v1/certs"))
     server, _ = serve_flask(build_handler(settings), port)
     yield url, issuer
     server.shutdown()  # type: ignore[attr-defined]
