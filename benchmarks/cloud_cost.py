@@ -141,7 +141,8 @@ class Stack:
 
         return Settings(store=StoreSettings(data_dir=self.tmp / f"data-{uuid.uuid4().hex[:8]}"),
                         tasks=TasksSettings(handler_url=self.handler_url, emulator_host=self.tasks_host),
-                        oidc=OidcSettings(certs_url=self.issuer.certs_url), smtp=SmtpSettings(port=self.mail.controller.port),
+                        oidc=OidcSettings(certs_url=self.issuer.certs_url),
+                        smtp=SmtpSettings(port=self.mail.controller.port),
                         catalog_path=CATALOG, log_level="WARNING",
                         environment={"ORDERTASKS_WAREHOUSE_URL": self.warehouse.url + "/notifications",
                                      "ORDERTASKS_WAREHOUSE_TIMEOUT": "5"})

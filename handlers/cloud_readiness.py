@@ -33,6 +33,7 @@ from ordertasks.handlers.config import ENV_REFERENCE as VARIABLE
 from ordertasks.handlers.config import Settings, WebhookConfig
 from ordertasks.handlers.errors import ConfigurationError
 from ordertasks.handlers.registry import KindRegistry
+from ordertasks.handlers.settings import Backend, PaymentProcessor
 
 DEPLOYABLES = ("handler", "maintenance", "checkout")
 EXAMPLE_SENDER = "@shop.example>"
@@ -108,18 +109,18 @@ def _webhooks(settings: Settings, targets: Mapping[str, WebhookConfig]) -> Itera
 
 def _payments(settings: Settings) -> Iterator[str]:
     processor = settings.payment_processor   # stripe unless ORDERTASKS_PAYMENTS says otherwise
-    if processor == "local" and not settings.payment.allow_test_payments:
+    if processor is PaymentProcessor.LOCAL and not settings.payment.allow_test_payments:
         yield ("ORDERTASKS_PAYMENTS=local takes no money: set stripe, or ORDERTASKS_ALLOW_TEST_PAYMENTS=true "
                "for a test deployment (its orders are marked test)")
-    if processor != "stripe":
+    if processor is not PaymentProcessor.STRIPE:
         return
     for value, variable in ((settings.payment.stripe_secret_key, "ORDERTASKS_STRIPE_SECRET_KEY"),
                             (settings.payment.stripe_webhook_secret, "ORDERTASKS_STRIPE_WEBHOOK_SECRET")):
         if not value:
             yield f"{variable} is not set: mount it from Secret Manager"
     if settings.payment.stripe_api_base and url_is_loopback(settings.payment.stripe_api_base):
-        yield (f"ORDERTASKS_STRIPE_API_BASE points at loopback ({settings.payment.stripe_api_base}): a test-only setting; "
-               "unset it")
+        yield (f"ORDERTASKS_STRIPE_API_BASE points at loopback ({settings.payment.stripe_api_base}): "
+               "a test-only setting; unset it")
 
 
 def cloud_problems(settings: Settings, deployable: str = "handler") -> list[str]:
@@ -142,7 +143,7 @@ def deployable_of(settings: Settings) -> str:
 
 def require_cloud_ready(settings: Settings, deployable: str) -> None:
     """With ``ORDERTASKS_BACKEND=cloud``, raise ``ConfigurationError`` naming every problem; else nothing."""
-    if settings.backend != "cloud":
+    if settings.backend is not Backend.CLOUD:
         return
     problems = cloud_problems(settings, deployable)
     if problems:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ordertasks.handlers.contract import KIND_NAME
 from ordertasks.handlers.errors import ConfigurationError
 from ordertasks.handlers.settings import (DEFAULT_CATALOG, GOOGLE_CERTS_URL, REPO_ROOT, Settings,
                                           default_data_dir)
@@ -24,6 +25,8 @@ __all__ = ["DEFAULT_CATALOG", "GOOGLE_CERTS_URL", "MAX_DELAY_SECONDS", "QUEUE_ID
            "expand", "load_catalog"]
 MAX_DELAY_SECONDS = 30 * 24 * 3600
 QUEUE_ID = re.compile(r"^[A-Za-z0-9-]{1,100}$")
+ENV_NAME = r"[A-Za-z_][A-Za-z0-9_]*"                   # an environment variable's name
+ENV_VARIABLE = re.compile(ENV_NAME)
 
 
 class CatalogError(ConfigurationError, ValueError):
@@ -161,7 +164,7 @@ def _webhook(raw: Any) -> WebhookConfig:
     if not isinstance(raw.get("url"), str) or not raw["url"].strip():
         raise ValueError("webhook needs url = \"https://...\" (environment variables allowed: \"${CRM_URL}\")")
     token_env = raw.get("token_env")
-    if token_env is not None and not (isinstance(token_env, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", token_env)):
+    if token_env is not None and not (isinstance(token_env, str) and ENV_VARIABLE.fullmatch(token_env)):
         raise ValueError("webhook token_env must be the name of an environment variable, e.g. \"CRM_TOKEN\"")
     return WebhookConfig(url=raw["url"].strip(), token_env=token_env, timeout_seconds=raw.get("timeout_seconds", 10.0))
 
@@ -191,7 +194,7 @@ def _check_kind(kind: KindConfig, queues: Mapping[str, QueueConfig]) -> tuple[st
         return "queue", f"unknown queue {kind.queue!r}; define [queues.{kind.queue}] or use one of {sorted(queues)}"
     if not 0 <= kind.delay_seconds <= MAX_DELAY_SECONDS:
         return "delay_seconds", f"delay_seconds={kind.delay_seconds} is over Cloud Tasks' 30-day limit ({MAX_DELAY_SECONDS} s)"
-    if not re.fullmatch(r"[a-z][a-z0-9_]{0,62}", kind.name):
+    if not KIND_NAME.fullmatch(kind.name):
         return None, f"kind name {kind.name!r} must be 1-63 characters of a-z 0-9 _, starting with a letter"
     if not 15 <= kind.dispatch_deadline_seconds <= 1800:
         return "dispatch_deadline_seconds", "dispatch_deadline_seconds must be between 15 and 1800"
@@ -258,8 +261,8 @@ def _retention_days(raw: Mapping[str, Any]) -> int:
     return days
 
 
-ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-TOKEN_ENV = re.compile(r"^\s*token_env\s*=\s*[\"']([A-Za-z_][A-Za-z0-9_]*)[\"']", re.M)
+ENV_REFERENCE = re.compile(r"\$\{(" + ENV_NAME + r")(?::-([^}]*))?\}")
+TOKEN_ENV = re.compile(r"^\s*token_env\s*=\s*[\"'](" + ENV_NAME + r")[\"']", re.M)
 
 
 def expand(value: str, environment: Mapping[str, str], where: str) -> str:

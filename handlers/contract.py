@@ -27,6 +27,8 @@ CONTRACT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
 KIND_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 ORDER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+COUNTRY_CODE = re.compile(r"^[A-Z]{2}$")          # ISO 3166-1 alpha-2, upper case
+SKU = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 ORDER_ID_RULE = "1-64 characters of A-Z a-z 0-9 _ -, starting with a letter or digit"
 CURRENCY_EXPONENT = {"EUR": 2, "USD": 2, "GBP": 2, "CHF": 2, "SEK": 2, "DKK": 2, "NOK": 2,
                      "PLN": 2, "CAD": 2, "AUD": 2, "JPY": 0}
@@ -66,13 +68,13 @@ class Address(_Model):
     line2: str | None = Field(default=None, max_length=200)
     city: str = Field(min_length=1, max_length=100)
     postal_code: str = Field(min_length=1, max_length=20)
-    country: str = Field(min_length=2, max_length=2, pattern=r"^[A-Z]{2}$")
+    country: str = Field(min_length=2, max_length=2, pattern=COUNTRY_CODE.pattern)
 
 
 class LineItem(_Model):
     """One line of an order."""
 
-    sku: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
+    sku: str = Field(min_length=1, max_length=64, pattern=SKU.pattern)
     name: str = Field(min_length=1, max_length=200)
     quantity: int = Field(gt=0, le=10_000)
     unit_price: Money
@@ -192,7 +194,7 @@ def salvage_ids(body: bytes) -> tuple[str, str]:
         order_id = kind = None
     digest = hashlib.sha256(body).hexdigest()[:16]
     safe_order = order_id if isinstance(order_id, str) and valid_order_id(order_id) else f"invalid-{digest}"
-    safe_kind = kind if isinstance(kind, str) and KIND_NAME.match(kind) else "unknown"
+    safe_kind = kind if isinstance(kind, str) and KIND_NAME.fullmatch(kind) else "unknown"
     return safe_order, safe_kind
 
 

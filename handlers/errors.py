@@ -2,19 +2,36 @@
 
     OrderTasksError
     ├── ConfigurationError          settings or catalog are wrong; fix config, not data
-    │   └── CatalogError            the task catalog file is invalid (names file and line)
+    │   ├── CatalogError            the task catalog file is invalid (names file and line)
+    │   ├── TaxTableError           producer.tax_rules: the tax table file is invalid
+    │   ├── CatalogueFileError      producer.products: a price-book import file is invalid
+    │   ├── ReplayTargetUnknown     producer.replay_target: no handler URL to replay to
+    │   └── CloudConfigError        infra.deploy: the catalog's [cloud] section is incomplete
     ├── RetryableError              try again later (Cloud Tasks retries on 503)
     │   ├── DependencyUnavailable   SMTP, warehouse, store or bucket down / 5xx / timeout
     │   ├── Throttled               429 from a dependency (``retry_after`` seconds if known)
     │   └── LeaseHeld               a concurrent delivery holds the claim on this effect
-    └── PermanentError              retrying cannot help; goes to the failed-task log
-        ├── InvalidPayload          body is not a valid task envelope for its kind
-        ├── UnknownTaskKind         ``kind`` is not one the handler serves
-        ├── UnknownOrder            the task names an order that was never placed
-        └── Rejected                a dependency refused the request (e.g. warehouse 4xx)
+    ├── PermanentError              retrying cannot help; goes to the failed-task log
+    │   ├── InvalidPayload          body is not a valid task envelope for its kind
+    │   ├── UnknownTaskKind         ``kind`` is not one the handler serves
+    │   ├── UnknownOrder            the task names an order that was never placed
+    │   └── Rejected                a dependency refused the request (e.g. warehouse 4xx)
+    ├── AuthError                   the caller, not the task (never in the failed-task log)
+    │   ├── Unauthenticated         401
+    │   └── Forbidden               403
+    ├── PaymentError                producer.payments: PaymentDeclined, PaymentUnavailable,
+    │                               PaymentRequiresAction
+    ├── ApiError                    producer.api_errors: a checkout answer other than success
+    ├── OrderNotFound, OrderConflict   producer.library (also LookupError / ValueError)
+    ├── UnsupportedCountry, InvalidProduct, DuplicateKey   checkout input (also ValueError)
+    ├── TriageError                 producer.triage: a failed task cannot be replayed/resolved
+    ├── DeployError                 infra.deploy: a gcloud command failed (also RuntimeError)
+    └── BadFilter                   infra.console: a failed-log filter is malformed (also ValueError)
 
-``AuthError`` (``Unauthenticated`` → 401, ``Forbidden`` → 403) is separate: it concerns the
-caller, not the task, and never reaches the failed-task log.
+Classes outside this module keep a builtin base where callers catch it (``ValueError``);
+``tests/test_error_tree.py`` checks that every exception class the project defines is an
+``OrderTasksError`` (the emulator in ``infra/emulator`` stands alone and keeps its own).
+``OrderTasksDeprecationWarning`` is our deprecation warning, not an error.
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ from ordertasks.handlers.kind import Effect, EffectContext, FarEnds, Seller, Sys
 from ordertasks.handlers.oidc import CertCache, TokenVerifier
 from ordertasks.handlers.ports import AnalyticsStore, BlobStore, Clock, EffectStore, FailedTaskStore, OrderStore, WebhookClient
 from ordertasks.handlers.registry import KindRegistry
+from ordertasks.handlers.settings import Backend
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ class Stores:
 
 def build_stores(settings: Settings) -> Stores:
     """The configured backend: Firestore in the cloud, a SQLite file locally."""
-    if settings.backend == "cloud":
+    if settings.backend is Backend.CLOUD:
         from google.cloud import firestore
 
         from ordertasks.handlers.backends.firestore import FirestoreStore
@@ -60,12 +61,13 @@ def build_stores(settings: Settings) -> Stores:
 
 def build_blobs(settings: Settings, catalog: Catalog) -> BlobStore:
     """The invoice bucket (GCS) or its local directory."""
-    if settings.backend == "cloud":
+    if settings.backend is Backend.CLOUD:
         from google.cloud import storage  # type: ignore[attr-defined]
 
         from ordertasks.handlers.backends.gcs import GcsBlobStore
 
-        return GcsBlobStore(storage.Client(project=settings.project), settings.store.invoice_bucket or catalog.invoice_bucket)
+        bucket = settings.store.invoice_bucket or catalog.invoice_bucket
+        return GcsBlobStore(storage.Client(project=settings.project), bucket)
     from ordertasks.handlers.backends.localdir import LocalDirBlobStore
 
     return LocalDirBlobStore(settings.store.blob_root)

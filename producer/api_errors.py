@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ordertasks.handlers.errors import OrderTasksError
+
 
 def error_body(code: str, message: str, fields: Sequence[Mapping[str, str]] = (),
                extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -16,7 +18,7 @@ def error_body(code: str, message: str, fields: Sequence[Mapping[str, str]] = ()
     return {"error": {"code": code, "message": message, "fields": [dict(f) for f in fields], **(extra or {})}}
 
 
-class ApiError(Exception):
+class ApiError(OrderTasksError):
     """An answer other than success, with its status, a stable code and a helpful message."""
 
     def __init__(self, status: int, code: str, message: str, fields: Sequence[Mapping[str, str]] = (),

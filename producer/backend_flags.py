@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ordertasks.handlers.config import Settings
+from ordertasks.handlers.settings import Backend, Settings
 
 CREDENTIALS_HINT = ("no Google Cloud credentials found: run `gcloud auth application-default login` "
                     "(or set GOOGLE_APPLICATION_CREDENTIALS to a service account key file), then try again")
@@ -20,7 +20,7 @@ CREDENTIALS_HINT = ("no Google Cloud credentials found: run `gcloud auth applica
 def add_backend_flags(parser: argparse.ArgumentParser) -> None:
     """Add the shared flags to ``parser``."""
     group = parser.add_argument_group("where to look (flags override ORDERTASKS_* variables)")
-    group.add_argument("--backend", choices=("local", "cloud"),
+    group.add_argument("--backend", choices=[backend.value for backend in Backend],
                        help="local: SQLite + the Cloud Tasks emulator; cloud: Firestore + Cloud Tasks")
     group.add_argument("--project", help="Google Cloud project (default: the catalog's)")
     group.add_argument("--location", help="Cloud Tasks location (default: the catalog's region)")

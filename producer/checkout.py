@@ -28,7 +28,7 @@ from werkzeug.exceptions import HTTPException
 from ordertasks.handlers.cloud_readiness import require_cloud_ready
 from ordertasks.handlers.contract import valid_order_id
 from ordertasks.handlers.registry import KindRegistry
-from ordertasks.handlers.errors import AuthError, ConfigurationError, DependencyUnavailable
+from ordertasks.handlers.errors import AuthError, ConfigurationError, DependencyUnavailable, OrderTasksError
 from ordertasks.handlers.oidc import TokenVerifier
 from ordertasks.handlers.ports import Clock, OrderStore
 from ordertasks.handlers.config import Settings
@@ -198,7 +198,7 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not allowed in JSON")
 
 
-class DuplicateKey(ValueError):
+class DuplicateKey(OrderTasksError, ValueError):
     """A JSON object names the same key twice (which one wins differs between parsers)."""
 
     def __init__(self, key: str) -> None:

@@ -16,12 +16,13 @@ from email_validator import EmailNotValidError, validate_email
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr,
                       ValidationError, WithJsonSchema, field_validator, model_validator)
 
-from ordertasks.handlers.contract import CURRENCY_EXPONENT, ORDER_ID_RULE, Address, Customer, valid_order_id
+from ordertasks.handlers.contract import (COUNTRY_CODE, CURRENCY_EXPONENT, ORDER_ID, ORDER_ID_RULE, Address, Customer,
+                                          valid_order_id)
 from ordertasks.handlers.mailheaders import UNSAFE_CATEGORIES, display_name_problem, renderable_address
 
 MAX_UNIT_PRICE = Decimal("1000000")
 DECIMAL = re.compile(r"^-?[0-9]{1,12}(\.[0-9]{1,4})?$")
-ORDER_ID_SCHEMA = {"type": ["string", "null"], "pattern": "^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$", "maxLength": 64}
+ORDER_ID_SCHEMA = {"type": ["string", "null"], "pattern": ORDER_ID.pattern, "maxLength": 64}
 
 
 def _plain_text(value: str) -> str:
@@ -99,12 +100,12 @@ class AddressIn(_Body):
     city: Text = Field(min_length=1, max_length=100)
     postal_code: Text = Field(min_length=1, max_length=20)
     country: Text = Field(description="ISO 3166-1 alpha-2, upper case (DE, FR, US…)",
-                          json_schema_extra={"pattern": "^[A-Z]{2}$"})
+                          json_schema_extra={"pattern": COUNTRY_CODE.pattern})
 
     @field_validator("country")
     @classmethod
     def _country(cls, value: str) -> str:
-        if not re.fullmatch(r"[A-Z]{2}", value):
+        if not COUNTRY_CODE.fullmatch(value):
             raise ValueError("must be a two-letter upper-case country code such as DE")
         return value
 

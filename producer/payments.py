@@ -26,6 +26,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Protocol
 
+from ordertasks.handlers.errors import OrderTasksError
 from ordertasks.producer.ledger import REFUNDED, SUCCEEDED, MemoryLedger, Payment, PaymentLedger
 
 DECLINED_TOKEN = "tok_declined"
@@ -33,7 +34,7 @@ UNAVAILABLE_TOKEN = "tok_unavailable"
 ACCEPTED_TOKENS = frozenset({"tok_visa", "tok_mastercard", "tok_amex"})
 
 
-class PaymentError(Exception):
+class PaymentError(OrderTasksError):
     """Base of the payment port's errors."""
 
 

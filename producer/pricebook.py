@@ -12,20 +12,20 @@ store's database file) and ``producer.pricebook_firestore.FirestorePriceBook`` (
 
 from __future__ import annotations
 
-import re
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Protocol, runtime_checkable
 
-from ordertasks.handlers.contract import CURRENCY_EXPONENT
+from ordertasks.handlers.contract import CURRENCY_EXPONENT, SKU
+from ordertasks.handlers.errors import OrderTasksError
 
 DEFAULT_TAX_CATEGORY = "standard"
-SKU_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,64}")  # the task contract's LineItem.sku rule
+SKU_PATTERN = SKU  # the task contract's LineItem.sku rule, so every priced SKU can be scheduled
 
 
-class InvalidProduct(ValueError):
+class InvalidProduct(OrderTasksError, ValueError):
     """A product that must not enter the price book; the message says which field and why."""
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TextIO
 
 from ordertasks.handlers.contract import CURRENCY_EXPONENT
-from ordertasks.handlers.errors import DependencyUnavailable
+from ordertasks.handlers.errors import ConfigurationError, DependencyUnavailable
 from ordertasks.producer.pricebook import DEFAULT_TAX_CATEGORY, InvalidProduct, PriceBook, Product, check_product
 from ordertasks.producer.terminal import for_terminal
 
@@ -33,7 +33,7 @@ KNOWN = {"sku", "name", "tax_category", "active"}
 TRUE, FALSE = {"true", "yes", "1", ""}, {"false", "no", "0"}
 
 
-class CatalogueFileError(ValueError):
+class CatalogueFileError(ConfigurationError, ValueError):
     """The CSV file is malformed; the message names the line."""
 
 

@@ -23,12 +23,14 @@ import json
 from pathlib import Path
 
 from ordertasks.handlers.config import Catalog, Settings
+from ordertasks.handlers.errors import ConfigurationError
+from ordertasks.handlers.settings import Backend
 from ordertasks.producer.enqueue import HandlerTarget
 
 STACK_RECORD = "devstack.json"
 
 
-class ReplayTargetUnknown(Exception):
+class ReplayTargetUnknown(ConfigurationError):
     """Nothing says where the deployed handler is; the message says how to name it."""
 
 
@@ -64,7 +66,7 @@ def handler_target(settings: Settings, catalog: Catalog) -> HandlerTarget:
     configured = catalog.handler.get("url")
     if isinstance(configured, str) and configured:
         return HandlerTarget(configured, str(catalog.handler.get("audience") or configured), dispatcher)
-    if settings.backend == "cloud":
+    if settings.backend is Backend.CLOUD:
         url = cloud_function_url(catalog)
         return HandlerTarget(url, url, dispatcher)
     recorded = _recorded_handler(settings.store.data_dir)

@@ -9,7 +9,6 @@ A malformed file raises ``TaxTableError`` naming the entry, at start-up.
 from __future__ import annotations
 
 import functools
-import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,18 +16,18 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from ordertasks.handlers.contract import CURRENCY_EXPONENT
+from ordertasks.handlers.contract import COUNTRY_CODE, CURRENCY_EXPONENT
+from ordertasks.handlers.errors import ConfigurationError, OrderTasksError
 
 DEFAULT_TABLE = Path(__file__).resolve().parent / "data" / "tax_rates.toml"
-COUNTRY = re.compile(r"[A-Z]{2}")
 STANDARD = "standard"
 
 
-class TaxTableError(ValueError):
+class TaxTableError(ConfigurationError, ValueError):
     """The tax table file is invalid; the message names the file and the entry."""
 
 
-class UnsupportedCountry(ValueError):
+class UnsupportedCountry(OrderTasksError, ValueError):
     """Orders cannot ship to this country: it has no tax rule."""
 
 
@@ -95,7 +94,7 @@ def _amount(value: Any, currency: str, where: str) -> Decimal:
 
 def _country(code: str, raw: Mapping[str, Any], source: str) -> CountryRule:
     where = f"{source}: [countries.{code}]"
-    if not COUNTRY.fullmatch(code):
+    if not COUNTRY_CODE.fullmatch(code):
         raise TaxTableError(f"{where}: the key must be a two-letter upper-case ISO 3166-1 code")
     if not isinstance(raw.get("name"), str) or STANDARD not in raw:
         raise TaxTableError(f"{where}: needs name = \"...\" and standard = \"0.xx\"")

@@ -26,7 +26,7 @@ from ordertasks.producer.terminal import escape_controls, for_terminal
 REPLAYABLE = ("open", "replay_requested")
 
 
-class TriageError(Exception):
+class TriageError(OrderTasksError):
     """A triage request that cannot be done; the message says why and what to do."""
 
 

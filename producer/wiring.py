@@ -23,6 +23,7 @@ from ordertasks.handlers.errors import ConfigurationError
 from ordertasks.handlers.kind import SystemClock
 from ordertasks.handlers.oidc import TokenVerifier
 from ordertasks.handlers.ports import Clock, OrderStore
+from ordertasks.handlers.settings import Backend, PaymentProcessor, TasksTransport
 from ordertasks.handlers.wiring import build_stores, token_verifier
 from ordertasks.producer.enqueue import Enqueuer
 from ordertasks.producer.ledger import PaymentLedger
@@ -48,12 +49,13 @@ def order_store(settings: Settings) -> OrderStore:
 
 def price_book(settings: Settings) -> PriceBook:
     """The products the checkout prices carts from: the order store's SQLite file, or Firestore."""
-    if settings.backend == "cloud":
+    if settings.backend is Backend.CLOUD:
         from google.cloud import firestore
 
         from ordertasks.producer.pricebook_firestore import FirestorePriceBook
 
-        return FirestorePriceBook(firestore.Client(project=settings.project, database=settings.store.firestore_database))
+        database = settings.store.firestore_database
+        return FirestorePriceBook(firestore.Client(project=settings.project, database=database))
     from ordertasks.producer.pricebook_sqlite import SqlitePriceBook
 
     settings.store.sqlite_file.parent.mkdir(parents=True, exist_ok=True)
@@ -64,7 +66,7 @@ def emulator_host(settings: Settings) -> str | None:
     """``host:port`` of the Cloud Tasks emulator to use, or ``None`` for Google's service."""
     if settings.tasks.emulator_host:
         return settings.tasks.emulator_host
-    return DEFAULT_EMULATOR_HOST if settings.backend == "local" else None
+    return DEFAULT_EMULATOR_HOST if settings.backend is Backend.LOCAL else None
 
 
 def tasks_client(settings: Settings) -> Any:
@@ -76,7 +78,7 @@ def tasks_client(settings: Settings) -> Any:
     host = emulator_host(settings)
     if host is None:
         return tasks_v2.CloudTasksClient(transport=str(settings.tasks.transport))
-    if settings.tasks.transport == "grpc":
+    if settings.tasks.transport is TasksTransport.GRPC:
         return _emulator_grpc_client(host)
     from google.api_core.client_options import ClientOptions
     from google.auth.credentials import AnonymousCredentials
@@ -105,7 +107,7 @@ def enqueuer(settings: Settings, client: Any = None) -> Enqueuer:
 
 def payment_ledger(settings: Settings) -> PaymentLedger:
     """The payment ledger, in the order store's database (never a side file)."""
-    if settings.backend == "cloud":
+    if settings.backend is Backend.CLOUD:
         from google.cloud import firestore
 
         from ordertasks.producer.ledger_firestore import FirestoreLedger
@@ -119,7 +121,7 @@ def payment_ledger(settings: Settings) -> PaymentLedger:
 
 def payment_gateway(settings: Settings, ledger: PaymentLedger | None = None) -> PaymentGateway:
     """Stripe, or the local gateway (in the cloud only with ORDERTASKS_ALLOW_TEST_PAYMENTS=true)."""
-    if settings.payment_processor == "stripe":
+    if settings.payment_processor is PaymentProcessor.STRIPE:
         if not settings.payment.stripe_secret_key:
             raise ConfigurationError("ORDERTASKS_PAYMENTS=stripe needs ORDERTASKS_STRIPE_SECRET_KEY (mount it from "
                                      "Secret Manager; a test key sk_test_… locally)")
@@ -127,7 +129,7 @@ def payment_gateway(settings: Settings, ledger: PaymentLedger | None = None) -> 
 
         return StripeGateway(settings.payment.stripe_secret_key, api_base=settings.payment.stripe_api_base,
                              timeout=settings.payment.stripe_timeout_seconds)
-    if settings.backend == "cloud" and not settings.payment.allow_test_payments:
+    if settings.backend is Backend.CLOUD and not settings.payment.allow_test_payments:
         raise ConfigurationError("ORDERTASKS_PAYMENTS=local takes no money and is refused with "
                                  "ORDERTASKS_BACKEND=cloud unless ORDERTASKS_ALLOW_TEST_PAYMENTS=true")
     if settings.test_payments:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ordertasks.handlers.ports import Clock, EffectStore, FailedTaskStore, OrderStore
+from ordertasks.handlers.settings import Backend
 from ordertasks.infra.config import Catalog, Settings
 from ordertasks.producer.triage import Triage
 
@@ -31,7 +32,7 @@ class Console:
 
 def describe(settings: Settings, catalog: Catalog) -> str:
     """``local · SQLite …, emulator …`` or ``cloud · project P · location L``."""
-    if settings.backend == "cloud":
+    if settings.backend is Backend.CLOUD:
         return f"cloud · project {catalog.project} · location {catalog.region}"
     from ordertasks.producer.wiring import emulator_host
 
@@ -45,7 +46,7 @@ def console_from_settings(settings: Settings) -> Console:
     from ordertasks.producer.triage import build_triage
 
     catalog = settings.catalog()
-    if settings.backend == "cloud":
+    if settings.backend is Backend.CLOUD:
         import google.auth
 
         google.auth.default()      # fail here, with the credentials page, not on the first query

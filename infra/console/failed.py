@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
+from ordertasks.handlers.errors import OrderTasksError
 from ordertasks.handlers.ports import FAILED_STATUSES, FailedFilter, FailedTask, FailedTaskStore
 from ordertasks.producer.triage import REPLAYABLE
 
@@ -18,7 +19,7 @@ BULK_LIMIT = 200
 PAGE_SIZE = 50
 
 
-class BadFilter(ValueError):
+class BadFilter(OrderTasksError, ValueError):
     """A filter value the console cannot use; the message names it."""
 
 

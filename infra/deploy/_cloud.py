@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ordertasks.handlers.cloud_readiness import cloud_problems
+from ordertasks.handlers.config import ENV_VARIABLE
+from ordertasks.handlers.errors import ConfigurationError
 from ordertasks.infra.config import Settings
 
 PLAIN = {
@@ -42,7 +44,7 @@ CHANNEL = re.compile(r"^projects/[^/]+/notificationChannels/[^/]+$")
 PLACEHOLDER = "<from Secret Manager>"
 
 
-class CloudConfigError(ValueError):
+class CloudConfigError(ConfigurationError, ValueError):
     """The ``[cloud]`` section or a ``--set``/``--secret`` flag is malformed; the message says how."""
 
 
@@ -88,7 +90,7 @@ def _text(value: Any) -> str:
 
 def secret_ref(variable: str, reference: str) -> SecretRef:
     """``VARIABLE`` mounted from ``secret[:version]`` (version ``latest`` by default)."""
-    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", variable) or not SECRET_REF.match(reference):
+    if not ENV_VARIABLE.fullmatch(variable) or not SECRET_REF.match(reference):
         # The reference is not echoed: a mistaken one may be the secret's value itself.
         raise CloudConfigError(f"secret {variable}: not a Secret Manager reference; use VARIABLE = \"secret-name\" "
                                "or \"secret-name:VERSION\" (the secret's id, never its value)")

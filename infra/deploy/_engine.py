@@ -15,8 +15,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ordertasks.handlers.errors import OrderTasksError
 from ordertasks.infra.config import REPO_ROOT
-
 from ordertasks.infra.deploy._model import Command, Resource, render
 
 Runner = Callable[[Command], "subprocess.CompletedProcess[str]"]
@@ -24,7 +24,7 @@ Output = Callable[[str], None]
 ABSENT_MARKERS = ("not_found", "not found", "404", "does not exist", "cannot find")
 
 
-class DeployError(RuntimeError):
+class DeployError(OrderTasksError, RuntimeError):
     """A gcloud command failed in a way apply/destroy cannot continue from."""
 
 

@@ -26,7 +26,8 @@ def catalog_with_handler(tmp_path: Path, lines: str) -> Path:
 
 def test_the_catalogs_handler_url_wins(tmp_path: Path) -> None:
     path = catalog_with_handler(tmp_path, 'url = "https://handler.example/"\naudience = "https://aud.example/"\n')
-    settings = Settings(backend=Backend.CLOUD, catalog_path=path, tasks=TasksSettings(handler_url="http://127.0.0.1:8081/"))
+    settings = Settings(backend=Backend.CLOUD, catalog_path=path,
+                        tasks=TasksSettings(handler_url="http://127.0.0.1:8081/"))
     target = handler_target(settings, settings.catalog())
     assert (target.url, target.audience) == ("https://handler.example/", "https://aud.example/")
     assert target.service_account_email == settings.catalog().service_account_email("dispatcher")
@@ -59,8 +60,8 @@ def test_flags_override_the_environment_and_absent_flags_keep_it(tmp_path: Path)
     assert kept == env
     given = settings_with_flags(env, parser.parse_args(["--backend", "cloud", "--project", "p2", "--location", "l2",
                                                         "--emulator-host", "127.0.0.1:2", "--data-dir", str(tmp_path)]))
-    assert given == env.with_changes(backend="cloud", project="p2", location="l2", tasks={"emulator_host": "127.0.0.1:2"},
-                                     store={"data_dir": tmp_path})
+    assert given == env.with_changes(backend="cloud", project="p2", location="l2",
+                                     tasks={"emulator_host": "127.0.0.1:2"}, store={"data_dir": tmp_path})
     assert (given.catalog().project, given.catalog().region) == ("p2", "l2")
 
 

@@ -37,8 +37,8 @@ def secured(tmp_path: Path, emulator: Emulator) -> Iterator[tuple[Stack, LiveSer
     """The app with OIDC on, served over HTTP, its audience its own URL."""
     stack = build_stack(tmp_path, emulator)
     live = LiveServer(stack.app)  # bound now so the URL is known; the app is replaced below
-    settings = stack.settings.with_changes(oidc={"verify": True, "certs_url": f"http://{emulator.host}/oauth2/v1/certs"},
-                                           tasks={"checkout_url": live.url})
+    certs_url = f"http://{emulator.host}/oauth2/v1/certs"
+    settings = stack.settings.with_changes(oidc={"verify": True, "certs_url": certs_url}, tasks={"checkout_url": live.url})
     app = create_app(settings, store=stack.store, enqueuer=stack.enqueuer, gateway=stack.gateway)
     live.server.app = app
     stack = replace(stack, settings=settings, app=app)

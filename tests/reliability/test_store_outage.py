@@ -155,7 +155,8 @@ def test_effect_whose_done_mark_fails_is_retried_not_reported_done(tmp_path: Pat
     clock, calls = FixedClock(), []
     store = DoneMarkFailsOnce()
     store_paid_order(store, "ord_mark_1", eur_order())
-    dispatcher = build_dispatcher(Settings(store=StoreSettings(data_dir=tmp_path)), stores=Stores.over(store), clock=clock,
+    dispatcher = build_dispatcher(Settings(store=StoreSettings(data_dir=tmp_path)),
+                                  stores=Stores.over(store), clock=clock,
                                   effects={"record_analytics": lambda task, ctx: calls.append(task) or {}})
     delivery = Delivery(task_body("record_analytics", "ord_mark_1"), queue_name="ordertasks-analytics")
     first = dispatcher.run(delivery)

@@ -24,7 +24,7 @@ DOCS = sorted({REPO / "README.md", *REPO.glob("docs/**/*.md"), *REPO.glob("infra
 NAME = re.compile(r"`(ORDERTASKS_[A-Z0-9_]+)`((?:,\s*`_[A-Z0-9_]+`)*)")
 SHORTHAND = re.compile(r"`(_[A-Z0-9_]+)`")
 PROBES = ("2", "off", "on", "cloud", "sequential", "stripe", "rest", "probe.example", "http://probe.example/", "probe")
-RAW_COPIES = ("extra", "environment")
+RAW_COPIES = ("environment",)
 
 
 def documented_names() -> dict[str, str]:
