@@ -34,8 +34,9 @@ VISA, DECLINED, THREE_D_SECURE = "4242424242424242", "4000000000000341", "400000
 @pytest.fixture
 def stripe_stack(tmp_path: Path, emulator: Emulator, localstripe: str) -> Iterator[tuple[Stack, Any]]:
     """The checkout app charging through localstripe, with the webhook secret configured."""
-    stack = build_stack(tmp_path, emulator, payments="stripe", stripe_secret_key=SECRET_KEY,
-                        stripe_webhook_secret=WEBHOOK_SECRET, stripe_api_base=localstripe)
+    stack = build_stack(tmp_path, emulator, payment={"processor": "stripe", "stripe_secret_key": SECRET_KEY,
+                                                     "stripe_webhook_secret": WEBHOOK_SECRET,
+                                                     "stripe_api_base": localstripe})
     app = create_app(stack.settings, store=stack.store, enqueuer=stack.enqueuer,
                      gateway=StripeGateway(SECRET_KEY, api_base=localstripe))
     try:
