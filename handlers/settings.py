@@ -15,17 +15,20 @@ one ``PrefixedEnvironment`` reader and hands it to each value object's ``from_en
 so a bad value stops start-up with a message naming the variable. The variable names and
 defaults are listed in the README's settings table.
 
-The flat attributes of ``Settings`` before 0.x (``settings.smtp_host``, ...) still read, with
-an ``OrderTasksDeprecationWarning``: ``FLAT_NAMES`` maps each to its group and field.
+The flat names of ``Settings`` before the split still work, with an
+``OrderTasksDeprecationWarning``: reading ``settings.smtp_host``, building
+``Settings(smtp_port=2525)`` and ``dataclasses.replace(settings, smtp_port=2525)``.
+``FLAT_NAMES`` maps each to its group and field.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -244,7 +247,7 @@ class SellerSettings:
 GROUPS: Mapping[str, type] = {"store": StoreSettings, "tasks": TasksSettings, "oidc": OidcSettings,
                               "smtp": SmtpSettings, "payment": PaymentSettings, "seller": SellerSettings}
 # The flat attribute names of Settings before the split → (group, field). Reads through
-# ``Settings.__getattr__`` warn; ``Settings.from_flat`` builds from them.
+# ``Settings.__getattr__`` and flat keywords of the constructor warn.
 FLAT_NAMES: Mapping[str, tuple[str, str]] = {
     **{name: ("store", name) for name in ("data_dir", "sqlite_path", "blob_dir", "invoice_bucket",
                                           "firestore_database", "sqlite_file", "blob_root")},
@@ -262,10 +265,10 @@ FLAT_NAMES: Mapping[str, tuple[str, str]] = {
 }
 
 
-def _deprecated(name: str) -> None:
+def _deprecated(name: str, stacklevel: int = 3) -> None:
     group, attribute = FLAT_NAMES[name]
     warnings.warn(f"Settings.{name} is deprecated: use settings.{group}.{attribute}",
-                  OrderTasksDeprecationWarning, stacklevel=3)
+                  OrderTasksDeprecationWarning, stacklevel=stacklevel)
 
 
 @dataclass(frozen=True)
@@ -335,21 +338,6 @@ class Settings:
         return replace(self, **made)
 
     @classmethod
-    def from_flat(cls, **flat: Any) -> "Settings":
-        """Deprecated: build from the flat keyword names of before the split (``smtp_port=2525``)."""
-        top = {f.name for f in fields(cls)} - set(GROUPS)
-        groups: dict[str, dict[str, Any]] = {name: {} for name in GROUPS}
-        for name, value in flat.items():
-            if name not in top and name not in FLAT_NAMES:
-                raise TypeError(f"Settings.from_flat() got an unexpected keyword argument {name!r}")
-            if name in FLAT_NAMES:
-                _deprecated(name)
-                group, attribute = FLAT_NAMES[name]
-                groups[group][attribute] = value
-        made = {name: GROUPS[name](**values) for name, values in groups.items()}
-        return cls(**made, **{k: v for k, v in flat.items() if k in top})
-
-    @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
         """Read ``ORDERTASKS_*`` (and ``CLOUD_TASKS_EMULATOR_HOST``, ``FUNCTION_TARGET``); see README."""
         raw = os.environ if environ is None else environ
@@ -374,6 +362,31 @@ class Settings:
             _deprecated(name)
             group, attribute = FLAT_NAMES[name]
             return getattr(getattr(self, group), attribute)
+
+
+def _grouped(flat: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+    """``given`` with each deprecated flat keyword (``smtp_port=…``) folded into its group."""
+    changes: dict[str, dict[str, Any]] = {}
+    for name, value in flat.items():
+        _deprecated(name, stacklevel=4)
+        group, attribute = FLAT_NAMES[name]
+        changes.setdefault(group, {})[attribute] = value
+    for group, values in changes.items():
+        given[group] = replace(given.get(group) or GROUPS[group](), **values)
+    return given
+
+
+if not TYPE_CHECKING:
+    # ``Settings(smtp_port=…)`` and ``dataclasses.replace(settings, smtp_port=…)`` keep
+    # working, with the deprecation warning; mypy sees only the grouped constructor.
+    _dataclass_init = Settings.__init__
+
+    @functools.wraps(_dataclass_init)
+    def _init(self: Settings, *args: Any, **kwargs: Any) -> None:
+        flat = {name: kwargs.pop(name) for name in list(kwargs) if name in FLAT_NAMES}
+        _dataclass_init(self, *args, **_grouped(flat, kwargs))
+
+    Settings.__init__ = _init
 
 
 def webhook_environment(env: Mapping[str, str], catalog_path: Path) -> dict[str, str]:

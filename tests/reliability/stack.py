@@ -30,6 +30,7 @@ from ordertasks.handlers.backends.sqlite import SqliteStore
 from ordertasks.handlers.wiring import Stores, recorded_effects
 from ordertasks.infra import devstack
 from ordertasks.infra.config import REPO_ROOT, Catalog, Settings, load_catalog
+from ordertasks.handlers.settings import StoreSettings
 from ordertasks.producer.replay_target import write_stack_record
 from tests.support.samples import CHECKOUT_BODY
 from tests.support.servers import ServerProcess, free_port, wait_until
@@ -200,7 +201,8 @@ class LocalStack:
 
     def recorded(self, store: SqliteStore) -> Any:
         """Effect states over ``store`` as the status views read them (create-once kinds' far ends too)."""
-        return recorded_effects(Settings(data_dir=self.data_dir, catalog_path=self.config), Stores.over(store))
+        settings = Settings(store=StoreSettings(data_dir=self.data_dir), catalog_path=self.config)
+        return recorded_effects(settings, Stores.over(store))
 
     def far_end_effects(self) -> Counter[tuple[str, str]]:
         """(order, kind) → times its effect was observed where it lands."""

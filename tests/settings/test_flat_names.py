@@ -1,17 +1,17 @@
-"""The deprecated flat names of ``Settings`` (``settings.smtp_host``) still read, with a warning
-that names the new place; nothing in the project uses them (the suite turns our own
+"""The deprecated flat names of ``Settings`` (``settings.smtp_host``, ``Settings(smtp_port=…)``)
+still work, with a warning that names the new place; nothing in the project uses them (the suite turns our own
 deprecation warning into an error, see ``pyproject.toml``)."""
 
 from __future__ import annotations
 
 import warnings
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 
 import pytest
 
 from ordertasks.handlers.errors import OrderTasksDeprecationWarning
-from ordertasks.handlers.settings import FLAT_NAMES, GROUPS, Settings, SmtpSettings, StoreSettings
+from ordertasks.handlers.settings import FLAT_NAMES, GROUPS, OidcSettings, Settings, SmtpSettings, StoreSettings
 
 REPO = Path(__file__).resolve().parents[2]
 # The fields of the flat Settings before the split (CHANGELOG), other than those that stayed.
@@ -58,13 +58,17 @@ def test_an_unknown_name_is_an_attribute_error_without_a_warning() -> None:
         assert getattr(Settings(), "__deepcopy__", None) is None
 
 
-def test_from_flat_builds_from_the_old_keyword_names(tmp_path: Path) -> None:
-    with pytest.warns(OrderTasksDeprecationWarning):
-        settings = Settings.from_flat(backend="local", data_dir=tmp_path, smtp_port=2525, oidc_verify=False)
+def test_the_constructor_and_replace_take_the_old_keyword_names(tmp_path: Path) -> None:
+    with pytest.warns(OrderTasksDeprecationWarning) as caught:
+        settings = Settings(backend="local", data_dir=tmp_path, smtp_port=2525, oidc_verify=False)  # type: ignore[call-arg]
+    assert "Settings.smtp_port is deprecated: use settings.smtp.port" in [str(w.message) for w in caught]
     assert settings == Settings(store=StoreSettings(data_dir=tmp_path), smtp=SmtpSettings(port=2525),
-                                oidc=settings.oidc) and settings.oidc.verify is False
+                                oidc=OidcSettings(verify=False))
+    with pytest.warns(OrderTasksDeprecationWarning):
+        changed = replace(settings, smtp_host="relay.example")  # type: ignore[call-arg]
+    assert (changed.smtp.host, changed.smtp.port, changed.store.data_dir) == ("relay.example", 2525, tmp_path)
     with pytest.raises(TypeError, match="'smtp_prot'"):
-        Settings.from_flat(smtp_prot=1)
+        Settings(smtp_prot=1)  # type: ignore[call-arg]
 
 
 def test_the_top_level_fields_are_not_flat_names() -> None:
