@@ -38,6 +38,11 @@ REGISTRY = KindRegistry.from_catalog(load_catalog())
 CREATE_ONCE = [name for name, declared in REGISTRY.items() if declared.create_once]
 
 
+def local_settings(tmp_path: Path) -> Settings:
+    """Local settings whose state lives in ``tmp_path``."""
+    return Settings(store=StoreSettings(data_dir=tmp_path))
+
+
 def test_the_catalog_has_create_once_kinds_to_test() -> None:
     assert CREATE_ONCE, "no catalog kind declares create_once: the cases below would test nothing"
     assert all(REGISTRY[name].done_at is not None for name in CREATE_ONCE)
@@ -45,7 +50,7 @@ def test_the_catalog_has_create_once_kinds_to_test() -> None:
 
 def far_end_perform(rig: Rig, tmp_path: Path, kind: str, order_id: str) -> dict[str, Any]:
     """Run ``kind``'s effect against the rig's far ends, as a handler that then died would have."""
-    dispatcher = build_dispatcher(Settings(store=StoreSettings(data_dir=tmp_path)), stores=Stores.over(rig.store))
+    dispatcher = build_dispatcher(local_settings(tmp_path), stores=Stores.over(rig.store))
     declared = dispatcher.kinds[kind]
     snapshot = OrderSnapshot.model_validate(eur_order().model_dump(mode="json"))
     return declared.perform(declared.task_for(order_id, snapshot, {}), dispatcher.ctx)
@@ -65,7 +70,7 @@ def test_fifty_concurrent_first_deliveries_give_one_effect_and_forty_nine_duplic
     assert outcomes == {(200, "done"): 1, (200, "duplicate"): COPIES - 1}, outcomes
     counts = rig.effects(order_id)
     assert counts[kind] == 1 and sum(counts.values()) == 1, counts
-    view = recorded_effects(Settings(store=StoreSettings(data_dir=tmp_path)), Stores.over(rig.store)).get_effect(order_id, kind)
+    view = recorded_effects(local_settings(tmp_path), Stores.over(rig.store)).get_effect(order_id, kind)
     assert view is not None and view.state == "done" and view.duplicates == COPIES - 1, view
     assert rig.store.list_failed() == []
 
@@ -92,7 +97,7 @@ def test_a_retry_after_a_crash_that_followed_the_effect_answers_duplicate_withou
 
 def dispatcher_for(tmp_path: Path, store: MemoryStore, clock: FixedClock,
                    kinds: KindRegistry | None = None) -> Dispatcher:
-    return build_dispatcher(Settings(store=StoreSettings(data_dir=tmp_path)), stores=Stores.over(store), clock=clock, kinds=kinds)
+    return build_dispatcher(local_settings(tmp_path), stores=Stores.over(store), clock=clock, kinds=kinds)
 
 
 def registry_with(kind: str, declared: Kind) -> KindRegistry:
@@ -106,7 +111,7 @@ def test_a_first_delivery_writes_no_idempotency_record_and_the_views_read_done_a
     store_paid_order(store, "ord_once_view", eur_order())
     assert dispatcher_for(tmp_path, store, clock).run(Delivery(task_body(kind, "ord_once_view"))).outcome is Outcome.DONE
     assert store.get_effect("ord_once_view", kind) is None, "the far end's record is the done mark"
-    view = recorded_effects(Settings(store=StoreSettings(data_dir=tmp_path)), Stores.over(store))
+    view = recorded_effects(local_settings(tmp_path), Stores.over(store))
     found = view.get_effect("ord_once_view", kind)
     assert found is not None and found.state == "done"
     assert view.count_effects(kind, "done") == 1 and view.count_effects(kind) == 1
@@ -143,7 +148,7 @@ def test_a_cancel_recorded_before_the_delivery_stops_a_create_once_kind(tmp_path
     store.cancel_effect("ord_once_cancel", kind, clock.now(), 3600.0)
     result = dispatcher_for(tmp_path, store, clock).run(Delivery(task_body(kind, "ord_once_cancel")))
     assert result.outcome is Outcome.CANCELLED
-    view = recorded_effects(Settings(store=StoreSettings(data_dir=tmp_path)), Stores.over(store))
+    view = recorded_effects(local_settings(tmp_path), Stores.over(store))
     found = view.get_effect("ord_once_cancel", kind)
     assert found is not None and found.state == "cancelled", "nothing happened at the far end"
 
