@@ -33,6 +33,8 @@ from tests.support.servers import ServerProcess, free_port, http_ok, port_open
 FOLDERS = ("handlers", "producer", "functions", "infra")
 GENERIC = ("handlers", "producer", "functions", "infra", "cli")
 INSTALL_TIMEOUT = 900
+# Building and installing into a fresh environment takes minutes on a busy 2-core machine.
+pytestmark = pytest.mark.timeout(1200)
 
 
 @pytest.fixture(scope="module")
@@ -161,3 +163,58 @@ def test_a_local_command_without_the_local_extra_says_what_to_install() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "ordertasks emulator: needs aiohttp" in done.stderr and "pip install 'ordertasks[local]'" in done.stderr
+
+
+DEV_PARTS = ("emulator", "handler", "checkout", "smtp", "warehouse", "console")
+DELAY_SCALE = 0.001
+
+
+@pytest.fixture
+def dev_stack(venv: Path, tmp_path: Path) -> Iterator[dict[str, int]]:
+    """The installed ``ordertasks dev`` in a directory of its own, on free ports."""
+    ports = {name: free_port() for name in DEV_PARTS}
+    argv = [str(venv / "bin" / "ordertasks"), "dev", "--delay-scale", str(DELAY_SCALE), "--data-dir", str(tmp_path / "var"),
+            *(arg for name, port in ports.items() for arg in (f"--{name}-port", str(port)))]
+    server = ServerProcess(argv, ports["checkout"], env=outside_environment(), log_path=tmp_path / "dev.log",
+                           ready=lambda: http_ok(ports["checkout"]))
+    server.start(timeout=120)
+    try:
+        yield ports
+    finally:
+        server.stop()
+
+
+def test_the_example_runs_its_side_effects_on_the_installed_dev_stack(venv: Path, dev_stack: dict[str, int],
+                                                                      tmp_path: Path) -> None:
+    """The whole local stack from the wheel: its handler (OIDC verified) performs the tasks
+    the shop's own FastAPI app scheduled, reading the order that app stored in ``./var``."""
+    from tests.support.servers import wait_until
+
+    app_dir = tmp_path / "checkout"
+    app_dir.mkdir()
+    shutil.copy(REPO_ROOT / "examples" / "fastapi_checkout" / "app.py", app_dir / "app.py")
+    port = free_port()
+    env = outside_environment() | {"CLOUD_TASKS_EMULATOR_HOST": f"127.0.0.1:{dev_stack['emulator']}",
+                                   "ORDERTASKS_HANDLER_URL": f"http://127.0.0.1:{dev_stack['handler']}/",
+                                   "ORDERTASKS_DATA_DIR": str(tmp_path / "var")}
+    shop = ServerProcess([str(venv / "bin" / "uvicorn"), "app:app", "--port", str(port), "--app-dir", str(app_dir)],
+                         port, env=env, log_path=tmp_path / "uvicorn.log", ready=lambda: port_open(port))
+    shop.start(timeout=60)
+    try:
+        status, paid = call("POST", f"http://127.0.0.1:{port}/orders/ord_wheel_dev/paid", eur_order().model_dump(mode="json"))
+        assert status == 200, paid
+        catalog = load_catalog(DEFAULT_CATALOG)
+        soon = {name for name, k in catalog.kinds.items() if k.delay_seconds * DELAY_SCALE < 5}
+        assert soon, "the catalog has no kind due within seconds"
+
+        def done() -> dict[str, str] | None:
+            view = call("GET", f"http://127.0.0.1:{port}/orders/ord_wheel_dev/tasks")[1]
+            states = {t["kind"]: t["state"] for t in view["tasks"]}
+            return states if all(states[name] == "done" for name in soon) else None
+        states = wait_until(done, timeout=90, interval=0.5, what=f"{sorted(soon)} done")
+        assert set(states) == set(catalog.kinds)
+    finally:
+        shop.stop()
+    mails = [p.read_bytes() for p in (tmp_path / "var" / "mail").glob("*.eml")]
+    assert any(b"X-Ordertasks-Order: ord_wheel_dev" in mail for mail in mails)
+    assert list((tmp_path / "var" / "blobs").rglob("ord_wheel_dev*.pdf"))
