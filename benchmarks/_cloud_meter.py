@@ -16,8 +16,8 @@ Nothing of ours is patched: the meters wrap the *clients* the benchmark hands to
   one more billable operation).
 
 Counts are keyed by collection path with document ids dropped (``analytics_daily/shards``).
-A ``Meter(journal=True)`` also keeps every write (and delete) with its document path and the
-time it was sent (``Meter.writes``), for the per-document rates of ``scale_simulation``.
+A ``Meter(journal=True)`` also keeps every write (and delete) with its document path, the
+time it was sent and the sending thread (``Meter.writes``), for ``scale_simulation``.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ class Meter:
         self.firestore: Counter[tuple[str, str]] = Counter()
         self.calls: Counter[str] = Counter()
         self.journal = journal
-        self.writes: list[tuple[float, str]] = []     # (time.monotonic(), document path) per write sent
+        self.writes: list[tuple[float, str, int]] = []   # (time.monotonic(), document path, thread) per write
 
     def add(self, operation: str, collection: str, count: int = 1) -> None:
         """Count ``count`` billed ``operation``s (read, read_missing, write, delete) on ``collection``."""
@@ -53,7 +53,7 @@ class Meter:
         with self._lock:
             self.firestore[(operation, collection_of(document_name))] += 1
             if self.journal:
-                self.writes.append((time.monotonic(), document_path(document_name)))
+                self.writes.append((time.monotonic(), document_path(document_name), threading.get_ident()))
 
     def call(self, method: str) -> None:
         """Count one API call of ``method`` (``firestore.commit``, ``tasks.create_task``, ...)."""

@@ -25,11 +25,26 @@ reaches ~120 tasks/s on 2 cores, far from the 300 tasks/s that 50 orders/s means
   Tasks are delivered as soon as their order is placed: in a steady state every kind
   arrives at the order rate whatever its delay, and no document is shared across kinds.
 
+**The timeline.** 50 orders/s is more than this machine can run in real time: each order
+costs ~70 ms of CPU in the client process alone (34 Firestore RPCs through
+``google-cloud-firestore``; 3.5 cores at 50/s), and the emulator needs CPU too. So orders are
+*released* on the requested schedule (order ``i`` at ``i / rate`` s, by a pacer) and run as
+fast as the workers can; every write is journaled with its thread and time, attributed to
+the order that thread was running, and placed on the **scheduled timeline**: the order's
+scheduled start plus the write's real offset within the order. When the machine keeps up,
+the two timelines are the same; when it lags, the per-document rates are those the same
+writes would make at the requested rate (each order's own writes keep their real spacing,
+orders keep their schedule). The real rate achieved is reported too. What the re-timing
+does not show is contention a busier document would meet at the real rate (the emulator
+does not throttle a hot document anyway): the figures say whether any document's rate
+*would* exceed Firestore's ~1 sustained write/s, not how Firestore would behave if it did.
+
 Counts are exact; the achieved rate and latencies depend on the shared 2-core machine.
 """
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import io
 import os
@@ -51,7 +66,8 @@ from benchmarks.cloud_cost import start_firestore
 
 NAME = "scale_simulation"
 CATALOG = REPO_ROOT / "infra" / "tasks.toml"
-WORKERS = 48
+WORKERS = 4          # few: an order's own writes keep the spacing of one uncontended order
+SHARD_CHOICES = (8, 16, 32, 64, 100, 128)
 
 
 def document_class(path: str) -> str:
@@ -59,6 +75,38 @@ def document_class(path: str) -> str:
     parts = path.split("/")
     names = {"analytics_daily": "{day}", "shards": "{k}"}
     return "/".join(p if i % 2 == 0 else names.get(parts[i - 1], "{id}") for i, p in enumerate(parts))
+
+
+Span = tuple[int, float, float, float, str]      # thread, real start, real end, scheduled start, order id
+
+
+def retimed(writes: list[tuple[float, str, int]], orders: list[Span]) -> list[tuple[float, str, str]]:
+    """Writes as (time on the scheduled timeline, document, order id) (see the module docstring).
+
+    A write belongs to the order its thread was running at the time; writes outside any
+    order (the warm-up) are dropped.
+    """
+    by_thread: dict[int, list[tuple[float, float, float, str]]] = defaultdict(list)
+    for thread, start, end, scheduled, order_id in orders:
+        by_thread[thread].append((start, end, scheduled, order_id))
+    for spans in by_thread.values():
+        spans.sort()
+    placed = []
+    for at, path, thread in writes:
+        spans = by_thread.get(thread, [])
+        i = bisect.bisect_right(spans, (at, float("inf"), 0.0, "")) - 1
+        if i >= 0 and spans[i][0] <= at <= spans[i][1]:
+            placed.append((spans[i][2] + at - spans[i][0], path, spans[i][3]))
+    return placed
+
+
+def resharded(timeline: list[tuple[float, str, str]], shards: int) -> list[tuple[float, str]]:
+    """The analytics shard writes as they would land with ``shards`` shards (shard_for is a pure
+    function of the order id), so one run answers for every shard count."""
+    from ordertasks.handlers.kinds.record_analytics import shard_for
+
+    return [(at, f"{path.rsplit('/', 1)[0]}/{shard_for(order_id, shards)}")
+            for at, path, order_id in timeline if document_class(path).endswith("shards/{k}")]
 
 
 def window_peaks(writes: list[tuple[float, str]], window: float = 1.0) -> dict[str, tuple[int, str]]:
@@ -144,13 +192,16 @@ def build(tmp: Path, shards: int | None) -> tuple[Any, Any, Meter, Any]:
     return store, dispatcher, meter, catalog
 
 
-def one_order(store: Any, dispatcher: Any, catalog: Any, snapshot: dict[str, Any]) -> float:
-    """The checkout's store calls for one order, then each task through the dispatcher; seconds taken."""
+def one_order(store: Any, dispatcher: Any, catalog: Any, snapshot: dict[str, Any],
+              task_seconds: list[float] | None = None) -> str:
+    """The checkout's store calls for one order, then each task through the dispatcher; its id.
+
+    ``task_seconds`` gets the wall time of each ``Dispatcher.run``.
+    """
     from ordertasks.handlers.contract import encode
     from ordertasks.handlers.dispatch import Delivery, Outcome
     from ordertasks.handlers.ports import OrderRecord, OutboxEntry
 
-    t0 = time.perf_counter()
     order_id, key, now = "ord_" + uuid.uuid4().hex[:20], f"k-{uuid.uuid4()}", datetime.now(timezone.utc)
     store.reserve_checkout(key, "h", order_id, now)
     store.create_order(OrderRecord(order_id, "created", snapshot, now))
@@ -160,11 +211,14 @@ def one_order(store: Any, dispatcher: Any, catalog: Any, snapshot: dict[str, Any
     store.mark_scheduled_many(order_id, list(catalog.kinds), now)
     store.finish_checkout(key, 201, {"order_id": order_id})
     for kind in catalog.kinds:
+        t0 = time.perf_counter()
         result = dispatcher.run(Delivery(encode(kind, order_id), task_name=f"{order_id}-{kind}",
                                          queue_name=catalog.kinds[kind].queue))
         if result.outcome is not Outcome.DONE:
             raise RuntimeError(f"{kind} of {order_id}: {result.outcome.value} {result.message}")
-    return time.perf_counter() - t0
+        if task_seconds is not None:
+            task_seconds.append(time.perf_counter() - t0)
+    return order_id
 
 
 def run(rate: float, seconds: float, shards: int | None, tmp: Path) -> dict[str, Any]:
@@ -176,16 +230,18 @@ def run(rate: float, seconds: float, shards: int | None, tmp: Path) -> dict[str,
     one_order(store, dispatcher, catalog, snapshot)          # warm the client's channel
     meter.writes.clear()
     total = int(rate * seconds)
-    latencies: list[float] = []
+    spans: list[Span] = []
+    task_seconds: list[float] = []
     lock, late = threading.Lock(), [0.0]
     started = time.monotonic()
 
     def placed(index: int) -> None:
-        lag = time.monotonic() - (started + index / rate)
-        took = one_order(store, dispatcher, catalog, snapshot)
+        scheduled = started + index / rate
+        begin = time.monotonic()
+        order_id = one_order(store, dispatcher, catalog, snapshot, task_seconds)
         with lock:
-            latencies.append(took)
-            late[0] = max(late[0], lag)
+            spans.append((threading.get_ident(), begin, time.monotonic(), scheduled, order_id))
+            late[0] = max(late[0], begin - scheduled)
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:
         futures = []
         for index in range(total):
@@ -194,36 +250,64 @@ def run(rate: float, seconds: float, shards: int | None, tmp: Path) -> dict[str,
         for future in futures:
             future.result()
     elapsed = time.monotonic() - started
+    timeline = retimed(meter.writes, spans)
+    docs = [(at, path) for at, path, _ in timeline]
+    span = max(at for at, _ in docs) - min(at for at, _ in docs)
+    took = [end - begin for _, begin, end, _, _ in spans]
     return {"orders": total, "elapsed_s": elapsed, "achieved_orders_per_s": total / elapsed,
-            "order_seconds_p50": median(latencies), "order_seconds_p99": percentile(latencies, 99),
-            "max_start_lag_s": late[0], "writes": len(meter.writes), "writes_per_s": len(meter.writes) / elapsed,
-            "shards": catalog.analytics_shards,
-            "peaks": {cls: {"writes_in_1s": n, "document": doc} for cls, (n, doc) in window_peaks(meter.writes).items()},
+            "timeline_s": span, "order_seconds_p50": median(took), "order_seconds_p99": percentile(took, 99),
+            "task_ms_p50": median(task_seconds) * 1000, "task_ms_p99": percentile(task_seconds, 99) * 1000,
+            "max_start_lag_s": late[0], "writes": len(timeline), "writes_per_order": len(timeline) / total,
+            "writes_per_s": len(timeline) / max(span, 1e-9), "shards": catalog.analytics_shards,
+            "peaks": {cls: {"writes_in_1s": n, "document": doc} for cls, (n, doc) in window_peaks(docs).items()},
             "sustained": {cls: {"writes_per_s": r, "document": doc, "documents": d}
-                          for cls, (r, doc, d) in sustained(meter.writes, elapsed).items()}}
+                          for cls, (r, doc, d) in sustained(docs, max(span, 1e-9)).items()},
+            "by_shard_count": shard_table(timeline, max(span, 1e-9))}
+
+
+def shard_table(timeline: list[tuple[float, str, str]], span: float) -> dict[str, dict[str, float]]:
+    """For each shard count: the busiest shard's sustained writes/s and its most writes in 1 s."""
+    table = {}
+    for shards in SHARD_CHOICES:
+        writes = resharded(timeline, shards)
+        peak = max((n for n, _ in window_peaks(writes).values()), default=0)
+        busiest = max((r for r, _, _ in sustained(writes, span).values()), default=0.0)
+        table[str(shards)] = {"busiest_writes_per_s": busiest, "most_writes_in_1s": peak}
+    return table
 
 
 def report(args: Any, fig: dict[str, Any]) -> int:
     """Tables, targets, the results file."""
-    print_table(f"{fig['orders']} orders in {fig['elapsed_s']:.1f} s ({fig['achieved_orders_per_s']:.1f}/s, "
-                f"{fig['writes_per_s']:.0f} Firestore writes/s, {fig['shards']} analytics shards)",
+    print(f"{fig['orders']} orders released at {args.rate:g}/s ran in {fig['elapsed_s']:.1f} s of real time "
+          f"({fig['achieved_orders_per_s']:.1f}/s achieved; one order p50 {fig['order_seconds_p50'] * 1000:.0f} ms, "
+          f"p99 {fig['order_seconds_p99'] * 1000:.0f} ms; one task {fig['task_ms_p50']:.1f} ms p50, "
+          f"{fig['task_ms_p99']:.1f} ms p99)")
+    print_table(f"on the scheduled timeline: {fig['timeline_s']:.1f} s, {fig['writes_per_s']:.0f} Firestore writes/s, "
+                f"{fig['writes_per_order']:g} per order, {fig['shards']} analytics shards",
                 [(cls, p["writes_in_1s"], p["document"], f"{fig['sustained'][cls]['writes_per_s']:.3f}",
                   fig["sustained"][cls]["documents"]) for cls, p in sorted(fig["peaks"].items())],
                 ("document class", "max writes in 1 s (one doc)", "that document", "busiest doc, writes/s over run",
                  "documents"))
+    print_table("analytics shards needed: the same shard writes under other shard counts ([analytics] shards)",
+                [(n, f"{row['busiest_writes_per_s']:.2f}", row["most_writes_in_1s"]) for n, row in fig["by_shard_count"].items()],
+                ("shards", "busiest shard, writes/s sustained", "most writes on one shard in 1 s"))
     shared = {cls: s for cls, s in fig["sustained"].items() if "{k}" in cls}
     per_order = {cls: p for cls, p in fig["peaks"].items() if "{k}" not in cls}
     hot = max(fig["sustained"].items(), key=lambda item: item[1]["writes_per_s"])
     targets = [
-        target(f"orders/s achieved (asked {args.rate:g})", fig["achieved_orders_per_s"], ">=", 0.95 * args.rate,
-               "orders/s"),
-        target(f"busiest document's sustained writes/s ({hot[1]['document']})", hot[1]["writes_per_s"], "<=", 1.0,
+        target(f"busiest document's sustained writes/s at {args.rate:g} orders/s ({hot[0]})", hot[1]["writes_per_s"],
+               "<=", 1.0,
                "writes/s", f"{fig['writes_per_s']:.0f} writes/s over all documents"),
         target("shared documents (analytics shards): most writes on one in any 1 s window",
-               max((fig["peaks"][c]["writes_in_1s"] for c in shared), default=0), "<=", 1.0, "writes"),
+               max((fig["peaks"][c]["writes_in_1s"] for c in shared), default=0), "<=", 1.0, "writes",
+               f"{fig['shards']} shards: {args.rate / fig['shards']:.2f} writes/s each on average"),
         target("per-order documents: most writes on one in any 1 s window (its own burst)",
                max((p["writes_in_1s"] for p in per_order.values()), default=0), "<=", 3.0, "writes"),
     ]
+    needed = next((int(n) for n, row in fig["by_shard_count"].items() if row["busiest_writes_per_s"] <= 1.0), None)
+    targets.append(target(f"analytics shards needed for <= 1 write/s sustained at {args.rate:g} orders/s "
+                          f"(of {', '.join(fig['by_shard_count'])})", float(needed or 0), ">", 0.0, "shards",
+                          f"catalog: {fig['shards']}"))
     print_targets(targets)
     write_results(NAME, {"parameters": {"quick": args.quick, "rate": args.rate, "seconds": args.seconds,
                                         "shards": fig["shards"], "workers": WORKERS},

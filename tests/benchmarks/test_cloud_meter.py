@@ -6,6 +6,7 @@ The benchmark's figures are only as good as these counts, so each kind of call o
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
@@ -89,7 +90,8 @@ def test_a_journal_keeps_each_write_with_its_document_path_and_time(firestore_em
     client.collection("orders").document("a").create({"n": 1})
     client.collection("orders").document("a").update({"n": 2})
     client.collection("analytics_daily").document("d").collection("shards").document("3").set({"n": 1})
-    assert [path for _, path in meter.writes] == ["orders/a", "orders/a", "analytics_daily/d/shards/3"]
-    times = [at for at, _ in meter.writes]
+    assert [path for _, path, _ in meter.writes] == ["orders/a", "orders/a", "analytics_daily/d/shards/3"]
+    assert {thread for _, _, thread in meter.writes} == {threading.get_ident()}
+    times = [at for at, _, _ in meter.writes]
     assert times == sorted(times)
     assert meter.firestore[("write", "orders")] == 2
