@@ -24,6 +24,10 @@ default worker and threads), each in its own process, driven by the same load ge
 
 Latency: one request at a time, p50 of each; added latency = handler p50 - bare p50.
 Throughput: 16 concurrent connections for a fixed time; handler req/s / bare req/s.
+The machine is shared, and its load moves within seconds: each repeat is cut into short
+slices in which the bare function and the handler (both token modes) run one after the
+other, and each slice's handler figures are taken against the bare function's of the same
+slice. The figures are medians over all slices of all repeats.
 
 Targets (both modes are reported against them): p50 added latency <= 1 ms; handler
 throughput >= 50 % of bare.
@@ -31,6 +35,7 @@ throughput >= 50 % of bare.
 
 from __future__ import annotations
 
+import itertools
 import sys
 import tempfile
 import time
@@ -45,6 +50,7 @@ NAME = "handler_overhead"
 DISPATCHER_EMAIL = "bench-dispatcher@bench-project.iam.gserviceaccount.com"
 TOKEN_POOL = 4096 + 104  # > the verifier's cache of 4096: every token is verified again
 TOKEN_MODES = ("reused", "fresh")
+SLICES = 5   # per repeat: the systems alternate slice by slice, so a change of machine load hits all of them
 THROUGHPUT_CONCURRENCY = 16
 SNAPSHOT: dict[str, Any] = {
     "placed_at": "2026-01-02T10:00:00+00:00",
@@ -88,11 +94,15 @@ def store_orders(data_dir: Path, tags: list[str], per_run: int = ORDERS_PER_RUN)
 
 
 def task_requests(tokens: list[str], tag: str, per_run: int = ORDERS_PER_RUN) -> RequestFactory:
-    """Deliveries of the no-op kind, each for a new (stored) order, each with the next token
-    (one token for all of them when ``tokens`` holds one)."""
+    """Deliveries of the no-op kind, each for the next (stored) order of ``tag``, each with the
+    next token (one token for all of them when ``tokens`` holds one). The sequence goes on
+    across load runs, so no order is delivered twice."""
     from ordertasks.handlers.contract import encode
 
-    def make(index: int) -> tuple[bytes, dict[str, str]]:
+    sequence = itertools.count()
+
+    def make(_index: int) -> tuple[bytes, dict[str, str]]:
+        index = next(sequence)
         order_id = f"bench-{tag}-{index % per_run}"
         return encode("record_analytics", order_id), {
             "Content-Type": "application/json", "Authorization": f"Bearer {tokens[index % len(tokens)]}",
@@ -102,15 +112,26 @@ def task_requests(tokens: list[str], tag: str, per_run: int = ORDERS_PER_RUN) ->
     return make
 
 
-def measure(url: str, make: RequestFactory, requests: int, seconds: float) -> dict[str, float]:
-    """Warm-up, then sequential latency and concurrent throughput."""
-    warm = run_load(url, make, concurrency=4, count=50)
-    _check(warm.statuses, url)
-    latency = run_load(url, make, concurrency=1, count=requests)
-    load = run_load(url, make, concurrency=THROUGHPUT_CONCURRENCY, duration=seconds)
-    _check(latency.statuses + load.statuses, url)
-    return {"p50_ms": percentile(latency.latencies_ms, 50), "p95_ms": percentile(latency.latencies_ms, 95),
-            "throughput_per_s": load.throughput}
+def measure(targets: dict[str, tuple[str, RequestFactory]], requests: int, seconds: float) -> dict[str, Any]:
+    """One repeat, every system interleaved in ``SLICES`` short slices (see module docstring):
+    per slice each system's sequential p50 and its throughput at 16 connections, and the
+    handler's figures against the bare function's of the same slice."""
+    for url, make in targets.values():
+        _check(run_load(url, make, concurrency=4, count=50).statuses, url)
+    slices: list[dict[str, dict[str, float]]] = []
+    for _ in range(SLICES):
+        row: dict[str, dict[str, float]] = {}
+        for name, (url, make) in targets.items():
+            latency = run_load(url, make, concurrency=1, count=requests // SLICES)
+            load = run_load(url, make, concurrency=THROUGHPUT_CONCURRENCY, duration=seconds / SLICES)
+            _check(latency.statuses + load.statuses, url)
+            row[name] = {"p50_ms": percentile(latency.latencies_ms, 50),
+                         "p95_ms": percentile(latency.latencies_ms, 95), "throughput_per_s": load.throughput}
+        for name, figures in row.items():
+            figures["added_p50_ms"] = figures["p50_ms"] - row["bare"]["p50_ms"]
+            figures["throughput_share"] = figures["throughput_per_s"] / row["bare"]["throughput_per_s"]
+        slices.append(row)
+    return {"slices": slices}
 
 
 def _check(statuses: Any, url: str) -> None:
@@ -126,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     repeats = args.repeats or (1 if args.quick else 3)
     requests, seconds = (500, 4.0) if args.quick else (2000, 10.0)
     per_run = QUICK_ORDERS_PER_RUN if args.quick else ORDERS_PER_RUN
-    runs: dict[str, list[dict[str, float]]] = {"bare": [], **{f"handler, {m} token": [] for m in TOKEN_MODES}}
+    runs: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="bench-handler-") as name:
         tmp = Path(name)
         issuer = TestIssuer(audience="placeholder", email=DISPATCHER_EMAIL)
@@ -144,12 +165,14 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 for r in range(repeats):
                     # The bare function gets the very same requests: equal parsing work on both sides.
-                    bare_requests = task_requests(tokens["fresh"], f"b{r}", per_run)
-                    runs["bare"].append(measure(bare_url, bare_requests, requests, seconds))
-                    for mode in TOKEN_MODES:
-                        runs[f"handler, {mode} token"].append(
-                            measure(handler_url, task_requests(tokens[mode], f"{mode}{r}", per_run), requests, seconds))
-                    print(f"  repeat {r + 1}: " + ", ".join(f"{k} {v[-1]}" for k, v in runs.items()), flush=True)
+                    targets = {"bare": (bare_url, task_requests(tokens["fresh"], f"b{r}", per_run)),
+                               **{f"handler, {mode} token": (handler_url, task_requests(tokens[mode], f"{mode}{r}",
+                                                                                        per_run))
+                                  for mode in TOKEN_MODES}}
+                    runs.append(measure(targets, requests, seconds))
+                    print(f"  repeat {r + 1}: " + "; ".join(
+                        f"{name} {median(s[name]['throughput_per_s'] for s in runs[-1]['slices']):.0f} req/s"
+                        for name in targets), flush=True)
             finally:
                 handler.stop()
                 bare.stop()
@@ -172,17 +195,16 @@ def start_handler(tmp: Path, issuer: Any) -> tuple[Proc, str]:
     return proc, url
 
 
-def report(args: Any, repeats: int, requests: int, seconds: float, runs: dict[str, list[dict[str, float]]]) -> int:
-    """Table, targets, results file."""
-    fig = {name: {k: median(r[k] for r in rs) for k in rs[0]} for name, rs in runs.items()}
+def report(args: Any, repeats: int, requests: int, seconds: float, runs: list[dict[str, Any]]) -> int:
+    """Table, targets, results file: medians over every slice of every repeat."""
+    slices = [row for run in runs for row in run["slices"]]
+    fig = {name: {k: median(row[name][k] for row in slices) for k in slices[0][name]} for name in slices[0]}
     bare = fig["bare"]
-    for name in fig:
-        fig[name]["added_p50_ms"] = fig[name]["p50_ms"] - bare["p50_ms"]
-        fig[name]["throughput_share"] = fig[name]["throughput_per_s"] / bare["throughput_per_s"]
     rows = [(name, f["p50_ms"], f["p95_ms"], f["added_p50_ms"], f["throughput_per_s"],
              f"{f['throughput_share'] * 100:.1f} %") for name, f in fig.items()]
-    print_table(f"{NAME}: {requests} sequential requests, {seconds:g}s at {THROUGHPUT_CONCURRENCY} connections, "
-                f"median of {repeats}", rows, ("function", "p50 ms", "p95 ms", "added p50 ms", "req/s", "of bare"))
+    print_table(f"{NAME}: {requests} sequential requests and {seconds:g}s at {THROUGHPUT_CONCURRENCY} connections "
+                f"per system and repeat, in {SLICES} interleaved slices; medians over {len(slices)} slices", rows,
+                ("function", "p50 ms", "p95 ms", "added p50 ms", "req/s", "of bare"))
     base = f"bare function p50 {bare['p50_ms']:.2f} ms, {bare['throughput_per_s']:.0f} req/s"
     targets = []
     for mode in TOKEN_MODES:
@@ -193,7 +215,7 @@ def report(args: Any, repeats: int, requests: int, seconds: float, runs: dict[st
     print_targets(targets)
     headline = fig["handler, reused token"]
     write_results(NAME, {
-        "parameters": {"sequential_requests": requests, "throughput_seconds": seconds,
+        "parameters": {"sequential_requests": requests, "throughput_seconds": seconds, "slices_per_repeat": SLICES,
                        "throughput_concurrency": THROUGHPUT_CONCURRENCY, "token_pool_fresh": TOKEN_POOL,
                        "token_modes": list(TOKEN_MODES), "repeats": repeats, "quick": args.quick, "store": "sqlite",
                        "oidc": True},
