@@ -26,7 +26,7 @@ import functools
 import unicodedata
 from collections.abc import Sequence
 from email import errors as email_errors
-from email import message_from_bytes, policy
+from email import policy
 from email.parser import BytesParser
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -88,7 +88,7 @@ def _survives_folding(name: str, address: Address) -> bool:
     # ``check_rendered`` on every attempt. Addressing by address alone always delivers.
     probe = EmailMessage()
     probe["To"] = Address(display_name=name, username=address.username, domain=address.domain)
-    parsed = message_from_bytes(probe.as_bytes(), policy=policy.default)["To"].addresses
+    parsed = _HEADER_PARSER.parsebytes(probe.as_bytes(), headersonly=True)["To"].addresses
     return len(parsed) == 1 and parsed[0].display_name == name
 
 
