@@ -9,12 +9,12 @@ The receiver (its own process) timestamps every delivery; the sustained rate is 
 80 % of deliveries over the time they took (the first burst of saved tokens and the tail
 are left out).
 
-The baseline is the receiver's own ceiling, measured in the same run right before each
-repeat: the load generator (``_loadgen.py``, 64 keep-alive connections) posting straight
-to the receiver, on the same cores, for a few seconds. No dispatcher can deliver faster
+The baseline is the receiver's own ceiling, measured in the same run right before and right
+after each repeat (their mean): the load generator (``_loadgen.py``, 64 keep-alive
+connections) posting straight to the receiver, on the same cores, for a few seconds. No dispatcher can deliver faster
 than its target accepts, so "dispatch rate / receiver ceiling" is what the emulator gets
 out of the physical limit of the machine it runs on; the ratio of each repeat is taken
-against the ceiling measured just before it, then the median.
+against the ceiling measured around it, then the median.
 
 For reference (not a target), the peer emulator ``gcloud-tasks-emulator`` (PyPI, gRPC
 only) given the same workload by the same driver script, run with the python of its own
@@ -126,10 +126,14 @@ def run_ours(tmp: Path, receiver: Receiver, tasks: int, queues: int, repeats: in
 
 
 def _with_ceiling(receiver: Receiver, seconds: float, repeat: Any) -> dict[str, Any]:
-    """Measure the receiver's ceiling, then run ``repeat``; its share of that ceiling."""
-    ceiling = receiver_capacity(receiver, seconds)
+    """Run ``repeat`` between two measurements of the receiver's ceiling; its share of their mean
+    (the load of a shared machine moves within seconds: one measurement alone is a sample of it)."""
+    before = receiver_capacity(receiver, seconds)
     figures: dict[str, Any] = repeat()
-    return {**figures, "receiver_ceiling_per_s": ceiling, "share_of_ceiling": figures["sustained_per_s"] / ceiling}
+    after = receiver_capacity(receiver, seconds)
+    ceiling = (before + after) / 2
+    return {**figures, "receiver_ceiling_per_s": ceiling, "receiver_ceiling_samples": [before, after],
+            "share_of_ceiling": figures["sustained_per_s"] / ceiling}
 
 
 def run_peer(tmp: Path, receiver: Receiver, tasks: int, queues: int, repeats: int) -> list[dict[str, Any]]:
