@@ -27,7 +27,11 @@ Throughput: 16 concurrent connections for a fixed time; handler req/s / bare req
 The machine is shared, and its load moves within seconds: each repeat is cut into short
 slices in which the bare function and the handler (both token modes) run one after the
 other, and each slice's handler figures are taken against the bare function's of the same
-slice. The figures are medians over all slices of all repeats.
+slice. The figures are medians over all slices of all repeats. Each slice also records
+the CPU the function's processes used per request under load (``/proc``): "bare CPU /
+handler CPU" is the throughput share a worker would reach with a core to itself, a figure
+the machine's load moves much less than the throughput share (reported beside it, no
+target of its own).
 
 Targets (both modes are reported against them): p50 added latency <= 1 ms; handler
 throughput >= 50 % of bare.
@@ -45,6 +49,7 @@ from typing import Any
 from benchmarks._common import (BENCH_DIR, Proc, free_port, median, parser, percentile, port_open, print_table,
                                 print_targets, python_module, target, write_results)
 from benchmarks._loadgen import RequestFactory, run_load
+from benchmarks.end_to_end import cpu_seconds, descendants
 
 NAME = "handler_overhead"
 DISPATCHER_EMAIL = "bench-dispatcher@bench-project.iam.gserviceaccount.com"
@@ -112,24 +117,37 @@ def task_requests(tokens: list[str], tag: str, per_run: int = ORDERS_PER_RUN) ->
     return make
 
 
-def measure(targets: dict[str, tuple[str, RequestFactory]], requests: int, seconds: float) -> dict[str, Any]:
+Target = tuple[str, RequestFactory, int]     # url, requests, pid of the functions-framework process
+
+
+def process_tree_cpu(pid: int) -> float:
+    """CPU seconds of ``pid`` and every process under it (gunicorn's master and its worker)."""
+    return cpu_seconds(pid) + sum(cpu_seconds(child) for child in descendants(pid))
+
+
+def measure(targets: dict[str, Target], requests: int, seconds: float) -> dict[str, Any]:
     """One repeat, every system interleaved in ``SLICES`` short slices (see module docstring):
-    per slice each system's sequential p50 and its throughput at 16 connections, and the
-    handler's figures against the bare function's of the same slice."""
-    for url, make in targets.values():
+    per slice each system's sequential p50, its throughput at 16 connections and the CPU its
+    processes spent per request meanwhile, and the handler's figures against the bare
+    function's of the same slice."""
+    for url, make, _pid in targets.values():
         _check(run_load(url, make, concurrency=4, count=50).statuses, url)
     slices: list[dict[str, dict[str, float]]] = []
     for _ in range(SLICES):
         row: dict[str, dict[str, float]] = {}
-        for name, (url, make) in targets.items():
+        for name, (url, make, pid) in targets.items():
             latency = run_load(url, make, concurrency=1, count=requests // SLICES)
+            cpu_before = process_tree_cpu(pid)
             load = run_load(url, make, concurrency=THROUGHPUT_CONCURRENCY, duration=seconds / SLICES)
+            cpu_ms = (process_tree_cpu(pid) - cpu_before) * 1000 / max(len(load.latencies_ms), 1)
             _check(latency.statuses + load.statuses, url)
             row[name] = {"p50_ms": percentile(latency.latencies_ms, 50),
-                         "p95_ms": percentile(latency.latencies_ms, 95), "throughput_per_s": load.throughput}
+                         "p95_ms": percentile(latency.latencies_ms, 95), "throughput_per_s": load.throughput,
+                         "cpu_ms_per_request": cpu_ms}
         for name, figures in row.items():
             figures["added_p50_ms"] = figures["p50_ms"] - row["bare"]["p50_ms"]
             figures["throughput_share"] = figures["throughput_per_s"] / row["bare"]["throughput_per_s"]
+            figures["cpu_share"] = row["bare"]["cpu_ms_per_request"] / max(figures["cpu_ms_per_request"], 1e-9)
         slices.append(row)
     return {"slices": slices}
 
@@ -165,10 +183,10 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 for r in range(repeats):
                     # The bare function gets the very same requests: equal parsing work on both sides.
-                    targets = {"bare": (bare_url, task_requests(tokens["fresh"], f"b{r}", per_run)),
-                               **{f"handler, {mode} token": (handler_url, task_requests(tokens[mode], f"{mode}{r}",
-                                                                                        per_run))
-                                  for mode in TOKEN_MODES}}
+                    targets: dict[str, Target] = {
+                        "bare": (bare_url, task_requests(tokens["fresh"], f"b{r}", per_run), bare.pid),
+                        **{f"handler, {mode} token": (handler_url, task_requests(tokens[mode], f"{mode}{r}", per_run),
+                                                      handler.pid) for mode in TOKEN_MODES}}
                     runs.append(measure(targets, requests, seconds))
                     print(f"  repeat {r + 1}: " + "; ".join(
                         f"{name} {median(s[name]['throughput_per_s'] for s in runs[-1]['slices']):.0f} req/s"
@@ -201,10 +219,12 @@ def report(args: Any, repeats: int, requests: int, seconds: float, runs: list[di
     fig = {name: {k: median(row[name][k] for row in slices) for k in slices[0][name]} for name in slices[0]}
     bare = fig["bare"]
     rows = [(name, f["p50_ms"], f["p95_ms"], f["added_p50_ms"], f["throughput_per_s"],
-             f"{f['throughput_share'] * 100:.1f} %") for name, f in fig.items()]
+             f"{f['throughput_share'] * 100:.1f} %", f["cpu_ms_per_request"], f"{f['cpu_share'] * 100:.1f} %")
+            for name, f in fig.items()]
     print_table(f"{NAME}: {requests} sequential requests and {seconds:g}s at {THROUGHPUT_CONCURRENCY} connections "
                 f"per system and repeat, in {SLICES} interleaved slices; medians over {len(slices)} slices", rows,
-                ("function", "p50 ms", "p95 ms", "added p50 ms", "req/s", "of bare"))
+                ("function", "p50 ms", "p95 ms", "added p50 ms", "req/s", "of bare", "CPU ms/req",
+                 "bare CPU / CPU"))
     base = f"bare function p50 {bare['p50_ms']:.2f} ms, {bare['throughput_per_s']:.0f} req/s"
     targets = []
     for mode in TOKEN_MODES:
