@@ -184,11 +184,11 @@ def build(tmp: Path, shards: int | None) -> tuple[Any, Any, Meter, Any]:
     catalog = load_catalog(CATALOG)
     if shards:
         catalog = replace(catalog, analytics_shards=shards)
-    ctx = EffectContext(mailer=NullMailer(), blobs=LocalDirBlobStore(tmp / "blobs"), analytics=store,
+    ctx = EffectContext(mailer=NullMailer(), blobs=LocalDirBlobStore(tmp / "blobs"), analytics=store.analytics,
                         clock=SystemClock(), seller=Seller("Shop", "1 Street", "T-1", "shop@example.com"),
                         analytics_shards=catalog.analytics_shards)
     kinds = stand_in_kinds(catalog)
-    dispatcher = Dispatcher(kinds, ctx, store, store, store, catalog, SystemClock())
+    dispatcher = Dispatcher(kinds, ctx, store.effects, store.failed, store.orders, catalog, SystemClock())
     return store, dispatcher, meter, catalog
 
 
@@ -203,13 +203,13 @@ def one_order(store: Any, dispatcher: Any, catalog: Any, snapshot: dict[str, Any
     from ordertasks.handlers.ports import OrderRecord, OutboxEntry
 
     order_id, key, now = "ord_" + uuid.uuid4().hex[:20], f"k-{uuid.uuid4()}", datetime.now(timezone.utc)
-    store.reserve_checkout(key, "h", order_id, now)
-    store.create_order(OrderRecord(order_id, "created", snapshot, now))
+    store.orders.reserve_checkout(key, "h", order_id, now)
+    store.orders.create_order(OrderRecord(order_id, "created", snapshot, now))
     outbox = [OutboxEntry(order_id, kind, f"{order_id}-{kind}", now + timedelta(seconds=c.delay_seconds), "pending", now)
               for kind, c in catalog.kinds.items()]
-    store.mark_paid(order_id, "ch_sim", outbox, now)
-    store.mark_scheduled_many(order_id, list(catalog.kinds), now)
-    store.finish_checkout(key, 201, {"order_id": order_id})
+    store.orders.mark_paid(order_id, "ch_sim", outbox, now)
+    store.orders.mark_scheduled_many(order_id, list(catalog.kinds), now)
+    store.orders.finish_checkout(key, 201, {"order_id": order_id})
     for kind in catalog.kinds:
         t0 = time.perf_counter()
         result = dispatcher.run(Delivery(encode(kind, order_id), task_name=f"{order_id}-{kind}",

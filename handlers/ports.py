@@ -457,3 +457,27 @@ class OrderStore(Protocol):
     def recent_orders(self, limit: int = 20) -> list[OrderRecord]:
         """The ``limit`` most recently created orders, newest first."""
         ...
+
+
+# --- the store ports of one backend ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Stores:
+    """One object per store port, each typed by its port.
+
+    Every store backend builds one (``handlers.backends.memory.stores()``,
+    ``handlers.backends.sqlite.stores(db)``, ``handlers.backends.firestore.stores(db)``); the
+    wiring (``handlers.wiring.build_stores``) picks the backend from the settings.
+    """
+
+    effects: EffectStore
+    failed: FailedTaskStore
+    analytics: AnalyticsStore
+    orders: OrderStore
+
+    @classmethod
+    def over(cls, backend: "Stores") -> "Stores":
+        """The ports of ``backend`` as a plain ``Stores`` (kept for callers from before every
+        backend's store object was itself a ``Stores``, e.g. ``Stores.over(SqliteStore(path))``)."""
+        return cls(effects=backend.effects, failed=backend.failed, analytics=backend.analytics, orders=backend.orders)

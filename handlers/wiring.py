@@ -15,8 +15,6 @@ library API, the checkout, the CLI) — store selection and OIDC set-up are writ
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
 
 from ordertasks.handlers.config import Catalog, Settings, expand
 from ordertasks.handlers.dispatch import Dispatcher
@@ -24,39 +22,25 @@ from ordertasks.handlers.errors import ConfigurationError
 from ordertasks.handlers.effect_records import RecordedEffects
 from ordertasks.handlers.kind import Effect, EffectContext, FarEnds, Seller, SystemClock
 from ordertasks.handlers.oidc import CertCache, TokenVerifier
-from ordertasks.handlers.ports import AnalyticsStore, BlobStore, Clock, EffectStore, FailedTaskStore, OrderStore, WebhookClient
+from ordertasks.handlers.ports import AnalyticsStore, BlobStore, Clock, WebhookClient
+from ordertasks.handlers.ports import Stores as Stores  # where callers import it from
 from ordertasks.handlers.registry import KindRegistry
 from ordertasks.handlers.settings import Backend
 
 
-@dataclass(frozen=True)
-class Stores:
-    """One object per store port, each typed by its port."""
-
-    effects: EffectStore
-    failed: FailedTaskStore
-    analytics: AnalyticsStore
-    orders: OrderStore
-
-    @classmethod
-    def over(cls, backend: Any) -> "Stores":
-        """The ports of one backend object that serves all four (SQLite, Firestore, memory)."""
-        return cls(effects=backend, failed=backend, analytics=backend, orders=backend)
-
-
 def build_stores(settings: Settings) -> Stores:
-    """The configured backend: Firestore in the cloud, a SQLite file locally."""
+    """The configured backend's store ports: Firestore in the cloud, a SQLite file locally."""
     if settings.backend is Backend.CLOUD:
         from google.cloud import firestore
 
-        from ordertasks.handlers.backends.firestore import FirestoreStore
+        from ordertasks.handlers.backends import firestore as firestore_backend
 
         client = firestore.Client(project=settings.project, database=settings.store.firestore_database)
-        return Stores.over(FirestoreStore(client))
-    from ordertasks.handlers.backends.sqlite import SqliteStore
+        return firestore_backend.stores(firestore_backend.FirestoreDatabase(client))
+    from ordertasks.handlers.backends import sqlite
 
     settings.store.sqlite_file.parent.mkdir(parents=True, exist_ok=True)
-    return Stores.over(SqliteStore(settings.store.sqlite_file))
+    return sqlite.stores(sqlite.open_database(settings.store.sqlite_file))
 
 
 def build_blobs(settings: Settings, catalog: Catalog) -> BlobStore:

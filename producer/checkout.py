@@ -30,7 +30,7 @@ from ordertasks.handlers.contract import valid_order_id
 from ordertasks.handlers.registry import KindRegistry
 from ordertasks.handlers.errors import AuthError, ConfigurationError, DependencyUnavailable, OrderTasksError
 from ordertasks.handlers.oidc import TokenVerifier
-from ordertasks.handlers.ports import Clock, OrderStore
+from ordertasks.handlers.ports import Clock, Stores
 from ordertasks.handlers.config import Settings
 from ordertasks.producer import wiring
 from ordertasks.producer.api_errors import ApiError, error_body
@@ -52,17 +52,20 @@ MAX_BODY_BYTES = 64 * 1024
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 
 
-def create_app(settings: Settings, *, store: OrderStore | None = None, enqueuer: Enqueuer | None = None,
+def create_app(settings: Settings, *, store: Stores | None = None, enqueuer: Enqueuer | None = None,
                gateway: PaymentGateway | None = None, verifier: TokenVerifier | None = None,
                clock: Clock | None = None, price_book: PriceBook | None = None,
                ledger: PaymentLedger | None = None) -> Flask:
     """The checkout app; dependencies not given are built by ``producer.wiring``.
 
+    ``store``: the store ports (``handlers.ports.Stores``; every backend's store object, e.g.
+    ``SqliteStore(path)``, is one): orders, and the effects and failed log an order's status reads.
+
     In the cloud it refuses to start while a setting is unset or points at loopback.
     """
     require_cloud_ready(settings, "checkout")
     _check_tax_table()
-    store = store or wiring.order_store(settings)
+    store = store or wiring.build_stores(settings)
     enqueuer = enqueuer or wiring.enqueuer(settings)
     _check_catalog(enqueuer)
     ledger = ledger or wiring.payment_ledger(settings)
@@ -144,7 +147,7 @@ def _register_routes(app: Flask, checkout: Checkout, settings: Settings, verifie
     @app.post("/internal/sweep")
     def post_sweep() -> Response:
         verify_internal("sweep")
-        results = triage_for(checkout.store, checkout.enqueuer).sweep()
+        results = triage_for(checkout.stores.failed, checkout.enqueuer).sweep()
         return json_response({"swept": len(results), "results": [asdict(r) for r in results]})
 
 

@@ -36,8 +36,7 @@ from typing import Any
 
 from ordertasks.handlers.contract import OrderSnapshot, Totals, minor_units
 from ordertasks.handlers.errors import DependencyUnavailable
-from ordertasks.handlers.ports import Clock, OrderRecord, OrderStore
-from ordertasks.handlers.wiring import Stores
+from ordertasks.handlers.ports import Clock, OrderRecord, OrderStore, Stores
 from ordertasks.producer.api_errors import ApiError
 from ordertasks.producer.cart import PricedCart, price_cart
 from ordertasks.producer.checkout_request import CheckoutRequest
@@ -92,10 +91,11 @@ class CheckoutAnswer:
 class Checkout:
     """Places orders (see the module docstring) and shows them with their tasks' states."""
 
-    def __init__(self, store: OrderStore, gateway: PaymentGateway, enqueuer: Enqueuer, clock: Clock,
+    def __init__(self, stores: Stores, gateway: PaymentGateway, enqueuer: Enqueuer, clock: Clock,
                  stale_after: timedelta = timedelta(seconds=120), *, price_book: PriceBook,
                  ledger: PaymentLedger | None = None, test_payments: bool = False) -> None:
-        self.store = store
+        self.stores = stores
+        self.store = stores.orders
         self.price_book = price_book
         self.ledger = ledger or MemoryLedger()
         self.test_payments = test_payments
@@ -104,7 +104,7 @@ class Checkout:
         self.clock = clock
         self.stale_after = stale_after
         # The checkout is one client of the library API: scheduling and status go through it.
-        self.tasks = OrderTasks(enqueuer.settings, Stores.over(store), enqueuer, clock)
+        self.tasks = OrderTasks(enqueuer.settings, stores, enqueuer, clock)
 
     # --- placing an order -------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any, TextIO
 
 from ordertasks.handlers.errors import OrderTasksError
-from ordertasks.handlers.ports import EffectStore, FailedFilter
+from ordertasks.handlers.ports import EffectStore, FailedFilter, FailedTaskStore
 from ordertasks.handlers.wiring import build_stores, recorded_effects
 from ordertasks.producer.backend_flags import CREDENTIALS_HINT, add_backend_flags, is_missing_credentials, settings_with_flags
 from ordertasks.handlers.config import Catalog
@@ -39,24 +39,23 @@ def queue_backlogs(client: Any, catalog: Catalog, now: datetime) -> dict[str, Ba
     return backlogs
 
 
-def kind_row(store: Any, kind: str, now: datetime, effects: EffectStore | None = None) -> tuple[str, ...]:
+def kind_row(failed_log: FailedTaskStore, effects: EffectStore, kind: str, now: datetime) -> tuple[str, ...]:
     """One kind: done, in progress, duplicates, failed open/replayed/resolved, last failure's age.
 
-    ``effects``: where effect states are read (default ``store``; the CLI passes the view that
-    also counts create-once kinds at their far end, ``handlers.effect_records``).
+    ``effects``: where effect states are read (the CLI passes the view that also counts
+    create-once kinds at their far end, ``handlers.effect_records``).
     """
     def failed(status: str) -> int:
-        return int(store.count_failed(FailedFilter(status=status, kind=kind)))
-    effects = effects or store
-    latest = store.page_failed(FailedFilter(kind=kind), limit=1).entries
+        return failed_log.count_failed(FailedFilter(status=status, kind=kind))
+    latest = failed_log.page_failed(FailedFilter(kind=kind), limit=1).entries
     return (kind, str(effects.count_effects(kind, "done")), str(effects.count_effects(kind, "in_progress")),
             str(effects.duplicates_absorbed(kind)), str(sum(failed(s) for s in LIVE)), str(failed("replayed")),
             str(failed("resolved")), age(latest[0].last_failed_at, now) + " ago" if latest else "-")
 
 
-def kind_rows(store: Any, catalog: Catalog, now: datetime, effects: EffectStore | None = None) -> list[tuple[str, ...]]:
+def kind_rows(failed_log: FailedTaskStore, effects: EffectStore, catalog: Catalog, now: datetime) -> list[tuple[str, ...]]:
     """One row per catalog kind."""
-    return [kind_row(store, kind, now, effects) for kind in catalog.kinds]
+    return [kind_row(failed_log, effects, kind, now) for kind in catalog.kinds]
 
 
 def _queue_cells(name: str, backlog: Backlog | str, now: datetime) -> tuple[str, ...]:
@@ -90,7 +89,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         effects = recorded_effects(settings, stores, catalog)
         now = wiring.clock().now()
         text = render(queue_backlogs(wiring.tasks_client(settings), catalog, now),
-                      kind_rows(stores.failed, catalog, now, effects), now)
+                      kind_rows(stores.failed, effects, catalog, now), now)
     except OrderTasksError as exc:
         print(f"ordertasks stats: the store is unavailable: {exc}", file=sys.stderr)
         return 1

@@ -249,7 +249,7 @@ def build_triage(settings: Any, failed: FailedTaskStore | None = None) -> Triage
     return triage_for(failed or wiring.build_stores(settings).failed, enqueuer, target)
 
 
-def triage_for(store: Any, enqueuer: Any, target: Callable[[], Any] | None = None) -> Triage:
+def triage_for(store: FailedTaskStore, enqueuer: Any, target: Callable[[], Any] | None = None) -> Triage:
     """A ``Triage`` whose replays go through ``enqueuer`` (a ``producer.enqueue.Enqueuer``).
 
     ``target()`` names the handler replays go to (default: the enqueuer's own settings,

@@ -2,7 +2,7 @@
 
 | port | local (embedded default) | cloud |
 |---|---|---|
-| order store | ``SqliteStore(settings.store.sqlite_file)`` | ``FirestoreStore`` on ``settings.project`` |
+| stores (orders, effects, failed log, analytics) | ``handlers.backends.sqlite`` on ``settings.store.sqlite_file`` | ``handlers.backends.firestore`` on ``settings.project`` |
 | Cloud Tasks | gRPC (insecure channel) or REST client on the emulator, no credentials | default client and credentials, gRPC unless REST is chosen |
 | price book | ``SqlitePriceBook`` in the same file as the order store | ``FirestorePriceBook`` (``products/{sku}``) |
 | payment ledger | ``SqliteLedger`` in the order store's file | ``FirestoreLedger`` (``payments/{order_id}``) |
@@ -24,7 +24,8 @@ from ordertasks.handlers.kind import SystemClock
 from ordertasks.handlers.oidc import TokenVerifier
 from ordertasks.handlers.ports import Clock, OrderStore
 from ordertasks.handlers.settings import Backend, PaymentProcessor, TasksTransport
-from ordertasks.handlers.wiring import build_stores, token_verifier
+from ordertasks.handlers.wiring import build_stores as build_stores  # the checkout's stores, chosen once for all
+from ordertasks.handlers.wiring import token_verifier
 from ordertasks.producer.enqueue import Enqueuer
 from ordertasks.producer.ledger import PaymentLedger
 from ordertasks.producer.payments import LocalGateway, PaymentGateway

@@ -1,4 +1,4 @@
-"""Firestore store: every store port on Cloud Firestore (native mode).
+"""Firestore stores: every store port on Cloud Firestore (native mode).
 
 Collections (each name prefixed with ``prefix``)::
 
@@ -11,6 +11,15 @@ Collections (each name prefixed with ``prefix``)::
                                            layout before 0.2, still read, written only by
                                            ``outbox_layout="documents"``
     checkout_keys/{sha256(key)}            CheckoutReplay
+
+One class per port (``FirestoreEffectStore``, ``FirestoreFailedTaskStore``,
+``FirestoreAnalyticsStore``, ``FirestoreOrderStore``); what they share is one
+``FirestoreDatabase``: the client, the collection prefix, the call options (retry and
+deadline) and the read-decide-write loop below. ``stores(db)`` builds the four ports on it;
+``FirestoreStore(client, ...)`` is both together, under the name of the one class that
+used to serve every port. No write spans two ports: the analytics fact and its shard
+commit in one batch of ``FirestoreAnalyticsStore``, an order and its outbox in one batch of
+``FirestoreOrderStore``.
 
 Concurrency: read, decide with the shared rules in ``handlers.backends.memory``, then write
 with a precondition: ``create()`` when the document was absent, ``last_update_time`` when it
@@ -77,6 +86,7 @@ from ordertasks.handlers.ports import (
     FailureReport,
     OrderRecord,
     OutboxEntry,
+    Stores,
 )
 
 OUTBOX_LAYOUTS = ("order", "documents")
@@ -209,75 +219,89 @@ def _guarded(method: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
-# --- the store --------------------------------------------------------------------------
+# --- the database the ports share ------------------------------------------------------
 
 
-class FirestoreStore:
-    """``EffectStore``, ``FailedTaskStore``, ``AnalyticsStore`` and ``OrderStore`` on Firestore."""
+class FirestoreDatabase:
+    """A Firestore client as the store ports use it: collection names, call options, guarded writes."""
 
-    def __init__(self, client: firestore.Client, prefix: str = "", timeout: float = 30.0,
-                 max_races: int = 25, outbox_layout: str = "order") -> None:
-        """Use ``client``; collection names get ``prefix``; each call gives up after ``timeout`` s.
-
-        ``outbox_layout``: ``"order"`` (the outbox in its order's document) or ``"documents"``
-        (one ``outbox/`` document per entry, the layout before 0.2; both are always read).
-        """
-        if outbox_layout not in OUTBOX_LAYOUTS:
-            raise ValueError(f"outbox_layout must be one of {', '.join(OUTBOX_LAYOUTS)}, not {outbox_layout!r}")
-        self._outbox_in_order = outbox_layout == "order"
-        self._client = client
-        self._prefix = prefix
-        self._timeout = timeout
-        self._max_races = max_races
+    def __init__(self, client: firestore.Client, prefix: str = "", timeout: float = 30.0, max_races: int = 25) -> None:
+        """Use ``client``; collection names get ``prefix``; each call gives up after ``timeout`` s;
+        a read-decide-write gives up after ``max_races`` lost races."""
+        self.client = client
+        self.prefix = prefix
+        self.timeout = timeout
+        self.max_races = max_races
         self._retry = Retry(predicate=if_exception_type(*_TRANSIENT), initial=0.1, maximum=2.0, multiplier=2.0,
                             timeout=timeout)
 
-    def _collection(self, name: str) -> Any:
-        return self._client.collection(self._prefix + name)
+    def collection(self, name: str) -> Any:
+        """The collection ``name`` (prefixed)."""
+        return self.client.collection(self.prefix + name)
 
-    def _ref(self, collection: str, doc_id: str) -> Any:
-        return self._collection(collection).document(doc_id)
+    def ref(self, collection: str, doc_id: str) -> Any:
+        """The document ``doc_id`` of ``collection``."""
+        return self.collection(collection).document(doc_id)
 
     @property
-    def _call(self) -> dict[str, Any]:
-        return {"retry": self._retry, "timeout": self._timeout}
+    def call(self) -> dict[str, Any]:
+        """The keyword arguments every RPC takes: our retry and deadline."""
+        return {"retry": self._retry, "timeout": self.timeout}
 
-    def _get(self, ref: Any) -> Any:
-        return ref.get(**self._call)
+    def get(self, ref: Any) -> Any:
+        """The snapshot of ``ref``."""
+        return ref.get(**self.call)
 
-    def _stage(self, batch: Any, snap: Any, doc: Doc) -> None:
+    def stage(self, batch: Any, snap: Any, doc: Doc) -> None:
         """Add to ``batch`` a write that fails if the document changed since ``snap``."""
         if snap.exists:
-            batch.update(snap.reference, doc, option=self._client.write_option(last_update_time=snap.update_time))
+            batch.update(snap.reference, doc, option=self.client.write_option(last_update_time=snap.update_time))
         else:
             batch.create(snap.reference, doc)
 
-    def _commit(self, batch: Any) -> bool:
+    def commit(self, batch: Any) -> bool:
         """Commit atomically; ``False`` when a precondition lost a race (nothing written)."""
         try:
-            batch.commit(**self._call)
+            batch.commit(**self.call)
         except _LOST_RACE:
             return False
         return True
 
-    def _decide_and_write(self, ref: Any, decide: Callable[[Any], tuple[R, Doc | None]]) -> R:
+    def decide_and_write(self, ref: Any, decide: Callable[[Any], tuple[R, Doc | None]]) -> R:
         """Read ``ref``, let ``decide`` pick (result, fields to write), write if unchanged; repeat on a race."""
-        for _ in range(self._max_races):
-            snap = self._get(ref)
+        for _ in range(self.max_races):
+            snap = self.get(ref)
             result, doc = decide(snap)
             if doc is None:
                 return result
-            batch = self._client.batch()
-            self._stage(batch, snap, doc)
-            if self._commit(batch):
+            batch = self.client.batch()
+            self.stage(batch, snap, doc)
+            if self.commit(batch):
                 return result
-        raise DependencyUnavailable(f"Firestore document {ref.path} kept changing under {self._max_races} "
+        raise DependencyUnavailable(f"Firestore document {ref.path} kept changing under {self.max_races} "
                                     "concurrent updates; the task will be retried")
 
-    # EffectStore
+    def aggregate(self, query: Any) -> int:
+        """The value of a ``count()`` or ``sum()`` aggregation query."""
+        results = query.get(**self.call)
+        return int(results[0][0].value or 0) if results and results[0] else 0
+
+
+class _Port:
+    """What every Firestore port holds: the shared ``FirestoreDatabase``."""
+
+    def __init__(self, db: FirestoreDatabase) -> None:
+        self.db = db
+
+
+# --- the stores -------------------------------------------------------------------------
+
+
+class FirestoreEffectStore(_Port):
+    """``EffectStore``: collection ``idempotency``."""
 
     def _effect_ref(self, order_id: str, kind: str) -> Any:
-        return self._ref("idempotency", f"{order_id}:{kind}")
+        return self.db.ref("idempotency", f"{order_id}:{kind}")
 
     @_guarded
     def claim_effect(self, order_id: str, kind: str, now: datetime, lease_seconds: float,
@@ -287,7 +311,7 @@ class FirestoreStore:
             claim = rules.claim_transition(_record(EffectRecord, snap), order_id, kind, now, lease_seconds, ttl_seconds)
             return claim, _doc(claim.record) if claim.state is ClaimState.CLAIMED else None
         ref = self._effect_ref(order_id, kind)
-        claim = self._decide_and_write(ref, decide)
+        claim = self.db.decide_and_write(ref, decide)
         if claim.state is ClaimState.DONE:
             self._count_duplicate(ref)
         return claim
@@ -298,21 +322,21 @@ class FirestoreStore:
         def decide(snap: Any) -> tuple[ClaimState, Doc | None]:
             state, record = rules.cancel_transition(_record(EffectRecord, snap), order_id, kind, now, ttl_seconds)
             return state, _doc(record) if record is not None else None
-        state: ClaimState = self._decide_and_write(self._effect_ref(order_id, kind), decide)
+        state: ClaimState = self.db.decide_and_write(self._effect_ref(order_id, kind), decide)
         return state
 
     def _count_duplicate(self, ref: Any) -> None:
         # A server-side increment: concurrent duplicates never conflict, and a lost count
         # only makes a statistic low, so it is not worth a retry.
         try:
-            ref.update({"duplicates": firestore.Increment(1)}, timeout=self._timeout)
+            ref.update({"duplicates": firestore.Increment(1)}, timeout=self.db.timeout)
         except gexc.GoogleAPICallError:
             pass
 
     @_guarded
     def effect_counts(self) -> dict[str, dict[str, int]]:
         """See ``EffectStore.effect_counts`` (reads every record: an operator's tool, not a hot path)."""
-        docs = self._collection("idempotency").select(["kind", "state", "duplicates"]).stream(**self._call)
+        docs = self.db.collection("idempotency").select(["kind", "state", "duplicates"]).stream(**self.db.call)
         return rules.tally_effects((d.get("kind"), d.get("state"), _maybe(d, "duplicates")) for d in docs)
 
     @_guarded
@@ -326,19 +350,19 @@ class FirestoreStore:
         # (the fields rules.completed changes on an existing record; one document read saved).
         changes = {"state": rules.DONE, "lease_expires_at": None, "updated_at": now, "result": dict(result)}
         try:
-            ref.update(changes | ({"duplicates": firestore.Increment(1)} if duplicate else {}), **self._call)
+            ref.update(changes | ({"duplicates": firestore.Increment(1)} if duplicate else {}), **self.db.call)
             return
         except gexc.NotFound:
             pass
 
         def decide(snap: Any) -> tuple[None, Doc]:
             return None, _doc(rules.completed(_record(EffectRecord, snap), order_id, kind, result, now, duplicate))
-        self._decide_and_write(ref, decide)
+        self.db.decide_and_write(ref, decide)
 
     def _created(self, ref: Any, doc: Doc) -> bool:
         """``create()`` the document; ``False`` if it exists (nothing written)."""
         try:
-            ref.create(doc, **self._call)
+            ref.create(doc, **self.db.call)
         except gexc.Conflict:
             return False
         return True
@@ -349,14 +373,35 @@ class FirestoreStore:
         def decide(snap: Any) -> tuple[None, Doc | None]:
             record = rules.released(_record(EffectRecord, snap), now)
             return None, _doc(record) if record else None
-        self._decide_and_write(self._effect_ref(order_id, kind), decide)
+        self.db.decide_and_write(self._effect_ref(order_id, kind), decide)
 
     @_guarded
     def get_effect(self, order_id: str, kind: str) -> EffectRecord | None:
         """See ``EffectStore.get_effect``."""
-        return _record(EffectRecord, self._get(self._effect_ref(order_id, kind)))
+        return _record(EffectRecord, self.db.get(self._effect_ref(order_id, kind)))
 
-    # FailedTaskStore
+    def _effects_of(self, kind: str) -> Any:
+        return self.db.collection("idempotency").where(filter=FieldFilter("kind", "==", kind))
+
+    @_guarded
+    def count_effects(self, kind: str, state: str | None = None, updated_since: datetime | None = None) -> int:
+        """See ``EffectStore.count_effects`` (a ``count()`` aggregation)."""
+        query = self._effects_of(kind)
+        if state is not None:
+            query = query.where(filter=FieldFilter("state", "==", state))
+        if updated_since is not None:
+            query = query.where(filter=FieldFilter("updated_at", ">=", updated_since))
+        return self.db.aggregate(query.count())
+
+    @_guarded
+    def duplicates_absorbed(self, kind: str) -> int:
+        """See ``EffectStore.duplicates_absorbed`` (a ``sum()`` aggregation)."""
+        return self.db.aggregate(self._effects_of(kind).sum("duplicates"))
+
+
+
+class FirestoreFailedTaskStore(_Port):
+    """``FailedTaskStore``: collection ``failed_tasks``."""
 
     def _failed(self, snap: Any) -> FailedTask | None:
         return _record(FailedTask, snap, id=snap.id)
@@ -367,12 +412,12 @@ class FirestoreStore:
         def decide(snap: Any) -> tuple[FailedTask, Doc]:
             task = rules.failure_appended(self._failed(snap), report)
             return task, _doc(task, skip=("id",)) | {"updated_at": report.failed_at}
-        return self._decide_and_write(self._ref("failed_tasks", f"{report.order_id}:{report.kind}"), decide)
+        return self.db.decide_and_write(self.db.ref("failed_tasks", f"{report.order_id}:{report.kind}"), decide)
 
     @_guarded
     def get_failed(self, failed_id: str) -> FailedTask | None:
         """See ``FailedTaskStore.get_failed``."""
-        return self._failed(self._get(self._ref("failed_tasks", failed_id)))
+        return self._failed(self.db.get(self.db.ref("failed_tasks", failed_id)))
 
     @_guarded
     def list_failed(self, status: str | None = None, kind: str | None = None, limit: int = 100) -> list[FailedTask]:
@@ -382,13 +427,13 @@ class FirestoreStore:
         single-field indexes), so every match is read and sorted here; the log is triage-sized.
         A large log is read page by page with ``page_failed`` (see ``COMPOSITE_INDEXES``).
         """
-        query = self._collection("failed_tasks")
+        query = self.db.collection("failed_tasks")
         for name, value in (("status", status), ("kind", kind)):
             if value is not None:
                 query = query.where(filter=FieldFilter(name, "==", value))
         if status is None and kind is None:
             query = query.order_by("last_failed_at", direction=firestore.Query.DESCENDING).limit(limit)
-        tasks = [task for task in map(self._failed, query.stream(**self._call)) if task is not None]
+        tasks = [task for task in map(self._failed, query.stream(**self.db.call)) if task is not None]
         return rules.newest_failed_first(tasks)[:limit]
 
     @_guarded
@@ -403,7 +448,7 @@ class FirestoreStore:
                 return None, None
             return task, {"status": task.status, "resolved_by": task.resolved_by, "note": task.note,
                           "replays": task.replays, "updated_at": now, "expire_at": task.expire_at}
-        return self._decide_and_write(self._ref("failed_tasks", failed_id), decide)
+        return self.db.decide_and_write(self.db.ref("failed_tasks", failed_id), decide)
 
     @_guarded
     def resolve_failed(self, failed_id: str, now: datetime, *, resolved_by: str, note: str,
@@ -416,21 +461,54 @@ class FirestoreStore:
                 return None, None
             return task, {"status": task.status, "resolved_by": task.resolved_by, "note": task.note, "updated_at": now,
                           "expire_at": task.expire_at}
-        return self._decide_and_write(self._ref("failed_tasks", failed_id), decide)
+        return self.db.decide_and_write(self.db.ref("failed_tasks", failed_id), decide)
 
-    # AnalyticsStore
+    def _failed_query(self, where: FailedFilter) -> Any:
+        query = self.db.collection("failed_tasks")
+        for name in ("status", "kind", "error_type"):
+            if (value := getattr(where, name)) is not None:
+                query = query.where(filter=FieldFilter(name, "==", value))
+        if where.failed_since is not None:
+            query = query.where(filter=FieldFilter("last_failed_at", ">=", where.failed_since))
+        if where.failed_before is not None:
+            query = query.where(filter=FieldFilter("last_failed_at", "<", where.failed_before))
+        return query
+
+    @_guarded
+    def count_failed(self, where: FailedFilter) -> int:
+        """See ``FailedTaskStore.count_failed`` (a ``count()`` aggregation)."""
+        return self.db.aggregate(self._failed_query(where).count())
+
+    @_guarded
+    def page_failed(self, where: FailedFilter, limit: int = 50, cursor: str | None = None) -> FailedPage:
+        """See ``FailedTaskStore.page_failed``: ordered, ``limit + 1`` documents read, no more."""
+        query = (self._failed_query(where).order_by("last_failed_at", direction=firestore.Query.DESCENDING)
+                 .order_by("__name__", direction=firestore.Query.DESCENDING))
+        if cursor:
+            moment, failed_id = queries.parse_failed_cursor(cursor)
+            query = query.start_after({"last_failed_at": moment,
+                                       "__name__": self.db.ref("failed_tasks", failed_id)})
+        snaps = list(query.limit(limit + 1).stream(**self.db.call))
+        tasks = [task for task in map(self._failed, snaps) if task is not None]
+        page = tasks[:limit]
+        return FailedPage(page, queries.failed_cursor(page[-1]) if len(tasks) > limit and page else None)
+
+
+
+class FirestoreAnalyticsStore(_Port):
+    """``AnalyticsStore``: ``analytics_orders`` and the ``analytics_daily`` shards."""
 
     def _shards(self, day: date) -> Any:
-        return self._ref("analytics_daily", day.isoformat()).collection("shards")
+        return self.db.ref("analytics_daily", day.isoformat()).collection("shards")
 
     @_guarded
     def record_order_fact(self, fact: AnalyticsFact, shard: int) -> bool:
         """See ``AnalyticsStore.record_order_fact``: one atomic batch, guarded by the fact's ``create()``."""
-        batch = self._client.batch()
-        batch.create(self._ref("analytics_orders", fact.order_id), _doc(fact) | {"shard": shard})
+        batch = self.db.client.batch()
+        batch.create(self.db.ref("analytics_orders", fact.order_id), _doc(fact) | {"shard": shard})
         batch.set(self._shards(fact.day).document(str(shard)), _increments(fact), merge=True)
         try:
-            batch.commit(**self._call)
+            batch.commit(**self.db.call)
         except gexc.Conflict:
             return False      # the fact exists: the whole batch, increments included, was refused
         return True
@@ -438,27 +516,38 @@ class FirestoreStore:
     @_guarded
     def get_fact(self, order_id: str) -> AnalyticsFact | None:
         """See ``AnalyticsStore.get_fact``."""
-        return _record(AnalyticsFact, self._get(self._ref("analytics_orders", order_id)))
+        return _record(AnalyticsFact, self.db.get(self.db.ref("analytics_orders", order_id)))
 
     @_guarded
     def count_facts(self, recorded_since: datetime | None = None) -> int:
         """See ``AnalyticsStore.count_facts`` (a ``count()`` aggregation on a single-field index)."""
-        query = self._collection("analytics_orders")
+        query = self.db.collection("analytics_orders")
         if recorded_since is not None:
             query = query.where(filter=FieldFilter("recorded_at", ">=", recorded_since))
-        return self._aggregate(query.count())
+        return self.db.aggregate(query.count())
 
     @_guarded
     def daily_aggregate(self, day: date) -> DailyAggregate:
         """See ``AnalyticsStore.daily_aggregate``."""
         total = rules.empty_totals(day)
-        for snap in self._shards(day).stream(**self._call):
+        for snap in self._shards(day).stream(**self.db.call):
             data = _plain(snap.to_dict())
             shard = DailyAggregate(day, data.get("orders", 0), data.get("revenue_minor", {}), data.get("units", {}))
             total = rules.totals_merged(total, shard)
         return total
 
-    # OrderStore
+
+
+class FirestoreOrderStore(_Port):
+    """``OrderStore``: ``orders`` (with their outbox), legacy ``outbox`` documents, ``checkout_keys``."""
+
+    def __init__(self, db: FirestoreDatabase, outbox_layout: str = "order") -> None:
+        """``outbox_layout``: ``"order"`` (the outbox in its order's document) or ``"documents"``
+        (one ``outbox/`` document per entry, the layout before 0.2; both are always read)."""
+        if outbox_layout not in OUTBOX_LAYOUTS:
+            raise ValueError(f"outbox_layout must be one of {', '.join(OUTBOX_LAYOUTS)}, not {outbox_layout!r}")
+        super().__init__(db)
+        self._outbox_in_order = outbox_layout == "order"
 
     @_guarded
     def create_order(self, order: OrderRecord) -> bool:
@@ -466,7 +555,7 @@ class FirestoreStore:
         try:
             # An empty map marks the layout: no legacy outbox documents to look for.
             extra: Doc = {"outbox": {}} if self._outbox_in_order else {}
-            self._ref("orders", order.order_id).create(_doc(order) | extra, **self._call)
+            self.db.ref("orders", order.order_id).create(_doc(order) | extra, **self.db.call)
         except gexc.Conflict:
             return False
         return True
@@ -474,11 +563,11 @@ class FirestoreStore:
     @_guarded
     def get_order(self, order_id: str) -> OrderRecord | None:
         """See ``OrderStore.get_order``."""
-        return _record(OrderRecord, self._get(self._ref("orders", order_id)))
+        return _record(OrderRecord, self.db.get(self.db.ref("orders", order_id)))
 
     def _outbox_snaps(self, order_id: str) -> list[Any]:
-        query = self._collection("outbox").where(filter=FieldFilter("order_id", "==", order_id))
-        return sorted(query.stream(**self._call), key=lambda snap: snap.get("seq"))
+        query = self.db.collection("outbox").where(filter=FieldFilter("order_id", "==", order_id))
+        return sorted(query.stream(**self.db.call), key=lambda snap: snap.get("seq"))
 
     @_guarded
     def mark_paid(self, order_id: str, charge_id: str, outbox: list[OutboxEntry], now: datetime) -> None:
@@ -486,15 +575,15 @@ class FirestoreStore:
 
         Unknown order → ``KeyError``.
         """
-        order_ref = self._ref("orders", order_id)
-        for _ in range(self._max_races):
-            order = self._get(order_ref)
+        order_ref = self.db.ref("orders", order_id)
+        for _ in range(self.db.max_races):
+            order = self.db.get(order_ref)
             if not order.exists:
                 raise KeyError(f"order {order_id} does not exist; create_order first")
             embedded = _embedded_outbox(order)
             batch = (self._paid_batch(order, charge_id, outbox, now) if embedded is None
                      else self._paid_embedded_batch(order, embedded, charge_id, outbox, now))
-            if self._commit(batch):
+            if self.db.commit(batch):
                 return
         raise DependencyUnavailable(f"order {order_id} kept changing while being marked paid; try again")
 
@@ -502,11 +591,11 @@ class FirestoreStore:
         existing = self._outbox_snaps(order.id)
         next_seq = max((snap.get("seq") for snap in existing), default=-1) + 1
         fresh = rules.new_outbox_entries([_record(OutboxEntry, snap) for snap in existing], outbox)  # type: ignore[misc]
-        batch = self._client.batch()
+        batch = self.db.client.batch()
         # The order's update_time precondition makes a concurrent mark_paid retry with a fresh read.
-        self._stage(batch, order, {"status": "paid", "charge_id": charge_id, "paid_at": now})
+        self.db.stage(batch, order, {"status": "paid", "charge_id": charge_id, "paid_at": now})
         for offset, entry in enumerate(fresh):
-            batch.create(self._ref("outbox", f"{order.id}:{entry.kind}"), _outbox_doc(entry, order.id, next_seq + offset))
+            batch.create(self.db.ref("outbox", f"{order.id}:{entry.kind}"), _outbox_doc(entry, order.id, next_seq + offset))
         return batch
 
     def _paid_embedded_batch(self, order: Any, embedded: dict[str, Doc], charge_id: str, outbox: list[OutboxEntry],
@@ -516,27 +605,27 @@ class FirestoreStore:
         entries = dict(embedded)
         for offset, entry in enumerate(rules.new_outbox_entries(existing, outbox)):
             entries[entry.kind] = _embedded_doc(entry, next_seq + offset)
-        batch = self._client.batch()
-        self._stage(batch, order, {"status": "paid", "charge_id": charge_id, "paid_at": now, "outbox": entries,
+        batch = self.db.client.batch()
+        self.db.stage(batch, order, {"status": "paid", "charge_id": charge_id, "paid_at": now, "outbox": entries,
                                    "outbox_pending_since": _pending_since(entries)})
         return batch
 
     def _update_existing(self, ref: Any, changes: Doc, missing: str) -> None:
         try:
-            ref.update(changes, **self._call)
+            ref.update(changes, **self.db.call)
         except gexc.NotFound as exc:
             raise KeyError(missing) from exc
 
     @_guarded
     def mark_payment_failed(self, order_id: str, now: datetime) -> None:
         """See ``OrderStore.mark_payment_failed``; unknown order → ``KeyError``."""
-        self._update_existing(self._ref("orders", order_id), {"status": "payment_failed"},
+        self._update_existing(self.db.ref("orders", order_id), {"status": "payment_failed"},
                               f"order {order_id} does not exist; create_order first")
 
     @_guarded
     def mark_cancelled(self, order_id: str, now: datetime) -> None:
         """See ``OrderStore.mark_cancelled``; unknown order → ``KeyError``."""
-        self._update_existing(self._ref("orders", order_id), {"status": "cancelled"},
+        self._update_existing(self.db.ref("orders", order_id), {"status": "cancelled"},
                               f"order {order_id} does not exist; create_order first")
 
     @_guarded
@@ -549,7 +638,7 @@ class FirestoreStore:
         """See ``OrderStore.mark_scheduled_many``: one write for the order's embedded outbox."""
         if not kinds:
             return
-        if not (self._outbox_in_order and self._decide_and_write(self._ref("orders", order_id),
+        if not (self._outbox_in_order and self.db.decide_and_write(self.db.ref("orders", order_id),
                                                                    self._scheduled_decision(order_id, kinds, now))):
             self._mark_legacy_scheduled(order_id, kinds, now)
 
@@ -567,11 +656,11 @@ class FirestoreStore:
 
     def _mark_legacy_scheduled(self, order_id: str, kinds: list[str], now: datetime) -> None:
         changes = {"state": "scheduled", "scheduled_at": now, "pending_since": firestore.DELETE_FIELD}
-        batch = self._client.batch()
+        batch = self.db.client.batch()
         for kind in kinds:
-            batch.update(self._ref("outbox", f"{order_id}:{kind}"), changes)
+            batch.update(self.db.ref("outbox", f"{order_id}:{kind}"), changes)
         try:
-            batch.commit(**self._call)
+            batch.commit(**self.db.call)
         except gexc.NotFound as exc:
             raise KeyError(f"order {order_id} has no outbox entry among {', '.join(kinds)}") from exc
 
@@ -579,7 +668,7 @@ class FirestoreStore:
     def outbox_for(self, order_id: str) -> list[OutboxEntry]:
         """See ``OrderStore.outbox_for``: the order document's map, else the legacy documents."""
         if self._outbox_in_order:
-            embedded = _embedded_outbox(self._get(self._ref("orders", order_id)))
+            embedded = _embedded_outbox(self.db.get(self.db.ref("orders", order_id)))
             if embedded is not None:
                 return _embedded_entries(order_id, embedded)
         return [entry for entry in (_record(OutboxEntry, snap) for snap in self._outbox_snaps(order_id)) if entry]
@@ -588,18 +677,18 @@ class FirestoreStore:
     def pending_outbox(self, created_before: datetime, limit: int = 500) -> list[OutboxEntry]:
         """See ``OrderStore.pending_outbox``: single-field range queries on ``orders.outbox_pending_since``
         and on the legacy ``outbox.pending_since``, merged oldest first."""
-        query = (self._collection("outbox").where(filter=FieldFilter("pending_since", "<", created_before))
+        query = (self.db.collection("outbox").where(filter=FieldFilter("pending_since", "<", created_before))
                  .order_by("pending_since").limit(limit))
-        found = [entry for entry in (_record(OutboxEntry, snap) for snap in query.stream(**self._call)) if entry]
+        found = [entry for entry in (_record(OutboxEntry, snap) for snap in query.stream(**self.db.call)) if entry]
         if self._outbox_in_order:
             found += self._embedded_pending(created_before, limit)
         return sorted(found, key=lambda entry: entry.created_at)[:limit]
 
     def _embedded_pending(self, created_before: datetime, limit: int) -> list[OutboxEntry]:
-        query = (self._collection("orders").where(filter=FieldFilter("outbox_pending_since", "<", created_before))
+        query = (self.db.collection("orders").where(filter=FieldFilter("outbox_pending_since", "<", created_before))
                  .order_by("outbox_pending_since").limit(limit))
         pending = []
-        for snap in query.stream(**self._call):
+        for snap in query.stream(**self.db.call):
             for entry in _embedded_entries(snap.id, _embedded_outbox(snap) or {}):
                 if entry.state == "pending" and entry.created_at < created_before:
                     pending.append(entry)
@@ -607,16 +696,16 @@ class FirestoreStore:
 
     def _checkout_ref(self, key: str) -> Any:
         # Hashed: a client's Idempotency-Key may hold characters a document id cannot.
-        return self._ref("checkout_keys", hashlib.sha256(key.encode()).hexdigest())
+        return self.db.ref("checkout_keys", hashlib.sha256(key.encode()).hexdigest())
 
     @_guarded
     def reserve_checkout(self, key: str, request_hash: str, order_id: str, now: datetime) -> CheckoutReplay | None:
         """See ``OrderStore.reserve_checkout``: ``create()`` is the reservation."""
         ref = self._checkout_ref(key)
         try:
-            ref.create(_doc(CheckoutReplay(key, request_hash, order_id, None, None, now)), **self._call)
+            ref.create(_doc(CheckoutReplay(key, request_hash, order_id, None, None, now)), **self.db.call)
         except gexc.Conflict:
-            return _record(CheckoutReplay, self._get(ref))
+            return _record(CheckoutReplay, self.db.get(ref))
         return None
 
     @_guarded
@@ -625,72 +714,40 @@ class FirestoreStore:
         self._update_existing(self._checkout_ref(key), {"status_code": status_code, "response": response},
                               f"checkout key {key!r} was never reserved")
 
-    # Operator queries (console, stats): aggregations and cursor-paginated ordered queries
-
-    def _aggregate(self, query: Any) -> int:
-        results = query.get(**self._call)
-        return int(results[0][0].value or 0) if results and results[0] else 0
-
-    def _effects_of(self, kind: str) -> Any:
-        return self._collection("idempotency").where(filter=FieldFilter("kind", "==", kind))
-
-    @_guarded
-    def count_effects(self, kind: str, state: str | None = None, updated_since: datetime | None = None) -> int:
-        """See ``EffectStore.count_effects`` (a ``count()`` aggregation)."""
-        query = self._effects_of(kind)
-        if state is not None:
-            query = query.where(filter=FieldFilter("state", "==", state))
-        if updated_since is not None:
-            query = query.where(filter=FieldFilter("updated_at", ">=", updated_since))
-        return self._aggregate(query.count())
-
-    @_guarded
-    def duplicates_absorbed(self, kind: str) -> int:
-        """See ``EffectStore.duplicates_absorbed`` (a ``sum()`` aggregation)."""
-        return self._aggregate(self._effects_of(kind).sum("duplicates"))
-
-    def _failed_query(self, where: FailedFilter) -> Any:
-        query = self._collection("failed_tasks")
-        for name in ("status", "kind", "error_type"):
-            if (value := getattr(where, name)) is not None:
-                query = query.where(filter=FieldFilter(name, "==", value))
-        if where.failed_since is not None:
-            query = query.where(filter=FieldFilter("last_failed_at", ">=", where.failed_since))
-        if where.failed_before is not None:
-            query = query.where(filter=FieldFilter("last_failed_at", "<", where.failed_before))
-        return query
-
-    @_guarded
-    def count_failed(self, where: FailedFilter) -> int:
-        """See ``FailedTaskStore.count_failed`` (a ``count()`` aggregation)."""
-        return self._aggregate(self._failed_query(where).count())
-
-    @_guarded
-    def page_failed(self, where: FailedFilter, limit: int = 50, cursor: str | None = None) -> FailedPage:
-        """See ``FailedTaskStore.page_failed``: ordered, ``limit + 1`` documents read, no more."""
-        query = (self._failed_query(where).order_by("last_failed_at", direction=firestore.Query.DESCENDING)
-                 .order_by("__name__", direction=firestore.Query.DESCENDING))
-        if cursor:
-            moment, failed_id = queries.parse_failed_cursor(cursor)
-            query = query.start_after({"last_failed_at": moment,
-                                       "__name__": self._ref("failed_tasks", failed_id)})
-        snaps = list(query.limit(limit + 1).stream(**self._call))
-        tasks = [task for task in map(self._failed, snaps) if task is not None]
-        page = tasks[:limit]
-        return FailedPage(page, queries.failed_cursor(page[-1]) if len(tasks) > limit and page else None)
-
     def _orders(self, query: Any) -> list[OrderRecord]:
-        return [order for order in (_record(OrderRecord, snap) for snap in query.stream(**self._call)) if order]
+        return [order for order in (_record(OrderRecord, snap) for snap in query.stream(**self.db.call)) if order]
 
     @_guarded
     def orders_by_email(self, email: str, limit: int = 20) -> list[OrderRecord]:
         """See ``OrderStore.orders_by_email`` (composite index on the email and ``created_at``)."""
-        query = (self._collection("orders").where(filter=FieldFilter("snapshot.customer.email", "==", email))
+        query = (self.db.collection("orders").where(filter=FieldFilter("snapshot.customer.email", "==", email))
                  .order_by("created_at", direction=firestore.Query.DESCENDING).limit(limit))
         return self._orders(query)
 
     @_guarded
     def recent_orders(self, limit: int = 20) -> list[OrderRecord]:
         """See ``OrderStore.recent_orders``."""
-        return self._orders(self._collection("orders").order_by("created_at", direction=firestore.Query.DESCENDING)
+        return self._orders(self.db.collection("orders").order_by("created_at", direction=firestore.Query.DESCENDING)
                             .limit(limit))
+
+
+def stores(db: FirestoreDatabase, outbox_layout: str = "order") -> Stores:
+    """The four store ports on ``db`` (``outbox_layout``: see ``FirestoreOrderStore``)."""
+    return Stores(effects=FirestoreEffectStore(db), failed=FirestoreFailedTaskStore(db),
+                  analytics=FirestoreAnalyticsStore(db), orders=FirestoreOrderStore(db, outbox_layout))
+
+
+class FirestoreStore(Stores):
+    """The four Firestore ports on one client: a ``FirestoreDatabase`` and ``stores(db)`` in one
+    step, under the name of the one class that used to serve them all
+    (``FirestoreStore(client).effects`` is its ``EffectStore``)."""
+
+    db: FirestoreDatabase
+
+    def __init__(self, client: firestore.Client, prefix: str = "", timeout: float = 30.0,
+                 max_races: int = 25, outbox_layout: str = "order") -> None:
+        """See ``FirestoreDatabase`` and ``FirestoreOrderStore``."""
+        db = FirestoreDatabase(client, prefix, timeout, max_races)
+        super().__init__(effects=FirestoreEffectStore(db), failed=FirestoreFailedTaskStore(db),
+                         analytics=FirestoreAnalyticsStore(db), orders=FirestoreOrderStore(db, outbox_layout))
+        object.__setattr__(self, "db", db)      # a frozen dataclass: set once, here

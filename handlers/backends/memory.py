@@ -1,4 +1,4 @@
-"""In-memory store, and the state transitions every store backend applies.
+"""In-memory stores, and the state transitions every store backend applies.
 
 The rules of the store ports (when a claim wins, how a failure is appended, what a status
 change may do, how a fact adds to a shard) live here once, as pure functions from "record
@@ -6,8 +6,15 @@ as found" to "record to write". Each backend runs them inside its own atomic ste
 here, ``BEGIN IMMEDIATE`` in SQLite, a precondition-guarded commit in Firestore. So the
 backends differ only in how they read and write, and the contract tests check that.
 
-``MemoryStore`` is for unit tests and single-process experiments: nothing survives the
-process, and it is never unavailable.
+One class per port (``MemoryEffectStore``, ``MemoryFailedTaskStore``,
+``MemoryAnalyticsStore``, ``MemoryOrderStore``), each with its own dictionaries and lock:
+no operation of one port reads or writes another port's records (the analytics fact and
+its shard change together, inside ``MemoryAnalyticsStore``; an order and its outbox inside
+``MemoryOrderStore``), so the ports share nothing. ``stores()`` bundles one of each;
+``MemoryStore`` is that bundle under the name it had when one class served every port.
+
+For unit tests and single-process experiments: nothing survives the process, and a memory
+store is never unavailable.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from ordertasks.handlers.ports import (
     FailureReport,
     OrderRecord,
     OutboxEntry,
+    Stores,
 )
 
 IN_PROGRESS, DONE, CANCELLED = "in_progress", "done", "cancelled"
@@ -194,23 +202,15 @@ def newest_failed_first(entries: list[FailedTask]) -> list[FailedTask]:
     return sorted(entries, key=lambda task: (task.last_failed_at, task.id), reverse=True)
 
 
-# --- the in-memory store ----------------------------------------------------------------
+# --- the in-memory stores ---------------------------------------------------------------
 
 
-class MemoryStore:
-    """All four store ports in dictionaries behind one lock (tests, single process)."""
+class MemoryEffectStore:
+    """``EffectStore`` in a dictionary behind a lock."""
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self._effects: dict[tuple[str, str], EffectRecord] = {}
-        self._failed: dict[str, FailedTask] = {}
-        self._facts: dict[str, AnalyticsFact] = {}
-        self._shards: dict[tuple[date, int], DailyAggregate] = {}
-        self._orders: dict[str, OrderRecord] = {}
-        self._outbox: dict[str, list[OutboxEntry]] = {}
-        self._checkouts: dict[str, CheckoutReplay] = {}
-
-    # EffectStore
 
     def claim_effect(self, order_id: str, kind: str, now: datetime, lease_seconds: float,
                      ttl_seconds: float) -> Claim:
@@ -255,7 +255,24 @@ class MemoryStore:
         with self._lock:
             return self._effects.get((order_id, kind))
 
-    # FailedTaskStore
+    def count_effects(self, kind: str, state: str | None = None, updated_since: datetime | None = None) -> int:
+        """See ``EffectStore.count_effects``."""
+        with self._lock:
+            return sum(1 for r in self._effects.values() if r.kind == kind and state in (None, r.state)
+                       and (updated_since is None or r.updated_at >= updated_since))
+
+    def duplicates_absorbed(self, kind: str) -> int:
+        """See ``EffectStore.duplicates_absorbed``."""
+        with self._lock:
+            return sum(r.duplicates for r in self._effects.values() if r.kind == kind)
+
+
+class MemoryFailedTaskStore:
+    """``FailedTaskStore`` in a dictionary behind a lock."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._failed: dict[str, FailedTask] = {}
 
     def record_failure(self, report: FailureReport) -> FailedTask:
         """See ``FailedTaskStore.record_failure``."""
@@ -296,7 +313,30 @@ class MemoryStore:
                 self._failed[failed_id] = task
             return task
 
-    # AnalyticsStore
+    def count_failed(self, where: FailedFilter) -> int:
+        """See ``FailedTaskStore.count_failed``."""
+        with self._lock:
+            return sum(1 for task in self._failed.values() if queries.failed_matches(task, where))
+
+    def page_failed(self, where: FailedFilter, limit: int = 50, cursor: str | None = None) -> FailedPage:
+        """See ``FailedTaskStore.page_failed``."""
+        position = queries.parse_failed_cursor(cursor) if cursor else None
+        with self._lock:
+            matching = [task for task in self._failed.values()
+                        if queries.failed_matches(task, where) and queries.after_cursor(task, position)]
+        ordered = newest_failed_first(matching)
+        page = ordered[:limit]
+        more = len(ordered) > limit
+        return FailedPage(page, queries.failed_cursor(page[-1]) if more and page else None)
+
+
+class MemoryAnalyticsStore:
+    """``AnalyticsStore``: facts and shards in dictionaries behind one lock (one atomic step each)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._facts: dict[str, AnalyticsFact] = {}
+        self._shards: dict[tuple[date, int], DailyAggregate] = {}
 
     def record_order_fact(self, fact: AnalyticsFact, shard: int) -> bool:
         """See ``AnalyticsStore.record_order_fact``."""
@@ -327,7 +367,15 @@ class MemoryStore:
                     total = totals_merged(total, shard)
         return total
 
-    # OrderStore
+
+class MemoryOrderStore:
+    """``OrderStore``: orders, their outbox and checkout keys in dictionaries behind one lock."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._orders: dict[str, OrderRecord] = {}
+        self._outbox: dict[str, list[OutboxEntry]] = {}
+        self._checkouts: dict[str, CheckoutReplay] = {}
 
     def create_order(self, order: OrderRecord) -> bool:
         """See ``OrderStore.create_order``."""
@@ -408,35 +456,6 @@ class MemoryStore:
                 raise KeyError(f"checkout key {key!r} was never reserved")
             self._checkouts[key] = replace(self._checkouts[key], status_code=status_code, response=dict(response))
 
-    # Operator queries (console, stats)
-
-    def count_effects(self, kind: str, state: str | None = None, updated_since: datetime | None = None) -> int:
-        """See ``EffectStore.count_effects``."""
-        with self._lock:
-            return sum(1 for r in self._effects.values() if r.kind == kind and state in (None, r.state)
-                       and (updated_since is None or r.updated_at >= updated_since))
-
-    def duplicates_absorbed(self, kind: str) -> int:
-        """See ``EffectStore.duplicates_absorbed``."""
-        with self._lock:
-            return sum(r.duplicates for r in self._effects.values() if r.kind == kind)
-
-    def count_failed(self, where: FailedFilter) -> int:
-        """See ``FailedTaskStore.count_failed``."""
-        with self._lock:
-            return sum(1 for task in self._failed.values() if queries.failed_matches(task, where))
-
-    def page_failed(self, where: FailedFilter, limit: int = 50, cursor: str | None = None) -> FailedPage:
-        """See ``FailedTaskStore.page_failed``."""
-        position = queries.parse_failed_cursor(cursor) if cursor else None
-        with self._lock:
-            matching = [task for task in self._failed.values()
-                        if queries.failed_matches(task, where) and queries.after_cursor(task, position)]
-        ordered = newest_failed_first(matching)
-        page = ordered[:limit]
-        more = len(ordered) > limit
-        return FailedPage(page, queries.failed_cursor(page[-1]) if more and page else None)
-
     def orders_by_email(self, email: str, limit: int = 20) -> list[OrderRecord]:
         """See ``OrderStore.orders_by_email``."""
         with self._lock:
@@ -447,3 +466,18 @@ class MemoryStore:
         """See ``OrderStore.recent_orders``."""
         with self._lock:
             return sorted(self._orders.values(), key=lambda o: (o.created_at, o.order_id), reverse=True)[:limit]
+
+
+def stores() -> Stores:
+    """A fresh, empty memory store for each port."""
+    return Stores(effects=MemoryEffectStore(), failed=MemoryFailedTaskStore(), analytics=MemoryAnalyticsStore(),
+                  orders=MemoryOrderStore())
+
+
+class MemoryStore(Stores):
+    """The four memory ports as one bundle (``stores()``), under the name of the one class that
+    used to serve them all; ``MemoryStore().effects`` is its ``EffectStore``."""
+
+    def __init__(self) -> None:
+        super().__init__(effects=MemoryEffectStore(), failed=MemoryFailedTaskStore(),
+                         analytics=MemoryAnalyticsStore(), orders=MemoryOrderStore())

@@ -1,15 +1,24 @@
-"""SQLite store: the embedded default for every store port (one file, WAL mode).
+"""SQLite stores: the embedded default for every store port (one file, WAL mode).
 
 Tables: ``idempotency``, ``failed_tasks`` (history as JSON), ``analytics_orders``,
 ``analytics_daily`` (one row per day and shard; revenue and units as JSON maps), ``orders``,
 ``outbox``, ``checkout_keys``. Times are ISO-8601 UTC strings with microseconds, so text
 order is time order.
 
+One class per port (``SqliteEffectStore``, ``SqliteFailedTaskStore``,
+``SqliteAnalyticsStore``, ``SqliteOrderStore``); what they share is the file, held by one
+``Database`` (``handlers.backends.sqlite_database``: per-thread connections, the write
+lock, ``BEGIN IMMEDIATE`` transactions). ``open_database(path)`` opens it with this schema,
+``stores(db)`` builds the four ports on it, and ``SqliteStore(path)`` is both together,
+under the name of the one class that used to serve every port. No transaction spans two
+ports: the analytics fact and its shard change in one ``SqliteAnalyticsStore``
+transaction, an order and its outbox in one ``SqliteOrderStore`` transaction.
+
 Every read-decide-write runs inside ``BEGIN IMMEDIATE``: SQLite takes the write lock at
 ``BEGIN``, so two threads or processes never decide on the same stale read. The decisions
-themselves are the shared transitions in ``handlers.backends.memory``. One connection per
-thread (functions-framework and the tests use threads). ``sqlite3.OperationalError``
-(locked beyond ``busy_timeout``, disk I/O, unopenable file) becomes ``DependencyUnavailable``.
+themselves are the shared transitions in ``handlers.backends.memory``.
+``sqlite3.OperationalError`` (locked beyond ``busy_timeout``, disk I/O, unopenable file)
+becomes ``DependencyUnavailable``.
 """
 
 from __future__ import annotations
@@ -17,18 +26,15 @@ from __future__ import annotations
 import functools
 import json
 import sqlite3
-import threading
-import weakref
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import fields
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from ordertasks.handlers.backends import memory as rules
 from ordertasks.handlers.backends import queries
-from ordertasks.handlers.errors import DependencyUnavailable
+from ordertasks.handlers.backends.sqlite_database import STORE_HINT, Database, unavailable_as
 from ordertasks.handlers.ports import (
     FAILED_RETENTION_SECONDS,
     AnalyticsFact,
@@ -43,10 +49,12 @@ from ordertasks.handlers.ports import (
     FailureReport,
     OrderRecord,
     OutboxEntry,
+    Stores,
 )
 
 P = ParamSpec("P")
 R = TypeVar("R")
+S = TypeVar("S", bound="_Port")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS idempotency (
@@ -185,108 +193,45 @@ def _shard_row(shard: DailyAggregate, number: int) -> dict[str, Any]:
             "revenue_minor": _cell(shard.revenue_minor), "units": _cell(shard.units)}
 
 
-# --- the store --------------------------------------------------------------------------
-
-_WRITER_LOCKS: dict[Path, threading.RLock] = {}
-_WRITER_LOCKS_GUARD = threading.Lock()
+# --- the stores -------------------------------------------------------------------------
 
 
-def _writer_lock(path: Path) -> threading.RLock:
-    """The in-process write lock of the database file at ``path`` (shared by every store on it)."""
-    key = path.resolve()
-    with _WRITER_LOCKS_GUARD:
-        return _WRITER_LOCKS.setdefault(key, threading.RLock())
+def open_database(path: Path, busy_timeout: float = 5.0) -> Database:
+    """The database at ``path`` (created if needed) with the stores' tables; waits ``busy_timeout`` s for locks.
+
+    Raises ``DependencyUnavailable`` when the file cannot be opened or written.
+    """
+    db = Database(path, busy_timeout)
+    with unavailable_as(f"SQLite store {db.path}", STORE_HINT), db.transaction() as tx:
+        for statement in filter(str.strip, SCHEMA.split(";")):
+            tx.execute(statement)
+        _add_missing_columns(tx)
+    return db
 
 
-def _guarded(method: Callable[P, R]) -> Callable[P, R]:
+def _guarded(method: Callable[Concatenate[S, P], R]) -> Callable[Concatenate[S, P], R]:
     """Turn SQLite's operational failures into the port's ``DependencyUnavailable``."""
     @functools.wraps(method)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return method(*args, **kwargs)
-        except sqlite3.OperationalError as exc:
-            store = args[0]
-            raise DependencyUnavailable(
-                f"SQLite store {getattr(store, 'path', '?')} unavailable ({exc}); check that its directory "
-                "exists and is writable and that no other process holds a long write lock") from exc
+    def wrapper(store: S, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        with unavailable_as(f"SQLite store {store.db.path}", STORE_HINT):
+            return method(store, *args, **kwargs)
     return wrapper
 
 
-class _ThreadConnection:
-    """One thread's connection; closed when the thread's local storage lets go of it."""
+class _Port:
+    """What every SQLite port holds: the shared ``Database``."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
+    def __init__(self, db: Database) -> None:
+        self.db = db
 
-    def __del__(self) -> None:
-        self.conn.close()
+    @property
+    def path(self) -> Path:
+        """The database file."""
+        return self.db.path
 
 
-class SqliteStore:
-    """``EffectStore``, ``FailedTaskStore``, ``AnalyticsStore`` and ``OrderStore`` in one SQLite file."""
-
-    @_guarded
-    def __init__(self, path: Path, busy_timeout: float = 5.0) -> None:
-        """Open (creating if needed) the database at ``path``; waits ``busy_timeout`` s for locks."""
-        self.path = Path(path)
-        self._busy_ms = int(busy_timeout * 1000)
-        self._local = threading.local()
-        self._opened: weakref.WeakSet[_ThreadConnection] = weakref.WeakSet()
-        self._opened_lock = threading.Lock()
-        self._write_lock = _writer_lock(self.path)
-        conn = self._conn()
-        conn.execute("PRAGMA journal_mode=WAL")   # persistent: readers never block the writer
-        with self._transaction() as tx:
-            for statement in filter(str.strip, SCHEMA.split(";")):
-                tx.execute(statement)
-            _add_missing_columns(tx)
-
-    def _conn(self) -> sqlite3.Connection:
-        holder: _ThreadConnection | None = getattr(self._local, "holder", None)
-        if holder is None:
-            # isolation_level=None: we issue BEGIN IMMEDIATE ourselves instead of the
-            # module's implicit deferred BEGIN, which could deadlock on lock upgrade.
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            conn.row_factory = sqlite3.Row
-            conn.execute(f"PRAGMA busy_timeout={self._busy_ms}")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            # Only this thread's local holds the holder strongly: when the thread ends (a
-            # threaded WSGI server starts one per request) the connection closes with it.
-            holder = self._local.holder = _ThreadConnection(conn)
-            with self._opened_lock:
-                self._opened.add(holder)
-        return holder.conn
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        conn = self._conn()
-        # Threads of this process queue on a Python lock first: SQLite's busy handler polls
-        # with sleeps of 1-10 ms, which under a handler's 8 threads cost more than the
-        # transactions themselves. Other processes still meet SQLite's lock and busy_timeout.
-        with self._write_lock:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-                conn.execute("COMMIT")
-            except BaseException:
-                # Also after a failed COMMIT: this thread's connection must not stay mid-transaction.
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-
-    def _one(self, sql: str, *params: Any) -> sqlite3.Row | None:
-        row: sqlite3.Row | None = self._conn().execute(sql, params).fetchone()
-        return row
-
-    def close(self) -> None:
-        """Close every connection this store opened (in any thread)."""
-        with self._opened_lock:
-            for holder in list(self._opened):
-                holder.conn.close()
-            self._opened.clear()
-        self._local = threading.local()
-
-    # EffectStore
+class SqliteEffectStore(_Port):
+    """``EffectStore``: table ``idempotency``."""
 
     def _effect(self, conn: sqlite3.Connection, order_id: str, kind: str) -> EffectRecord | None:
         row = conn.execute("SELECT * FROM idempotency WHERE order_id = ? AND kind = ?", (order_id, kind)).fetchone()
@@ -299,7 +244,7 @@ class SqliteStore:
         # Fast path for the common case, a first delivery: the claim of an absent record,
         # inserted unless a row exists (no read). Otherwise decide on the row as found.
         fresh = rules.claim_transition(None, order_id, kind, now, lease_seconds, ttl_seconds)
-        with self._transaction() as conn:
+        with self.db.transaction() as conn:
             if _insert(conn, "idempotency", _row(fresh.record), unless_exists=("order_id", "kind")):
                 return fresh
             claim = rules.claim_transition(self._effect(conn, order_id, kind), order_id, kind, now,
@@ -314,7 +259,7 @@ class SqliteStore:
     @_guarded
     def cancel_effect(self, order_id: str, kind: str, now: datetime, ttl_seconds: float) -> ClaimState:
         """See ``EffectStore.cancel_effect`` (one immediate transaction: claims wait for it)."""
-        with self._transaction() as conn:
+        with self.db.transaction() as conn:
             state, record = rules.cancel_transition(self._effect(conn, order_id, kind), order_id, kind, now,
                                                     ttl_seconds)
             if record is not None:
@@ -324,14 +269,14 @@ class SqliteStore:
     @_guarded
     def effect_counts(self) -> dict[str, dict[str, int]]:
         """See ``EffectStore.effect_counts``."""
-        rows = self._conn().execute("SELECT kind, state, duplicates FROM idempotency").fetchall()
+        rows = self.db.conn().execute("SELECT kind, state, duplicates FROM idempotency").fetchall()
         return rules.tally_effects((r["kind"], r["state"], r["duplicates"]) for r in rows)
 
     @_guarded
     def complete_effect(self, order_id: str, kind: str, result: dict[str, Any], now: datetime, *,
                         duplicate: bool = False) -> None:
         """See ``EffectStore.complete_effect``."""
-        with self._transaction() as conn:
+        with self.db.transaction() as conn:
             # The same change as rules.completed on an existing row, without reading it first.
             marked = conn.execute("UPDATE idempotency SET state = ?, lease_expires_at = NULL, updated_at = ?, "
                                   "result = ?, duplicates = duplicates + ? WHERE order_id = ? AND kind = ?",
@@ -343,7 +288,7 @@ class SqliteStore:
     @_guarded
     def release_effect(self, order_id: str, kind: str, now: datetime) -> None:
         """See ``EffectStore.release_effect``."""
-        with self._transaction() as conn:
+        with self.db.transaction() as conn:
             record = rules.released(self._effect(conn, order_id, kind), now)
             if record is not None:
                 _upsert(conn, "idempotency", ("order_id", "kind"), _row(record))
@@ -351,14 +296,34 @@ class SqliteStore:
     @_guarded
     def get_effect(self, order_id: str, kind: str) -> EffectRecord | None:
         """See ``EffectStore.get_effect``."""
-        return self._effect(self._conn(), order_id, kind)
+        return self._effect(self.db.conn(), order_id, kind)
 
-    # FailedTaskStore
+    @_guarded
+    def count_effects(self, kind: str, state: str | None = None, updated_since: datetime | None = None) -> int:
+        """See ``EffectStore.count_effects``."""
+        sql, params = "SELECT COUNT(*) FROM idempotency WHERE kind = ?", [kind]
+        if state is not None:
+            sql, params = sql + " AND state = ?", params + [state]
+        if updated_since is not None:
+            sql, params = sql + " AND updated_at >= ?", params + [to_text(updated_since)]
+        row = self.db.one(sql, *params)
+        return int(row[0]) if row else 0
+
+    @_guarded
+    def duplicates_absorbed(self, kind: str) -> int:
+        """See ``EffectStore.duplicates_absorbed``."""
+        row = self.db.one("SELECT COALESCE(SUM(duplicates), 0) FROM idempotency WHERE kind = ?", kind)
+        return int(row[0]) if row else 0
+
+
+
+class SqliteFailedTaskStore(_Port):
+    """``FailedTaskStore``: table ``failed_tasks`` (history as JSON)."""
 
     @_guarded
     def record_failure(self, report: FailureReport) -> FailedTask:
         """See ``FailedTaskStore.record_failure``."""
-        with self._transaction() as conn:
+        with self.db.transaction() as conn:
             found = self._failed(conn, f"{report.order_id}:{report.kind}")
             task = rules.failure_appended(found, report)
             _upsert(conn, "failed_tasks", ("id",), _row(task, updated_at=report.failed_at))
@@ -370,12 +335,12 @@ class SqliteStore:
     @_guarded
     def get_failed(self, failed_id: str) -> FailedTask | None:
         """See ``FailedTaskStore.get_failed``."""
-        return self._failed(self._conn(), failed_id)
+        return self._failed(self.db.conn(), failed_id)
 
     @_guarded
     def list_failed(self, status: str | None = None, kind: str | None = None, limit: int = 100) -> list[FailedTask]:
         """See ``FailedTaskStore.list_failed``."""
-        rows = self._conn().execute(
+        rows = self.db.conn().execute(
             "SELECT * FROM failed_tasks WHERE (:status IS NULL OR status = :status) AND (:kind IS NULL OR kind = :kind) "
             "ORDER BY last_failed_at DESC, id DESC LIMIT :limit", {"status": status, "kind": kind, "limit": limit})
         return [task for task in (_record(FailedTask, row) for row in rows) if task is not None]
@@ -385,7 +350,7 @@ class SqliteStore:
                       resolved_by: str | None = None, note: str | None = None, count_replay: bool = False,
                       retention_seconds: float = FAILED_RETENTION_SECONDS) -> FailedTask | None:
         """See ``FailedTaskStore.update_failed``."""
-        with self._transaction() as conn:
+        with self.db.transaction() as conn:
             _delete_expired_failed(conn, now)
             task = rules.status_changed(self._failed(conn, failed_id), status, expect_status, resolved_by, note,
                                         count_replay, now, retention_seconds)
@@ -398,22 +363,46 @@ class SqliteStore:
                        retention_seconds: float = FAILED_RETENTION_SECONDS) -> FailedTask | None:
         """See ``FailedTaskStore.resolve_failed``."""
         # Called on every success: a plain read first, so the usual "no entry" takes no write lock.
-        if self._conn().execute("SELECT 1 FROM failed_tasks WHERE id = ? AND status != 'resolved'",
+        if self.db.conn().execute("SELECT 1 FROM failed_tasks WHERE id = ? AND status != 'resolved'",
                                 (failed_id,)).fetchone() is None:
             return None
-        with self._transaction() as conn:
+        with self.db.transaction() as conn:
             _delete_expired_failed(conn, now)
             task = rules.resolved_on_success(self._failed(conn, failed_id), resolved_by, note, now, retention_seconds)
             if task is not None:
                 _upsert(conn, "failed_tasks", ("id",), _row(task, updated_at=now))
             return task
 
-    # AnalyticsStore
+    @_guarded
+    def count_failed(self, where: FailedFilter) -> int:
+        """See ``FailedTaskStore.count_failed``."""
+        clause, params = _failed_where(where)
+        row = self.db.conn().execute(f"SELECT COUNT(*) FROM failed_tasks WHERE {clause}", params).fetchone()
+        return int(row[0])
+
+    @_guarded
+    def page_failed(self, where: FailedFilter, limit: int = 50, cursor: str | None = None) -> FailedPage:
+        """See ``FailedTaskStore.page_failed``."""
+        clause, params = _failed_where(where)
+        if cursor:
+            moment, failed_id = queries.parse_failed_cursor(cursor)
+            clause += " AND (last_failed_at, id) < (:cursor_at, :cursor_id)"
+            params |= {"cursor_at": to_text(moment), "cursor_id": failed_id}
+        rows = self.db.conn().execute(f"SELECT * FROM failed_tasks WHERE {clause} "
+                                    "ORDER BY last_failed_at DESC, id DESC LIMIT :limit", params | {"limit": limit + 1})
+        tasks = [task for task in (_record(FailedTask, row) for row in rows) if task is not None]
+        page = tasks[:limit]
+        return FailedPage(page, queries.failed_cursor(page[-1]) if len(tasks) > limit and page else None)
+
+
+
+class SqliteAnalyticsStore(_Port):
+    """``AnalyticsStore``: tables ``analytics_orders`` and ``analytics_daily``."""
 
     @_guarded
     def record_order_fact(self, fact: AnalyticsFact, shard: int) -> bool:
         """See ``AnalyticsStore.record_order_fact``."""
-        with self._transaction() as conn:
+        with self.db.transaction() as conn:
             if not _insert(conn, "analytics_orders", _row(fact, shard=shard), unless_exists=("order_id",)):
                 return False
             _upsert(conn, "analytics_daily", ("day", "shard"), _shard_row(self._shard(conn, fact, shard), shard))
@@ -428,42 +417,45 @@ class SqliteStore:
     @_guarded
     def get_fact(self, order_id: str) -> AnalyticsFact | None:
         """See ``AnalyticsStore.get_fact``."""
-        return _record(AnalyticsFact, self._one("SELECT * FROM analytics_orders WHERE order_id = ?", order_id))
+        return _record(AnalyticsFact, self.db.one("SELECT * FROM analytics_orders WHERE order_id = ?", order_id))
 
     @_guarded
     def count_facts(self, recorded_since: datetime | None = None) -> int:
         """See ``AnalyticsStore.count_facts``."""
         if recorded_since is None:
-            row = self._one("SELECT COUNT(*) FROM analytics_orders")
+            row = self.db.one("SELECT COUNT(*) FROM analytics_orders")
         else:
-            row = self._one("SELECT COUNT(*) FROM analytics_orders WHERE recorded_at >= ?", to_text(recorded_since))
+            row = self.db.one("SELECT COUNT(*) FROM analytics_orders WHERE recorded_at >= ?", to_text(recorded_since))
         return int(row[0]) if row else 0
 
     @_guarded
     def daily_aggregate(self, day: date) -> DailyAggregate:
         """See ``AnalyticsStore.daily_aggregate``."""
         total = rules.empty_totals(day)
-        for row in self._conn().execute("SELECT * FROM analytics_daily WHERE day = ?", (day.isoformat(),)):
+        for row in self.db.conn().execute("SELECT * FROM analytics_daily WHERE day = ?", (day.isoformat(),)):
             shard = _record(DailyAggregate, row)
             total = rules.totals_merged(total, shard) if shard else total
         return total
 
-    # OrderStore
+
+
+class SqliteOrderStore(_Port):
+    """``OrderStore``: tables ``orders``, ``outbox`` and ``checkout_keys``."""
 
     @_guarded
     def create_order(self, order: OrderRecord) -> bool:
         """See ``OrderStore.create_order``."""
-        return _insert(self._conn(), "orders", _row(order), unless_exists=("order_id",))
+        return _insert(self.db.conn(), "orders", _row(order), unless_exists=("order_id",))
 
     @_guarded
     def get_order(self, order_id: str) -> OrderRecord | None:
         """See ``OrderStore.get_order``."""
-        return _record(OrderRecord, self._one("SELECT * FROM orders WHERE order_id = ?", order_id))
+        return _record(OrderRecord, self.db.one("SELECT * FROM orders WHERE order_id = ?", order_id))
 
     @_guarded
     def mark_paid(self, order_id: str, charge_id: str, outbox: list[OutboxEntry], now: datetime) -> None:
         """See ``OrderStore.mark_paid``; unknown order → ``KeyError`` (nothing written)."""
-        with self._transaction() as conn:
+        with self.db.transaction() as conn:
             self._update_order(conn, order_id, status="paid", charge_id=charge_id, paid_at=to_text(now))
             existing = self._outbox(conn, order_id)
             next_seq = conn.execute("SELECT COALESCE(MAX(seq) + 1, 0) FROM outbox WHERE order_id = ?",
@@ -481,19 +473,19 @@ class SqliteStore:
     @_guarded
     def mark_payment_failed(self, order_id: str, now: datetime) -> None:
         """See ``OrderStore.mark_payment_failed``; unknown order → ``KeyError``."""
-        with self._transaction() as conn:
+        with self.db.transaction() as conn:
             self._update_order(conn, order_id, status="payment_failed")
 
     @_guarded
     def mark_cancelled(self, order_id: str, now: datetime) -> None:
         """See ``OrderStore.mark_cancelled``; unknown order → ``KeyError``."""
-        with self._transaction() as conn:
+        with self.db.transaction() as conn:
             self._update_order(conn, order_id, status="cancelled")
 
     @_guarded
     def mark_scheduled(self, order_id: str, kind: str, now: datetime) -> None:
         """See ``OrderStore.mark_scheduled``; unknown entry → ``KeyError``."""
-        cursor = self._conn().execute(
+        cursor = self.db.conn().execute(
             "UPDATE outbox SET state = 'scheduled', scheduled_at = ? WHERE order_id = ? AND kind = ?",
             (to_text(now), order_id, kind))
         if cursor.rowcount == 0:
@@ -502,7 +494,7 @@ class SqliteStore:
     @_guarded
     def mark_scheduled_many(self, order_id: str, kinds: list[str], now: datetime) -> None:
         """See ``OrderStore.mark_scheduled_many``; an unknown entry → ``KeyError``, nothing changed."""
-        with self._transaction() as conn:
+        with self.db.transaction() as conn:
             for kind in kinds:
                 cursor = conn.execute(
                     "UPDATE outbox SET state = 'scheduled', scheduled_at = ? WHERE order_id = ? AND kind = ?",
@@ -517,12 +509,12 @@ class SqliteStore:
     @_guarded
     def outbox_for(self, order_id: str) -> list[OutboxEntry]:
         """See ``OrderStore.outbox_for``."""
-        return self._outbox(self._conn(), order_id)
+        return self._outbox(self.db.conn(), order_id)
 
     @_guarded
     def pending_outbox(self, created_before: datetime, limit: int = 500) -> list[OutboxEntry]:
         """See ``OrderStore.pending_outbox``."""
-        rows = self._conn().execute(
+        rows = self.db.conn().execute(
             "SELECT * FROM outbox WHERE state = 'pending' AND created_at < ? "
             "ORDER BY created_at, order_id || ':' || kind LIMIT ?", (to_text(created_before), limit))
         return [entry for entry in (_record(OutboxEntry, row) for row in rows) if entry is not None]
@@ -530,7 +522,7 @@ class SqliteStore:
     @_guarded
     def reserve_checkout(self, key: str, request_hash: str, order_id: str, now: datetime) -> CheckoutReplay | None:
         """See ``OrderStore.reserve_checkout``."""
-        with self._transaction() as conn:
+        with self.db.transaction() as conn:
             reservation = CheckoutReplay(key, request_hash, order_id, None, None, now)
             if _insert(conn, "checkout_keys", _row(reservation), unless_exists=("key",)):
                 return None
@@ -539,63 +531,53 @@ class SqliteStore:
     @_guarded
     def finish_checkout(self, key: str, status_code: int, response: dict[str, Any]) -> None:
         """See ``OrderStore.finish_checkout``; unknown key → ``KeyError``."""
-        cursor = self._conn().execute("UPDATE checkout_keys SET status_code = ?, response = ? WHERE key = ?",
+        cursor = self.db.conn().execute("UPDATE checkout_keys SET status_code = ?, response = ? WHERE key = ?",
                                       (status_code, _cell(response), key))
         if cursor.rowcount == 0:
             raise KeyError(f"checkout key {key!r} was never reserved")
 
-    # Operator queries (console, stats): COUNT/SUM and indexed, keyset-paginated reads
-
-    @_guarded
-    def count_effects(self, kind: str, state: str | None = None, updated_since: datetime | None = None) -> int:
-        """See ``EffectStore.count_effects``."""
-        sql, params = "SELECT COUNT(*) FROM idempotency WHERE kind = ?", [kind]
-        if state is not None:
-            sql, params = sql + " AND state = ?", params + [state]
-        if updated_since is not None:
-            sql, params = sql + " AND updated_at >= ?", params + [to_text(updated_since)]
-        row = self._one(sql, *params)
-        return int(row[0]) if row else 0
-
-    @_guarded
-    def duplicates_absorbed(self, kind: str) -> int:
-        """See ``EffectStore.duplicates_absorbed``."""
-        row = self._one("SELECT COALESCE(SUM(duplicates), 0) FROM idempotency WHERE kind = ?", kind)
-        return int(row[0]) if row else 0
-
-    @_guarded
-    def count_failed(self, where: FailedFilter) -> int:
-        """See ``FailedTaskStore.count_failed``."""
-        clause, params = _failed_where(where)
-        row = self._conn().execute(f"SELECT COUNT(*) FROM failed_tasks WHERE {clause}", params).fetchone()
-        return int(row[0])
-
-    @_guarded
-    def page_failed(self, where: FailedFilter, limit: int = 50, cursor: str | None = None) -> FailedPage:
-        """See ``FailedTaskStore.page_failed``."""
-        clause, params = _failed_where(where)
-        if cursor:
-            moment, failed_id = queries.parse_failed_cursor(cursor)
-            clause += " AND (last_failed_at, id) < (:cursor_at, :cursor_id)"
-            params |= {"cursor_at": to_text(moment), "cursor_id": failed_id}
-        rows = self._conn().execute(f"SELECT * FROM failed_tasks WHERE {clause} "
-                                    "ORDER BY last_failed_at DESC, id DESC LIMIT :limit", params | {"limit": limit + 1})
-        tasks = [task for task in (_record(FailedTask, row) for row in rows) if task is not None]
-        page = tasks[:limit]
-        return FailedPage(page, queries.failed_cursor(page[-1]) if len(tasks) > limit and page else None)
-
     @_guarded
     def orders_by_email(self, email: str, limit: int = 20) -> list[OrderRecord]:
         """See ``OrderStore.orders_by_email`` (served by the ``orders_email`` expression index)."""
-        rows = self._conn().execute("SELECT * FROM orders WHERE json_extract(snapshot, '$.customer.email') = ? "
+        rows = self.db.conn().execute("SELECT * FROM orders WHERE json_extract(snapshot, '$.customer.email') = ? "
                                     "ORDER BY created_at DESC LIMIT ?", (email, limit))
         return [order for order in (_record(OrderRecord, row) for row in rows) if order is not None]
 
     @_guarded
     def recent_orders(self, limit: int = 20) -> list[OrderRecord]:
         """See ``OrderStore.recent_orders``."""
-        rows = self._conn().execute("SELECT * FROM orders ORDER BY created_at DESC LIMIT ?", (limit,))
+        rows = self.db.conn().execute("SELECT * FROM orders ORDER BY created_at DESC LIMIT ?", (limit,))
         return [order for order in (_record(OrderRecord, row) for row in rows) if order is not None]
+
+
+def stores(db: Database) -> Stores:
+    """The four store ports on ``db`` (see ``open_database``)."""
+    return Stores(effects=SqliteEffectStore(db), failed=SqliteFailedTaskStore(db), analytics=SqliteAnalyticsStore(db),
+                  orders=SqliteOrderStore(db))
+
+
+class SqliteStore(Stores):
+    """The four SQLite ports on one file: ``open_database(path)`` and ``stores(db)`` in one step,
+    under the name of the one class that used to serve them all (``SqliteStore(path).effects``
+    is its ``EffectStore``)."""
+
+    db: Database
+
+    def __init__(self, path: Path, busy_timeout: float = 5.0) -> None:
+        """Open (creating if needed) the database at ``path``; waits ``busy_timeout`` s for locks."""
+        db = open_database(path, busy_timeout)
+        super().__init__(effects=SqliteEffectStore(db), failed=SqliteFailedTaskStore(db),
+                         analytics=SqliteAnalyticsStore(db), orders=SqliteOrderStore(db))
+        object.__setattr__(self, "db", db)      # a frozen dataclass: set once, here
+
+    @property
+    def path(self) -> Path:
+        """The database file."""
+        return self.db.path
+
+    def close(self) -> None:
+        """Close every connection the stores opened (in any thread)."""
+        self.db.close()
 
 
 def _failed_where(where: FailedFilter) -> tuple[str, dict[str, Any]]:

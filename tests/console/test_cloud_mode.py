@@ -68,7 +68,7 @@ def cloud_console(firestore_emulator: str, tasks_emulator: Emulator, catalog_pat
 
 def test_cloud_console_reads_firestore_and_replays_to_the_deployed_function(cloud_console: Any) -> None:
     base, store, (tasks, catalog) = cloud_console
-    entry = store.record_failure(failure("ord-cloud-1", "notify_warehouse", catalog=catalog))
+    entry = store.failed.record_failure(failure("ord-cloud-1", "notify_warehouse", catalog=catalog))
     queue = f"projects/{catalog.project}/locations/{catalog.region}/queues/{catalog.kinds['notify_warehouse'].queue}"
     tasks.pause_queue(name=queue)                      # keep the replay where the test can read it
     session = requests.Session()
@@ -84,4 +84,4 @@ def test_cloud_console_reads_firestore_and_replays_to_the_deployed_function(clou
     function = cloud_function_url(catalog)
     assert (replay.http_request.url, replay.http_request.oidc_token.audience) == (function, function)
     assert replay.http_request.oidc_token.service_account_email == catalog.service_account_email("dispatcher")
-    assert store.get_failed(entry.id).status == "replayed"
+    assert store.failed.get_failed(entry.id).status == "replayed"

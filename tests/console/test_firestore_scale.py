@@ -97,8 +97,8 @@ def firestore_console(firestore_emulator: str, tasks_emulator: Emulator, catalog
                         tasks=TasksSettings(emulator_host=f"127.0.0.1:{tasks_emulator.port}"))
     catalog = settings.catalog()
     tasks = wiring.tasks_client(settings)
-    console = Console(catalog, store, store, store, tasks, wiring.clock(),
-                      triage_for(store, Enqueuer(tasks, settings, catalog)), "firestore emulator")
+    console = Console(catalog, store.effects, store.failed, store.orders, tasks, wiring.clock(),
+                      triage_for(store.failed, Enqueuer(tasks, settings, catalog)), "firestore emulator")
     yield create_app(console).test_client(), reads, console
 
 
@@ -119,13 +119,13 @@ def seed(client: Any, catalog: Any) -> None:
     batch.commit()
     store = FirestoreStore(client)
     for i in range(FAILED):
-        store.record_failure(failure(f"f-{i}", "notify_warehouse", catalog=catalog))
+        store.failed.record_failure(failure(f"f-{i}", "notify_warehouse", catalog=catalog))
     for i in range(ORDERS):
-        store.create_order(OrderRecord(f"ord-{i}", "paid", {"customer": {"name": "A", "email": f"c{i % 3}@example.com"}},
+        store.orders.create_order(OrderRecord(f"ord-{i}", "paid", {"customer": {"name": "A", "email": f"c{i % 3}@example.com"}},
                                        now - timedelta(minutes=i)))
     entries = [OutboxEntry("ord-0", k, task_name(catalog.project, catalog.region, c.queue, "ord-0", k), now, "pending", now)
                for k, c in catalog.kinds.items()]
-    store.mark_paid("ord-0", "ch", entries, now)
+    store.orders.mark_paid("ord-0", "ch", entries, now)
 
 
 def measure(client: Any, reads: Reads, path: str) -> tuple[str, int, int]:

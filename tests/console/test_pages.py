@@ -16,7 +16,7 @@ from tests.console.conftest import RECORDED_HANDLER, ConsoleUnderTest, failure
 
 
 def record(cut: ConsoleUnderTest, order_id: str, kind: str = "notify_warehouse", **changes: str) -> str:
-    entry = cut.store.record_failure(failure(order_id, kind, catalog=cut.console.catalog, **changes))
+    entry = cut.store.failed.record_failure(failure(order_id, kind, catalog=cut.console.catalog, **changes))
     return entry.id
 
 
@@ -65,7 +65,7 @@ def test_post_without_the_csrf_token_is_refused_and_changes_nothing(cut: Console
     replay = cut.client.post(f"/failed/{failed_id}/replay")
     assert replay.status_code == 400
     assert cut.client.post("/queues/ordertasks-email/pause").status_code == 400
-    entry = cut.store.get_failed(failed_id)
+    entry = cut.store.failed.get_failed(failed_id)
     assert (entry.status, entry.note, entry.replays) == ("open", None, 0)
     state = cut.console.tasks.get_queue(name=_queue(cut, "ordertasks-email")).state
     assert state == tasks_v2.Queue.State.RUNNING
@@ -77,7 +77,7 @@ def test_a_post_from_another_origin_is_refused(cut: ConsoleUnderTest) -> None:
     answer = cut.client.post(f"/failed/{failed_id}/resolve", data={"note": "x", "csrf_token": token},
                              headers={"Origin": "http://evil.example"})
     assert answer.status_code == 403
-    assert cut.store.get_failed(failed_id).status == "open"
+    assert cut.store.failed.get_failed(failed_id).status == "open"
 
 
 def test_a_foreign_host_header_is_refused(cut: ConsoleUnderTest) -> None:
@@ -89,11 +89,11 @@ def test_resolve_needs_a_note_and_keeps_it(cut: ConsoleUnderTest) -> None:
     token = cut.token(f"/failed/{failed_id}/resolve")
     empty = cut.client.post(f"/failed/{failed_id}/resolve", data={"note": " ", "csrf_token": token},
                             follow_redirects=True)
-    assert "write a note" in empty.text and cut.store.get_failed(failed_id).status == "open"
+    assert "write a note" in empty.text and cut.store.failed.get_failed(failed_id).status == "open"
     done = cut.client.post(f"/failed/{failed_id}/resolve", data={"note": "refunded <b>", "by": "ana",
                                                                  "csrf_token": token}, follow_redirects=True)
     assert "resolved by ana" in done.text and "refunded &lt;b&gt;" in done.text
-    entry = cut.store.get_failed(failed_id)
+    entry = cut.store.failed.get_failed(failed_id)
     assert (entry.status, entry.resolved_by, entry.note) == ("resolved", "ana", "refunded <b>")
 
 
@@ -103,7 +103,7 @@ def _queue(cut: ConsoleUnderTest, name: str) -> str:
 
 
 def _replayed_task(cut: ConsoleUnderTest, failed_id: str) -> tasks_v2.Task:
-    entry = cut.store.get_failed(failed_id)
+    entry = cut.store.failed.get_failed(failed_id)
     name = f"{entry.task_name}-r{entry.replays}"
     return cut.console.tasks.get_task(request={"name": name, "response_view": tasks_v2.Task.View.FULL})
 
@@ -113,11 +113,11 @@ def test_replay_goes_to_the_recorded_handler_in_the_original_queue(cut: ConsoleU
     try:
         failed_id = record(cut, "ord-replay")
         confirm = cut.client.get(f"/failed/{failed_id}/replay")
-        assert "Replay now" in confirm.text and cut.store.get_failed(failed_id).status == "open"
+        assert "Replay now" in confirm.text and cut.store.failed.get_failed(failed_id).status == "open"
         token = cut.token(f"/failed/{failed_id}/replay")
         done = cut.client.post(f"/failed/{failed_id}/replay", data={"csrf_token": token}, follow_redirects=True)
         assert "replay created" in done.text
-        entry = cut.store.get_failed(failed_id)
+        entry = cut.store.failed.get_failed(failed_id)
         assert (entry.status, entry.replays) == ("replayed", 1)
         task = _replayed_task(cut, failed_id)
         assert task.http_request.url == RECORDED_HANDLER            # not Settings.tasks.handler_url
@@ -134,21 +134,21 @@ def test_bulk_replay_confirms_then_replays_the_filtered_set(cut: ConsoleUnderTes
         record(cut, "ord-bulk-other", "generate_invoice", error_type="OtherErr")
         confirm = cut.client.get("/failed/bulk-replay?kind=generate_invoice&error_type=BulkErr")
         assert "Replay 3 task(s)" in confirm.text
-        assert all(cut.store.get_failed(i).status == "open" for i in ids)
+        assert all(cut.store.failed.get_failed(i).status == "open" for i in ids)
         token = cut.token("/failed/bulk-replay?kind=generate_invoice&error_type=BulkErr")
         done = cut.client.post("/failed/bulk-replay", data={"csrf_token": token, "id": ids, "kind": "generate_invoice",
                                                             "error_type": "BulkErr"}, follow_redirects=True)
         assert "bulk replay: 3 of 3 replayed" in done.text
-        assert [cut.store.get_failed(i).status for i in ids] == ["replayed"] * 3
-        assert cut.store.get_failed("ord-bulk-other:generate_invoice").status == "open"
-        assert cut.store.count_failed(FailedFilter(error_type="BulkErr", status="replayed")) == 3
+        assert [cut.store.failed.get_failed(i).status for i in ids] == ["replayed"] * 3
+        assert cut.store.failed.get_failed("ord-bulk-other:generate_invoice").status == "open"
+        assert cut.store.failed.count_failed(FailedFilter(error_type="BulkErr", status="replayed")) == 3
     finally:
         cut.console.tasks.resume_queue(name=_queue(cut, "ordertasks-invoice"))
 
 
 def _order_with_future_tasks(cut: ConsoleUnderTest, order_id: str, email: str) -> list[str]:
     cat, now = cut.console.catalog, datetime.now(UTC)
-    cut.store.create_order(OrderRecord(order_id, "created", {"customer": {"name": "Ada", "email": email},
+    cut.store.orders.create_order(OrderRecord(order_id, "created", {"customer": {"name": "Ada", "email": email},
                                                              "totals": {"total": "10.00", "currency": "EUR"}}, now))
     entries = []
     for kind, config in cat.kinds.items():
@@ -157,9 +157,9 @@ def _order_with_future_tasks(cut: ConsoleUnderTest, order_id: str, email: str) -
         cut.console.tasks.create_task(parent=name.split("/tasks/")[0], task=tasks_v2.Task(
             name=name, schedule_time=later, http_request=tasks_v2.HttpRequest(url=RECORDED_HANDLER, body=b"{}")))
         entries.append(OutboxEntry(order_id, kind, name, later, "pending", now))
-    cut.store.mark_paid(order_id, "ch_1", entries, now)
+    cut.store.orders.mark_paid(order_id, "ch_1", entries, now)
     for entry in entries:
-        cut.store.mark_scheduled(order_id, entry.kind, now)
+        cut.store.orders.mark_scheduled(order_id, entry.kind, now)
     return [e.task_name for e in entries]
 
 

@@ -1,4 +1,7 @@
-"""The ``store`` fixture: every store backend, so one suite checks them all against the ports.
+"""The ``stores`` fixture: every store backend, so one suite checks them all against the ports.
+
+Each backend is one object per port (``handlers.ports.Stores``); a port's test module takes
+its port from it (``store`` there is ``stores.effects``, ``stores.failed``, …).
 
 Firestore runs on the session emulator (``firestore_emulator`` in ``tests/conftest.py``).
 Each test gets its own project id for isolation. We build the client here rather than use
@@ -18,6 +21,7 @@ import pytest
 
 from ordertasks.handlers.backends.memory import MemoryStore
 from ordertasks.handlers.backends.sqlite import SqliteStore
+from ordertasks.handlers.ports import Stores
 
 BACKENDS = ["memory", "sqlite", pytest.param("firestore", marks=pytest.mark.firestore)]
 
@@ -36,8 +40,8 @@ def sanitized_project_id() -> str:
 
 
 @pytest.fixture(params=BACKENDS)
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
-    """A fresh, empty store of each backend."""
+def stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stores]:
+    """Fresh, empty store ports of each backend."""
     if request.param == "memory":
         yield MemoryStore()
     elif request.param == "sqlite":

@@ -6,11 +6,19 @@ from collections import Counter
 from datetime import date, timedelta
 from typing import Any
 
-from ordertasks.handlers.ports import AnalyticsFact, AnalyticsStore, DailyAggregate
+import pytest
+
+from ordertasks.handlers.ports import AnalyticsFact, AnalyticsStore, DailyAggregate, Stores
 from tests.contract.clock import T0
 from tests.contract.concurrency import all_at_once
 
 DAY = T0.date()
+
+
+@pytest.fixture
+def store(stores: Stores) -> AnalyticsStore:
+    """The AnalyticsStore of each backend."""
+    return stores.analytics
 
 
 def fact(order_id: str, revenue: int = 1999, currency: str = "EUR", units: dict[str, int] | None = None,

@@ -6,11 +6,19 @@ from collections import Counter
 from datetime import datetime, timezone
 from typing import Any
 
-from ordertasks.handlers.ports import Claim, ClaimState, EffectStore
+import pytest
+
+from ordertasks.handlers.ports import Claim, ClaimState, EffectStore, Stores
 from tests.contract.clock import T0, at
 from tests.contract.concurrency import all_at_once
 
 LEASE, TTL = 60.0, 3600.0
+
+
+@pytest.fixture
+def store(stores: Stores) -> EffectStore:
+    """The EffectStore of each backend."""
+    return stores.effects
 
 
 def claim(store: Any, seconds: float = 0, lease: float = LEASE, ttl: float = TTL, kind: str = "send_confirmation_email") -> Claim:

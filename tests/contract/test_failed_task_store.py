@@ -7,9 +7,15 @@ from typing import Any
 
 import pytest
 
-from ordertasks.handlers.ports import FailedTaskStore, FailureReport
+from ordertasks.handlers.ports import FailedTaskStore, FailureReport, Stores
 from tests.contract.clock import T0, at
 from tests.contract.concurrency import all_at_once
+
+
+@pytest.fixture
+def store(stores: Stores) -> FailedTaskStore:
+    """The FailedTaskStore of each backend."""
+    return stores.failed
 
 
 def report(order_id: str = "o-1", kind: str = "notify_warehouse", attempt: int = 5, seconds: float = 0,

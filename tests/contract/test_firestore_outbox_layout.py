@@ -20,19 +20,19 @@ pytestmark = pytest.mark.firestore
 
 @pytest.fixture
 def stores(firestore_emulator: str) -> tuple[Any, Any]:
-    from ordertasks.handlers.backends.firestore import FirestoreStore
+    from ordertasks.handlers.backends.firestore import FirestoreDatabase, FirestoreOrderStore
     from tests.contract.conftest import firestore_client_for, sanitized_project_id
 
-    client = firestore_client_for(sanitized_project_id())
-    return FirestoreStore(client, timeout=20.0, outbox_layout="documents"), FirestoreStore(client, timeout=20.0)
+    db = FirestoreDatabase(firestore_client_for(sanitized_project_id()), timeout=20.0)
+    return FirestoreOrderStore(db, outbox_layout="documents"), FirestoreOrderStore(db)
 
 
 def test_the_new_layout_writes_no_outbox_documents(stores: tuple[Any, Any]) -> None:
     _, new = stores
     paid(new, "o-new", kinds=KINDS)
     new.mark_scheduled_many("o-new", KINDS[:1], at(1))
-    assert list(new._client.collection("outbox").stream()) == []
-    stored = new._client.collection("orders").document("o-new").get().to_dict()
+    assert list(new.db.client.collection("outbox").stream()) == []
+    stored = new.db.client.collection("orders").document("o-new").get().to_dict()
     assert set(stored["outbox"]) == set(KINDS) and stored["outbox"][KINDS[0]]["state"] == "scheduled"
 
 

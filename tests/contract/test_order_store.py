@@ -8,13 +8,19 @@ from typing import Any
 
 import pytest
 
-from ordertasks.handlers.ports import OrderRecord, OrderStore, OutboxEntry
+from ordertasks.handlers.ports import OrderRecord, OrderStore, OutboxEntry, Stores
 from tests.contract.clock import T0, at
 from tests.contract.concurrency import all_at_once
 
 KINDS = ["send_confirmation_email", "record_analytics", "generate_invoice", "notify_warehouse"]
 SNAPSHOT = {"order_id": "o-1", "currency": "EUR", "customer": {"name": "Ana", "email": "ana@example.com"},
             "items": [{"sku": "A.1", "name": "Mug", "quantity": 2, "unit_price": "9.99"}]}
+
+
+@pytest.fixture
+def store(stores: Stores) -> OrderStore:
+    """The OrderStore of each backend."""
+    return stores.orders
 
 
 def order(order_id: str = "o-1", seconds: float = 0) -> OrderRecord:

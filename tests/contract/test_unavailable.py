@@ -18,13 +18,13 @@ from tests.contract.conftest import firestore_client_for, sanitized_project_id
 from tests.support.servers import free_port
 
 CALLS: dict[str, Callable[[Any], object]] = {
-    "claim_effect": lambda s: s.claim_effect("o-1", "generate_invoice", T0, 60, 3600),
-    "record_failure": lambda s: s.record_failure(FailureReport("o-1", "generate_invoice", "invoices", "t", {},
+    "claim_effect": lambda s: s.effects.claim_effect("o-1", "generate_invoice", T0, 60, 3600),
+    "record_failure": lambda s: s.failed.record_failure(FailureReport("o-1", "generate_invoice", "invoices", "t", {},
                                                                "DependencyUnavailable", "down", 1, T0)),
-    "update_failed": lambda s: s.update_failed("o-1:generate_invoice", "resolved", T0),
-    "record_order_fact": lambda s: s.record_order_fact(AnalyticsFact("o-1", T0.date(), "EUR", 1, {}, T0), 0),
-    "create_order": lambda s: s.create_order(OrderRecord("o-1", "created", {}, T0)),
-    "reserve_checkout": lambda s: s.reserve_checkout("k", "h", "o-1", T0),
+    "update_failed": lambda s: s.failed.update_failed("o-1:generate_invoice", "resolved", T0),
+    "record_order_fact": lambda s: s.analytics.record_order_fact(AnalyticsFact("o-1", T0.date(), "EUR", 1, {}, T0), 0),
+    "create_order": lambda s: s.orders.create_order(OrderRecord("o-1", "created", {}, T0)),
+    "reserve_checkout": lambda s: s.orders.reserve_checkout("k", "h", "o-1", T0),
 }
 
 
@@ -60,8 +60,8 @@ def unreachable_firestore(monkeypatch: pytest.MonkeyPatch) -> Any:
     return FirestoreStore(firestore_client_for(sanitized_project_id()), timeout=0.5)
 
 
-@pytest.mark.parametrize("call", [*CALLS.values(), lambda s: s.list_failed(status="open"),
-                                  lambda s: s.daily_aggregate(T0.date())],
+@pytest.mark.parametrize("call", [*CALLS.values(), lambda s: s.failed.list_failed(status="open"),
+                                  lambda s: s.analytics.daily_aggregate(T0.date())],
                          ids=[*CALLS.keys(), "list_failed", "daily_aggregate"])
 def test_unreachable_firestore_is_unavailable_quickly(unreachable_firestore: Any, call: Callable[[Any], object]) -> None:
     started = time.monotonic()

@@ -34,9 +34,9 @@ def test_an_order_has_each_side_effect_exactly_once(dev: DevStack) -> None:
     order_id = place_order(dev)
     wait_until(lambda: settled(dev, order_id), timeout=30, what="the four immediate effects")
     store = SqliteStore(dev.data_dir / "ordertasks.db")
-    fact = store.get_fact(order_id)
+    fact = store.analytics.get_fact(order_id)
     assert fact is not None and fact.revenue_minor == 5079          # 39.00 + 20 % VAT + 3.99 shipping
-    assert store.daily_aggregate(fact.day).orders >= 1
+    assert store.analytics.daily_aggregate(fact.day).orders >= 1
     assert len(dev.emails(order_id)) == 1
     assert (dev.data_dir / "blobs" / "invoices" / f"{order_id}.pdf").exists()
     assert len(dev.notifications(order_id)) == 1
@@ -91,7 +91,7 @@ def test_console_style_replay_request_is_swept(dev: DevStack) -> None:
     dev.warehouse_mode("ok")
     # What an operator does in the Firestore console: edit the status field by hand.
     store = SqliteStore(dev.data_dir / "ordertasks.db")
-    assert store.update_failed(failed_id, "replay_requested", SystemClock().now()) is not None
+    assert store.failed.update_failed(failed_id, "replay_requested", SystemClock().now()) is not None
     swept = dev.cli("sweep")
     assert swept.returncode == 0, swept.stderr
     assert f"{failed_id}: created" in swept.stdout

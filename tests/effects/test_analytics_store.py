@@ -26,25 +26,25 @@ def sqlite_store(tmp_path: Path) -> Iterator[SqliteStore]:
 
 
 def test_record_counts_once(sqlite_store: SqliteStore, make_context: Callable[..., EffectContext]) -> None:
-    ctx = make_context(analytics=sqlite_store)
+    ctx = make_context(analytics=sqlite_store.analytics)
     task = task_for("record_analytics", "A1001", eur_order())
     first = record_analytics(task, ctx)
     assert first == {"counted": True, "created": True, "shard": shard_for("A1001", 8), "day": "2024-03-01"}
     assert record_analytics(task, ctx) == first | {"counted": False, "created": False}
-    day = sqlite_store.daily_aggregate(date(2024, 3, 1))
+    day = sqlite_store.analytics.daily_aggregate(date(2024, 3, 1))
     assert day.orders == 1 and day.revenue_minor == {"EUR": 138392}
     assert day.units == {"DESK-OAK": 1, "LAMP-01": 3, "CABLE-2M": 3}
 
 
 def test_orders_in_different_shards_sum_up(sqlite_store: SqliteStore,
                                           make_context: Callable[..., EffectContext]) -> None:
-    ctx = make_context(analytics=sqlite_store, analytics_shards=4)
+    ctx = make_context(analytics=sqlite_store.analytics, analytics_shards=4)
     ids = [f"A{n}" for n in range(12)]
     assert len({shard_for(order_id, 4) for order_id in ids}) > 1
     for order_id in ids:
         record_analytics(task_for("record_analytics", order_id, eur_order()), ctx)
     record_analytics(task_for("record_analytics", "J1", jpy_order()), ctx)
-    day = sqlite_store.daily_aggregate(date(2024, 3, 1))
+    day = sqlite_store.analytics.daily_aggregate(date(2024, 3, 1))
     assert day.orders == 13
     assert day.revenue_minor == {"EUR": 12 * 138392, "JPY": 4460}
     assert day.units["LAMP-01"] == 36 and day.units["TEA-1"] == 3
@@ -52,7 +52,7 @@ def test_orders_in_different_shards_sum_up(sqlite_store: SqliteStore,
 
 def test_concurrent_deliveries_count_once(sqlite_store: SqliteStore,
                                           make_context: Callable[..., EffectContext]) -> None:
-    ctx = make_context(analytics=sqlite_store)
+    ctx = make_context(analytics=sqlite_store.analytics)
     task = task_for("record_analytics", "A1001", eur_order())
     results: list[bool] = []
     start = threading.Barrier(20)
@@ -67,4 +67,4 @@ def test_concurrent_deliveries_count_once(sqlite_store: SqliteStore,
     for thread in threads:
         thread.join()
     assert sorted(results) == [False] * 19 + [True]
-    assert sqlite_store.daily_aggregate(date(2024, 3, 1)).orders == 1
+    assert sqlite_store.analytics.daily_aggregate(date(2024, 3, 1)).orders == 1

@@ -15,7 +15,6 @@ from werkzeug.serving import make_server
 from ordertasks.functions.main import build_handler
 from ordertasks.handlers.backends.sqlite import SqliteStore
 from ordertasks.handlers.contract import OrderSnapshot, encode
-from ordertasks.handlers.wiring import Stores
 from ordertasks.infra.config import Settings, load_catalog
 from ordertasks.handlers.settings import OidcSettings, SmtpSettings, StoreSettings, TasksSettings
 from ordertasks.infra.mailsink import MailSink
@@ -55,7 +54,7 @@ class HandlerStack:
 
     def task(self, kind: str, order_id: str, snapshot: OrderSnapshot | None = None) -> bytes:
         """Store ``order_id`` as a paid order (once) and return the body of its ``kind`` task."""
-        if self.store.get_order(order_id) is None:
+        if self.store.orders.get_order(order_id) is None:
             store_paid_order(self.store, order_id, snapshot or eur_order())
         return encode(kind, order_id)
 
@@ -87,7 +86,7 @@ def stack(tmp_path: Path) -> Iterator[HandlerStack]:
                         environment={"ORDERTASKS_WAREHOUSE_URL": warehouse.url + "/notifications",
                                      "ORDERTASKS_WAREHOUSE_TIMEOUT": "2"})
     store = SqliteStore(settings.store.sqlite_file)
-    server, _ = serve_flask(build_handler(settings, stores=Stores.over(store)), port)
+    server, _ = serve_flask(build_handler(settings, stores=store), port)
     session = requests.Session()
     handler_stack = HandlerStack(url, issuer, mail, warehouse, store, settings.store.blob_root, session)
     try:

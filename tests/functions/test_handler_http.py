@@ -38,7 +38,7 @@ def effects_for(stack: HandlerStack, order_id: str = ORDER) -> dict[str, int]:
         "emails": sum(1 for m in stack.mail.messages if order_id in str(m["Subject"])),
         "pdfs": sum(1 for p in stack.pdfs() if p.name == f"{order_id}.pdf"),
         "warehouse": sum(1 for k in stack.warehouse.state.notifications if k.startswith(order_id + ":")),
-        "analytics_orders": stack.store.daily_aggregate(day).orders,
+        "analytics_orders": stack.store.analytics.daily_aggregate(day).orders,
     }
 
 
@@ -83,7 +83,7 @@ def test_bad_payload_is_dead_with_a_failed_record_and_no_effect(stack: HandlerSt
     resp = stack.deliver(raw, queue="ordertasks-warehouse", task_name="bad-1")
     assert resp.status_code == 200
     assert resp.json()["outcome"] == "dead"
-    failed = stack.store.list_failed()
+    failed = stack.store.failed.list_failed()
     assert len(failed) == 1
     assert failed[0].error_type == error_type
     assert failed[0].status == "open" and failed[0].task_name == "bad-1"
@@ -96,11 +96,11 @@ def test_warehouse_503_is_retried_then_dead_on_the_final_attempt(stack: HandlerS
     retry = stack.deliver(body("notify_warehouse"), queue=queue, retry_count=0)
     assert retry.status_code == 503
     assert retry.json()["outcome"] == "retry"
-    assert stack.store.list_failed() == []
+    assert stack.store.failed.list_failed() == []
     final = stack.deliver(body("notify_warehouse"), queue=queue, retry_count=7)  # max_attempts 8
     assert final.status_code == 200
     assert final.json()["outcome"] == "dead"
-    [record] = stack.store.list_failed()
+    [record] = stack.store.failed.list_failed()
     assert (record.id, record.error_type, record.attempts) == (f"{ORDER}:notify_warehouse", "DependencyUnavailable", 8)
     assert record.payload["order_id"] == ORDER
 
@@ -109,7 +109,7 @@ def test_warehouse_4xx_is_dead_at_once(stack: HandlerStack) -> None:
     stack.warehouse.state.mode = "reject"
     resp = stack.deliver(body("notify_warehouse"), queue="ordertasks-warehouse")
     assert (resp.status_code, resp.json()["outcome"]) == (200, "dead")
-    [record] = stack.store.list_failed()
+    [record] = stack.store.failed.list_failed()
     assert record.error_type == "Rejected" and "422" in record.error
 
 
@@ -118,7 +118,7 @@ def test_smtp_down_is_retryable(stack: HandlerStack) -> None:
     stack.mail.stop()
     resp = stack.deliver(body("send_confirmation_email"), queue="ordertasks-email")
     assert resp.status_code == 503
-    assert stack.store.list_failed() == []
+    assert stack.store.failed.list_failed() == []
     stack.mail = MailSink(port=port).start()
     assert stack.deliver(body("send_confirmation_email"), retry_count=1).json()["outcome"] == "done"
     assert effects_for(stack)["emails"] == 1
@@ -150,7 +150,7 @@ def test_bad_tokens_are_refused_with_no_effect(stack: HandlerStack, case: str, s
     assert resp.status_code == status, resp.text
     assert "error" in resp.json()
     assert effects_for(stack)["emails"] == 0
-    assert stack.store.get_effect(ORDER, "send_confirmation_email") is None
+    assert stack.store.effects.get_effect(ORDER, "send_confirmation_email") is None
 
 
 def test_get_is_refused_without_touching_anything(stack: HandlerStack) -> None:
@@ -175,4 +175,4 @@ def test_a_task_for_an_order_never_placed_causes_nothing_but_a_failed_record(sta
         resp = stack.deliver(body(kind, "ord_forged_99"))
         assert resp.status_code == 200 and resp.json()["outcome"] == "dead", resp.text
     assert effects_for(stack, "ord_forged_99") == {"emails": 0, "pdfs": 0, "warehouse": 0, "analytics_orders": 0}
-    assert {f.error_type for f in stack.store.list_failed()} == {"UnknownOrder"}
+    assert {f.error_type for f in stack.store.failed.list_failed()} == {"UnknownOrder"}

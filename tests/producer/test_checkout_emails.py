@@ -58,7 +58,7 @@ def test_hostile_names_are_400_naming_the_field(offline_stack: Stack, name: str,
 def test_addresses_are_stored_normalised(stack: Stack, sent: str, stored: str) -> None:
     resp = stack.client.post("/api/checkout", json=order_body(customer=_customer(email=sent)))
     assert resp.status_code == 201, resp.get_json()
-    order = stack.store.get_order(resp.get_json()["order_id"])
+    order = stack.store.orders.get_order(resp.get_json()["order_id"])
     assert order is not None and order.snapshot["customer"]["email"] == stored
 
 

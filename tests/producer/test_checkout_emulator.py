@@ -101,12 +101,12 @@ def test_declined_card_is_402_with_no_tasks(stack: Stack) -> None:
     assert resp.get_json()["error"]["code"] == "payment_declined"
     assert stack.tasks() == []
     assert stack.gateway.charges() == []
-    assert stack.store.get_order("declined-1").status == "payment_failed"  # type: ignore[union-attr]
+    assert stack.store.orders.get_order("declined-1").status == "payment_failed"  # type: ignore[union-attr]
 
 
 def test_resubmitting_an_order_enqueues_nothing_twice(stack: Stack) -> None:
     order_id = _checkout(stack, order_body()).get_json()["order_id"]
-    record = stack.store.get_order(order_id)
+    record = stack.store.orders.get_order(order_id)
     assert record is not None
     results = stack.enqueuer.enqueue_order(order_id, OrderSnapshot.model_validate(record.snapshot))
     assert {r.status for r in results} == {"exists"}
@@ -129,7 +129,7 @@ def test_emulator_down_gives_202_and_reconcile_schedules_each_task_once(stack: S
     assert resp.status_code == 202, resp.get_json()
     assert {t["state"] for t in resp.get_json()["tasks"]} == {"pending"}
     assert len(stack.gateway.charges()) == 1  # paid, kept
-    assert len(stack.store.pending_outbox(datetime.now(timezone.utc) + timedelta(seconds=1))) == len(KINDS)
+    assert len(stack.store.orders.pending_outbox(datetime.now(timezone.utc) + timedelta(seconds=1))) == len(KINDS)
 
     stack.emulator.start()
     assert reconcile_main(["--grace-seconds", "0"], settings=stack.settings) == 0
@@ -254,7 +254,7 @@ def test_key_left_unanswered_by_a_crash_is_resumed_for_the_same_order(tmp_path: 
     app = create_app(stack.settings, store=stack.store, enqueuer=stack.enqueuer, gateway=stack.gateway, clock=clock)
     body = order_body()
     # A first request reserved the key, then its server died before answering.
-    assert stack.store.reserve_checkout("k-crash", request_hash(body), "ord_crashed", clock.now()) is None
+    assert stack.store.orders.reserve_checkout("k-crash", request_hash(body), "ord_crashed", clock.now()) is None
     post = lambda: app.test_client().post("/api/checkout", json=body, headers={"Idempotency-Key": "k-crash"})  # noqa: E731
     assert post().status_code == 409  # still looks in flight
     clock.current += timedelta(minutes=3)
@@ -269,7 +269,7 @@ def test_key_left_unanswered_by_a_crash_is_resumed_for_the_same_order(tmp_path: 
 
 def test_replay_task_adds_a_suffix_and_runs_now(stack: Stack) -> None:
     order_id = _checkout(stack, order_body()).get_json()["order_id"]
-    record = stack.store.get_order(order_id)
+    record = stack.store.orders.get_order(order_id)
     assert record is not None
     snapshot = OrderSnapshot.model_validate(record.snapshot)
     body = encode("notify_warehouse", order_id)

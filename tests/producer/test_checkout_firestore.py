@@ -60,9 +60,9 @@ def test_outage_then_reconcile_over_firestore(tmp_path: Path, emulator: Emulator
         emulator.stop()
         assert stack.client.post("/api/checkout", json=order_body(order_id="fs-outage")).status_code == 202
         emulator.start()
-        summary = reconcile(store, stack.enqueuer, datetime.now(timezone.utc), grace_seconds=0)
-        assert (summary.pending, summary.scheduled, summary.failed) == (6, 6, 0)
-        assert reconcile(store, stack.enqueuer, datetime.now(timezone.utc), grace_seconds=0).pending == 0
+        summary = reconcile(store.orders, stack.enqueuer, datetime.now(timezone.utc), grace_seconds=0)
+        assert (summary.pending, summary.scheduled, summary.failed) == (len(KINDS), len(KINDS), 0)
+        assert reconcile(store.orders, stack.enqueuer, datetime.now(timezone.utc), grace_seconds=0).pending == 0
         assert len({t.name for t in stack.tasks()}) == len(stack.tasks()) == len(KINDS)
     finally:
         stack.enqueuer.close()

@@ -78,7 +78,7 @@ def test_a_card_that_succeeds_is_201_and_the_intent_is_the_charge(stripe_stack: 
     resp = _pay(stack, localstripe, VISA)
     assert resp.status_code == 201, resp.get_json()
     body = resp.get_json()
-    order = stack.store.get_order(body["order_id"])
+    order = stack.store.orders.get_order(body["order_id"])
     assert order is not None and order.status == "paid" and order.charge_id.startswith("pi_")
     intent = stripe_get(localstripe, f"/v1/payment_intents/{order.charge_id}")
     assert intent["amount"] == int(Decimal(body["totals"]["total"]) * 100)

@@ -92,7 +92,7 @@ def test_with_the_explicit_allow_every_order_is_marked_test(stack: Stack) -> Non
     assert resp.status_code in (201, 202), resp.get_json()
     body = resp.get_json()
     assert body["test"] is True
-    order = stack.store.get_order(body["order_id"])
+    order = stack.store.orders.get_order(body["order_id"])
     assert order is not None and order.snapshot["test"] is True
     assert app.test_client().get(f"/api/orders/{body['order_id']}").get_json()["test"] is True
     [payment] = ledger.list_payments()

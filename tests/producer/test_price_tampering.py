@@ -50,7 +50,7 @@ def test_a_price_other_than_the_books_is_409_with_the_current_prices(stack: Stac
     assert error["code"] == "price_changed"
     assert error["fields"] == [{"field": "items.0.unit_price",
                                 "message": f"is {claimed}, the current price is 9.50 EUR"}]
-    assert stack.store.get_order("ord_t1") is None
+    assert stack.store.orders.get_order("ord_t1") is None
     assert error["prices"] == [
         {"sku": "MUG-1", "name": "Mug", "unit_price": "9.50", "currency": "EUR"},
         {"sku": "TEA-7", "name": "Tea", "unit_price": "4.25", "currency": "EUR"}]
@@ -72,7 +72,7 @@ def test_an_omitted_price_is_charged_at_the_book_price_with_the_books_name(stack
     assert Decimal(totals["total"]) == _book_total(items)
     [charge] = stack.gateway.charges()
     assert charge.amount == Decimal(totals["total"]) and charge.currency == "EUR"
-    order = stack.store.get_order(resp.get_json()["order_id"])
+    order = stack.store.orders.get_order(resp.get_json()["order_id"])
     assert order is not None
     assert [(i["name"], i["unit_price"]) for i in order.snapshot["items"]] == [("Mug", "9.50"), ("Tea", "4.25")]
 

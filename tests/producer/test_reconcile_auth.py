@@ -62,7 +62,7 @@ def _scheduler_call(stack: Stack, url: str, email: str, audience: str) -> Any:
 
 
 def _pending(stack: Stack) -> int:
-    return len(stack.store.pending_outbox(datetime.now(timezone.utc) + timedelta(seconds=1)))
+    return len(stack.store.orders.pending_outbox(datetime.now(timezone.utc) + timedelta(seconds=1)))
 
 
 def _outage_order(stack: Stack) -> None:
@@ -127,9 +127,9 @@ def _failed_replay_request(stack: Stack) -> str:
     order_id = created.get_json()["order_id"]
     now = datetime.now(timezone.utc)
     payload = {"kind": "notify_warehouse", "v": 2, "order_id": order_id}
-    stack.store.record_failure(FailureReport(order_id, "notify_warehouse", "ordertasks-warehouse", "t", payload,
+    stack.store.failed.record_failure(FailureReport(order_id, "notify_warehouse", "ordertasks-warehouse", "t", payload,
                                              "Rejected", "422 unknown SKU", 1, now))
-    stack.store.update_failed(f"{order_id}:notify_warehouse", "replay_requested", now)
+    stack.store.failed.update_failed(f"{order_id}:notify_warehouse", "replay_requested", now)
     return order_id
 
 
@@ -137,7 +137,7 @@ def test_scheduler_token_runs_the_sweeper(secured: tuple[Stack, LiveServer]) -> 
     stack, live = secured
     order_id = _failed_replay_request(stack)
     _scheduler_call(stack, f"{live.url}/internal/sweep", DISPATCHER, live.url)
-    wait_until(lambda: stack.store.get_failed(f"{order_id}:notify_warehouse").status == "replayed", timeout=20,
+    wait_until(lambda: stack.store.failed.get_failed(f"{order_id}:notify_warehouse").status == "replayed", timeout=20,
                what="the sweep through an OIDC-verified call")
     assert any(t.name.endswith(f"{order_id}-notify_warehouse-r1") for t in stack.tasks())
 
@@ -147,4 +147,4 @@ def test_sweep_without_token_is_401_and_replays_nothing(secured: tuple[Stack, Li
     order_id = _failed_replay_request(stack)
     resp = requests.post(f"{live.url}/internal/sweep", timeout=10)
     assert resp.status_code == 401
-    assert stack.store.get_failed(f"{order_id}:notify_warehouse").status == "replay_requested"
+    assert stack.store.failed.get_failed(f"{order_id}:notify_warehouse").status == "replay_requested"

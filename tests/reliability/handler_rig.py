@@ -17,7 +17,7 @@ import requests
 from ordertasks.functions.main import build_handler
 from ordertasks.handlers.contract import encode
 from ordertasks.handlers.errors import DependencyUnavailable
-from ordertasks.handlers.wiring import Stores, recorded_effects
+from ordertasks.handlers.wiring import recorded_effects
 from ordertasks.infra.config import Settings, load_catalog
 from ordertasks.handlers.settings import OidcSettings, SmtpSettings, StoreSettings, TasksSettings
 from ordertasks.infra.mailsink import MailSink
@@ -52,7 +52,7 @@ class Rig:
 
     def recorded(self) -> Any:
         """Effect states as the status views read them (create-once kinds' far ends included)."""
-        return recorded_effects(self.settings or Settings(), Stores.over(self.store))
+        return recorded_effects(self.settings or Settings(), self.store)
 
     def deliver(self, body: bytes, kind: str | None = None, retry_count: int = 0, token: str | None = "valid",
                 headers: dict[str, str] | None = None, task_name: str = "t-1") -> requests.Response:
@@ -77,7 +77,7 @@ class Rig:
         """Each effect of ``order_id`` counted where it lands (POSTs, not just records, for the warehouse)."""
         return {
             "send_confirmation_email": sum(1 for m in self.mail.messages if m["X-Ordertasks-Order"] == order_id),
-            "record_analytics": self.store.daily_aggregate(PLACED_AT.date()).orders,
+            "record_analytics": self.store.analytics.daily_aggregate(PLACED_AT.date()).orders,
             "generate_invoice": sum(1 for p in self.blob_dir.rglob("*.pdf") if p.stem == order_id),
             "notify_warehouse": self.warehouse.state.requests,
         }
@@ -122,7 +122,7 @@ class RigFactory:
                             oidc=OidcSettings(certs_url=issuer.certs_url), smtp=SmtpSettings(port=mail.controller.port),
                             environment={"ORDERTASKS_WAREHOUSE_URL": warehouse.url + "/notifications",
                                          "ORDERTASKS_WAREHOUSE_TIMEOUT": "2"}).with_changes(**changes)
-        server, _ = serve_flask(build_handler(settings, stores=Stores.over(store)), port)
+        server, _ = serve_flask(build_handler(settings, stores=store), port)
         rig = Rig(url, issuer, mail, warehouse, store, settings.store.blob_root, settings)
         self.started.append((server, rig))
         return rig

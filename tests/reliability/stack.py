@@ -27,7 +27,7 @@ from typing import Any
 import requests
 
 from ordertasks.handlers.backends.sqlite import SqliteStore
-from ordertasks.handlers.wiring import Stores, recorded_effects
+from ordertasks.handlers.wiring import recorded_effects
 from ordertasks.infra import devstack
 from ordertasks.infra.config import REPO_ROOT, Catalog, Settings, load_catalog
 from ordertasks.handlers.settings import StoreSettings
@@ -202,7 +202,7 @@ class LocalStack:
     def recorded(self, store: SqliteStore) -> Any:
         """Effect states over ``store`` as the status views read them (create-once kinds' far ends too)."""
         settings = Settings(store=StoreSettings(data_dir=self.data_dir), catalog_path=self.config)
-        return recorded_effects(settings, Stores.over(store))
+        return recorded_effects(settings, store)
 
     def far_end_effects(self) -> Counter[tuple[str, str]]:
         """(order, kind) → times its effect was observed where it lands."""
@@ -222,14 +222,14 @@ class LocalStack:
         ids, ledger = set(order_ids), Ledger()
         with self.store() as store:
             for order_id in ids:
-                ledger.owed |= {(order_id, e.kind) for e in store.outbox_for(order_id)}
+                ledger.owed |= {(order_id, e.kind) for e in store.orders.outbox_for(order_id)}
                 for kind in {k for _, k in ledger.owed}:
                     effect = self.recorded(store).get_effect(order_id, kind)
                     if effect is not None and effect.state == "done":
                         ledger.done.add((order_id, kind))
-                    if kind == "record_analytics" and store.get_fact(order_id) is not None:
+                    if kind == "record_analytics" and store.analytics.get_fact(order_id) is not None:
                         ledger.effects[(order_id, kind)] += 1
-            ledger.failed = {(f.order_id, f.kind) for f in store.list_failed(limit=1_000_000) if f.order_id in ids}
+            ledger.failed = {(f.order_id, f.kind) for f in store.failed.list_failed(limit=1_000_000) if f.order_id in ids}
         ledger.effects.update({k: n for k, n in self.far_end_effects().items() if k[0] in ids})
         return ledger
 

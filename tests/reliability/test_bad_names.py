@@ -39,7 +39,7 @@ def test_checkout_refuses_hostile_order_ids_with_400(local_stack: LocalStack) ->
         assert resp.status_code == 400, (order_id, resp.status_code, resp.text[:200])
         assert any(f["field"] == "order_id" for f in resp.json()["error"]["fields"]), resp.text
     with local_stack.store() as store:
-        assert store.pending_outbox(datetime.max.replace(tzinfo=timezone.utc)) == []
+        assert store.orders.pending_outbox(datetime.max.replace(tzinfo=timezone.utc)) == []
     assert not (local_stack.data_dir / "blobs").exists() or list((local_stack.data_dir / "blobs").rglob("*")) == []
 
 
@@ -49,7 +49,7 @@ def test_handler_rejects_hostile_ids_into_a_safely_named_failed_record(rig_for: 
     rig = rig_for(SqliteStore(tmp_path / "store.db"))
     resp = rig.deliver(_task_with_order_id("generate_invoice", order_id), "generate_invoice")
     assert resp.status_code == 200 and resp.json()["outcome"] == "dead", resp.text
-    [record] = rig.store.list_failed()
+    [record] = rig.store.failed.list_failed()
     assert SAFE_FAILED_ID.match(record.id) and record.error_type == "InvalidPayload", record.id
     assert not rig.blob_dir.exists() or list(rig.blob_dir.rglob("*")) == []
     assert list(tmp_path.rglob("*.pdf")) == [], "no invoice anywhere for a rejected id"

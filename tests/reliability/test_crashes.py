@@ -53,7 +53,7 @@ def test_handler_killed_mid_effect_completes_after_the_lease(tmp_path: Path) -> 
             # between an email's send and its done-mark resends it (the one window the README's design
             # notes document, covered by the store-outage case), which is not what this case measures.
             with stack.store() as store:
-                effect = store.get_effect(order_id, "notify_warehouse")
+                effect = store.effects.get_effect(order_id, "notify_warehouse")
                 others = [stack.recorded(store).get_effect(order_id, k) for k in OTHER_KINDS]
             in_flight = effect is not None and effect.state == "in_progress" and effect.lease_expires_at is not None
             return in_flight and all(o is not None and o.state == "done" for o in others)
@@ -63,7 +63,7 @@ def test_handler_killed_mid_effect_completes_after_the_lease(tmp_path: Path) -> 
         stack.restart("handler")
         _accounted_once(stack, [order_id], timeout=90)
         with stack.store() as store:
-            effect = store.get_effect(order_id, "notify_warehouse")
+            effect = store.effects.get_effect(order_id, "notify_warehouse")
         assert effect is not None and effect.attempts >= 2, "the task completed by re-claiming after the lease"
     finally:
         stack.stop()
@@ -98,5 +98,5 @@ def _post_ignoring_crash(stack: LocalStack) -> None:
 
 def _paid_pending_order(stack: LocalStack) -> str | None:
     with stack.store() as store:
-        pending = store.pending_outbox(datetime.now(timezone.utc) + timedelta(hours=1))
+        pending = store.orders.pending_outbox(datetime.now(timezone.utc) + timedelta(hours=1))
     return pending[0].order_id if pending else None

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from ordertasks.handlers.backends import memory
 from ordertasks.handlers.backends.memory import MemoryStore
 from ordertasks.handlers.contract import OrderSnapshot, Task
 from ordertasks.handlers.dispatch import Delivery, Dispatcher, Outcome
@@ -51,7 +52,7 @@ def test_the_catalog_has_create_once_kinds_to_test() -> None:
 
 def far_end_perform(rig: Rig, tmp_path: Path, kind: str, order_id: str) -> dict[str, Any]:
     """Run ``kind``'s effect against the rig's far ends, as a handler that then died would have."""
-    dispatcher = build_dispatcher(local_settings(tmp_path), stores=Stores.over(rig.store))
+    dispatcher = build_dispatcher(local_settings(tmp_path), stores=rig.store)
     declared = dispatcher.kinds[kind]
     snapshot = OrderSnapshot.model_validate(eur_order().model_dump(mode="json"))
     return declared.perform(declared.task_for(order_id, snapshot, {}), dispatcher.ctx)
@@ -77,10 +78,10 @@ def test_fifty_concurrent_first_deliveries_give_one_effect_and_forty_nine_duplic
     assert outcomes[(200, "duplicate")] >= COPIES // 2, outcomes
     counts = rig.effects(order_id)
     assert counts[kind] == 1 and sum(counts.values()) == 1, counts
-    view = recorded_effects(local_settings(tmp_path), Stores.over(rig.store)).get_effect(order_id, kind)
+    view = recorded_effects(local_settings(tmp_path), rig.store).get_effect(order_id, kind)
     # Counting duplicates is best effort (a lost increment only lowers a statistic).
     assert view is not None and view.state == "done" and 1 <= view.duplicates <= COPIES - 1, view
-    assert rig.store.list_failed() == []
+    assert rig.store.failed.list_failed() == []
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -94,7 +95,7 @@ def test_a_retry_after_a_crash_that_followed_the_effect_answers_duplicate_withou
     resp = rig.deliver(task_body(kind, order_id), kind, retry_count=1)          # Cloud Tasks retries it
     assert resp.status_code == 200 and resp.json()["outcome"] == "duplicate", resp.text
     assert rig.effects(order_id)[kind] == 1
-    record = rig.store.get_effect(order_id, kind)
+    record = rig.store.effects.get_effect(order_id, kind)
     assert record is not None and record.state == "done", record
     again = rig.deliver(task_body(kind, order_id), kind, retry_count=2)
     assert again.json()["outcome"] == "duplicate" and rig.effects(order_id)[kind] == 1
@@ -103,9 +104,9 @@ def test_a_retry_after_a_crash_that_followed_the_effect_answers_duplicate_withou
 # --- the protocol, in-process over the memory store ---------------------------------------
 
 
-def dispatcher_for(tmp_path: Path, store: MemoryStore, clock: FixedClock,
+def dispatcher_for(tmp_path: Path, store: Stores, clock: FixedClock,
                    kinds: KindRegistry | None = None) -> Dispatcher:
-    return build_dispatcher(local_settings(tmp_path), stores=Stores.over(store), clock=clock, kinds=kinds)
+    return build_dispatcher(local_settings(tmp_path), stores=store, clock=clock, kinds=kinds)
 
 
 def registry_with(kind: str, declared: Kind) -> KindRegistry:
@@ -118,8 +119,8 @@ def test_a_first_delivery_writes_no_idempotency_record_and_the_views_read_done_a
     store, clock = MemoryStore(), FixedClock()
     store_paid_order(store, "ord_once_view", eur_order())
     assert dispatcher_for(tmp_path, store, clock).run(Delivery(task_body(kind, "ord_once_view"))).outcome is Outcome.DONE
-    assert store.get_effect("ord_once_view", kind) is None, "the far end's record is the done mark"
-    view = recorded_effects(local_settings(tmp_path), Stores.over(store))
+    assert store.effects.get_effect("ord_once_view", kind) is None, "the far end's record is the done mark"
+    view = recorded_effects(local_settings(tmp_path), store)
     found = view.get_effect("ord_once_view", kind)
     assert found is not None and found.state == "done"
     assert view.count_effects(kind, "done") == 1 and view.count_effects(kind) == 1
@@ -140,12 +141,12 @@ def test_a_failed_first_attempt_records_its_start_and_the_retry_takes_the_claim(
     dispatcher = dispatcher_for(tmp_path, store, clock, registry_with(kind, replace(real, perform=flaky)))
     started = clock.now()
     assert dispatcher.run(Delivery(task_body(kind, "ord_once_flaky"))).outcome is Outcome.RETRY
-    noted = store.get_effect("ord_once_flaky", kind)
+    noted = store.effects.get_effect("ord_once_flaky", kind)
     assert noted is not None and noted.state == "in_progress" and noted.first_attempt_at == started
     assert noted.lease_expires_at is not None and noted.lease_expires_at <= started, "the retry must not wait"
     clock.current += timedelta(seconds=10)
     assert dispatcher.run(Delivery(task_body(kind, "ord_once_flaky"), retry_count=1)).outcome is Outcome.DONE
-    done = store.get_effect("ord_once_flaky", kind)
+    done = store.effects.get_effect("ord_once_flaky", kind)
     assert done is not None and done.state == "done" and done.attempts == 2 and done.first_attempt_at == started
 
 
@@ -153,16 +154,16 @@ def test_a_failed_first_attempt_records_its_start_and_the_retry_takes_the_claim(
 def test_a_cancel_recorded_before_the_delivery_stops_a_create_once_kind(tmp_path: Path, kind: str) -> None:
     store, clock = MemoryStore(), FixedClock()
     store_paid_order(store, "ord_once_cancel", eur_order())
-    store.cancel_effect("ord_once_cancel", kind, clock.now(), 3600.0)
+    store.effects.cancel_effect("ord_once_cancel", kind, clock.now(), 3600.0)
     result = dispatcher_for(tmp_path, store, clock).run(Delivery(task_body(kind, "ord_once_cancel")))
     assert result.outcome is Outcome.CANCELLED
-    view = recorded_effects(local_settings(tmp_path), Stores.over(store))
+    view = recorded_effects(local_settings(tmp_path), store)
     found = view.get_effect("ord_once_cancel", kind)
     assert found is not None and found.state == "cancelled", "nothing happened at the far end"
 
 
-class DoneMarkFailsOnce(MemoryStore):
-    """A store whose first ``complete_effect`` fails, as an outage right after an effect would."""
+class DoneMarkFailsOnce(memory.MemoryEffectStore):
+    """An effect store whose first ``complete_effect`` fails, as an outage right after an effect would."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -185,13 +186,13 @@ def test_a_create_once_kind_without_a_far_end_record_gets_a_done_mark_and_a_lost
         fresh = task.order_id not in created
         created.add(task.order_id)
         return {"created": fresh}
-    store, clock = DoneMarkFailsOnce(), FixedClock()
+    store, clock = replace(memory.stores(), effects=DoneMarkFailsOnce()), FixedClock()
     store_paid_order(store, "ord_once_mark", eur_order())
     dispatcher = dispatcher_for(tmp_path, store, clock, registry_with(kind, Kind(perform=create_once, create_once=True)))
     assert dispatcher.run(Delivery(task_body(kind, "ord_once_mark"))).outcome is Outcome.RETRY
     assert dispatcher.run(Delivery(task_body(kind, "ord_once_mark"), retry_count=1)).outcome is Outcome.DUPLICATE
     assert created == {"ord_once_mark"}
-    record = store.get_effect("ord_once_mark", kind)
+    record = store.effects.get_effect("ord_once_mark", kind)
     assert record is not None and record.state == "done"
     assert dispatcher.run(Delivery(task_body(kind, "ord_once_mark"))).outcome is Outcome.DUPLICATE
 

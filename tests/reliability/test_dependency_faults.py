@@ -53,7 +53,7 @@ def test_rejecting_warehouse_fails_after_one_attempt(tmp_path: Path) -> None:
         assert ledger.failed == {(o, "notify_warehouse") for o in order_ids}
         with stack.store() as store:
             for order_id in order_ids:
-                record = store.get_failed(f"{order_id}:notify_warehouse")
+                record = store.failed.get_failed(f"{order_id}:notify_warehouse")
                 assert record is not None and record.error_type == "Rejected" and "422" in record.error
                 assert (record.attempts, len(record.history)) == (1, 1), "a 4xx is permanent: no retry"
         assert _warehouse(stack)["requests"] == ORDERS
@@ -71,7 +71,7 @@ def test_warehouse_that_never_answers_is_retried_then_failed_then_replayable(tmp
         _balanced(stack, order_ids)
         with stack.store() as store:
             for order_id in order_ids:
-                record = store.get_failed(f"{order_id}:notify_warehouse")
+                record = store.failed.get_failed(f"{order_id}:notify_warehouse")
                 assert record is not None and record.error_type == "DependencyUnavailable"
                 assert record.attempts == 3 and "did not answer" in record.error
         # The operator fixes the warehouse and replays: done, and still one notification each.
@@ -95,7 +95,7 @@ def test_smtp_down_then_back_delivers_each_email_once(tmp_path: Path) -> None:
         order_ids = stack.place_orders(ORDERS)
         def retried() -> bool:
             with stack.store() as store:
-                records = [store.get_effect(o, "send_confirmation_email") for o in order_ids]
+                records = [store.effects.get_effect(o, "send_confirmation_email") for o in order_ids]
             return all(r is not None and r.attempts >= 2 for r in records)
         wait_until(retried, timeout=60, interval=0.3, what="every confirmation retried while SMTP is down")
         stack.restart("smtp")

@@ -54,4 +54,4 @@ def test_fifty_concurrent_deliveries_give_one_effect(rig_for: Any, tmp_path: Pat
     counts = rig.effects(order_id)
     assert counts[kind] == 1, counts
     assert sum(counts.values()) == 1, f"other effects happened too: {counts}"
-    assert rig.store.list_failed() == []
+    assert rig.store.failed.list_failed() == []

@@ -97,7 +97,7 @@ def check_delivery(rig: Rig, body: bytes, sent: dict[str, str]) -> None:
     if answer["outcome"] == "dead":
         failed_id = f"{answer['order_id']}:{answer['kind']}"
         assert SAFE_FAILED_ID.match(failed_id), failed_id
-        record = rig.store.get_failed(failed_id)
+        record = rig.store.failed.get_failed(failed_id)
         assert record is not None and record.history[-1]["task_name"] == task_name, failed_id
 
 

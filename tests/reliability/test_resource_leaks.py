@@ -18,7 +18,7 @@ def test_short_lived_threads_do_not_leak_sqlite_connections(tmp_path: Path) -> N
     store = SqliteStore(tmp_path / "store.db")
     before = _open_fds()
     for _ in range(300):
-        worker = threading.Thread(target=lambda: store.get_effect("ord_1", "record_analytics"))
+        worker = threading.Thread(target=lambda: store.effects.get_effect("ord_1", "record_analytics"))
         worker.start()
         worker.join()
     assert _open_fds() - before < 10, "each finished thread must give its connection back"

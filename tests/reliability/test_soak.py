@@ -26,8 +26,8 @@ KINDS_PER_ORDER = 6
 def _settled_count(stack: LocalStack) -> int:
     """Done effects plus failed records: cheap enough to poll while 60 000 tasks run."""
     with stack.store() as store:
-        done = sum(c.get("done", 0) for c in store.effect_counts().values())
-        failed = len(store.list_failed(limit=1_000_000))
+        done = sum(c.get("done", 0) for c in store.effects.effect_counts().values())
+        failed = len(store.failed.list_failed(limit=1_000_000))
     return done + failed
 
 

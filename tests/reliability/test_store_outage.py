@@ -14,6 +14,7 @@ import signal
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -21,9 +22,9 @@ from typing import Any
 
 import pytest
 
-from ordertasks.handlers.wiring import Stores, build_dispatcher
+from ordertasks.handlers.wiring import build_dispatcher
 from tests.support.orders import store_paid_order
-from ordertasks.handlers.backends.memory import MemoryStore
+from ordertasks.handlers.backends import memory
 from ordertasks.handlers.dispatch import Delivery, Outcome
 from ordertasks.handlers.errors import DependencyUnavailable
 from ordertasks.infra.config import Settings
@@ -130,13 +131,13 @@ def test_store_outage_gives_503s_and_loses_nothing(rig_for: Any, private_firesto
         for kind in KINDS:
             effect = rig.recorded().get_effect(order_id, kind)
             assert effect is not None and effect.state == "done", (order_id, kind, effect)
-    assert rig.store.daily_aggregate(PLACED_AT.date()).orders == ORDERS
+    assert rig.store.analytics.daily_aggregate(PLACED_AT.date()).orders == ORDERS
     assert rig.warehouse.state.requests >= ORDERS and len(rig.warehouse.state.notifications) == ORDERS
-    assert rig.store.list_failed() == []
+    assert rig.store.failed.list_failed() == []
 
 
-class DoneMarkFailsOnce(MemoryStore):
-    """A store whose first ``complete_effect`` fails, as a store outage right after an effect would."""
+class DoneMarkFailsOnce(memory.MemoryEffectStore):
+    """An effect store whose first ``complete_effect`` fails, as a store outage right after an effect would."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -153,10 +154,10 @@ class DoneMarkFailsOnce(MemoryStore):
 
 def test_effect_whose_done_mark_fails_is_retried_not_reported_done(tmp_path: Path) -> None:
     clock, calls = FixedClock(), []
-    store = DoneMarkFailsOnce()
+    store = replace(memory.stores(), effects=DoneMarkFailsOnce())
     store_paid_order(store, "ord_mark_1", eur_order())
     dispatcher = build_dispatcher(Settings(store=StoreSettings(data_dir=tmp_path)),
-                                  stores=Stores.over(store), clock=clock,
+                                  stores=store, clock=clock,
                                   effects={"record_analytics": lambda task, ctx: calls.append(task) or {}})
     delivery = Delivery(task_body("record_analytics", "ord_mark_1"), queue_name="ordertasks-analytics")
     first = dispatcher.run(delivery)
@@ -164,5 +165,5 @@ def test_effect_whose_done_mark_fails_is_retried_not_reported_done(tmp_path: Pat
     clock.current += timedelta(seconds=dispatcher._lease("record_analytics") + 1)
     second = dispatcher.run(Delivery(delivery.body, queue_name=delivery.queue_name, retry_count=1))
     assert second.outcome is Outcome.DONE and len(calls) == 2
-    effect = store.get_effect("ord_mark_1", "record_analytics")
+    effect = store.effects.get_effect("ord_mark_1", "record_analytics")
     assert effect is not None and effect.state == "done"

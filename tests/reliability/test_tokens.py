@@ -60,7 +60,7 @@ def test_bad_token_is_refused_with_no_effect(rig_for: Any, tmp_path: Path, case:
     resp = rig.deliver(task_body(KIND, "ord_tok_1"), KIND, token=make_token())
     assert resp.status_code == status, resp.text
     assert rig.effects("ord_tok_1") == dict.fromkeys(rig.effects("ord_tok_1"), 0)
-    assert rig.store.get_effect("ord_tok_1", KIND) is None and rig.store.list_failed() == []
+    assert rig.store.effects.get_effect("ord_tok_1", KIND) is None and rig.store.failed.list_failed() == []
 
 
 # --- through the full local stack ---------------------------------------------------------
@@ -132,5 +132,5 @@ def test_forged_and_misdirected_tokens_through_the_local_stack(local_stack: Loca
     assert '"status": 403' in text and '"status": 401' in text
     with stack.store() as store:
         for order_id in ("ord_forged_1", "ord_forged_2", "ord_forged_3"):
-            assert store.get_effect(order_id, KIND) is None
+            assert store.effects.get_effect(order_id, KIND) is None
     assert list((stack.data_dir / "mail").glob("*.eml")) == []

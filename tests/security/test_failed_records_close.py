@@ -16,14 +16,14 @@ def test_a_later_success_resolves_the_record_of_a_lost_lease_race(stack: Handler
     """Attack: a LeaseHeld final attempt leaves an 'open' record forever, hiding real failures in noise."""
     order = "ord_sec_lease"
     body = stack.task(KIND, order)
-    stack.store.claim_effect(order, KIND, datetime.now(UTC), 600.0, 86400.0)   # a concurrent delivery's lease
+    stack.store.effects.claim_effect(order, KIND, datetime.now(UTC), 600.0, 86400.0)   # a concurrent delivery's lease
     dead = stack.deliver(body, retry_count=FINAL_RETRY, task_name="ab-ord_sec_lease-notify_warehouse")
     assert dead.json()["outcome"] == "dead"
-    assert stack.store.get_failed(f"{order}:{KIND}").status == "open"
-    stack.store.release_effect(order, KIND, datetime.now(UTC))                # the concurrent one gave up
+    assert stack.store.failed.get_failed(f"{order}:{KIND}").status == "open"
+    stack.store.effects.release_effect(order, KIND, datetime.now(UTC))                # the concurrent one gave up
     done = stack.deliver(body, task_name="ab-ord_sec_lease-notify_warehouse-r1")
     assert done.json()["outcome"] == "done"
-    closed = stack.store.get_failed(f"{order}:{KIND}")
+    closed = stack.store.failed.get_failed(f"{order}:{KIND}")
     assert (closed.status, closed.resolved_by) == ("resolved", "handler")
     assert "ab-ord_sec_lease-notify_warehouse-r1" in (closed.note or "")
 
@@ -34,13 +34,13 @@ def test_a_replay_that_finds_the_effect_done_resolves_the_record(stack: HandlerS
     body = stack.task(KIND, order)
     assert stack.deliver(body, task_name="ab-ord_sec_dup-notify_warehouse").json()["outcome"] == "done"
     # The failure of a delivery that raced the success is written after it (the race the handler cannot see).
-    stack.store.record_failure(FailureReport(order, KIND, "warehouse", "ab-ord_sec_dup-notify_warehouse", {},
+    stack.store.failed.record_failure(FailureReport(order, KIND, "warehouse", "ab-ord_sec_dup-notify_warehouse", {},
                                              "LeaseHeld", "another delivery holds the claim", FINAL_RETRY + 1,
                                              datetime.now(UTC)))
-    stack.store.update_failed(f"{order}:{KIND}", "replayed", datetime.now(UTC))
+    stack.store.failed.update_failed(f"{order}:{KIND}", "replayed", datetime.now(UTC))
     again = stack.deliver(body, task_name="ab-ord_sec_dup-notify_warehouse-r1")
     assert again.json()["outcome"] == "duplicate"
-    closed = stack.store.get_failed(f"{order}:{KIND}")
+    closed = stack.store.failed.get_failed(f"{order}:{KIND}")
     assert (closed.status, closed.resolved_by) == ("resolved", "handler")
     assert "already done" in (closed.note or "")
     assert len(stack.warehouse.state.notifications) == 1
@@ -50,9 +50,9 @@ def test_an_operator_resolution_is_not_overwritten_by_the_handler(stack: Handler
     """Attack: the handler rewriting who resolved an entry would erase the operator's audit trail."""
     order = "ord_sec_ops"
     body = stack.task(KIND, order)
-    stack.store.record_failure(FailureReport(order, KIND, "warehouse", "t", {}, "Rejected", "400", 1,
+    stack.store.failed.record_failure(FailureReport(order, KIND, "warehouse", "t", {}, "Rejected", "400", 1,
                                              datetime.now(UTC)))
-    stack.store.update_failed(f"{order}:{KIND}", "resolved", datetime.now(UTC), resolved_by="ana", note="refunded")
+    stack.store.failed.update_failed(f"{order}:{KIND}", "resolved", datetime.now(UTC), resolved_by="ana", note="refunded")
     assert stack.deliver(body).json()["outcome"] == "done"
-    kept = stack.store.get_failed(f"{order}:{KIND}")
+    kept = stack.store.failed.get_failed(f"{order}:{KIND}")
     assert (kept.status, kept.resolved_by, kept.note) == ("resolved", "ana", "refunded")

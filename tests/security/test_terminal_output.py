@@ -44,10 +44,10 @@ def hostile_log(tmp_path: Path) -> Path:
     """A data dir whose failed-task log holds escape sequences in error, history and note."""
     store = SqliteStore(tmp_path / "ordertasks.db")
     for attempt in (1, 2):
-        store.record_failure(FailureReport("ord_esc", "notify_warehouse", "ordertasks-warehouse", "t-esc",
+        store.failed.record_failure(FailureReport("ord_esc", "notify_warehouse", "ordertasks-warehouse", "t-esc",
                                            {"kind": "notify_warehouse", "note": TITLE}, "Rejected", HOSTILE,
                                            attempt, datetime.now(UTC)))
-    store.update_failed("ord_esc:notify_warehouse", "open", datetime.now(UTC), note=f"see {CLEAR_SCREEN}")
+    store.failed.update_failed("ord_esc:notify_warehouse", "open", datetime.now(UTC), note=f"see {CLEAR_SCREEN}")
     store.close()
     return tmp_path
 

@@ -33,7 +33,7 @@ def refused(stack: HandlerStack, token: str | None, status: int, order_id: str) 
     assert resp.status_code == status, resp.text
     assert "error" in resp.json() and "Traceback" not in resp.text
     assert stack.warehouse.state.notifications == {}
-    assert stack.store.get_effect(order_id, KIND) is None
+    assert stack.store.effects.get_effect(order_id, KIND) is None
 
 
 ATTACKS: dict[str, tuple[str, int, Callable[[TestIssuer], str | None]]] = {

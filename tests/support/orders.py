@@ -10,18 +10,18 @@ from typing import Any
 
 from ordertasks.handlers.config import Catalog, load_catalog
 from ordertasks.handlers.contract import OrderSnapshot, Task, encode
-from ordertasks.handlers.ports import OrderRecord, OrderStore
+from ordertasks.handlers.ports import OrderRecord, Stores
 from ordertasks.handlers.registry import KindRegistry
 
 
-def store_paid_order(store: OrderStore, order_id: str, snapshot: OrderSnapshot | dict[str, Any],
+def store_paid_order(stores: Stores, order_id: str, snapshot: OrderSnapshot | dict[str, Any],
                      status: str = "paid") -> None:
-    """Write ``snapshot`` as order ``order_id`` with ``status`` (default: paid)."""
+    """Write ``snapshot`` as order ``order_id`` with ``status`` (default: paid) to ``stores.orders``."""
     data = snapshot.model_dump(mode="json") if isinstance(snapshot, OrderSnapshot) else snapshot
     now = datetime.now(timezone.utc)
-    store.create_order(OrderRecord(order_id=order_id, status=status, snapshot=data, created_at=now,
-                                   charge_id="ch_test" if status == "paid" else None,
-                                   paid_at=now if status == "paid" else None))
+    stores.orders.create_order(OrderRecord(order_id=order_id, status=status, snapshot=data, created_at=now,
+                                          charge_id="ch_test" if status == "paid" else None,
+                                          paid_at=now if status == "paid" else None))
 
 
 def body(kind: str, order_id: str) -> bytes:
