@@ -45,7 +45,8 @@ from ordertasks.handlers.config import Catalog, QueueConfig
 from ordertasks.handlers.contract import Envelope, OrderSnapshot, Task, parse_envelope, salvage_ids
 from ordertasks.handlers.errors import InvalidPayload, LeaseHeld, OrderTasksError, PermanentError, RetryableError, UnknownOrder
 from ordertasks.handlers.kind import EffectContext
-from ordertasks.handlers.ports import ClaimState, Clock, EffectRecord, EffectStore, FailedTaskStore, FailureReport, OrderStore
+from ordertasks.handlers.ports import (ClaimState, Clock, EffectRecord, EffectStore, FailedTaskStore, FailureReport, OrderStatus,
+                                      OrderStore)
 from ordertasks.handlers.registry import KindRegistry
 
 log = logging.getLogger("ordertasks.dispatch")
@@ -127,9 +128,9 @@ class Dispatcher:
         record = self.orders.get_order(envelope.order_id)
         if record is None:
             raise UnknownOrder(f"no order {envelope.order_id!r} was placed: a task for it can cause no effect")
-        if record.status == "cancelled":
+        if record.status == OrderStatus.CANCELLED:
             return None
-        if record.status != "paid":
+        if record.status != OrderStatus.PAID:
             raise InvalidPayload(f"order {envelope.order_id!r} is {record.status}, not paid: no effect")
         try:
             return OrderSnapshot.model_validate(record.snapshot)

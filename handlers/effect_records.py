@@ -23,9 +23,9 @@ from datetime import datetime
 from typing import Any
 
 from ordertasks.handlers.kind import DoneRecord, FarEnds, Recorded
-from ordertasks.handlers.ports import Claim, ClaimState, EffectRecord, EffectStore
+from ordertasks.handlers.ports import Claim, ClaimState, EffectRecord, EffectState, EffectStore
 
-DONE = "done"
+DONE = EffectState.DONE
 
 
 def recorded_done(found: EffectRecord | None, order_id: str, kind: str, far: Recorded) -> EffectRecord:
@@ -75,7 +75,7 @@ class RecordedEffects:
         """See ``EffectStore.effect_counts``; far-end kinds count done at the far end."""
         counts = self.effects.effect_counts()
         for kind in self.records:
-            entry = counts.setdefault(kind, {DONE: 0, "in_progress": 0, "duplicates": 0})
+            entry = counts.setdefault(kind, {DONE: 0, EffectState.IN_PROGRESS: 0, "duplicates": 0})
             entry[DONE] = self._done(kind, None, entry.get(DONE, 0))
         return counts
 

@@ -25,13 +25,62 @@ class ClaimState(str, enum.Enum):
     CANCELLED = "cancelled"  # the order (or this kind of it) was cancelled: never run it
 
 
+class EffectState(enum.StrEnum):
+    """``EffectRecord.state``: the idempotency record's state, as stored."""
+
+    IN_PROGRESS = "in_progress"  # claimed; the lease says until when
+    DONE = "done"                # the effect happened (``result`` says what it returned)
+    CANCELLED = "cancelled"      # the order (or this kind of it) was cancelled: never run it
+
+
+class FailedStatus(enum.StrEnum):
+    """``FailedTask.status``: where a failed task is in triage, as stored and shown."""
+
+    OPEN = "open"                            # waiting for a person
+    REPLAY_REQUESTED = "replay_requested"    # a person asked for a replay; the sweeper does it
+    REPLAYED = "replayed"                    # re-enqueued under a new task name
+    RESOLVED = "resolved"                    # closed: by a person, or by a later success
+
+
+FAILED_STATUSES: tuple[str, ...] = tuple(FailedStatus)
+# Entries that still count as failures (not yet replayed or resolved): what stats and an
+# order's status call "failed", and what a person may replay.
+LIVE_FAILED: frozenset[str] = frozenset({FailedStatus.OPEN, FailedStatus.REPLAY_REQUESTED})
+
+
+class OutboxState(enum.StrEnum):
+    """``OutboxEntry.state``: whether Cloud Tasks has accepted the entry's task."""
+
+    PENDING = "pending"
+    SCHEDULED = "scheduled"
+
+
+class OrderStatus(enum.StrEnum):
+    """``OrderRecord.status``, as stored."""
+
+    CREATED = "created"                  # stored, not (yet) paid
+    PAID = "paid"
+    PAYMENT_FAILED = "payment_failed"
+    CANCELLED = "cancelled"              # kept for good: a cancelled order is never paid again
+
+
+class TaskState(enum.StrEnum):
+    """One task of an order as ``OrderTasks.status`` and ``GET /api/orders/{id}`` show it."""
+
+    PENDING = "pending"          # not yet accepted by Cloud Tasks
+    SCHEDULED = "scheduled"      # in Cloud Tasks, effect not done yet
+    DONE = "done"
+    FAILED = "failed"            # in the failed-task log, not replayed or resolved
+    CANCELLED = "cancelled"
+
+
 @dataclass(frozen=True)
 class EffectRecord:
     """Idempotency record ``idempotency/{order_id}:{kind}``."""
 
     order_id: str
     kind: str
-    state: str                       # "in_progress" | "done" | "cancelled"
+    state: str                       # an EffectState
     attempts: int
     lease_expires_at: datetime | None
     first_attempt_at: datetime
@@ -54,9 +103,7 @@ class Claim:
     record: EffectRecord
 
 
-FAILED_STATUSES = ("open", "replay_requested", "replayed", "resolved")
 FAILED_RETENTION_SECONDS = 90 * 86400.0   # a resolved entry's lifetime unless the catalog says
-
 
 
 @dataclass(frozen=True)
@@ -116,7 +163,7 @@ class FailedTask:
     attempts: int
     first_failed_at: datetime
     last_failed_at: datetime
-    status: str
+    status: str                      # a FailedStatus
     history: list[dict[str, Any]]
     resolved_by: str | None = None
     note: str | None = None
@@ -156,7 +203,7 @@ class OutboxEntry:
     kind: str
     task_name: str
     schedule_time: datetime
-    state: str                       # "pending" | "scheduled"
+    state: str                       # an OutboxState
     created_at: datetime
     scheduled_at: datetime | None = None
 
@@ -166,7 +213,7 @@ class OrderRecord:
     """An order as the checkout API stores it."""
 
     order_id: str
-    status: str                      # "created" | "paid" | "payment_failed"
+    status: str                      # an OrderStatus
     snapshot: dict[str, Any]         # handlers.contract.OrderSnapshot as JSON
     created_at: datetime
     charge_id: str | None = None

@@ -33,15 +33,16 @@ from ordertasks.handlers.config import Catalog, Settings
 from ordertasks.handlers.contract import ORDER_ID_RULE, OrderSnapshot, effect_key, valid_order_id
 from ordertasks.handlers.errors import InvalidPayload, OrderTasksError
 from ordertasks.handlers.kind import SystemClock
-from ordertasks.handlers.ports import ClaimState, Clock, EffectRecord, EffectStore, OrderRecord, OrderStore, OutboxEntry
+from ordertasks.handlers.ports import (LIVE_FAILED, ClaimState, Clock, EffectRecord, EffectState, EffectStore, OrderRecord,
+                                      OrderStatus, OrderStore, OutboxEntry, OutboxState, TaskState)
 from ordertasks.handlers.wiring import Stores, build_stores, recorded_effects
 from ordertasks.producer.enqueue import CREATED, EXISTS, ENQUEUE_ERRORS, EnqueueResult, Enqueuer
 from ordertasks.producer.reconcile import ReconcileSummary, reconcile
 
 log = logging.getLogger("ordertasks.library")
 
-LIVE_FAILURE_STATUSES = ("open", "replay_requested")
-CANCEL_STATES = {ClaimState.CANCELLED: "cancelled", ClaimState.DONE: "done", ClaimState.LEASED: "in_flight"}
+LIVE_FAILURE_STATUSES = LIVE_FAILED     # the name callers knew
+CANCEL_STATES = {ClaimState.CANCELLED: TaskState.CANCELLED, ClaimState.DONE: TaskState.DONE, ClaimState.LEASED: "in_flight"}
 
 
 class OrderNotFound(OrderTasksError, LookupError):
@@ -130,10 +131,10 @@ class OrderTasks:
         """
         order_id, snapshot = order_parts(order)
         record = stored if stored is not None and stored.order_id == order_id else self._stored(order_id, snapshot)
-        if record.status == "cancelled":
-            return [TaskResult(e.kind, e.task_name, "cancelled") for e in self.stores.orders.outbox_for(order_id)]
+        if record.status == OrderStatus.CANCELLED:
+            return [TaskResult(e.kind, e.task_name, TaskState.CANCELLED) for e in self.stores.orders.outbox_for(order_id)]
         now = self.clock.now()
-        if record.status != "paid":
+        if record.status != OrderStatus.PAID:
             reference = payment_id or record.charge_id or "external"
             self.stores.orders.mark_paid(order_id, reference, self.outbox(order_id, snapshot, now), now)
         return self._enqueue(order_id, snapshot)
@@ -141,12 +142,12 @@ class OrderTasks:
     def outbox(self, order_id: str, snapshot: OrderSnapshot, now: datetime) -> list[OutboxEntry]:
         """The entries an order is owed: one per catalog kind, all pending."""
         return [OutboxEntry(order_id=order_id, kind=p.kind, task_name=p.name, schedule_time=p.schedule_time,
-                            state="pending", created_at=now)
+                            state=OutboxState.PENDING, created_at=now)
                 for p in self.enqueuer.plan(order_id, snapshot, self.kinds)]
 
     def _stored(self, order_id: str, snapshot: OrderSnapshot) -> OrderRecord:
         data = snapshot.model_dump(mode="json")
-        record = OrderRecord(order_id=order_id, status="created", snapshot=data, created_at=self.clock.now())
+        record = OrderRecord(order_id=order_id, status=OrderStatus.CREATED, snapshot=data, created_at=self.clock.now())
         if self.stores.orders.create_order(record):
             return record
         existing = self.stores.orders.get_order(order_id)
@@ -159,7 +160,7 @@ class OrderTasks:
 
     def _enqueue(self, order_id: str, snapshot: OrderSnapshot) -> list[TaskResult]:
         entries = {e.kind: e for e in self.stores.orders.outbox_for(order_id)}
-        owed = [kind for kind in self.kinds if entries.get(kind) is None or entries[kind].state != "scheduled"]
+        owed = [kind for kind in self.kinds if entries.get(kind) is None or entries[kind].state != OutboxState.SCHEDULED]
         created = {r.kind: r for r in self.enqueuer.enqueue_order(order_id, snapshot, owed)} if owed else {}
         # One call for all: Firestore bills a write per document, and the outbox is one document.
         scheduled = [result.kind for result in created.values() if result.scheduled]
@@ -194,13 +195,13 @@ class OrderTasks:
 
     def task_state(self, entry: OutboxEntry, effect: EffectRecord | None, order_status: str = "paid") -> str:
         """``done`` > ``cancelled`` > ``failed`` (open in the failed log) > the outbox state."""
-        if effect is not None and effect.state in ("done", "cancelled"):
+        if effect is not None and effect.state in (EffectState.DONE, EffectState.CANCELLED):
             return effect.state
-        if order_status == "cancelled":
-            return "cancelled"
+        if order_status == OrderStatus.CANCELLED:
+            return TaskState.CANCELLED
         failed = self.stores.failed.get_failed(effect_key(entry.order_id, entry.kind))
-        if failed is not None and failed.status in LIVE_FAILURE_STATUSES:
-            return "failed"
+        if failed is not None and failed.status in LIVE_FAILED:
+            return TaskState.FAILED
         return entry.state
 
     # --- maintenance --------------------------------------------------------------------
@@ -224,7 +225,7 @@ def cancel_order(orders: OrderStore, effects: EffectStore, client: Any, catalog:
         raise OrderNotFound(f"no order {order_id!r} was scheduled; check the order id")
     chosen = _chosen_kinds(catalog, kinds)
     now = clock.now()
-    if kinds is None and record.status != "cancelled":
+    if kinds is None and record.status != OrderStatus.CANCELLED:
         orders.mark_cancelled(order_id, now)
     ttl = catalog.ttl_days * 86400.0
     states = {kind: effects.cancel_effect(order_id, kind, now, ttl) for kind in chosen}
@@ -270,5 +271,5 @@ def order_parts(order: Mapping[str, Any] | BaseModel) -> tuple[str, OrderSnapsho
 
 
 def _result(result: EnqueueResult) -> TaskResult:
-    state = result.status if result.status in (CREATED, EXISTS) else "pending"
+    state = result.status if result.status in (CREATED, EXISTS) else TaskState.PENDING
     return TaskResult(result.kind, result.task_name, state, result.error)

@@ -36,7 +36,7 @@ from typing import Any
 
 from ordertasks.handlers.contract import OrderSnapshot, Totals, minor_units
 from ordertasks.handlers.errors import DependencyUnavailable
-from ordertasks.handlers.ports import Clock, OrderRecord, OrderStore, Stores
+from ordertasks.handlers.ports import Clock, OrderRecord, OrderStatus, Stores
 from ordertasks.producer.api_errors import ApiError
 from ordertasks.producer.cart import PricedCart, price_cart
 from ordertasks.producer.checkout_request import CheckoutRequest
@@ -175,7 +175,7 @@ class Checkout:
         if record is None:
             log.warning("stripe event for an unknown order", extra={"event": paid.event_id, "order_id": paid.order_id})
             return {"received": True, "result": "unknown_order"}
-        if record.status == "paid":
+        if record.status == OrderStatus.PAID:
             return {"received": True, "result": "already_paid", "order_id": record.order_id}
         snapshot = OrderSnapshot.model_validate(record.snapshot)
         if not _pays_for(paid, snapshot.totals):
@@ -196,7 +196,7 @@ class Checkout:
             items=cart.items, totals=_totals(cart, request.currency, country), tax_rate=tax_rate(country),
             test=self.test_payments,
         )
-        return OrderRecord(order_id=order_id, status="created", snapshot=snapshot.model_dump(mode="json"),
+        return OrderRecord(order_id=order_id, status=OrderStatus.CREATED, snapshot=snapshot.model_dump(mode="json"),
                            created_at=now)
 
     def _existing_order(self, order_id: str, resume: bool) -> OrderRecord:
@@ -256,13 +256,13 @@ class Checkout:
         record = self.store.get_order(order_id)
         if record is None:
             raise ApiError(404, "order_not_found", f"no order {order_id!r}; check the id the checkout returned")
-        if record.status == "cancelled":
+        if record.status == OrderStatus.CANCELLED:
             raise ApiError(409, "order_cancelled", f"order {order_id} is already cancelled",
                            extra={"order": self.order_view(order_id)})
-        refund_id = self._refund(record) if record.status == "paid" and record.charge_id else None
+        refund_id = self._refund(record) if record.status == OrderStatus.PAID and record.charge_id else None
         results = self.tasks.cancel(order_id)
         log.info("order cancelled", extra={"order_id": order_id, "refunded": refund_id is not None})
-        return {"order_id": order_id, "status": "cancelled", "refund_id": refund_id,
+        return {"order_id": order_id, "status": OrderStatus.CANCELLED, "refund_id": refund_id,
                 "tasks": [{"kind": r.kind, "task_name": r.name, "state": r.state} for r in results]}
 
     def _refund(self, record: OrderRecord) -> str:
@@ -294,7 +294,7 @@ class Checkout:
 
     def _status(self, record: OrderRecord) -> str:
         """The stored status, or ``awaiting_payment`` while a payment waits for the customer."""
-        if record.status == "created":
+        if record.status == OrderStatus.CREATED:
             payment = self.ledger.get_payment(record.order_id)
             if payment is not None and payment.state == REQUIRES_ACTION:
                 return "awaiting_payment"

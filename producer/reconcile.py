@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
 from ordertasks.handlers.contract import OrderSnapshot
-from ordertasks.handlers.ports import OrderStore, OutboxEntry
+from ordertasks.handlers.ports import OrderStatus, OrderStore, OutboxEntry
 from ordertasks.producer.backend_flags import add_backend_flags, settings_with_flags
 from ordertasks.handlers.config import Settings
 from ordertasks.producer.enqueue import Enqueuer
@@ -60,7 +60,7 @@ def _reconcile_order(store: OrderStore, enqueuer: Enqueuer, order_id: str, entri
     order = store.get_order(order_id)
     if order is None:
         return 0  # an outbox without its order cannot be built; left pending, counted as failed
-    if order.status == "cancelled":
+    if order.status == OrderStatus.CANCELLED:
         for entry in entries:   # nothing is owed any more: take them off the pending list
             store.mark_scheduled(order_id, entry.kind, now)
         return len(entries)

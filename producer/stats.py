@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any, TextIO
 
 from ordertasks.handlers.errors import OrderTasksError
-from ordertasks.handlers.ports import EffectStore, FailedFilter, FailedTaskStore
+from ordertasks.handlers.ports import LIVE_FAILED, EffectState, EffectStore, FailedFilter, FailedStatus, FailedTaskStore
 from ordertasks.handlers.wiring import build_stores, recorded_effects
 from ordertasks.producer.backend_flags import CREDENTIALS_HINT, add_backend_flags, is_missing_credentials, settings_with_flags
 from ordertasks.handlers.config import Catalog
@@ -24,9 +24,6 @@ from ordertasks.producer.backlog import Backlog, queue_backlog
 from ordertasks.producer.enqueue import queue_path
 from ordertasks.producer.terminal import for_terminal
 from ordertasks.producer.triage import age, table
-
-LIVE = ("open", "replay_requested")
-
 
 def queue_backlogs(client: Any, catalog: Catalog, now: datetime) -> dict[str, Backlog | str]:
     """Queue → its backlog (or the error that prevented counting it)."""
@@ -48,9 +45,11 @@ def kind_row(failed_log: FailedTaskStore, effects: EffectStore, kind: str, now: 
     def failed(status: str) -> int:
         return failed_log.count_failed(FailedFilter(status=status, kind=kind))
     latest = failed_log.page_failed(FailedFilter(kind=kind), limit=1).entries
-    return (kind, str(effects.count_effects(kind, "done")), str(effects.count_effects(kind, "in_progress")),
-            str(effects.duplicates_absorbed(kind)), str(sum(failed(s) for s in LIVE)), str(failed("replayed")),
-            str(failed("resolved")), age(latest[0].last_failed_at, now) + " ago" if latest else "-")
+    return (kind, str(effects.count_effects(kind, EffectState.DONE)),
+            str(effects.count_effects(kind, EffectState.IN_PROGRESS)),
+            str(effects.duplicates_absorbed(kind)), str(sum(failed(s) for s in LIVE_FAILED)),
+            str(failed(FailedStatus.REPLAYED)), str(failed(FailedStatus.RESOLVED)),
+            age(latest[0].last_failed_at, now) + " ago" if latest else "-")
 
 
 def kind_rows(failed_log: FailedTaskStore, effects: EffectStore, catalog: Catalog, now: datetime) -> list[tuple[str, ...]]:

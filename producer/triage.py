@@ -19,11 +19,12 @@ from typing import Any, TextIO
 
 from ordertasks.handlers.contract import encode, parse_envelope
 from ordertasks.handlers.errors import OrderTasksError, PermanentError
-from ordertasks.handlers.ports import FAILED_RETENTION_SECONDS, FAILED_STATUSES, Clock, FailedTask, FailedTaskStore
+from ordertasks.handlers.ports import (FAILED_RETENTION_SECONDS, FAILED_STATUSES, LIVE_FAILED, Clock, FailedStatus,
+                                      FailedTask, FailedTaskStore)
 from ordertasks.producer.backend_flags import CREDENTIALS_HINT, add_backend_flags, is_missing_credentials, settings_with_flags
 from ordertasks.producer.terminal import escape_controls, for_terminal
 
-REPLAYABLE = ("open", "replay_requested")
+REPLAYABLE = LIVE_FAILED    # what a replay without --force may take
 
 
 class TriageError(OrderTasksError):
@@ -83,7 +84,7 @@ class Triage:
             raise TriageError(f"{failed_id} is {entry.status}; only open or replay_requested tasks are "
                               f"replayed (add --force to replay anyway)")
         body = replay_body(entry)
-        claimed = self.store.update_failed(failed_id, "replayed", self.clock.now(),
+        claimed = self.store.update_failed(failed_id, FailedStatus.REPLAYED, self.clock.now(),
                                            expect_status=expect_status or entry.status, count_replay=True)
         if claimed is None:
             raise TriageError(f"{failed_id} changed while replaying (now {self.get(failed_id).status}); try again")
@@ -91,19 +92,19 @@ class Triage:
             result = self.enqueue_body(claimed, body, claimed.replays)
         except TriageError:
             # Nothing was enqueued (e.g. the handler's URL is unknown): undo the claim.
-            self.store.update_failed(failed_id, entry.status, self.clock.now(), expect_status="replayed")
+            self.store.update_failed(failed_id, entry.status, self.clock.now(), expect_status=FailedStatus.REPLAYED)
             raise
         if result.status not in ("created", "exists"):
-            self.store.update_failed(failed_id, entry.status, self.clock.now(), expect_status="replayed")
+            self.store.update_failed(failed_id, entry.status, self.clock.now(), expect_status=FailedStatus.REPLAYED)
             return ReplayResult(failed_id, result.task_name, "failed", result.error)
         return ReplayResult(failed_id, result.task_name, result.status)
 
     def sweep(self, limit: int = 500) -> list[ReplayResult]:
         """Replay every entry an operator marked ``replay_requested``."""
         results = []
-        for entry in self.store.list_failed(status="replay_requested", limit=limit):
+        for entry in self.store.list_failed(status=FailedStatus.REPLAY_REQUESTED, limit=limit):
             try:
-                results.append(self.replay(entry.id, expect_status="replay_requested"))
+                results.append(self.replay(entry.id, expect_status=FailedStatus.REPLAY_REQUESTED))
             except TriageError as exc:
                 results.append(ReplayResult(entry.id, "", "skipped", str(exc)))
         return results
@@ -111,8 +112,8 @@ class Triage:
     def resolve(self, failed_id: str, note: str, who: str) -> FailedTask:
         """Close an entry by hand with a note."""
         self.get(failed_id)
-        updated = self.store.update_failed(failed_id, "resolved", self.clock.now(), resolved_by=who, note=note,
-                                           retention_seconds=self.retention_seconds)
+        updated = self.store.update_failed(failed_id, FailedStatus.RESOLVED, self.clock.now(), resolved_by=who,
+                                           note=note, retention_seconds=self.retention_seconds)
         assert updated is not None  # the entry exists: checked above
         return updated
 
@@ -212,7 +213,7 @@ def run(args: argparse.Namespace, triage: Triage, out: TextIO) -> int:
 def _run_replay(args: argparse.Namespace, triage: Triage, out: TextIO) -> int:
     ids = list(args.ids)
     if args.all_open:
-        ids += [e.id for e in triage.store.list_failed(status="open", limit=10_000)]
+        ids += [e.id for e in triage.store.list_failed(status=FailedStatus.OPEN, limit=10_000)]
     if not ids:
         raise TriageError("name failed task ids to replay, or pass --all-open")
     status = 0

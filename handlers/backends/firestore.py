@@ -72,22 +72,9 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 from ordertasks.handlers.backends import memory as rules
 from ordertasks.handlers.backends import queries
 from ordertasks.handlers.errors import DependencyUnavailable
-from ordertasks.handlers.ports import (
-    FAILED_RETENTION_SECONDS,
-    AnalyticsFact,
-    CheckoutReplay,
-    Claim,
-    ClaimState,
-    DailyAggregate,
-    EffectRecord,
-    FailedFilter,
-    FailedPage,
-    FailedTask,
-    FailureReport,
-    OrderRecord,
-    OutboxEntry,
-    Stores,
-)
+from ordertasks.handlers.ports import (FAILED_RETENTION_SECONDS, AnalyticsFact, CheckoutReplay, Claim, ClaimState,
+                                       DailyAggregate, EffectRecord, FailedFilter, FailedPage, FailedTask, FailureReport,
+                                       OrderRecord, OrderStatus, OutboxEntry, OutboxState, Stores)
 
 OUTBOX_LAYOUTS = ("order", "documents")
 P = ParamSpec("P")
@@ -167,7 +154,7 @@ def _record(cls: type[R], snap: Any, **extra: Any) -> R | None:
 
 def _outbox_doc(entry: OutboxEntry, order_id: str, seq: int) -> Doc:
     doc = _doc(entry) | {"order_id": order_id, "seq": seq}
-    if entry.state == "pending":
+    if entry.state == OutboxState.PENDING:
         doc["pending_since"] = entry.created_at   # present only while pending: one single-field index
     return doc
 
@@ -195,7 +182,7 @@ def _embedded_entries(order_id: str, entries: dict[str, Doc]) -> list[OutboxEntr
 
 def _pending_since(entries: dict[str, Doc]) -> Any:
     """The oldest pending entry's ``created_at``; a field delete when none is pending."""
-    pending = [value["created_at"] for value in entries.values() if value["state"] == "pending"]
+    pending = [value["created_at"] for value in entries.values() if value["state"] == OutboxState.PENDING]
     return min(pending) if pending else firestore.DELETE_FIELD
 
 
@@ -593,7 +580,7 @@ class FirestoreOrderStore(_Port):
         fresh = rules.new_outbox_entries([_record(OutboxEntry, snap) for snap in existing], outbox)  # type: ignore[misc]
         batch = self.db.client.batch()
         # The order's update_time precondition makes a concurrent mark_paid retry with a fresh read.
-        self.db.stage(batch, order, {"status": "paid", "charge_id": charge_id, "paid_at": now})
+        self.db.stage(batch, order, {"status": OrderStatus.PAID, "charge_id": charge_id, "paid_at": now})
         for offset, entry in enumerate(fresh):
             batch.create(self.db.ref("outbox", f"{order.id}:{entry.kind}"), _outbox_doc(entry, order.id, next_seq + offset))
         return batch
@@ -606,7 +593,7 @@ class FirestoreOrderStore(_Port):
         for offset, entry in enumerate(rules.new_outbox_entries(existing, outbox)):
             entries[entry.kind] = _embedded_doc(entry, next_seq + offset)
         batch = self.db.client.batch()
-        self.db.stage(batch, order, {"status": "paid", "charge_id": charge_id, "paid_at": now, "outbox": entries,
+        self.db.stage(batch, order, {"status": OrderStatus.PAID, "charge_id": charge_id, "paid_at": now, "outbox": entries,
                                    "outbox_pending_since": _pending_since(entries)})
         return batch
 
@@ -619,13 +606,13 @@ class FirestoreOrderStore(_Port):
     @_guarded
     def mark_payment_failed(self, order_id: str, now: datetime) -> None:
         """See ``OrderStore.mark_payment_failed``; unknown order → ``KeyError``."""
-        self._update_existing(self.db.ref("orders", order_id), {"status": "payment_failed"},
+        self._update_existing(self.db.ref("orders", order_id), {"status": OrderStatus.PAYMENT_FAILED},
                               f"order {order_id} does not exist; create_order first")
 
     @_guarded
     def mark_cancelled(self, order_id: str, now: datetime) -> None:
         """See ``OrderStore.mark_cancelled``; unknown order → ``KeyError``."""
-        self._update_existing(self.db.ref("orders", order_id), {"status": "cancelled"},
+        self._update_existing(self.db.ref("orders", order_id), {"status": OrderStatus.CANCELLED},
                               f"order {order_id} does not exist; create_order first")
 
     @_guarded
@@ -650,12 +637,12 @@ class FirestoreOrderStore(_Port):
             if missing := [kind for kind in kinds if kind not in entries]:
                 raise KeyError(f"order {order_id} has no outbox entry {', '.join(missing)}")
             for kind in kinds:
-                entries[kind] = entries[kind] | {"state": "scheduled", "scheduled_at": now}
+                entries[kind] = entries[kind] | {"state": OutboxState.SCHEDULED, "scheduled_at": now}
             return True, {"outbox": entries, "outbox_pending_since": _pending_since(entries)}
         return decide
 
     def _mark_legacy_scheduled(self, order_id: str, kinds: list[str], now: datetime) -> None:
-        changes = {"state": "scheduled", "scheduled_at": now, "pending_since": firestore.DELETE_FIELD}
+        changes = {"state": OutboxState.SCHEDULED, "scheduled_at": now, "pending_since": firestore.DELETE_FIELD}
         batch = self.db.client.batch()
         for kind in kinds:
             batch.update(self.db.ref("outbox", f"{order_id}:{kind}"), changes)
@@ -690,7 +677,7 @@ class FirestoreOrderStore(_Port):
         pending = []
         for snap in query.stream(**self.db.call):
             for entry in _embedded_entries(snap.id, _embedded_outbox(snap) or {}):
-                if entry.state == "pending" and entry.created_at < created_before:
+                if entry.state == OutboxState.PENDING and entry.created_at < created_before:
                     pending.append(entry)
         return pending
 

@@ -25,25 +25,12 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from ordertasks.handlers.backends import queries
-from ordertasks.handlers.ports import (
-    FAILED_RETENTION_SECONDS,
-    FAILED_STATUSES,
-    AnalyticsFact,
-    CheckoutReplay,
-    Claim,
-    ClaimState,
-    DailyAggregate,
-    EffectRecord,
-    FailedFilter,
-    FailedPage,
-    FailedTask,
-    FailureReport,
-    OrderRecord,
-    OutboxEntry,
-    Stores,
-)
+from ordertasks.handlers.ports import (FAILED_RETENTION_SECONDS, FAILED_STATUSES, AnalyticsFact, CheckoutReplay, Claim,
+                                       ClaimState, DailyAggregate, EffectRecord, EffectState, FailedFilter, FailedPage,
+                                       FailedStatus, FailedTask, FailureReport, OrderRecord, OrderStatus, OutboxEntry,
+                                       OutboxState, Stores)
 
-IN_PROGRESS, DONE, CANCELLED = "in_progress", "done", "cancelled"
+IN_PROGRESS, DONE, CANCELLED = EffectState.IN_PROGRESS, EffectState.DONE, EffectState.CANCELLED
 HISTORY_LIMIT = 100              # keeps a failed-task document far below Firestore's 1 MiB
 ORPHAN_DONE_TTL = timedelta(days=30)   # TTL of a done record whose claim had already expired
 
@@ -129,15 +116,15 @@ def failure_appended(found: FailedTask | None, report: FailureReport) -> FailedT
     if found is None:
         return FailedTask(f"{report.order_id}:{report.kind}", report.order_id, report.kind, report.queue,
                           report.task_name, dict(report.payload), report.error_type, report.error,
-                          report.attempt, report.failed_at, report.failed_at, "open", [entry])
+                          report.attempt, report.failed_at, report.failed_at, FailedStatus.OPEN, [entry])
     return replace(found, history=[*found.history, entry][-HISTORY_LIMIT:], last_failed_at=report.failed_at,
                    error=report.error, error_type=report.error_type, attempts=report.attempt,
-                   task_name=report.task_name, status="open", expire_at=None)
+                   task_name=report.task_name, status=FailedStatus.OPEN, expire_at=None)
 
 
 def expiry(status: str, now: datetime, retention_seconds: float) -> datetime | None:
     """When an entry with ``status`` may be deleted: resolved ones after the retention, others never."""
-    return now + timedelta(seconds=retention_seconds) if status == "resolved" else None
+    return now + timedelta(seconds=retention_seconds) if status == FailedStatus.RESOLVED else None
 
 
 def status_changed(found: FailedTask | None, status: str, expect_status: str | None,
@@ -156,10 +143,10 @@ def status_changed(found: FailedTask | None, status: str, expect_status: str | N
 def resolved_on_success(found: FailedTask | None, resolved_by: str, note: str,
                         now: datetime, retention_seconds: float) -> FailedTask | None:
     """The entry closed because its effect has happened, or ``None`` (absent, already resolved)."""
-    if found is None or found.status == "resolved":
+    if found is None or found.status == FailedStatus.RESOLVED:
         return None
-    return replace(found, status="resolved", resolved_by=resolved_by, note=note,
-                   expire_at=expiry("resolved", now, retention_seconds))
+    return replace(found, status=FailedStatus.RESOLVED, resolved_by=resolved_by, note=note,
+                   expire_at=expiry(FailedStatus.RESOLVED, now, retention_seconds))
 
 
 def empty_totals(day: date) -> DailyAggregate:
@@ -194,7 +181,7 @@ def new_outbox_entries(existing: list[OutboxEntry], wanted: list[OutboxEntry]) -
 
 def scheduled(entry: OutboxEntry, now: datetime) -> OutboxEntry:
     """An outbox entry after its task was accepted by Cloud Tasks."""
-    return replace(entry, state="scheduled", scheduled_at=now)
+    return replace(entry, state=OutboxState.SCHEDULED, scheduled_at=now)
 
 
 def newest_failed_first(entries: list[FailedTask]) -> list[FailedTask]:
@@ -398,19 +385,20 @@ class MemoryOrderStore:
     def mark_paid(self, order_id: str, charge_id: str, outbox: list[OutboxEntry], now: datetime) -> None:
         """See ``OrderStore.mark_paid``; unknown order → ``KeyError``."""
         with self._lock:
-            self._orders[order_id] = replace(self._order(order_id), status="paid", charge_id=charge_id, paid_at=now)
+            self._orders[order_id] = replace(self._order(order_id), status=OrderStatus.PAID, charge_id=charge_id,
+                                            paid_at=now)
             existing = self._outbox.setdefault(order_id, [])
             existing.extend(new_outbox_entries(existing, outbox))
 
     def mark_payment_failed(self, order_id: str, now: datetime) -> None:
         """See ``OrderStore.mark_payment_failed``; unknown order → ``KeyError``."""
         with self._lock:
-            self._orders[order_id] = replace(self._order(order_id), status="payment_failed")
+            self._orders[order_id] = replace(self._order(order_id), status=OrderStatus.PAYMENT_FAILED)
 
     def mark_cancelled(self, order_id: str, now: datetime) -> None:
         """See ``OrderStore.mark_cancelled``; unknown order → ``KeyError``."""
         with self._lock:
-            self._orders[order_id] = replace(self._order(order_id), status="cancelled")
+            self._orders[order_id] = replace(self._order(order_id), status=OrderStatus.CANCELLED)
 
     def mark_scheduled(self, order_id: str, kind: str, now: datetime) -> None:
         """See ``OrderStore.mark_scheduled``; unknown entry → ``KeyError``."""
@@ -438,7 +426,7 @@ class MemoryOrderStore:
         """See ``OrderStore.pending_outbox``."""
         with self._lock:
             pending = [entry for entries in self._outbox.values() for entry in entries
-                       if entry.state == "pending" and entry.created_at < created_before]
+                       if entry.state == OutboxState.PENDING and entry.created_at < created_before]
         return sorted(pending, key=lambda entry: (entry.created_at, f"{entry.order_id}:{entry.kind}"))[:limit]
 
     def reserve_checkout(self, key: str, request_hash: str, order_id: str, now: datetime) -> CheckoutReplay | None:

@@ -35,22 +35,9 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from ordertasks.handlers.backends import memory as rules
 from ordertasks.handlers.backends import queries
 from ordertasks.handlers.backends.sqlite_database import STORE_HINT, Database, unavailable_as
-from ordertasks.handlers.ports import (
-    FAILED_RETENTION_SECONDS,
-    AnalyticsFact,
-    CheckoutReplay,
-    Claim,
-    ClaimState,
-    DailyAggregate,
-    EffectRecord,
-    FailedFilter,
-    FailedPage,
-    FailedTask,
-    FailureReport,
-    OrderRecord,
-    OutboxEntry,
-    Stores,
-)
+from ordertasks.handlers.ports import (FAILED_RETENTION_SECONDS, AnalyticsFact, CheckoutReplay, Claim, ClaimState,
+                                       DailyAggregate, EffectRecord, FailedFilter, FailedPage, FailedStatus, FailedTask,
+                                       FailureReport, OrderRecord, OrderStatus, OutboxEntry, OutboxState, Stores)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -97,6 +84,7 @@ CREATE TABLE IF NOT EXISTS checkout_keys (
 
 _TIME_COLUMNS = frozenset({"lease_expires_at", "first_attempt_at", "updated_at", "expire_at", "first_failed_at",
                            "last_failed_at", "recorded_at", "schedule_time", "created_at", "scheduled_at", "paid_at"})
+_MARK_SCHEDULED = "UPDATE outbox SET state = ?, scheduled_at = ? WHERE order_id = ? AND kind = ?"
 _JSON_COLUMNS = frozenset({"result", "payload", "history", "units", "revenue_minor", "snapshot", "response"})
 
 
@@ -363,8 +351,8 @@ class SqliteFailedTaskStore(_Port):
                        retention_seconds: float = FAILED_RETENTION_SECONDS) -> FailedTask | None:
         """See ``FailedTaskStore.resolve_failed``."""
         # Called on every success: a plain read first, so the usual "no entry" takes no write lock.
-        if self.db.conn().execute("SELECT 1 FROM failed_tasks WHERE id = ? AND status != 'resolved'",
-                                (failed_id,)).fetchone() is None:
+        if self.db.conn().execute("SELECT 1 FROM failed_tasks WHERE id = ? AND status != ?",
+                                   (failed_id, FailedStatus.RESOLVED)).fetchone() is None:
             return None
         with self.db.transaction() as conn:
             _delete_expired_failed(conn, now)
@@ -456,7 +444,7 @@ class SqliteOrderStore(_Port):
     def mark_paid(self, order_id: str, charge_id: str, outbox: list[OutboxEntry], now: datetime) -> None:
         """See ``OrderStore.mark_paid``; unknown order → ``KeyError`` (nothing written)."""
         with self.db.transaction() as conn:
-            self._update_order(conn, order_id, status="paid", charge_id=charge_id, paid_at=to_text(now))
+            self._update_order(conn, order_id, status=OrderStatus.PAID, charge_id=charge_id, paid_at=to_text(now))
             existing = self._outbox(conn, order_id)
             next_seq = conn.execute("SELECT COALESCE(MAX(seq) + 1, 0) FROM outbox WHERE order_id = ?",
                                     (order_id,)).fetchone()[0]
@@ -474,20 +462,19 @@ class SqliteOrderStore(_Port):
     def mark_payment_failed(self, order_id: str, now: datetime) -> None:
         """See ``OrderStore.mark_payment_failed``; unknown order → ``KeyError``."""
         with self.db.transaction() as conn:
-            self._update_order(conn, order_id, status="payment_failed")
+            self._update_order(conn, order_id, status=OrderStatus.PAYMENT_FAILED)
 
     @_guarded
     def mark_cancelled(self, order_id: str, now: datetime) -> None:
         """See ``OrderStore.mark_cancelled``; unknown order → ``KeyError``."""
         with self.db.transaction() as conn:
-            self._update_order(conn, order_id, status="cancelled")
+            self._update_order(conn, order_id, status=OrderStatus.CANCELLED)
 
     @_guarded
     def mark_scheduled(self, order_id: str, kind: str, now: datetime) -> None:
         """See ``OrderStore.mark_scheduled``; unknown entry → ``KeyError``."""
         cursor = self.db.conn().execute(
-            "UPDATE outbox SET state = 'scheduled', scheduled_at = ? WHERE order_id = ? AND kind = ?",
-            (to_text(now), order_id, kind))
+            _MARK_SCHEDULED, (OutboxState.SCHEDULED, to_text(now), order_id, kind))
         if cursor.rowcount == 0:
             raise KeyError(f"order {order_id} has no outbox entry {kind}")
 
@@ -496,9 +483,7 @@ class SqliteOrderStore(_Port):
         """See ``OrderStore.mark_scheduled_many``; an unknown entry → ``KeyError``, nothing changed."""
         with self.db.transaction() as conn:
             for kind in kinds:
-                cursor = conn.execute(
-                    "UPDATE outbox SET state = 'scheduled', scheduled_at = ? WHERE order_id = ? AND kind = ?",
-                    (to_text(now), order_id, kind))
+                cursor = conn.execute(_MARK_SCHEDULED, (OutboxState.SCHEDULED, to_text(now), order_id, kind))
                 if cursor.rowcount == 0:
                     raise KeyError(f"order {order_id} has no outbox entry {kind}")
 
@@ -515,8 +500,8 @@ class SqliteOrderStore(_Port):
     def pending_outbox(self, created_before: datetime, limit: int = 500) -> list[OutboxEntry]:
         """See ``OrderStore.pending_outbox``."""
         rows = self.db.conn().execute(
-            "SELECT * FROM outbox WHERE state = 'pending' AND created_at < ? "
-            "ORDER BY created_at, order_id || ':' || kind LIMIT ?", (to_text(created_before), limit))
+            "SELECT * FROM outbox WHERE state = ? AND created_at < ? "
+            "ORDER BY created_at, order_id || ':' || kind LIMIT ?", (OutboxState.PENDING, to_text(created_before), limit))
         return [entry for entry in (_record(OutboxEntry, row) for row in rows) if entry is not None]
 
     @_guarded

@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from ordertasks.handlers.errors import OrderTasksError
-from ordertasks.handlers.ports import FAILED_STATUSES, FailedFilter, FailedTask, FailedTaskStore
+from ordertasks.handlers.ports import FAILED_STATUSES, FailedFilter, FailedStatus, FailedTask, FailedTaskStore
 from ordertasks.producer.triage import REPLAYABLE
 
 BULK_LIMIT = 200
@@ -62,7 +62,7 @@ def bulk_filter(where: FailedFilter) -> FailedFilter | None:
     """The filter a bulk replay acts on: open entries unless ``replay_requested`` was asked
     for; ``None`` when the filter only matches entries that are not replayed (replayed, resolved)."""
     if where.status is None:
-        return replace(where, status="open")
+        return replace(where, status=FailedStatus.OPEN)
     return where if where.status in REPLAYABLE else None
 
 

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from markupsafe import Markup, escape
 
-from ordertasks.handlers.ports import FailedFilter
+from ordertasks.handlers.ports import LIVE_FAILED, EffectState, FailedFilter, FailedStatus
 from ordertasks.infra.console.context import Console
 
 HOURS = 24
@@ -35,9 +35,10 @@ def kind_counts(console: Console, kind: str) -> KindCounts:
 
     def failed(*statuses: str) -> int:
         return sum(console.failed.count_failed(FailedFilter(status=s, kind=kind)) for s in statuses)
-    counts = {"done": effects.count_effects(kind, "done"), "started, not done": effects.count_effects(kind, "in_progress"),
-              "duplicates": effects.duplicates_absorbed(kind), "failed open": failed("open", "replay_requested"),
-              "replayed": failed("replayed"), "resolved": failed("resolved")}
+    counts = {"done": effects.count_effects(kind, EffectState.DONE),
+              "started, not done": effects.count_effects(kind, EffectState.IN_PROGRESS),
+              "duplicates": effects.duplicates_absorbed(kind), "failed open": failed(*LIVE_FAILED),
+              "replayed": failed(FailedStatus.REPLAYED), "resolved": failed(FailedStatus.RESOLVED)}
     return KindCounts(kind, console.catalog.kinds[kind].queue, counts)
 
 

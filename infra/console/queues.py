@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from ordertasks.handlers.ports import FailedFilter
+from ordertasks.handlers.ports import EffectState, FailedFilter
 from ordertasks.infra.config import Catalog, QueueConfig
 from ordertasks.infra.console.context import Console
 from ordertasks.producer.backlog import Backlog, queue_backlog
@@ -71,7 +71,7 @@ def kinds_of(catalog: Catalog, queue: str) -> list[str]:
 def last_hour(console: Console, kinds: list[str], now: datetime) -> tuple[int, int]:
     """(effects done, tasks failed for good) in the last hour for these kinds."""
     since = now - HOUR
-    done = sum(console.effects.count_effects(k, "done", updated_since=since) for k in kinds)
+    done = sum(console.effects.count_effects(k, EffectState.DONE, updated_since=since) for k in kinds)
     failed = sum(console.failed.count_failed(FailedFilter(kind=k, failed_since=since)) for k in kinds)
     return done, failed
 

@@ -16,7 +16,7 @@ from typing import Any
 from google.api_core import exceptions as gexc
 
 from ordertasks.handlers.contract import effect_key
-from ordertasks.handlers.ports import EffectRecord, FailedTask, OrderRecord, OutboxEntry
+from ordertasks.handlers.ports import LIVE_FAILED, EffectRecord, EffectState, FailedTask, OrderRecord, OutboxEntry, OutboxState
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ class Step:
     @property
     def cancellable(self) -> bool:
         """A task Cloud Tasks still holds whose effect has not happened."""
-        return self.task.exists and not (self.effect and self.effect.state == "done")
+        return self.task.exists and not (self.effect and self.effect.state == EffectState.DONE)
 
 
 @dataclass(frozen=True)
@@ -93,13 +93,13 @@ def cloud_task(tasks: Any, name: str) -> CloudTask:
 def outcome(task: CloudTask, effect: EffectRecord | None, failed: FailedTask | None,
             now: datetime) -> tuple[str, str]:
     """(outcome, explanation) of one step; the effect's record wins over the queue's view."""
-    if effect is not None and effect.state == "done":
+    if effect is not None and effect.state == EffectState.DONE:
         done_at = f"at {effect.updated_at:%H:%M:%S} UTC"
         return ("duplicate" if effect.duplicates else "done",
                 f"{done_at}; {effect.duplicates} duplicate deliveries absorbed" if effect.duplicates else done_at)
-    if effect is not None and effect.state == "cancelled":
+    if effect is not None and effect.state == EffectState.CANCELLED:
         return "cancelled", f"cancelled at {effect.updated_at:%H:%M:%S} UTC: a delivery now does nothing"
-    if failed is not None and failed.status in ("open", "replay_requested"):
+    if failed is not None and failed.status in LIVE_FAILED:
         return "failed", f"failed for good after {failed.attempts} attempts: {failed.error_type}"
     if failed is not None:
         return failed.status, f"failed, then {failed.status}" + (f" by {failed.resolved_by}" if failed.resolved_by else "")
@@ -116,7 +116,7 @@ def step(console: Any, order_id: str, entry: OutboxEntry, now: datetime) -> Step
     """Everything known about one kind of the order."""
     effect = console.effects.get_effect(order_id, entry.kind)
     failed = console.failed.get_failed(effect_key(order_id, entry.kind))
-    if entry.state == "pending":
+    if entry.state == OutboxState.PENDING:
         task = CloudTask(entry.task_name, exists=False)
         result = ("pending", "not yet accepted by Cloud Tasks; `ordertasks reconcile` enqueues it")
         if effect is None and failed is None:
