@@ -2,7 +2,8 @@
 
 ``record_payment`` is ``INSERT … ON CONFLICT DO NOTHING`` followed by a read in the same
 transaction, so two processes charging one order agree on the first record. Each call uses
-its own short connection (see ``producer.pricebook_sqlite`` for why). Writes commit with
+its own short connection (``handlers.backends.sqlite_database.ShortConnections``: the same
+transaction rule and error translation as the store ports). Writes commit with
 ``synchronous=NORMAL`` as the order store in the same file does (WAL: a commit survives a
 crash of the process; only a power cut can undo the last ones, never corrupt the file);
 SQLite's default ``FULL`` cost an fsync per payment, about 5 ms of each checkout. A plain
@@ -13,13 +14,11 @@ handler's writes to the same file.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
-from contextlib import closing, contextmanager
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
-from ordertasks.handlers.errors import DependencyUnavailable
+from ordertasks.handlers.backends.sqlite_database import ShortConnections
 from ordertasks.producer.ledger import Payment
 
 SCHEMA = """CREATE TABLE IF NOT EXISTS payments (
@@ -34,55 +33,32 @@ class SqliteLedger:
 
     def __init__(self, path: Path, busy_timeout: float = 5.0) -> None:
         self.path = Path(path)
-        self._busy_timeout = busy_timeout
         # The table is created on first use, not here: building the app must not need the
         # database (a locked or missing store is a 503 per request, not a crash at start).
-        self._schema_ready = False
-
-    @contextmanager
-    def _connection(self, write: bool = True) -> Iterator[sqlite3.Connection]:
-        try:
-            with closing(sqlite3.connect(self.path, timeout=self._busy_timeout, isolation_level=None)) as conn:
-                if not write and self._schema_ready:
-                    yield conn                   # autocommit: one SELECT is its own read transaction
-                    return
-                conn.execute("PRAGMA synchronous=NORMAL")
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    if not self._schema_ready:
-                        conn.execute(SCHEMA)
-                    yield conn
-                    conn.execute("COMMIT")
-                except BaseException:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise
-            self._schema_ready = True
-        except sqlite3.OperationalError as exc:
-            raise DependencyUnavailable(f"payment ledger {self.path} unavailable ({exc}); retry") from exc
+        self._db = ShortConnections(self.path, SCHEMA, "payment ledger", "retry", busy_timeout)
 
     def record_payment(self, payment: Payment) -> Payment:
         """See ``PaymentLedger.record_payment``."""
-        with self._connection() as conn:
+        with self._db.transaction() as conn:
             conn.execute(f"INSERT INTO payments ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                          "ON CONFLICT (order_id) DO NOTHING", _row(payment))
             return _read(conn, payment.order_id)  # type: ignore[return-value]
 
     def get_payment(self, order_id: str) -> Payment | None:
         """See ``PaymentLedger.get_payment``."""
-        with self._connection(write=False) as conn:
+        with self._db.reading() as conn:
             return _read(conn, order_id)
 
     def set_state(self, order_id: str, state: str, refund_id: str | None = None) -> Payment | None:
         """See ``PaymentLedger.set_state``."""
-        with self._connection() as conn:
+        with self._db.transaction() as conn:
             conn.execute("UPDATE payments SET state = ?, refund_id = COALESCE(?, refund_id) WHERE order_id = ?",
                          (state, refund_id, order_id))
             return _read(conn, order_id)
 
     def list_payments(self) -> list[Payment]:
         """See ``PaymentLedger.list_payments``."""
-        with self._connection(write=False) as conn:
+        with self._db.reading() as conn:
             rows = conn.execute(f"SELECT {COLUMNS} FROM payments ORDER BY created_at, order_id").fetchall()
         return [_payment(r) for r in rows]
 

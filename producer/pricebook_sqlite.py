@@ -1,22 +1,22 @@
 """The price book in SQLite: table ``products`` in the order store's database file.
 
 One row per SKU; ``prices`` is a JSON object of currency → decimal string, so no price
-ever passes through a float. Each call opens its own short-lived connection: the checkout
-reads a handful of rows per order and an import writes once, so there is nothing to pool,
-and threads never share a connection. ``put_products`` writes every row in one
-transaction (all or nothing). ``sqlite3.OperationalError`` becomes ``DependencyUnavailable``.
+ever passes through a float. Each call opens its own short-lived connection
+(``handlers.backends.sqlite_database.ShortConnections``): the checkout reads a handful of
+rows per order and an import writes once, so there is nothing to pool, and threads never
+share a connection. Reads take no lock; ``put_products`` writes every row in one
+``BEGIN IMMEDIATE`` transaction (all or nothing). ``sqlite3.OperationalError`` becomes
+``DependencyUnavailable``.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
-from collections.abc import Iterable, Iterator
-from contextlib import closing, contextmanager
+from collections.abc import Iterable
 from decimal import Decimal
 from pathlib import Path
 
-from ordertasks.handlers.errors import DependencyUnavailable
+from ordertasks.handlers.backends.sqlite_database import ShortConnections
 from ordertasks.producer.pricebook import Product, check_product
 
 SCHEMA = """CREATE TABLE IF NOT EXISTS products (
@@ -31,28 +31,16 @@ class SqlitePriceBook:
 
     def __init__(self, path: Path, busy_timeout: float = 5.0) -> None:
         self.path = Path(path)
-        self._busy_timeout = busy_timeout
         # The table is created on first use, not here: building the app must not need the
         # database (a locked or missing store is a 503 per request, not a crash at start).
-        self._schema_ready = False
-
-    @contextmanager
-    def _connection(self) -> Iterator[sqlite3.Connection]:
-        try:
-            with closing(sqlite3.connect(self.path, timeout=self._busy_timeout)) as conn, conn:
-                if not self._schema_ready:
-                    conn.execute(SCHEMA)   # DDL commits at once in the sqlite3 module's default mode
-                yield conn
-            self._schema_ready = True
-        except sqlite3.OperationalError as exc:
-            raise DependencyUnavailable(f"price book {self.path} unavailable ({exc}); check that the file's "
-                                        "directory exists and is writable") from exc
+        self._db = ShortConnections(self.path, SCHEMA, "price book",
+                                    "check that the file's directory exists and is writable", busy_timeout)
 
     def get_products(self, skus: Iterable[str]) -> dict[str, Product]:
         """See ``PriceBook.get_products``."""
         wanted = sorted(set(skus))
         found: dict[str, Product] = {}
-        with self._connection() as conn:
+        with self._db.reading() as conn:
             for start in range(0, len(wanted), CHUNK):
                 chunk = wanted[start:start + CHUNK]
                 marks = ",".join("?" * len(chunk))
@@ -63,13 +51,13 @@ class SqlitePriceBook:
     def put_products(self, products: Iterable[Product]) -> int:
         """See ``PriceBook.put_products``."""
         rows = [_row(check_product(p)) for p in products]
-        with self._connection() as conn:
+        with self._db.transaction() as conn:
             conn.executemany("INSERT OR REPLACE INTO products VALUES (?, ?, ?, ?, ?)", rows)
         return len(rows)
 
     def list_products(self) -> list[Product]:
         """See ``PriceBook.list_products``."""
-        with self._connection() as conn:
+        with self._db.reading() as conn:
             return [_product(row) for row in conn.execute("SELECT * FROM products ORDER BY sku")]
 
 

@@ -171,17 +171,11 @@ def _order_routes(app: Flask, console: Console) -> None:
 
     @app.get("/orders/<order_id>")
     def order(order_id: str) -> str:
-        view = timeline.timeline(console, order_id)
-        if view is None:
-            abort(404, description=f"no order {order_id!r}; search by order id or customer email on the Orders page")
-        return render_template("order.html", t=view)
+        return render_template("order.html", t=_timeline_or_404(console, order_id))
 
     @app.get("/orders/<order_id>/cancel")
     def order_cancel_confirm(order_id: str) -> str:
-        view = timeline.timeline(console, order_id)
-        if view is None:
-            abort(404, description=f"no order {order_id!r}")
-        return render_template("order_cancel.html", t=view)
+        return render_template("order_cancel.html", t=_timeline_or_404(console, order_id))
 
     @app.post("/orders/<order_id>/cancel")
     def order_cancel(order_id: str) -> Response:
@@ -192,6 +186,15 @@ def _order_routes(app: Flask, console: Console) -> None:
         for line, category in cancel_summary(results):
             flash(line, category)
         return redirect(url_for("order", order_id=order_id))
+
+
+
+def _timeline_or_404(console: Console, order_id: str) -> timeline.Timeline:
+    """The order's timeline; 404 (saying where to look) for an unknown order."""
+    view = timeline.timeline(console, order_id)
+    if view is None:
+        abort(404, description=f"no order {order_id!r}; search by order id or customer email on the Orders page")
+    return view
 
 
 # --- failed tasks -----------------------------------------------------------------------
