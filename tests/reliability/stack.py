@@ -100,6 +100,11 @@ class LocalStack:
         self.session = requests.Session()
         devstack.seed_demo_catalogue(self.env)
 
+    @property
+    def kinds_per_order(self) -> int:
+        """How many tasks each order owes: one per kind of the stack's catalog."""
+        return len(load_catalog(self.config).kinds)
+
     def _dev_argv(self, warehouse_mode: str) -> list[str]:
         argv = ["--data-dir", str(self.data_dir), "--config", str(self.config), "--delay-scale", DELAY_SCALE,
                 "--warehouse-mode", warehouse_mode]
@@ -237,7 +242,7 @@ class LocalStack:
         """Poll until every owed task of ``order_ids`` is done or failed; return the ledger."""
         def settled() -> Ledger | None:
             ledger = self.ledger(order_ids)
-            return ledger if len(ledger.owed) == 6 * len(set(order_ids)) and not ledger.lost else None
+            return ledger if len(ledger.owed) == self.kinds_per_order * len(set(order_ids)) and not ledger.lost else None
         return wait_until(settled, timeout=timeout, interval=0.5, what=f"{len(order_ids)} orders accounted for")
 
 

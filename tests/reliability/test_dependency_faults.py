@@ -17,13 +17,12 @@ from tests.support.samples import fast_catalog
 from tests.support.servers import wait_until
 
 ORDERS = 6
-KINDS_PER_ORDER = 6
 
 
 def _balanced(stack: LocalStack, order_ids: list[str], timeout: float = 90) -> None:
     ledger = stack.wait_accounted(order_ids, timeout=timeout)
     assert ledger.duplicates == {}, ledger.duplicates
-    assert len(ledger.owed) == KINDS_PER_ORDER * len(order_ids)
+    assert len(ledger.owed) == stack.kinds_per_order * len(order_ids)
 
 
 def _warehouse(stack: LocalStack) -> dict[str, object]:

@@ -20,11 +20,10 @@ from tests.support.samples import fast_catalog
 from tests.support.servers import wait_until
 
 ORDERS = int(os.environ.get("SOAK_ORDERS", "10000"))
-KINDS_PER_ORDER = 6
 
 
 def _settled_count(stack: LocalStack) -> int:
-    """Done effects plus failed records: cheap enough to poll while 60 000 tasks run."""
+    """Done effects plus failed records: cheap enough to poll while every order's tasks run."""
     with stack.store() as store:
         done = sum(c.get("done", 0) for c in store.effects.effect_counts().values())
         failed = len(store.failed.list_failed(limit=1_000_000))
@@ -36,13 +35,14 @@ def _settled_count(stack: LocalStack) -> int:
 def test_soak_ledger_balances_and_memory_stays_flat(tmp_path: Path) -> None:
     config = fast_catalog(tmp_path, max_attempts=100, rate=500)
     stack = LocalStack(tmp_path, config, warehouse_mode="flaky").start()
+    kinds_per_order = stack.kinds_per_order
     try:
         stack.place_orders(20)                      # warm every process before measuring memory
-        wait_until(lambda: _settled_count(stack) >= 20 * KINDS_PER_ORDER, timeout=120, interval=1)
+        wait_until(lambda: _settled_count(stack) >= 20 * kinds_per_order, timeout=120, interval=1)
         rss_start, started = stack.rss(), time.monotonic()
         order_ids = stack.place_orders(ORDERS, workers=16)
         placed = time.monotonic() - started
-        total = (ORDERS + 20) * KINDS_PER_ORDER
+        total = (ORDERS + 20) * kinds_per_order
         wait_until(lambda: _settled_count(stack) >= total, timeout=4 * 3600, interval=5, what="soak settled")
         seconds, rss_end = time.monotonic() - started, stack.rss()
         ledger = stack.ledger(order_ids)
@@ -52,6 +52,6 @@ def test_soak_ledger_balances_and_memory_stays_flat(tmp_path: Path) -> None:
         if os.environ.get("SOAK_REPORT"):
             Path(os.environ["SOAK_REPORT"]).write_text(json.dumps(report, indent=2))
         assert ledger.lost == set() and ledger.duplicates == {}, report
-        assert len(ledger.owed) == len(ledger.done | ledger.failed) == ORDERS * KINDS_PER_ORDER, report
+        assert len(ledger.owed) == len(ledger.done | ledger.failed) == ORDERS * kinds_per_order, report
     finally:
         stack.stop()
