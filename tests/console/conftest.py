@@ -73,7 +73,7 @@ def cut(tmp_path: Path, catalog_path: Path, tasks_emulator: Emulator) -> Iterato
                                             handler_url=OPERATOR_SHELL_HANDLER))
     write_stack_record(tmp_path, RECORDED_HANDLER, f"127.0.0.1:{tasks_emulator.port}", "http://127.0.0.1:8088/")
     console = console_from_settings(settings)         # the wiring `ordertasks console` uses
-    store = SqliteStore(settings.sqlite_file)          # the test's own view of the console's database
+    store = SqliteStore(settings.store.sqlite_file)    # the test's own view of the console's database
     app = create_app(console)
     yield ConsoleUnderTest(console, store, settings, app.test_client())
     store.close()
