@@ -50,7 +50,7 @@ def test_a_bad_retention_is_refused_naming_file_and_line(tmp_path: Path, value: 
 
 def test_failed_resolve_sets_expire_at_from_the_catalog(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "ordertasks.db")
-    store.record_failure(FailureReport("ord_ttl", KIND, "ordertasks-warehouse", "t", {}, "Rejected",
+    store.failed.record_failure(FailureReport("ord_ttl", KIND, "ordertasks-warehouse", "t", {}, "Rejected",
                                        "warehouse answered 400 for ada@example.com", 1, datetime.now(UTC)))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ORDERTASKS_", "CLOUD_TASKS_"))}
     env |= {"ORDERTASKS_DATA_DIR": str(tmp_path),
@@ -59,17 +59,17 @@ def test_failed_resolve_sets_expire_at_from_the_catalog(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "ordertasks.cli", "failed", "resolve", f"ord_ttl:{KIND}",
                            "--note", "customer refunded"], env=env, cwd=REPO_ROOT, capture_output=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    expire_at = store.get_failed(f"ord_ttl:{KIND}").expire_at
+    expire_at = store.failed.get_failed(f"ord_ttl:{KIND}").expire_at
     assert before + timedelta(days=7) <= expire_at <= datetime.now(UTC) + timedelta(days=7)
 
 
 def test_a_later_success_resolves_the_entry_with_the_catalog_retention(stack: HandlerStack) -> None:
     order = "ord_ttl_success"
-    stack.store.record_failure(FailureReport(order, KIND, "warehouse", "t", {}, "DependencyUnavailable", "503", 1,
+    stack.store.failed.record_failure(FailureReport(order, KIND, "warehouse", "t", {}, "DependencyUnavailable", "503", 1,
                                              datetime.now(UTC)))
     before = datetime.now(UTC)
     assert stack.deliver(stack.task(KIND, order)).json()["outcome"] == "done"
-    closed = stack.store.get_failed(f"{order}:{KIND}")
+    closed = stack.store.failed.get_failed(f"{order}:{KIND}")
     days = load_catalog(DEFAULT_CATALOG).failed_retention_days
     assert closed.status == "resolved"
     assert before + timedelta(days=days) <= closed.expire_at <= datetime.now(UTC) + timedelta(days=days)
