@@ -19,13 +19,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ordertasks.handlers.config import load_catalog
-from ordertasks.handlers.contract import parse_envelope
+from ordertasks.handlers.contract import KIND_NAME, parse_envelope
 from ordertasks.handlers.errors import PermanentError
 from tests.reliability.handler_rig import Rig, RigFactory, make_store, task_body
 
 KINDS = tuple(load_catalog().kinds)
 
-SAFE_FAILED_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}:[a-z_]+$")
+SAFE_FAILED_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}:" + KIND_NAME.pattern.lstrip("^"))
 CI_EXAMPLES, SOAK_EXAMPLES = 300, 10_000
 
 json_values = st.recursive(
