@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,6 +15,7 @@ from ordertasks.handlers.ports import AnalyticsFact, FailureReport, OrderRecord
 from tests.contract.clock import T0
 from tests.contract.conftest import firestore_client_for, sanitized_project_id
 from tests.support.servers import free_port
+from tests.support.stores import locked_sqlite as locked_sqlite_file
 
 CALLS: dict[str, Callable[[Any], object]] = {
     "claim_effect": lambda s: s.effects.claim_effect("o-1", "generate_invoice", T0, 60, 3600),
@@ -36,13 +36,8 @@ def test_sqlite_in_a_missing_directory_is_unavailable(tmp_path: Path) -> None:
 @pytest.fixture
 def locked_sqlite(tmp_path: Path) -> Iterator[SqliteStore]:
     """A store whose database another connection holds an exclusive lock on."""
-    store = SqliteStore(tmp_path / "store.db", busy_timeout=0.1)
-    holder = sqlite3.connect(tmp_path / "store.db", isolation_level=None)
-    holder.execute("BEGIN EXCLUSIVE")
-    yield store
-    holder.execute("ROLLBACK")
-    holder.close()
-    store.close()
+    with locked_sqlite_file(tmp_path / "store.db", busy_timeout=0.1) as store:
+        yield store
 
 
 @pytest.mark.parametrize("call", CALLS.values(), ids=CALLS.keys())

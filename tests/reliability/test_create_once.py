@@ -13,13 +13,12 @@ from __future__ import annotations
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ordertasks.handlers.backends import memory
 from ordertasks.handlers.backends.memory import MemoryStore
 from ordertasks.handlers.contract import OrderSnapshot, Task
 from ordertasks.handlers.dispatch import Delivery, Dispatcher, Outcome
@@ -33,6 +32,7 @@ from tests.effects.orders import FixedClock, eur_order
 from tests.reliability.handler_rig import Rig, make_store, task_body
 from tests.reliability.test_duplicate_delivery import deliver_until_settled
 from tests.support.orders import store_paid_order
+from tests.support.stores import done_mark_fails_once
 
 COPIES = 50
 BACKENDS = ["sqlite", pytest.param("firestore", marks=pytest.mark.firestore)]
@@ -162,22 +162,6 @@ def test_a_cancel_recorded_before_the_delivery_stops_a_create_once_kind(tmp_path
     assert found is not None and found.state == "cancelled", "nothing happened at the far end"
 
 
-class DoneMarkFailsOnce(memory.MemoryEffectStore):
-    """An effect store whose first ``complete_effect`` fails, as an outage right after an effect would."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.failures_left = 1
-
-    def complete_effect(self, order_id: str, kind: str, result: dict[str, Any], now: datetime, *,
-                        duplicate: bool = False) -> None:
-        """Fail once with ``DependencyUnavailable``, then behave."""
-        if self.failures_left:
-            self.failures_left -= 1
-            raise DependencyUnavailable("store went away after the effect")
-        super().complete_effect(order_id, kind, result, now, duplicate=duplicate)
-
-
 def test_a_create_once_kind_without_a_far_end_record_gets_a_done_mark_and_a_lost_one_costs_no_second_effect(
         tmp_path: Path) -> None:
     kind, created = CREATE_ONCE[0], set()
@@ -186,7 +170,7 @@ def test_a_create_once_kind_without_a_far_end_record_gets_a_done_mark_and_a_lost
         fresh = task.order_id not in created
         created.add(task.order_id)
         return {"created": fresh}
-    store, clock = replace(memory.stores(), effects=DoneMarkFailsOnce()), FixedClock()
+    store, clock = done_mark_fails_once(), FixedClock()
     store_paid_order(store, "ord_once_mark", eur_order())
     dispatcher = dispatcher_for(tmp_path, store, clock, registry_with(kind, Kind(perform=create_once, create_once=True)))
     assert dispatcher.run(Delivery(task_body(kind, "ord_once_mark"))).outcome is Outcome.RETRY

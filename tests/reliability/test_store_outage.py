@@ -14,9 +14,8 @@ import signal
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +23,8 @@ import pytest
 
 from ordertasks.handlers.wiring import build_dispatcher
 from tests.support.orders import store_paid_order
-from ordertasks.handlers.backends import memory
+from tests.support.stores import done_mark_fails_once
 from ordertasks.handlers.dispatch import Delivery, Outcome
-from ordertasks.handlers.errors import DependencyUnavailable
 from ordertasks.infra.config import Settings
 from ordertasks.handlers.settings import StoreSettings
 from tests.conftest import _firestore_answers
@@ -136,25 +134,9 @@ def test_store_outage_gives_503s_and_loses_nothing(rig_for: Any, private_firesto
     assert rig.store.failed.list_failed() == []
 
 
-class DoneMarkFailsOnce(memory.MemoryEffectStore):
-    """An effect store whose first ``complete_effect`` fails, as a store outage right after an effect would."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.failures_left = 1
-
-    def complete_effect(self, order_id: str, kind: str, result: dict[str, Any], now: datetime, *,
-                        duplicate: bool = False) -> None:
-        """Fail once with ``DependencyUnavailable``, then behave."""
-        if self.failures_left:
-            self.failures_left -= 1
-            raise DependencyUnavailable("store went away after the effect")
-        super().complete_effect(order_id, kind, result, now, duplicate=duplicate)
-
-
 def test_effect_whose_done_mark_fails_is_retried_not_reported_done(tmp_path: Path) -> None:
     clock, calls = FixedClock(), []
-    store = replace(memory.stores(), effects=DoneMarkFailsOnce())
+    store = done_mark_fails_once()
     store_paid_order(store, "ord_mark_1", eur_order())
     dispatcher = build_dispatcher(Settings(store=StoreSettings(data_dir=tmp_path)),
                                   stores=store, clock=clock,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from ordertasks.handlers.backends.sqlite import SqliteStore
 from tests.contract.conftest import firestore_client_for, sanitized_project_id
 from tests.security.checkout_app import checkout_app
 from tests.support.samples import EUR_CHECKOUT_BODY
+from tests.support.stores import locked_sqlite
 
 INTERNALS = ("Firestore", "firestore", "InvalidArgument", "roles/", "datastore", "sqlite", "SQLite", "locked",
              "Traceback", ".db")
@@ -47,13 +47,8 @@ def test_reserved_or_malformed_order_ids_are_404_with_our_message(firestore_chec
 @pytest.fixture
 def locked_store(tmp_path: Path) -> Iterator[SqliteStore]:
     """An order store whose database another process holds locked: every call is unavailable."""
-    store = SqliteStore(tmp_path / "orders.db", busy_timeout=0.05)
-    holder = sqlite3.connect(tmp_path / "orders.db", isolation_level=None)
-    holder.execute("BEGIN EXCLUSIVE")
-    yield store
-    holder.execute("ROLLBACK")
-    holder.close()
-    store.close()
+    with locked_sqlite(tmp_path / "orders.db", busy_timeout=0.05) as store:
+        yield store
 
 
 def test_an_unavailable_store_answers_503_without_its_detail(tmp_path: Path, locked_store: SqliteStore,
