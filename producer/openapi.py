@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ordertasks.handlers.contract import ORDER_ID_RULE
+from ordertasks.handlers.ports import OrderStatus, TaskState
 from ordertasks.producer.checkout_request import CheckoutRequest
 
 REF = "#/components/schemas/{model}"
@@ -54,7 +55,7 @@ TASK_SCHEMA: dict[str, Any] = {
     "type": "object", "required": ["kind", "task_name", "schedule_time", "state"],
     "properties": {"kind": {"type": "string"}, "task_name": {"type": "string"},
                    "schedule_time": {"type": "string", "format": "date-time"},
-                   "state": {"type": "string", "enum": ["pending", "scheduled", "done", "failed"]},
+                   "state": {"type": "string", "enum": [state.value for state in TaskState]},
                    "duplicates": {"type": "integer", "minimum": 0,
                                   "description": "deliveries absorbed after the effect was done"}},
 }
@@ -69,7 +70,7 @@ ORDER_VIEW_SCHEMA: dict[str, Any] = {
     "type": "object", "required": ["order_id", "status", "created_at", "paid_at", "items", "totals", "tasks"],
     "properties": {"order_id": {"type": "string"},
                    "status": {"type": "string",
-                              "enum": ["created", "awaiting_payment", "paid", "payment_failed"]},
+                              "enum": [*(status.value for status in OrderStatus), "awaiting_payment"]},
                    "test": {"type": "boolean"},
                    "created_at": {"type": "string", "format": "date-time"},
                    "paid_at": {"type": ["string", "null"], "format": "date-time"},

@@ -115,3 +115,13 @@ def test_create_app_refuses_a_catalog_kind_without_contract(tmp_path: Path) -> N
     with pytest.raises(ConfigurationError, match="send_sms"):
         create_app(stack.settings, store=stack.store, enqueuer=stack.enqueuer, gateway=stack.gateway)
     stack.enqueuer.close()
+
+
+def test_the_documented_states_are_every_state_the_api_returns() -> None:
+    """A cancelled order and its cancelled tasks are answers the document must allow."""
+    from ordertasks.handlers.ports import OrderStatus, TaskState
+    from ordertasks.producer.openapi import ORDER_VIEW_SCHEMA, TASK_SCHEMA
+
+    assert set(TASK_SCHEMA["properties"]["state"]["enum"]) == {s.value for s in TaskState}
+    assert {s.value for s in OrderStatus} | {"awaiting_payment"} == set(ORDER_VIEW_SCHEMA["properties"]["status"]["enum"])
+    assert "cancelled" in TASK_SCHEMA["properties"]["state"]["enum"]
