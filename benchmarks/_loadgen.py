@@ -48,15 +48,21 @@ async def _worker(session: aiohttp.ClientSession, url: str, make: RequestFactory
         if count is not None and index >= count:
             return
         body, headers = make(index)
-        started = time.perf_counter()
-        try:
-            async with session.post(url, data=body, headers=headers) as resp:
-                await resp.read()
-                result.statuses[resp.status] += 1
-        except (aiohttp.ClientError, asyncio.TimeoutError):
-            result.errors += 1
-            continue
-        result.latencies_ms.append((time.perf_counter() - started) * 1000)
+        await _post(session, url, body, headers, time.perf_counter(), result)
+
+
+async def _post(session: aiohttp.ClientSession, url: str, body: bytes, headers: dict[str, str], since: float,
+                result: LoadResult) -> None:
+    """One request; its status, or an error; its latency counted from ``since`` (the paced
+    generator's due time, so a late start counts against the server: no coordinated omission)."""
+    try:
+        async with session.post(url, data=body, headers=headers) as resp:
+            await resp.read()
+            result.statuses[resp.status] += 1
+    except (aiohttp.ClientError, asyncio.TimeoutError):
+        result.errors += 1
+        return
+    result.latencies_ms.append((time.perf_counter() - since) * 1000)
 
 
 async def _run(url: str, make: RequestFactory, concurrency: int, count: int | None, duration: float | None) -> LoadResult:
@@ -83,14 +89,7 @@ async def _paced_worker(session: aiohttp.ClientSession, url: str, make: RequestF
             return
         await asyncio.sleep(max(0.0, start - time.perf_counter()))
         body, headers = make(index)
-        try:
-            async with session.post(url, data=body, headers=headers) as resp:
-                await resp.read()
-                result.statuses[resp.status] += 1
-        except (aiohttp.ClientError, asyncio.TimeoutError):
-            result.errors += 1
-            continue
-        result.latencies_ms.append((time.perf_counter() - start) * 1000)
+        await _post(session, url, body, headers, start, result)
 
 
 async def _run_paced(url: str, make: RequestFactory, concurrency: int, rate: float, duration: float) -> LoadResult:
