@@ -230,11 +230,13 @@ class SqliteEffectStore(_Port):
                      ttl_seconds: float) -> Claim:
         """See ``EffectStore.claim_effect``."""
         # Fast path for the common case, a first delivery: the claim of an absent record,
-        # inserted unless a row exists (no read). Otherwise decide on the row as found.
+        # inserted unless a row exists, as one statement (no read, no BEGIN … COMMIT).
+        # Otherwise decide on the row as found, inside a transaction.
         fresh = rules.claim_transition(None, order_id, kind, now, lease_seconds, ttl_seconds)
-        with self.db.transaction() as conn:
+        with self.db.autocommit() as conn:
             if _insert(conn, "idempotency", _row(fresh.record), unless_exists=("order_id", "kind")):
                 return fresh
+        with self.db.transaction() as conn:
             claim = rules.claim_transition(self._effect(conn, order_id, kind), order_id, kind, now,
                                            lease_seconds, ttl_seconds)
             if claim.state is ClaimState.CLAIMED:
@@ -264,13 +266,15 @@ class SqliteEffectStore(_Port):
     def complete_effect(self, order_id: str, kind: str, result: dict[str, Any], now: datetime, *,
                         duplicate: bool = False) -> None:
         """See ``EffectStore.complete_effect``."""
-        with self.db.transaction() as conn:
-            # The same change as rules.completed on an existing row, without reading it first.
+        # The same change as rules.completed on an existing row, as one statement without
+        # reading it first; only a record that is not there yet takes a transaction.
+        with self.db.autocommit() as conn:
             marked = conn.execute("UPDATE idempotency SET state = ?, lease_expires_at = NULL, updated_at = ?, "
                                   "result = ?, duplicates = duplicates + ? WHERE order_id = ? AND kind = ?",
                                   (rules.DONE, to_text(now), _cell(dict(result)), int(duplicate), order_id, kind))
-            if marked.rowcount == 0:
-                record = rules.completed(None, order_id, kind, result, now, duplicate)
+        if marked.rowcount == 0:
+            with self.db.transaction() as conn:
+                record = rules.completed(self._effect(conn, order_id, kind), order_id, kind, result, now, duplicate)
                 _upsert(conn, "idempotency", ("order_id", "kind"), _row(record))
 
     @_guarded

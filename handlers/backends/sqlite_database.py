@@ -9,7 +9,8 @@ Two ways to hold the file, one transaction rule:
   producer's price book and payment ledger: a handful of statements per order, so nothing
   to pool, and building the checkout app must not need the database).
 
-A read-decide-write runs inside ``BEGIN IMMEDIATE`` (``immediate``): SQLite takes the write
+A write that decides nothing on a read is one statement in autocommit mode
+(``Database.autocommit``). A read-decide-write runs inside ``BEGIN IMMEDIATE`` (``immediate``): SQLite takes the write
 lock at ``BEGIN``, so two threads or processes never decide on the same stale read; the
 sqlite3 module's implicit deferred ``BEGIN`` could deadlock on the lock upgrade instead.
 ``sqlite3.OperationalError`` (locked beyond ``busy_timeout``, disk I/O, an unopenable file)
@@ -115,6 +116,18 @@ class Database:
         # transactions themselves. Other processes still meet SQLite's lock and busy_timeout.
         with self._write_lock, immediate(self.conn()) as conn:
             yield conn
+
+    @contextmanager
+    def autocommit(self) -> Iterator[sqlite3.Connection]:
+        """This thread's connection for **one** write statement that commits by itself.
+
+        A lone statement outside ``BEGIN`` is its own transaction in SQLite, so a write that
+        decides nothing on an earlier read (an insert unless the row exists, an update by
+        key) needs no ``BEGIN IMMEDIATE`` … ``COMMIT``: one round trip instead of three. It
+        waits in the same in-process write queue as ``transaction``.
+        """
+        with self._write_lock:
+            yield self.conn()
 
     def one(self, sql: str, *params: object) -> sqlite3.Row | None:
         """The first row of a read, or ``None``."""
