@@ -29,6 +29,7 @@ from pathlib import Path
 
 from ordertasks.handlers.registry import KindRegistry
 from ordertasks.infra.config import REPO_ROOT, load_catalog
+from ordertasks.functions.serve import worker_count
 from ordertasks.producer.replay_target import write_stack_record
 
 
@@ -124,7 +125,8 @@ def children(args: argparse.Namespace) -> list[Child]:
         Child("emulator", p.emulator, cli + ["emulator", "--port", str(p.emulator), "--db", str(data / "tasks.db"),
               "--queues", str(args.config), "--queue-recreate-window", "0"],
               http_ok(f"http://127.0.0.1:{p.emulator}/healthz")),
-        Child("handler", p.handler, cli + ["handler", "--port", str(p.handler)], tcp_open(p.handler)),
+        Child("handler", p.handler, cli + ["handler", "--port", str(p.handler), "--workers", str(args.handler_workers)],
+              tcp_open(p.handler)),
         Child("checkout", p.checkout, cli + ["checkout", "--port", str(p.checkout)],
               http_ok(f"http://127.0.0.1:{p.checkout}/healthz")),
         Child("console", p.console, cli + ["console", "--port", str(p.console)],
@@ -279,6 +281,10 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
     parser.add_argument("--warehouse-mode", choices=("ok", "flaky", "down", "reject", "slow"), default="ok")
+    # One process per core: a single worker's GIL caps the handler at one core while the
+    # other parts of the stack leave the second idle (benchmarks/README.md, end_to_end).
+    parser.add_argument("--handler-workers", type=worker_count, default=os.cpu_count() or 1,
+                        help="handler worker processes (default: one per CPU)")
     parser.add_argument("--delay-scale", type=float, default=1.0,
                         help="multiply the catalog's task delays (0 = run everything now)")
     args = parser.parse_args(argv)
