@@ -14,9 +14,10 @@ whole HTML body to an order email. Three defences, each enough on its own:
    has exactly the headers we set, with exactly our recipients, whatever the Python version.
 
 Cost: these checks were most of an email's rendering time (about 8 ms of CPU, three emails
-per order). ``mailbox`` and ``sender`` are pure functions of their text, so their answers
-are remembered (bounded): the shop's ``From`` is checked once per process, a customer's
-address once for the three emails of an order. ``check_rendered`` parses only the header
+per order). ``mailbox``, ``sender`` and ``display_name_problem`` are pure functions of their
+text, so their answers are remembered (bounded): the shop's ``From`` is checked once per
+process, a customer's address once for the three emails of an order, and the checkout
+probes a name once when the customer and the shipping address carry the same one. ``check_rendered`` parses only the header
 block of the serialised message — where a smuggled header would be — not the MIME parts.
 """
 
@@ -25,6 +26,7 @@ from __future__ import annotations
 import functools
 import unicodedata
 from collections.abc import Sequence
+from dataclasses import dataclass
 from email import errors as email_errors
 from email import policy
 from email.parser import BytesParser
@@ -42,6 +44,17 @@ REMEMBERED_MAILBOXES = 4096      # distinct (name, address) answers kept; an Add
 _HEADER_PARSER = BytesParser(policy=policy.default)
 
 
+@dataclass(frozen=True)
+class CheckedWire:
+    """A message as ``check_rendered`` passed it: the serialised bytes and the envelope
+    (``sender``, ``recipients``: the addresses of the headers it checked)."""
+
+    data: bytes
+    sender: str
+    recipients: tuple[str, ...]
+
+
+@functools.lru_cache(maxsize=REMEMBERED_MAILBOXES)
 def display_name_problem(name: str) -> str | None:
     """Why ``name`` cannot be a display name, or ``None`` when it can."""
     if ENCODED_WORD_OPENER in name:
@@ -99,14 +112,19 @@ def sender(mail_from: str) -> Address:
     return mailbox(name, addr_spec)
 
 
-def check_rendered(msg: EmailMessage, headers: Sequence[str], recipients: Sequence[Address]) -> None:
-    """Refuse (``InvalidPayload``) a message that would go out with other headers or recipients.
+def check_rendered(msg: EmailMessage, headers: Sequence[str], recipients: Sequence[Address]) -> bytes:
+    """The serialised message, once checked; ``InvalidPayload`` for a message that would go
+    out with other headers or recipients.
 
     ``headers``: every header name we set, in any case. The message is serialised as it
-    would be sent and parsed back, so a header smuggled in by folding shows up here.
+    would be sent and parsed back, so a header smuggled in by folding shows up here. The
+    bytes returned are the very bytes checked: a mailer that sends them (``CheckedWire``)
+    sends what was checked, and does not serialise the message a second time.
     """
+    # As SMTP carries it (CRLF line ends: smtplib sends given bytes unchanged).
+    serialised = msg.as_bytes(policy=msg.policy.clone(linesep="\r\n"))
     # The header block as a receiving server splits it off: the parts below it cannot add headers.
-    wire = _HEADER_PARSER.parsebytes(msg.as_bytes(), headersonly=True)
+    wire = _HEADER_PARSER.parsebytes(serialised, headersonly=True)
     found = sorted(name.lower() for name in wire.keys())
     expected = sorted(name.lower() for name in headers)
     if found != expected:
@@ -114,3 +132,4 @@ def check_rendered(msg: EmailMessage, headers: Sequence[str], recipients: Sequen
     parsed = [(a.display_name, a.addr_spec) for a in wire["To"].addresses]
     if parsed != [(a.display_name, a.addr_spec) for a in recipients]:
         raise InvalidPayload("the rendered email's recipients differ from the order's; not sending it")
+    return serialised

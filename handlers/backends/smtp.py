@@ -24,6 +24,7 @@ from collections.abc import Callable
 from email.message import EmailMessage
 
 from ordertasks.handlers.errors import DependencyUnavailable, Rejected
+from ordertasks.handlers.mailheaders import CheckedWire
 
 
 class SmtpMailer:
@@ -53,7 +54,7 @@ class SmtpMailer:
         smtp: smtplib.SMTP | None = None
         try:
             smtp = self._session()
-            smtp.send_message(message)
+            _transmit(smtp, message)
         except BaseException as exc:
             _close(smtp)                    # whatever failed, this session is not reused
             if isinstance(exc, (smtplib.SMTPException, OSError)):
@@ -132,6 +133,16 @@ class SmtpMailer:
             smtp.ehlo()
         if self.username:
             smtp.login(self.username, self.password or "")
+
+
+def _transmit(smtp: smtplib.SMTP, message: EmailMessage) -> None:
+    """Send ``message``: what its header check verified, as it was (``handlers.mail.CheckedEmail``),
+    else serialised by smtplib."""
+    checked = getattr(message, "checked", None)
+    if not isinstance(checked, CheckedWire) or not all(a.isascii() for a in (checked.sender, *checked.recipients)):
+        smtp.send_message(message)         # also negotiates SMTPUTF8 where an address needs it
+        return
+    smtp.sendmail(checked.sender, list(checked.recipients), checked.data)
 
 
 def _close(smtp: smtplib.SMTP | None) -> None:

@@ -71,6 +71,31 @@ def test_confirmation_arrives_with_headers_parts_and_money(smtp_server: SmtpServ
             assert expected in body
 
 
+def test_the_mailer_sends_the_very_bytes_the_header_check_read(smtp_server: SmtpServer) -> None:
+    data = task_for("send_confirmation_email", "A1001", eur_order()).data
+    checked = _render("send_confirmation_email", "A1001", data)
+    assert isinstance(checked, order_email.CheckedEmail) and checked.checked is not None
+    assert checked.checked.data == checked.as_bytes(policy=checked.policy.clone(linesep="\r\n"))
+    plain = _render("send_confirmation_email", "A1001", data)
+    plain.checked = None                    # the path any EmailMessage takes: smtplib serialises it
+    mailer = smtp_server.mailer()
+    mailer.send(checked)
+    mailer.send(plain)
+    mailer.close()
+    first, second = smtp_server.inbox.messages
+    assert first == second == checked.checked.data
+    assert smtp_server.inbox.envelopes == [("orders@gruenwald.example", ["zoe@example.com"])] * 2
+
+
+def test_checked_bytes_are_what_is_sent_even_if_the_message_changed_after(smtp_server: SmtpServer) -> None:
+    # The check's verdict is about the checked bytes and envelope: a header added later cannot ride along.
+    msg = _render("send_confirmation_email", "A1001", task_for("send_confirmation_email", "A1001", eur_order()).data)
+    msg["Bcc"] = "eve@example.com"
+    smtp_server.mailer().send(msg)
+    assert smtp_server.inbox.envelopes == [("orders@gruenwald.example", ["zoe@example.com"])]
+    assert b"eve@example.com" not in smtp_server.inbox.messages[0]
+
+
 def test_message_id_is_deterministic_per_order_and_kind() -> None:
     data = task_for("send_confirmation_email", "A1001", eur_order()).data
     first = _render("send_confirmation_email", "A1001", data, SELLER)
