@@ -17,8 +17,10 @@ Cost: these checks were most of an email's rendering time (about 8 ms of CPU, th
 per order). ``mailbox``, ``sender`` and ``display_name_problem`` are pure functions of their
 text, so their answers are remembered (bounded): the shop's ``From`` is checked once per
 process, a customer's address once for the three emails of an order, and the checkout
-probes a name once when the customer and the shipping address carry the same one. ``check_rendered`` parses only the header
-block of the serialised message — where a smuggled header would be — not the MIME parts.
+probes a name once when the customer and the shipping address carry the same one.
+``check_rendered`` parses only the header block of the serialised message — where a
+smuggled header would be — not the MIME parts, and hands back the bytes it read, which are
+what ``SmtpMailer`` sends (``CheckedWire``): one serialisation per email.
 """
 
 from __future__ import annotations
@@ -46,8 +48,9 @@ _HEADER_PARSER = BytesParser(policy=policy.default)
 
 @dataclass(frozen=True)
 class CheckedWire:
-    """A message as ``check_rendered`` passed it: the serialised bytes and the envelope
-    (``sender``, ``recipients``: the addresses of the headers it checked)."""
+    """A message as ``check_rendered`` passed it: the serialised bytes, and the envelope to
+    send them with (``sender``: the shop's ``From`` address; ``recipients``: the ``To``
+    addresses the check compared)."""
 
     data: bytes
     sender: str
