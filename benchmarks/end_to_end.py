@@ -4,16 +4,15 @@
 
 Starts ``ordertasks dev`` (emulator, handler under functions-framework with OIDC on and
 one worker process per CPU, checkout API, SMTP sink, warehouse stand-in; SQLite and a blob
-directory) with
-``--delay-scale 0`` and a copy of ``infra/tasks.toml`` whose queues allow 500 dispatches/s
-and 16 concurrent each. Places N checkouts from 8 concurrent clients and waits until every
+directory) with ``--delay-scale 0`` and a copy of ``infra/tasks.toml`` whose queues allow
+500 dispatches/s and 16 concurrent each. Places N checkouts from 8 concurrent clients and waits until every
 task of every order is done (6 per order: three emails, analytics, invoice, warehouse).
 
 Throughput: tasks done / (last effect done - first checkout sent). "Done" is read as the
 status views read it (``handlers.effect_records``: the idempotency store plus the far ends
-of the create-once kinds); a run with no progress for 30 s fails instead of reporting. Baseline, same run: the
-rate at which the checkout phase created tasks (orders/s x 6), the ceiling the producer
-sets on the rest of the pipeline.
+of the create-once kinds); a run with no progress for 30 s fails instead of reporting.
+Baseline, same run: the rate at which the checkout phase created tasks (orders/s x 6), the
+ceiling the producer sets on the rest of the pipeline.
 
 Exactly-once, checked at the end from the side effects themselves: ``.eml`` files per
 (order, kind) from their ``X-Ordertasks-*`` headers, invoice PDFs, the warehouse stand-in's

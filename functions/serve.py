@@ -33,7 +33,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-
 def worker_count(text: str) -> int:
     """A ``--workers`` value: a whole number of processes, at least 1."""
     value = int(text)

@@ -10,9 +10,10 @@ Two ways to hold the file, one transaction rule:
   to pool, and building the checkout app must not need the database).
 
 A write that decides nothing on a read is one statement in autocommit mode
-(``Database.autocommit``). A read-decide-write runs inside ``BEGIN IMMEDIATE`` (``immediate``): SQLite takes the write
-lock at ``BEGIN``, so two threads or processes never decide on the same stale read; the
-sqlite3 module's implicit deferred ``BEGIN`` could deadlock on the lock upgrade instead.
+(``Database.autocommit``). A read-decide-write runs inside ``BEGIN IMMEDIATE``
+(``immediate``): SQLite takes the write lock at ``BEGIN``, so two threads or processes
+never decide on the same stale read; the sqlite3 module's implicit deferred ``BEGIN``
+could deadlock on the lock upgrade instead.
 ``sqlite3.OperationalError`` (locked beyond ``busy_timeout``, disk I/O, an unopenable file)
 becomes ``DependencyUnavailable`` (``unavailable_as``), whose message names the file.
 """

@@ -58,7 +58,15 @@ _FOOTER_GREY, _SMALL_GREY = colors.HexColor("#777777"), colors.HexColor("#555555
 _BODY_SIZE, _BODY_LEADING = 9.5, 12.5
 _CELL_SIZE, _CELL_LEADING = 9, 11
 _SMALL_SIZE, _SMALL_LEADING = 8, 10
-_HEADER_HEIGHT = 2 * _PAD + 1.2 * _CELL_SIZE   # one line of plain text, as platypus sized it
+_TOTAL_SIZE = 11
+
+
+def _one_line(size: float) -> float:
+    """The height of a padded cell holding one line of plain text, as platypus sized it."""
+    return 2 * _PAD + 1.2 * size
+
+
+_HEADER_HEIGHT = _one_line(_CELL_SIZE)
 # SKU, Description (what is left), Qty, Unit price, Line total; the numbers are right-aligned.
 _COLUMN_WIDTHS = (30 * _MM, _WIDTH - 102 * _MM, 14 * _MM, 28 * _MM, 30 * _MM)
 _COLUMN_LEFTS = tuple(_LEFT + sum(_COLUMN_WIDTHS[:n]) for n in range(5))
@@ -66,7 +74,7 @@ _HEADINGS = ("SKU", "Description", "Qty", "Unit price", "Line total")
 _TEXT_COLUMNS = 2             # the first two columns wrap; the rest are numbers
 _TOTALS_WIDTH = 70 * _MM
 # Three 9.5 pt rows and the 11 pt total, each one line (1.2 × its size) plus padding.
-_TOTALS_HEIGHT = 3 * (2 * _PAD + 1.2 * _BODY_SIZE) + 2 * _PAD + 1.2 * 11
+_TOTALS_HEIGHT = 3 * _one_line(_BODY_SIZE) + _one_line(_TOTAL_SIZE)
 
 _Run = tuple[str, str, float]  # text, font name, font size: a piece of one line
 _Line = Sequence[_Run]
@@ -294,10 +302,11 @@ def _draw_totals(sheet: _Sheet, snapshot: OrderSnapshot) -> None:
     left = _RIGHT - _TOTALS_WIDTH
     for label, amount in rows:
         _draw_total_line(sheet, left, sheet.y - _PAD - _BODY_SIZE, label, amount, _REGULAR, _BODY_SIZE)
-        sheet.y -= 2 * _PAD + 1.2 * _BODY_SIZE
+        sheet.y -= _one_line(_BODY_SIZE)
     _rule(sheet.canvas, left, _RIGHT, sheet.y)
-    _draw_total_line(sheet, left, sheet.y - _PAD - 11, "Total", format_money(totals.total, c), _BOLD, 11)
-    sheet.y -= 2 * _PAD + 1.2 * 11
+    _draw_total_line(sheet, left, sheet.y - _PAD - _TOTAL_SIZE, "Total", format_money(totals.total, c), _BOLD,
+                     _TOTAL_SIZE)
+    sheet.y -= _one_line(_TOTAL_SIZE)
 
 
 def _draw_total_line(sheet: _Sheet, left: float, baseline: float, label: str, amount: str, font: str,
