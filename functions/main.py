@@ -15,8 +15,13 @@ Reads the ``X-CloudTasks-*`` headers, verifies the OIDC token, runs the delivery
                  503   the token's signing certificates cannot be fetched (Retry-After)
     too large    413   body over ``MAX_BODY`` (read only after authentication, never
                        buffered past the limit: ``functions/request_body.py``)
+    start-up     503   the handler could not build itself, Retry-After always: a bad
+    failed             setting (CRITICAL log naming it), a dependency down (the store
+                       locked or unreachable: ERROR log naming it), or any other error
+                       (ERROR log with its type and message); never a 500 with a traceback
 
-Built lazily on the first request from ``Settings.from_env()`` (no work at import time).
+Built lazily on the first request from ``Settings.from_env()`` (no work at import time); a
+build that failed is tried again by the next request.
 """
 
 from __future__ import annotations
@@ -166,25 +171,65 @@ def build_handler(settings: Settings, **parts: Any) -> TaskHandler:
 
 _handler: Callable[[flask.Request], flask.Response] | None = None
 _lock = threading.Lock()
+_failure: Exception | None = None   # the last failed build's error, kept for the requests that waited on it
+_failed_builds = 0
+# Seconds Cloud Tasks is asked to wait after a start-up failure that names no better time.
+CONFIG_RETRY_AFTER = 60
+DEPENDENCY_RETRY_AFTER = 30
+UNEXPECTED_RETRY_AFTER = 60
 
 
 def _build() -> Callable[[flask.Request], flask.Response]:
-    global _handler
+    """The handler, built once under the lock. A failure is raised, never cached: the next
+    request builds again, and only the requests that waited on the failed build share its error."""
+    global _handler, _failure, _failed_builds
+    seen = _failed_builds
     with _lock:
-        if _handler is None:
+        if _handler is not None:
+            return _handler
+        if _failed_builds != seen and _failure is not None:
+            # A build failed while this request waited for the lock: answer with its error
+            # rather than queue one more (a locked store costs busy_timeout per try).
+            raise _failure.with_traceback(None)
+        try:
             _handler = build_handler(Settings.from_env())
+        except Exception as exc:
+            _failure, _failed_builds = exc, _failed_builds + 1
+            raise
+        _failure = None
         return _handler
+
+
+def startup_failure(exc: Exception) -> flask.Response:
+    """The 503 (always with ``Retry-After``) for a handler that could not build itself, after
+    one log line saying what failed; the body says which kind of cause, never a traceback."""
+    severity, cause, retry_after = _startup_cause(exc)
+    log_line(severity, f"handler not started: {type(exc).__name__}: {exc}", {}, error_type=type(exc).__name__,
+             status=503, retry_after=retry_after)
+    return _json(503, {"error": f"the handler could not start: {cause}; retry later"},
+                 {"Retry-After": str(retry_after)})
+
+
+def _startup_cause(exc: Exception) -> tuple[str, str, int]:
+    """Severity, the caller's one-line cause and the Retry-After seconds for a failed build."""
+    if isinstance(exc, ConfigurationError):
+        return "CRITICAL", "it is misconfigured (its log names the setting)", CONFIG_RETRY_AFTER
+    if isinstance(exc, DependencyUnavailable):
+        wait = max(1, int(exc.retry_after or DEPENDENCY_RETRY_AFTER))
+        return "ERROR", "a dependency is unavailable (its log names it)", wait
+    return "ERROR", "an unexpected error (its log names it)", UNEXPECTED_RETRY_AFTER
 
 
 def handle_task(request: flask.Request) -> flask.Response:
     """functions-framework target: ``--entry-point=handle_task``.
 
-    A bad setting answers 503 (Cloud Tasks keeps the task) and logs what to fix; the handler
-    never runs half-configured, and ``ordertasks handler`` refuses to start at all.
+    A handler that cannot build itself answers 503 with ``Retry-After`` (Cloud Tasks keeps the
+    task) and logs what to fix; it never runs half-configured, and ``ordertasks handler``
+    refuses to start at all on a bad setting.
     """
     try:
         handler = _handler or _build()
-    except ConfigurationError as exc:
-        log_line("CRITICAL", f"handler not started: {exc}", {})
-        return _json(503, {"error": "the handler is misconfigured; its log names the setting"}, {"Retry-After": "60"})
+    except Exception as exc:  # noqa: BLE001 - a start-up failure answers 503, never a 500 with a traceback
+        discard_body(request)
+        return startup_failure(exc)
     return handler(request)

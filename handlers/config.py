@@ -20,10 +20,11 @@ from ordertasks.handlers.errors import ConfigurationError
 from ordertasks.handlers.settings import (DEFAULT_CATALOG, GOOGLE_CERTS_URL, REPO_ROOT, Settings,
                                           default_data_dir)
 
-__all__ = ["DEFAULT_CATALOG", "GOOGLE_CERTS_URL", "MAX_DELAY_SECONDS", "QUEUE_ID", "REPO_ROOT", "Catalog",
+__all__ = ["AuditConfig", "DEFAULT_CATALOG", "GOOGLE_CERTS_URL", "MAX_DELAY_SECONDS", "QUEUE_ID", "REPO_ROOT", "Catalog",
            "CatalogError", "KindConfig", "QueueConfig", "Settings", "WebhookConfig", "default_data_dir",
            "expand", "load_catalog"]
 MAX_DELAY_SECONDS = 30 * 24 * 3600
+TASK_LIFETIME_SECONDS = 31 * 24 * 3600      # Cloud Tasks deletes any task this long after it was created
 QUEUE_ID = re.compile(r"^[A-Za-z0-9-]{1,100}$")
 ENV_NAME = r"[A-Za-z_][A-Za-z0-9_]*"                   # an environment variable's name
 ENV_VARIABLE = re.compile(ENV_NAME)
@@ -46,6 +47,47 @@ class QueueConfig:
     max_backoff_seconds: float = 300.0
     max_doublings: int = 4
     max_retry_duration_seconds: float = 0.0
+
+    def backoff_seconds(self, retry: int) -> float:
+        """Cloud Tasks' wait before retry ``retry`` (0 = the first retry): doubling ``max_doublings``
+        times from ``min_backoff_seconds``, then growing linearly, never over ``max_backoff_seconds``."""
+        doublings = self.max_doublings
+        factor = float(2 ** retry) if retry <= doublings else float(2 ** doublings * (retry - doublings + 1))
+        return float(min(self.max_backoff_seconds, self.min_backoff_seconds * factor))
+
+    def retry_span_seconds(self, dispatch_deadline_seconds: float) -> float:
+        """Longest time from a task's first dispatch until Cloud Tasks gives up on it.
+
+        Retrying stops only when both ``max_attempts`` and ``max_retry_duration_seconds`` are
+        used up; each attempt may run up to its dispatch deadline. Unlimited attempts with no
+        duration limit end with the task's 31-day lifetime.
+        """
+        if self.max_attempts == -1 and self.max_retry_duration_seconds <= 0:
+            return float(TASK_LIFETIME_SECONDS)
+        span = 0.0
+        attempts = max(1, self.max_attempts)
+        for retry in range(attempts - 1):
+            span += self.backoff_seconds(retry) + dispatch_deadline_seconds
+            if span >= TASK_LIFETIME_SECONDS:
+                return float(TASK_LIFETIME_SECONDS)
+        span += dispatch_deadline_seconds
+        if self.max_retry_duration_seconds > 0:
+            # A retry is still scheduled just before the duration runs out: one more backoff and attempt.
+            span = max(span, self.max_retry_duration_seconds + self.max_backoff_seconds + dispatch_deadline_seconds)
+        return float(min(span, TASK_LIFETIME_SECONDS))
+
+
+@dataclass(frozen=True)
+class AuditConfig:
+    """``[auditor]``: how the auditor treats an owed effect whose task Cloud Tasks dropped.
+
+    ``recreations``: how many times it creates the task again before recording it as failed
+    (``TaskVanished``); ``margin_seconds``: how long past the queue's whole retry span it waits
+    before it looks (at most a minute: the span already includes every backoff and deadline).
+    """
+
+    recreations: int = 3
+    margin_seconds: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -98,6 +140,14 @@ class Catalog:
     analytics_shards: int = 8
     handler: Mapping[str, Any] = field(default_factory=dict)
     source: str = "infra/tasks.toml"
+    auditor: AuditConfig = field(default_factory=AuditConfig)
+
+    def audit_after_seconds(self, kind: str) -> float:
+        """How long after its schedule time an owed effect of ``kind`` that is not settled must
+        have been dropped by Cloud Tasks: the queue's whole retry span plus the auditor's margin."""
+        config = self.kinds[kind]
+        span = self.queue_for(kind).retry_span_seconds(config.dispatch_deadline_seconds)
+        return span + self.auditor.margin_seconds
 
     def queue_for(self, kind: str) -> QueueConfig:
         """The queue configuration that carries tasks of ``kind``."""
@@ -235,6 +285,10 @@ def load_catalog(path: str | Path = DEFAULT_CATALOG) -> Catalog:
         retention_days = _retention_days(raw.get("failed_tasks", {}))
     except ValueError as exc:
         raise fail("failed_tasks", "retention_days", str(exc)) from exc
+    try:
+        auditor = _auditor(raw.get("auditor", {}))
+    except ValueError as exc:
+        raise fail("auditor", None, str(exc)) from exc
     project = raw.get("project", {})
     return Catalog(
         project=project.get("id", "local-project"),
@@ -250,7 +304,22 @@ def load_catalog(path: str | Path = DEFAULT_CATALOG) -> Catalog:
         analytics_shards=int(raw.get("analytics", {}).get("shards", 8)),
         handler=dict(raw.get("handler", {})),
         source=str(path),
+        auditor=auditor,
     )
+
+
+def _auditor(raw: Mapping[str, Any]) -> AuditConfig:
+    """``[auditor]``: ``recreations`` (0-20, default 3) and ``margin_seconds`` (0-60, default 60)."""
+    unknown = set(raw) - {"recreations", "margin_seconds"}
+    if unknown:
+        raise ValueError(f"unknown setting {sorted(unknown)[0]!r}; [auditor] takes recreations and margin_seconds")
+    recreations = raw.get("recreations", 3)
+    if isinstance(recreations, bool) or not isinstance(recreations, int) or not 0 <= recreations <= 20:
+        raise ValueError(f"recreations = {recreations!r} must be a whole number from 0 to 20 (default 3)")
+    margin = raw.get("margin_seconds", 60)
+    if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not 0 <= margin <= 60:
+        raise ValueError(f"margin_seconds = {margin!r} must be a number of seconds from 0 to 60 (default 60)")
+    return AuditConfig(recreations=recreations, margin_seconds=float(margin))
 
 
 def _retention_days(raw: Mapping[str, Any]) -> int:

@@ -12,15 +12,12 @@ The whole retry policy lives here, once:
 4. Run the effect, then mark the record ``done`` → ``DONE``. If the mark cannot be written
    → ``RETRY`` (never a ``DONE`` the store does not know about).
 
-   A **create-once** kind (``Kind.create_once``: one create-only write at the far end) skips
-   the claim on its first attempt when no record exists yet (one read, which also sees a
-   cancellation): the far end's precondition lets one of N concurrent deliveries create the
-   record, and the others learn ``"created": False`` → ``DUPLICATE`` (recorded as a done
-   mark, so later duplicates stop at the read). With ``Kind.done_at`` the far end's record
-   is the done mark and nothing is written here on success; without it a done mark follows.
-   A failed first attempt writes its attempt record (so ``max_retry_duration`` counts from
-   it), and every retry takes the claim as in 3–4; a retry that finds the record already
-   created (a crash after the effect) answers ``DUPLICATE``.
+   A **create-once** kind (``Kind.create_once``: one create-only write at the far end) takes
+   the claim too: without it a cancel could not tell a delivery that already read the order
+   from one that never will, and would answer ``cancelled`` for an invoice that is made a
+   moment later. Its far end's precondition stays the guard against a crash between the
+   effect and the done mark: a delivery whose create finds the record already there
+   (``"created": False``) answers ``DUPLICATE`` and marks the effect done.
 5. ``RetryableError`` (or an unexpected exception) → release the lease; ``RETRY`` while the
    queue has attempts left, else failed-task record and ``DEAD``.
    ``PermanentError`` → release the lease, failed-task record, ``DEAD``.
@@ -36,7 +33,6 @@ from __future__ import annotations
 import enum
 import json
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -140,16 +136,6 @@ class Dispatcher:
     # --- the happy path ----------------------------------------------------------------
 
     def _run_task(self, delivery: Delivery, task: Task) -> Result:
-        if self.kinds[task.kind].create_once and delivery.retry_count == 0:
-            try:
-                found = self.effect_store.get_effect(task.order_id, task.kind)
-            except RetryableError as exc:
-                return self._retry_or_dead(delivery, task, exc, None)
-            if found is None:
-                return self._perform_once(delivery, task)
-        return self._claim_and_perform(delivery, task)
-
-    def _claim_and_perform(self, delivery: Delivery, task: Task) -> Result:
         now = self.clock.now()
         try:
             claim = self.effect_store.claim_effect(task.order_id, task.kind, now, self._lease(task.kind),
@@ -167,52 +153,19 @@ class Dispatcher:
         return self._perform(delivery, task, claim.record)
 
     def _perform(self, delivery: Delivery, task: Task, record: EffectRecord) -> Result:
-        def released(retryable: bool) -> EffectRecord:
-            self._release(task)
-            return record
-        result = self._effect_result(delivery, task, released)
-        return result if isinstance(result, Result) else self._complete(delivery, task, result, record)
-
-    def _effect_result(self, delivery: Delivery, task: Task,
-                       failed: Callable[[bool], EffectRecord | None]) -> dict[str, Any] | Result:
-        """``perform``'s result, or the ``Result`` of its failure; ``failed(retryable)`` cleans up
-        and returns the record the final-attempt rule reads."""
         try:
-            return self.kinds[task.kind].perform(task, self.ctx)
+            result = self.kinds[task.kind].perform(task, self.ctx)
         except PermanentError as exc:
-            failed(False)
+            self._release(task)
             return self._dead(delivery, task, exc)
         except RetryableError as exc:
-            return self._retry_or_dead(delivery, task, exc, failed(True))
+            self._release(task)
+            return self._retry_or_dead(delivery, task, exc, record)
         except Exception as exc:  # noqa: BLE001 - a bug must not lose the task: retry, then log it as failed
             log.exception("effect %s raised unexpectedly for order %s", task.kind, task.order_id)
-            return self._retry_or_dead(delivery, task, exc, failed(True))
-
-    def _perform_once(self, delivery: Delivery, task: Task) -> Result:
-        """A create-once kind's first attempt, without a claim (see the module docstring, step 4)."""
-        started = self.clock.now()
-
-        def noted(retryable: bool) -> EffectRecord | None:
-            return self._note_attempt(task, started) if retryable else None
-        result = self._effect_result(delivery, task, noted)
-        if isinstance(result, Result):
-            return result
-        if not self.kinds[task.kind].created_now(result):
-            return self._found_done(delivery, task, result)
-        if self.kinds[task.kind].done_at is None:
-            return self._complete(delivery, task, result, None)
-        self._close_failed(task, self.clock.now(), f"effect done by delivery {delivery.task_name or '(unnamed)'}")
-        return Result(Outcome.DONE, task.kind, task.order_id, "effect done (recorded at the far end)")
-
-    def _note_attempt(self, task: Task, started: datetime) -> EffectRecord | None:
-        # A lapsed lease from the attempt's start: the retry claims at once, and
-        # max_retry_duration counts from this first attempt.
-        try:
-            claim = self.effect_store.claim_effect(task.order_id, task.kind, started, 0.0, self.catalog.ttl_days * 86400.0)
-        except OrderTasksError:
-            log.warning("could not record the failed first attempt of %s", task.effect_key)
-            return None
-        return claim.record
+            self._release(task)
+            return self._retry_or_dead(delivery, task, exc, record)
+        return self._complete(delivery, task, result, record)
 
     def _found_done(self, delivery: Delivery, task: Task, result: dict[str, Any]) -> Result:
         """The far end already had the record: a duplicate. Marked done so later duplicates stop at the read."""

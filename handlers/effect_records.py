@@ -1,8 +1,9 @@
 """Where "done" is read back: the idempotency store, and a create-once kind's far end.
 
-A create-once kind that declares ``done_at`` (the invoice object, the analytics fact) writes
-no idempotency record when its first attempt succeeds: the far end's record is the done
-mark (``handlers.dispatch``, step 4). So everything that shows an effect's state — the
+A create-once kind that declares ``done_at`` (the invoice object, the analytics fact) wrote
+no idempotency record when its first attempt succeeded, until the ledger came (the far end's record was
+the done mark); since then every attempt claims and marks done, but the effects recorded
+before are still only at their far end. So everything that shows an effect's state — the
 order view (``GET /api/orders/{id}``), ``OrderTasks.status``, the console's timeline and
 counts, ``ordertasks stats`` — reads through ``RecordedEffects``: an ``EffectStore`` whose
 reads also look at the far end of those kinds, and whose writes go to the idempotency store

@@ -15,7 +15,9 @@
     │   ├── InvalidPayload          body is not a valid task envelope for its kind
     │   ├── UnknownTaskKind         ``kind`` is not one the handler serves
     │   ├── UnknownOrder            the task names an order that was never placed
-    │   └── Rejected                a dependency refused the request (e.g. warehouse 4xx)
+    │   ├── Rejected                a dependency refused the request (e.g. warehouse 4xx)
+    │   └── TaskVanished            Cloud Tasks gave up on the task before the handler answered
+    │                               (recorded by the auditor, ``producer.audit``)
     ├── AuthError                   the caller, not the task (never in the failed-task log)
     │   ├── Unauthenticated         401
     │   └── Forbidden               403
@@ -83,6 +85,11 @@ class UnknownOrder(PermanentError):
 
 class Rejected(PermanentError):
     """A dependency refused the request for good (for example a warehouse 4xx)."""
+
+
+class TaskVanished(PermanentError):
+    """Cloud Tasks deleted an owed effect's task after its retries, and the auditor's own
+    re-creations went the same way: the handler never answered (down, crash-looping, failing)."""
 
 
 class AuthError(OrderTasksError):

@@ -10,11 +10,12 @@ dispatcher does both, the same way for every kind.
 
 A kind whose effect is ONE create at the far end that refuses a second one (GCS
 ``if_generation_match=0``, an exclusive local create, a Firestore ``create()``) may declare
-``create_once=True``: its first attempt then runs without a claim (the far end's precondition
-is the guard, and ``perform`` reports ``"created": False`` when the record was already
-there), and with ``done_at`` its far-end record is also where "done" is read back (order
-view, console, stats) instead of an idempotency record. Retries take the normal claim, so
-``max_retry_duration`` and the final-attempt rule work as for every kind.
+``create_once=True``: ``perform`` then reports ``"created": False`` when the record was already
+there, and the delivery counts as a duplicate (the far end's precondition guards the window
+between the effect and its done mark). With ``done_at`` its far-end record is also read as
+"done" (order view, console, stats, cancel), which covers effects recorded while
+a create-once kind's first attempt ran without a claim (until the ledger came). Every attempt takes the claim, as for
+every kind, so a cancel is never contradicted by an effect a delivery had not yet claimed.
  The catalog (``[kinds.NAME]``) says where
 a kind is queued and where its code lives (``effect = "module:attribute"``); the built-ins in
 ``handlers/kinds/`` are ordinary declarations found by their name.

@@ -55,6 +55,17 @@ class OutboxState(enum.StrEnum):
     SCHEDULED = "scheduled"
 
 
+class Settled(enum.StrEnum):
+    """``OutboxEntry.settled``: the terminal state the auditor found an owed effect in.
+
+    Every effect a paid order owes ends in exactly one of these; nothing else is terminal.
+    """
+
+    DONE = "done"                # it happened
+    CANCELLED = "cancelled"      # nothing happened and nothing will
+    FAILED = "failed"            # it is in the failed-task log (open, or closed by a person)
+
+
 class OrderStatus(enum.StrEnum):
     """``OrderRecord.status``, as stored."""
 
@@ -197,7 +208,8 @@ class DailyAggregate:
 
 @dataclass(frozen=True)
 class OutboxEntry:
-    """One task the producer owes Cloud Tasks for an order."""
+    """One effect an order owes: the task the producer owes Cloud Tasks, and the ledger's
+    view of it (the auditor's next look, its re-creations, the terminal state it found)."""
 
     order_id: str
     kind: str
@@ -206,6 +218,11 @@ class OutboxEntry:
     state: str                       # an OutboxState
     created_at: datetime
     scheduled_at: datetime | None = None
+    # When the auditor next looks at this effect (past the queue's whole retry span); ``None``
+    # once settled, and for entries written before the ledger existed.
+    audit_at: datetime | None = None
+    audits: int = 0                  # tasks the auditor created again (``…-a<N>``)
+    settled: str | None = None       # a ``Settled`` once the auditor found it terminal
 
 
 @dataclass(frozen=True)
@@ -483,6 +500,21 @@ class OrderStore(Protocol):
 
     def pending_outbox(self, created_before: datetime, limit: int = 500) -> list[OutboxEntry]:
         """Pending entries created before ``created_before``, oldest first."""
+        ...
+
+    def due_audits(self, now: datetime, limit: int = 500) -> list[OutboxEntry]:
+        """Entries not settled whose ``audit_at`` is at or before ``now``, earliest ``audit_at``
+        first, at most ``limit``: an indexed range query, never a scan of settled entries."""
+        ...
+
+    def update_audit(self, order_id: str, kind: str, expect_audit_at: datetime, *, audit_at: datetime | None,
+                     audits: int | None = None, settled: str | None = None) -> bool:
+        """Compare-and-set the entry's ledger fields: only while its ``audit_at`` still equals
+        ``expect_audit_at`` (so of two auditors that read the same entry one wins) set
+        ``audit_at`` (``None``: no more audits), ``audits`` and ``settled`` when given.
+
+        ``True`` when written; ``False`` when the entry changed meanwhile or does not exist.
+        """
         ...
 
     def reserve_checkout(self, key: str, request_hash: str, order_id: str, now: datetime) -> CheckoutReplay | None:

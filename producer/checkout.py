@@ -41,7 +41,6 @@ from ordertasks.producer.orders import Checkout, CheckoutAnswer, request_hash
 from ordertasks.producer.ledger import PaymentLedger
 from ordertasks.producer.payments import PaymentGateway
 from ordertasks.producer.pricebook import PriceBook
-from ordertasks.producer.reconcile import reconcile
 from ordertasks.producer.stripe_webhook import intent_succeeded, verified_event
 from ordertasks.producer.tax_rules import TaxTableError, default_table
 from ordertasks.producer.triage import triage_for
@@ -141,8 +140,7 @@ def _register_routes(app: Flask, checkout: Checkout, settings: Settings, verifie
     @app.post("/internal/reconcile")
     def post_reconcile() -> Response:
         verify_internal("reconcile")
-        summary = reconcile(checkout.store, checkout.enqueuer, checkout.clock.now(), _grace_seconds())
-        return json_response(summary.as_dict())
+        return json_response(checkout.tasks.reconcile(grace_seconds=_grace_seconds()).as_dict())
 
     @app.post("/internal/sweep")
     def post_sweep() -> Response:

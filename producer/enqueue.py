@@ -4,7 +4,10 @@ A task name is ``<h>-<order_id>-<kind>`` (``h`` = 8 hex digits of sha256(order_i
 so names spread over Cloud Tasks' key space instead of being sequential). Creating a name
 that already exists answers ``ALREADY_EXISTS`` (``Conflict`` over REST, its subclass
 ``AlreadyExists`` over gRPC), which means "already scheduled": a resubmitted checkout or a
-second reconcile run is harmless. A replay from triage adds ``-r<N>`` and runs at once.
+second reconcile run is harmless. A replay from triage adds ``-r<N>`` and runs at once; a task
+the auditor creates again after Cloud Tasks dropped it adds ``-a<N>`` (its own numbers, so
+an auditor's task never collides with a replay's name, which Cloud Tasks refuses for hours
+after the first one finished).
 
 Schedule times derive from the order's ``placed_at``, not from the moment of enqueueing,
 so a task enqueued late by ``reconcile`` keeps the time it was promised (Cloud Tasks runs a
@@ -45,11 +48,12 @@ def name_hash(order_id: str, kind: str) -> str:
     return hashlib.sha256(f"{order_id}:{kind}".encode()).hexdigest()[:8]
 
 
-def task_id(order_id: str, kind: str, replay: int = 0) -> str:
-    """``<h>-<order_id>-<kind>[-r<N>]``; ``ValueError`` if it cannot be a Cloud Tasks id."""
+def task_id(order_id: str, kind: str, replay: int = 0, audit: int = 0) -> str:
+    """``<h>-<order_id>-<kind>[-r<N>][-a<M>]``; ``ValueError`` if it cannot be a Cloud Tasks id."""
     if not valid_order_id(order_id):
         raise ValueError(f"order id {order_id[:80]!r} is invalid: {ORDER_ID_RULE}")
-    ident = f"{name_hash(order_id, kind)}-{order_id}-{kind}" + (f"-r{replay}" if replay else "")
+    ident = (f"{name_hash(order_id, kind)}-{order_id}-{kind}" + (f"-r{replay}" if replay else "")
+             + (f"-a{audit}" if audit else ""))
     if not TASK_ID.match(ident):
         raise ValueError(f"task id {ident[:80]!r} must be 1-500 characters of [A-Za-z0-9_-]")
     return ident
@@ -60,9 +64,17 @@ def queue_path(project: str, location: str, queue: str) -> str:
     return f"projects/{project}/locations/{location}/queues/{queue}"
 
 
-def task_name(project: str, location: str, queue: str, order_id: str, kind: str, replay: int = 0) -> str:
-    """The full, deterministic task name of ``(order_id, kind)`` (``-r<N>`` for replays)."""
-    return f"{queue_path(project, location, queue)}/tasks/{task_id(order_id, kind, replay)}"
+def task_name(project: str, location: str, queue: str, order_id: str, kind: str, replay: int = 0,
+              audit: int = 0) -> str:
+    """The full, deterministic task name of ``(order_id, kind)`` (``-r<N>`` for replays, ``-a<N>``
+    for the auditor's re-creations)."""
+    return f"{queue_path(project, location, queue)}/tasks/{task_id(order_id, kind, replay, audit)}"
+
+
+def sibling_name(original_task_name: str, order_id: str, kind: str, replay: int = 0, audit: int = 0) -> str:
+    """The name of a replay or re-creation of ``original_task_name``, in the same queue."""
+    parent = original_task_name.rsplit("/tasks/", 1)[0]
+    return f"{parent}/tasks/{task_id(order_id, kind, replay, audit)}"
 
 
 @dataclass(frozen=True)
@@ -197,6 +209,16 @@ class Enqueuer:
         if original_task_name:
             plan = same_queue_as(plan, original_task_name)
         return self._create(plan, body, target)
+
+    def recreate(self, original_task_name: str, order_id: str, kind: str, audit: int) -> EnqueueResult:
+        """Create ``original_task_name``'s task again as ``…-a<audit>``, due now, in the same queue
+        (the auditor, after Cloud Tasks dropped the task before the handler answered)."""
+        if audit < 1:
+            raise ValueError("re-creation numbers start at 1; 0 is the original task")
+        plan = plan_task(self.catalog, self.settings, order_id, kind, self.clock.now(), delay_seconds=0)
+        plan = replace(same_queue_as(plan, original_task_name),
+                       name=sibling_name(original_task_name, order_id, kind, audit=audit))
+        return self._create(plan, encode(kind, order_id))
 
     def close(self) -> None:
         """Stop the worker threads (after the tasks in flight finish)."""

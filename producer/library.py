@@ -20,10 +20,10 @@ already claimed its effect is reported as ``in_flight``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from google.api_core import exceptions as gexc
@@ -37,6 +37,7 @@ from ordertasks.handlers.ports import (LIVE_FAILED, ClaimState, Clock, EffectRec
                                       OrderStatus, OrderStore, OutboxEntry, OutboxState, TaskState)
 from ordertasks.handlers.wiring import Stores, build_stores, recorded_effects
 from ordertasks.producer.enqueue import CREATED, EXISTS, ENQUEUE_ERRORS, EnqueueResult, Enqueuer
+from ordertasks.producer.audit import Auditor
 from ordertasks.producer.reconcile import ReconcileSummary, reconcile
 
 log = logging.getLogger("ordertasks.library")
@@ -140,9 +141,11 @@ class OrderTasks:
         return self._enqueue(order_id, snapshot)
 
     def outbox(self, order_id: str, snapshot: OrderSnapshot, now: datetime) -> list[OutboxEntry]:
-        """The entries an order is owed: one per catalog kind, all pending."""
+        """The effects an order is owed: one per catalog kind, all pending, each audited once its
+        queue's whole retry span has passed (``producer.audit``)."""
         return [OutboxEntry(order_id=order_id, kind=p.kind, task_name=p.name, schedule_time=p.schedule_time,
-                            state=OutboxState.PENDING, created_at=now)
+                            state=OutboxState.PENDING, created_at=now,
+                            audit_at=p.schedule_time + timedelta(seconds=self.catalog.audit_after_seconds(p.kind)))
                 for p in self.enqueuer.plan(order_id, snapshot, self.kinds)]
 
     def _stored(self, order_id: str, snapshot: OrderSnapshot) -> OrderRecord:
@@ -206,9 +209,15 @@ class OrderTasks:
 
     # --- maintenance --------------------------------------------------------------------
 
-    def reconcile(self, grace_seconds: float = 60.0, limit: int = 500) -> ReconcileSummary:
-        """Enqueue outbox entries still pending after ``grace_seconds`` (Cloud Tasks was down)."""
-        return reconcile(self.stores.orders, self.enqueuer, self.clock.now(), grace_seconds, limit)
+    def reconcile(self, grace_seconds: float = 60.0, limit: int = 500, audit: bool = True) -> ReconcileSummary:
+        """Enqueue outbox entries still pending after ``grace_seconds`` (Cloud Tasks was down),
+        then (``audit``) account for owed effects Cloud Tasks dropped: ``producer.audit``."""
+        summary = reconcile(self.stores.orders, self.enqueuer, self.clock.now(), grace_seconds, limit)
+        return summary.with_audit(self.auditor().run(limit)) if audit else summary
+
+    def auditor(self, progress: Callable[[str], None] | None = None) -> Auditor:
+        """The auditor over this object's stores, Cloud Tasks client and clock."""
+        return Auditor(self.stores.orders, self.effects, self.stores.failed, self.enqueuer, self.clock, progress)
 
     def sweep(self, limit: int = 500) -> list[Any]:
         """Replay every failed task an operator marked ``replay_requested``."""

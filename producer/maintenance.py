@@ -23,7 +23,7 @@ from typing import Any
 import flask
 
 from ordertasks.handlers.config import Settings
-from ordertasks.handlers.errors import AuthError, DependencyUnavailable
+from ordertasks.handlers.errors import AuthError, ConfigurationError, DependencyUnavailable
 from ordertasks.handlers.logs import log_line
 from ordertasks.handlers.oidc import CertCache, TokenVerifier
 from ordertasks.producer.library import OrderTasks
@@ -105,9 +105,15 @@ def build_maintenance(settings: Settings) -> Maintenance:
 
 _endpoint: Callable[[flask.Request], flask.Response] | None = None
 _lock = threading.Lock()
+# Seconds a caller is asked to wait after a start-up failure that names no better time (the
+# task handler's values: both entry points fail to start for the same reasons).
+CONFIG_RETRY_AFTER = 60
+DEPENDENCY_RETRY_AFTER = 30
+UNEXPECTED_RETRY_AFTER = 60
 
 
 def _build() -> Callable[[flask.Request], flask.Response]:
+    """The endpoint, built once under the lock; a failure is raised, so the next request retries."""
     global _endpoint
     with _lock:
         if _endpoint is None:
@@ -115,6 +121,31 @@ def _build() -> Callable[[flask.Request], flask.Response]:
         return _endpoint
 
 
+def startup_failure(exc: Exception) -> flask.Response:
+    """The 503 with ``Retry-After`` for an endpoint that could not build itself, after one log
+    line saying what failed; the body says which kind of cause, never a traceback."""
+    severity, cause, retry_after = _startup_cause(exc)
+    log_line(severity, f"maintenance not started: {type(exc).__name__}: {exc}", {},
+             error_type=type(exc).__name__, status=503, retry_after=retry_after)
+    response = _json(503, {"error": f"maintenance could not start: {cause}; retry later"})
+    response.headers["Retry-After"] = str(retry_after)
+    return response
+
+
+def _startup_cause(exc: Exception) -> tuple[str, str, int]:
+    """Severity, the caller's one-line cause and the Retry-After seconds for a failed build."""
+    if isinstance(exc, ConfigurationError):
+        return "CRITICAL", "it is misconfigured (its log names the setting)", CONFIG_RETRY_AFTER
+    if isinstance(exc, DependencyUnavailable):
+        wait = max(1, int(exc.retry_after or DEPENDENCY_RETRY_AFTER))
+        return "ERROR", "a dependency is unavailable (its log names it)", wait
+    return "ERROR", "an unexpected error (its log names it)", UNEXPECTED_RETRY_AFTER
+
+
 def run_maintenance(request: flask.Request) -> flask.Response:
-    """functions-framework target: ``--entry-point=run_maintenance``."""
-    return (_endpoint or _build())(request)
+    """functions-framework target: ``--entry-point=run_maintenance``; a failed start-up answers 503."""
+    try:
+        endpoint = _endpoint or _build()
+    except Exception as exc:  # noqa: BLE001 - a start-up failure answers 503, never a 500 with a traceback
+        return startup_failure(exc)
+    return endpoint(request)

@@ -78,9 +78,15 @@ ORDER_VIEW_SCHEMA: dict[str, Any] = {
                    "totals": {"anyOf": [_ref("Totals"), {"type": "null"}]},
                    "tasks": {"type": "array", "items": _ref("Task")}},
 }
+AUDIT_COUNTS = ("looked", "settled", "live", "recreated", "vanished", "errors")
 RECONCILE_SCHEMA: dict[str, Any] = {
     "type": "object", "required": ["orders", "pending", "scheduled", "failed"],
-    "properties": {k: {"type": "integer", "minimum": 0} for k in ("orders", "pending", "scheduled", "failed")},
+    "properties": {**{k: {"type": "integer", "minimum": 0} for k in ("orders", "pending", "scheduled", "failed")},
+                   "audit": {"type": "object", "required": list(AUDIT_COUNTS),
+                             "description": "What the auditor found: owed effects past their queue's retry span",
+                             "properties": {**{k: {"type": "integer", "minimum": 0} for k in AUDIT_COUNTS},
+                                            "states": {"type": "object",
+                                                       "additionalProperties": {"type": "integer", "minimum": 0}}}}},
 }
 IDEMPOTENCY_KEY = {
     "name": "Idempotency-Key", "in": "header", "required": False,

@@ -1,11 +1,17 @@
-"""Reconcile: enqueue outbox entries still pending after a grace period.
+"""Reconcile: enqueue outbox entries still pending after a grace period, then audit.
 
 A checkout that could not reach Cloud Tasks (202) leaves pending entries; so does a crash
 between ``mark_paid`` and the enqueue. ``reconcile`` enqueues them under their deterministic
 names and schedule times, so running it twice, or while a checkout is still enqueueing
 (hence the grace period), creates nothing twice: Cloud Tasks answers ALREADY_EXISTS.
 
-Run by ``ordertasks reconcile`` or ``POST /internal/reconcile`` (a Cloud Scheduler job).
+Then the auditor (``producer.audit``) looks at owed effects past their queue's whole retry
+span that are neither done, cancelled nor in the failed-task log, and whose task Cloud Tasks
+no longer holds: it creates them again a bounded number of times, then records them as
+failed (``TaskVanished``).
+
+Run by ``ordertasks reconcile``, the maintenance entry point ``run_maintenance`` (a Cloud
+Scheduler job) or ``POST /internal/reconcile`` on our checkout.
 """
 
 from __future__ import annotations
@@ -14,33 +20,44 @@ import argparse
 import sys
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from ordertasks.handlers.contract import OrderSnapshot
 from ordertasks.handlers.ports import OrderStatus, OrderStore, OutboxEntry
 from ordertasks.producer.backend_flags import add_backend_flags, settings_with_flags
 from ordertasks.handlers.config import Settings
+from ordertasks.producer.audit import AuditSummary, Auditor
 from ordertasks.producer.enqueue import Enqueuer
 
 
 @dataclass(frozen=True)
 class ReconcileSummary:
-    """How many orders and entries were looked at, scheduled now, and still failing."""
+    """How many orders and entries were looked at, scheduled now, and still failing; and what
+    the auditor found (``None`` when it did not run)."""
 
     orders: int
     pending: int
     scheduled: int
     failed: int
+    audit: AuditSummary | None = None
 
-    def as_dict(self) -> dict[str, int]:
-        """JSON-ready."""
-        return asdict(self)
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready (``audit`` only when the auditor ran)."""
+        found = asdict(self)
+        if self.audit is None:
+            found.pop("audit")
+        return found
 
     def line(self) -> str:
-        """The one-line summary the CLI prints."""
+        """The one-line summary of the pending entries (the audit's is ``audit.line()``)."""
         return (f"reconcile: {self.pending} pending task(s) in {self.orders} order(s): "
                 f"{self.scheduled} scheduled, {self.failed} still pending")
+
+    def with_audit(self, audit: AuditSummary) -> "ReconcileSummary":
+        """This summary with the auditor's."""
+        return replace(self, audit=audit)
 
 
 def reconcile(store: OrderStore, enqueuer: Enqueuer, now: datetime, grace_seconds: float = 60.0,
@@ -77,7 +94,10 @@ def main(argv: Sequence[str] | None = None, settings: Settings | None = None) ->
     parser = argparse.ArgumentParser(prog="ordertasks reconcile", description=__doc__.splitlines()[0])
     parser.add_argument("--grace-seconds", type=float, default=60.0,
                         help="leave entries younger than this to the checkout still enqueueing them (default 60)")
-    parser.add_argument("--limit", type=int, default=500, help="at most this many entries per run (default 500)")
+    parser.add_argument("--limit", type=int, default=500,
+                        help="at most this many pending entries, and this many owed effects audited, per run (default 500)")
+    parser.add_argument("--no-audit", action="store_true",
+                        help="only enqueue pending entries; skip the audit of effects Cloud Tasks dropped")
     add_backend_flags(parser)
     args = parser.parse_args(list(argv or []))
     from ordertasks.producer import wiring  # the CLI alone pays for building clients
@@ -97,10 +117,24 @@ def main(argv: Sequence[str] | None = None, settings: Settings | None = None) ->
     try:
         summary = reconcile(wiring.order_store(settings), enqueuer, wiring.clock().now(),
                             args.grace_seconds, args.limit)
+        print(summary.line(), flush=True)
+        if not args.no_audit:
+            audit = auditor_for(settings, enqueuer, progress=lambda line: print(f"  {line}", flush=True)).run(args.limit)
+            summary = summary.with_audit(audit)
+            print(audit.line())
     finally:
         enqueuer.close()
-    print(summary.line())
-    return 1 if summary.failed else 0
+    return 1 if summary.failed or (summary.audit is not None and summary.audit.errors) else 0
+
+
+def auditor_for(settings: Settings, enqueuer: Enqueuer, progress: Any = None) -> Auditor:
+    """The auditor over ``settings``' stores (effects read through the far ends too)."""
+    from ordertasks.handlers.wiring import build_stores, recorded_effects
+    from ordertasks.producer import wiring
+
+    stores = build_stores(settings)
+    return Auditor(stores.orders, recorded_effects(settings, stores, enqueuer.catalog), stores.failed, enqueuer,
+                   wiring.clock(), progress=progress, structured_log=progress is None)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@ Collections (each name prefixed with ``prefix``)::
     failed_tasks/{order_id}:{kind}         flat, console-readable FailedTask (+ updated_at)
     analytics_orders/{order_id}            AnalyticsFact (+ shard), day as "YYYY-MM-DD"
     analytics_daily/{YYYY-MM-DD}/shards/{k}  orders, revenue_minor{currency}, units{sku}
-    orders/{order_id}                      OrderRecord (+ outbox map, outbox_pending_since)
+    orders/{order_id}                      OrderRecord (+ outbox map, outbox_pending_since,
+                                           outbox_audit_at)
     outbox/{order_id}:{kind}               OutboxEntry (+ seq; pending_since while pending): the
                                            layout before 0.2, still read, written only by
                                            ``outbox_layout="documents"``
@@ -38,6 +39,10 @@ the six ``scheduled`` marks one instead of six (``mark_scheduled_many``). Orders
 before that change keep their ``outbox/`` documents, which every outbox method still reads
 and updates; ``outbox_layout="documents"`` writes that layout too (the ``cloud_cost``
 benchmark's baseline).
+
+The ledger's auditor reads ``orders`` by ``outbox_audit_at`` (the earliest ``audit_at`` of the
+order's unsettled entries, present only while one is unsettled) and legacy ``outbox`` by
+``audit_at``: single-field range queries too.
 
 The handler's and the checkout's queries are single-field (no composite index): ``orders``
 by ``outbox_pending_since`` and legacy ``outbox`` by ``order_id`` (equality) or by
@@ -184,6 +189,21 @@ def _pending_since(entries: dict[str, Doc]) -> Any:
     """The oldest pending entry's ``created_at``; a field delete when none is pending."""
     pending = [value["created_at"] for value in entries.values() if value["state"] == OutboxState.PENDING]
     return min(pending) if pending else firestore.DELETE_FIELD
+
+
+def _audit_at(entries: dict[str, Doc]) -> Any:
+    """The earliest ``audit_at`` of the unsettled entries; a field delete when none is left."""
+    due = [value["audit_at"] for value in entries.values()
+           if value.get("audit_at") is not None and value.get("settled") is None]
+    return min(due) if due else firestore.DELETE_FIELD
+
+
+def _audited(value: Doc, expect: datetime, changes: Doc) -> Doc | None:
+    """An entry's fields after ``update_audit``; ``None`` when its ``audit_at`` moved on."""
+    found = value.get("audit_at")
+    if found is None or _plain(found) != _plain(expect):
+        return None
+    return value | {name: change for name, change in changes.items() if change is not None or name == "audit_at"}
 
 
 def _increments(fact: AnalyticsFact) -> Doc:
@@ -594,7 +614,7 @@ class FirestoreOrderStore(_Port):
             entries[entry.kind] = _embedded_doc(entry, next_seq + offset)
         batch = self.db.client.batch()
         self.db.stage(batch, order, {"status": OrderStatus.PAID, "charge_id": charge_id, "paid_at": now, "outbox": entries,
-                                   "outbox_pending_since": _pending_since(entries)})
+                                   "outbox_pending_since": _pending_since(entries), "outbox_audit_at": _audit_at(entries)})
         return batch
 
     def _update_existing(self, ref: Any, changes: Doc, missing: str) -> None:
@@ -680,6 +700,48 @@ class FirestoreOrderStore(_Port):
                 if entry.state == OutboxState.PENDING and entry.created_at < created_before:
                     pending.append(entry)
         return pending
+
+    @_guarded
+    def due_audits(self, now: datetime, limit: int = 500) -> list[OutboxEntry]:
+        """See ``OrderStore.due_audits``: range queries on ``orders.outbox_audit_at`` and the
+        legacy ``outbox.audit_at``, merged earliest first."""
+        query = (self.db.collection("outbox").where(filter=FieldFilter("audit_at", "<=", now))
+                 .order_by("audit_at").limit(limit))
+        found = [entry for entry in (_record(OutboxEntry, snap) for snap in query.stream(**self.db.call))
+                 if entry and entry.settled is None]
+        if self._outbox_in_order:
+            found += self._embedded_due(now, limit)
+        return rules.audit_order(found, limit)
+
+    def _embedded_due(self, now: datetime, limit: int) -> list[OutboxEntry]:
+        query = (self.db.collection("orders").where(filter=FieldFilter("outbox_audit_at", "<=", now))
+                 .order_by("outbox_audit_at").limit(limit))
+        return [entry for snap in query.stream(**self.db.call)
+                for entry in _embedded_entries(snap.id, _embedded_outbox(snap) or {})
+                if entry.settled is None and entry.audit_at is not None and entry.audit_at <= now]
+
+    @_guarded
+    def update_audit(self, order_id: str, kind: str, expect_audit_at: datetime, *, audit_at: datetime | None,
+                     audits: int | None = None, settled: str | None = None) -> bool:
+        """See ``OrderStore.update_audit``: a read-decide-write of the order document (or of the
+        legacy outbox document) under its update-time precondition."""
+        changes: Doc = {"audit_at": audit_at, "audits": audits, "settled": settled}
+
+        def embedded(snap: Any) -> tuple[bool | None, Doc | None]:
+            entries = _embedded_outbox(snap)
+            if entries is None:
+                return None, None               # the legacy layout: its outbox/ document
+            changed = _audited(entries[kind], expect_audit_at, changes) if kind in entries else None
+            if changed is None:
+                return False, None
+            entries[kind] = changed
+            return True, {"outbox": entries, "outbox_audit_at": _audit_at(entries)}
+
+        def legacy(snap: Any) -> tuple[bool, Doc | None]:
+            changed = _audited(_plain(snap.to_dict()), expect_audit_at, changes) if snap.exists else None
+            return (False, None) if changed is None else (True, changed)
+        done = self.db.decide_and_write(self.db.ref("orders", order_id), embedded) if self._outbox_in_order else None
+        return done if done is not None else self.db.decide_and_write(self.db.ref("outbox", f"{order_id}:{kind}"), legacy)
 
     def _checkout_ref(self, key: str) -> Any:
         # Hashed: a client's Idempotency-Key may hold characters a document id cannot.

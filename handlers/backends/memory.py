@@ -184,6 +184,20 @@ def scheduled(entry: OutboxEntry, now: datetime) -> OutboxEntry:
     return replace(entry, state=OutboxState.SCHEDULED, scheduled_at=now)
 
 
+def audit_changed(entry: OutboxEntry, expect_audit_at: datetime, audit_at: datetime | None,
+                  audits: int | None, settled: str | None) -> OutboxEntry | None:
+    """The entry after ``update_audit``, or ``None`` when its ``audit_at`` moved on (a lost race)."""
+    if entry.audit_at != expect_audit_at:
+        return None
+    return replace(entry, audit_at=audit_at, audits=entry.audits if audits is None else audits,
+                   settled=entry.settled if settled is None else settled)
+
+
+def audit_order(entries: list[OutboxEntry], limit: int) -> list[OutboxEntry]:
+    """Due entries earliest ``audit_at`` first (ties by key, as the stores' indexes order them)."""
+    return sorted(entries, key=lambda e: (e.audit_at, f"{e.order_id}:{e.kind}"))[:limit]
+
+
 def newest_failed_first(entries: list[FailedTask]) -> list[FailedTask]:
     """Most recently failed first; ties by id, descending (as Firestore orders them)."""
     return sorted(entries, key=lambda task: (task.last_failed_at, task.id), reverse=True)
@@ -428,6 +442,25 @@ class MemoryOrderStore:
             pending = [entry for entries in self._outbox.values() for entry in entries
                        if entry.state == OutboxState.PENDING and entry.created_at < created_before]
         return sorted(pending, key=lambda entry: (entry.created_at, f"{entry.order_id}:{entry.kind}"))[:limit]
+
+    def due_audits(self, now: datetime, limit: int = 500) -> list[OutboxEntry]:
+        """See ``OrderStore.due_audits``."""
+        with self._lock:
+            due = [entry for entries in self._outbox.values() for entry in entries
+                   if entry.settled is None and entry.audit_at is not None and entry.audit_at <= now]
+        return audit_order(due, limit)
+
+    def update_audit(self, order_id: str, kind: str, expect_audit_at: datetime, *, audit_at: datetime | None,
+                     audits: int | None = None, settled: str | None = None) -> bool:
+        """See ``OrderStore.update_audit``."""
+        with self._lock:
+            entries = self._outbox.get(order_id, [])
+            index = next((i for i, entry in enumerate(entries) if entry.kind == kind), None)
+            changed = None if index is None else audit_changed(entries[index], expect_audit_at, audit_at, audits, settled)
+            if index is None or changed is None:
+                return False
+            entries[index] = changed
+            return True
 
     def reserve_checkout(self, key: str, request_hash: str, order_id: str, now: datetime) -> CheckoutReplay | None:
         """See ``OrderStore.reserve_checkout``."""

@@ -73,6 +73,7 @@ CREATE TABLE IF NOT EXISTS orders (
 CREATE TABLE IF NOT EXISTS outbox (
     order_id TEXT NOT NULL, kind TEXT NOT NULL, task_name TEXT NOT NULL, schedule_time TEXT NOT NULL,
     state TEXT NOT NULL, created_at TEXT NOT NULL, scheduled_at TEXT, seq INTEGER NOT NULL,
+    audit_at TEXT, audits INTEGER NOT NULL DEFAULT 0, settled TEXT,
     PRIMARY KEY (order_id, kind));
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (state, created_at);
 CREATE INDEX IF NOT EXISTS orders_email ON orders (json_extract(snapshot, '$.customer.email'), created_at DESC);
@@ -83,7 +84,8 @@ CREATE TABLE IF NOT EXISTS checkout_keys (
 """
 
 _TIME_COLUMNS = frozenset({"lease_expires_at", "first_attempt_at", "updated_at", "expire_at", "first_failed_at",
-                           "last_failed_at", "recorded_at", "schedule_time", "created_at", "scheduled_at", "paid_at"})
+                           "last_failed_at", "recorded_at", "schedule_time", "created_at", "scheduled_at", "paid_at",
+                           "audit_at"})
 _MARK_SCHEDULED = "UPDATE outbox SET state = ?, scheduled_at = ? WHERE order_id = ? AND kind = ?"
 _JSON_COLUMNS = frozenset({"result", "payload", "history", "units", "revenue_minor", "snapshot", "response"})
 
@@ -168,6 +170,12 @@ def _add_missing_columns(conn: sqlite3.Connection) -> None:
         conn.execute("ALTER TABLE idempotency ADD COLUMN duplicates INTEGER NOT NULL DEFAULT 0")
     if "expire_at" not in {row[1] for row in conn.execute("PRAGMA table_info(failed_tasks)")}:
         conn.execute("ALTER TABLE failed_tasks ADD COLUMN expire_at TEXT")
+    outbox = {row[1] for row in conn.execute("PRAGMA table_info(outbox)")}
+    for column, kind in (("audit_at", "TEXT"), ("audits", "INTEGER NOT NULL DEFAULT 0"), ("settled", "TEXT")):
+        if column not in outbox:
+            conn.execute(f"ALTER TABLE outbox ADD COLUMN {column} {kind}")
+    # Only unsettled entries carry an audit time: the auditor's query reads just those.
+    conn.execute("CREATE INDEX IF NOT EXISTS outbox_audit ON outbox (audit_at) WHERE audit_at IS NOT NULL")
     conn.execute("CREATE INDEX IF NOT EXISTS failed_tasks_expire ON failed_tasks (expire_at) WHERE expire_at IS NOT NULL")
 
 
@@ -507,6 +515,24 @@ class SqliteOrderStore(_Port):
             "SELECT * FROM outbox WHERE state = ? AND created_at < ? "
             "ORDER BY created_at, order_id || ':' || kind LIMIT ?", (OutboxState.PENDING, to_text(created_before), limit))
         return [entry for entry in (_record(OutboxEntry, row) for row in rows) if entry is not None]
+
+    @_guarded
+    def due_audits(self, now: datetime, limit: int = 500) -> list[OutboxEntry]:
+        """See ``OrderStore.due_audits`` (served by the partial ``outbox_audit`` index)."""
+        rows = self.db.conn().execute(
+            "SELECT * FROM outbox WHERE audit_at IS NOT NULL AND audit_at <= ? AND settled IS NULL "
+            "ORDER BY audit_at, order_id || ':' || kind LIMIT ?", (to_text(now), limit))
+        return [entry for entry in (_record(OutboxEntry, row) for row in rows) if entry is not None]
+
+    @_guarded
+    def update_audit(self, order_id: str, kind: str, expect_audit_at: datetime, *, audit_at: datetime | None,
+                     audits: int | None = None, settled: str | None = None) -> bool:
+        """See ``OrderStore.update_audit``: one conditional ``UPDATE``."""
+        cursor = self.db.conn().execute(
+            "UPDATE outbox SET audit_at = ?, audits = COALESCE(?, audits), settled = COALESCE(?, settled) "
+            "WHERE order_id = ? AND kind = ? AND audit_at = ?",
+            (_cell(audit_at), audits, settled, order_id, kind, to_text(expect_audit_at)))
+        return cursor.rowcount == 1
 
     @_guarded
     def reserve_checkout(self, key: str, request_hash: str, order_id: str, now: datetime) -> CheckoutReplay | None:

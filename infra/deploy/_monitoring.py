@@ -1,15 +1,19 @@
 """Monitoring as code: log-based metrics, alert policies and a dashboard.
 
-The two metrics (``infra/monitoring/metric-*.json``) count the handler's structured log
-lines: every answered delivery by kind, outcome and queue, and every task written to the
-failed-task log. Three alert policies notify the catalog's channel:
+The metrics (``infra/monitoring/metric-*.json``) count structured log lines: the handler's
+(every answered delivery by kind, outcome and queue; every task written to the failed-task
+log) and the auditor's in the maintenance function (every owed side effect whose task had
+vanished, by action and kind). Four alert policies notify the catalog's channel:
 
 - **failed task**: any task written to the failed-task log (it needs a person);
 - **retry rate**: more than ``retry_rate_threshold`` of deliveries answered "retry" over 10 min;
 - **oldest task**: a queue dispatching tasks more than ``oldest_task_minutes`` after their
   schedule. Cloud Tasks exports no oldest-task-age metric (only queue depth, attempt counts
   and attempt delays), so this uses ``queue/task_attempt_delays``, p99: how long the tasks
-  being dispatched waited past the time they were due.
+  being dispatched waited past the time they were due;
+- **auditor acted**: the auditor re-created a vanished task or gave up on one. Cloud Tasks
+  deletes a task after its last attempt whatever the handler answered, so this is the only
+  trace of tasks the handler never answered (down, crash-looping, failing past the retry span).
 
 Alert policies and dashboards get ids from the server, so they are found by display name.
 """
@@ -26,7 +30,8 @@ from ordertasks.infra.deploy._model import Command, Resource, lookup
 from ordertasks.infra.deploy._target import Target
 
 MONITORING_DIR = "infra/monitoring"
-METRICS = {"ordertasks_task_outcomes": "metric-task-outcomes.json", "ordertasks_failed_tasks": "metric-failed-tasks.json"}
+METRICS = {"ordertasks_task_outcomes": "metric-task-outcomes.json", "ordertasks_failed_tasks": "metric-failed-tasks.json",
+           "ordertasks_auditor_actions": "metric-auditor-actions.json"}
 DASHBOARD = f"{MONITORING_DIR}/dashboard.json"
 USER_METRIC = "logging.googleapis.com/user/"
 ALPHA = ("alpha", "monitoring", "policies")  # alert policies are not in gcloud's GA surface yet
@@ -71,10 +76,27 @@ def _sum(period: str, group: Sequence[str] = ()) -> dict[str, Any]:
             "groupByFields": list(group)}
 
 
+def user_metric(name: str) -> str:
+    """Monitoring filter for one of our log-based metrics (they count Cloud Run revision logs)."""
+    return f'metric.type="{USER_METRIC}{name}" AND resource.type="cloud_run_revision"'
+
+
+AUDITOR_DOC = ("Cloud Tasks dropped tasks the handler never answered with success: it was down, crash-looping or "
+               "failing past the queue's retry span (see the handler's log). `recreated`: the auditor enqueued them "
+               "again; `failed`: it gave up and wrote them to the failed-task log with error type `TaskVanished`. "
+               "Triage: `ordertasks failed list --status open` (or the console), then replay or resolve.")
+
+
+def _auditor_acted() -> dict[str, Any]:
+    # By action: "failed" needs a person, "recreated" only says the handler lost tasks; 300s
+    # spans one reconcile run (every 5 min by default) so a run's actions open one incident.
+    return _threshold("the auditor re-created or gave up on vanished tasks", user_metric("ordertasks_auditor_actions"),
+                      _sum("300s", ["metric.label.action"]), 0, "0s")
+
+
 def alert_policies(t: Target) -> list[dict[str, Any]]:
-    """The three alert policies, as the Monitoring API takes them."""
-    outcomes = f'metric.type="{USER_METRIC}ordertasks_task_outcomes" AND resource.type="cloud_run_revision"'
-    failed = f'metric.type="{USER_METRIC}ordertasks_failed_tasks" AND resource.type="cloud_run_revision"'
+    """The four alert policies, as the Monitoring API takes them."""
+    outcomes, failed = user_metric("ordertasks_task_outcomes"), user_metric("ordertasks_failed_tasks")
     delays = 'metric.type="cloudtasks.googleapis.com/queue/task_attempt_delays" AND resource.type="cloud_tasks_queue"'
     minutes, rate = t.cloud.oldest_task_minutes, t.cloud.retry_rate_threshold
     conditions = {
@@ -90,6 +112,7 @@ def alert_policies(t: Target) -> list[dict[str, Any]]:
                                                 "crossSeriesReducer": "REDUCE_MAX", "groupByFields": ["resource.label.queue_id"]},
                                                minutes * 60_000, "300s"),
                                     "A queue is behind: paused, rate-limited, or its handler keeps failing. `gcloud tasks queues describe`."),
+        "ordertasks: auditor acted": (_auditor_acted(), AUDITOR_DOC),
     }
     channels = [t.cloud.notification_channel] if t.cloud.notification_channel else []
     return [{"displayName": name, "combiner": "OR", "conditions": [condition], "notificationChannels": channels,

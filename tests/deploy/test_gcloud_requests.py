@@ -17,7 +17,7 @@ import pytest
 from ordertasks.infra.deploy import SECTIONS, Resource, Target, apply, build_plan, iam_bindings, source_files
 from ordertasks.infra.deploy import secret_bindings
 from ordertasks.infra.deploy._data import composite_indexes
-from ordertasks.infra.deploy._monitoring import alert_policies, monitoring_file
+from ordertasks.infra.deploy._monitoring import METRICS, alert_policies, monitoring_file
 from ordertasks.infra.deploy._plan import APIS, deployed_env
 from ordertasks.infra.deploy._services import GUNICORN
 from tests.deploy.conftest import PROJECT, REGION, recorded_runner, target
@@ -219,8 +219,8 @@ def test_each_secret_grant_names_one_account(applied: dict[str, SectionRun]) -> 
 def test_log_based_metrics_hold_the_files_filters_and_labels(applied: dict[str, SectionRun]) -> None:
     requests = applied["monitoring"].recorder.find("POST", rf"^/v2/projects/{PROJECT}/metrics$")
     by_name = {r.body["name"]: r.body for r in requests}
-    for name, filename in (("ordertasks_task_outcomes", "metric-task-outcomes.json"),
-                           ("ordertasks_failed_tasks", "metric-failed-tasks.json")):
+    assert set(by_name) == set(METRICS)
+    for name, filename in METRICS.items():
         want = monitoring_file(filename)
         assert by_name[name]["filter"] == want["filter"]
         assert by_name[name]["labelExtractors"] == want["labelExtractors"]
@@ -236,6 +236,8 @@ def test_alert_policies_notify_the_catalog_channel(applied: dict[str, SectionRun
     assert retry["thresholdValue"] == target().cloud.retry_rate_threshold and retry["denominatorFilter"]
     oldest = sent["ordertasks: oldest task"]["conditions"][0]["conditionThreshold"]
     assert oldest["thresholdValue"] == target().cloud.oldest_task_minutes * 60_000
+    auditor = sent["ordertasks: auditor acted"]["conditions"][0]["conditionThreshold"]
+    assert "ordertasks_auditor_actions" in auditor["filter"] and auditor["thresholdValue"] == 0
 
 
 def test_dashboard_is_the_file_in_infra_monitoring(applied: dict[str, SectionRun]) -> None:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from pypdf import PdfReader
 
+from ordertasks.handlers.backends.sqlite import to_text
+from ordertasks.handlers.config import load_catalog
 from ordertasks.handlers.contract import encode
 from tests.support.orders import store_paid_order
 from ordertasks.infra.mailsink import MailSink
@@ -90,18 +92,31 @@ def test_bad_payload_is_dead_with_a_failed_record_and_no_effect(stack: HandlerSt
     assert effects_for(stack) == {"emails": 0, "pdfs": 0, "warehouse": 0, "analytics_orders": 0}
 
 
+def first_attempt_long_ago(stack: HandlerStack, kind: str, seconds: float) -> None:
+    """Move the effect's first attempt ``seconds`` into the past, as if the retries had taken that long."""
+    moved = datetime.now(UTC) - timedelta(seconds=seconds)
+    stack.store.db.conn().execute("UPDATE idempotency SET first_attempt_at = ? WHERE order_id = ? AND kind = ?",
+                                  (to_text(moved), ORDER, kind))
+
+
 def test_warehouse_503_is_retried_then_dead_on_the_final_attempt(stack: HandlerStack) -> None:
     stack.warehouse.state.mode = "down"
-    queue = "ordertasks-warehouse"
-    retry = stack.deliver(body("notify_warehouse"), queue=queue, retry_count=0)
+    queue = load_catalog().queues["ordertasks-warehouse"]
+    retry = stack.deliver(body("notify_warehouse"), queue=queue.name, retry_count=0)
     assert retry.status_code == 503
     assert retry.json()["outcome"] == "retry"
     assert stack.store.failed.list_failed() == []
-    final = stack.deliver(body("notify_warehouse"), queue=queue, retry_count=7)  # max_attempts 8
+    last = queue.max_attempts - 1
+    if queue.max_retry_duration_seconds:      # retries stop only when attempts AND duration are used up
+        not_yet = stack.deliver(body("notify_warehouse"), queue=queue.name, retry_count=last)
+        assert not_yet.json()["outcome"] == "retry", "attempts are used up but the retry duration is not"
+        first_attempt_long_ago(stack, "notify_warehouse", queue.max_retry_duration_seconds + 1)
+    final = stack.deliver(body("notify_warehouse"), queue=queue.name, retry_count=last)
     assert final.status_code == 200
     assert final.json()["outcome"] == "dead"
     [record] = stack.store.failed.list_failed()
-    assert (record.id, record.error_type, record.attempts) == (f"{ORDER}:notify_warehouse", "DependencyUnavailable", 8)
+    assert (record.id, record.error_type, record.attempts) == (f"{ORDER}:notify_warehouse", "DependencyUnavailable",
+                                                               queue.max_attempts)
     assert record.payload["order_id"] == ORDER
 
 
