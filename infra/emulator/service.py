@@ -5,10 +5,21 @@ Requests that create or change something wait for the commit before they answer,
 acknowledged change survives ``kill -9``.  The service knows nothing about HTTP: it takes
 and returns model objects and raises :class:`~infra.emulator.errors.RpcError`.  It tells a
 :class:`Scheduler` (the dispatcher) about tasks and queues it should act on.
+
+Cancellation.  A change is made in memory first (so a concurrent request sees a task name
+as taken) and then awaits its commit.  Its caller may be cancelled during that await: a gRPC
+client cancels, the server stops and cancels its handlers.  Had the change stopped there,
+memory, disk and dispatcher would disagree: a task listed but never handed to the
+dispatcher, whose name a retry gets ALREADY_EXISTS for (issue 27).  So every change, once
+made in memory, runs its commit and its hand-off to the dispatcher to the end in a task of
+its own (:func:`run_to_completion`); a failed commit undoes the in-memory change.  The
+invariant: a change either happened everywhere (memory, disk, dispatcher) or nowhere, and a
+cancelled caller learns of its cancellation only once that is settled.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import bisect
 import copy
@@ -16,8 +27,8 @@ import dataclasses
 import logging
 import re
 import secrets
-from collections.abc import Callable, Iterable
-from typing import Any, Protocol
+from collections.abc import Callable, Coroutine, Iterable
+from typing import Any, Protocol, TypeVar
 
 from ordertasks.infra.emulator import errors, iam, routing, rules, store as db, wire
 from ordertasks.infra.emulator.errors import RpcError, invalid
@@ -27,6 +38,7 @@ from ordertasks.infra.emulator.store import Store
 log = logging.getLogger("ordertasks.emulator")
 MAX_PAGE = 1000
 _STATE_FILTER = re.compile(r"^\s*state\s*[:=]\s*\"?([A-Z_]+)\"?\s*$")
+T = TypeVar("T")
 
 
 class Scheduler(Protocol):
@@ -60,6 +72,26 @@ class NoScheduler:
     def run_now(self, task: Task) -> bool:
         """Ignore."""
         return True
+
+
+async def run_to_completion(work: Coroutine[Any, Any, T]) -> T:
+    """Run ``work`` to its end even if the caller is cancelled meanwhile; then re-raise the
+    cancellation (see "Cancellation" in the module docstring)."""
+    # Not asyncio.shield alone: it raises in the caller at once, while the commit is still
+    # pending, so whoever cancelled (a stopping server about to close the store and stop the
+    # dispatcher, a test looking at the state) would go on before the change is settled.
+    job = asyncio.ensure_future(work)
+    cancelled: asyncio.CancelledError | None = None
+    while not job.done():
+        try:
+            await asyncio.wait([job])
+        except asyncio.CancelledError as exc:
+            cancelled = exc
+    if cancelled is None:
+        return job.result()
+    if not job.cancelled():
+        job.exception()  # retrieved here: the cancelled caller will not, and asyncio would log it
+    raise cancelled
 
 
 def page_token(last: str) -> str:
@@ -181,10 +213,42 @@ class TasksService:
     async def _save_new_queue(self, queue: Queue) -> Queue:
         self.queues[queue.name] = queue
         self.tasks.setdefault(queue.name, {})
-        self.tombstones.pop(queue.name, None)
-        await self.store.write([db.put_queue(queue)])
-        self.scheduler.queue_updated(queue)
+        tombstone = self.tombstones.pop(queue.name, None)
+        await self._write_through([db.put_queue(queue)], "the queue", lambda: self._announce(queue.name),
+                                  lambda: self._unsave_queue(queue, tombstone))
         return queue
+
+    def _unsave_queue(self, queue: Queue, tombstone: float | None) -> None:
+        """Undo :meth:`_save_new_queue` after a failed commit (unless the queue changed since)."""
+        if self.queues.get(queue.name) is not queue:
+            return
+        del self.queues[queue.name]
+        self.tasks.pop(queue.name, None)
+        if tombstone is not None:
+            self.tombstones[queue.name] = tombstone
+
+    def _announce(self, name: str) -> None:
+        """Tell the dispatcher the queue's current state (if it still exists)."""
+        # The current state, not the one this request wrote: a later change may have landed
+        # first, and announcing an older state would leave the dispatcher behind memory.
+        queue = self.queues.get(name)
+        if queue is not None:
+            self.scheduler.queue_updated(queue)
+
+    async def _write_through(self, ops: list[db.Op], what: str, done: Callable[[], None],
+                             undo: Callable[[], None]) -> None:
+        """Commit ``ops`` (made in memory already), then ``done()``; on a failed commit ``undo()``
+        and raise INTERNAL.  Runs to the end even if the caller is cancelled meanwhile."""
+        await run_to_completion(self._commit_then(ops, what, done, undo))
+
+    async def _commit_then(self, ops: list[db.Op], what: str, done: Callable[[], None],
+                           undo: Callable[[], None]) -> None:
+        try:
+            await self.store.write(ops)
+        except Exception as exc:
+            undo()
+            raise RpcError("INTERNAL", f"could not store {what}: {exc}") from exc
+        done()
 
     @staticmethod
     def _queue_name_in(parent: str, body: dict[str, Any]) -> str:
@@ -212,10 +276,17 @@ class TasksService:
         return await self._replace_queue(candidate)
 
     async def _replace_queue(self, queue: Queue) -> Queue:
+        previous = self.queues[queue.name]
         self.queues[queue.name] = queue
-        await self.store.write([db.put_queue(queue)])
-        self.scheduler.queue_updated(queue)
+        await self._write_through([db.put_queue(queue)], "the queue", lambda: self._announce(queue.name),
+                                  lambda: self._unreplace_queue(queue, previous))
         return queue
+
+    def _unreplace_queue(self, queue: Queue, previous: Queue) -> None:
+        """Undo :meth:`_replace_queue` after a failed commit (unless the queue changed since)."""
+        if self.queues.get(queue.name) is queue:
+            self.queues[queue.name] = previous
+            self._announce(queue.name)  # a concurrent change's commit may have announced ours
 
     async def delete_queue(self, name: str) -> None:
         """DeleteQueue: the queue and its tasks go; the name is remembered for the re-create window."""
@@ -227,7 +298,7 @@ class TasksService:
             self.tombstones[name] = self.clock() + self.queue_recreate_window
             ops.append(db.put_tombstone(name, self.tombstones[name]))
         self.scheduler.queue_deleted(name)
-        await self.store.write(ops)
+        await self._write_through(ops, "the queue deletion", _nothing, _nothing)
 
     async def set_state(self, name: str, state: QueueState) -> Queue:
         """PauseQueue / ResumeQueue."""
@@ -240,7 +311,7 @@ class TasksService:
         doomed = [t for t in self.tasks[name].values() if t.create_time <= now]
         ops = self._forget(doomed) + [db.put_queue(queue)]
         self.queues[name] = queue
-        await self.store.write(ops)
+        await self._write_through(ops, "the purge", _nothing, _nothing)
         return queue
 
     # -- IAM -------------------------------------------------------------------------------
@@ -284,13 +355,19 @@ class TasksService:
         if self._recently_gone(task.name):
             raise errors.already_exists(errors.TASK_EXISTED_RECENTLY)
         tasks[task.name] = task  # reserve the name before yielding to other requests
-        try:
-            await self.store.write([db.put_task(task)])
-        except Exception as exc:
-            tasks.pop(task.name, None)
-            raise RpcError("INTERNAL", f"could not store the task: {exc}") from exc
-        self.scheduler.task_added(task)
+        await self._write_through([db.put_task(task)], "the task", lambda: self._schedule(task),
+                                  lambda: self._unreserve(task))
         return task
+
+    def _schedule(self, task: Task) -> None:
+        """Hand a committed task to the dispatcher, unless it was deleted meanwhile."""
+        if self.live(task):
+            self.scheduler.task_added(task)
+
+    def _unreserve(self, task: Task) -> None:
+        """Free the name of a task whose commit failed."""
+        if self.live(task):
+            del self.tasks[task.queue_name][task.name]
 
     async def buffer_task(self, parent: str, task_id: str, body: Any) -> Task:
         """BufferTask: a task built from the queue's ``httpTarget`` and the request's HttpBody."""
@@ -339,7 +416,16 @@ class TasksService:
     async def delete_task(self, name: str) -> None:
         """DeleteTask: gone now, name kept for the dedup window."""
         task = self.task(name)
-        await self.store.write(self._forget([task]))
+        await self._write_through(self._forget([task]), "the deletion", _nothing, lambda: self._unforget(task))
+
+    def _unforget(self, task: Task) -> None:
+        """Bring back a task whose deletion failed to commit (it is still stored)."""
+        tasks = self.tasks.get(task.queue_name)
+        if tasks is None or task.name in tasks:
+            return
+        tasks[task.name] = task
+        self.tombstones.pop(task.name, None)
+        self.scheduler.task_added(task)
 
     def _forget(self, tasks: Iterable[Task]) -> list[db.Op]:
         """Drop tasks from memory and tombstone their names; return the matching writes."""
@@ -371,7 +457,7 @@ class TasksService:
             self.queues.clear()
             self.tasks.clear()
             ops.append(("DELETE FROM queues", ()))
-        await self.store.write(ops)
+        await self._write_through(ops, "the reset", _nothing, _nothing)
 
     def due_tasks(self) -> int:
         """How many tasks of running queues are due now (waiting only for a dispatch slot)."""
@@ -397,3 +483,7 @@ class TasksService:
         for name in [n for n, expires in self.tombstones.items() if expires <= now]:
             del self.tombstones[name]
         self.store.write_later([db.drop_tombstones_before(now)])
+
+
+def _nothing() -> None:
+    """Nothing to do after a commit, or nothing that can be undone after a failed one."""
