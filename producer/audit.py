@@ -9,19 +9,20 @@ catalog) plus a margin of at most a minute. The auditor compares the ledger with
 Tasks still holds. For each entry due (``OrderStore.due_audits``, earliest first, at most
 ``limit`` a run):
 
-1. **Still in Cloud Tasks?** ``GetTask`` on its current name (``…-a<N>`` after a
-   re-creation) and on a triage replay's name. Found → look again one retry span later.
-2. **Terminal?** The effect is ``done`` (idempotency store or far end) or ``cancelled``, the
+1. **Terminal?** The effect is ``done`` (idempotency store or far end) or ``cancelled``, the
    order was cancelled, or the failed-task log holds it (open, replay requested, or closed by
    a person) → the entry is settled with that state and never looked at again. A delivery
-   holding a live lease is not terminal yet: look again after the lease.
+   holding a live lease is not terminal yet: look again one retry span later.
+2. **Still in Cloud Tasks?** ``GetTask`` on its current name (``…-a<N>`` after a
+   re-creation) and on a triage replay's name. Found → look again one retry span later.
 3. **Gone, and owed.** While the entry has re-creations left (``[auditor] recreations``,
    default 3) the task is created again as ``…-a<N>``, due now; after that a failed-task
    record ``TaskVanished`` is written and the entry settled ``failed``.
 
-Step 1 comes before step 2 on purpose: Cloud Tasks deletes a task only after its last
-attempt ended, and the handler writes its records before it answers, so an effect whose
-task is gone and that is not terminal was never going to be.
+The stores are read first (most effects are done by then: no Cloud Tasks call), and read
+again after ``GetTask`` answered NOT_FOUND: Cloud Tasks deletes a task only after its last
+attempt ended, and the handler writes its records before it answers, so an effect that is
+not terminal on the read after its task is gone was never going to be.
 
 Safe beside deliveries and beside itself: every change to an entry is a compare-and-set on
 its ``audit_at`` (``OrderStore.update_audit``), so of two auditors that read one entry only
@@ -110,29 +111,40 @@ class Auditor:
     # --- one entry -----------------------------------------------------------------------
 
     def _audit(self, entry: OutboxEntry, summary: AuditSummary) -> None:
-        assert entry.audit_at is not None       # due_audits returns only entries with one
         if entry.kind not in self.catalog.kinds or entry.state == OutboxState.PENDING:
             # Not yet in Cloud Tasks (reconcile's job), or a kind this catalog no longer has.
             self._later(entry, summary)
             return
-        failed = self.failed.get_failed(effect_key(entry.order_id, entry.kind))
-        if self._task_alive(entry, failed):
+        effect, failed = self._records(entry)
+        if self._settle(entry, effect, failed, summary):
+            return                                  # the common case: no Cloud Tasks call
+        if self._leased(effect) or self._task_alive(entry, failed):
             self._later(entry, summary)
             return
-        effect = self.effects.get_effect(entry.order_id, entry.kind)
-        if self._leased(effect):
-            self._later(entry, summary)
-            return
-        state = self._terminal(entry, effect, failed)
-        if state is not None:
-            if self.orders.update_audit(entry.order_id, entry.kind, entry.audit_at, audit_at=None, settled=state):
-                summary.settled += 1
-                summary.states[state] = summary.states.get(state, 0) + 1
+        # Gone from Cloud Tasks. Read again: a delivery may have finished since the first read.
+        effect, failed = self._records(entry)
+        if self._settle(entry, effect, failed, summary):
             return
         if entry.audits < self.catalog.auditor.recreations:
             self._recreate(entry, summary)
         else:
             self._record_vanished(entry, summary)
+
+    def _records(self, entry: OutboxEntry) -> tuple[EffectRecord | None, FailedTask | None]:
+        return (self.effects.get_effect(entry.order_id, entry.kind),
+                self.failed.get_failed(effect_key(entry.order_id, entry.kind)))
+
+    def _settle(self, entry: OutboxEntry, effect: EffectRecord | None, failed: FailedTask | None,
+                summary: AuditSummary) -> bool:
+        """Record a terminal state if the effect is in one; ``False`` when it is not."""
+        assert entry.audit_at is not None           # due_audits returns only entries with one
+        state = None if self._leased(effect) else self._terminal(entry, effect, failed)
+        if state is None:
+            return False
+        if self.orders.update_audit(entry.order_id, entry.kind, entry.audit_at, audit_at=None, settled=state):
+            summary.settled += 1
+            summary.states[state] = summary.states.get(state, 0) + 1
+        return True
 
     def _task_alive(self, entry: OutboxEntry, failed: FailedTask | None) -> bool:
         names = [self._current_name(entry)]

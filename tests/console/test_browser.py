@@ -236,8 +236,10 @@ def _text(port: int) -> str:
 
 
 def test_the_dev_banner_names_the_console(stack: DevStack) -> None:
-    banner = (stack.data_dir.parent / "dev.log").read_text()
-    assert re.search(rf"^  console +{re.escape(console_url(stack))}/ ", banner, re.MULTILINE), banner[-2000:]
+    # The console answers a moment before `ordertasks dev` has printed its line: poll the log.
+    line = re.compile(rf"^  console +{re.escape(console_url(stack))}/ ", re.MULTILINE)
+    log = stack.data_dir.parent / "dev.log"
+    wait_until(lambda: line.search(log.read_text()), timeout=30, what="the banner's console line")
 
 
 def test_chromium_is_debians(browser: Any) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from pathlib import Path
 
 from ordertasks.infra.config import DEFAULT_CATALOG, QueueConfig, load_catalog
@@ -90,7 +92,7 @@ def test_a_retry_duration_round_trips(emulator: str, gcloud_env: dict[str, str],
     # 0 means "unset" in the API (the queue JSON omits it); a real value must survive describe.
     path = tmp_path / "tasks.toml"
     text = DEFAULT_CATALOG.read_text(encoding="utf-8")
-    path.write_text(text.replace("max_retry_duration_seconds = 0", "max_retry_duration_seconds = 3600"), encoding="utf-8")
+    path.write_text(re.sub(r"max_retry_duration_seconds = \d+", "max_retry_duration_seconds = 3600", text), encoding="utf-8")
     apply_queues(path, gcloud_env, emulator)
 
     assert apply_queues(path, gcloud_env, emulator)[-1] == "no changes"

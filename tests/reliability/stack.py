@@ -60,12 +60,14 @@ class Ledger:
     owed: set[tuple[str, str]] = field(default_factory=set)
     done: set[tuple[str, str]] = field(default_factory=set)
     failed: set[tuple[str, str]] = field(default_factory=set)
+    cancelled: set[tuple[str, str]] = field(default_factory=set)
     effects: Counter[tuple[str, str]] = field(default_factory=Counter)
+    failed_history: dict[tuple[str, str], int] = field(default_factory=dict)   # failed record → history length
 
     @property
     def lost(self) -> set[tuple[str, str]]:
-        """Owed tasks neither done nor in the failed-task log."""
-        return self.owed - self.done - self.failed
+        """Owed tasks neither done, cancelled nor in the failed-task log."""
+        return self.owed - self.done - self.failed - self.cancelled
 
     @property
     def duplicates(self) -> dict[tuple[str, str], int]:
@@ -75,6 +77,7 @@ class Ledger:
     def summary(self) -> dict[str, int]:
         """The figures a report shows."""
         return {"tasks_created": len(self.owed), "done": len(self.done & self.owed),
+                "cancelled": len(self.cancelled & self.owed - self.done),
                 "failed_records": len(self.failed & self.owed), "lost": len(self.lost),
                 "duplicates": len(self.duplicates)}
 
@@ -83,13 +86,17 @@ class LocalStack:
     """The five parts of ``ordertasks dev`` on free ports, each its own restartable process."""
 
     def __init__(self, root: Path, config: Path, warehouse_mode: str = "ok", env: dict[str, str] | None = None,
-                 extra_argv: dict[str, list[str]] | None = None) -> None:
+                 extra_argv: dict[str, list[str]] | None = None, sqlite_path: Path | None = None) -> None:
         self.root, self.config = root, config
         self.data_dir = root / "var"
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.sqlite_path = sqlite_path or self.data_dir / "ordertasks.db"
+        if sqlite_path is not None:
+            env = {**(env or {}), "ORDERTASKS_SQLITE_PATH": str(sqlite_path)}
         self.ports = {name: free_port() for name in PARTS}
         args = devstack.parse(self._dev_argv(warehouse_mode))
-        self.env = {**devstack.child_env(args), **(env or {})}
+        self.env_overrides = dict(env or {})
+        self.env = {**devstack.child_env(args), **self.env_overrides}
         self.children = {child.name: child for child in devstack.children(args)}
         for name, more in (extra_argv or {}).items():
             self.children[name].argv += more
@@ -165,7 +172,8 @@ class LocalStack:
 
     def cli_env(self) -> dict[str, str]:
         """What an operator exports to point the CLI at this stack."""
-        return {**os.environ, "ORDERTASKS_DATA_DIR": str(self.data_dir), "ORDERTASKS_CONFIG": str(self.config),
+        return {**os.environ, **self.env_overrides, "ORDERTASKS_DATA_DIR": str(self.data_dir),
+                "ORDERTASKS_CONFIG": str(self.config),
                 "CLOUD_TASKS_EMULATOR_HOST": f"127.0.0.1:{self.ports['emulator']}",
                 "ORDERTASKS_HANDLER_URL": f"http://127.0.0.1:{self.ports['handler']}/",
                 "ORDERTASKS_DELAY_SCALE": DELAY_SCALE}
@@ -196,7 +204,7 @@ class LocalStack:
     @contextmanager
     def store(self) -> Iterator[SqliteStore]:
         """The stack's SQLite store, opened read-mostly by the test."""
-        store = SqliteStore(self.data_dir / "ordertasks.db")
+        store = SqliteStore(self.sqlite_path)
         try:
             yield store
         finally:
@@ -206,7 +214,8 @@ class LocalStack:
 
     def recorded(self, store: SqliteStore) -> Any:
         """Effect states over ``store`` as the status views read them (create-once kinds' far ends too)."""
-        settings = Settings(store=StoreSettings(data_dir=self.data_dir), catalog_path=self.config)
+        settings = Settings(store=StoreSettings(data_dir=self.data_dir, sqlite_path=self.sqlite_path),
+                            catalog_path=self.config)
         return recorded_effects(settings, store)
 
     def far_end_effects(self) -> Counter[tuple[str, str]]:
@@ -232,9 +241,13 @@ class LocalStack:
                     effect = self.recorded(store).get_effect(order_id, kind)
                     if effect is not None and effect.state == "done":
                         ledger.done.add((order_id, kind))
+                    elif effect is not None and effect.state == "cancelled":
+                        ledger.cancelled.add((order_id, kind))
                     if kind == "record_analytics" and store.analytics.get_fact(order_id) is not None:
                         ledger.effects[(order_id, kind)] += 1
-            ledger.failed = {(f.order_id, f.kind) for f in store.failed.list_failed(limit=1_000_000) if f.order_id in ids}
+            records = [f for f in store.failed.list_failed(limit=1_000_000) if f.order_id in ids]
+            ledger.failed = {(f.order_id, f.kind) for f in records}
+            ledger.failed_history = {(f.order_id, f.kind): len(f.history) for f in records}
         ledger.effects.update({k: n for k, n in self.far_end_effects().items() if k[0] in ids})
         return ledger
 

@@ -30,11 +30,18 @@ EUR_CHECKOUT_BODY: dict[str, Any] = {
 
 
 def fast_catalog(tmp: Path, *, lease_seconds: float | None = None, max_attempts: int | None = None,
-                 rate: float | None = None, source: Path = DEFAULT_CATALOG) -> Path:
-    """A copy of a catalog (the shipped one by default) with backoffs cut to tenths of a second."""
+                 rate: float | None = None, source: Path = DEFAULT_CATALOG, retry_duration: float = 0,
+                 audit_margin: float | None = None, recreations: int | None = None) -> Path:
+    """A copy of a catalog (the shipped one by default) with backoffs cut to tenths of a second
+    and no retry duration (``retry_duration`` seconds if given): retries end after ``max_attempts``."""
     text = source.read_text()
     text = re.sub(r"min_backoff_seconds = \d+", "min_backoff_seconds = 0.1", text)
     text = re.sub(r"max_backoff_seconds = \d+", "max_backoff_seconds = 0.5", text)
+    text = re.sub(r"max_retry_duration_seconds = \d+", f"max_retry_duration_seconds = {retry_duration}", text)
+    if audit_margin is not None:
+        text = re.sub(r"margin_seconds = \d+", f"margin_seconds = {audit_margin}", text)
+    if recreations is not None:
+        text = re.sub(r"recreations = \d+", f"recreations = {recreations}", text)
     if lease_seconds is not None:
         text = re.sub(r"lease_seconds = \d+", f"lease_seconds = {lease_seconds}", text)
         # The handler's lease is max(lease_seconds, dispatch deadline): shorten both (15 s is the floor).
