@@ -226,6 +226,19 @@ class OutboxEntry:
 
 
 @dataclass(frozen=True)
+class AuditChange:
+    """One compare-and-set of an owed effect's ledger fields (``OrderStore.update_audits``):
+    only while its ``audit_at`` still equals ``expect_audit_at``; ``audits`` and ``settled``
+    change only when given."""
+
+    kind: str
+    expect_audit_at: datetime
+    audit_at: datetime | None
+    audits: int | None = None
+    settled: str | None = None
+
+
+@dataclass(frozen=True)
 class OrderRecord:
     """An order as the checkout API stores it."""
 
@@ -515,6 +528,11 @@ class OrderStore(Protocol):
 
         ``True`` when written; ``False`` when the entry changed meanwhile or does not exist.
         """
+        ...
+
+    def update_audits(self, order_id: str, changes: list[AuditChange]) -> set[str]:
+        """``update_audit`` for several entries of one order in as few writes as the backend
+        allows (Firestore: one); the kinds whose change was written (each compared on its own)."""
         ...
 
     def reserve_checkout(self, key: str, request_hash: str, order_id: str, now: datetime) -> CheckoutReplay | None:

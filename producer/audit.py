@@ -46,9 +46,9 @@ from ordertasks.handlers.config import Catalog
 from ordertasks.handlers.contract import effect_key, encode
 from ordertasks.handlers.errors import OrderTasksError, TaskVanished
 from ordertasks.handlers.logs import log_line
-from ordertasks.handlers.ports import (Clock, EffectRecord, EffectState, EffectStore, FailedStatus, FailedTask,
-                                       FailedTaskStore, FailureReport, OrderStatus, OrderStore, OutboxEntry,
-                                       OutboxState, Settled)
+from ordertasks.handlers.ports import (AuditChange, Clock, EffectRecord, EffectState, EffectStore, FailedStatus,
+                                       FailedTask, FailedTaskStore, FailureReport, OrderRecord, OrderStatus, OrderStore,
+                                       OutboxEntry, OutboxState, Settled)
 from ordertasks.producer.enqueue import ENQUEUE_ERRORS, Enqueuer, sibling_name
 
 # A failed record in one of these accounts for the effect; ``replayed`` does not (a replay is in flight).
@@ -97,54 +97,75 @@ class Auditor:
         self.structured_log = structured_log
 
     def run(self, limit: int = 500) -> AuditSummary:
-        """Audit up to ``limit`` due entries once."""
+        """Audit up to ``limit`` due entries once, an order at a time."""
         summary = AuditSummary()
+        by_order: dict[str, list[OutboxEntry]] = {}
         for entry in self.orders.due_audits(self.clock.now(), limit):
-            summary.looked += 1
+            by_order.setdefault(entry.order_id, []).append(entry)
+        for order_id, entries in by_order.items():
+            summary.looked += len(entries)
             try:
-                self._audit(entry, summary)
+                self._audit_order(order_id, entries, summary)
             except (OrderTasksError, *ENQUEUE_ERRORS) as exc:
                 summary.errors += 1
-                self._say(f"could not audit {effect_key(entry.order_id, entry.kind)}: {type(exc).__name__}: {exc}")
+                self._say(f"could not audit order {order_id}: {type(exc).__name__}: {exc}")
         return summary
 
-    # --- one entry -----------------------------------------------------------------------
+    # --- one order ------------------------------------------------------------------------
 
-    def _audit(self, entry: OutboxEntry, summary: AuditSummary) -> None:
-        if entry.kind not in self.catalog.kinds or entry.state == OutboxState.PENDING:
-            # Not yet in Cloud Tasks (reconcile's job), or a kind this catalog no longer has.
-            self._later(entry, summary)
-            return
-        effect, failed = self._records(entry)
-        if self._settle(entry, effect, failed, summary):
-            return                                  # the common case: no Cloud Tasks call
-        if self._leased(effect) or self._task_alive(entry, failed):
+    def _audit_order(self, order_id: str, entries: list[OutboxEntry], summary: AuditSummary) -> None:
+        """Settle what is terminal in one write (Firestore bills per document), then look
+        after the rest one by one."""
+        order = self.orders.get_order(order_id)
+        settled: dict[str, str] = {}
+        open_: list[OutboxEntry] = []
+        for entry in entries:
+            if entry.kind not in self.catalog.kinds or entry.state == OutboxState.PENDING:
+                # Not yet in Cloud Tasks (reconcile's job), or a kind this catalog no longer has.
+                self._later(entry, summary)
+                continue
+            state = self._terminal_now(entry, order)
+            if state is None:
+                open_.append(entry)
+            else:
+                settled[entry.kind] = state
+        self._settle(order_id, [e for e in entries if e.kind in settled], settled, summary)
+        for entry in open_:
+            self._audit_open(entry, order, summary)
+
+    def _audit_open(self, entry: OutboxEntry, order: OrderRecord | None, summary: AuditSummary) -> None:
+        failed = self.failed.get_failed(effect_key(entry.order_id, entry.kind))
+        if self._leased(self.effects.get_effect(entry.order_id, entry.kind)) or self._task_alive(entry, failed):
             self._later(entry, summary)
             return
         # Gone from Cloud Tasks. Read again: a delivery may have finished since the first read.
-        effect, failed = self._records(entry)
-        if self._settle(entry, effect, failed, summary):
-            return
-        if entry.audits < self.catalog.auditor.recreations:
+        state = self._terminal_now(entry, order)
+        if state is not None:
+            self._settle(entry.order_id, [entry], {entry.kind: state}, summary)
+        elif entry.audits < self.catalog.auditor.recreations:
             self._recreate(entry, summary)
         else:
             self._record_vanished(entry, summary)
 
-    def _records(self, entry: OutboxEntry) -> tuple[EffectRecord | None, FailedTask | None]:
-        return (self.effects.get_effect(entry.order_id, entry.kind),
-                self.failed.get_failed(effect_key(entry.order_id, entry.kind)))
+    def _terminal_now(self, entry: OutboxEntry, order: OrderRecord | None) -> str | None:
+        """The effect's terminal state from the stores, or ``None`` (a live lease is not one)."""
+        effect = self.effects.get_effect(entry.order_id, entry.kind)
+        if effect is not None and effect.state in (EffectState.DONE, EffectState.CANCELLED):
+            return Settled.DONE if effect.state == EffectState.DONE else Settled.CANCELLED
+        if self._leased(effect):
+            return None
+        if order is None or order.status == OrderStatus.CANCELLED:
+            return Settled.CANCELLED
+        failed = self.failed.get_failed(effect_key(entry.order_id, entry.kind))
+        return Settled.FAILED if failed is not None and failed.status in ACCOUNTED_FOR else None
 
-    def _settle(self, entry: OutboxEntry, effect: EffectRecord | None, failed: FailedTask | None,
-                summary: AuditSummary) -> bool:
-        """Record a terminal state if the effect is in one; ``False`` when it is not."""
-        assert entry.audit_at is not None           # due_audits returns only entries with one
-        state = None if self._leased(effect) else self._terminal(entry, effect, failed)
-        if state is None:
-            return False
-        if self.orders.update_audit(entry.order_id, entry.kind, entry.audit_at, audit_at=None, settled=state):
+    def _settle(self, order_id: str, entries: list[OutboxEntry], states: dict[str, str], summary: AuditSummary) -> None:
+        changes = [AuditChange(e.kind, e.audit_at, None, settled=states[e.kind]) for e in entries if e.audit_at]
+        if not changes:
+            return
+        for kind in self.orders.update_audits(order_id, changes):
             summary.settled += 1
-            summary.states[state] = summary.states.get(state, 0) + 1
-        return True
+            summary.states[states[kind]] = summary.states.get(states[kind], 0) + 1
 
     def _task_alive(self, entry: OutboxEntry, failed: FailedTask | None) -> bool:
         names = [self._current_name(entry)]
@@ -168,18 +189,6 @@ class Auditor:
     def _leased(self, effect: EffectRecord | None) -> bool:
         return (effect is not None and effect.state == EffectState.IN_PROGRESS
                 and effect.lease_expires_at is not None and effect.lease_expires_at > self.clock.now())
-
-    def _terminal(self, entry: OutboxEntry, effect: EffectRecord | None, failed: FailedTask | None) -> str | None:
-        if effect is not None and effect.state == EffectState.DONE:
-            return Settled.DONE
-        if effect is not None and effect.state == EffectState.CANCELLED:
-            return Settled.CANCELLED
-        order = self.orders.get_order(entry.order_id)
-        if order is None or order.status == OrderStatus.CANCELLED:
-            return Settled.CANCELLED
-        if failed is not None and failed.status in ACCOUNTED_FOR:
-            return Settled.FAILED
-        return None
 
     # --- actions -------------------------------------------------------------------------
 

@@ -77,8 +77,8 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 from ordertasks.handlers.backends import memory as rules
 from ordertasks.handlers.backends import queries
 from ordertasks.handlers.errors import DependencyUnavailable
-from ordertasks.handlers.ports import (FAILED_RETENTION_SECONDS, AnalyticsFact, CheckoutReplay, Claim, ClaimState,
-                                       DailyAggregate, EffectRecord, FailedFilter, FailedPage, FailedTask, FailureReport,
+from ordertasks.handlers.ports import (FAILED_RETENTION_SECONDS, AnalyticsFact, AuditChange, CheckoutReplay, Claim,
+                                       ClaimState, DailyAggregate, EffectRecord, FailedFilter, FailedPage, FailedTask, FailureReport,
                                        OrderRecord, OrderStatus, OutboxEntry, OutboxState, Stores)
 
 OUTBOX_LAYOUTS = ("order", "documents")
@@ -198,12 +198,37 @@ def _audit_at(entries: dict[str, Doc]) -> Any:
     return min(due) if due else firestore.DELETE_FIELD
 
 
-def _audited(value: Doc, expect: datetime, changes: Doc) -> Doc | None:
-    """An entry's fields after ``update_audit``; ``None`` when its ``audit_at`` moved on."""
+def _audited(value: Doc, change: AuditChange) -> Doc | None:
+    """An entry's fields after an audit change; ``None`` when its ``audit_at`` moved on."""
     found = value.get("audit_at")
-    if found is None or _plain(found) != _plain(expect):
+    if found is None or _plain(found) != _plain(change.expect_audit_at):
         return None
-    return value | {name: change for name, change in changes.items() if change is not None or name == "audit_at"}
+    fields_ = {"audit_at": change.audit_at, "audits": change.audits, "settled": change.settled}
+    return value | {name: new for name, new in fields_.items() if new is not None or name == "audit_at"}
+
+
+def _embedded_audits(changes: list[AuditChange]) -> Callable[[Any], tuple[set[str] | None, Doc | None]]:
+    """The decision of ``update_audits`` on an order document (``None``: the legacy layout)."""
+    def decide(snap: Any) -> tuple[set[str] | None, Doc | None]:
+        entries = _embedded_outbox(snap)
+        if entries is None:
+            return None, None
+        written = set()
+        for change in changes:
+            changed = _audited(entries[change.kind], change) if change.kind in entries else None
+            if changed is not None:
+                entries[change.kind] = changed
+                written.add(change.kind)
+        return written, ({"outbox": entries, "outbox_audit_at": _audit_at(entries)} if written else None)
+    return decide
+
+
+def _legacy_audit(change: AuditChange) -> Callable[[Any], tuple[bool, Doc | None]]:
+    """The decision of one audit change on a legacy ``outbox/`` document."""
+    def decide(snap: Any) -> tuple[bool, Doc | None]:
+        changed = _audited(_plain(snap.to_dict()), change) if snap.exists else None
+        return (False, None) if changed is None else (True, changed)
+    return decide
 
 
 def _increments(fact: AnalyticsFact) -> Doc:
@@ -720,28 +745,21 @@ class FirestoreOrderStore(_Port):
                 for entry in _embedded_entries(snap.id, _embedded_outbox(snap) or {})
                 if entry.settled is None and entry.audit_at is not None and entry.audit_at <= now]
 
-    @_guarded
     def update_audit(self, order_id: str, kind: str, expect_audit_at: datetime, *, audit_at: datetime | None,
                      audits: int | None = None, settled: str | None = None) -> bool:
-        """See ``OrderStore.update_audit``: a read-decide-write of the order document (or of the
-        legacy outbox document) under its update-time precondition."""
-        changes: Doc = {"audit_at": audit_at, "audits": audits, "settled": settled}
+        """See ``OrderStore.update_audit``."""
+        return kind in self.update_audits(order_id, [AuditChange(kind, expect_audit_at, audit_at, audits, settled)])
 
-        def embedded(snap: Any) -> tuple[bool | None, Doc | None]:
-            entries = _embedded_outbox(snap)
-            if entries is None:
-                return None, None               # the legacy layout: its outbox/ document
-            changed = _audited(entries[kind], expect_audit_at, changes) if kind in entries else None
-            if changed is None:
-                return False, None
-            entries[kind] = changed
-            return True, {"outbox": entries, "outbox_audit_at": _audit_at(entries)}
-
-        def legacy(snap: Any) -> tuple[bool, Doc | None]:
-            changed = _audited(_plain(snap.to_dict()), expect_audit_at, changes) if snap.exists else None
-            return (False, None) if changed is None else (True, changed)
-        done = self.db.decide_and_write(self.db.ref("orders", order_id), embedded) if self._outbox_in_order else None
-        return done if done is not None else self.db.decide_and_write(self.db.ref("outbox", f"{order_id}:{kind}"), legacy)
+    @_guarded
+    def update_audits(self, order_id: str, changes: list[AuditChange]) -> set[str]:
+        """See ``OrderStore.update_audits``: one read-decide-write of the order document under its
+        update-time precondition (legacy layout: one per outbox document)."""
+        if self._outbox_in_order:
+            written = self.db.decide_and_write(self.db.ref("orders", order_id), _embedded_audits(changes))
+            if written is not None:
+                return written
+        return {change.kind for change in changes
+                if self.db.decide_and_write(self.db.ref("outbox", f"{order_id}:{change.kind}"), _legacy_audit(change))}
 
     def _checkout_ref(self, key: str) -> Any:
         # Hashed: a client's Idempotency-Key may hold characters a document id cannot.

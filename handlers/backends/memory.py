@@ -25,7 +25,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from ordertasks.handlers.backends import queries
-from ordertasks.handlers.ports import (FAILED_RETENTION_SECONDS, FAILED_STATUSES, AnalyticsFact, CheckoutReplay, Claim,
+from ordertasks.handlers.ports import (FAILED_RETENTION_SECONDS, FAILED_STATUSES, AnalyticsFact, AuditChange, CheckoutReplay, Claim,
                                        ClaimState, DailyAggregate, EffectRecord, EffectState, FailedFilter, FailedPage,
                                        FailedStatus, FailedTask, FailureReport, OrderRecord, OrderStatus, OutboxEntry,
                                        OutboxState, Stores)
@@ -184,13 +184,12 @@ def scheduled(entry: OutboxEntry, now: datetime) -> OutboxEntry:
     return replace(entry, state=OutboxState.SCHEDULED, scheduled_at=now)
 
 
-def audit_changed(entry: OutboxEntry, expect_audit_at: datetime, audit_at: datetime | None,
-                  audits: int | None, settled: str | None) -> OutboxEntry | None:
-    """The entry after ``update_audit``, or ``None`` when its ``audit_at`` moved on (a lost race)."""
-    if entry.audit_at != expect_audit_at:
+def audit_applied(entry: OutboxEntry, change: AuditChange) -> OutboxEntry | None:
+    """The entry after an audit change, or ``None`` when its ``audit_at`` moved on (a lost race)."""
+    if entry.audit_at != change.expect_audit_at:
         return None
-    return replace(entry, audit_at=audit_at, audits=entry.audits if audits is None else audits,
-                   settled=entry.settled if settled is None else settled)
+    return replace(entry, audit_at=change.audit_at, audits=entry.audits if change.audits is None else change.audits,
+                   settled=entry.settled if change.settled is None else change.settled)
 
 
 def audit_order(entries: list[OutboxEntry], limit: int) -> list[OutboxEntry]:
@@ -453,14 +452,21 @@ class MemoryOrderStore:
     def update_audit(self, order_id: str, kind: str, expect_audit_at: datetime, *, audit_at: datetime | None,
                      audits: int | None = None, settled: str | None = None) -> bool:
         """See ``OrderStore.update_audit``."""
+        return kind in self.update_audits(order_id, [AuditChange(kind, expect_audit_at, audit_at, audits, settled)])
+
+    def update_audits(self, order_id: str, changes: list[AuditChange]) -> set[str]:
+        """See ``OrderStore.update_audits``."""
         with self._lock:
             entries = self._outbox.get(order_id, [])
-            index = next((i for i, entry in enumerate(entries) if entry.kind == kind), None)
-            changed = None if index is None else audit_changed(entries[index], expect_audit_at, audit_at, audits, settled)
-            if index is None or changed is None:
-                return False
-            entries[index] = changed
-            return True
+            by_kind = {entry.kind: i for i, entry in enumerate(entries)}
+            written = set()
+            for change in changes:
+                found = by_kind.get(change.kind)
+                changed = None if found is None else audit_applied(entries[found], change)
+                if found is not None and changed is not None:
+                    entries[found] = changed
+                    written.add(change.kind)
+            return written
 
     def reserve_checkout(self, key: str, request_hash: str, order_id: str, now: datetime) -> CheckoutReplay | None:
         """See ``OrderStore.reserve_checkout``."""

@@ -35,9 +35,10 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from ordertasks.handlers.backends import memory as rules
 from ordertasks.handlers.backends import queries
 from ordertasks.handlers.backends.sqlite_database import STORE_HINT, Database, unavailable_as
-from ordertasks.handlers.ports import (FAILED_RETENTION_SECONDS, AnalyticsFact, CheckoutReplay, Claim, ClaimState,
-                                       DailyAggregate, EffectRecord, FailedFilter, FailedPage, FailedStatus, FailedTask,
-                                       FailureReport, OrderRecord, OrderStatus, OutboxEntry, OutboxState, Stores)
+from ordertasks.handlers.ports import (FAILED_RETENTION_SECONDS, AnalyticsFact, AuditChange, CheckoutReplay, Claim,
+                                       ClaimState, DailyAggregate, EffectRecord, FailedFilter, FailedPage, FailedStatus,
+                                       FailedTask, FailureReport, OrderRecord, OrderStatus, OutboxEntry, OutboxState,
+                                       Stores)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -524,15 +525,25 @@ class SqliteOrderStore(_Port):
             "ORDER BY audit_at, order_id || ':' || kind LIMIT ?", (to_text(now), limit))
         return [entry for entry in (_record(OutboxEntry, row) for row in rows) if entry is not None]
 
-    @_guarded
     def update_audit(self, order_id: str, kind: str, expect_audit_at: datetime, *, audit_at: datetime | None,
                      audits: int | None = None, settled: str | None = None) -> bool:
-        """See ``OrderStore.update_audit``: one conditional ``UPDATE``."""
-        cursor = self.db.conn().execute(
-            "UPDATE outbox SET audit_at = ?, audits = COALESCE(?, audits), settled = COALESCE(?, settled) "
-            "WHERE order_id = ? AND kind = ? AND audit_at = ?",
-            (_cell(audit_at), audits, settled, order_id, kind, to_text(expect_audit_at)))
-        return cursor.rowcount == 1
+        """See ``OrderStore.update_audit``."""
+        return kind in self.update_audits(order_id, [AuditChange(kind, expect_audit_at, audit_at, audits, settled)])
+
+    @_guarded
+    def update_audits(self, order_id: str, changes: list[AuditChange]) -> set[str]:
+        """See ``OrderStore.update_audits``: one conditional ``UPDATE`` per change, in one transaction."""
+        written = set()
+        with self.db.transaction() as conn:
+            for change in changes:
+                cursor = conn.execute(
+                    "UPDATE outbox SET audit_at = ?, audits = COALESCE(?, audits), settled = COALESCE(?, settled) "
+                    "WHERE order_id = ? AND kind = ? AND audit_at = ?",
+                    (_cell(change.audit_at), change.audits, change.settled, order_id, change.kind,
+                     to_text(change.expect_audit_at)))
+                if cursor.rowcount == 1:
+                    written.add(change.kind)
+        return written
 
     @_guarded
     def reserve_checkout(self, key: str, request_hash: str, order_id: str, now: datetime) -> CheckoutReplay | None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from ordertasks.handlers.ports import OrderRecord, OrderStore, OutboxEntry, Settled, Stores
+from ordertasks.handlers.ports import AuditChange, OrderRecord, OrderStore, OutboxEntry, Settled, Stores
 from tests.contract.clock import T0, at
 from tests.contract.concurrency import all_at_once
 
@@ -87,3 +87,16 @@ def test_settled_entries_are_never_due_again(store: Any) -> None:
         store.update_audit("o-1", entry.kind, at(10), audit_at=None, settled=Settled.CANCELLED)
     assert store.due_audits(at(10**6)) == []
     assert {e.settled for e in store.outbox_for("o-1")} == {"cancelled"}
+
+
+def test_update_audits_changes_several_entries_each_on_its_own_expectation(store: Any) -> None:
+    entries = owed(store, "o-1", [10, 20, 30])
+    written = store.update_audits("o-1", [AuditChange(entries[0].kind, at(10), None, settled=Settled.DONE),
+                                          AuditChange(entries[1].kind, at(99), None, settled=Settled.DONE),
+                                          AuditChange(entries[2].kind, at(30), at(500), audits=2)])
+    assert written == {entries[0].kind, entries[2].kind}
+    after = store.outbox_for("o-1")
+    assert (after[0].settled, after[0].audit_at) == ("done", None)
+    assert after[1] == entries[1], "a stale expectation changes nothing"
+    assert (after[2].audits, after[2].audit_at) == (2, at(500))
+    assert store.update_audits("o-404", [AuditChange(entries[0].kind, at(10), None)]) == set()

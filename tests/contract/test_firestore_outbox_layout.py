@@ -55,6 +55,21 @@ def test_an_order_of_the_old_layout_is_read_marked_and_reconciled(stores: tuple[
         new.mark_scheduled("o-old", "unknown_kind", at(31))
 
 
+def test_the_ledger_of_an_old_layout_order_is_audited_and_settled(stores: tuple[Any, Any]) -> None:
+    old, new = stores
+    from ordertasks.handlers.ports import OrderRecord, OutboxEntry
+
+    old.create_order(OrderRecord("o-old", "created", {}, at(0)))
+    entries = [OutboxEntry("o-old", kind, f"projects/p/locations/l/queues/q/tasks/ab-o-old-{kind}", at(0), "scheduled",
+                           at(0), None, at(10 + i)) for i, kind in enumerate(KINDS[:2])]
+    old.mark_paid("o-old", "ch", entries, at(0))
+    assert [(e.order_id, e.kind) for e in new.due_audits(at(10))] == [("o-old", KINDS[0])]
+    assert new.update_audit("o-old", KINDS[0], at(10), audit_at=None, settled="done") is True
+    assert new.update_audit("o-old", KINDS[1], at(99), audit_at=None, settled="done") is False
+    assert [(e.order_id, e.kind) for e in new.due_audits(at(60))] == [("o-old", KINDS[1])]
+    assert new.outbox_for("o-old")[0].settled == "done"
+
+
 def test_an_unknown_layout_is_refused(firestore_emulator: str) -> None:
     from ordertasks.handlers.backends.firestore import FirestoreStore
     from tests.contract.conftest import firestore_client_for

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from ordertasks.handlers.ports import FailureReport
 from ordertasks.infra.config import load_catalog
@@ -16,7 +16,10 @@ def test_a_later_success_resolves_the_record_of_a_lost_lease_race(stack: Handler
     """Attack: a LeaseHeld final attempt leaves an 'open' record forever, hiding real failures in noise."""
     order = "ord_sec_lease"
     body = stack.task(KIND, order)
-    stack.store.effects.claim_effect(order, KIND, datetime.now(UTC), 600.0, 86400.0)   # a concurrent delivery's lease
+    # A concurrent delivery's lease, taken when the retries began: the queue's retry duration is used up too.
+    retried_for = load_catalog().queue_for(KIND).max_retry_duration_seconds
+    started = datetime.now(UTC) - timedelta(seconds=retried_for + 1)
+    stack.store.effects.claim_effect(order, KIND, started, retried_for + 600.0, 86400.0)
     dead = stack.deliver(body, retry_count=FINAL_RETRY, task_name="ab-ord_sec_lease-notify_warehouse")
     assert dead.json()["outcome"] == "dead"
     assert stack.store.failed.get_failed(f"{order}:{KIND}").status == "open"
