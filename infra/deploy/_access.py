@@ -45,6 +45,10 @@ def iam_bindings(t: Target) -> list[Binding]:
     checkout, dispatcher, handler = t.member("checkout"), t.member("dispatcher"), t.member("handler")
     grants = [Binding(checkout, "roles/cloudtasks.enqueuer", "queue", q, "create tasks in this queue")
               for q in t.catalog.queues]
+    # The maintenance function runs as the checkout's account: its auditor asks whether an owed
+    # effect's task is still in Cloud Tasks (GetTask) before it creates it again.
+    grants += [Binding(checkout, "roles/cloudtasks.viewer", "queue", q,
+                       "the auditor's GetTask: is an owed effect's task still queued") for q in t.catalog.queues]
     return grants + [
         Binding(checkout, "roles/iam.serviceAccountUser", "service-account", t.email("dispatcher"),
                 "attach the dispatcher's OIDC identity to the tasks it creates (actAs)"),
@@ -56,6 +60,8 @@ def iam_bindings(t: Target) -> list[Binding]:
                 "idempotency claims, analytics, failed-task log (ordertasks' database only)", database_condition(t)),
         Binding(handler, "roles/storage.objectCreator", "bucket", t.bucket,
                 "write invoice PDFs (create only: no read, overwrite or delete)"),
+        Binding(checkout, "roles/storage.objectViewer", "bucket", t.bucket,
+                "order status and the auditor read whether an invoice exists (metadata; never written)"),
         Binding(checkout, "roles/datastore.user", "project", t.project,
                 "orders, outbox, checkout keys; reconcile and sweep (ordertasks' database only)", database_condition(t)),
     ]

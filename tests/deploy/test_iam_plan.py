@@ -12,6 +12,10 @@ DATABASE = f'resource.name=="projects/{PROJECT}/databases/(default)"'
 # (member, role, scope, resource): everything the deployment may grant, nothing more.
 ALLOWED = {
     *((SA.format("checkout"), "roles/cloudtasks.enqueuer", "queue", q) for q in QUEUES),
+    # The maintenance function (the checkout's account) audits: GetTask on its queues, and
+    # whether an invoice exists (metadata) for effects done before their done mark.
+    *((SA.format("checkout"), "roles/cloudtasks.viewer", "queue", q) for q in QUEUES),
+    (SA.format("checkout"), "roles/storage.objectViewer", "bucket", f"{PROJECT}-invoices"),
     (SA.format("checkout"), "roles/iam.serviceAccountUser", "service-account",
      f"ordertasks-dispatcher@{PROJECT}.iam.gserviceaccount.com"),
     (SA.format("dispatcher"), "roles/run.invoker", "run-service", "ordertasks-handler"),
