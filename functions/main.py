@@ -39,9 +39,10 @@ from ordertasks.handlers import wiring
 from ordertasks.handlers.cloud_readiness import require_cloud_ready
 from ordertasks.handlers.config import Settings
 from ordertasks.handlers.dispatch import Delivery, Dispatcher, Outcome, Result
-from ordertasks.handlers.errors import AuthError, ConfigurationError, DependencyUnavailable
+from ordertasks.handlers.errors import AuthError, DependencyUnavailable
 from ordertasks.handlers.logs import TRACE_KEY, log_line, trace_field
 from ordertasks.handlers.oidc import TokenVerifier
+from ordertasks.handlers.startup import startup_failure as failed_start
 
 STATUS: dict[Outcome, int] = {
     Outcome.DONE: 200,
@@ -173,10 +174,6 @@ _handler: Callable[[flask.Request], flask.Response] | None = None
 _lock = threading.Lock()
 _failure: Exception | None = None   # the last failed build's error, kept for the requests that waited on it
 _failed_builds = 0
-# Seconds Cloud Tasks is asked to wait after a start-up failure that names no better time.
-CONFIG_RETRY_AFTER = 60
-DEPENDENCY_RETRY_AFTER = 30
-UNEXPECTED_RETRY_AFTER = 60
 
 
 def _build() -> Callable[[flask.Request], flask.Response]:
@@ -201,23 +198,9 @@ def _build() -> Callable[[flask.Request], flask.Response]:
 
 
 def startup_failure(exc: Exception) -> flask.Response:
-    """The 503 (always with ``Retry-After``) for a handler that could not build itself, after
-    one log line saying what failed; the body says which kind of cause, never a traceback."""
-    severity, cause, retry_after = _startup_cause(exc)
-    log_line(severity, f"handler not started: {type(exc).__name__}: {exc}", {}, error_type=type(exc).__name__,
-             status=503, retry_after=retry_after)
-    return _json(503, {"error": f"the handler could not start: {cause}; retry later"},
-                 {"Retry-After": str(retry_after)})
-
-
-def _startup_cause(exc: Exception) -> tuple[str, str, int]:
-    """Severity, the caller's one-line cause and the Retry-After seconds for a failed build."""
-    if isinstance(exc, ConfigurationError):
-        return "CRITICAL", "it is misconfigured (its log names the setting)", CONFIG_RETRY_AFTER
-    if isinstance(exc, DependencyUnavailable):
-        wait = max(1, int(exc.retry_after or DEPENDENCY_RETRY_AFTER))
-        return "ERROR", "a dependency is unavailable (its log names it)", wait
-    return "ERROR", "an unexpected error (its log names it)", UNEXPECTED_RETRY_AFTER
+    """The 503 (always with ``Retry-After``) for a handler that could not build itself
+    (``handlers.startup``)."""
+    return _json(*failed_start("handler", exc))
 
 
 def handle_task(request: flask.Request) -> flask.Response:

@@ -23,9 +23,10 @@ from typing import Any
 import flask
 
 from ordertasks.handlers.config import Settings
-from ordertasks.handlers.errors import AuthError, ConfigurationError, DependencyUnavailable
+from ordertasks.handlers.errors import AuthError, DependencyUnavailable
 from ordertasks.handlers.logs import log_line
 from ordertasks.handlers.oidc import CertCache, TokenVerifier
+from ordertasks.handlers.startup import startup_failure as failed_start
 from ordertasks.producer.library import OrderTasks
 
 ACTIONS = ("reconcile", "sweep")
@@ -105,11 +106,6 @@ def build_maintenance(settings: Settings) -> Maintenance:
 
 _endpoint: Callable[[flask.Request], flask.Response] | None = None
 _lock = threading.Lock()
-# Seconds a caller is asked to wait after a start-up failure that names no better time (the
-# task handler's values: both entry points fail to start for the same reasons).
-CONFIG_RETRY_AFTER = 60
-DEPENDENCY_RETRY_AFTER = 30
-UNEXPECTED_RETRY_AFTER = 60
 
 
 def _build() -> Callable[[flask.Request], flask.Response]:
@@ -122,24 +118,11 @@ def _build() -> Callable[[flask.Request], flask.Response]:
 
 
 def startup_failure(exc: Exception) -> flask.Response:
-    """The 503 with ``Retry-After`` for an endpoint that could not build itself, after one log
-    line saying what failed; the body says which kind of cause, never a traceback."""
-    severity, cause, retry_after = _startup_cause(exc)
-    log_line(severity, f"maintenance not started: {type(exc).__name__}: {exc}", {},
-             error_type=type(exc).__name__, status=503, retry_after=retry_after)
-    response = _json(503, {"error": f"maintenance could not start: {cause}; retry later"})
-    response.headers["Retry-After"] = str(retry_after)
+    """The 503 with ``Retry-After`` for an endpoint that could not build itself (``handlers.startup``)."""
+    status, body, headers = failed_start("maintenance", exc)
+    response = _json(status, body)
+    response.headers.update(headers)
     return response
-
-
-def _startup_cause(exc: Exception) -> tuple[str, str, int]:
-    """Severity, the caller's one-line cause and the Retry-After seconds for a failed build."""
-    if isinstance(exc, ConfigurationError):
-        return "CRITICAL", "it is misconfigured (its log names the setting)", CONFIG_RETRY_AFTER
-    if isinstance(exc, DependencyUnavailable):
-        wait = max(1, int(exc.retry_after or DEPENDENCY_RETRY_AFTER))
-        return "ERROR", "a dependency is unavailable (its log names it)", wait
-    return "ERROR", "an unexpected error (its log names it)", UNEXPECTED_RETRY_AFTER
 
 
 def run_maintenance(request: flask.Request) -> flask.Response:
