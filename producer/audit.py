@@ -35,7 +35,9 @@ first. Each action is logged as one structured line with ``audit_action`` (``rec
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -51,6 +53,8 @@ from ordertasks.handlers.ports import (AuditChange, Clock, EffectRecord, EffectS
                                        OutboxEntry, OutboxState, Settled)
 from ordertasks.producer.enqueue import ENQUEUE_ERRORS, Enqueuer, sibling_name
 
+PAGE = 500                  # due entries read per query
+WORKERS = 8                 # orders audited at once (each is a few store reads and maybe a GetTask)
 # A failed record in one of these accounts for the effect; ``replayed`` does not (a replay is in flight).
 ACCOUNTED_FOR = frozenset({FailedStatus.OPEN, FailedStatus.REPLAY_REQUESTED, FailedStatus.RESOLVED})
 CLAIM_SECONDS = 300.0       # how long an auditor that claimed an entry has to write its failed record
@@ -72,6 +76,13 @@ class AuditSummary:
         """JSON-ready."""
         return asdict(self)
 
+    def add(self, other: "AuditSummary") -> None:
+        """Count ``other``'s figures in this summary too."""
+        for name in ("looked", "settled", "live", "recreated", "vanished", "errors"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for state, n in other.states.items():
+            self.states[state] = self.states.get(state, 0) + n
+
     def line(self) -> str:
         """The one-line summary the CLI prints."""
         settled = ", ".join(f"{n} {state}" for state, n in sorted(self.states.items())) or "none"
@@ -80,11 +91,19 @@ class AuditSummary:
                 f"failed (TaskVanished), {self.errors} not checked (try again)")
 
 
+def _by_order(entries: list[OutboxEntry]) -> dict[str, list[OutboxEntry]]:
+    grouped: dict[str, list[OutboxEntry]] = {}
+    for entry in entries:
+        grouped.setdefault(entry.order_id, []).append(entry)
+    return grouped
+
+
 class Auditor:
     """Finds owed effects that Cloud Tasks dropped (see the module docstring)."""
 
     def __init__(self, orders: OrderStore, effects: EffectStore, failed: FailedTaskStore, enqueuer: Enqueuer,
-                 clock: Clock, progress: Callable[[str], None] | None = None, structured_log: bool = True) -> None:
+                 clock: Clock, progress: Callable[[str], None] | None = None, structured_log: bool = True,
+                 page: int = PAGE, workers: int = WORKERS) -> None:
         # progress: each action as a sentence (the CLI prints them); structured_log: one JSON line
         # per action on stdout (Cloud Logging reads them; deploy's metric counts them).
         self.orders = orders
@@ -95,20 +114,34 @@ class Auditor:
         self.clock = clock
         self.progress = progress
         self.structured_log = structured_log
+        self.page = page
+        self.workers = workers
 
-    def run(self, limit: int = 500) -> AuditSummary:
-        """Audit up to ``limit`` due entries once, an order at a time."""
-        summary = AuditSummary()
-        by_order: dict[str, list[OutboxEntry]] = {}
-        for entry in self.orders.due_audits(self.clock.now(), limit):
-            by_order.setdefault(entry.order_id, []).append(entry)
-        for order_id, entries in by_order.items():
-            summary.looked += len(entries)
-            try:
-                self._audit_order(order_id, entries, summary)
-            except (OrderTasksError, *ENQUEUE_ERRORS) as exc:
-                summary.errors += 1
-                self._say(f"could not audit order {order_id}: {type(exc).__name__}: {exc}")
+    def run(self, limit: int = 500, seconds: float | None = None) -> AuditSummary:
+        """Audit up to ``limit`` due entries, a page at a time and ``WORKERS`` orders at once,
+        stopping after ``seconds`` (the maintenance job's time budget) if given."""
+        summary, seen = AuditSummary(), set[tuple[str, str]]()
+        deadline = None if seconds is None else time.monotonic() + seconds
+        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="audit") as pool:
+            while summary.looked < limit and (deadline is None or time.monotonic() < deadline):
+                # Entries that stay due (an error, a lost race) come first again: ask for more.
+                page = self.orders.due_audits(self.clock.now(), min(self.page, limit - summary.looked) + len(seen))
+                fresh = [e for e in page if (e.order_id, e.kind) not in seen][:limit - summary.looked]
+                if not fresh:
+                    break
+                seen.update((e.order_id, e.kind) for e in fresh)
+                for part in pool.map(self._audit_one_order, _by_order(fresh).items()):
+                    summary.add(part)
+        return summary
+
+    def _audit_one_order(self, group: tuple[str, list[OutboxEntry]]) -> AuditSummary:
+        order_id, entries = group
+        summary = AuditSummary(looked=len(entries))
+        try:
+            self._audit_order(order_id, entries, summary)
+        except (OrderTasksError, *ENQUEUE_ERRORS) as exc:
+            summary.errors += 1
+            self._say(f"could not audit order {order_id}: {type(exc).__name__}: {exc}")
         return summary
 
     # --- one order ------------------------------------------------------------------------
@@ -120,15 +153,14 @@ class Auditor:
         settled: dict[str, str] = {}
         open_: list[OutboxEntry] = []
         for entry in entries:
-            if entry.kind not in self.catalog.kinds or entry.state == OutboxState.PENDING:
-                # Not yet in Cloud Tasks (reconcile's job), or a kind this catalog no longer has.
-                self._later(entry, summary)
-                continue
-            state = self._terminal_now(entry, order)
-            if state is None:
-                open_.append(entry)
-            else:
+            state = None if entry.kind not in self.catalog.kinds else self._terminal_now(entry, order)
+            if state is not None:
                 settled[entry.kind] = state
+            elif entry.kind not in self.catalog.kinds or entry.state == OutboxState.PENDING:
+                # A kind this catalog no longer has, or not yet in Cloud Tasks (reconcile's job).
+                self._later(entry, summary)
+            else:
+                open_.append(entry)
         self._settle(order_id, [e for e in entries if e.kind in settled], settled, summary)
         for entry in open_:
             self._audit_open(entry, order, summary)

@@ -209,11 +209,15 @@ class OrderTasks:
 
     # --- maintenance --------------------------------------------------------------------
 
-    def reconcile(self, grace_seconds: float = 60.0, limit: int = 500, audit: bool = True) -> ReconcileSummary:
+    def reconcile(self, grace_seconds: float = 60.0, limit: int = 500, audit: bool = True,
+                  audit_limit: int | None = None, audit_seconds: float | None = None) -> ReconcileSummary:
         """Enqueue outbox entries still pending after ``grace_seconds`` (Cloud Tasks was down),
-        then (``audit``) account for owed effects Cloud Tasks dropped: ``producer.audit``."""
+        then (``audit``) account for owed effects Cloud Tasks dropped: ``producer.audit``, at
+        most ``audit_limit`` of them (default ``limit``), stopping after ``audit_seconds``."""
         summary = reconcile(self.stores.orders, self.enqueuer, self.clock.now(), grace_seconds, limit)
-        return summary.with_audit(self.auditor().run(limit)) if audit else summary
+        if not audit:
+            return summary
+        return summary.with_audit(self.auditor().run(audit_limit or limit, audit_seconds))
 
     def auditor(self, progress: Callable[[str], None] | None = None) -> Auditor:
         """The auditor over this object's stores, Cloud Tasks client and clock."""

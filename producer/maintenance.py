@@ -1,5 +1,7 @@
 """``run_maintenance``: the outbox reconcile and the console-replay sweep, from the handler's
-own deployment, so Cloud Scheduler needs no checkout of ours.
+own deployment, so Cloud Scheduler needs no checkout of ours. ``reconcile`` also runs the
+auditor (``producer.audit``): owed effects Cloud Tasks dropped are created again, then
+recorded as failed.
 
 A second functions-framework target in the same source as ``handle_task`` (the root
 ``main.py`` exports both). Cloud Scheduler POSTs ``{"action": "reconcile"}`` (optionally
@@ -30,6 +32,11 @@ from ordertasks.handlers.startup import startup_failure as failed_start
 from ordertasks.producer.library import OrderTasks
 
 ACTIONS = ("reconcile", "sweep")
+# One Cloud Scheduler run (every 5 minutes) audits this many owed effects at most and stops
+# after this long, inside Cloud Scheduler's default 180 s attempt deadline; what is left is
+# due at the next run.
+AUDIT_LIMIT = 50_000
+AUDIT_SECONDS = 150.0
 
 
 def maintenance_verifier(settings: Settings) -> TokenVerifier:
@@ -94,7 +101,8 @@ class Maintenance:
 
     def _run(self, action: str, grace: float) -> dict[str, Any]:
         if action == "reconcile":
-            return self.tasks.reconcile(grace_seconds=grace).as_dict()
+            summary = self.tasks.reconcile(grace_seconds=grace, audit_limit=AUDIT_LIMIT, audit_seconds=AUDIT_SECONDS)
+            return summary.as_dict()
         results = self.tasks.sweep()
         return {"replayed": sum(1 for r in results if r.status in ("created", "exists")), "seen": len(results)}
 

@@ -17,7 +17,7 @@ import pytest
 
 from ordertasks.handlers.backends.sqlite import SqliteStore
 from ordertasks.handlers.ports import EffectState, FailureReport, Settled, Stores
-from ordertasks.producer.audit import AuditSummary
+from ordertasks.producer.audit import Auditor, AuditSummary
 from ordertasks.producer.enqueue import Enqueuer, queue_path
 from ordertasks.producer.library import OrderTasks
 from ordertasks.producer.reconcile import main as reconcile_main
@@ -229,3 +229,18 @@ def test_the_reconcile_command_prints_what_the_auditor_did(tmp_path: Path, emula
     assert reconcile_main(["--grace-seconds", "0", "--no-audit"], settings=settings) == 0
     assert not any(line.startswith("audit:") for line in capsys.readouterr().out.splitlines())
 
+
+
+def test_a_run_pages_through_every_due_effect_up_to_its_limit(tasks: OrderTasks) -> None:
+    orders = [place(tasks, "page") for _ in range(3)]
+    for order_id in orders:
+        for kind in tasks.kinds:
+            tasks.effects.complete_effect(order_id, kind, {}, tasks.clock.now())
+        past_every_audit(tasks, order_id)
+    owed = len(orders) * len(tasks.kinds)
+    auditor = Auditor(tasks.stores.orders, tasks.effects, tasks.stores.failed, tasks.enqueuer, tasks.clock, page=4)
+    first = auditor.run(limit=owed - 2)
+    assert (first.looked, first.states) == (owed - 2, {"done": owed - 2}), first
+    rest = auditor.run(limit=owed)
+    assert (rest.looked, rest.states) == (2, {"done": 2}), rest
+    assert auditor.run().looked == 0
