@@ -484,9 +484,11 @@ class OrderStore(Protocol):
         """The order, or ``None``."""
         ...
 
-    def mark_paid(self, order_id: str, charge_id: str, outbox: list[OutboxEntry], now: datetime) -> None:
+    def mark_paid(self, order_id: str, charge_id: str, outbox: list[OutboxEntry], now: datetime) -> bool:
         """In one transaction: status ``paid``, ``charge_id``, ``paid_at``, and the outbox
-        entries (existing entries for the same kind are kept as they are)."""
+        entries (existing entries for the same kind are kept as they are). A ``cancelled``
+        order is left as it is and ``False`` returned (a cancel that won the race is never undone);
+        ``True`` when the order is paid."""
         ...
 
     def mark_payment_failed(self, order_id: str, now: datetime) -> None:

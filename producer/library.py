@@ -133,12 +133,16 @@ class OrderTasks:
         order_id, snapshot = order_parts(order)
         record = stored if stored is not None and stored.order_id == order_id else self._stored(order_id, snapshot)
         if record.status == OrderStatus.CANCELLED:
-            return [TaskResult(e.kind, e.task_name, TaskState.CANCELLED) for e in self.stores.orders.outbox_for(order_id)]
+            return self._cancelled(order_id)
         now = self.clock.now()
         if record.status != OrderStatus.PAID:
             reference = payment_id or record.charge_id or "external"
-            self.stores.orders.mark_paid(order_id, reference, self.outbox(order_id, snapshot, now), now)
+            if not self.stores.orders.mark_paid(order_id, reference, self.outbox(order_id, snapshot, now), now):
+                return self._cancelled(order_id)        # cancelled meanwhile: nothing is owed
         return self._enqueue(order_id, snapshot)
+
+    def _cancelled(self, order_id: str) -> list[TaskResult]:
+        return [TaskResult(e.kind, e.task_name, TaskState.CANCELLED) for e in self.stores.orders.outbox_for(order_id)]
 
     def outbox(self, order_id: str, snapshot: OrderSnapshot, now: datetime) -> list[OutboxEntry]:
         """The effects an order is owed: one per catalog kind, all pending, each audited once its

@@ -602,7 +602,7 @@ class FirestoreOrderStore(_Port):
         return sorted(query.stream(**self.db.call), key=lambda snap: snap.get("seq"))
 
     @_guarded
-    def mark_paid(self, order_id: str, charge_id: str, outbox: list[OutboxEntry], now: datetime) -> None:
+    def mark_paid(self, order_id: str, charge_id: str, outbox: list[OutboxEntry], now: datetime) -> bool:
         """See ``OrderStore.mark_paid``: order and new outbox entries in one atomic batch.
 
         Unknown order → ``KeyError``.
@@ -612,11 +612,13 @@ class FirestoreOrderStore(_Port):
             order = self.db.get(order_ref)
             if not order.exists:
                 raise KeyError(f"order {order_id} does not exist; create_order first")
+            if _maybe(order, "status") == OrderStatus.CANCELLED:
+                return False                # a cancel that won the race is never undone
             embedded = _embedded_outbox(order)
             batch = (self._paid_batch(order, charge_id, outbox, now) if embedded is None
                      else self._paid_embedded_batch(order, embedded, charge_id, outbox, now))
             if self.db.commit(batch):
-                return
+                return True
         raise DependencyUnavailable(f"order {order_id} kept changing while being marked paid; try again")
 
     def _paid_batch(self, order: Any, charge_id: str, outbox: list[OutboxEntry], now: datetime) -> Any:

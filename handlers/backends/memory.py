@@ -395,13 +395,16 @@ class MemoryOrderStore:
             raise KeyError(f"order {order_id} does not exist; create_order first")
         return self._orders[order_id]
 
-    def mark_paid(self, order_id: str, charge_id: str, outbox: list[OutboxEntry], now: datetime) -> None:
+    def mark_paid(self, order_id: str, charge_id: str, outbox: list[OutboxEntry], now: datetime) -> bool:
         """See ``OrderStore.mark_paid``; unknown order → ``KeyError``."""
         with self._lock:
+            if self._order(order_id).status == OrderStatus.CANCELLED:
+                return False                # a cancel that won the race is never undone
             self._orders[order_id] = replace(self._order(order_id), status=OrderStatus.PAID, charge_id=charge_id,
                                             paid_at=now)
             existing = self._outbox.setdefault(order_id, [])
             existing.extend(new_outbox_entries(existing, outbox))
+            return True
 
     def mark_payment_failed(self, order_id: str, now: datetime) -> None:
         """See ``OrderStore.mark_payment_failed``; unknown order → ``KeyError``."""

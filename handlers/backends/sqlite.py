@@ -454,15 +454,19 @@ class SqliteOrderStore(_Port):
         return _record(OrderRecord, self.db.one("SELECT * FROM orders WHERE order_id = ?", order_id))
 
     @_guarded
-    def mark_paid(self, order_id: str, charge_id: str, outbox: list[OutboxEntry], now: datetime) -> None:
+    def mark_paid(self, order_id: str, charge_id: str, outbox: list[OutboxEntry], now: datetime) -> bool:
         """See ``OrderStore.mark_paid``; unknown order → ``KeyError`` (nothing written)."""
         with self.db.transaction() as conn:
+            found = conn.execute("SELECT status FROM orders WHERE order_id = ?", (order_id,)).fetchone()
+            if found is not None and found[0] == OrderStatus.CANCELLED:
+                return False                # a cancel that won the race is never undone
             self._update_order(conn, order_id, status=OrderStatus.PAID, charge_id=charge_id, paid_at=to_text(now))
             existing = self._outbox(conn, order_id)
             next_seq = conn.execute("SELECT COALESCE(MAX(seq) + 1, 0) FROM outbox WHERE order_id = ?",
                                     (order_id,)).fetchone()[0]
             for offset, entry in enumerate(rules.new_outbox_entries(existing, outbox)):
                 _insert(conn, "outbox", _row(entry, seq=next_seq + offset, order_id=order_id))
+        return True
 
     def _update_order(self, conn: sqlite3.Connection, order_id: str, **changes: Any) -> None:
         assignments = ", ".join(f"{column} = :{column}" for column in changes)

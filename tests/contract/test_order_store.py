@@ -49,7 +49,8 @@ def test_create_get_and_duplicate(store: Any) -> None:
 
 
 def test_mark_paid_writes_status_and_outbox_together(store: Any) -> None:
-    paid(store, "o-1")
+    store.create_order(order())
+    assert store.mark_paid("o-1", "ch_o-1", outbox("o-1", T0), T0) is True
     assert store.get_order("o-1") == OrderRecord("o-1", "paid", order().snapshot, T0, "ch_o-1", T0)
     assert store.outbox_for("o-1") == outbox()
 
@@ -129,3 +130,11 @@ def test_mark_scheduled_many_marks_all_or_nothing(store: Any) -> None:
     store.mark_scheduled_many("o-1", [KINDS[2]], at(32))
     store.mark_scheduled_many("o-1", [], at(33))
     assert store.pending_outbox(created_before=at(60)) == []
+
+
+def test_mark_paid_never_undoes_a_cancel(store: Any) -> None:
+    store.create_order(order())
+    store.mark_cancelled("o-1", at(1))
+    assert store.mark_paid("o-1", "ch_late", outbox(), at(2)) is False
+    assert store.get_order("o-1").status == "cancelled" and store.get_order("o-1").charge_id is None
+    assert store.outbox_for("o-1") == [], "a cancelled order owes nothing"
