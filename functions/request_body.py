@@ -7,7 +7,14 @@ whose ``Content-Length`` is over the limit is refused without reading a byte.
 functions-framework reads the whole body after every response (an ``after_request`` hook
 calling ``request.get_data()``), which would buffer everything a refused caller sent. So
 once the handler is done with the input it swaps in an empty one; the server discards the
-rest (werkzeug closes the connection; gunicorn drains at most 64 KiB, then closes).
+rest (werkzeug closes the connection; gunicorn's gthread worker, which Cloud Functions runs,
+drains at most 64 KiB, then closes).
+
+Under ``ordertasks handler`` the input is already in memory: its worker
+(``functions.serve.WholeRequestWorker``) reads a body before the handler runs, at most one
+byte past the app's ``MAX_CONTENT_LENGTH`` (set to the handler's limit) and within 10 s, and
+reads none of one whose ``Content-Length`` is over it; it closes the connection after the
+answer when bytes were left unread.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ordertasks.handlers.addresses import parse_allow_private
 from ordertasks.handlers.contract import KIND_NAME
 from ordertasks.handlers.errors import ConfigurationError
 from ordertasks.handlers.settings import (DEFAULT_CATALOG, GOOGLE_CERTS_URL, REPO_ROOT, Settings,
@@ -103,6 +104,8 @@ class WebhookConfig:
     token_env: str | None = None
     timeout_seconds: float | str = 10.0
     token_optional: bool = False    # True: an unset token_env means "send no token" (the warehouse default)
+    max_answer_bytes: int = 64 * 1024           # read at most this much of an answer
+    allow_private: bool | tuple[str, ...] = False   # in the cloud: private networks (true) or these networks
 
 
 @dataclass(frozen=True)
@@ -202,6 +205,7 @@ def _check_queue(q: QueueConfig) -> str | None:
 
 KIND_KEYS = frozenset({"queue", "delay_seconds", "dispatch_deadline_seconds", "effect", "webhook"})
 WEBHOOK_KEYS = frozenset(WebhookConfig.__dataclass_fields__) - {"token_optional"}
+MAX_ANSWER_BYTES = 16 * 1024 * 1024       # a webhook answer is a status and an id, not a download
 EFFECT_REF = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -216,7 +220,11 @@ def _webhook(raw: Any) -> WebhookConfig:
     token_env = raw.get("token_env")
     if token_env is not None and not (isinstance(token_env, str) and ENV_VARIABLE.fullmatch(token_env)):
         raise ValueError("webhook token_env must be the name of an environment variable, e.g. \"CRM_TOKEN\"")
-    return WebhookConfig(url=raw["url"].strip(), token_env=token_env, timeout_seconds=raw.get("timeout_seconds", 10.0))
+    cap = raw.get("max_answer_bytes", 64 * 1024)
+    if isinstance(cap, bool) or not isinstance(cap, int) or not 1 <= cap <= MAX_ANSWER_BYTES:
+        raise ValueError(f"webhook max_answer_bytes = {cap!r} must be a whole number from 1 to {MAX_ANSWER_BYTES}")
+    return WebhookConfig(url=raw["url"].strip(), token_env=token_env, timeout_seconds=raw.get("timeout_seconds", 10.0),
+                         max_answer_bytes=cap, allow_private=parse_allow_private(raw.get("allow_private", False)))
 
 
 def _kind(name: str, raw: Any, line: int) -> KindConfig:

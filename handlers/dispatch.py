@@ -43,6 +43,7 @@ from ordertasks.handlers.errors import InvalidPayload, LeaseHeld, OrderTasksErro
 from ordertasks.handlers.kind import EffectContext
 from ordertasks.handlers.ports import (ClaimState, Clock, EffectRecord, EffectStore, FailedTaskStore, FailureReport, OrderStatus,
                                       OrderStore)
+from ordertasks.handlers.redact import redact
 from ordertasks.handlers.registry import KindRegistry
 
 log = logging.getLogger("ordertasks.dispatch")
@@ -242,7 +243,7 @@ class Dispatcher:
         if self.is_final_attempt(delivery, task.kind, record):
             return self._dead(delivery, task, exc, note="retryable error on the final attempt")
         retry_after = exc.retry_after if isinstance(exc, RetryableError) else None
-        return Result(Outcome.RETRY, task.kind, task.order_id, str(exc), type(exc).__name__, retry_after)
+        return Result(Outcome.RETRY, task.kind, task.order_id, redact(str(exc)), type(exc).__name__, retry_after)
 
     def _dead(self, delivery: Delivery, task: Task, exc: Exception, note: str = "") -> Result:
         return self._write_failure(delivery, task.order_id, task.kind, task.raw, exc, note)
@@ -258,13 +259,13 @@ class Dispatcher:
         report = FailureReport(
             order_id=order_id, kind=kind, queue=delivery.queue_name or (queue.name if queue else ""),
             task_name=delivery.task_name, payload=_json_safe(payload), error_type=type(exc).__name__,
-            error=str(exc)[:2000], attempt=delivery.attempt, failed_at=self.clock.now())
+            error=redact(str(exc))[:2000], attempt=delivery.attempt, failed_at=self.clock.now())
         try:
             self.failed_store.record_failure(report)
         except OrderTasksError as store_exc:
             message = f"failed-task record could not be written ({store_exc}); retry so nothing is lost"
             return Result(Outcome.RETRY, kind, order_id, message, type(store_exc).__name__)
-        message = f"{note}: {exc}" if note else str(exc)
+        message = redact(f"{note}: {exc}" if note else str(exc))
         return Result(Outcome.DEAD, kind, order_id, message, type(exc).__name__)
 
 

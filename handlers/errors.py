@@ -28,6 +28,7 @@
     ├── UnsupportedCountry, InvalidProduct, DuplicateKey   checkout input (also ValueError)
     ├── TriageError                 producer.triage: a failed task cannot be replayed/resolved
     ├── DeployError                 infra.deploy: a gcloud command failed (also RuntimeError)
+    ├── TerraformExportError        infra.deploy: a plan step the Terraform export cannot map (also ValueError)
     └── BadFilter                   infra.console: a failed-log filter is malformed (also ValueError)
 
 Classes outside this module keep a builtin base where callers catch it (``ValueError``);

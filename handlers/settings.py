@@ -4,10 +4,11 @@
     ├── store: StoreSettings       data_dir, sqlite_path, blob_dir, invoice_bucket, firestore_database
     ├── tasks: TasksSettings       emulator_host, transport, handler_url, checkout_url, maintenance_url,
     │                              enqueue_concurrently, enqueue_timeout_seconds, delay_scale
-    ├── oidc: OidcSettings         verify, certs_url, audience, allowed_emails
+    ├── oidc: OidcSettings         verify, certs_url, audience, allowed_emails, allowed_certs_url
     ├── smtp: SmtpSettings         host, port, username, password, starttls, implicit_tls,
     │                              timeout_seconds, mail_from
-    ├── payment: PaymentSettings   processor, allow_test_payments, stripe_* (secrets out of repr)
+    ├── payment: PaymentSettings   processor, allow_test_payments, customer_cancel,
+    │                              stripe_* (secrets out of repr)
     └── seller: SellerSettings     name, address, tax_id (printed on invoices)
 
 ``Settings.from_env()`` is the only place in the project that reads ``os.environ``: it builds
@@ -35,6 +36,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ordertasks.handlers.environment import PrefixedEnvironment
 from ordertasks.handlers.errors import ConfigurationError, OrderTasksDeprecationWarning
+from ordertasks.handlers.redact import unsendable
 
 if TYPE_CHECKING:
     from ordertasks.handlers.config import Catalog
@@ -46,6 +48,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CATALOG = REPO_ROOT / "infra" / "tasks.toml"
 GOOGLE_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
 SMTPS_PORT = 465
+TOKEN_SUFFIX = "_TOKEN"     # ORDERTASKS_WAREHOUSE_TOKEN and any other ORDERTASKS_*_TOKEN a webhook sends
 Member = TypeVar("Member", bound=StrEnum)
 
 
@@ -160,13 +163,18 @@ class OidcSettings:
     certs_url: str = GOOGLE_CERTS_URL
     audience: str | None = None            # None: the handler URL (``Settings.audience``)
     allowed_emails: tuple[str, ...] = ()   # empty: the catalog's dispatcher account
+    # In the cloud a certs_url other than Google's is refused unless this names it too
+    # (``handlers.cloud_readiness``): a second, deliberate statement, never a default.
+    allowed_certs_url: str | None = None
 
     @classmethod
     def from_env(cls, env: PrefixedEnvironment) -> "OidcSettings":
-        """``ORDERTASKS_OIDC_VERIFY``, ``_OIDC_CERTS_URL``, ``_OIDC_AUDIENCE``, ``_OIDC_ALLOWED_EMAILS``."""
+        """``ORDERTASKS_OIDC_VERIFY``, ``_OIDC_CERTS_URL``, ``_OIDC_AUDIENCE``, ``_OIDC_ALLOWED_EMAILS``,
+        ``_OIDC_ALLOWED_CERTS_URL``."""
         return cls(verify=env.flag("OIDC_VERIFY", True),
                    certs_url=env.text("OIDC_CERTS_URL", GOOGLE_CERTS_URL) or GOOGLE_CERTS_URL,
-                   audience=env.text("OIDC_AUDIENCE"), allowed_emails=env.names("OIDC_ALLOWED_EMAILS"))
+                   audience=env.text("OIDC_AUDIENCE"), allowed_emails=env.names("OIDC_ALLOWED_EMAILS"),
+                   allowed_certs_url=env.text("OIDC_ALLOWED_CERTS_URL"))
 
 
 @dataclass(frozen=True)
@@ -201,6 +209,7 @@ class PaymentSettings:
 
     processor: PaymentProcessor | None = None      # None: stripe in the cloud, local locally
     allow_test_payments: bool = False
+    customer_cancel: bool | None = None            # None: on locally, off in the cloud
     stripe_secret_key: str | None = field(default=None, repr=False)
     stripe_webhook_secret: str | None = field(default=None, repr=False)
     stripe_api_base: str | None = None             # a Stripe stand-in (tests only; refused in the cloud)
@@ -216,12 +225,21 @@ class PaymentSettings:
             return self.processor
         return PaymentProcessor.STRIPE if backend == Backend.CLOUD else PaymentProcessor.LOCAL
 
+    def customer_cancel_for(self, backend: Backend) -> bool:
+        """``customer_cancel``, defaulting to off in the cloud (a shop opts in) and on locally."""
+        if self.customer_cancel is not None:
+            return self.customer_cancel
+        return backend != Backend.CLOUD
+
     @classmethod
     def from_env(cls, env: PrefixedEnvironment) -> "PaymentSettings":
-        """``ORDERTASKS_PAYMENTS``, ``_ALLOW_TEST_PAYMENTS`` and ``ORDERTASKS_STRIPE_*``."""
+        """``ORDERTASKS_PAYMENTS``, ``_ALLOW_TEST_PAYMENTS``, ``_CUSTOMER_CANCEL`` and ``ORDERTASKS_STRIPE_*``."""
         processor = env.choice("PAYMENTS", PaymentProcessor, PaymentProcessor.STRIPE, what="a payment processor",
                                note=" (local takes no money)") if env.text("PAYMENTS") else None
+        # Unset stays None so the default can follow the backend (see customer_cancel_for).
+        customer_cancel = env.flag("CUSTOMER_CANCEL", False) if env.text("CUSTOMER_CANCEL") else None
         return cls(processor=processor, allow_test_payments=env.flag("ALLOW_TEST_PAYMENTS", False),
+                   customer_cancel=customer_cancel,
                    stripe_secret_key=env.text("STRIPE_SECRET_KEY"),
                    stripe_webhook_secret=env.text("STRIPE_WEBHOOK_SECRET"),
                    stripe_api_base=env.text("STRIPE_API_BASE"),
@@ -304,6 +322,12 @@ class Settings:
     def payment_processor(self) -> PaymentProcessor:
         """``ORDERTASKS_PAYMENTS``, defaulting to ``stripe`` in the cloud and ``local`` locally."""
         return self.payment.processor_for(self.backend)
+
+    @property
+    def customer_cancel(self) -> bool:
+        """``ORDERTASKS_CUSTOMER_CANCEL``: may a customer cancel with the order's cancel token?
+        Default on locally, off in the cloud."""
+        return self.payment.customer_cancel_for(self.backend)
 
     @property
     def test_payments(self) -> bool:
@@ -397,8 +421,25 @@ def webhook_environment(env: Mapping[str, str], catalog_path: Path) -> dict[str,
         text = catalog_path.read_text(encoding="utf-8")
     except OSError:
         text = ""  # load_catalog reports the missing file with its own message
-    named = {m.group(1) for m in ENV_REFERENCE.finditer(text)} | set(TOKEN_ENV.findall(text))
-    return {k: v for k, v in env.items() if k in named or k.startswith("ORDERTASKS_")}
+    tokens = set(TOKEN_ENV.findall(text))
+    named = {m.group(1) for m in ENV_REFERENCE.finditer(text)} | tokens
+    environment = {k: v for k, v in env.items() if k in named or k.startswith("ORDERTASKS_")}
+    refuse_unsendable_tokens(environment, tokens | {k for k in environment if k.endswith(TOKEN_SUFFIX)})
+    return environment
+
+
+def refuse_unsendable_tokens(environment: Mapping[str, str], names: set[str]) -> None:
+    """``ConfigurationError`` naming the first token variable that cannot go into an HTTP header
+    (a trailing newline, as ``echo`` adds to a secret, is the usual cause); never quotes the token.
+
+    Checked: every variable a catalog ``token_env`` names, and every ``ORDERTASKS_*_TOKEN``.
+    """
+    for name in sorted(names):
+        problem = unsendable(environment[name]) if environment.get(name) else None
+        if problem:
+            raise ConfigurationError(f"{name} {problem}: a token is sent in an HTTP header, so it must be one "
+                                     "line without surrounding white space; store the secret again without "
+                                     "it (printf '%s' \"$TOKEN\" adds no newline; echo does)")
 
 
 def refuse_open(settings: Settings) -> Settings:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from ordertasks.handlers.addresses import AddressPolicy
 from ordertasks.handlers.config import Catalog, Settings, expand
 from ordertasks.handlers.dispatch import Dispatcher
 from ordertasks.handlers.errors import ConfigurationError
@@ -24,6 +25,7 @@ from ordertasks.handlers.kind import Effect, EffectContext, FarEnds, Seller, Sys
 from ordertasks.handlers.oidc import CertCache, TokenVerifier
 from ordertasks.handlers.ports import AnalyticsStore, BlobStore, Clock, WebhookClient
 from ordertasks.handlers.ports import Stores as Stores  # where callers import it from
+from ordertasks.handlers.redact import redact_url
 from ordertasks.handlers.registry import KindRegistry
 from ordertasks.handlers.settings import Backend
 
@@ -93,10 +95,13 @@ def build_webhooks(settings: Settings, kinds: KindRegistry) -> dict[str, Webhook
         where = f"[kinds.{name}.webhook]"
         url = expand(target.url, settings.environment, f"{where} url")
         if not url.startswith(("http://", "https://")):
-            raise ConfigurationError(f"{where} url {url[:200]!r} must start with http:// or https://")
+            raise ConfigurationError(f"{where} url {redact_url(url)[:200]!r} must start with http:// or https://")
         token = settings.environment.get(target.token_env) if target.token_env else None
+        # In the cloud only public addresses, unless the catalog allows more (handlers/addresses.py).
+        addresses = AddressPolicy.for_backend(settings.backend is Backend.CLOUD, target.allow_private)
         clients[name] = HttpWebhookClient(url, timeout=_timeout(target.timeout_seconds, settings, where),
-                                          token=token or None, name=name.replace("_", " "))
+                                          token=token or None, name=name.replace("_", " "),
+                                          max_answer_bytes=target.max_answer_bytes, addresses=addresses)
     return clients
 
 

@@ -4,11 +4,19 @@
 a repeated key answers ``409 already received`` (as the real API does). The mode decides
 how it answers new notifications:
 
-    ok      201 and record it
-    flaky   every other new notification answers 503 (deterministic, so tests can count)
-    down    503 for everything
-    reject  422 "unknown SKU" for everything
-    slow    sleeps ``slow_seconds`` before answering (a timeout past the dispatch deadline)
+    ok        201 and record it
+    flaky     every other new notification answers 503 (deterministic, so tests can count)
+    down      503 for everything
+    reject    422 "unknown SKU" for everything
+    slow      sleeps ``slow_seconds`` before answering (a timeout past the dispatch deadline)
+    redirect  ``redirect_status`` (307) to ``redirect_to``, recording nothing: a far end that
+              tries to send the order elsewhere
+    huge      201 and record it, with an answer of ``huge_bytes`` (128 MiB) streamed
+    drip      201 and record it, the answer dripped one byte per ``drip_seconds`` (1 s)
+
+The last three are hostile far ends for the handler's outbound client (no redirects, a cap on
+the answer, one deadline per call); ``sent_bytes`` counts what the huge and drip answers got
+onto the wire before the handler hung up.
 
 ``GET /notifications`` lists what was recorded (``?key=`` filters), ``POST /mode`` with
 ``{"mode": "ok"}`` switches mode at run time, ``GET /healthz`` answers 200. Each recorded
@@ -22,12 +30,14 @@ import argparse
 import json
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-MODES = ("ok", "flaky", "down", "reject", "slow")
+MODES = ("ok", "flaky", "down", "reject", "slow", "redirect", "huge", "drip")
+STREAMED = ("huge", "drip")
+HUGE_CHUNK = b"x" * 65536
 
 
 class WarehouseState:
@@ -36,6 +46,11 @@ class WarehouseState:
     def __init__(self, mode: str = "ok", directory: Path | None = None, slow_seconds: float = 5.0) -> None:
         self.mode = mode
         self.slow_seconds = slow_seconds
+        self.redirect_to = "http://127.0.0.1:9/elsewhere"
+        self.redirect_status = 307
+        self.huge_bytes = 128 * 1024 * 1024
+        self.drip_seconds = 1.0
+        self.sent_bytes = 0
         self.lock = threading.Lock()
         self.notifications: dict[str, dict[str, Any]] = {}
         self.requests = 0
@@ -120,10 +135,46 @@ def _make_handler(state: WarehouseState) -> type[BaseHTTPRequestHandler]:
                 return self._send(400, {"error": "need a JSON body and an Idempotency-Key header"})
             if state.mode == "slow":
                 time.sleep(state.slow_seconds)
+            if state.mode == "redirect":
+                return self._redirect()
             status, body = state.receive(key, payload)
+            if state.mode in STREAMED and status < 300:
+                return self._stream(status)
             self._send(status, body)
 
+        def _redirect(self) -> None:
+            self.send_response(state.redirect_status)
+            self.send_header("Location", state.redirect_to)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def _stream(self, status: int) -> None:
+            """A 2xx whose answer is huge or dripped; ends quietly when the client hangs up."""
+            size = state.huge_bytes if state.mode == "huge" else 64
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(size))
+            self.end_headers()
+            try:
+                self.wfile.flush()
+                for piece in _pieces(state.mode, size, state.drip_seconds):
+                    self.wfile.write(piece)
+                    state.sent_bytes += len(piece)
+            except (BrokenPipeError, ConnectionResetError):
+                self.close_connection = True
+
     return Handler
+
+
+def _pieces(mode: str, size: int, drip_seconds: float) -> Iterator[bytes]:
+    """The answer's bytes as sent: 64 KiB at a time (huge), or one byte per ``drip_seconds`` (drip)."""
+    if mode == "drip":
+        for _ in range(size):
+            time.sleep(drip_seconds)  # the far end is the slow one here: that is the attack
+            yield b" "
+        return
+    for start in range(0, size, len(HUGE_CHUNK)):
+        yield HUGE_CHUNK[: size - start]
 
 
 class WarehouseStandIn:

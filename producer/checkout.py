@@ -5,6 +5,9 @@ Endpoints (described in full at ``GET /openapi.json``):
 - ``POST /api/checkout``: validate, charge, store, enqueue (201; 202 when tasks are pending).
 - ``POST /api/webhooks/stripe``: Stripe events (signature verified); completes 3-D Secure orders.
 - ``GET /api/orders/<order_id>``: the order and each task's state.
+- ``POST /api/orders/<order_id>/cancel``: the customer's cancel, with the order's cancel token
+  as ``Authorization: Bearer <cancel_token>`` (the checkout returned it); operators cancel
+  through trusted code (``Checkout.cancel``, the console, the library), never through here.
 - ``GET /healthz``, ``GET /openapi.json``.
 - ``POST /internal/reconcile``: for a Cloud Scheduler job; OIDC-verified.
 
@@ -23,7 +26,7 @@ from typing import Any
 
 from flask import Flask, Response, request
 from pydantic import ValidationError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from ordertasks.handlers.cloud_readiness import require_cloud_ready
 from ordertasks.handlers.contract import valid_order_id
@@ -49,6 +52,8 @@ log = logging.getLogger("ordertasks.producer.checkout")
 
 MAX_BODY_BYTES = 64 * 1024
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+BEARER = re.compile(r"^Bearer +([A-Za-z0-9_-]{1,200})$", re.IGNORECASE)
+CANCEL_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="order cancel"'}
 
 
 def create_app(settings: Settings, *, store: Stores | None = None, enqueuer: Enqueuer | None = None,
@@ -70,7 +75,8 @@ def create_app(settings: Settings, *, store: Stores | None = None, enqueuer: Enq
     ledger = ledger or wiring.payment_ledger(settings)
     checkout = Checkout(store, gateway or wiring.payment_gateway(settings, ledger), enqueuer,
                         clock or wiring.clock(), price_book=price_book or wiring.price_book(settings),
-                        ledger=ledger, test_payments=settings.test_payments)
+                        ledger=ledger, test_payments=settings.test_payments,
+                        customer_cancel=settings.customer_cancel, processor=settings.payment_processor.value)
     if settings.oidc.verify and verifier is None:
         verifier = wiring.reconcile_verifier(settings)
     app = Flask("ordertasks.checkout")
@@ -122,7 +128,10 @@ def _register_routes(app: Flask, checkout: Checkout, settings: Settings, verifie
     def cancel_order(order_id: str) -> Response:
         if not valid_order_id(order_id):
             raise ApiError(404, "order_not_found", "no such order: check the id the checkout returned")
-        return json_response(checkout.cancel(order_id))
+        if not settings.customer_cancel:
+            raise ApiError(403, "customer_cancel_disabled", "this shop does not take cancellations through the "
+                           "API (ORDERTASKS_CUSTOMER_CANCEL is off): ask the shop to cancel the order")
+        return json_response(checkout.customer_cancel(order_id, _cancel_token()))
 
     @app.get("/healthz")
     def healthz() -> Response:
@@ -155,7 +164,7 @@ def _register_stripe_webhook(app: Flask, checkout: Checkout, settings: Settings)
         if not settings.payment.stripe_webhook_secret:
             raise ApiError(404, "webhook_not_configured", "no Stripe webhook secret is configured "
                            "(ORDERTASKS_STRIPE_WEBHOOK_SECRET)")
-        event = verified_event(request.get_data(cache=False), request.headers.get("Stripe-Signature"),
+        event = verified_event(_body(), request.headers.get("Stripe-Signature"),
                                settings.payment.stripe_webhook_secret)
         paid = intent_succeeded(event)
         if paid is None:
@@ -169,6 +178,15 @@ def _checkout_response(answer: CheckoutAnswer) -> Response:
     if answer.status_code in (201, 202) and order_id:
         headers["Location"] = f"/api/orders/{order_id}"
     return json_response(answer.body, answer.status_code, headers)
+
+
+def _cancel_token() -> str:
+    """The bearer token of a cancel request; 401 saying how to send it when it is missing."""
+    match = BEARER.match(request.headers.get("Authorization", "").strip())
+    if match is None:
+        raise ApiError(401, "cancel_token_required", "send the cancel_token the checkout returned with this "
+                       "order as the header 'Authorization: Bearer <cancel_token>'", headers=CANCEL_CHALLENGE)
+    return match.group(1)
 
 
 def _idempotency_key() -> str | None:
@@ -185,7 +203,7 @@ def _json_body() -> Any:
     if request.mimetype != "application/json":
         raise ApiError(415, "unsupported_media_type",
                        f"send the order as JSON with 'Content-Type: application/json' (got {request.mimetype or 'none'!r})")
-    data = request.get_data(cache=False)  # raises 413 past MAX_CONTENT_LENGTH
+    data = _body()
     try:
         return json.loads(data, parse_constant=_no_constant, object_pairs_hook=_unique_keys)
     except DuplicateKey as exc:
@@ -193,6 +211,20 @@ def _json_body() -> Any:
                        "once", [{"field": exc.key, "message": "duplicate key"}]) from exc
     except (ValueError, RecursionError) as exc:
         raise ApiError(400, "invalid_json", f"the body is not valid JSON: {str(exc)[:200]}") from exc
+
+
+def _body() -> bytes:
+    """The request body; 413 past ``MAX_BODY_BYTES``, with or without a ``Content-Length``.
+
+    Flask refuses a ``Content-Length`` over ``MAX_CONTENT_LENGTH`` but cuts a chunked body at it
+    and hands over the first part, so a proxy and we could read different orders: one byte past
+    the limit is a 413 too.
+    """
+    data = request.get_data(cache=False)  # 413 here when Content-Length is over the limit
+    chunked = request.content_length is None
+    if chunked and len(data) >= MAX_BODY_BYTES and request.environ["wsgi.input"].read(1):
+        raise RequestEntityTooLarge()
+    return data
 
 
 def _no_constant(name: str) -> Any:

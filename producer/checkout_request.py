@@ -3,6 +3,12 @@
 Validation errors become one ``{"field", "message"}`` entry per bad field, in dotted paths
 (``items.0.unit_price``), each message saying what to send instead.  Money arrives as a
 decimal *string* (``"19.99"``): a JSON number would pass through binary floating point.
+
+The body has no ``order_id``: the checkout issues every id (``ord_`` + 100 random bits), and
+one sent anyway is refused (400 naming ``order_id``) rather than ignored, so a client that
+relied on choosing its id learns it at once instead of losing track of its orders. A chosen
+id could be guessable (``A1001``, ``A1002``), and an order's id is its public view's only
+credential. A shop that keeps its own ids schedules through the library (``OrderTasks``).
 """
 
 from __future__ import annotations
@@ -16,13 +22,13 @@ from email_validator import EmailNotValidError, validate_email
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr,
                       ValidationError, WithJsonSchema, field_validator, model_validator)
 
-from ordertasks.handlers.contract import (COUNTRY_CODE, CURRENCY_EXPONENT, ORDER_ID, ORDER_ID_RULE, Address, Customer,
-                                          valid_order_id)
+from ordertasks.handlers.contract import COUNTRY_CODE, CURRENCY_EXPONENT, Address, Customer
 from ordertasks.handlers.mailheaders import UNSAFE_CATEGORIES, display_name_problem, renderable_address
 
 MAX_UNIT_PRICE = Decimal("1000000")
 DECIMAL = re.compile(r"^-?[0-9]{1,12}(\.[0-9]{1,4})?$")
-ORDER_ID_SCHEMA = {"type": ["string", "null"], "pattern": ORDER_ID.pattern, "maxLength": 64}
+CHOSEN_ID = ("order_id: is chosen by the checkout, not the client; remove it (the answer carries the new "
+             "order's id; to use your own ids, schedule orders through the library, OrderTasks.schedule)")
 
 
 def _plain_text(value: str) -> str:
@@ -129,12 +135,6 @@ def _known_currency(value: str) -> str:
     return value
 
 
-def _order_id(value: str | None) -> str | None:
-    if value is not None and not valid_order_id(value):
-        raise ValueError(f"is invalid: {ORDER_ID_RULE}, not starting with '__'")
-    return value
-
-
 class CheckoutRequest(_Body):
     """``POST /api/checkout``: the cart, who pays, where it goes."""
 
@@ -144,8 +144,14 @@ class CheckoutRequest(_Body):
     currency: Annotated[Text, AfterValidator(_known_currency)] = Field(
         json_schema_extra={"enum": sorted(CURRENCY_EXPONENT)})
     payment_token: Text = Field(min_length=1, max_length=200, examples=["tok_visa"])
-    order_id: Annotated[Text | None, AfterValidator(_order_id), WithJsonSchema(ORDER_ID_SCHEMA)] = Field(
-        default=None, description=f"optional, generated when absent: {ORDER_ID_RULE}")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_chosen_id(cls, data: Any) -> Any:
+        # Named before "is not a known field" so the message says why and what to do instead.
+        if isinstance(data, dict) and "order_id" in data:
+            raise ValueError(CHOSEN_ID)
+        return data
 
     @model_validator(mode="after")
     def _amounts_fit_currency(self) -> "CheckoutRequest":

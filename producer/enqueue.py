@@ -118,7 +118,10 @@ def default_target(catalog: Catalog, settings: Settings) -> HandlerTarget:
 def same_queue_as(plan: PlannedTask, original_task_name: str) -> PlannedTask:
     """``plan`` moved into the queue (project, location, queue) of ``original_task_name``.
 
-    A replay goes where the original task went, whatever project the operator's shell names.
+    Only for a name this deployment wrote itself (the auditor re-creates a task where the
+    outbox says the original went). Never pass a name that arrived in a request: a failed
+    record's ``task_name`` came from the ``X-CloudTasks-TaskName`` header, so replays take
+    the catalog's queue instead (``Enqueuer.replay_body``).
     A name that is not a full task name leaves ``plan`` as it is.
     """
     parts = original_task_name.split("/")
@@ -196,18 +199,22 @@ class Enqueuer:
         plans = self.plan(order_id, snapshot, self.catalog.kinds if kinds is None else kinds)
         return self._create_all([(p, encode(p.kind, order_id)) for p in plans])
 
-    def replay_body(self, order_id: str, kind: str, body: bytes, replay: int, target: HandlerTarget | None = None,
-                    original_task_name: str | None = None) -> EnqueueResult:
-        """Enqueue a stored task body again as ``…-r<replay>``, due now (failed-task triage).
+    def replay_body(self, order_id: str, kind: str, body: bytes, replay: int,
+                    target: HandlerTarget | None = None) -> EnqueueResult:
+        """Enqueue a task body again as ``…-r<replay>``, due now (failed-task triage).
 
-        With ``original_task_name`` the replay goes to that task's queue; with ``target`` to
+        The replay goes to the catalog's queue for ``kind`` in this deployment's project and
+        location, never to a queue named by the failed delivery (its task name came from a
+        request header, which anyone who can reach the handler writes); with ``target`` to
         that handler (else this deployment's ``settings.tasks.handler_url``).
+        Raises ``ValueError`` for a kind the catalog does not have.
         """
         if replay < 1:
             raise ValueError("replay numbers start at 1; 0 is the original task")
+        if kind not in self.catalog.kinds:
+            raise ValueError(f"kind {kind[:80]!r} is not in the catalog ({self.catalog.source}), so it has no queue "
+                             "to replay into; add the kind back, or resolve the failed task")
         plan = plan_task(self.catalog, self.settings, order_id, kind, self.clock.now(), replay=replay, delay_seconds=0)
-        if original_task_name:
-            plan = same_queue_as(plan, original_task_name)
         return self._create(plan, body, target)
 
     def recreate(self, original_task_name: str, order_id: str, kind: str, audit: int) -> EnqueueResult:

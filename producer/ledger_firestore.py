@@ -3,6 +3,9 @@
 ``record_payment`` is ``create()`` (fails with Conflict when the document exists, the same
 claim primitive as the idempotency records), then a read of whichever record won. Amounts
 are decimal strings: Firestore numbers are doubles.
+
+Cancel-token digests are documents ``cancel_tokens/{order_id}`` (``digest``, ``issued_at``),
+written with ``set()`` so the token handed out last is the one that counts.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ class FirestoreLedger:
 
     def __init__(self, client: Any, prefix: str = "", timeout: float = 10.0) -> None:
         self.payments = client.collection(prefix + "payments")
+        self.cancel_tokens = client.collection(prefix + "cancel_tokens")
         self._timeout = timeout
 
     def record_payment(self, payment: Payment) -> Payment:
@@ -41,9 +45,11 @@ class FirestoreLedger:
         snap = _call(lambda: self.payments.document(order_id).get(timeout=self._timeout))
         return _payment(snap.id, snap.to_dict()) if snap.exists else None
 
-    def set_state(self, order_id: str, state: str, refund_id: str | None = None) -> Payment | None:
+    def set_state(self, order_id: str, state: str, refund_id: str | None = None,
+                  refund_reason: str | None = None) -> Payment | None:
         """See ``PaymentLedger.set_state``."""
-        changes: dict[str, Any] = {"state": state} | ({"refund_id": refund_id} if refund_id else {})
+        changes: dict[str, Any] = ({"state": state} | ({"refund_id": refund_id} if refund_id else {})
+                                   | ({"refund_reason": refund_reason} if refund_reason else {}))
         try:
             _call(lambda: self.payments.document(order_id).update(changes, timeout=self._timeout))
         except gexc.NotFound:
@@ -54,6 +60,16 @@ class FirestoreLedger:
         """See ``PaymentLedger.list_payments``."""
         snaps = _call(lambda: list(self.payments.stream(timeout=self._timeout)))
         return sorted((_payment(s.id, s.to_dict()) for s in snaps), key=lambda p: (p.created_at, p.order_id))
+
+    def set_cancel_digest(self, order_id: str, digest: str, issued_at: datetime) -> None:
+        """See ``PaymentLedger.set_cancel_digest``."""
+        doc = {"digest": digest, "issued_at": issued_at}
+        _call(lambda: self.cancel_tokens.document(order_id).set(doc, timeout=self._timeout))
+
+    def get_cancel_digest(self, order_id: str) -> str | None:
+        """See ``PaymentLedger.get_cancel_digest``."""
+        snap = _call(lambda: self.cancel_tokens.document(order_id).get(timeout=self._timeout))
+        return str(snap.to_dict()["digest"]) if snap.exists else None
 
 
 def _call(action: Callable[[], T]) -> T:
@@ -67,11 +83,13 @@ def _call(action: Callable[[], T]) -> T:
 
 def _doc(p: Payment) -> dict[str, Any]:
     return {"processor": p.processor, "payment_id": p.payment_id, "amount": str(p.amount), "currency": p.currency,
-            "state": p.state, "created_at": p.created_at, "token": p.token, "refund_id": p.refund_id, "test": p.test}
+            "state": p.state, "created_at": p.created_at, "token": p.token, "refund_id": p.refund_id, "test": p.test,
+            "refund_reason": p.refund_reason}
 
 
 def _payment(order_id: str, doc: dict[str, Any]) -> Payment:
     c = doc["created_at"].astimezone(UTC)   # Firestore's timestamp subclass → a plain aware datetime
     created = datetime(c.year, c.month, c.day, c.hour, c.minute, c.second, c.microsecond, tzinfo=UTC)
     return Payment(order_id, doc["processor"], doc["payment_id"], Decimal(doc["amount"]), doc["currency"], doc["state"],
-                   created, doc.get("token", ""), doc.get("refund_id"), bool(doc.get("test", False)))
+                   created, doc.get("token", ""), doc.get("refund_id"), bool(doc.get("test", False)),
+                   doc.get("refund_reason"))

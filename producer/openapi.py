@@ -12,6 +12,7 @@ from typing import Any
 from ordertasks.handlers.contract import ORDER_ID_RULE
 from ordertasks.handlers.ports import OrderStatus, TaskState
 from ordertasks.producer.checkout_request import CheckoutRequest
+from ordertasks.producer.ledger import REFUND_REASONS
 
 REF = "#/components/schemas/{model}"
 
@@ -39,6 +40,11 @@ ERROR_SCHEMA: dict[str, Any] = {
                 "properties": {"field": {"type": "string"}, "message": {"type": "string"}}}},
             "client_secret": {"type": "string", "description": "with code requires_action: for Stripe.js"},
             "payment_intent": {"type": "string"}, "order_id": {"type": "string"},
+            "cancel_token": {"type": "string", "description": "with code requires_action: the order's cancel "
+                                                              "token, as in CheckoutResult"},
+            "fulfilment": {"type": "array", "items": {"type": "string"},
+                           "description": "with code already_fulfilled: the fulfilment kinds done or running"},
+            "order": {"type": "object", "description": "with code order_cancelled: the order as GET shows it"},
             "prices": {"type": "array", "description": "with code price_changed: every line's current price",
                        "items": {"type": "object", "required": ["sku", "name", "unit_price", "currency"],
                                  "properties": {"sku": {"type": "string"}, "name": {"type": "string"},
@@ -64,7 +70,14 @@ CHECKOUT_RESULT_SCHEMA: dict[str, Any] = {
     "properties": {"order_id": {"type": "string"}, "status": {"type": "string"},
                    "placed_at": {"type": "string", "format": "date-time"}, "totals": _ref("Totals"),
                    "tasks": {"type": "array", "items": _ref("Task")}, "message": {"type": "string"},
-                   "test": {"type": "boolean", "description": "true: taken by the test gateway, no money moved"}},
+                   "test": {"type": "boolean", "description": "true: taken by the test gateway, no money moved"},
+                   "cancel_token": {"type": "string", "minLength": 40,
+                                    "description": "the order's cancel token: send it as `Authorization: Bearer "
+                                                   "<cancel_token>` to POST /api/orders/{order_id}/cancel. Keep it "
+                                                   "secret; it is shown once (a replay with the Idempotency-Key "
+                                                   "returns a new one and the earlier one stops working). Absent "
+                                                   "when the shop does not let customers cancel (or could not store "
+                                                   "it: the shop can still cancel the order)"}},
 }
 ORDER_VIEW_SCHEMA: dict[str, Any] = {
     "type": "object", "required": ["order_id", "status", "created_at", "paid_at", "items", "totals", "tasks"],
@@ -76,7 +89,12 @@ ORDER_VIEW_SCHEMA: dict[str, Any] = {
                    "paid_at": {"type": ["string", "null"], "format": "date-time"},
                    "items": {"type": "array", "items": {"type": "object"}},
                    "totals": {"anyOf": [_ref("Totals"), {"type": "null"}]},
-                   "tasks": {"type": "array", "items": _ref("Task")}},
+                   "tasks": {"type": "array", "items": _ref("Task")},
+                   "refund": {"type": "object", "required": ["refund_id", "reason"],
+                              "description": "a cancelled order whose payment was refunded, and why",
+                              "properties": {"refund_id": {"type": ["string", "null"]},
+                                             "reason": {"type": ["string", "null"],
+                                                        "enum": [*REFUND_REASONS, None]}}}},
 }
 AUDIT_COUNTS = ("looked", "settled", "live", "recreated", "vanished", "errors")
 RECONCILE_SCHEMA: dict[str, Any] = {
@@ -105,14 +123,15 @@ def _checkout_operation() -> dict[str, Any]:
         "responses": {
             "201": _json(_ref("CheckoutResult"), "Paid; every task scheduled"),
             "202": _json(_ref("CheckoutResult"), "Paid; some tasks pending, `reconcile` will schedule them"),
-            "400": _error("Invalid JSON or invalid fields (one `fields` entry per bad field), a bad header, or "
+            "400": _error("Invalid JSON or invalid fields (one `fields` entry per bad field; an `order_id` is "
+                          "refused: the checkout chooses every id), a bad header, or "
                           "an item the price book does not sell (unknown_sku, inactive_sku, currency_not_offered), "
                           "or a country we do not ship to (unsupported_country)"),
             "402": _error("payment_declined: the card was refused, no tasks; or requires_action: the card "
                           "needs 3-D Secure, error.client_secret completes it and the order is paid by the "
-                          "Stripe webhook (error.order_id, error.payment_intent)"),
+                          "Stripe webhook (error.order_id, error.payment_intent, error.cancel_token)"),
             "409": _error("price_changed: a unit_price differs from the price book (error.prices has the "
-                          "current ones); or a request with this Idempotency-Key is in progress, or order_id is taken"),
+                          "current ones); or a request with this Idempotency-Key is in progress"),
             "413": _error("Body over 64 KB"),
             "415": _error("Body is not application/json"),
             "422": _error("Idempotency-Key reused with a different body"),
@@ -128,7 +147,10 @@ def _stripe_webhook_operation() -> dict[str, Any]:
         "parameters": [{"name": "Stripe-Signature", "in": "header", "required": True,
                         "schema": {"type": "string"}}],
         "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}},
-        "responses": {"200": _json({"type": "object"}, "Received (paid, already paid, or ignored)"),
+        "responses": {"200": _json({"type": "object"}, "Received: `result` is paid, already_paid, refunded (the "
+                                                      "order was cancelled while it awaited payment: the payment "
+                                                      "went back, once), already_refunded, already_cancelled, "
+                                                      "refund_refused, amount_mismatch, unknown_order or ignored"),
                       "400": _error("Missing or invalid Stripe-Signature, or not an event"),
                       "404": _error("No webhook secret configured"),
                       "503": _error("Store or Cloud Tasks unavailable; Stripe retries")},
@@ -163,13 +185,23 @@ CANCEL_RESULT_SCHEMA: dict[str, Any] = {
 
 def _cancel_operation() -> dict[str, Any]:
     return {
-        "summary": "Refund a captured payment and cancel the order's pending tasks",
+        "summary": "The customer cancels: refund a captured payment and cancel the order's pending tasks",
+        "description": "Needs the order's cancel token (CheckoutResult.cancel_token) as `Authorization: Bearer "
+                       "<cancel_token>`: the order id alone is not enough. Refused once the order has been "
+                       "handed to fulfilment; the shop's operators can still cancel it.",
         "operationId": "cancelOrder",
+        "security": [{"cancelToken": []}],
         "parameters": [{"name": "order_id", "in": "path", "required": True, "description": ORDER_ID_RULE,
                         "schema": {"type": "string"}}],
-        "responses": {"200": _json(CANCEL_RESULT_SCHEMA, "Cancelled"), "404": _error("No such order"),
-                      "409": _error("Already cancelled (the body has the order), or the refund was refused"),
-                      "503": _error("Payment processor or store unavailable: nothing was cancelled, retry")},
+        "responses": {"200": _json(CANCEL_RESULT_SCHEMA, "Cancelled"),
+                      "401": _error("cancel_token_required: no `Authorization: Bearer <cancel_token>` header"),
+                      "403": _error("invalid_cancel_token: not this order's cancel token; or "
+                                    "customer_cancel_disabled: the shop does not take cancellations here"),
+                      "404": _error("No such order"),
+                      "409": _error("order_cancelled: already cancelled (error.order has it); already_fulfilled: "
+                                    "handed to fulfilment (error.fulfilment names the kinds), nothing refunded; "
+                                    "or refund_refused"),
+                      "503": _error("Payment processor or store unavailable: the order was not cancelled, retry")},
     }
 
 
@@ -234,6 +266,8 @@ def openapi_document() -> dict[str, Any]:
             "schemas": {"CheckoutRequest": request_schema, **nested, "Error": ERROR_SCHEMA,
                         "Totals": TOTALS_SCHEMA, "Task": TASK_SCHEMA, "CheckoutResult": CHECKOUT_RESULT_SCHEMA,
                         "OrderView": ORDER_VIEW_SCHEMA, "ReconcileSummary": RECONCILE_SCHEMA},
-            "securitySchemes": {"oidc": {"type": "http", "scheme": "bearer", "bearerFormat": "Google OIDC ID token"}},
+            "securitySchemes": {"oidc": {"type": "http", "scheme": "bearer", "bearerFormat": "Google OIDC ID token"},
+                                "cancelToken": {"type": "http", "scheme": "bearer",
+                                                "bearerFormat": "the cancel_token of the order's checkout answer"}},
         },
     }

@@ -13,8 +13,10 @@ from, in order:
 3. locally: the stack record ``ordertasks dev`` writes into its data directory
    (``devstack.json``), naming the handler it started.
 
-Otherwise the replay is refused with a message saying how to name the handler. The queue
-(project, location, queue id) comes from the original task's name.
+Otherwise the replay is refused with a message saying how to name the handler. The queue is
+the catalog's for the kind, in this deployment's project and location; never the one the
+failed delivery's ``X-CloudTasks-TaskName``/``-QueueName`` headers named (whoever sends a
+request to the handler writes those).
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """``ordertasks checkout``: serve the checkout API with werkzeug's threaded WSGI server.
 
-Good for local use and tests; in the cloud run ``gunicorn 'ordertasks.producer.serve:app_from_env()'``
-behind Cloud Run instead.
+Good for local use and tests (a thread per connection, so a slow client holds only its own). In
+the cloud, ``ordertasks deploy`` runs ``gunicorn 'ordertasks.producer.serve:app_from_env()'`` with
+the worker that reads each request whole before a thread takes it
+(``ordertasks.functions.serve.WholeRequestWorker``; the plan's ``GUNICORN`` arguments).
 """
 
 from __future__ import annotations

@@ -1,11 +1,15 @@
 """``POST /api/webhooks/stripe``: Stripe's events, verified with the library's webhook helper.
 
 Only ``payment_intent.succeeded`` changes anything: it completes an order that was left
-``awaiting_payment`` (3-D Secure) — mark it paid and schedule its tasks. Every other event
-is acknowledged (200) and ignored. Duplicate and out-of-order deliveries are harmless: an
-order already paid is left alone, task names are deterministic, and an event for an order
-we do not know, or for another amount than the order's, is acknowledged and logged, never
-turned into a paid order. A bad signature is 400, so a forged call changes nothing.
+``awaiting_payment`` (3-D Secure) — mark it paid and schedule its tasks. If the order was
+cancelled while it waited, the payment is refunded instead (result ``refunded``, the ledger
+says ``paid_after_cancel``): the customer is never charged for an order that will not ship.
+Every other event is acknowledged (200) and ignored. Duplicate and out-of-order deliveries
+are harmless: an order already paid is left alone, a refund already recorded is not made
+again (``already_refunded``; the refund's idempotency key covers two deliveries at once),
+task names are deterministic, and an event for an order we do not know, or for another
+amount than the order's, is acknowledged and logged, never turned into a paid order. A bad
+signature is 400, so a forged call changes nothing.
 """
 
 from __future__ import annotations

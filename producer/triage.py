@@ -1,7 +1,8 @@
 """Failed-task triage: ``ordertasks failed list|show|replay|resolve`` and the sweeper.
 
 The failed-task log is the same over SQLite and Firestore. A replay enqueues the task again
-under a fresh name (``…-r<N>``, due now) and sets the entry to ``replayed``; the handler's
+under a fresh name (``…-r<N>``, due now) in the catalog's queue for its kind (never in a queue
+the failed delivery's headers named) and sets the entry to ``replayed``; the handler's
 claim on ``(order_id, kind)`` makes a replay of an effect that already happened a
 duplicate, never a second effect. Operators in the Firestore console set ``status`` to
 ``replay_requested``; ``sweep`` (CLI or ``POST /internal/sweep``) replays those.
@@ -233,8 +234,9 @@ def _run_replay(args: argparse.Namespace, triage: Triage, out: TextIO) -> int:
 def build_triage(settings: Any, failed: FailedTaskStore | None = None) -> Triage:
     """A ``Triage`` over the configured failed-task store (or ``failed``) and Cloud Tasks client.
 
-    Replays go to the deployed handler (``producer.replay_target``), in the original task's
-    queue: never to whatever handler URL the operator's environment happens to name.
+    Replays go to the deployed handler (``producer.replay_target``), in the catalog's queue
+    for the kind: never to whatever handler URL the operator's environment happens to name,
+    nor to a queue a delivery's headers named.
     """
     from ordertasks.producer import wiring
     from ordertasks.producer.replay_target import ReplayTargetUnknown, handler_target
@@ -253,12 +255,18 @@ def build_triage(settings: Any, failed: FailedTaskStore | None = None) -> Triage
 def triage_for(store: FailedTaskStore, enqueuer: Any, target: Callable[[], Any] | None = None) -> Triage:
     """A ``Triage`` whose replays go through ``enqueuer`` (a ``producer.enqueue.Enqueuer``).
 
+    A replay goes to the catalog's queue for the entry's kind, in the deployment's project
+    and location: the entry's ``queue`` and ``task_name`` are shown to people, never used as
+    a destination, because the handler took them from the delivery's headers.
     ``target()`` names the handler replays go to (default: the enqueuer's own settings,
     right for a deployed service such as the checkout's ``/internal/sweep``).
     """
     def enqueue(entry: FailedTask, body: bytes, replay: int) -> Any:
-        return enqueuer.replay_body(entry.order_id, entry.kind, body, replay,
-                                    target=target() if target else None, original_task_name=entry.task_name)
+        if entry.kind not in enqueuer.catalog.kinds:
+            raise TriageError(f"{entry.id} cannot be replayed: its kind {entry.kind[:80]!r} is not in the catalog "
+                              f"({enqueuer.catalog.source}), so there is no queue to send it to; add the kind back, "
+                              f"or `ordertasks failed resolve {entry.id} --note ...`")
+        return enqueuer.replay_body(entry.order_id, entry.kind, body, replay, target=target() if target else None)
 
     return Triage(store, enqueue, enqueuer.clock, enqueuer.catalog.failed_retention_days * 86400.0)
 

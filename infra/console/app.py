@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -41,11 +42,12 @@ def _from_now(moment: datetime | None, now: datetime) -> str:
 
 
 def create_app(console: Console | None, host: str = "127.0.0.1", problem: str | None = None,
-               label: str | None = None) -> Flask:
+               label: str | None = None, allowed_hosts: Iterable[str] = ()) -> Flask:
     """The console app over ``console``; with ``console=None`` every page explains ``problem``
-    (e.g. missing credentials) instead, under the header ``label``."""
+    (e.g. missing credentials) instead, under the header ``label``. It answers only requests
+    whose ``Host`` is loopback, ``host`` or one of ``allowed_hosts`` (``infra.console.security``)."""
     app = Flask(__name__)
-    protect(app, host)
+    protect(app, host, allowed_hosts)
     app.jinja_env.filters["when"] = _when
     app.jinja_env.filters["pretty"] = lambda value: json.dumps(value, indent=2, sort_keys=True, default=str)
     app.jinja_env.globals.update(backend_label=console.where if console else (label or "not connected"),

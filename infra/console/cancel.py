@@ -3,6 +3,11 @@
 Each kind gets a ``cancelled`` idempotency record (atomically with the handler's claim), the
 order is marked cancelled, and the tasks Cloud Tasks holds are deleted. A kind whose effect
 already happened or is running is reported as such.
+
+The console is an operator's tool (its allowed hosts, CSRF), so it needs no cancel token and
+cancels whatever the order's fulfilment state; it never refunds. An operator refunds with
+``Checkout.cancel(order_id, force=True)`` (``producer.orders``) or in the processor's
+dashboard; a payment that succeeds after the cancel is refunded by the Stripe webhook.
 """
 
 from __future__ import annotations

@@ -3,13 +3,15 @@
 ``plan`` prints the gcloud commands in order (and refuses while a setting the deployed
 system needs is missing); ``apply`` runs them idempotently (describe, then create, update
 only what differs, or leave alone); ``destroy`` deletes what apply made, in reverse order,
-keeping data unless asked. See ``docs/deploy.md``.
+keeping data unless asked; ``export --format terraform DIR`` writes the same plan as a Terraform
+module. See ``docs/deploy.md``.
 
 Modules: ``_model`` (resources and settings), ``_target`` (what and where), ``_cloud``
 (the ``[cloud]`` section: settings and secret references), ``_plan`` (the plan, queues, the
 handler), ``_services`` (maintenance function, checkout service), ``_access`` (secrets and
 IAM), ``_data`` (TTLs, indexes), ``_jobs`` (Scheduler), ``_monitoring`` (metrics, alerts,
-dashboard), ``_engine`` (apply/destroy through an injected ``Runner``), ``_cli`` (arguments).
+dashboard), ``_engine`` (apply/destroy through an injected ``Runner``), ``_terraform`` (the plan as
+a Terraform module), ``_cli`` (arguments).
 """
 
 from ordertasks.infra.deploy._access import Binding, iam_bindings, secret_bindings
@@ -19,8 +21,9 @@ from ordertasks.infra.deploy._engine import Change, DeployError, Runner, apply, 
 from ordertasks.infra.deploy._model import SECTIONS, Command, Resource, Setting, render
 from ordertasks.infra.deploy._plan import build_plan, deployed_env
 from ordertasks.infra.deploy._target import Target, make_target, source_files
+from ordertasks.infra.deploy._terraform import TerraformExportError, terraform_module, write_terraform
 
 __all__ = ["Binding", "Change", "CloudConfig", "CloudConfigError", "Command", "DeployError", "Resource", "Runner",
            "SECTIONS", "SecretRef", "Setting", "Target", "apply", "build_plan", "deployed_env", "destroy",
            "gcloud_runner", "iam_bindings", "main", "make_target", "parser", "plan_problems", "render",
-           "secret_bindings", "source_files"]
+           "secret_bindings", "source_files", "terraform_module", "TerraformExportError", "write_terraform"]

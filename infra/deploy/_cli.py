@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from ordertasks.infra.config import DEFAULT_CATALOG, CatalogError, load_catalog
 
@@ -12,7 +13,9 @@ from ordertasks.infra.deploy._cloud import CloudConfigError, plan_problems
 from ordertasks.infra.deploy._engine import DeployError, Output, Runner, apply, destroy, doomed, gcloud_runner
 from ordertasks.infra.deploy._model import SECTIONS, Resource, render
 from ordertasks.infra.deploy._plan import build_plan, deployed_env
-from ordertasks.infra.deploy._target import Target, make_target
+from ordertasks.infra.deploy._services import with_project_number
+from ordertasks.infra.deploy._target import PROJECT_NUMBER, Target, make_target
+from ordertasks.infra.deploy._terraform import TerraformExportError, write_terraform
 
 CONFIGURED = ("secrets", "function", "maintenance", "checkout", "monitoring")
 """Sections that deploy settings: a plan with any of them is refused while one is missing."""
@@ -30,9 +33,13 @@ def _sections(text: str) -> list[str]:
 
 def parser() -> argparse.ArgumentParser:
     """The ``deploy`` command line."""
-    p = argparse.ArgumentParser(prog="ordertasks deploy", description="Plan, apply or destroy the Google Cloud "
-                                "deployment described by infra/tasks.toml (run from the repository root).")
-    p.add_argument("action", choices=("plan", "apply", "destroy"))
+    p = argparse.ArgumentParser(prog="ordertasks deploy", description="Plan, apply, destroy or export (as a Terraform "
+                                "module) the Google Cloud deployment described by infra/tasks.toml (run from the "
+                                "repository root).")
+    p.add_argument("action", choices=("plan", "apply", "destroy", "export"))
+    p.add_argument("directory", nargs="?", help="export: the directory the module is written to")
+    p.add_argument("--format", choices=("terraform",), help="export: the format; terraform writes a Terraform "
+                   "module (google provider) equivalent to the plan")
     p.add_argument("--project", help="Google Cloud project id (required for apply and destroy)")
     p.add_argument("--region", help="region of queues, function, bucket, Firestore and jobs")
     p.add_argument("--only", type=_sections, default=[], help="comma-separated sections: " + ",".join(SECTIONS))
@@ -40,8 +47,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--bucket", help="invoice bucket name (default: from the catalog, prefixed with --project)")
     p.add_argument("--handler-url", help="URL Cloud Tasks calls and the token audience (default: the "
                    "function's cloudfunctions.net URL)")
-    p.add_argument("--checkout-url", help="(kept for older scripts; the scheduler jobs now call the "
-                   "maintenance function, so it is no longer needed)")
+    p.add_argument("--checkout-url", help="the checkout service's URL, set as its ORDERTASKS_CHECKOUT_URL (the "
+                   "audience of /internal/*); default: its Cloud Run URL https://SERVICE-PROJECT_NUMBER.REGION.run.app, "
+                   "the number looked up by apply")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="a [cloud] setting, e.g. --set smtp_host=smtp.example.com (repeatable; wins over the catalog)")
     p.add_argument("--secret", action="append", default=[], metavar="VARIABLE=SECRET[:VERSION]",
@@ -74,7 +82,14 @@ def print_plan(t: Target, resources: Sequence[Resource], only: Sequence[str], ou
 
 def plan_notes(t: Target, only: Sequence[str]) -> list[str]:
     """Remarks printed under the plan: settings that cannot be set, what stays manual."""
-    return [note for note in (_burst_note(only), _secrets_note(t, only)) if note]
+    return [note for note in (_burst_note(only), _secrets_note(t, only), _checkout_url_note(t, only)) if note]
+
+
+def _checkout_url_note(t: Target, only: Sequence[str]) -> str | None:
+    if only and "checkout" not in only or PROJECT_NUMBER not in t.checkout_service_url:
+        return None
+    return (f"checkout: ORDERTASKS_CHECKOUT_URL is its Cloud Run URL; apply fills in {PROJECT_NUMBER} "
+            f"(gcloud projects describe {t.project}). Pass --checkout-url for another URL, e.g. a custom domain.")
 
 
 def _secrets_note(t: Target, only: Sequence[str]) -> str | None:
@@ -110,13 +125,19 @@ def _confirm(resources: Sequence[Resource], args: argparse.Namespace, out: Outpu
 
 def run_action(args: argparse.Namespace, run: Runner, out: Output, ask: Ask) -> int:
     """Carry out the parsed command; return the exit status."""
-    if args.action != "plan" and not args.project:
+    usage = _export_usage(args)
+    if usage:
+        out(f"ordertasks deploy {args.action}: {usage}")
+        return 2
+    if args.action not in ("plan", "export") and not args.project:
         out(f"ordertasks deploy {args.action}: --project is required (the catalog's project id is a placeholder)")
         return 2
     target = make_target(load_catalog(args.config), args.project, args.region, bucket=args.bucket,
                          handler_url=args.handler_url, checkout_url=args.checkout_url, sets=args.set,
                          secrets=args.secret, notification_channel=args.notification_channel,
                          allow_unauthenticated=args.allow_unauthenticated)
+    if args.action == "apply" and (not args.only or "checkout" in args.only):
+        target = with_project_number(target, run)
     problems = refusal(target, args.only) if args.action != "destroy" else []
     if problems:
         out(f"ordertasks deploy {args.action}: refusing: the deployed system would start without "
@@ -124,6 +145,8 @@ def run_action(args: argparse.Namespace, run: Runner, out: Output, ask: Ask) -> 
         for problem in problems:
             out(f"  - {problem}")
         return 2
+    if args.action == "export":
+        return export(target, Path(args.directory), out)
     resources = build_plan(target, args.only)
     if args.action == "plan":
         print_plan(target, resources, args.only, out)
@@ -138,12 +161,32 @@ def run_action(args: argparse.Namespace, run: Runner, out: Output, ask: Ask) -> 
     return 1 if destroy(victims, run, out) else 0
 
 
+def _export_usage(args: argparse.Namespace) -> str | None:
+    if args.action != "export":
+        return "a directory and --format are only for export" if args.directory or args.format else None
+    if args.format != "terraform" or not args.directory:
+        return "usage: ordertasks deploy export --format terraform DIR"
+    return "--only does not apply: the module holds the whole plan" if args.only else None
+
+
+def export(t: Target, directory: Path, out: Output) -> int:
+    """Write the Terraform module of the plan; name the files and the inputs without a default."""
+    written = write_terraform(t, directory)
+    out(f"Wrote a Terraform module equivalent to the plan to {directory}: "
+        + ", ".join(p.name for p in written.files))
+    if written.inputs:
+        out("Set before terraform apply (no default): " + ", ".join(written.inputs)
+            + ". See docs/deploy.md, \"Terraform\".")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None, run: Runner | None = None, out: Output = print,
          ask: Ask = input) -> int:
     """Entry point of ``ordertasks deploy`` and ``python -m infra.deploy``."""
-    args = parser().parse_args(sys.argv[1:] if argv is None else list(argv))
+    # Intermixed: `export --format terraform DIR` puts the directory after an option.
+    args = parser().parse_intermixed_args(sys.argv[1:] if argv is None else list(argv))
     try:
         return run_action(args, run or gcloud_runner(), out, ask)
-    except (DeployError, CatalogError, CloudConfigError) as exc:
+    except (DeployError, CatalogError, CloudConfigError, TerraformExportError) as exc:
         print(f"ordertasks deploy {args.action}: {exc}", file=sys.stderr)
         return 1

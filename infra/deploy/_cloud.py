@@ -138,6 +138,8 @@ def _hint(problem: str, cloud: CloudConfig) -> str:
         return f"[cloud] {key} (or --set {key}=...): {problem}"
     if variable in ("ORDERTASKS_PROJECT", "ORDERTASKS_HANDLER_URL"):
         return f"--project / --handler-url: {problem}"
+    if variable == "ORDERTASKS_CHECKOUT_URL":
+        return f"--checkout-url: {problem}"
     if problem.startswith("["):
         return problem
     return f"[cloud.secrets] {variable} (or --secret {variable}=SECRET): {problem}"

@@ -12,15 +12,21 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
-from ordertasks.infra.deploy._model import Resource, Setting, lookup, same, same_subset, with_settings
+from ordertasks.infra.deploy._engine import DeployError, Runner
+from ordertasks.infra.deploy._model import Resource, Setting, lookup, render, same, same_subset, with_settings
 from ordertasks.infra.deploy._plan import env_setting, gen2_function, gen2_settings
 from ordertasks.infra.deploy._target import Target
 
-GUNICORN = ("--bind=:8080", "--workers=1", "--threads=8", "--timeout=0", "ordertasks.producer.serve:app_from_env()")
-"""One worker with threads: Cloud Run scales out by instances; ``--timeout=0`` leaves request
-deadlines to Cloud Run. The app factory runs the cloud start-up check."""
+GUNICORN = ("--bind=:8080", "--workers=1", "--threads=8",
+            "--worker-class=ordertasks.functions.serve.WholeRequestWorker", "--timeout=30",
+            "ordertasks.producer.serve:app_from_env()")
+"""One worker, 8 app threads: Cloud Run scales out by instances. The worker reads each request
+whole (head and body, within 10 s) in an event loop before a thread takes it, so clients that
+send slowly cannot hold the threads; ``--timeout`` restarts a worker whose loop stalls. The
+app factory runs the cloud start-up check."""
 CHECKOUT_SIZING = {"max_instances": 20, "concurrency": 80, "memory": "512Mi", "timeout_seconds": 60}
 MAINTENANCE_SIZING = {"max_instances": 1, "concurrency": 1, "memory": "512Mi", "timeout_seconds": 540}
 
@@ -33,9 +39,25 @@ def maintenance_env(t: Target) -> dict[str, str]:
 
 
 def checkout_env(t: Target) -> dict[str, str]:
-    """The checkout's variables that follow from the deployment itself."""
+    """The checkout's variables that follow from the deployment itself, its own URL (the
+    ``/internal/*`` token audience) among them."""
     return {"ORDERTASKS_BACKEND": "cloud", "ORDERTASKS_PROJECT": t.project, "ORDERTASKS_LOCATION": t.region,
-            "ORDERTASKS_HANDLER_URL": t.handler_url}
+            "ORDERTASKS_HANDLER_URL": t.handler_url, "ORDERTASKS_CHECKOUT_URL": t.checkout_service_url}
+
+
+def with_project_number(t: Target, run: Runner) -> Target:
+    """``t`` with its project number, which the checkout's Cloud Run URL holds (nothing to
+    look up when ``--checkout-url`` names the URL)."""
+    if t.checkout_url or t.project_number:
+        return t
+    command = ("projects", "describe", t.project, "--format=value(projectNumber)")
+    result = run(command)
+    number = (result.stdout or "").strip()
+    if result.returncode != 0 or not number.isdigit():
+        raise DeployError(f"cannot read the number of project {t.project} (`{render(command)}`: "
+                          f"{(result.stderr or 'no number').strip().splitlines()[-1][:200]}), which the checkout's "
+                          "URL holds; pass --checkout-url with the checkout service's https URL")
+    return replace(t, project_number=number)
 
 
 def section_maintenance(t: Target) -> list[Resource]:

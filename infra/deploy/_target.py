@@ -39,6 +39,8 @@ ACCOUNT_IDS = {role: f"ordertasks-{role}" for role in DISPLAY_NAMES}
 """Service account ids when ``[service_accounts]`` does not name one."""
 DEFAULT_SCHEDULES = {"reconcile": "*/5 * * * *", "sweep": "*/10 * * * *"}
 """Reconcile often (it only finds work after an outage); sweep after people triage."""
+PROJECT_NUMBER = "PROJECT_NUMBER"
+"""Stands for the project number in a printed plan; ``apply`` looks the number up."""
 
 
 @dataclass(frozen=True)
@@ -60,11 +62,20 @@ class Target:
     maintenance_function: str = "ordertasks-maintenance"
     checkout_service: str = "ordertasks-checkout"
     allow_unauthenticated: bool = False
+    project_number: str | None = None
 
     @property
     def maintenance_url(self) -> str:
         """The maintenance function's URL: the Scheduler jobs' target and token audience."""
         return f"https://{self.region}-{self.project}.cloudfunctions.net/{self.maintenance_function}"
+
+    @property
+    def checkout_service_url(self) -> str:
+        """The checkout's URL, the audience of its ``/internal/*``: ``--checkout-url``, else Cloud
+        Run's deterministic ``https://SERVICE-PROJECT_NUMBER.REGION.run.app``."""
+        if self.checkout_url:
+            return self.checkout_url
+        return f"https://{self.checkout_service}-{self.project_number or PROJECT_NUMBER}.{self.region}.run.app"
 
     def account_id(self, role: str) -> str:
         """The id of the service account playing ``role`` (catalog first, then ours)."""
@@ -99,7 +110,7 @@ def make_target(catalog: Catalog, project: str | None = None, region: str | None
                 bucket: str | None = None, handler_url: str | None = None,
                 checkout_url: str | None = None, root: Path = REPO_ROOT, sets: Sequence[str] = (),
                 secrets: Sequence[str] = (), notification_channel: str | None = None,
-                allow_unauthenticated: bool = False) -> Target:
+                allow_unauthenticated: bool = False, project_number: str | None = None) -> Target:
     """Resolve everything the plan needs; command-line values win over the toml."""
     project, region = project or catalog.project, region or catalog.region
     extra = _extra_toml(catalog)
@@ -114,7 +125,7 @@ def make_target(catalog: Catalog, project: str | None = None, region: str | None
         handler.get("cpu") or ("1" if int(catalog.handler.get("concurrency", 1)) > 1 else None),
         source_digest(root), load_cloud(extra.get("cloud", {}), sets, secrets, notification_channel),
         names.get("maintenance_function", "ordertasks-maintenance"), names.get("checkout_service", "ordertasks-checkout"),
-        allow_unauthenticated)
+        allow_unauthenticated, project_number)
 
 
 def _source_files(root: Path) -> Iterator[Path]:

@@ -19,7 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ordertasks.infra.emulator import controls, rules, wire
+from ordertasks.infra.emulator import controls, errors, rules, wire
 from ordertasks.infra.emulator.errors import RpcError, invalid
 from ordertasks.infra.emulator.guard import HostGuard, guard_middleware
 from ordertasks.infra.emulator.model import QueueState, View
@@ -28,7 +28,10 @@ from ordertasks.infra.emulator.service import TasksService
 
 log = logging.getLogger("ordertasks.emulator.api")
 Json = dict[str, Any]
-MAX_REQUEST_BYTES = 4 * 1024 * 1024  # above the 1 MiB task limit, so oversize tasks get a clear 400
+# Above the 1 MiB task limit (base64 and JSON included), so an oversize task still gets
+# Cloud Tasks' own 400 naming the body; a request over this is 413 (RESOURCE_EXHAUSTED over
+# gRPC, whose max receive message size it also is) without being read into memory.
+MAX_REQUEST_BYTES = 4 * 1024 * 1024
 
 
 @dataclass
@@ -230,7 +233,13 @@ def _route(method: str, path: str) -> tuple[Handler, dict[str, str]]:
 
 
 async def _read_body(request: web.Request) -> Any:
-    raw = await request.read()
+    if (request.content_length or 0) > MAX_REQUEST_BYTES:
+        raise errors.request_too_large(request.content_length, MAX_REQUEST_BYTES)
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        # A chunked body: aiohttp stops reading at client_max_size.
+        raise errors.request_too_large(None, MAX_REQUEST_BYTES) from None
     if not raw.strip():
         return {}
     try:

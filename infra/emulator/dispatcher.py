@@ -31,6 +31,10 @@ from ordertasks.infra.emulator.wire import format_timestamp
 
 
 DEFAULT_APP_ENGINE_HOST = "http://127.0.0.1:8080"
+# Cloud Tasks keeps only a target's status code. The answer is read (and dropped, chunk by
+# chunk) so a short one leaves the connection reusable; past this many bytes the connection
+# is closed instead, so a target answering without end costs neither memory nor the slot.
+MAX_ANSWER_BYTES = 1024 * 1024
 
 
 class TokenBucket:
@@ -164,6 +168,19 @@ def retry_after_seconds(value: str | None, now: float) -> float | None:
         return None
 
 
+async def discard_answer(resp: aiohttp.ClientResponse, limit: int = MAX_ANSWER_BYTES) -> int:
+    """Read and drop ``resp``'s body up to ``limit`` bytes; close the connection if there is more.
+    Returns the bytes read."""
+    read = 0
+    while read <= limit:
+        chunk = await resp.content.readany()
+        if not chunk:
+            return read
+        read += len(chunk)
+    resp.close()  # never returned to the pool with an answer still streaming in
+    return read
+
+
 class Dispatcher:
     """Runs every queue's pump and every attempt; implements the service's ``Scheduler``."""
 
@@ -267,7 +284,7 @@ class Dispatcher:
             async with self.session.request(delivery.method.name, delivery.url, headers=delivery.headers,
                                             data=delivery.body or None, timeout=timeout, allow_redirects=False,
                                             skip_auto_headers=("Content-Type",)) as resp:
-                await resp.read()
+                await discard_answer(resp)
                 retry_after = retry_after_seconds(resp.headers.get("Retry-After"), self.clock())
                 return Outcome(resp.status, f"HTTP {resp.status} {resp.reason or ''}".strip(), retry_after,
                                (time.monotonic() - started) * 1000)

@@ -51,22 +51,26 @@ QUEUE_EXISTED_RECENTLY = (
 
 
 class RpcError(Exception):
-    """A failed API call: canonical ``status`` name plus a message that says what to fix."""
+    """A failed API call: canonical ``status`` name plus a message that says what to fix.
 
-    def __init__(self, status: str, message: str) -> None:
+    ``http`` overrides the HTTP status of the canonical code where Google's front end answers
+    otherwise (a request body over the size limit is a 413 before any API code runs).
+    """
+
+    def __init__(self, status: str, message: str, http: int | None = None) -> None:
         super().__init__(f"{status}: {message}")
         self.status = status
         self.message = message
+        self.http = http
 
     @property
     def http_status(self) -> int:
         """The HTTP status the REST API answers with for this error."""
-        return STATUS_CODES[self.status][1]
+        return self.http or STATUS_CODES[self.status][1]
 
     def to_json(self) -> dict[str, Any]:
         """The ``{"error": google.rpc.Status}`` body of the HTTP answer."""
-        code = STATUS_CODES[self.status][1]
-        return {"error": {"code": code, "message": self.message, "status": self.status}}
+        return {"error": {"code": self.http_status, "message": self.message, "status": self.status}}
 
 
 def invalid(message: str) -> RpcError:
@@ -87,6 +91,19 @@ def already_exists(message: str = TASK_EXISTS) -> RpcError:
 def failed_precondition(message: str) -> RpcError:
     """FAILED_PRECONDITION: the request is valid but the resource's state forbids it."""
     return RpcError("FAILED_PRECONDITION", message)
+
+
+def resource_exhausted(message: str) -> RpcError:
+    """RESOURCE_EXHAUSTED (429 over REST): a limit of the emulator is reached; the message names its flag."""
+    return RpcError("RESOURCE_EXHAUSTED", message)
+
+
+def request_too_large(size: int | None, limit: int) -> RpcError:
+    """A request body over ``limit`` bytes: 413 over REST (RESOURCE_EXHAUSTED, as gRPC says it)."""
+    told = f"of {size} bytes" if size is not None else "larger than that"
+    return RpcError("RESOURCE_EXHAUSTED", f"Request payload size exceeds the limit: {limit} bytes (this one is "
+                                          f"{told}). A Cloud Tasks task is at most 1 MiB: send a smaller task body",
+                    http=413)
 
 
 def rpc_code_for_http(status: int) -> int:

@@ -27,7 +27,7 @@ from ordertasks.infra.emulator.dispatcher import DEFAULT_APP_ENGINE_HOST, Dispat
 from ordertasks.infra.emulator.errors import RpcError
 from ordertasks.infra.emulator.frontdoor import sniffer_factory
 from ordertasks.infra.emulator.guard import HostGuard
-from ordertasks.infra.emulator.service import TasksService
+from ordertasks.infra.emulator.service import DEFAULT_MAX_QUEUES, DEFAULT_MAX_TASKS, TasksService
 
 TOMBSTONE_SWEEP_SECONDS = 60.0
 
@@ -43,6 +43,17 @@ def non_negative(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
     if not 0 <= value < float("inf"):
         raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0, got {text!r}")
+    return value
+
+
+def positive_count(text: str) -> int:
+    """A whole number >= 1 (argparse type)."""
+    try:
+        value = int(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
     return value
 
 
@@ -74,6 +85,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--queue-recreate-window", type=non_negative, default=QUEUE_RECREATE_WINDOW, metavar="SECONDS",
                    help="refuse re-creating a deleted queue for this long with FAILED_PRECONDITION, as Cloud Tasks "
                         "does (default 604800: 7 days; 0 allows it at once)")
+    p.add_argument("--max-queues", type=positive_count, default=DEFAULT_MAX_QUEUES, metavar="N",
+                   help=f"refuse creating queues beyond N with RESOURCE_EXHAUSTED (default {DEFAULT_MAX_QUEUES})")
+    p.add_argument("--max-tasks", type=positive_count, default=DEFAULT_MAX_TASKS, metavar="N",
+                   help=f"refuse creating tasks while N are held, with RESOURCE_EXHAUSTED (default {DEFAULT_MAX_TASKS})")
     p.add_argument("--app-engine-host", type=app_engine_url, default=DEFAULT_APP_ENGINE_HOST, metavar="URL",
                    help=f"where App Engine tasks are sent (default {DEFAULT_APP_ENGINE_HOST})")
     p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
@@ -130,7 +145,8 @@ async def serve(args: argparse.Namespace) -> int:
     store = db.Store(args.db)
     snapshot = store.load(time.time())
     minter = load_minter(store, snapshot, args.issuer)
-    service = TasksService(store, time.time, args.dedup_window, args.queue_recreate_window)
+    service = TasksService(store, time.time, args.dedup_window, args.queue_recreate_window,
+                           max_queues=args.max_queues, max_tasks=args.max_tasks)
     service.restore(snapshot)
     store.start(loop)
     if args.queues:

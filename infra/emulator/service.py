@@ -37,6 +37,10 @@ from ordertasks.infra.emulator.store import Store
 
 log = logging.getLogger("ordertasks.emulator")
 MAX_PAGE = 1000
+# Generous for development and the benchmarks; a runaway producer meets RESOURCE_EXHAUSTED
+# naming the flag instead of filling memory and disk (``--max-queues``, ``--max-tasks``).
+DEFAULT_MAX_QUEUES = 1000
+DEFAULT_MAX_TASKS = 1_000_000
 _STATE_FILTER = re.compile(r"^\s*state\s*[:=]\s*\"?([A-Z_]+)\"?\s*$")
 T = TypeVar("T")
 
@@ -124,11 +128,14 @@ class TasksService:
     """Queues and tasks of every project and location the emulator has seen."""
 
     def __init__(self, store: Store, clock: Callable[[], float], dedup_window: float = 3600.0,
-                 queue_recreate_window: float = 0.0) -> None:
+                 queue_recreate_window: float = 0.0, max_queues: int = DEFAULT_MAX_QUEUES,
+                 max_tasks: int = DEFAULT_MAX_TASKS) -> None:
         self.store = store
         self.clock = clock
         self.dedup_window = dedup_window
         self.queue_recreate_window = queue_recreate_window
+        self.max_queues = max_queues
+        self.max_tasks = max_tasks
         self.scheduler: Scheduler = NoScheduler()
         self.queues: dict[str, Queue] = {}
         self.tasks: dict[str, dict[str, Task]] = {}
@@ -178,6 +185,23 @@ class TasksService:
         expires = self.tombstones.get(name)
         return expires is not None and expires > self.clock()
 
+    def task_count(self) -> int:
+        """Tasks held in every queue (one ``len`` per queue: queues are capped)."""
+        return sum(len(tasks) for tasks in self.tasks.values())
+
+    def _check_room_for_queue(self) -> None:
+        if len(self.queues) >= self.max_queues:
+            raise errors.resource_exhausted(
+                f"the emulator already holds {len(self.queues)} queues, the most --max-queues {self.max_queues} "
+                "allows: delete queues you no longer need, or restart it with a larger --max-queues")
+
+    def _check_room_for_task(self) -> None:
+        held = self.task_count()
+        if held >= self.max_tasks:
+            raise errors.resource_exhausted(
+                f"the emulator already holds {held} tasks, the most --max-tasks {self.max_tasks} allows: let "
+                "tasks finish, purge or delete some, or restart it with a larger --max-tasks")
+
     # -- queues ----------------------------------------------------------------------------
 
     def list_queues(self, parent: str, page_size: int, token: str, filter_: str) -> tuple[list[Queue], str]:
@@ -200,6 +224,7 @@ class TasksService:
 
     async def create_queue(self, parent: str, body: dict[str, Any]) -> Queue:
         """CreateQueue: a new queue with defaults for every field not given."""
+        self._check_room_for_queue()
         name = self._queue_name_in(parent, body)
         if name in self.queues:
             raise errors.already_exists()
@@ -346,6 +371,7 @@ class TasksService:
 
     async def create_task(self, parent: str, body: Any) -> Task:
         """CreateTask: validate, dedupe the name, store durably, then hand to the dispatcher."""
+        self._check_room_for_task()
         self.queue(parent)
         now = self.clock()
         task = self._new_task(parent, body, now)

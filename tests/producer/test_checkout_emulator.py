@@ -74,11 +74,18 @@ def test_task_bodies_are_references_without_personal_data(stack: Stack) -> None:
         assert body == {"kind": kind, "v": 2, "order_id": order_id}
 
 
+def _without_token(body: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in body.items() if k != "cancel_token"}
+
+
 def test_same_idempotency_key_gives_the_first_answer_and_charges_once(stack: Stack) -> None:
     first = _checkout(stack, order_body(), key="key-123")
     again = _checkout(stack, order_body(), key="key-123")
     assert first.status_code == again.status_code == 201
-    assert again.get_json() == first.get_json()
+    # The same answer, but for the cancel token: stored answers never hold one, so a replay
+    # hands out a new token and only that one cancels (docs/security.md).
+    assert again.get_json()["cancel_token"] != first.get_json()["cancel_token"]
+    assert _without_token(again.get_json()) == _without_token(first.get_json())
     assert again.headers["Idempotent-Replayed"] == "true"
     order_id = first.get_json()["order_id"]
     assert len(_tasks_of(stack, order_id)) == len(KINDS)
@@ -96,12 +103,14 @@ def test_same_key_with_another_body_is_422_and_charges_nothing_more(stack: Stack
 
 
 def test_declined_card_is_402_with_no_tasks(stack: Stack) -> None:
-    resp = _checkout(stack, order_body(payment_token="tok_declined", order_id="declined-1"))
+    resp = _checkout(stack, order_body(payment_token="tok_declined"))
     assert resp.status_code == 402
     assert resp.get_json()["error"]["code"] == "payment_declined"
+    assert "cancel_token" not in resp.get_json()["error"]   # nothing was charged: nothing to cancel
     assert stack.tasks() == []
     assert stack.gateway.charges() == []
-    assert stack.store.orders.get_order("declined-1").status == "payment_failed"  # type: ignore[union-attr]
+    [order] = stack.store.orders.recent_orders(5)
+    assert order.status == "payment_failed"
 
 
 def test_resubmitting_an_order_enqueues_nothing_twice(stack: Stack) -> None:
@@ -125,8 +134,9 @@ def test_order_view_shows_each_tasks_state(stack: Stack) -> None:
 
 def test_emulator_down_gives_202_and_reconcile_schedules_each_task_once(stack: Stack) -> None:
     stack.emulator.stop()
-    resp = _checkout(stack, order_body(order_id="outage-1"))
+    resp = _checkout(stack, order_body())
     assert resp.status_code == 202, resp.get_json()
+    order_id = resp.get_json()["order_id"]
     assert {t["state"] for t in resp.get_json()["tasks"]} == {"pending"}
     assert len(stack.gateway.charges()) == 1  # paid, kept
     assert len(stack.store.orders.pending_outbox(datetime.now(timezone.utc) + timedelta(seconds=1))) == len(KINDS)
@@ -136,8 +146,8 @@ def test_emulator_down_gives_202_and_reconcile_schedules_each_task_once(stack: S
     assert reconcile_main(["--grace-seconds", "0"], settings=stack.settings) == 0  # a second run is harmless
     names = [t.name for t in stack.tasks()]
     assert len(names) == len(set(names)) == len(KINDS)
-    assert all("-outage-1-" in n for n in names)
-    states = {t["state"] for t in stack.client.get("/api/orders/outage-1").get_json()["tasks"]}
+    assert all(f"-{order_id}-" in n for n in names)
+    states = {t["state"] for t in stack.client.get(f"/api/orders/{order_id}").get_json()["tasks"]}
     assert states == {"scheduled"}
 
 
@@ -264,7 +274,7 @@ def test_key_left_unanswered_by_a_crash_is_resumed_for_the_same_order(tmp_path: 
     resumed = post()
     assert resumed.status_code == 201
     assert resumed.get_json()["order_id"] == "ord_crashed"
-    assert post().get_json() == resumed.get_json()
+    assert _without_token(post().get_json()) == _without_token(resumed.get_json())
     assert [c.idempotency_key for c in stack.gateway.charges()] == ["ord_crashed"]
     assert len(stack.tasks()) == len(KINDS)
     stack.enqueuer.close()
@@ -301,7 +311,7 @@ def test_slow_cloud_tasks_times_out_to_202_and_reconcile_converges(tmp_path: Pat
         settings = make_settings(tmp_path, slow.host)
         pause_all(wiring.tasks_client(settings), settings.catalog())
         stack = build_stack(tmp_path, slow, tasks={"enqueue_timeout_seconds": 0.2})
-        resp = stack.client.post("/api/checkout", json=order_body(order_id="slow-1"))
+        resp = stack.client.post("/api/checkout", json=order_body())
         assert resp.status_code == 202
         # The creates the client gave up on may still land: reconcile must not double them.
         patient = build_stack(tmp_path, slow, store=stack.store, tasks={"enqueue_timeout_seconds": 30})
@@ -315,8 +325,9 @@ def test_slow_cloud_tasks_times_out_to_202_and_reconcile_converges(tmp_path: Pat
 
 
 def test_cancel_refunds_the_charge_and_cancels_every_task(stack: Stack) -> None:
-    order_id = _checkout(stack, order_body()).get_json()["order_id"]
-    cancelled = stack.client.post(f"/api/orders/{order_id}/cancel")
+    placed = _checkout(stack, order_body()).get_json()
+    order_id, token = placed["order_id"], placed["cancel_token"]
+    cancelled = stack.client.post(f"/api/orders/{order_id}/cancel", headers={"Authorization": f"Bearer {token}"})
     assert cancelled.status_code == 200, cancelled.get_data(as_text=True)
     body = cancelled.get_json()
     assert body["status"] == "cancelled" and body["refund_id"]
@@ -324,12 +335,14 @@ def test_cancel_refunds_the_charge_and_cancels_every_task(stack: Stack) -> None:
     assert _tasks_of(stack, order_id) == {}
     view = stack.client.get(f"/api/orders/{order_id}").get_json()
     assert view["status"] == "cancelled" and {t["state"] for t in view["tasks"]} == {"cancelled"}
-    again = stack.client.post(f"/api/orders/{order_id}/cancel")
+    again = stack.client.post(f"/api/orders/{order_id}/cancel", headers={"Authorization": f"Bearer {token}"})
     assert again.status_code == 409 and again.get_json()["error"]["code"] == "order_cancelled"
     assert again.get_json()["error"]["order"]["status"] == "cancelled"
     payment = stack.gateway.ledger.get_payment(order_id)
     assert payment is not None and payment.state == "refunded" and payment.refund_id == body["refund_id"]
+    assert view["refund"] == {"refund_id": body["refund_id"], "reason": "cancelled_by_customer"}
 
 
 def test_cancel_of_an_unknown_order_is_a_404(stack: Stack) -> None:
-    assert stack.client.post("/api/orders/ord_never_placed/cancel").status_code == 404
+    resp = stack.client.post("/api/orders/ord_never_placed/cancel", headers={"Authorization": "Bearer x"})
+    assert resp.status_code == 404

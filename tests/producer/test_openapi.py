@@ -62,7 +62,7 @@ def _mutations() -> st.SearchStrategy[dict[str, Any]]:
              ("shipping_address", "country"), ("payment_token",), ("order_id",), ("shipping_address",)]
 
     def apply(path: tuple[Any, ...], value: Any) -> dict[str, Any]:
-        body = order_body(order_id=None)
+        body = order_body()
         target: Any = body
         for step in path[:-1]:
             target = target[step]

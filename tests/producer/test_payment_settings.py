@@ -84,7 +84,8 @@ def test_the_local_ledger_is_the_order_store_not_a_side_file(tmp_path: Path) -> 
 def test_with_the_explicit_allow_every_order_is_marked_test(stack: Stack) -> None:
     cloud = stack.settings.with_changes(
         backend=Backend.CLOUD, project="shop-prod", payment={"processor": "local", "allow_test_payments": True},
-        tasks={"handler_url": "https://europe-west1-shop-prod.cloudfunctions.net/ordertasks-handler"})
+        tasks={"handler_url": "https://europe-west1-shop-prod.cloudfunctions.net/ordertasks-handler",
+               "checkout_url": "https://ordertasks-checkout-123456789.europe-west1.run.app"})
     ledger = SqliteLedger(stack.settings.store.sqlite_file)
     app = create_app(cloud, store=stack.store, enqueuer=stack.enqueuer, ledger=ledger,
                      price_book=SqlitePriceBook(stack.settings.store.sqlite_file))

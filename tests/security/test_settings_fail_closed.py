@@ -99,7 +99,8 @@ def test_a_misspelt_allow_test_payments_is_named_in_the_cloud() -> None:
     from ordertasks.handlers.cloud_readiness import require_cloud_ready
     from tests.functions.test_cloud_startup import COMPLETE
 
-    env = {**COMPLETE, "ORDERTASKS_PAYMENTS": "local", "ORDERTASKS_ALLOW_TEST_PAYMENTS": "ture"}
+    env = {**COMPLETE, "ORDERTASKS_CHECKOUT_URL": "https://ordertasks-checkout-123456789.europe-west1.run.app",
+           "ORDERTASKS_PAYMENTS": "local", "ORDERTASKS_ALLOW_TEST_PAYMENTS": "ture"}
     with pytest.raises(ConfigurationError, match="ORDERTASKS_ALLOW_TEST_PAYMENTS='ture' is not a boolean"):
         require_cloud_ready(Settings.from_env(env), "checkout")
     require_cloud_ready(Settings.from_env({**env, "ORDERTASKS_ALLOW_TEST_PAYMENTS": "YES"}), "checkout")
