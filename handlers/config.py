@@ -259,10 +259,20 @@ def _check_kind(kind: KindConfig, queues: Mapping[str, QueueConfig]) -> tuple[st
     return None
 
 
+def _reason(exc: OSError | UnicodeDecodeError) -> str:
+    if isinstance(exc, UnicodeDecodeError):
+        return "not UTF-8 text"
+    return exc.strerror or type(exc).__name__
+
+
 def load_catalog(path: str | Path = DEFAULT_CATALOG) -> Catalog:
     """Read and validate the catalog; raise ``CatalogError`` naming the offending line."""
     path = Path(path)
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CatalogError(f"{path}: cannot read the catalog ({_reason(exc)}); point ORDERTASKS_CONFIG or "
+                           "--config at a catalog file (the default is infra/tasks.toml)") from exc
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -367,7 +367,7 @@ class Settings:
         raw = os.environ if environ is None else environ
         env = PrefixedEnvironment(raw)
         backend = env.choice("BACKEND", Backend, Backend.LOCAL, what="a backend")
-        catalog_path = env.path("CONFIG") or DEFAULT_CATALOG
+        catalog_path = catalog_path_from(env)
         settings = cls(backend=backend, catalog_path=catalog_path, project=env.text("PROJECT"),
                        location=env.text("LOCATION"), store=StoreSettings.from_env(env),
                        tasks=TasksSettings.from_env(env), oidc=OidcSettings.from_env(env),
@@ -411,6 +411,23 @@ if not TYPE_CHECKING:
         _dataclass_init(self, *args, **_grouped(flat, kwargs))
 
     Settings.__init__ = _init
+
+
+def catalog_path_from(env: PrefixedEnvironment, given: str | Path | None = None) -> Path:
+    """The catalog a process uses, absolute: ``given`` (a ``--config`` flag), else
+    ``ORDERTASKS_CONFIG``, else ``infra/tasks.toml``.
+
+    A relative path is taken from the working directory now, so a child started elsewhere
+    (``ordertasks dev`` runs its parts from the repository root) reads the same file.
+    """
+    chosen = Path(given).expanduser() if given is not None else env.path("CONFIG") or DEFAULT_CATALOG
+    return chosen.absolute()
+
+
+def configured_catalog_path(given: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Path:
+    """``catalog_path_from`` over ``environ`` (default ``os.environ``) alone: for ``ordertasks dev``
+    and ``ordertasks deploy``, which choose a catalog without reading the other settings."""
+    return catalog_path_from(PrefixedEnvironment(os.environ if environ is None else environ), given)
 
 
 def webhook_environment(env: Mapping[str, str], catalog_path: Path) -> dict[str, str]:

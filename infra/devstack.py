@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ordertasks.handlers.registry import KindRegistry
+from ordertasks.handlers.settings import configured_catalog_path
 from ordertasks.infra.config import REPO_ROOT, load_catalog
 from ordertasks.functions.serve import worker_count
 from ordertasks.producer.replay_target import write_stack_record
@@ -279,7 +280,8 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     for name in ("emulator", "handler", "checkout", "smtp", "warehouse", "console"):
         parser.add_argument(f"--{name}-port", type=int, default=getattr(defaults, name))
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
-    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    parser.add_argument("--config", type=Path, help="the task catalog (default: ORDERTASKS_CONFIG, else "
+                        "infra/tasks.toml); every part of the stack reads this file")
     parser.add_argument("--warehouse-mode", choices=("ok", "flaky", "down", "reject", "slow"), default="ok")
     # One process per core: a single worker's GIL caps the handler at one core while the
     # other parts of the stack leave the second idle (benchmarks/README.md, end_to_end).
@@ -289,6 +291,8 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="multiply the catalog's task delays (0 = run everything now)")
     args = parser.parse_args(argv)
     args.data_dir = args.data_dir.resolve()
+    # Absolute: the parts run from the repository root, not from here.
+    args.config = configured_catalog_path(args.config)
     args.ports = Ports(args.emulator_port, args.handler_port, args.checkout_port, args.smtp_port,
                        args.warehouse_port, args.console_port)
     return args

@@ -27,8 +27,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 }
 
 
-# Commands that read the catalog ORDERTASKS_CONFIG names (dev and deploy take --config and
-# check it themselves; the emulator stands alone).
+# Commands checked here against the catalog ORDERTASKS_CONFIG names. dev and deploy check their
+# own (--config, else ORDERTASKS_CONFIG); the emulator stands alone (--queues).
 CATALOG_FROM_ENVIRONMENT = frozenset({"handler", "checkout", "failed", "sweep", "reconcile", "stats", "console",
                                       "demo", "products"})
 

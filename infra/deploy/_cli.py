@@ -7,7 +7,8 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from ordertasks.infra.config import DEFAULT_CATALOG, CatalogError, load_catalog
+from ordertasks.handlers.settings import configured_catalog_path
+from ordertasks.infra.config import CatalogError, load_catalog
 
 from ordertasks.infra.deploy._cloud import CloudConfigError, plan_problems
 from ordertasks.infra.deploy._engine import DeployError, Output, Runner, apply, destroy, doomed, gcloud_runner
@@ -34,8 +35,8 @@ def _sections(text: str) -> list[str]:
 def parser() -> argparse.ArgumentParser:
     """The ``deploy`` command line."""
     p = argparse.ArgumentParser(prog="ordertasks deploy", description="Plan, apply, destroy or export (as a Terraform "
-                                "module) the Google Cloud deployment described by infra/tasks.toml (run from the "
-                                "repository root).")
+                                "module) the Google Cloud deployment described by the task catalog (--config, else "
+                                "ORDERTASKS_CONFIG, else infra/tasks.toml; run from the repository root).")
     p.add_argument("action", choices=("plan", "apply", "destroy", "export"))
     p.add_argument("directory", nargs="?", help="export: the directory the module is written to")
     p.add_argument("--format", choices=("terraform",), help="export: the format; terraform writes a Terraform "
@@ -43,7 +44,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--project", help="Google Cloud project id (required for apply and destroy)")
     p.add_argument("--region", help="region of queues, function, bucket, Firestore and jobs")
     p.add_argument("--only", type=_sections, default=[], help="comma-separated sections: " + ",".join(SECTIONS))
-    p.add_argument("--config", default=str(DEFAULT_CATALOG), help="the task catalog (default: infra/tasks.toml)")
+    p.add_argument("--config", help="the task catalog (default: ORDERTASKS_CONFIG, else infra/tasks.toml)")
     p.add_argument("--bucket", help="invoice bucket name (default: from the catalog, prefixed with --project)")
     p.add_argument("--handler-url", help="URL Cloud Tasks calls and the token audience (default: the "
                    "function's cloudfunctions.net URL)")
@@ -110,7 +111,7 @@ def refusal(t: Target, only: Sequence[str]) -> list[str]:
     """What the deployed system would lack, when the selected sections deploy settings."""
     if only and not set(only) & set(CONFIGURED):
         return []
-    return plan_problems(t.cloud, deployed_env(t))
+    return plan_problems(t.cloud, deployed_env(t), Path(t.catalog.source))
 
 
 def _confirm(resources: Sequence[Resource], args: argparse.Namespace, out: Output, ask: Ask) -> bool:
@@ -132,7 +133,7 @@ def run_action(args: argparse.Namespace, run: Runner, out: Output, ask: Ask) -> 
     if args.action not in ("plan", "export") and not args.project:
         out(f"ordertasks deploy {args.action}: --project is required (the catalog's project id is a placeholder)")
         return 2
-    target = make_target(load_catalog(args.config), args.project, args.region, bucket=args.bucket,
+    target = make_target(load_catalog(configured_catalog_path(args.config)), args.project, args.region, bucket=args.bucket,
                          handler_url=args.handler_url, checkout_url=args.checkout_url, sets=args.set,
                          secrets=args.secret, notification_channel=args.notification_channel,
                          allow_unauthenticated=args.allow_unauthenticated)
@@ -187,6 +188,9 @@ def main(argv: Sequence[str] | None = None, run: Runner | None = None, out: Outp
     args = parser().parse_intermixed_args(sys.argv[1:] if argv is None else list(argv))
     try:
         return run_action(args, run or gcloud_runner(), out, ask)
-    except (DeployError, CatalogError, CloudConfigError, TerraformExportError) as exc:
+    except CatalogError as exc:
+        print(f"ordertasks deploy {args.action}: {exc}", file=sys.stderr)
+        return 2
+    except (DeployError, CloudConfigError, TerraformExportError) as exc:
         print(f"ordertasks deploy {args.action}: {exc}", file=sys.stderr)
         return 1

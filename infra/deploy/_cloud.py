@@ -14,12 +14,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ordertasks.handlers.cloud_readiness import cloud_problems
 from ordertasks.handlers.config import ENV_VARIABLE
 from ordertasks.handlers.errors import ConfigurationError
-from ordertasks.infra.config import Settings
+from ordertasks.infra.config import DEFAULT_CATALOG, Settings
 
 PLAIN = {
     # [cloud] key: (variable, deployable that reads it)
@@ -145,12 +146,17 @@ def _hint(problem: str, cloud: CloudConfig) -> str:
     return f"[cloud.secrets] {variable} (or --secret {variable}=SECRET): {problem}"
 
 
-def plan_problems(cloud: CloudConfig, deployed_env: Mapping[str, Mapping[str, str]]) -> list[str]:
-    """What the deployed handler and checkout would refuse to start without, each with where to set it."""
+def plan_problems(cloud: CloudConfig, deployed_env: Mapping[str, Mapping[str, str]],
+                  catalog_path: Path = DEFAULT_CATALOG) -> list[str]:
+    """What the deployed handler and checkout would refuse to start without, each with where to set it.
+
+    ``catalog_path`` is the catalog being deployed: its webhooks and tokens are the ones checked.
+    """
     problems: list[str] = []
     for deployable, env in deployed_env.items():
         mounted = {s.variable: PLACEHOLDER for s in cloud.secrets_for(deployable)}
-        problems += [_hint(p, cloud) for p in cloud_problems(Settings.from_env({**env, **mounted}), deployable)]
+        settings = Settings.from_env({**env, **mounted, "ORDERTASKS_CONFIG": str(catalog_path)})
+        problems += [_hint(p, cloud) for p in cloud_problems(settings, deployable)]
     if not cloud.notification_channel:
         problems.append("[cloud] notification_channel (or --notification-channel): where alerts go, "
                         "projects/P/notificationChannels/ID")
