@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ordertasks.handlers.contract import OrderSnapshot
-from ordertasks.handlers.ports import OrderStatus, OrderStore, OutboxEntry
+from ordertasks.handlers.ports import OrderStatus, OrderStore, OutboxEntry, Stores
 from ordertasks.producer.backend_flags import add_backend_flags, settings_with_flags
 from ordertasks.handlers.config import Settings
 from ordertasks.producer.audit import AuditSummary, Auditor
@@ -100,6 +100,7 @@ def main(argv: Sequence[str] | None = None, settings: Settings | None = None) ->
                         help="only enqueue pending entries; skip the audit of effects Cloud Tasks dropped")
     add_backend_flags(parser)
     args = parser.parse_args(list(argv or []))
+    from ordertasks.handlers.wiring import build_stores
     from ordertasks.producer import wiring  # the CLI alone pays for building clients
     from ordertasks.producer.replay_target import ReplayTargetUnknown, handler_target
 
@@ -115,11 +116,12 @@ def main(argv: Sequence[str] | None = None, settings: Settings | None = None) ->
         print(f"ordertasks reconcile: {exc}", file=sys.stderr)
         return 1
     try:
-        summary = reconcile(wiring.order_store(settings), enqueuer, wiring.clock().now(),
-                            args.grace_seconds, args.limit)
+        stores = build_stores(settings)          # one set of store clients for both steps
+        summary = reconcile(stores.orders, enqueuer, wiring.clock().now(), args.grace_seconds, args.limit)
         print(summary.line(), flush=True)
         if not args.no_audit:
-            audit = auditor_for(settings, enqueuer, progress=lambda line: print(f"  {line}", flush=True)).run(args.limit)
+            progress = lambda line: print(f"  {line}", flush=True)  # noqa: E731 - one line, used once
+            audit = auditor_for(settings, stores, enqueuer, progress).run(args.limit)
             summary = summary.with_audit(audit)
             print(audit.line())
     finally:
@@ -127,12 +129,11 @@ def main(argv: Sequence[str] | None = None, settings: Settings | None = None) ->
     return 1 if summary.failed or (summary.audit is not None and summary.audit.errors) else 0
 
 
-def auditor_for(settings: Settings, enqueuer: Enqueuer, progress: Any = None) -> Auditor:
-    """The auditor over ``settings``' stores (effects read through the far ends too)."""
-    from ordertasks.handlers.wiring import build_stores, recorded_effects
+def auditor_for(settings: Settings, stores: Stores, enqueuer: Enqueuer, progress: Any = None) -> Auditor:
+    """The auditor over ``stores`` (effects read through the far ends too)."""
+    from ordertasks.handlers.wiring import recorded_effects
     from ordertasks.producer import wiring
 
-    stores = build_stores(settings)
     return Auditor(stores.orders, recorded_effects(settings, stores, enqueuer.catalog), stores.failed, enqueuer,
                    wiring.clock(), progress=progress, structured_log=progress is None)
 

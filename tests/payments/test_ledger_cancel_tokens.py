@@ -2,34 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime, timezone
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
-import pytest
-
-from ordertasks.producer.ledger import (PAID_AFTER_CANCEL, REFUNDED, REQUIRES_ACTION, MemoryLedger, Payment,
+from ordertasks.producer.ledger import (PAID_AFTER_CANCEL, REFUNDED, REQUIRES_ACTION, Payment,
                                         cancel_digest, new_cancel_token)
-from ordertasks.producer.ledger_sqlite import SqliteLedger
-from tests.contract.conftest import BACKENDS, firestore_client_for, sanitized_project_id
+from tests.contract.test_payment_ledger import ledger  # noqa: F401 - the fixture: every ledger backend
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
-
-
-@pytest.fixture(params=BACKENDS)
-def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
-    """A fresh, empty ledger of each backend."""
-    if request.param == "memory":
-        yield MemoryLedger()
-    elif request.param == "sqlite":
-        yield SqliteLedger(tmp_path / "store.db")
-    else:
-        from ordertasks.producer.ledger_firestore import FirestoreLedger
-
-        request.getfixturevalue("firestore_emulator")
-        yield FirestoreLedger(firestore_client_for(sanitized_project_id()))
 
 
 def test_the_last_digest_kept_for_an_order_is_the_one_read_back(ledger: Any) -> None:
