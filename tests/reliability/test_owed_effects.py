@@ -92,12 +92,13 @@ def audit_until_accounted(stack: LocalStack, order_ids: list[str], timeout: floa
     return wait_until(accounted, timeout=timeout, interval=2.0, what="every owed effect accounted for")
 
 
-def recovered(stack: LocalStack, order_ids: list[str], name: str) -> Ledger:
-    """Once every owed effect is past its retry span, audit until all are accounted for; check it."""
+def recovered(stack: LocalStack, order_ids: list[str], name: str, may_fail: bool = False) -> Ledger:
+    """Once every owed effect is past its retry span, audit until all are accounted for; check it
+    (``may_fail``: an effect may end in the failed-task log, once, instead of done)."""
     wait_until(lambda: audit_due_in(stack, order_ids) == 0, timeout=90, interval=1.0, what="the retry span")
     ledger = audit_until_accounted(stack, order_ids)
     report(name, ledger)
-    assert_accounted(ledger)
+    assert_accounted(ledger, expect_failed=may_fail)
     return ledger
 
 
@@ -227,7 +228,9 @@ def test_handler_killed_again_and_again_under_load_loses_nothing(tmp_path: Path)
         wait_until(lambda: held_by_cloud_tasks(stack, order_ids) == 0, timeout=90, what="every task finished")
         reconcile(stack, "--no-audit")
         report("kill -9 loop, before the auditor", stack.ledger(order_ids))
-        recovered(stack, order_ids, "kill -9 loop")
+        # A kill leaves its claim leased for 15 s; a final attempt that meets that lease is
+        # recorded as failed (LeaseHeld): accounted for, once, as the issue asks.
+        recovered(stack, order_ids, "kill -9 loop", may_fail=True)
     finally:
         stack.stop()
 
