@@ -231,7 +231,7 @@ class Stack:
         env = child_env(self.args)
         seed_demo_catalogue(env)
         for child in self.children:
-            log = open(self.log_dir / f"{child.name}.log", "ab")
+            log = open(self.child_log(child), "ab")
             child.process = subprocess.Popen(child.argv, env=env, cwd=REPO_ROOT, stdout=log,
                                              stderr=subprocess.STDOUT, start_new_session=True)
             self._await(child)
@@ -241,13 +241,22 @@ class Stack:
         while time.monotonic() < deadline:
             if child.process is not None and child.process.poll() is not None:
                 raise SystemExit(f"ordertasks dev: {child.name} exited ({child.process.returncode}); "
-                                 f"see {self.log_dir / (child.name + '.log')}")
+                                 f"the end of {self.child_log(child)}:\n{self.log_end(child)}")
             if child.healthy():
                 print(f"  {child.name:<10} ready on 127.0.0.1:{child.port}", flush=True)
                 return
             time.sleep(0.1)
         raise SystemExit(f"ordertasks dev: {child.name} not healthy after {timeout:.0f}s; "
-                         f"see {self.log_dir / (child.name + '.log')}")
+                         f"the end of {self.child_log(child)}:\n{self.log_end(child)}")
+
+    def child_log(self, child: Child) -> Path:
+        """Where a child's output goes."""
+        return self.log_dir / f"{child.name}.log"
+
+    def log_end(self, child: Child, lines: int = 20) -> str:
+        """The last lines a child wrote: why it stopped, without opening another file."""
+        text = self.child_log(child).read_text(encoding="utf-8", errors="replace")
+        return "\n".join("    " + line for line in text.splitlines()[-lines:])
 
     def stop(self) -> None:
         """SIGTERM every child (reverse order), SIGKILL stragglers."""

@@ -19,6 +19,17 @@ T = TypeVar("T")
 REQUIRE_EMULATORS = os.environ.get("REQUIRE_EMULATORS", "") not in ("", "0", "false")
 
 
+class ProcessExited(AssertionError):
+    """The server a test waits for is gone: waiting longer cannot help."""
+
+
+def log_tail(path: Path | None, lines: int = 40) -> str:
+    """The last ``lines`` lines of a server's log, for a failure message ("" without a log)."""
+    if path is None or not path.exists():
+        return ""
+    return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as sock:
@@ -35,6 +46,8 @@ def wait_until(condition: Callable[[], T], timeout: float = 10.0, interval: floa
             value = condition()
             if value:
                 return value
+        except ProcessExited:
+            raise
         except Exception as exc:  # noqa: BLE001 - keep polling, report the last error
             last_error = exc
         time.sleep(interval)
@@ -82,16 +95,20 @@ class ServerProcess:
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         self.proc = subprocess.Popen(self.argv, env=self.env, stdout=log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
-        def alive_and_ready() -> bool:
-            if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(f"{self.argv[0]} exited with {self.proc.returncode}; log: {self.log_path}")
-            return self.ready()
         try:
-            wait_until(alive_and_ready, timeout=timeout, interval=0.1, what=f"{' '.join(self.argv[:3])} on port {self.port}")
+            wait_until(self._alive_and_ready, timeout=timeout, interval=0.1,
+                       what=f"{' '.join(self.argv[:3])} on port {self.port}")
         except BaseException:
             self.stop()
             raise
         return self
+
+    def _alive_and_ready(self) -> bool:
+        """Ready now; a process that already exited fails the wait at once, with its log's end."""
+        if self.proc is not None and self.proc.poll() is not None:
+            raise ProcessExited(f"{' '.join(self.argv[:3])} exited with {self.proc.returncode}; "
+                                f"log {self.log_path} ends:\n{log_tail(self.log_path)}")
+        return self.ready()
 
     def kill9(self) -> None:
         """SIGKILL the whole process group, as a crash would."""
