@@ -22,7 +22,7 @@ from ordertasks.handlers.settings import (DEFAULT_CATALOG, GOOGLE_CERTS_URL, REP
                                           default_data_dir)
 
 __all__ = ["AuditConfig", "DEFAULT_CATALOG", "GOOGLE_CERTS_URL", "MAX_DELAY_SECONDS", "QUEUE_ID", "REPO_ROOT", "Catalog",
-           "CatalogError", "KindConfig", "QueueConfig", "Settings", "WebhookConfig", "default_data_dir",
+           "CatalogError", "KindConfig", "QueueConfig", "Settings", "WebhookConfig", "catalog_document", "default_data_dir",
            "expand", "load_catalog"]
 MAX_DELAY_SECONDS = 30 * 24 * 3600
 TASK_LIFETIME_SECONDS = 31 * 24 * 3600      # Cloud Tasks deletes any task this long after it was created
@@ -265,18 +265,29 @@ def _reason(exc: OSError | UnicodeDecodeError) -> str:
     return exc.strerror or type(exc).__name__
 
 
-def load_catalog(path: str | Path = DEFAULT_CATALOG) -> Catalog:
-    """Read and validate the catalog; raise ``CatalogError`` naming the offending line."""
-    path = Path(path)
+def _catalog_text(path: Path) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise CatalogError(f"{path}: cannot read the catalog ({_reason(exc)}); point ORDERTASKS_CONFIG or "
                            "--config at a catalog file (the default is infra/tasks.toml)") from exc
+
+
+def catalog_document(path: str | Path = DEFAULT_CATALOG) -> dict[str, Any]:
+    """Every table of the catalog as parsed TOML, for the parts ``Catalog`` does not model
+    (``[cloud]``, ``[scheduler]``); raises ``CatalogError`` naming the file."""
+    path = Path(path)
     try:
-        raw = tomllib.loads(text)
+        return tomllib.loads(_catalog_text(path))
     except tomllib.TOMLDecodeError as exc:
         raise CatalogError(f"{path}: not valid TOML: {exc}") from exc
+
+
+def load_catalog(path: str | Path = DEFAULT_CATALOG) -> Catalog:
+    """Read and validate the catalog; raise ``CatalogError`` naming the offending line."""
+    path = Path(path)
+    raw = catalog_document(path)
+    text = _catalog_text(path)
 
     def fail(table: str, key: str | None, message: str) -> CatalogError:
         return CatalogError(f"{path}:{_line_of(text, table, key)}: [{table}] {message}")

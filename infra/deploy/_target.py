@@ -7,12 +7,12 @@ catalog. The source digest is a label on every deployable so ``apply`` redeploys
 from __future__ import annotations
 
 import hashlib
-import tomllib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ordertasks.handlers.config import catalog_document
 from ordertasks.infra.config import REPO_ROOT, Catalog
 
 from ordertasks.infra.deploy._cloud import CloudConfig, load_cloud
@@ -92,10 +92,8 @@ class Target:
 
 def _extra_toml(catalog: Catalog) -> dict[str, Any]:
     """The tables ``infra.config`` does not model: ``[scheduler]`` and extra ``[handler]`` keys."""
-    try:
-        return tomllib.loads(Path(catalog.source).read_text(encoding="utf-8"))
-    except OSError:
-        return {}
+    # A catalog built in code (tests, a shop's script) has no file behind it: no extra tables.
+    return catalog_document(catalog.source) if Path(catalog.source).is_file() else {}
 
 
 def _default_bucket(catalog: Catalog, project: str) -> str:
