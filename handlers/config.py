@@ -144,6 +144,7 @@ class Catalog:
     handler: Mapping[str, Any] = field(default_factory=dict)
     source: str = "infra/tasks.toml"
     auditor: AuditConfig = field(default_factory=AuditConfig)
+    checkout: bool = True       # our checkout API is part of this system (a ``[checkout]`` table)
 
     def audit_after_seconds(self, kind: str) -> float:
         """How long after its schedule time an owed effect of ``kind`` that is not settled must
@@ -318,6 +319,10 @@ def load_catalog(path: str | Path = DEFAULT_CATALOG) -> Catalog:
         auditor = _auditor(raw.get("auditor", {}))
     except ValueError as exc:
         raise fail("auditor", None, str(exc)) from exc
+    try:
+        checkout = _checkout(raw)
+    except ValueError as exc:
+        raise fail("checkout", "enabled", str(exc)) from exc
     project = raw.get("project", {})
     return Catalog(
         project=project.get("id", "local-project"),
@@ -334,7 +339,20 @@ def load_catalog(path: str | Path = DEFAULT_CATALOG) -> Catalog:
         handler=dict(raw.get("handler", {})),
         source=str(path),
         auditor=auditor,
+        checkout=checkout,
     )
+
+
+def _checkout(raw: Mapping[str, Any]) -> bool:
+    """Whether the system includes our checkout API: a ``[checkout]`` table whose ``enabled`` is
+    not false. A shop with its own checkout has no such table (or drops the inherited one)."""
+    table = raw.get("checkout")
+    if table is None:
+        return False
+    enabled = table.get("enabled", True) if isinstance(table, Mapping) else table
+    if not isinstance(enabled, bool):
+        raise ValueError("enabled must be true or false")
+    return enabled
 
 
 def _auditor(raw: Mapping[str, Any]) -> AuditConfig:
