@@ -1,15 +1,21 @@
-"""``ordertasks dev``: the whole system on loopback, each part its own process.
+"""``ordertasks dev``: the system the catalog describes, on loopback, each part its own process.
 
     emulator   Cloud Tasks v2 emulator (gRPC + REST), queues from infra/tasks.toml   :8123
     handler    handle_task under functions-framework, OIDC verification on  :8081
-    checkout   the checkout API                                            :8080
+    checkout   our checkout API, when the catalog has [checkout]           :8080
     smtp       aiosmtpd writing var/mail/*.eml                             :1025
-    warehouse  the warehouse stand-in (--warehouse-mode)                   :8090
+    warehouse  the warehouse stand-in (--warehouse-mode), when a kind      :8090
+               posts to ${ORDERTASKS_WAREHOUSE_URL} (notify_warehouse does)
     console    the operator console (queues, orders, failed tasks)         :8088
 
-State lives under ``--data-dir`` (default ``var/``), so a restart keeps it. An empty price
-book is seeded with the demo catalogue (``producer/data/demo_products.csv``) first. Ctrl-C or
-SIGTERM stops every child.
+``--checkout``/``--no-checkout`` and ``--warehouse``/``--no-warehouse`` override the catalog.
+A part that does not run is not port-checked, not named to the others (no
+``ORDERTASKS_CHECKOUT_URL`` / ``ORDERTASKS_WAREHOUSE_URL`` from here) and not in the banner;
+without our checkout the banner shows how the shop's own code schedules an order instead.
+
+State lives under ``--data-dir`` (default ``var/``), so a restart keeps it. When the checkout
+runs, an empty price book (the checkout's) is seeded with the demo catalogue
+(``producer/data/demo_products.csv``) first. Ctrl-C or SIGTERM stops every child.
 """
 
 from __future__ import annotations
@@ -23,10 +29,11 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ordertasks.handlers.config import ENV_REFERENCE, Catalog, WebhookConfig
 from ordertasks.handlers.registry import KindRegistry
 from ordertasks.handlers.settings import configured_catalog_path
 from ordertasks.infra.config import REPO_ROOT, load_catalog
@@ -44,6 +51,40 @@ class Ports:
     smtp: int = 1025
     warehouse: int = 8090
     console: int = 8088
+
+
+# Start order: dependencies first. The emulator, handler, SMTP sink and console serve every
+# catalog; the other two only a catalog that uses them (``absent_parts``).
+PARTS = ("smtp", "warehouse", "emulator", "handler", "checkout", "console")
+WAREHOUSE_URL = "ORDERTASKS_WAREHOUSE_URL"
+NOT_NEEDED = {
+    "checkout": "the catalog has no [checkout] table (--checkout starts it)",
+    "warehouse": f"no kind of the catalog posts to ${{{WAREHOUSE_URL}}} (--warehouse starts it)",
+}
+
+
+def posts_to_warehouse(target: WebhookConfig) -> bool:
+    """True when a webhook target's URL is the warehouse stand-in's variable (``${ORDERTASKS_WAREHOUSE_URL}``,
+    with or without a default): the built-in ``notify_warehouse`` unless the catalog points it elsewhere."""
+    return any(ref.group(1) == WAREHOUSE_URL for ref in ENV_REFERENCE.finditer(target.url))
+
+
+def needed_parts(catalog: Catalog, registry: KindRegistry) -> dict[str, bool]:
+    """Whether the catalog uses each optional part: our checkout, the warehouse stand-in."""
+    return {"checkout": catalog.checkout,
+            "warehouse": any(posts_to_warehouse(target) for target in registry.webhooks.values())}
+
+
+def absent_parts(flags: Mapping[str, bool | None], needed: Mapping[str, bool]) -> dict[str, str]:
+    """The optional parts this stack leaves out, each with why: its ``--no-`` flag, or a catalog
+    that does not use it (and no flag asking for it)."""
+    absent: dict[str, str] = {}
+    for name, need in needed.items():
+        if flags[name] is False:
+            absent[name] = f"--no-{name}"
+        elif flags[name] is None and not need:
+            absent[name] = NOT_NEEDED[name]
+    return absent
 
 
 @dataclass
@@ -89,7 +130,11 @@ def tcp_open(port: int) -> Callable[[], bool]:
 
 
 def child_env(args: argparse.Namespace) -> dict[str, str]:
-    """The environment every child shares (settings travel as ORDERTASKS_* variables)."""
+    """The environment every child shares (settings travel as ORDERTASKS_* variables).
+
+    An absent part is not named: without the stand-in, a kind posting to
+    ``${ORDERTASKS_WAREHOUSE_URL}`` reaches what the developer's own shell says (``--no-warehouse``
+    with a warehouse of their own), never a port nothing listens on."""
     p: Ports = args.ports
     env = dict(os.environ)
     env.update({
@@ -98,20 +143,27 @@ def child_env(args: argparse.Namespace) -> dict[str, str]:
         "ORDERTASKS_CONFIG": str(args.config),
         "CLOUD_TASKS_EMULATOR_HOST": f"127.0.0.1:{p.emulator}",
         "ORDERTASKS_HANDLER_URL": f"http://127.0.0.1:{p.handler}/",
-        # The audience of /internal/* tokens: the checkout's own URL on whatever port it got.
-        "ORDERTASKS_CHECKOUT_URL": f"http://127.0.0.1:{p.checkout}/",
         "ORDERTASKS_SMTP_HOST": "127.0.0.1",
         "ORDERTASKS_SMTP_PORT": str(p.smtp),
-        "ORDERTASKS_WAREHOUSE_URL": f"http://127.0.0.1:{p.warehouse}/notifications",
         "ORDERTASKS_DELAY_SCALE": str(args.delay_scale),
         "ORDERTASKS_OIDC_VERIFY": "true",
         "PYTHONUNBUFFERED": "1",
     })
+    if "checkout" in args.parts:
+        # The audience of /internal/* tokens: the checkout's own URL on whatever port it got.
+        env["ORDERTASKS_CHECKOUT_URL"] = f"http://127.0.0.1:{p.checkout}/"
+    if "warehouse" in args.parts:
+        env[WAREHOUSE_URL] = f"http://127.0.0.1:{p.warehouse}/notifications"
     return env
 
 
 def children(args: argparse.Namespace) -> list[Child]:
-    """The six parts, in start order (dependencies first)."""
+    """The parts this stack runs (``args.parts``), in start order (dependencies first)."""
+    return [child for child in every_child(args) if child.name in args.parts]
+
+
+def every_child(args: argparse.Namespace) -> list[Child]:
+    """All six parts, in start order (``PARTS``)."""
     p: Ports = args.ports
     py, data = sys.executable, Path(args.data_dir)
     cli = [py, "-m", "cli"]
@@ -141,13 +193,15 @@ DEFAULT_CONFIG = REPO_ROOT / "infra" / "tasks.toml"
 
 def second_terminal_exports(args: argparse.Namespace) -> list[str]:
     """The ``export`` lines a second terminal needs so the CLI talks to this stack, not the defaults."""
-    p, d = args.ports, Ports()
+    p, d, checkout = args.ports, Ports(), "checkout" in args.parts
     wanted = [
         (args.data_dir != DEFAULT_DATA_DIR.resolve(), "ORDERTASKS_DATA_DIR", str(args.data_dir)),
         (args.config.resolve() != DEFAULT_CONFIG, "ORDERTASKS_CONFIG", str(args.config.resolve())),
         (p.emulator != d.emulator, "CLOUD_TASKS_EMULATOR_HOST", f"127.0.0.1:{p.emulator}"),
         (p.handler != d.handler, "ORDERTASKS_HANDLER_URL", f"http://127.0.0.1:{p.handler}/"),
-        (p.checkout != d.checkout, "ORDERTASKS_CHECKOUT_URL", f"http://127.0.0.1:{p.checkout}/"),
+        (checkout and p.checkout != d.checkout, "ORDERTASKS_CHECKOUT_URL", f"http://127.0.0.1:{p.checkout}/"),
+        # Without our checkout, the shop's code in that terminal schedules the orders: as the stack would.
+        (not checkout and args.delay_scale != 1.0, "ORDERTASKS_DELAY_SCALE", str(args.delay_scale)),
     ]
     return [f"export {name}={shlex.quote(value)}" for needed, name, value in wanted if needed]
 
@@ -159,25 +213,30 @@ def second_terminal(args: argparse.Namespace) -> str:
     return "\n".join(lines + [f"  {line}" for line in second_terminal_exports(args)])
 
 
-def banner(args: argparse.Namespace) -> str:
-    """What a newcomer needs next: URLs, a checkout curl, and how to watch the queues."""
-    p: Ports = args.ports
-    cat = load_catalog(args.config)
-    queue = next(iter(cat.queues))
-    return f"""
-ordertasks local stack is up (data in {args.data_dir}/, logs in {args.data_dir}/logs/)
-  checkout API     http://127.0.0.1:{p.checkout}/api/checkout   (GET /api/orders/<id>)
-  task handler     http://127.0.0.1:{p.handler}/               (OIDC verified)
-  Cloud Tasks      http://127.0.0.1:{p.emulator}/v2/            (emulator)
-  SMTP             127.0.0.1:{p.smtp} -> {args.data_dir}/mail/*.eml
-  warehouse        http://127.0.0.1:{p.warehouse}/notifications  (mode: {args.warehouse_mode})
-  console          http://127.0.0.1:{p.console}/                  (queues, orders, failed tasks)
+def part_lines(args: argparse.Namespace) -> list[str]:
+    """One banner line per running part: where it listens and what it is."""
+    p, data = args.ports, args.data_dir
+    lines = {
+        "checkout": f"  checkout API     http://127.0.0.1:{p.checkout}/api/checkout   (GET /api/orders/<id>)",
+        "handler": f"  task handler     http://127.0.0.1:{p.handler}/               (OIDC verified)",
+        "emulator": f"  Cloud Tasks      http://127.0.0.1:{p.emulator}/v2/            (emulator)",
+        "smtp": f"  SMTP             127.0.0.1:{p.smtp} -> {data}/mail/*.eml",
+        "warehouse": f"  warehouse        http://127.0.0.1:{p.warehouse}/notifications  (mode: {args.warehouse_mode})",
+        "console": f"  console          http://127.0.0.1:{p.console}/                  (queues, orders, failed tasks)",
+    }
+    return [line for name, line in lines.items() if name in args.parts]
 
-In a second terminal:
-{second_terminal(args)}
 
-Place an order:
-  curl -s -X POST http://127.0.0.1:{p.checkout}/api/checkout -H 'Content-Type: application/json' \\
+def place_an_order(args: argparse.Namespace) -> str:
+    """How to put an order in: a curl to our checkout, or the library call a shop's own checkout makes."""
+    if "checkout" not in args.parts:
+        return """Schedule an order from your shop's own code (the order's fields: docs/library.md):
+  from ordertasks import OrderTasks
+  with OrderTasks.from_env() as tasks:     # in the second terminal's environment
+      tasks.schedule(order)                # a paid order: one task per kind of the catalog
+"""
+    return f"""Place an order:
+  curl -s -X POST http://127.0.0.1:{args.ports.checkout}/api/checkout -H 'Content-Type: application/json' \\
     -d '{{"customer": {{"name": "Ada Lovelace", "email": "ada@example.com"}},
          "shipping_address": {{"name": "Ada Lovelace", "line1": "12 St James Sq", "city": "London",
                                "postal_code": "SW1Y 4JH", "country": "GB"}},
@@ -186,7 +245,24 @@ Place an order:
 
 Products (the demo catalogue, seeded into an empty price book):
   ordertasks products list        ordertasks products import FILE.csv
+"""
 
+
+def banner(args: argparse.Namespace) -> str:
+    """What a newcomer needs next: the running parts' URLs, how to put an order in, and how to
+    watch the queues (nothing about a part that does not run)."""
+    p: Ports = args.ports
+    cat = load_catalog(args.config)
+    queue = next(iter(cat.queues))
+    parts = "\n".join(part_lines(args))
+    return f"""
+ordertasks local stack is up (data in {args.data_dir}/, logs in {args.data_dir}/logs/)
+{parts}
+
+In a second terminal:
+{second_terminal(args)}
+
+{place_an_order(args)}
 Watch a queue:
   CLOUDSDK_API_ENDPOINT_OVERRIDES_CLOUDTASKS=http://127.0.0.1:{p.emulator}/ CLOUDSDK_AUTH_DISABLE_CREDENTIALS=true \\
     gcloud tasks list --queue={queue} --location={cat.region} --project={cat.project}
@@ -229,12 +305,20 @@ class Stack:
         write_stack_record(Path(self.args.data_dir), f"http://127.0.0.1:{p.handler}/", f"127.0.0.1:{p.emulator}",
                            f"http://127.0.0.1:{p.console}/")
         env = child_env(self.args)
-        seed_demo_catalogue(env)
+        self.report_absent()
+        if "checkout" in self.args.parts:      # the price book is the checkout's: nothing else reads it
+            seed_demo_catalogue(env)
         for child in self.children:
             log = open(self.child_log(child), "ab")
             child.process = subprocess.Popen(child.argv, env=env, cwd=REPO_ROOT, stdout=log,
                                              stderr=subprocess.STDOUT, start_new_session=True)
             self._await(child)
+
+    def report_absent(self) -> None:
+        """One line per part left out, saying why (and that its port flag, if given, is unused)."""
+        for name, why in self.args.absent.items():
+            unused = f"; --{name}-port unused" if name in self.args.ports_given else ""
+            print(f"  {name:<10} not started: {why}{unused}", flush=True)
 
     def _await(self, child: Child, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
@@ -287,7 +371,11 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     defaults = Ports()
     for name in ("emulator", "handler", "checkout", "smtp", "warehouse", "console"):
-        parser.add_argument(f"--{name}-port", type=int, default=getattr(defaults, name))
+        parser.add_argument(f"--{name}-port", type=int, help=f"default {getattr(defaults, name)}")
+    parser.add_argument("--checkout", action=argparse.BooleanOptionalAction,
+                        help="run our checkout API (default: when the catalog has a [checkout] table)")
+    parser.add_argument("--warehouse", action=argparse.BooleanOptionalAction,
+                        help=f"run the warehouse stand-in (default: when a kind posts to ${{{WAREHOUSE_URL}}})")
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
     parser.add_argument("--config", type=Path, help="the task catalog (default: ORDERTASKS_CONFIG, else "
                         "infra/tasks.toml); every part of the stack reads this file")
@@ -302,9 +390,21 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     args.data_dir = args.data_dir.resolve()
     # Absolute: the parts run from the repository root, not from here.
     args.config = configured_catalog_path(args.config)
-    args.ports = Ports(args.emulator_port, args.handler_port, args.checkout_port, args.smtp_port,
-                       args.warehouse_port, args.console_port)
+    given = {name: getattr(args, f"{name}_port") for name in PARTS}
+    args.ports_given = {name for name, port in given.items() if port is not None}
+    args.ports = Ports(**{name: port for name, port in given.items() if port is not None})
+    choose_parts(args)
     return args
+
+
+def choose_parts(args: argparse.Namespace) -> None:
+    """Set ``args.parts`` (what runs, in start order) and ``args.absent`` (what does not, and why)
+    from the catalog and the ``--[no-]checkout`` / ``--[no-]warehouse`` flags."""
+    catalog = load_catalog(args.config)
+    # CatalogError here (a kind that does not resolve too): cli prints it, exit 2.
+    needed = needed_parts(catalog, KindRegistry.from_catalog(catalog))
+    args.absent = absent_parts({"checkout": args.checkout, "warehouse": args.warehouse}, needed)
+    args.parts = tuple(name for name in PARTS if name not in args.absent)
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -315,7 +415,6 @@ def _interrupt(signum: int, frame: object) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Start the stack, print the banner, run until Ctrl-C / SIGTERM."""
     args = parse(argv)
-    KindRegistry.from_catalog(load_catalog(args.config))   # CatalogError: cli prints it, exit 2
     stack = Stack(args)
     stack.check_ports()
     # Installed explicitly: a shell that starts us in the background leaves SIGINT ignored.

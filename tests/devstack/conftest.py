@@ -72,10 +72,15 @@ class DevStack:
         return {t["kind"]: t["state"] for t in self.order(order_id)["tasks"]}
 
 
-def dev_argv(data_dir: Path, config: Path, ports: dict[str, int], mode: str = "ok") -> list[str]:
-    """The ``ordertasks dev`` command line for these ports."""
+def dev_argv(data_dir: Path, config: Path, ports: dict[str, int], mode: str = "ok",
+             checkout: bool | None = True) -> list[str]:
+    """The ``ordertasks dev`` command line for these ports. ``checkout``: ``--checkout`` (the
+    default: these tests order through our checkout, whatever the catalog, e.g. a shop's catalog
+    without ``[checkout]``), ``--no-checkout``, or None for what the catalog says."""
     argv = [sys.executable, "-m", "cli", "dev", "--data-dir", str(data_dir), "--config", str(config),
             "--delay-scale", DELAY_SCALE, "--warehouse-mode", mode]
+    if checkout is not None:
+        argv.append("--checkout" if checkout else "--no-checkout")
     for name, port in ports.items():
         argv += [f"--{name}-port", str(port)]
     return argv
@@ -90,6 +95,20 @@ def start_dev(data_dir: Path, config: Path, ports: dict[str, int]) -> ServerProc
             return False
     server = ServerProcess(dev_argv(data_dir, config, ports), ports["checkout"], env=dict(os.environ),
                            log_path=data_dir.parent / "dev.log", ready=ready)
+    return server.start(timeout=90)
+
+
+BANNER_END = "Ctrl-C stops everything."
+
+
+def start_dev_banner(data_dir: Path, config: Path, ports: dict[str, int], *flags: str) -> ServerProcess:
+    """Start the stack with ``flags`` and wait for its banner (printed once every part it runs is up)."""
+    log = data_dir.parent / "dev.log"
+
+    def ready() -> bool:
+        return log.exists() and BANNER_END in log.read_text(encoding="utf-8", errors="replace")
+    server = ServerProcess(dev_argv(data_dir, config, ports, checkout=None) + list(flags), ports["console"],
+                           env=dict(os.environ), log_path=log, ready=ready)
     return server.start(timeout=90)
 
 

@@ -14,7 +14,6 @@ repository, with nothing of the checkout on the path.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -28,52 +27,13 @@ import pytest
 
 from ordertasks.infra.config import DEFAULT_CATALOG, REPO_ROOT, load_catalog
 from tests.effects.orders import eur_order
+from tests.packaging.conftest import outside_environment, run_in
 from tests.support.servers import ServerProcess, free_port, http_ok, port_open
 
 FOLDERS = ("handlers", "producer", "functions", "infra")
 GENERIC = ("handlers", "producer", "functions", "infra", "cli")
-INSTALL_TIMEOUT = 900
 # Building and installing into a fresh environment takes minutes on a busy 2-core machine.
 pytestmark = pytest.mark.timeout(1200)
-
-
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """``pip wheel .`` of the checkout."""
-    out = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(REPO_ROOT)],
-                   check=True, timeout=INSTALL_TIMEOUT)
-    [built] = out.glob("ordertasks-*.whl")
-    return built
-
-
-def outside_environment() -> dict[str, str]:
-    """The environment of a process that knows nothing of the checkout."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("ORDERTASKS_", "PYTHON", "VIRTUAL_ENV", "CLOUD_TASKS")) and str(REPO_ROOT) not in v}
-    return env | {"PATH": os.defpath, "PYTHONNOUSERSITE": "1"}
-
-
-@pytest.fixture(scope="module")
-def venv(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fresh virtual environment (outside the repository) with the wheel and what the example serves with."""
-    home = tmp_path_factory.mktemp("shop")
-    assert REPO_ROOT not in home.parents
-    base_python = getattr(sys, "_base_executable", sys.executable)
-    subprocess.run([base_python, "-m", "venv", str(home / "venv")], check=True, timeout=120)
-    pip = [str(home / "venv" / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
-    # The pins of requirements-dev.txt as constraints: the versions CI already tested, from pip's cache.
-    subprocess.run([*pip, f"ordertasks[local] @ {wheel.as_uri()}", "fastapi", "uvicorn", "-c", str(REPO_ROOT / "requirements-dev.txt")],
-                   check=True, timeout=INSTALL_TIMEOUT, cwd=home, env=outside_environment())
-    return home / "venv"
-
-
-def run_in(venv: Path, *argv: str, cwd: Path) -> str:
-    """Run a command of the fresh environment outside the repository; its stdout."""
-    done = subprocess.run([str(venv / "bin" / argv[0]), *argv[1:]], cwd=cwd, env=outside_environment(),
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    return done.stdout
 
 
 def test_the_wheel_holds_one_top_level_name_and_every_module(wheel: Path) -> None:

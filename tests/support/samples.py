@@ -55,3 +55,28 @@ def fast_catalog(tmp: Path, *, lease_seconds: float | None = None, max_attempts:
     path = tmp / "tasks.toml"
     path.write_text(text)
     return path
+
+
+def catalog_without(path: Path, *tables: str, source: Path = DEFAULT_CATALOG) -> Path:
+    """``source`` written to ``path`` without the named tables (``"checkout"``,
+    ``"kinds.notify_warehouse"``), each with its sub-tables: a shop's catalog that uses less
+    than ours (no checkout of ours, no warehouse)."""
+    def dropped(block: str) -> bool:
+        header = re.match(r"\[([^\]]+)\]", block)
+        return header is not None and any(header[1] == t or header[1].startswith(t + ".") for t in tables)
+    blocks = re.split(r"(?m)^(?=\[)", source.read_text())
+    path.write_text("".join(block for block in blocks if not dropped(block)))
+    return path
+
+
+def library_order(order_id: str, placed_at: str) -> dict[str, Any]:
+    """A paid order as a shop's own checkout hands it to ``OrderTasks.schedule`` (docs/library.md)."""
+    return {
+        "order_id": order_id,
+        "placed_at": placed_at,
+        "customer": {"name": "Ada Lovelace", "email": "ada@example.com"},
+        "shipping_address": {"name": "Ada Lovelace", "line1": "1 Market Street", "city": "Berlin",
+                             "postal_code": "10115", "country": "DE"},
+        "items": [{"sku": "MUG-1", "name": "Mug", "quantity": 2, "unit_price": "9.50"}],
+        "totals": {"currency": "EUR", "subtotal": "19.00", "tax": "3.61", "shipping": "4.90", "total": "27.51"},
+    }
