@@ -1,17 +1,28 @@
 """Configuration: the task catalog (``infra/tasks.toml`` by default).
 
 ``load_catalog(path)`` reads the catalog once and validates it; every other module asks it
-for queues, kinds, delays and identities.  Runtime ``Settings`` live in ``handlers.settings``
-(``Settings.from_env()`` is the only place in the project that reads environment variables)
-and are re-exported here, where they were first.
+for queues, kinds, delays and identities.
+
+A catalog may build on another (``docs/kinds.md``, "A catalog that extends the shipped one"):
+top-level ``extends = "builtin"`` (the shipped ``infra/tasks.toml``) or ``extends = "base.toml"``
+(relative to the extending file), and ``drop = ["kinds.notify_warehouse", ...]``. The chain is
+read base first; each file's ``drop`` removes tables (or keys) from what it inherits, then its
+own tables are merged in key by key, sub-tables the same way, anything else (arrays included)
+replaced whole. ``catalog_document`` is that merged document; each error still names the
+file and line where the offending table was written.
+
+Runtime ``Settings`` live in ``handlers.settings`` (``Settings.from_env()`` is the only place
+in the project that reads environment variables) and are re-exported here, where they were first.
 """
 
 from __future__ import annotations
 
+import copy
+import difflib
 import re
 import tomllib
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +32,9 @@ from ordertasks.handlers.errors import ConfigurationError
 from ordertasks.handlers.settings import (DEFAULT_CATALOG, GOOGLE_CERTS_URL, REPO_ROOT, Settings,
                                           default_data_dir)
 
-__all__ = ["AuditConfig", "DEFAULT_CATALOG", "GOOGLE_CERTS_URL", "MAX_DELAY_SECONDS", "QUEUE_ID", "REPO_ROOT", "Catalog",
-           "CatalogError", "KindConfig", "QueueConfig", "Settings", "WebhookConfig", "catalog_document", "default_data_dir",
-           "expand", "load_catalog"]
+__all__ = ["AuditConfig", "DEFAULT_CATALOG", "GOOGLE_CERTS_URL", "MAX_DELAY_SECONDS", "QUEUE_ID", "REPO_ROOT",
+           "Catalog", "CatalogError", "KindConfig", "QueueConfig", "Settings", "WebhookConfig", "catalog_document",
+           "catalog_texts", "default_data_dir", "expand", "load_catalog"]
 MAX_DELAY_SECONDS = 30 * 24 * 3600
 TASK_LIFETIME_SECONDS = 31 * 24 * 3600      # Cloud Tasks deletes any task this long after it was created
 QUEUE_ID = re.compile(r"^[A-Za-z0-9-]{1,100}$")
@@ -114,7 +125,8 @@ class KindConfig:
 
     ``effect`` is ``"module:attribute"`` for a shop's own kind; ``webhook`` a config-only HTTP
     integration; neither means a built-in kind of that name (``handlers/kinds/``).
-    ``line`` is where the table starts in the catalog file, for start-up messages.
+    ``line`` is where the table starts in ``source``, the catalog file that wrote it (with
+    ``extends``, possibly a base of the catalog loaded), for start-up messages.
     """
 
     name: str
@@ -124,6 +136,7 @@ class KindConfig:
     effect: str | None = None
     webhook: WebhookConfig | None = None
     line: int = 0
+    source: str = ""
 
 
 @dataclass(frozen=True)
@@ -177,6 +190,16 @@ def _line_of(text: str, table: str, key: str | None = None) -> int:
             if re.match(r"^\s*" + re.escape(key) + r"\s*=", inner):
                 return offset
         return number
+    return 0
+
+
+def _top_line(text: str, key: str) -> int:
+    """1-based line of a top-level ``key = ...`` (before the first table), 0 if absent."""
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.lstrip().startswith("["):
+            return 0
+        if re.match(r"^\s*" + re.escape(key) + r"\s*=", line):
+            return number
     return 0
 
 
@@ -274,43 +297,156 @@ def _catalog_text(path: Path) -> str:
                            "--config at a catalog file (the default is infra/tasks.toml)") from exc
 
 
-def catalog_document(path: str | Path = DEFAULT_CATALOG) -> dict[str, Any]:
-    """Every table of the catalog as parsed TOML, for the parts ``Catalog`` does not model
-    (``[cloud]``, ``[scheduler]``); raises ``CatalogError`` naming the file."""
-    path = Path(path)
+EXTENDS_BUILTIN = "builtin"       # extends = "builtin": the shipped catalog, wherever the package is
+MAX_EXTENDS_DEPTH = 8             # files in one extends chain, the extending one included
+DIRECTIVES = ("extends", "drop")  # top-level keys that shape the chain; never inherited
+
+
+@dataclass(frozen=True)
+class _CatalogFile:
+    """One file of an ``extends`` chain: its text, and the tables it still contributes once the
+    files that extend it have dropped theirs."""
+
+    path: Path
+    text: str
+    tables: dict[str, Any]
+
+
+def _parsed(path: Path) -> tuple[str, dict[str, Any]]:
+    text = _catalog_text(path)
     try:
-        return tomllib.loads(_catalog_text(path))
+        return text, tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise CatalogError(f"{path}: not valid TOML: {exc}") from exc
 
 
+def _chain(path: Path, extending: tuple[Path, ...] = ()) -> list[_CatalogFile]:
+    """The files behind ``path``, base first, ``path`` last, drops applied."""
+    text, document = _parsed(path)
+    base = _base_of(path, text, document.get("extends"), extending)
+    inherited = _chain(base, (*extending, path)) if base else []
+    for dotted in _drops(path, text, document.get("drop"), inherited):
+        for earlier in inherited:
+            _remove(earlier.tables, dotted)
+    own = {key: value for key, value in document.items() if key not in DIRECTIVES}
+    return [*inherited, _CatalogFile(path, text, own)]
+
+
+def _base_of(path: Path, text: str, extends: Any, extending: tuple[Path, ...]) -> Path | None:
+    """The file ``extends`` names (``None`` without one); ``CatalogError`` naming the key otherwise."""
+    if extends is None:
+        return None
+    where = f"{path}:{_top_line(text, 'extends')}: extends = {extends!r}"
+    if not isinstance(extends, str) or not extends.strip():
+        raise CatalogError(f"{where} must be \"builtin\" (the shipped catalog) or the path of a catalog file, "
+                           "relative to this one, e.g. extends = \"base.toml\"")
+    base = DEFAULT_CATALOG if extends == EXTENDS_BUILTIN else path.parent / Path(extends).expanduser()
+    chain = [*extending, path]
+    if base.resolve() in {p.resolve() for p in chain}:
+        cycle = " -> ".join(str(p) for p in [*chain, base])
+        raise CatalogError(f"{where} makes a cycle ({cycle}): a catalog cannot extend itself, directly or through another")
+    if len(chain) >= MAX_EXTENDS_DEPTH:
+        raise CatalogError(f"{where} makes a chain longer than {MAX_EXTENDS_DEPTH} files: extend fewer levels")
+    if not base.is_file():
+        raise CatalogError(f"{where}: no catalog file at {base} (a path is relative to {path.parent}; "
+                           "\"builtin\" is the shipped catalog)")
+    return base
+
+
+def _drops(path: Path, text: str, drop: Any, inherited: list[_CatalogFile]) -> list[str]:
+    """The dotted paths ``drop`` removes; ``CatalogError`` for one the inherited catalog lacks."""
+    if drop is None:
+        return []
+    where = f"{path}:{_top_line(text, 'drop')}: drop"
+    if not inherited:
+        raise CatalogError(f"{where} needs extends = \"...\": without a base there is nothing to drop")
+    if not isinstance(drop, list) or not all(isinstance(p, str) and p for p in drop):
+        raise CatalogError(f"{where} must be a list of dotted table paths, e.g. drop = [\"kinds.notify_warehouse\"]")
+    document = _merged(inherited)
+    for dotted in drop:
+        if _lookup(document, dotted) is None:
+            raise CatalogError(f"{where}: {dotted!r} is not in the catalog it extends ({inherited[-1].path})"
+                               + _did_you_mean(dotted, document))
+    return drop
+
+
+def _did_you_mean(dotted: str, document: Mapping[str, Any]) -> str:
+    close = difflib.get_close_matches(dotted, list(_dotted_paths(document)), n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _dotted_paths(document: Mapping[str, Any], prefix: str = "") -> Iterator[str]:
+    for key, value in document.items():
+        yield prefix + key
+        if isinstance(value, dict):
+            yield from _dotted_paths(value, f"{prefix}{key}.")
+
+
+def _lookup(document: Mapping[str, Any], dotted: str) -> Any:
+    """The value at a dotted path (``"kinds.notify_warehouse"``), ``None`` if there is none."""
+    found: Any = document
+    for part in dotted.split("."):
+        if not isinstance(found, dict) or part not in found:
+            return None
+        found = found[part]
+    return found
+
+
+def _remove(document: dict[str, Any], dotted: str) -> None:
+    parent, _, last = dotted.rpartition(".")
+    holder = _lookup(document, parent) if parent else document
+    if isinstance(holder, dict):
+        holder.pop(last, None)
+
+
+def _merged(files: list[_CatalogFile]) -> dict[str, Any]:
+    """The chain as one document: later files' tables merged key by key into earlier ones'."""
+    document: dict[str, Any] = {}
+    for file in files:
+        _merge_into(document, file.tables)
+    return document
+
+
+def _merge_into(target: dict[str, Any], overlay: Mapping[str, Any]) -> None:
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(target.get(key), dict):
+            _merge_into(target[key], value)
+        else:
+            target[key] = copy.deepcopy(value)
+
+
+def _written_at(files: list[_CatalogFile], table: str, key: str | None) -> tuple[Path, int]:
+    """File and line where ``[table]`` (its ``key`` if given) was last written in the chain."""
+    holding = [f for f in files if isinstance(_lookup(f.tables, table), dict)]
+    with_key = [f for f in holding if key is None or key in _lookup(f.tables, table)]
+    chosen = (with_key or holding or files)[-1]
+    return chosen.path, _line_of(chosen.text, table, key)
+
+
+def catalog_document(path: str | Path = DEFAULT_CATALOG) -> dict[str, Any]:
+    """Every table of the catalog as parsed TOML, ``extends`` and ``drop`` applied, for the parts
+    ``Catalog`` does not model (``[cloud]``, ``[scheduler]``); raises ``CatalogError`` naming the file."""
+    return _merged(_chain(Path(path)))
+
+
+def catalog_texts(path: str | Path = DEFAULT_CATALOG) -> list[str]:
+    """The text of each file of the catalog's ``extends`` chain, base first (where settings look
+    for the environment variables webhooks name)."""
+    return [file.text for file in _chain(Path(path))]
+
+
 def load_catalog(path: str | Path = DEFAULT_CATALOG) -> Catalog:
-    """Read and validate the catalog; raise ``CatalogError`` naming the offending line."""
+    """Read and validate the catalog; raise ``CatalogError`` naming the offending file and line."""
     path = Path(path)
-    raw = catalog_document(path)
-    text = _catalog_text(path)
+    files = _chain(path)
+    raw = _merged(files)
 
     def fail(table: str, key: str | None, message: str) -> CatalogError:
-        return CatalogError(f"{path}:{_line_of(text, table, key)}: [{table}] {message}")
+        file, line = _written_at(files, table, key)
+        return CatalogError(f"{file}:{line}: [{table}] {message}")
 
-    queues: dict[str, QueueConfig] = {}
-    for name, body in raw.get("queues", {}).items():
-        try:
-            queues[name] = _queue(name, body)
-        except (KeyError, TypeError) as exc:
-            raise fail(f"queues.{name}", None, f"unknown or malformed setting {exc}") from exc
-        problem = _check_queue(queues[name])
-        if problem:
-            raise fail(f"queues.{name}", None, problem)
-    kinds: dict[str, KindConfig] = {}
-    for name, body in raw.get("kinds", {}).items():
-        try:
-            kinds[name] = _kind(name, body, _line_of(text, f"kinds.{name}"))
-        except (TypeError, ValueError) as exc:
-            raise fail(f"kinds.{name}", None, str(exc)) from exc
-        kind_problem = _check_kind(kinds[name], queues)
-        if kind_problem:
-            raise fail(f"kinds.{name}", kind_problem[0], kind_problem[1])
+    queues = _queues(raw, fail)
+    kinds = _kinds(raw, files, queues, fail)
     try:
         retention_days = _retention_days(raw.get("failed_tasks", {}))
     except ValueError as exc:
@@ -341,6 +477,39 @@ def load_catalog(path: str | Path = DEFAULT_CATALOG) -> Catalog:
         auditor=auditor,
         checkout=checkout,
     )
+
+
+_Failure = Callable[[str, str | None, str], CatalogError]   # (table, key, message) -> the error naming file:line
+
+
+def _queues(raw: Mapping[str, Any], fail: _Failure) -> dict[str, QueueConfig]:
+    """Every ``[queues.NAME]``, validated."""
+    queues: dict[str, QueueConfig] = {}
+    for name, body in raw.get("queues", {}).items():
+        try:
+            queues[name] = _queue(name, body)
+        except (KeyError, TypeError) as exc:
+            raise fail(f"queues.{name}", None, f"unknown or malformed setting {exc}") from exc
+        problem = _check_queue(queues[name])
+        if problem:
+            raise fail(f"queues.{name}", None, problem)
+    return queues
+
+
+def _kinds(raw: Mapping[str, Any], files: list[_CatalogFile], queues: Mapping[str, QueueConfig],
+           fail: _Failure) -> dict[str, KindConfig]:
+    """Every ``[kinds.NAME]``, validated, each knowing the file and line that wrote it."""
+    kinds: dict[str, KindConfig] = {}
+    for name, body in raw.get("kinds", {}).items():
+        file, line = _written_at(files, f"kinds.{name}", None)
+        try:
+            kinds[name] = replace(_kind(name, body, line), source=str(file))
+        except (TypeError, ValueError) as exc:
+            raise fail(f"kinds.{name}", None, str(exc)) from exc
+        problem = _check_kind(kinds[name], queues)
+        if problem:
+            raise fail(f"kinds.{name}", problem[0], problem[1])
+    return kinds
 
 
 def _checkout(raw: Mapping[str, Any]) -> bool:

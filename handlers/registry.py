@@ -10,6 +10,12 @@ For every ``[kinds.NAME]`` table, in this order:
 Anything else refuses to start with one ``CatalogError`` naming the catalog file, the line of
 the table and what to fix: never a traceback. The registry imports kinds only through the
 catalog (``importlib``), so nothing here lists kinds by name and there is no import cycle.
+
+Commands that only read records (``ordertasks failed``, ``stats``, ``console``) build no
+registry: they must work where the shop's effect modules are not installed (an operator's
+laptop). They check what can be checked without it (``check_kinds_have_code``), and what they
+need of the kinds, where a create-once kind's done mark is read back, comes from
+``catalog_done_records``, which imports only the built-in kinds of this package.
 """
 
 from __future__ import annotations
@@ -84,7 +90,7 @@ class KindRegistry(Mapping[str, Kind]):
 
 def resolve_kind(config: KindConfig, source: str) -> Kind:
     """The declared kind behind one catalog table (see the module docstring)."""
-    where = f"{source}:{config.line}: [kinds.{config.name}]"
+    where = f"{config.source or source}:{config.line}: [kinds.{config.name}]"
     if config.effect:
         declared = _imported(config.effect, where)
         if declared.name and declared.name != config.name:
@@ -96,8 +102,38 @@ def resolve_kind(config: KindConfig, source: str) -> Kind:
         return builtin.named(config.name)
     if config.webhook is not None:
         return WEBHOOK_KIND.named(config.name)
-    raise CatalogError(f"{where} has no code: add effect = \"package.module:attribute\" (a @kind function) "
-                       f"or a [kinds.{config.name}.webhook] table with url = \"https://...\"")
+    raise _no_code(config, source)
+
+
+def check_kinds_have_code(catalog: Catalog) -> None:
+    """What is checked of the kinds without importing a shop's module (the commands that build
+    no registry): each names an ``effect``, is built in, or has a webhook; else the
+    ``CatalogError`` ``resolve_kind`` would raise."""
+    for config in catalog.kinds.values():
+        if not (config.effect or config.webhook or _is_builtin(config.name)):
+            raise _no_code(config, catalog.source)
+
+
+def _no_code(config: KindConfig, source: str) -> CatalogError:
+    return CatalogError(f"{config.source or source}:{config.line}: [kinds.{config.name}] has no code: add "
+                        f"effect = \"package.module:attribute\" (a @kind function) "
+                        f"or a [kinds.{config.name}.webhook] table with url = \"https://...\"")
+
+
+def _is_builtin(name: str) -> bool:
+    return importlib.util.find_spec(f"{BUILTIN_PACKAGE}.{name}") is not None
+
+
+def catalog_done_records(catalog: Catalog) -> dict[str, DoneRecord]:
+    """Kind → where its done mark is read back, from the catalog alone: the built-in kinds that
+    keep it at the far end, never a shop's ``effect`` module (see the module docstring); a shop's
+    kind is then read from the idempotency store only."""
+    records: dict[str, DoneRecord] = {}
+    for name, config in catalog.kinds.items():
+        builtin = None if config.effect else _builtin(name, f"{config.source or catalog.source}:{config.line}")
+        if builtin is not None and builtin.done_at is not None:
+            records[name] = builtin.done_at
+    return records
 
 
 def _imported(reference: str, where: str) -> Kind:
@@ -118,7 +154,7 @@ def _imported(reference: str, where: str) -> Kind:
 
 def _builtin(name: str, where: str) -> Kind | None:
     module_name = f"{BUILTIN_PACKAGE}.{name}"
-    if importlib.util.find_spec(module_name) is None:
+    if not _is_builtin(name):
         return None
     declared = getattr(importlib.import_module(module_name), "KIND", None)
     if not isinstance(declared, Kind):
@@ -129,6 +165,6 @@ def _builtin(name: str, where: str) -> Kind | None:
 def _webhook_target(config: KindConfig, kind: Kind, source: str) -> WebhookConfig | None:
     target = config.webhook or kind.webhook
     if target is None and posts_webhook(kind):
-        raise CatalogError(f"{source}:{config.line}: [kinds.{config.name}] posts to a webhook but has none: "
-                           f"add [kinds.{config.name}.webhook] url = \"https://...\"")
+        raise CatalogError(f"{config.source or source}:{config.line}: [kinds.{config.name}] posts to a webhook "
+                           f"but has none: add [kinds.{config.name}.webhook] url = \"https://...\"")
     return target

@@ -432,12 +432,12 @@ def configured_catalog_path(given: str | Path | None = None, environ: Mapping[st
 
 def webhook_environment(env: Mapping[str, str], catalog_path: Path) -> dict[str, str]:
     """The variables webhooks may read: ``ORDERTASKS_*`` and every name the catalog refers to."""
-    from ordertasks.handlers.config import ENV_REFERENCE, TOKEN_ENV
+    from ordertasks.handlers.config import ENV_REFERENCE, TOKEN_ENV, catalog_texts
 
     try:
-        text = catalog_path.read_text(encoding="utf-8")
-    except OSError:
-        text = ""  # load_catalog reports the missing file with its own message
+        text = "\n".join(catalog_texts(catalog_path))   # every file of an extends chain
+    except ConfigurationError:
+        text = ""  # load_catalog reports the missing or invalid file with its own message
     tokens = set(TOKEN_ENV.findall(text))
     named = {m.group(1) for m in ENV_REFERENCE.finditer(text)} | tokens
     environment = {k: v for k, v in env.items() if k in named or k.startswith("ORDERTASKS_")}

@@ -38,12 +38,24 @@ CATALOG_FROM_ENVIRONMENT = frozenset({"handler", "checkout", "failed", "sweep", 
 LOCAL_EXTRA = frozenset({"aiohttp", "aiosmtpd"})
 
 
-def _check_catalog() -> None:
-    """Refuse to run on a catalog whose kinds do not resolve (the message names file and line)."""
-    from ordertasks.handlers.config import Settings
-    from ordertasks.handlers.registry import KindRegistry
+# Of those, the commands that run effects, or start or feed the processes that do, also resolve
+# every kind (import each shop's effect module) at start. The others only read records, write
+# operator state or create a replay's task, which the handler performs: they need the catalog
+# alone, so they work where the shop's code is not installed.
+RESOLVES_KINDS = frozenset({"handler", "checkout", "reconcile", "demo"})
 
-    KindRegistry.from_catalog(Settings.from_env().catalog())
+
+def _check_catalog(name: str) -> None:
+    """Refuse to run on an invalid catalog or a kind without code, and, for a command in
+    ``RESOLVES_KINDS``, on one whose kinds do not resolve (the message names file and line)."""
+    from ordertasks.handlers.config import Settings
+    from ordertasks.handlers.registry import KindRegistry, check_kinds_have_code
+
+    catalog = Settings.from_env().catalog()
+    if name in RESOLVES_KINDS:
+        KindRegistry.from_catalog(catalog)
+    else:
+        check_kinds_have_code(catalog)
 
 
 def usage() -> str:
@@ -77,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         if name in CATALOG_FROM_ENVIRONMENT:
-            _check_catalog()
+            _check_catalog(name)
         return int(func(rest) or 0)
     except ConfigurationError as exc:
         print(f"ordertasks {name}: configuration error: {exc}", file=sys.stderr)

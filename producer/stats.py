@@ -17,13 +17,26 @@ from typing import Any, TextIO
 
 from ordertasks.handlers.errors import OrderTasksError
 from ordertasks.handlers.ports import LIVE_FAILED, EffectState, EffectStore, FailedFilter, FailedStatus, FailedTaskStore
-from ordertasks.handlers.wiring import build_stores, recorded_effects
+from ordertasks.handlers.effect_records import RecordedEffects
+from ordertasks.handlers.kind import FarEnds
+from ordertasks.handlers.registry import catalog_done_records
+from ordertasks.handlers.wiring import Stores, build_blobs, build_stores
 from ordertasks.producer.backend_flags import CREDENTIALS_HINT, add_backend_flags, is_missing_credentials, settings_with_flags
-from ordertasks.handlers.config import Catalog
+from ordertasks.handlers.config import Catalog, Settings
 from ordertasks.producer.backlog import Backlog, queue_backlog
 from ordertasks.producer.enqueue import queue_path
 from ordertasks.producer.terminal import for_terminal
 from ordertasks.producer.triage import age, table
+
+
+def operator_effects(settings: Settings, stores: Stores, catalog: Catalog) -> RecordedEffects:
+    """The effect states operator views read (``stats``, the console): as
+    ``handlers.wiring.recorded_effects``, but with the far-end done records of the catalog alone
+    (``handlers.registry.catalog_done_records``), so a shop's effect module is never imported:
+    these commands work where the shop's code is not installed."""
+    ends = FarEnds(blobs=build_blobs(settings, catalog), analytics=stores.analytics)
+    return RecordedEffects(stores.effects, catalog_done_records(catalog), ends)
+
 
 def queue_backlogs(client: Any, catalog: Catalog, now: datetime) -> dict[str, Backlog | str]:
     """Queue → its backlog (or the error that prevented counting it)."""
@@ -76,7 +89,6 @@ def render(backlogs: dict[str, Backlog | str], rows: list[tuple[str, ...]], now:
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     """``ordertasks stats``."""
-    from ordertasks.handlers.config import Settings
     from ordertasks.producer import wiring
 
     parser = argparse.ArgumentParser(prog="ordertasks stats", description=__doc__)
@@ -85,7 +97,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     try:
         catalog = settings.catalog()
         stores = build_stores(settings)
-        effects = recorded_effects(settings, stores, catalog)
+        effects = operator_effects(settings, stores, catalog)
         now = wiring.clock().now()
         text = render(queue_backlogs(wiring.tasks_client(settings), catalog, now),
                       kind_rows(stores.failed, effects, catalog, now), now)

@@ -41,8 +41,9 @@ def describe(settings: Settings, catalog: Catalog) -> str:
 
 def console_from_settings(settings: Settings) -> Console:
     """The console over the configured backends; raises google.auth errors without credentials."""
-    from ordertasks.handlers.wiring import build_stores, recorded_effects
+    from ordertasks.handlers.wiring import build_stores
     from ordertasks.producer import wiring
+    from ordertasks.producer.stats import operator_effects
     from ordertasks.producer.triage import build_triage
 
     catalog = settings.catalog()
@@ -52,6 +53,7 @@ def console_from_settings(settings: Settings) -> Console:
         google.auth.default()      # fail here, with the credentials page, not on the first query
     stores = build_stores(settings)
     triage = build_triage(settings, stores.failed)
-    # Effect states as the order view reads them: create-once kinds' far ends included.
-    return Console(catalog, recorded_effects(settings, stores, catalog), stores.failed, stores.orders, wiring.tasks_client(settings),
-                   wiring.clock(), triage, describe(settings, catalog))
+    # Effect states as the order view reads them: create-once kinds' far ends included, from the
+    # catalog alone (the console never imports a shop's effect module).
+    return Console(catalog, operator_effects(settings, stores, catalog), stores.failed, stores.orders,
+                   wiring.tasks_client(settings), wiring.clock(), triage, describe(settings, catalog))
