@@ -1,8 +1,9 @@
-"""HTTP layer: the Cloud Tasks v2 REST routes, plus health and OIDC key endpoints.
+"""HTTP layer: the Cloud Tasks v2 REST routes, plus health, the OIDC keys and discovery document.
 
 Routes are matched by regular expressions on the path after ``/v2/`` because resource
 names contain slashes and custom verbs (``queues/q:pause``) that aiohttp's router does not
-split.  Each handler gets a :class:`Call` and returns a JSON object; :class:`RpcError`
+split.  A JSON body naming a field its request message lacks is refused first, as Google's front
+end does (:mod:`schema`).  Each handler gets a :class:`Call` and returns a JSON object; :class:`RpcError`
 becomes a ``google.rpc.Status`` answer.  Enums are answered as numbers when the caller
 asked for ``enum-encoding=int`` (the Python client) and as names otherwise (gcloud).
 """
@@ -13,13 +14,18 @@ import asyncio
 import json
 import logging
 import re
+import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+from google.cloud import tasks_v2
+from google.iam.v1 import iam_policy_pb2
+from google.protobuf.descriptor import Descriptor
 
-from ordertasks.infra.emulator import controls, errors, rules, wire
+from ordertasks.infra.emulator import batches, controls, errors, rules, schema, wire
+from ordertasks.infra.emulator.buffer_proto import BufferTaskRequest
 from ordertasks.infra.emulator.errors import RpcError, invalid
 from ordertasks.infra.emulator.guard import HostGuard, guard_middleware
 from ordertasks.infra.emulator.model import QueueState, View
@@ -118,10 +124,23 @@ async def get_queue(call: Call) -> Json:
     return wire.queue_to_json(call.service.queue(call.queue_name), call.int_enums)
 
 
+# Output only in v2 (Cloud Tasks derives it from the rate): an update leaves it as it is,
+# whether the mask names it or the body carries it.
+OUTPUT_ONLY_PATHS = ("rateLimits.maxBurstSize",)
+
+
+def _mask(call: Call) -> list[str]:
+    return [_camel(p.strip()) for p in call.query.get("updateMask", "").split(",") if p.strip()]
+
+
 async def patch_queue(call: Call) -> Json:
-    """queues.patch with ``updateMask`` (camelCase or snake_case paths)."""
-    mask = [_camel(p.strip()) for p in call.query.get("updateMask", "").split(",") if p.strip()]
-    queue = await call.service.update_queue(call.queue_name, call.json_body(), mask)
+    """queues.patch with ``updateMask`` (camelCase or snake_case paths); output-only fields are ignored."""
+    given = _mask(call)
+    mask = [p for p in wire.expand_groups(given, "rateLimits") if p not in OUTPUT_ONLY_PATHS]
+    name = call.queue_name
+    if given and not mask and name in call.service.queues:
+        return wire.queue_to_json(call.service.queue(name), call.int_enums)  # nothing it may change
+    queue = await call.service.update_queue(name, wire.without_burst(call.json_body()), mask)
     return wire.queue_to_json(queue, call.int_enums)
 
 
@@ -196,6 +215,31 @@ async def buffer_task(call: Call) -> Json:
     return {"task": wire.task_to_json(task, View.BASIC, call.int_enums)}
 
 
+async def batch_create_tasks(call: Call) -> Json:
+    """tasks.batchCreate: a finished long-running operation (see :mod:`batches`)."""
+    return await batches.batch_create(call.service, call.queue_name, call.json_body())
+
+
+async def batch_delete_tasks(call: Call) -> Json:
+    """tasks.batchDelete: a finished long-running operation (see :mod:`batches`)."""
+    return await batches.batch_delete(call.service, call.queue_name, call.json_body())
+
+
+async def get_cmek_config(call: Call) -> Json:
+    """locations.getCmekConfig: stored per location, never used (see :mod:`cmek`)."""
+    return call.service.cmek.get(call.location)
+
+
+async def update_cmek_config(call: Call) -> Json:
+    """locations.updateCmekConfig with ``updateMask``."""
+    return await call.service.cmek.update(call.location, call.json_body(), _mask(call))
+
+
+async def get_operation(call: Call) -> Json:
+    """operations.get (google.longrunning.Operations/GetOperation)."""
+    return call.service.operations.get(f"{call.location}/operations/{call.params['op']}")
+
+
 def _camel(path: str) -> str:
     return re.sub(r"_([a-z])", lambda m: m.group(1).upper(), path)
 
@@ -203,32 +247,48 @@ def _camel(path: str) -> str:
 _LOCATION = r"projects/(?P<p>[^/]+)/locations/(?P<l>[^/]+)"
 _QUEUE = _LOCATION + r"/queues/(?P<q>[^/:]+)"
 _TASK = _QUEUE + r"/tasks/(?P<t>[^/:]+)"
-ROUTES: list[tuple[re.Pattern[str], str, Handler]] = [
-    (re.compile(p + "$"), method, handler) for p, method, handler in [
-        (r"projects/(?P<p>[^/]+)/locations", "GET", list_locations),
-        (_LOCATION, "GET", get_location),
-        (_LOCATION + "/queues", "GET", list_queues),
-        (_LOCATION + "/queues", "POST", create_queue),
-        (_QUEUE, "GET", get_queue),
-        (_QUEUE, "PATCH", patch_queue),
-        (_QUEUE, "DELETE", delete_queue),
-        (_QUEUE + r":(?P<verb>pause|resume|purge)", "POST", queue_verb),
-        (_QUEUE + r":(?P<iam>getIamPolicy|setIamPolicy|testIamPermissions)", "POST", iam_verb),
-        (_QUEUE + r"/tasks/?(?P<t>[^/:]*):buffer", "POST", buffer_task),
-        (_QUEUE + "/tasks", "GET", list_tasks),
-        (_QUEUE + "/tasks", "POST", create_task),
-        (_TASK, "GET", get_task),
-        (_TASK, "DELETE", delete_task),
-        (_TASK + ":run", "POST", run_task),
+T = tasks_v2
+
+
+def _body(proto_plus_type: Any) -> Descriptor:
+    return proto_plus_type.pb().DESCRIPTOR  # type: ignore[no-any-return]
+
+
+# (path pattern, HTTP method, handler, message of the JSON body: unknown names in it are refused)
+ROUTES: list[tuple[re.Pattern[str], str, Handler, Descriptor | None]] = [
+    (re.compile(p + "$"), method, handler, body) for p, method, handler, body in [
+        (r"projects/(?P<p>[^/]+)/locations", "GET", list_locations, None),
+        (_LOCATION, "GET", get_location, None),
+        (_LOCATION + "/cmekConfig", "GET", get_cmek_config, None),
+        (_LOCATION + "/cmekConfig", "PATCH", update_cmek_config, _body(T.CmekConfig)),
+        (_LOCATION + r"/operations/(?P<op>[^/:]+)", "GET", get_operation, None),
+        (_LOCATION + "/queues", "GET", list_queues, None),
+        (_LOCATION + "/queues", "POST", create_queue, _body(T.Queue)),
+        (_QUEUE, "GET", get_queue, None),
+        (_QUEUE, "PATCH", patch_queue, _body(T.Queue)),
+        (_QUEUE, "DELETE", delete_queue, None),
+        (_QUEUE + r":(?P<verb>pause|resume|purge)", "POST", queue_verb, _body(T.PauseQueueRequest)),
+        (_QUEUE + r":(?P<iam>getIamPolicy)", "POST", iam_verb, iam_policy_pb2.GetIamPolicyRequest.DESCRIPTOR),
+        (_QUEUE + r":(?P<iam>setIamPolicy)", "POST", iam_verb, iam_policy_pb2.SetIamPolicyRequest.DESCRIPTOR),
+        (_QUEUE + r":(?P<iam>testIamPermissions)", "POST", iam_verb,
+         iam_policy_pb2.TestIamPermissionsRequest.DESCRIPTOR),
+        (_QUEUE + r"/tasks/?(?P<t>[^/:]*):buffer", "POST", buffer_task, BufferTaskRequest.DESCRIPTOR),
+        (_QUEUE + "/tasks:batchCreate", "POST", batch_create_tasks, _body(T.BatchCreateTasksRequest)),
+        (_QUEUE + "/tasks:batchDelete", "POST", batch_delete_tasks, _body(T.BatchDeleteTasksRequest)),
+        (_QUEUE + "/tasks", "GET", list_tasks, None),
+        (_QUEUE + "/tasks", "POST", create_task, _body(T.CreateTaskRequest)),
+        (_TASK, "GET", get_task, None),
+        (_TASK, "DELETE", delete_task, None),
+        (_TASK + ":run", "POST", run_task, _body(T.RunTaskRequest)),
     ]
 ]
 
 
-def _route(method: str, path: str) -> tuple[Handler, dict[str, str]]:
-    for pattern, route_method, handler in ROUTES:
+def _route(method: str, path: str) -> tuple[Handler, dict[str, str], Descriptor | None]:
+    for pattern, route_method, handler, body in ROUTES:
         match = pattern.match(path)
         if match and route_method == method:
-            return handler, match.groupdict()
+            return handler, match.groupdict(), body
     raise RpcError("NOT_FOUND", f"no Cloud Tasks v2 method at {method} /v2/{path}")
 
 
@@ -255,8 +315,9 @@ async def invoke(service: TasksService, method: str, path: str, query: Mapping[s
     to model the network to the real service.  Raises :class:`RpcError`."""
     if latency_ms > 0:
         await asyncio.sleep(latency_ms / 1000)
-    handler, params = _route(method, path)
-    return await handler(Call(query, params, service, body, int_enums))
+    handler, params, body_message = _route(method, path)
+    schema.check_known(body, body_message)
+    return await handler(Call(query, params, service, schema.with_json_names(body, body_message), int_enums))
 
 
 def asks_int_enums(query: Mapping[str, str]) -> bool:
@@ -282,9 +343,21 @@ def make_api_handler(service: TasksService, latency_ms: float = 0.0) -> Callable
     return handle
 
 
+JWKS_PATH = "/oauth2/v3/certs"
+DISCOVERY = "/.well-known/openid-configuration"
+
+
+def discovery_paths(issuer: str) -> list[str]:
+    """Where the OIDC discovery document is served: at the root, and under the issuer's path when
+    ``--issuer`` names one (``http://127.0.0.1:8123/oidc`` -> ``/oidc/.well-known/…``), since a
+    verifier looks for it at ``ISSUER`` + ``/.well-known/openid-configuration``."""
+    issuer_path = urllib.parse.urlsplit(issuer).path.rstrip("/")
+    return [DISCOVERY] + ([issuer_path + DISCOVERY] if issuer_path else [])
+
+
 def build_app(service: TasksService, minter: TokenMinter, latency_ms: float = 0.0,
               guard: HostGuard | None = None, in_flight: controls.InFlight = lambda: 0) -> web.Application:
-    """The aiohttp application: API, test-suite controls, ``/healthz``, and the OIDC key sets."""
+    """The aiohttp application: API, test-suite controls, ``/healthz``, the OIDC key sets and discovery."""
     app = web.Application(client_max_size=MAX_REQUEST_BYTES, middlewares=[guard_middleware(guard or HostGuard("127.0.0.1"))])
     controls.add_routes(app, service, in_flight)
 
@@ -297,8 +370,14 @@ def build_app(service: TasksService, minter: TokenMinter, latency_ms: float = 0.
     async def pem_certs(_: web.Request) -> web.Response:
         return web.json_response(minter.pem_certs(), headers={"Cache-Control": "public, max-age=300"})
 
+    async def discovery(request: web.Request) -> web.Response:
+        base = f"{request.scheme}://{request.host}"
+        return web.json_response(minter.discovery(base + JWKS_PATH), headers={"Cache-Control": "public, max-age=300"})
+
     app.router.add_get("/healthz", healthz)
-    app.router.add_get("/oauth2/v3/certs", jwks)
+    app.router.add_get(JWKS_PATH, jwks)
     app.router.add_get("/oauth2/v1/certs", pem_certs)
+    for path in discovery_paths(minter.issuer):
+        app.router.add_get(path, discovery)
     app.router.add_route("*", "/v2/{path:.*}", make_api_handler(service, latency_ms))
     return app

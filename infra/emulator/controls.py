@@ -1,8 +1,9 @@
 """Test-suite controls outside the Cloud Tasks API: ``POST /_emulator/reset`` and
 ``POST /_emulator/drain``.  Both answer only callers on a loopback address.
 
-- ``reset`` drops every task and name tombstone and keeps the queues; ``?queues=true`` drops
-  the queues too (and their re-create window), so a suite can start from nothing.
+- ``reset`` drops every task, name tombstone and batch operation and keeps the queues;
+  ``?queues=true`` drops the queues (and their re-create window) and the CMEK configs too, so a
+  suite can start from nothing.
 - ``drain?timeout=SECONDS`` waits until no task of a running queue is due and no attempt is
   in flight: 200 when that holds, 408 after the timeout (default 30 s).  Tasks scheduled for
   later, in retry backoff, or in a paused queue do not hold it up.

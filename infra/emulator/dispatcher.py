@@ -307,7 +307,7 @@ class Dispatcher:
         if outcome.status is not None and 200 <= outcome.status < 300:
             self.service.finish_task(task)
             return self._log(task, outcome, "completed", None)
-        retry = runner.queue.retry_config
+        retry = task.retry_config or runner.queue.retry_config
         first = task.first_attempt.dispatch_time if task.first_attempt and task.first_attempt.dispatch_time else now
         if retry.exhausted(task.dispatch_count, first, now):
             self.service.finish_task(task)

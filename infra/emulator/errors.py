@@ -34,7 +34,8 @@ TASK_EXISTS = "Requested entity already exists"
 TASK_EXISTED_RECENTLY = (
     "The task cannot be created because a task with this name existed too recently. "
     "For more information about task de-duplication see "
-    "https://cloud.google.com/tasks/docs/reference/rest/v2/projects.locations.queues.tasks/create."
+    "https://cloud.google.com/tasks/docs/reference/rest/v2/projects.locations.queues.tasks/create"
+    "#body.request_body.FIELDS.task."
 )
 TASK_GONE_RECENTLY = (
     "The task no longer exists, though a task with this name existed recently. "
@@ -48,6 +49,10 @@ QUEUE_NOT_FOUND = (
 QUEUE_EXISTED_RECENTLY = (
     "The queue cannot be created because a queue with this name existed too recently."
 )
+TASK_NAME_FORMAT = ('Task name must be formatted: '
+                    '"projects/<PROJECT_ID>/locations/<LOCATION_ID>/queues/<QUEUE_ID>/tasks/<TASK_ID>"')
+TASK_ID_HELP = ("Definition of task ID",
+                "https://cloud.google.com/tasks/docs/reference/rest/v2/projects.locations.queues.tasks#Task.FIELDS.name")
 
 
 class RpcError(Exception):
@@ -57,11 +62,13 @@ class RpcError(Exception):
     otherwise (a request body over the size limit is a 413 before any API code runs).
     """
 
-    def __init__(self, status: str, message: str, http: int | None = None) -> None:
+    def __init__(self, status: str, message: str, http: int | None = None,
+                 details: list[dict[str, Any]] | None = None) -> None:
         super().__init__(f"{status}: {message}")
         self.status = status
         self.message = message
         self.http = http
+        self.details = details or []
 
     @property
     def http_status(self) -> int:
@@ -70,12 +77,36 @@ class RpcError(Exception):
 
     def to_json(self) -> dict[str, Any]:
         """The ``{"error": google.rpc.Status}`` body of the HTTP answer."""
-        return {"error": {"code": self.http_status, "message": self.message, "status": self.status}}
+        error: dict[str, Any] = {"code": self.http_status, "message": self.message, "status": self.status}
+        return {"error": {**error, "details": self.details} if self.details else error}
+
+    def to_status(self) -> dict[str, Any]:
+        """This error as a ``google.rpc.Status`` in proto3 JSON (numeric code), as an operation
+        or a batch's ``failedRequests`` holds it."""
+        return {"code": STATUS_CODES[self.status][0], "message": self.message}
 
 
 def invalid(message: str) -> RpcError:
     """INVALID_ARGUMENT: the request names the field that is wrong."""
     return RpcError("INVALID_ARGUMENT", message)
+
+
+def help_detail(description: str, url: str) -> dict[str, Any]:
+    """A ``google.rpc.Help`` error detail: one link that explains the rule."""
+    return {"@type": "type.googleapis.com/google.rpc.Help", "links": [{"description": description, "url": url}]}
+
+
+def invalid_task_id(task_id: str) -> RpcError:
+    """INVALID_ARGUMENT for a task id outside ``[A-Za-z0-9_-]{1,500}``, worded as Cloud Tasks words it."""
+    return RpcError("INVALID_ARGUMENT",
+                    f'Task ID "{task_id}" can contain only letters ([A-Za-z]), numbers ([0-9]), hyphens (-), or '
+                    "underscores (_). Task ID must between 1 and 500 characters.", details=[help_detail(*TASK_ID_HELP)])
+
+
+def task_in_other_queue(parent: str, task_queue: str) -> RpcError:
+    """INVALID_ARGUMENT for a task name that names another queue than the one it is created in."""
+    return RpcError("INVALID_ARGUMENT", f"The queue name from request ('{parent}') must be the same as the queue "
+                                        f"name in the named task ('{task_queue}').")
 
 
 def not_found(message: str = ENTITY_NOT_FOUND) -> RpcError:

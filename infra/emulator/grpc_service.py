@@ -1,4 +1,5 @@
-"""gRPC transport: ``google.cloud.tasks.v2.CloudTasks`` and ``google.cloud.location.Locations``.
+"""gRPC transport: ``google.cloud.tasks.v2.CloudTasks``, ``google.cloud.location.Locations`` and
+``google.longrunning.Operations`` (GetOperation, for the batch methods' operations).
 
 No generated stubs and no second implementation: each RPC is transcoded to the REST call
 Google's own HTTP mapping (the ``google.api.http`` rule of the method) defines for it, and
@@ -25,6 +26,7 @@ import grpc
 from google.cloud import tasks_v2
 from google.cloud.location import locations_pb2
 from google.iam.v1 import iam_policy_pb2, policy_pb2
+from google.longrunning import operations_pb2
 from google.protobuf import empty_pb2, json_format, message
 from google.protobuf.message import DecodeError
 
@@ -36,6 +38,7 @@ from ordertasks.infra.emulator.service import TasksService
 log = logging.getLogger("ordertasks.emulator.grpc")
 TASKS_SERVICE = "google.cloud.tasks.v2.CloudTasks"
 LOCATIONS_SERVICE = "google.cloud.location.Locations"
+OPERATIONS_SERVICE = "google.longrunning.Operations"
 _FIELD = re.compile(r"\{([a-z_.]+)\}")
 Json = dict[str, Any]
 
@@ -77,12 +80,23 @@ TASKS_RULES: dict[str, Rule] = {
     "RunTask": Rule(_pb(T.RunTaskRequest), _pb(T.Task), "POST", "{name}:run", "*"),
     "BufferTask": Rule(BufferTaskRequest, BufferTaskResponse, "POST", "{queue}/tasks/{task_id}:buffer", "*",
                        optional=("task_id",)),
+    "BatchCreateTasks": Rule(_pb(T.BatchCreateTasksRequest), operations_pb2.Operation, "POST",
+                             "{parent}/tasks:batchCreate", "*"),
+    "BatchDeleteTasks": Rule(_pb(T.BatchDeleteTasksRequest), operations_pb2.Operation, "POST",
+                             "{parent}/tasks:batchDelete", "*"),
+    "GetCmekConfig": Rule(_pb(T.GetCmekConfigRequest), _pb(T.CmekConfig), "GET", "{name}"),
+    "UpdateCmekConfig": Rule(_pb(T.UpdateCmekConfigRequest), _pb(T.CmekConfig), "PATCH", "{cmek_config.name}",
+                             "cmek_config"),
 }
 LOCATIONS_RULES: dict[str, Rule] = {
     "ListLocations": Rule(locations_pb2.ListLocationsRequest, locations_pb2.ListLocationsResponse, "GET",
                           "{name}/locations"),
     "GetLocation": Rule(locations_pb2.GetLocationRequest, locations_pb2.Location, "GET", "{name}"),
 }
+OPERATIONS_RULES: dict[str, Rule] = {
+    "GetOperation": Rule(operations_pb2.GetOperationRequest, operations_pb2.Operation, "GET", "{name}"),
+}
+SERVICES = ((TASKS_SERVICE, TASKS_RULES), (LOCATIONS_SERVICE, LOCATIONS_RULES), (OPERATIONS_SERVICE, OPERATIONS_RULES))
 
 
 @dataclass
@@ -166,9 +180,9 @@ def make_behaviour(service: TasksService, name: str, rule: Rule, latency_ms: flo
 
 
 def generic_handlers(service: TasksService, latency_ms: float = 0.0) -> list[grpc.GenericRpcHandler]:
-    """Handlers for both services, raw bytes in and out (parsing happens in the behaviour)."""
+    """Handlers for every service, raw bytes in and out (parsing happens in the behaviour)."""
     handlers = []
-    for service_name, rules in ((TASKS_SERVICE, TASKS_RULES), (LOCATIONS_SERVICE, LOCATIONS_RULES)):
+    for service_name, rules in SERVICES:
         methods = {name: grpc.unary_unary_rpc_method_handler(make_behaviour(service, name, rule, latency_ms))
                    for name, rule in rules.items()}
         handlers.append(grpc.method_handlers_generic_handler(service_name, methods))

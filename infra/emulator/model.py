@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 QUEUE_ID = re.compile(r"^[A-Za-z0-9-]{1,100}$")
 TASK_ID = re.compile(r"^[A-Za-z0-9_-]{1,500}$")
+TASK_NAME = re.compile(r"^projects/[^/]+/locations/[^/]+/queues/[^/]+/tasks/[^/]+$")
 PROJECT_ID = re.compile(r"^[A-Za-z0-9:._-]{1,100}$")
 LOCATION_ID = re.compile(r"^[A-Za-z0-9-]{1,63}$")
 
@@ -236,6 +237,8 @@ class Task:
     retry_reason: str = ""
     previous_status: int | None = None
     app_engine: AppEngineTarget | None = None  # set for App Engine tasks
+    # The task's own retryConfig: used at dispatch instead of its queue's when set.
+    retry_config: RetryConfig | None = None
 
     @property
     def task_id(self) -> str:

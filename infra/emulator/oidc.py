@@ -5,7 +5,9 @@ stay verifiable across restarts).  Its public half is served two ways, as Google
 a JWK set (``/oauth2/v3/certs``) and ``{kid: PEM certificate}`` (``/oauth2/v1/certs``,
 what ``google.oauth2.id_token.verify_token(..., certs_url=...)`` reads).  Tokens are RS256
 JWTs with ``iss`` = ``https://accounts.google.com`` by default, so a handler's checks are
-the same as in the cloud and only the certs URL differs.
+the same as in the cloud and only the certs URL differs.  The discovery document
+(``/.well-known/openid-configuration``) names the issuer and the JWK set, for verifiers that
+start from the issuer (run the emulator with ``--issuer`` set to its own URL for those).
 """
 
 from __future__ import annotations
@@ -89,6 +91,14 @@ class TokenMinter:
         numbers = self._public.public_numbers()  # type: ignore[union-attr]
         return {"keys": [{"kty": "RSA", "alg": "RS256", "use": "sig", "kid": self.kid,
                           "n": _b64url_uint(numbers.n), "e": _b64url_uint(numbers.e)}]}
+
+    def discovery(self, jwks_uri: str) -> dict[str, Any]:
+        """The OpenID Connect discovery document (``/.well-known/openid-configuration``): the
+        tokens' issuer, where their keys are, and what they hold.  There is no authorization or
+        token endpoint: the emulator mints tokens only for the tasks it dispatches."""
+        return {"issuer": self.issuer, "jwks_uri": jwks_uri, "response_types_supported": ["id_token"],
+                "subject_types_supported": ["public"], "id_token_signing_alg_values_supported": ["RS256"],
+                "claims_supported": ["aud", "azp", "email", "email_verified", "exp", "iat", "iss", "sub"]}
 
     def pem_certs(self) -> dict[str, str]:
         """The public key as ``{kid: PEM certificate}`` (``/oauth2/v1/certs``)."""

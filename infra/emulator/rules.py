@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import urllib.parse
 
+from ordertasks.infra.emulator import errors
 from ordertasks.infra.emulator.errors import invalid
 from ordertasks.infra.emulator.model import (
-    MAX_DEADLINE, MAX_SCHEDULE_AHEAD, MAX_TASK_BYTES, MIN_DEADLINE, PROJECT_ID, QUEUE_ID, TASK_ID,
-    LOCATION_ID, Queue, Task,
+    MAX_DEADLINE, MAX_SCHEDULE_AHEAD, MAX_TASK_BYTES, MIN_DEADLINE, PROJECT_ID, QUEUE_ID, TASK_ID, TASK_NAME,
+    LOCATION_ID, Queue, RetryConfig, Task,
 )
 
 
@@ -35,26 +36,42 @@ def check_task_id(task_id: str, field: str = "task.name") -> None:
         raise invalid(f"{field}: invalid task id {task_id!r}; use 1-500 characters of [A-Za-z0-9_-]")
 
 
+def check_task_name(parent: str, name: str) -> None:
+    """A task name given at creation: well formed, in ``parent``, with a valid id (Cloud Tasks' messages)."""
+    if not TASK_NAME.match(name):
+        raise invalid(errors.TASK_NAME_FORMAT)
+    queue, _, task_id = name.rpartition("/tasks/")
+    if queue != parent:
+        raise errors.task_in_other_queue(parent, queue)
+    if not TASK_ID.match(task_id):
+        raise errors.invalid_task_id(task_id)
+
+
 def check_queue(queue: Queue) -> None:
     """Rate and retry settings within Cloud Tasks' bounds."""
-    rate, retry = queue.rate_limits, queue.retry_config
+    rate = queue.rate_limits
     if not 0 <= rate.max_dispatches_per_second <= 500:
         raise invalid("queue.rateLimits.maxDispatchesPerSecond must be between 0 and 500 "
                       f"(got {rate.max_dispatches_per_second:g}); use more queues for more throughput")
     if not 0 <= rate.max_concurrent_dispatches <= 5000:
         raise invalid("queue.rateLimits.maxConcurrentDispatches must be between 0 and 5000 "
                       f"(got {rate.max_concurrent_dispatches})")
+    check_retry(queue.retry_config, "queue.retryConfig")
+
+
+def check_retry(retry: RetryConfig, path: str) -> None:
+    """A queue's or a task's retry settings within Cloud Tasks' bounds; messages name ``path``."""
     if retry.max_attempts < -1:
-        raise invalid(f"queue.retryConfig.maxAttempts must be -1 (unlimited) or positive (got {retry.max_attempts})")
+        raise invalid(f"{path}.maxAttempts must be -1 (unlimited) or positive (got {retry.max_attempts})")
     if retry.max_doublings < 0:
-        raise invalid(f"queue.retryConfig.maxDoublings must be >= 0 (got {retry.max_doublings})")
+        raise invalid(f"{path}.maxDoublings must be >= 0 (got {retry.max_doublings})")
     if retry.min_backoff < 0:
-        raise invalid(f"queue.retryConfig.minBackoff must be >= 0s (got {retry.min_backoff:g}s)")
+        raise invalid(f"{path}.minBackoff must be >= 0s (got {retry.min_backoff:g}s)")
     if retry.max_retry_duration < 0:
-        raise invalid(f"queue.retryConfig.maxRetryDuration must be >= 0s (got {retry.max_retry_duration:g}s)")
+        raise invalid(f"{path}.maxRetryDuration must be >= 0s (got {retry.max_retry_duration:g}s)")
     if retry.min_backoff > retry.max_backoff:
-        raise invalid(f"queue.retryConfig.minBackoff ({retry.min_backoff:g}s) must not exceed "
-                      f"queue.retryConfig.maxBackoff ({retry.max_backoff:g}s)")
+        raise invalid(f"{path}.minBackoff ({retry.min_backoff:g}s) must not exceed "
+                      f"{path}.maxBackoff ({retry.max_backoff:g}s)")
 
 
 def check_url(url: str) -> None:
@@ -87,3 +104,5 @@ def check_task(task: Task, now: float) -> None:
         raise invalid("task.scheduleTime must be at most 30 days in the future")
     if not MIN_DEADLINE <= task.dispatch_deadline <= MAX_DEADLINE:
         raise invalid(f"task.dispatchDeadline must be between 15s and 1800s (got {task.dispatch_deadline:g}s)")
+    if task.retry_config is not None:
+        check_retry(task.retry_config, "task.retryConfig")

@@ -31,8 +31,10 @@ from collections.abc import Callable, Coroutine, Iterable
 from typing import Any, Protocol, TypeVar
 
 from ordertasks.infra.emulator import errors, iam, routing, rules, store as db, wire
+from ordertasks.infra.emulator.cmek import CmekConfigs
 from ordertasks.infra.emulator.errors import RpcError, invalid
 from ordertasks.infra.emulator.model import Queue, QueueState, Task
+from ordertasks.infra.emulator.operations import Operations
 from ordertasks.infra.emulator.store import Store
 
 log = logging.getLogger("ordertasks.emulator")
@@ -140,6 +142,8 @@ class TasksService:
         self.queues: dict[str, Queue] = {}
         self.tasks: dict[str, dict[str, Task]] = {}
         self.tombstones: dict[str, float] = {}
+        self.cmek = CmekConfigs(store)
+        self.operations = Operations()
 
     def restore(self, snapshot: db.Snapshot) -> None:
         """Adopt the state read from the database at start."""
@@ -149,6 +153,7 @@ class TasksService:
         for task in snapshot.tasks:
             self.tasks.setdefault(task.queue_name, {})[task.name] = task
         self.tombstones = dict(snapshot.tombstones)
+        self.cmek.keys = dict(snapshot.cmek)
 
     def start_dispatching(self, scheduler: Scheduler) -> None:
         """Hand every queue and task to ``scheduler``."""
@@ -433,10 +438,7 @@ class TasksService:
     def _task_name(parent: str, given: str) -> str:
         if not given:
             return f"{parent}/tasks/{secrets.randbelow(10**19):019d}"
-        prefix = parent + "/tasks/"
-        if not given.startswith(prefix):
-            raise invalid(f"task.name {given!r} must name a task in the queue it is created in: {prefix}TASK_ID")
-        rules.check_task_id(given[len(prefix):])
+        rules.check_task_name(parent, given)
         return given
 
     async def delete_task(self, name: str) -> None:
@@ -472,17 +474,20 @@ class TasksService:
     # -- test-suite controls ----------------------------------------------------------------
 
     async def reset(self, drop_queues: bool) -> None:
-        """Drop every task and tombstone; with ``drop_queues`` every queue too (no re-create window)."""
+        """Drop every task, tombstone and operation; with ``drop_queues`` every queue and CMEK config too
+        (no re-create window)."""
         for tasks in self.tasks.values():
             tasks.clear()
         self.tombstones.clear()
+        self.operations.clear()
         ops: list[db.Op] = [("DELETE FROM tasks", ()), ("DELETE FROM tombstones", ())]
         if drop_queues:
             for name in list(self.queues):
                 self.scheduler.queue_deleted(name)
             self.queues.clear()
             self.tasks.clear()
-            ops.append(("DELETE FROM queues", ()))
+            self.cmek.keys.clear()
+            ops += [("DELETE FROM queues", ()), ("DELETE FROM cmek_configs", ())]
         await self._write_through(ops, "the reset", _nothing, _nothing)
 
     def due_tasks(self) -> int:

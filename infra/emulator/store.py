@@ -1,4 +1,4 @@
-"""Durable state in SQLite (WAL): queues, tasks, name tombstones and the signing key.
+"""Durable state in SQLite (WAL): queues, tasks, name tombstones, CMEK configs and the signing key.
 
 The emulator serves from memory and writes through to SQLite.  All writes go to one writer
 thread that commits whatever has queued up in a single transaction (group commit): a burst
@@ -33,6 +33,7 @@ CREATE TABLE IF NOT EXISTS tasks (name TEXT PRIMARY KEY, queue TEXT NOT NULL, re
 CREATE INDEX IF NOT EXISTS tasks_by_queue ON tasks (queue);
 CREATE TABLE IF NOT EXISTS tombstones (name TEXT PRIMARY KEY, expires REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS cmek_configs (location TEXT PRIMARY KEY, kms_key TEXT NOT NULL);
 """
 _STOP = object()
 MAX_BATCH = 10_000
@@ -46,6 +47,7 @@ class Snapshot:
     tasks: list[Task] = field(default_factory=list)
     tombstones: dict[str, float] = field(default_factory=dict)
     meta: dict[str, str] = field(default_factory=dict)
+    cmek: dict[str, str] = field(default_factory=dict)  # location -> Cloud KMS key name
 
 
 # -- records -------------------------------------------------------------------------------
@@ -149,6 +151,7 @@ class Store:
         snap.tasks = [task_from_record(r) for (r,) in self._conn.execute("SELECT record FROM tasks")]
         snap.tombstones = dict(self._conn.execute("SELECT name, expires FROM tombstones WHERE expires > ?", (now,)))
         snap.meta = dict(self._conn.execute("SELECT key, value FROM meta"))
+        snap.cmek = dict(self._conn.execute("SELECT location, kms_key FROM cmek_configs"))
         return snap
 
     def write_now(self, ops: Sequence[Op]) -> None:

@@ -85,19 +85,49 @@ def apply_queue_fields(queue: Queue, body: Json, paths: list[str], prefix: str =
     wire_targets.apply_groups(queue, body, paths, prefix)
 
 
+def retry_config_from_json(obj: Any, path: str) -> RetryConfig:
+    """A task's ``retryConfig``: the fields it sets, the others at a new queue's defaults (0 = unset)."""
+    section = _object(obj, path)
+    config = RetryConfig()
+    for name, (attr, kind) in RETRY_FIELDS.items():
+        raw = section.get(name)
+        if raw is not None and (kind == "duration" or raw not in (0, "0")):
+            setattr(config, attr, _parse_field(raw, kind, f"{path}.{name}"))
+    return config
+
+
+def retry_config_to_json(retry: RetryConfig) -> Json:
+    """A ``retryConfig`` (a queue's or a task's) as the REST API returns it."""
+    return _compact({"maxAttempts": retry.max_attempts,
+                     "maxRetryDuration": format_duration(retry.max_retry_duration) if retry.max_retry_duration else None,
+                     "minBackoff": format_duration(retry.min_backoff),
+                     "maxBackoff": format_duration(retry.max_backoff),
+                     "maxDoublings": retry.max_doublings})
+
+
+def expand_groups(mask: list[str], group: str) -> list[str]:
+    """``mask`` with a bare ``group`` path replaced by each of the group's fields."""
+    fields = {"rateLimits": RATE_FIELDS, "retryConfig": RETRY_FIELDS}[group]
+    return [p for path in mask for p in ([f"{group}.{key}" for key in fields] if path == group else [path])]
+
+
+def without_burst(body: Json) -> Json:
+    """A queue body without ``rateLimits.maxBurstSize``: output only in v2, so an update ignores it."""
+    rate = body.get("rateLimits")
+    if not isinstance(rate, dict) or "maxBurstSize" not in rate:
+        return body
+    return {**body, "rateLimits": {k: v for k, v in rate.items() if k != "maxBurstSize"}}
+
+
 def queue_to_json(queue: Queue, int_enums: bool) -> Json:
     """A queue as the REST API returns it."""
-    rate, retry = queue.rate_limits, queue.retry_config
+    rate = queue.rate_limits
     out: Json = {
         "name": queue.name,
         "rateLimits": _compact({"maxDispatchesPerSecond": float(rate.max_dispatches_per_second),
                                 "maxBurstSize": rate.max_burst_size,
                                 "maxConcurrentDispatches": rate.max_concurrent_dispatches}),
-        "retryConfig": _compact({"maxAttempts": retry.max_attempts,
-                                 "maxRetryDuration": format_duration(retry.max_retry_duration) if retry.max_retry_duration else None,
-                                 "minBackoff": format_duration(retry.min_backoff),
-                                 "maxBackoff": format_duration(retry.max_backoff),
-                                 "maxDoublings": retry.max_doublings}),
+        "retryConfig": retry_config_to_json(queue.retry_config),
         "state": format_enum(queue.state, int_enums),
     }
     if queue.purge_time is not None:
@@ -215,6 +245,7 @@ def task_from_json(obj: Any, now: float, path: str = "task") -> Task:
         response_count=_number(obj.get("responseCount", 0), f"{path}.responseCount"),
         first_attempt=attempt_from_json(obj.get("firstAttempt"), f"{path}.firstAttempt"),
         last_attempt=attempt_from_json(obj.get("lastAttempt"), f"{path}.lastAttempt"),
+        retry_config=retry_config_from_json(obj["retryConfig"], f"{path}.retryConfig") if obj.get("retryConfig") else None,
     )
 
 
@@ -231,8 +262,9 @@ def _target_from_json(obj: Json, path: str) -> tuple[HttpRequest, AppEngineTarge
 def _app_engine_to_json(task: Task, view: View, int_enums: bool) -> Json:
     assert task.app_engine is not None
     req = task.http_request
+    routing = task.app_engine.routing
     out: Json = {"httpMethod": format_enum(req.http_method, int_enums), "headers": req.headers,
-                 "appEngineRouting": wire_targets.routing_to_json(task.app_engine.routing),
+                 "appEngineRouting": wire_targets.routing_to_json(routing, wire_targets.app_engine_host(task.name, routing)),
                  "relativeUri": task.app_engine.relative_uri}
     if view == View.FULL and req.body:
         out["body"] = base64.b64encode(req.body).decode("ascii")
@@ -262,4 +294,5 @@ def task_to_json(task: Task, view: View, int_enums: bool) -> Json:
         "firstAttempt": attempt_to_json(task.first_attempt),
         "lastAttempt": attempt_to_json(task.last_attempt),
         "view": format_enum(view, int_enums),
+        "retryConfig": retry_config_to_json(task.retry_config) if task.retry_config else None,
     })

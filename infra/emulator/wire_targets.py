@@ -141,6 +141,13 @@ def routing_to_json(routing: AppEngineRouting, host: str = "") -> Json:
                        "host": host})
 
 
+def app_engine_host(task_name: str, routing: AppEngineRouting) -> str:
+    """The host an App Engine task is sent to, built as Cloud Tasks builds ``appEngineRouting.host``:
+    ``[instance.][version.][service.]PROJECT_ID.appspot.com`` (the app's default domain)."""
+    project = task_name.split("/")[1]
+    return ".".join([p for p in (routing.instance, routing.version, routing.service) if p] + [f"{project}.appspot.com"])
+
+
 def sampling_ratio_from_json(obj: Any, path: str = "queue.stackdriverLoggingConfig") -> float:
     """``stackdriverLoggingConfig.samplingRatio``, between 0 and 1."""
     ratio = ws.number(ws.obj(obj, path).get("samplingRatio", 0.0), f"{path}.samplingRatio", float)

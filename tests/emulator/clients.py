@@ -143,6 +143,10 @@ class NodeDriver:
         self._call("createTask", parent=f"{PARENT}/queues/{queue}", name=f"{PARENT}/queues/{queue}/tasks/{task}",
                    scheduleTime=eta.timestamp(), url=url, account=account, audience=audience, headers=headers)
 
+    def create_named_task(self, parent: str, name: str, url: str, eta: dt.datetime) -> None:
+        """Create a task with any full ``name`` (right or wrong) in queue ``parent``."""
+        self._call("createTask", parent=parent, name=name, scheduleTime=eta.timestamp(), url=url, headers={})
+
     def list_tasks(self, queue: str) -> list[str]:
         """See :class:`Driver`."""
         return [name.rsplit("/", 1)[1] for name in self._call("listTasks", parent=f"{PARENT}/queues/{queue}")]

@@ -164,9 +164,9 @@ def duration(seconds: float) -> duration_pb2.Duration:
 
 
 @pytest.mark.parametrize("change, field", [
-    (lambda q: {"name": f"{q}/tasks/bad id!"}, "task.name"),
-    (lambda q: {"name": f"{q}/tasks/" + "x" * 501}, "task.name"),
-    (lambda q: {"name": q.rsplit("/", 1)[0] + "/other-queue/tasks/t1"}, "task.name"),
+    (lambda q: {"name": f"{q}/tasks/bad id!"}, 'Task ID "bad id!" can contain only letters'),
+    (lambda q: {"name": f"{q}/tasks/" + "x" * 501}, "Task ID must between 1 and 500 characters"),
+    (lambda q: {"name": q.rsplit("/", 1)[0] + "/other-queue/tasks/t1"}, "must be the same as the queue name"),
     (lambda q: {"http_request": {"url": "http://127.0.0.1:9/", "body": b"x" * (1024 * 1024 + 1)}}, "body"),
     (lambda q: {"schedule_time": at(31 * 24 * 3600)}, "scheduleTime"),
     (lambda q: {"dispatch_deadline": duration(5)}, "dispatchDeadline"),
