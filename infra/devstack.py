@@ -148,6 +148,9 @@ def child_env(args: argparse.Namespace) -> dict[str, str]:
         "ORDERTASKS_DELAY_SCALE": str(args.delay_scale),
         "ORDERTASKS_OIDC_VERIFY": "true",
         "PYTHONUNBUFFERED": "1",
+        # The parts run from the package's directory: the shop's kind modules are found where
+        # `ordertasks dev` was started, as they are by the command itself.
+        "PYTHONPATH": os.pathsep.join(filter(None, (os.getcwd(), os.environ.get("PYTHONPATH")))),
     })
     if "checkout" in args.parts:
         # The audience of /internal/* tokens: the checkout's own URL on whatever port it got.

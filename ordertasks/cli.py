@@ -7,6 +7,7 @@ Subcommands are imported lazily so that ``ordertasks emulator`` never loads Flas
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -66,6 +67,15 @@ def usage() -> str:
     return "\n".join(lines)
 
 
+def put_working_directory_on_path() -> None:
+    """Let ``effect = "shop_kinds:award_points"`` name a module of the directory the command runs
+    in, as ``python -m`` and uvicorn do: the console script's own ``sys.path`` starts with its
+    ``bin/`` directory, so a shop's kinds beside its catalog would not import otherwise."""
+    here = os.getcwd()
+    if here not in sys.path and "" not in sys.path:
+        sys.path.insert(0, here)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Dispatch to a subcommand; return its exit status."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -77,6 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ordertasks: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
         return 2
     module_name, func_name, _ = COMMANDS[name]
+    put_working_directory_on_path()
     try:
         func = getattr(importlib.import_module(module_name), func_name)
     except ModuleNotFoundError as exc:
