@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
-from typing import Any, Protocol
+from typing import Any, Protocol, overload
 
 from pydantic import BaseModel, ValidationError
 
@@ -154,14 +154,26 @@ class Kind:
         return replace(self, create_once=False, done_at=None)
 
 
+@overload
+def kind(name: Effect, /) -> Kind: ...
+
+
+@overload
 def kind(name: str | None = None, *, model: type[BaseModel] = OrderSnapshot, project: Projection = whole_order,
          webhook: WebhookConfig | None = None, create_once: bool = False,
-         done_at: DoneRecord | None = None) -> Callable[[Effect], Kind]:
-    """Declare a task kind from its ``perform`` function (a decorator, like dramatiq's ``@actor``)."""
+         done_at: DoneRecord | None = None) -> Callable[[Effect], Kind]: ...
+
+
+def kind(name: str | Effect | None = None, *, model: type[BaseModel] = OrderSnapshot,
+         project: Projection = whole_order, webhook: WebhookConfig | None = None, create_once: bool = False,
+         done_at: DoneRecord | None = None) -> Kind | Callable[[Effect], Kind]:
+    """Declare a task kind from its ``perform`` function (a decorator, like dramatiq's ``@actor``):
+    bare ``@kind`` (the kind is named after the function and gets the whole order) or
+    ``@kind("name", model=..., project=...)``."""
     def declare(perform: Effect) -> Kind:
-        return Kind(perform=perform, name=name, model=model, project=project, webhook=webhook,
-                    create_once=create_once, done_at=done_at)
-    return declare
+        return Kind(perform=perform, name=None if callable(name) else name, model=model, project=project,
+                    webhook=webhook, create_once=create_once, done_at=done_at)
+    return declare(name) if callable(name) else declare
 
 
 def _first_errors(exc: ValidationError) -> str:

@@ -11,7 +11,9 @@ Modules: ``_model`` (resources and settings), ``_target`` (what and where), ``_c
 handler), ``_services`` (maintenance function, checkout service), ``_access`` (secrets and
 IAM), ``_data`` (TTLs, indexes), ``_jobs`` (Scheduler), ``_monitoring`` (metrics, alerts,
 dashboard), ``_engine`` (apply/destroy through an injected ``Runner``), ``_terraform`` (the plan as
-a Terraform module), ``_cli`` (arguments).
+a Terraform module), ``_source`` (the deployables' source, staged from the installed ordertasks,
+the shop's kind modules and the catalog), ``_wheel`` (the ordertasks wheel it stages), ``_toml``
+(the flattened catalog), ``_cli`` (arguments).
 """
 
 from ordertasks.infra.deploy._access import Binding, iam_bindings, secret_bindings
@@ -20,10 +22,13 @@ from ordertasks.infra.deploy._cloud import CloudConfig, CloudConfigError, Secret
 from ordertasks.infra.deploy._engine import Change, DeployError, Runner, apply, destroy, gcloud_runner
 from ordertasks.infra.deploy._model import SECTIONS, Command, Resource, Setting, render
 from ordertasks.infra.deploy._plan import build_plan, deployed_env
-from ordertasks.infra.deploy._target import Target, make_target, source_files
+from ordertasks.infra.deploy._source import (SourceOptions, StagedSource, StagingError, source_archive, source_files,
+                                             stage_source)
+from ordertasks.infra.deploy._target import Target, make_target
 from ordertasks.infra.deploy._terraform import TerraformExportError, terraform_module, write_terraform
 
 __all__ = ["Binding", "Change", "CloudConfig", "CloudConfigError", "Command", "DeployError", "Resource", "Runner",
            "SECTIONS", "SecretRef", "Setting", "Target", "apply", "build_plan", "deployed_env", "destroy",
            "gcloud_runner", "iam_bindings", "main", "make_target", "parser", "plan_problems", "render",
-           "secret_bindings", "source_files", "terraform_module", "TerraformExportError", "write_terraform"]
+           "secret_bindings", "source_archive", "source_files", "SourceOptions", "stage_source", "StagedSource",
+           "StagingError", "terraform_module", "TerraformExportError", "write_terraform"]

@@ -6,7 +6,7 @@ read one secret. What cannot:
 
 - Firestore has no per-collection IAM. ``roles/datastore.user`` is granted on the project
   with an IAM condition limiting it to the one database ordertasks uses
-  (``resource.name == "projects/P/databases/(default)"``); collections inside it are not
+  (``resource.name == "projects/P/databases/(default)"``, or ``[cloud] firestore_database``); collections inside it are not
   separable by IAM (security rules do not apply to server client libraries).
 - Cloud Logging and Monitoring need nothing: Cloud Run collects stdout itself.
 """
@@ -37,11 +37,17 @@ class Binding:
 
 def database_condition(t: Target) -> str:
     """The IAM condition that limits a Firestore grant to ordertasks' database."""
-    return f'resource.name=="projects/{t.project}/databases/(default)"'
+    return f'resource.name=="projects/{t.project}/databases/{t.firestore_database}"'
 
 
 def iam_bindings(t: Target) -> list[Binding]:
-    """Least-privilege grants; project scope only where the service offers nothing narrower."""
+    """Least-privilege grants; project scope only where the service offers nothing narrower.
+
+    The checkout role's account enqueues: it runs the maintenance function, and the checkout
+    service when one is deployed. Without our checkout every grant of it stays, because the
+    maintenance function needs each one (and the shop's own app, calling the library to
+    enqueue, needs the same: run it as this account, or give its account these roles).
+    """
     checkout, dispatcher, handler = t.member("checkout"), t.member("dispatcher"), t.member("handler")
     grants = [Binding(checkout, "roles/cloudtasks.enqueuer", "queue", q, "create tasks in this queue")
               for q in t.catalog.queues]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,11 @@ PLAIN = {
     "allow_test_payments": ("ORDERTASKS_ALLOW_TEST_PAYMENTS", "checkout"),
 }
 MONITORING_KEYS = ("notification_channel", "retry_rate_threshold", "oldest_task_minutes")
+SYSTEM_KEYS = ("checkout", "firestore_database")
+"""What is deployed: our checkout service (``checkout = false`` leaves it out even when the catalog
+has a ``[checkout]`` table), and the Firestore database every deployable uses."""
+DEFAULT_DATABASE = "(default)"
+DATABASE_ID = re.compile(r"^[a-z][a-z0-9-]{2,61}[a-z0-9]$")
 CHECKOUT_SECRETS = ("ORDERTASKS_STRIPE_SECRET_KEY", "ORDERTASKS_STRIPE_WEBHOOK_SECRET")
 """Secrets the checkout reads; every other secret (SMTP, warehouse, webhook tokens) is the handler's."""
 SECRET_REF = re.compile(r"^[A-Za-z0-9_-]{1,255}(:(latest|[0-9]+))?$")
@@ -74,6 +79,8 @@ class CloudConfig:
     notification_channel: str | None = None
     retry_rate_threshold: float = 0.2
     oldest_task_minutes: int = 30
+    checkout: bool = True
+    firestore_database: str = DEFAULT_DATABASE
 
     def env_for(self, deployable: str) -> dict[str, str]:
         """Plain variables of ``deployable`` (``[cloud.env]`` goes to the handler)."""
@@ -100,6 +107,21 @@ def secret_ref(variable: str, reference: str) -> SecretRef:
                      "checkout" if variable in CHECKOUT_SECRETS else "handler")
 
 
+def _switch(value: Any, key: str) -> bool:
+    text = str(value).strip().lower() if not isinstance(value, bool) else ("true" if value else "false")
+    if text not in ("true", "false"):
+        raise CloudConfigError(f"[cloud] {key} = {value!r}: expected true or false")
+    return text == "true"
+
+
+def _database(value: Any) -> str:
+    name = str(value).strip()
+    if name != DEFAULT_DATABASE and not DATABASE_ID.match(name):
+        raise CloudConfigError(f"[cloud] firestore_database = {name!r}: a Firestore database id is \"(default)\" or "
+                               "4-63 lower-case letters, digits and hyphens, starting with a letter")
+    return name
+
+
 def _pairs(items: Sequence[str], flag: str) -> dict[str, str]:
     pairs = {}
     for item in items:
@@ -114,10 +136,10 @@ def load_cloud(raw: Mapping[str, Any], sets: Sequence[str] = (), secrets: Sequen
                channel: str | None = None) -> CloudConfig:
     """The ``[cloud]`` table of the catalog with ``--set``, ``--secret`` and ``--notification-channel`` on top."""
     table = {**{k: v for k, v in raw.items() if not isinstance(v, Mapping)}, **_pairs(sets, "--set")}
-    unknown = sorted(set(table) - set(PLAIN) - set(MONITORING_KEYS))
+    unknown = sorted(set(table) - set(PLAIN) - set(MONITORING_KEYS) - set(SYSTEM_KEYS))
     if unknown:
         raise CloudConfigError(f"[cloud] {unknown[0]}: unknown setting; use one of "
-                               f"{', '.join(sorted((*PLAIN, *MONITORING_KEYS)))}")
+                               f"{', '.join(sorted((*PLAIN, *MONITORING_KEYS, *SYSTEM_KEYS)))}")
     references = {**dict(raw.get("secrets", {})), **_pairs(secrets, "--secret")}
     channel = channel or table.get("notification_channel")
     if channel and not CHANNEL.match(str(channel)):
@@ -129,7 +151,16 @@ def load_cloud(raw: Mapping[str, Any], sets: Sequence[str] = (), secrets: Sequen
         env={k: _text(v) for k, v in dict(raw.get("env", {})).items()},
         notification_channel=str(channel) if channel else None,
         retry_rate_threshold=float(table.get("retry_rate_threshold", 0.2)),
-        oldest_task_minutes=int(table.get("oldest_task_minutes", 30)))
+        oldest_task_minutes=int(table.get("oldest_task_minutes", 30)),
+        checkout=_switch(table.get("checkout", True), "checkout"),
+        firestore_database=_database(table.get("firestore_database", DEFAULT_DATABASE)))
+
+
+def without_checkout(cloud: CloudConfig) -> CloudConfig:
+    """``cloud`` when no checkout service is deployed: nothing of the checkout's is set or mounted."""
+    plain = {k: v for k, v in cloud.plain.items() if PLAIN[k][1] != "checkout"}
+    return replace(cloud, checkout=False, plain=plain,
+                   secrets=tuple(s for s in cloud.secrets if s.deployable != "checkout"))
 
 
 def _hint(problem: str, cloud: CloudConfig) -> str:

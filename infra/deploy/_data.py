@@ -38,7 +38,7 @@ def section_ttl(t: Target) -> list[Resource]:
 
 
 def _ttl(t: Target, group: str, name: str) -> Resource:
-    project, field = f"--project={t.project}", (name, f"--collection-group={group}")
+    project, field = f"--project={t.project}", (name, f"--collection-group={group}", f"--database={t.firestore_database}")
 
     def diff(document: Any) -> list[str]:
         return [] if lookup(document, "ttlConfig.state") in ("ACTIVE", "CREATING") else ["ttlConfig"]
@@ -60,7 +60,7 @@ def _matching(document: Any, group: str, fields: Sequence[tuple[str, str]]) -> l
 
 
 def _index(t: Target, group: str, fields: tuple[tuple[str, str], ...]) -> Resource:
-    where = ("--database=(default)", f"--project={t.project}")
+    where = (f"--database={t.firestore_database}", f"--project={t.project}")
     configs = tuple(f"--field-config=field-path={path},order={order}" for path, order in fields)
 
     def delete(document: Any) -> Command:

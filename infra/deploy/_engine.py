@@ -1,8 +1,9 @@
 """Running the plan: ``apply`` (describe, then create, update or skip) and ``destroy``.
 
 gcloud is reached only through a ``Runner``: a plain function from a command to its
-completed process. The default runs the installed gcloud from the repository root (the
-function's ``--source=.``); tests pass one that sets ``CLOUDSDK_*`` endpoint overrides.
+completed process. The default runs the installed gcloud in the working directory the plan was
+made in (the staged source and monitoring files are named relative to it); tests pass one that
+sets ``CLOUDSDK_*`` endpoint overrides.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ import subprocess
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ordertasks.handlers.errors import OrderTasksError
-from ordertasks.infra.config import REPO_ROOT
 from ordertasks.infra.deploy._model import Command, Resource, render
 
 Runner = Callable[[Command], "subprocess.CompletedProcess[str]"]
@@ -28,13 +29,14 @@ class DeployError(OrderTasksError, RuntimeError):
     """A gcloud command failed in a way apply/destroy cannot continue from."""
 
 
-def gcloud_runner(env: Mapping[str, str] | None = None, binary: str = "gcloud") -> Runner:
-    """A runner that calls ``binary`` with ``env`` added to this process's environment."""
+def gcloud_runner(env: Mapping[str, str] | None = None, binary: str = "gcloud", cwd: Path | None = None) -> Runner:
+    """A runner that calls ``binary`` in ``cwd`` (default: the working directory) with ``env`` added
+    to this process's environment."""
     merged = {**os.environ, **(env or {})}
 
     def run(command: Command) -> subprocess.CompletedProcess[str]:
         return subprocess.run([binary, *command], capture_output=True, text=True, env=merged,
-                              cwd=REPO_ROOT, check=False)
+                              cwd=cwd, check=False)
     return run
 
 

@@ -1,6 +1,7 @@
 """Monitoring as code: log-based metrics, alert policies and a dashboard.
 
-The metrics (``infra/monitoring/metric-*.json``) count structured log lines: the handler's
+The metrics (``infra/monitoring/metric-*.json``, package data of ``ordertasks.infra``, staged
+beside the function source so the commands name a file that exists wherever deploy runs) count structured log lines: the handler's
 (every answered delivery by kind, outcome and queue; every task written to the failed-task
 log) and the auditor's in the maintenance function (every owed side effect whose task had
 vanished, by action and kind). Four alert policies notify the catalog's channel:
@@ -20,26 +21,29 @@ Alert policies and dashboards get ids from the server, so they are found by disp
 
 from __future__ import annotations
 
+import importlib.resources
 import json
 from collections.abc import Sequence
 from typing import Any
 
-from ordertasks.infra.config import REPO_ROOT
-
 from ordertasks.infra.deploy._model import Command, Resource, lookup
 from ordertasks.infra.deploy._target import Target
 
-MONITORING_DIR = "infra/monitoring"
 METRICS = {"ordertasks_task_outcomes": "metric-task-outcomes.json", "ordertasks_failed_tasks": "metric-failed-tasks.json",
            "ordertasks_auditor_actions": "metric-auditor-actions.json"}
-DASHBOARD = f"{MONITORING_DIR}/dashboard.json"
+DASHBOARD = "dashboard.json"
 USER_METRIC = "logging.googleapis.com/user/"
 ALPHA = ("alpha", "monitoring", "policies")  # alert policies are not in gcloud's GA surface yet
 
 
+def monitoring_text(name: str) -> str:
+    """The text of a monitoring definition (``infra/monitoring/NAME``, installed as package data)."""
+    return (importlib.resources.files("ordertasks.infra") / "monitoring" / name).read_text(encoding="utf-8")
+
+
 def monitoring_file(name: str) -> Any:
-    """The JSON of a file under ``infra/monitoring/``."""
-    return json.loads((REPO_ROOT / MONITORING_DIR / name).read_text(encoding="utf-8"))
+    """The JSON of a monitoring definition."""
+    return json.loads(monitoring_text(name))
 
 
 def compact(value: Any) -> str:
@@ -48,7 +52,7 @@ def compact(value: Any) -> str:
 
 
 def _metric(t: Target, name: str, filename: str) -> Resource:
-    project, path = f"--project={t.project}", f"--config-from-file={MONITORING_DIR}/{filename}"
+    project, path = f"--project={t.project}", f"--config-from-file={t.monitoring_dir}/{filename}"
     want = monitoring_file(filename)
 
     def diff(document: Any) -> list[str]:
@@ -149,8 +153,8 @@ def _policy(t: Target, policy: dict[str, Any]) -> Resource:
 
 
 def _dashboard(t: Target) -> Resource:
-    project, path = f"--project={t.project}", f"--config-from-file={DASHBOARD}"
-    want = monitoring_file("dashboard.json")
+    project, path = f"--project={t.project}", f"--config-from-file={t.monitoring_dir}/{DASHBOARD}"
+    want = monitoring_file(DASHBOARD)
 
     def diff(document: Any) -> list[str]:
         return [] if (_found(document) or {}).get("mosaicLayout") == want["mosaicLayout"] else ["mosaicLayout"]

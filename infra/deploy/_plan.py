@@ -17,8 +17,9 @@ from ordertasks.infra.config import QueueConfig
 
 from ordertasks.infra.deploy._model import (SECTIONS, Resource, Setting, duration, same_duration, same_subset,
                                  with_settings)
-from ordertasks.infra.deploy._target import (ACCOUNT_IDS, APIS, COLLECTIONS, DEFAULT_SCHEDULES, DISPLAY_NAMES, SOURCE_PATHS,
-                                  Target, make_target, source_digest, source_files)
+from ordertasks.infra.deploy._source import STAGED_CATALOG
+from ordertasks.infra.deploy._target import (ACCOUNT_IDS, APIS, COLLECTIONS, DEFAULT_SCHEDULES, DISPLAY_NAMES, Target,
+                                             make_target)
 
 # --- sections -----------------------------------------------------------------------------
 
@@ -45,7 +46,8 @@ def section_accounts(t: Target) -> list[Resource]:
 
 def _account(t: Target, role: str) -> Resource:
     project, email = f"--project={t.project}", t.email(role)
-    name = Setting("displayName", "displayName", DISPLAY_NAMES[role], (f"--display-name={DISPLAY_NAMES[role]}",))
+    display = t.display_name(role)
+    name = Setting("displayName", "displayName", display, (f"--display-name={display}",))
     return with_settings(
         "accounts", f"service account {email}", settings=[name],
         create=("iam", "service-accounts", "create", t.account_id(role), project),
@@ -70,15 +72,16 @@ def section_bucket(t: Target) -> list[Resource]:
 
 
 def section_firestore(t: Target) -> list[Resource]:
-    """The (default) Firestore database in Native mode; destroy deletes only our collections."""
-    project = f"--project={t.project}"
+    """The Firestore database (``[cloud] firestore_database``, ``(default)`` unless named) in Native
+    mode. ``apply`` describes it first and creates it only when absent, never over an existing one;
+    destroy deletes only our collections."""
+    project, database = f"--project={t.project}", f"--database={t.firestore_database}"
     return [Resource(
-        "firestore", "Firestore database (default)",
-        ("firestore", "databases", "create", "--database=(default)", f"--location={t.region}",
-         "--type=firestore-native", project),
-        ("firestore", "databases", "describe", "--database=(default)", "--format=json", project),
-        delete=("firestore", "bulk-delete", "--collection-ids=" + ",".join(COLLECTIONS),
-                "--database=(default)", "--quiet", project), holds_data=True)]
+        "firestore", f"Firestore database {t.firestore_database}",
+        ("firestore", "databases", "create", database, f"--location={t.region}", "--type=firestore-native", project),
+        ("firestore", "databases", "describe", database, "--format=json", project),
+        delete=("firestore", "bulk-delete", "--collection-ids=" + ",".join(COLLECTIONS), database, "--quiet",
+                project), holds_data=True)]
 
 
 def _number(value: float) -> str:
@@ -140,20 +143,28 @@ def _queue(t: Target, q: QueueConfig) -> Resource:
         delete=("tasks", "queues", "delete", q.name, *where, "--quiet"))
 
 
+def system_env(t: Target) -> dict[str, str]:
+    """What every deployable reads: the backend, project and region, the staged catalog (relative to
+    the source root, the function's working directory), the Firestore database, the handler URL."""
+    return {"ORDERTASKS_BACKEND": "cloud", "ORDERTASKS_PROJECT": t.project, "ORDERTASKS_LOCATION": t.region,
+            "ORDERTASKS_CONFIG": STAGED_CATALOG, "ORDERTASKS_FIRESTORE_DATABASE": t.firestore_database,
+            "ORDERTASKS_HANDLER_URL": t.handler_url}
+
+
 def handler_env(t: Target) -> dict[str, str]:
     """The handler's ``ORDERTASKS_*`` variables that follow from the deployment itself."""
-    return {"ORDERTASKS_BACKEND": "cloud", "ORDERTASKS_PROJECT": t.project, "ORDERTASKS_LOCATION": t.region,
-            "ORDERTASKS_HANDLER_URL": t.handler_url, "ORDERTASKS_INVOICE_BUCKET": t.bucket,
-            "ORDERTASKS_OIDC_ALLOWED_EMAILS": t.email("dispatcher")}
+    return {**system_env(t), "ORDERTASKS_INVOICE_BUCKET": t.bucket, "ORDERTASKS_OIDC_ALLOWED_EMAILS": t.email("dispatcher")}
 
 
 def deployed_env(t: Target) -> dict[str, dict[str, str]]:
-    """Each deployable's plain environment: what the deployment fixes plus the ``[cloud]`` settings."""
+    """Each deployable's plain environment: what the deployment fixes plus the ``[cloud]`` settings
+    (``[cloud.env]`` goes to the handler). The checkout only when it is deployed."""
     from ordertasks.infra.deploy._services import checkout_env, maintenance_env
 
-    return {"handler": {**handler_env(t), **t.cloud.env_for("handler")},
-            "maintenance": maintenance_env(t),
-            "checkout": {**checkout_env(t), **t.cloud.env_for("checkout")}}
+    env = {"handler": {**handler_env(t), **t.cloud.env_for("handler")}, "maintenance": maintenance_env(t)}
+    if t.checkout_deployed:
+        env["checkout"] = {**checkout_env(t), **t.cloud.env_for("checkout")}
+    return env
 
 
 def same_secrets(actual: Any, want: Any) -> bool:
@@ -227,11 +238,11 @@ def function_settings(t: Target) -> list[Setting]:
 
 
 def gen2_function(t: Target, section: str, name: str, settings: list[Setting]) -> Resource:
-    """A gen2 HTTP function deployed from the repository root; ``deploy`` also updates it."""
+    """A gen2 HTTP function deployed from the staged source; ``deploy`` also updates it."""
     where = (f"--region={t.region}", f"--project={t.project}")
     return with_settings(
         section, f"function {name}", settings=settings, update=None,
-        create=("functions", "deploy", name, "--gen2", *where, "--source=.", "--trigger-http",
+        create=("functions", "deploy", name, "--gen2", *where, f"--source={t.source_dir}", "--trigger-http",
                 "--no-allow-unauthenticated"),
         describe=("functions", "describe", name, "--gen2", *where, "--format=json"),
         delete=("functions", "delete", name, "--gen2", *where, "--quiet"))
@@ -260,6 +271,6 @@ def build_plan(t: Target, only: Sequence[str] = ()) -> list[Resource]:
     return [r for section in SECTIONS if not only or section in only for r in builders[section](t)]
 
 
-__all__ = ["ACCOUNT_IDS", "APIS", "COLLECTIONS", "DEFAULT_SCHEDULES", "DISPLAY_NAMES", "SOURCE_PATHS", "Target",
+__all__ = ["ACCOUNT_IDS", "APIS", "COLLECTIONS", "DEFAULT_SCHEDULES", "DISPLAY_NAMES", "Target",
            "build_plan", "deployed_env", "function_settings", "handler_env", "make_target", "queue_settings",
-           "routing_settings", "source_digest", "source_files"]
+           "routing_settings", "system_env"]

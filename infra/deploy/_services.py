@@ -5,8 +5,10 @@
   It runs as the checkout's service account: it does exactly what the checkout does
   (read orders and the outbox, enqueue tasks with the dispatcher's identity), so sharing
   that identity adds no privilege to either, and it accepts only the scheduler's token.
-- **checkout**: the Flask app on Cloud Run (``gcloud run deploy --source .``) under gunicorn,
-  private unless ``--allow-unauthenticated`` says a storefront calls it directly.
+- **checkout**: the Flask app on Cloud Run (``gcloud run deploy --source <staged source>``) under
+  gunicorn, private unless ``--allow-unauthenticated`` says a storefront calls it directly. Only
+  when the catalog deploys it (``Target.checkout_deployed``): a shop that calls the library from
+  its own app has none, and no Stripe setting is asked for.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 
 from ordertasks.infra.deploy._engine import DeployError, Runner
 from ordertasks.infra.deploy._model import Resource, Setting, lookup, render, same, same_subset, with_settings
-from ordertasks.infra.deploy._plan import env_setting, gen2_function, gen2_settings
+from ordertasks.infra.deploy._plan import env_setting, gen2_function, gen2_settings, system_env
 from ordertasks.infra.deploy._target import Target
 
 GUNICORN = ("--bind=:8080", "--workers=1", "--threads=8",
@@ -33,22 +35,20 @@ MAINTENANCE_SIZING = {"max_instances": 1, "concurrency": 1, "memory": "512Mi", "
 
 def maintenance_env(t: Target) -> dict[str, str]:
     """The maintenance function's variables: where tasks go, and whose token it accepts."""
-    return {"ORDERTASKS_BACKEND": "cloud", "ORDERTASKS_PROJECT": t.project, "ORDERTASKS_LOCATION": t.region,
-            "ORDERTASKS_HANDLER_URL": t.handler_url, "ORDERTASKS_MAINTENANCE_URL": t.maintenance_url,
+    return {**system_env(t), "ORDERTASKS_MAINTENANCE_URL": t.maintenance_url,
             "ORDERTASKS_OIDC_ALLOWED_EMAILS": t.email("scheduler")}
 
 
 def checkout_env(t: Target) -> dict[str, str]:
     """The checkout's variables that follow from the deployment itself, its own URL (the
     ``/internal/*`` token audience) among them."""
-    return {"ORDERTASKS_BACKEND": "cloud", "ORDERTASKS_PROJECT": t.project, "ORDERTASKS_LOCATION": t.region,
-            "ORDERTASKS_HANDLER_URL": t.handler_url, "ORDERTASKS_CHECKOUT_URL": t.checkout_service_url}
+    return {**system_env(t), "ORDERTASKS_CHECKOUT_URL": t.checkout_service_url}
 
 
 def with_project_number(t: Target, run: Runner) -> Target:
     """``t`` with its project number, which the checkout's Cloud Run URL holds (nothing to
     look up when ``--checkout-url`` names the URL)."""
-    if t.checkout_url or t.project_number:
+    if t.checkout_url or t.project_number or not t.checkout_deployed:
         return t
     command = ("projects", "describe", t.project, "--format=value(projectNumber)")
     result = run(command)
@@ -113,11 +113,13 @@ def checkout_settings(t: Target) -> list[Setting]:
 
 
 def section_checkout(t: Target) -> list[Resource]:
-    """The checkout API on Cloud Run, built from the same source as the functions."""
+    """The checkout API on Cloud Run, built from the same source as the functions (when deployed)."""
+    if not t.checkout_deployed:
+        return []
     name, where = t.checkout_service, (f"--region={t.region}", f"--project={t.project}")
     access = "--allow-unauthenticated" if t.allow_unauthenticated else "--no-allow-unauthenticated"
     return [with_settings(
         "checkout", f"Cloud Run service {name}", settings=checkout_settings(t), update=None,
-        create=("run", "deploy", name, "--source=.", *where, access),
+        create=("run", "deploy", name, f"--source={t.source_dir}", *where, access),
         describe=("run", "services", "describe", name, *where, "--format=json"),
         delete=("run", "services", "delete", name, *where, "--quiet"))]

@@ -1,29 +1,28 @@
 """Where and what to deploy: the catalog, the project's names and URLs, the cloud settings.
 
 ``make_target`` resolves everything the plan needs once; command-line values win over the
-catalog. The source digest is a label on every deployable so ``apply`` redeploys on change.
+catalog. The deployables' source is staged (``_source``) under ``staging_dir``; its digest is a
+label on every deployable so ``apply`` redeploys on change. What is deployed follows the
+catalog: the checkout service only when the catalog has a ``[checkout]`` table and ``[cloud]
+checkout`` is not false.
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ordertasks.handlers.config import catalog_document
-from ordertasks.infra.config import REPO_ROOT, Catalog
+from ordertasks.infra.config import Catalog
 
-from ordertasks.infra.deploy._cloud import CloudConfig, load_cloud
+from ordertasks.infra.deploy._cloud import CloudConfig, load_cloud, without_checkout
+from ordertasks.infra.deploy._source import DEFAULT_STAGING, MONITORING, SOURCE
 
 APIS = ("cloudtasks", "cloudfunctions", "run", "cloudbuild", "artifactregistry", "firestore",
         "storage", "cloudscheduler", "iam", "secretmanager", "logging", "monitoring")
 """APIs the deployment uses. Eventarc is left out: an HTTP-triggered gen2 function needs none."""
-
-SOURCE_PATHS = ("main.py", "requirements.txt", "ordertasks", "handlers", "functions", "producer",
-                "infra/__init__.py", "infra/config.py", "infra/tasks.toml")
-"""What the function's source upload holds; ``.gcloudignore`` keeps exactly these (tested)."""
 
 COLLECTIONS = ("orders", "outbox", "checkout_keys", "idempotency", "failed_tasks",
                "analytics_orders", "analytics_daily")
@@ -35,6 +34,8 @@ DISPLAY_NAMES = {
     "handler": "ordertasks task handler (runtime identity of the function)",
     "scheduler": "ordertasks scheduler (OIDC identity of the Cloud Scheduler jobs)",
 }
+PRODUCER_DISPLAY_NAME = "ordertasks producer: maintenance and the shop's app (enqueues tasks)"
+"""The checkout role's account when no checkout service is deployed: the shop's own app may run as it."""
 ACCOUNT_IDS = {role: f"ordertasks-{role}" for role in DISPLAY_NAMES}
 """Service account ids when ``[service_accounts]`` does not name one."""
 DEFAULT_SCHEDULES = {"reconcile": "*/5 * * * *", "sweep": "*/10 * * * *"}
@@ -57,12 +58,39 @@ class Target:
     time_zone: str = "Etc/UTC"
     runtime: str = "python312"
     cpu: str | None = None
-    source_digest: str = ""
+    source_digest: str = "unstaged"
     cloud: CloudConfig = field(default_factory=CloudConfig)
     maintenance_function: str = "ordertasks-maintenance"
     checkout_service: str = "ordertasks-checkout"
     allow_unauthenticated: bool = False
     project_number: str | None = None
+    staging_dir: str = DEFAULT_STAGING
+
+    @property
+    def source_dir(self) -> str:
+        """What gcloud uploads for the functions and the checkout (``--source``), as the plan names it."""
+        return str(PurePosixPath(self.staging_dir) / SOURCE)
+
+    @property
+    def monitoring_dir(self) -> str:
+        """Where the staged metric and dashboard definitions are, as the plan names it."""
+        return str(PurePosixPath(self.staging_dir) / MONITORING)
+
+    @property
+    def checkout_deployed(self) -> bool:
+        """Whether our checkout service is part of this deployment (see the module docstring)."""
+        return self.catalog.checkout and self.cloud.checkout
+
+    @property
+    def firestore_database(self) -> str:
+        """The Firestore database every deployable uses (``[cloud] firestore_database``)."""
+        return self.cloud.firestore_database
+
+    def display_name(self, role: str) -> str:
+        """The display name of the service account playing ``role``."""
+        if role == "checkout" and not self.checkout_deployed:
+            return PRODUCER_DISPLAY_NAME
+        return DISPLAY_NAMES[role]
 
     @property
     def maintenance_url(self) -> str:
@@ -106,12 +134,16 @@ def _default_bucket(catalog: Catalog, project: str) -> str:
 
 def make_target(catalog: Catalog, project: str | None = None, region: str | None = None, *,
                 bucket: str | None = None, handler_url: str | None = None,
-                checkout_url: str | None = None, root: Path = REPO_ROOT, sets: Sequence[str] = (),
+                checkout_url: str | None = None, sets: Sequence[str] = (),
                 secrets: Sequence[str] = (), notification_channel: str | None = None,
-                allow_unauthenticated: bool = False, project_number: str | None = None) -> Target:
+                allow_unauthenticated: bool = False, project_number: str | None = None,
+                staging_dir: str | Path = DEFAULT_STAGING, source_digest: str = "unstaged") -> Target:
     """Resolve everything the plan needs; command-line values win over the toml."""
     project, region = project or catalog.project, region or catalog.region
     extra = _extra_toml(catalog)
+    cloud = load_cloud(extra.get("cloud", {}), sets, secrets, notification_channel)
+    if not (catalog.checkout and cloud.checkout):
+        cloud = without_checkout(cloud)
     scheduler, handler, names = extra.get("scheduler", {}), extra.get("handler", {}), extra.get("project", {})
     url = handler_url or f"https://{region}-{project}.cloudfunctions.net/{catalog.handler_function}"
     return Target(
@@ -121,29 +153,6 @@ def make_target(catalog: Catalog, project: str | None = None, region: str | None
         scheduler.get("time_zone", "Etc/UTC"), handler.get("runtime", "python312"),
         # A gen2 function serving more than one request at a time needs at least one vCPU.
         handler.get("cpu") or ("1" if int(catalog.handler.get("concurrency", 1)) > 1 else None),
-        source_digest(root), load_cloud(extra.get("cloud", {}), sets, secrets, notification_channel),
+        source_digest, cloud,
         names.get("maintenance_function", "ordertasks-maintenance"), names.get("checkout_service", "ordertasks-checkout"),
-        allow_unauthenticated, project_number)
-
-
-def _source_files(root: Path) -> Iterator[Path]:
-    for entry in SOURCE_PATHS:
-        path = root / entry
-        candidates = sorted(path.rglob("*")) if path.is_dir() else [path]
-        yield from (p for p in candidates if p.is_file() and "__pycache__" not in p.parts
-                    and p.suffix != ".pyc")
-
-
-def source_files(root: Path = REPO_ROOT) -> list[str]:
-    """Repository-relative paths of the files the function's source upload must contain."""
-    return [p.relative_to(root).as_posix() for p in _source_files(root)]
-
-
-def source_digest(root: Path = REPO_ROOT) -> str:
-    """A short hash of the uploaded source, kept as a label so ``apply`` redeploys only on change."""
-    digest = hashlib.sha256()
-    for path in _source_files(root):
-        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()[:16]
-
-
+        allow_unauthenticated, project_number, Path(staging_dir).as_posix())

@@ -21,6 +21,14 @@ PROJECT, REGION = "shop-test", "europe-west1"
 CHECKOUT_URL = "https://checkout.shop.example"
 
 
+@pytest.fixture(autouse=True)
+def working_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test runs in a directory of its own, as a shop runs deploy in its project: what the
+    plan stages (``.ordertasks/deploy``) lands there, never in the repository."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
 @pytest.fixture(scope="session")
 def gcloud() -> str:
     """Path of the real gcloud; fails the test in CI when it is missing."""

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ordertasks.infra.deploy import Target, apply, build_plan
+from ordertasks.infra.deploy import SourceOptions, Target, apply, build_plan, stage_source
 from ordertasks.infra.deploy._data import composite_indexes
 from ordertasks.infra.deploy._jobs import job_body
 from ordertasks.infra.deploy._monitoring import monitoring_file
@@ -110,10 +111,13 @@ CASES = {
 
 
 @pytest.fixture(params=sorted(CASES))
-def case(request: pytest.FixtureRequest, recorder: Recorder, gcloud_env: dict[str, str]) -> tuple[str, str, Recorder]:
+def case(request: pytest.FixtureRequest, recorder: Recorder, gcloud_env: dict[str, str],
+         tmp_path: Path) -> tuple[str, str, Recorder]:
     """Apply the first resource of the case's section against a recorder holding the canned resource."""
     section, path, document, expected = CASES[request.param]
-    plan_target = target()  # one target: the source digest must not move between plan and canned copy
+    staged = stage_source(target().catalog, SourceOptions(tmp_path / "deploy"))  # what an update uploads and reads
+    # One target: the source digest must not move between plan and canned copy.
+    plan_target = target(staging_dir=staged.root, source_digest=staged.digest)
     recorder.canned[path] = document(plan_target) if callable(document) else document
     resource = next(r for r in build_plan(plan_target, [section]) if "ordertasks-reconcile" in r.label
                     or "dispatcher" in r.label or section not in ("scheduler", "accounts"))

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from ordertasks.infra.deploy import SECTIONS, Resource, Target, apply, build_plan, iam_bindings, source_files
+from ordertasks.infra.deploy import (SECTIONS, Resource, SourceOptions, StagedSource, Target, apply, build_plan,
+                                     iam_bindings, source_files, stage_source)
 from ordertasks.infra.deploy import secret_bindings
 from ordertasks.infra.deploy._data import composite_indexes
 from ordertasks.infra.deploy._monitoring import METRICS, alert_policies, monitoring_file
@@ -43,11 +44,18 @@ def _apply_one(resource: Resource, run: SectionRun, gcloud_env: dict[str, str]) 
 
 
 @pytest.fixture(scope="module")
-def applied(gcloud_env: dict[str, str]) -> Iterator[dict[str, SectionRun]]:
+def staged(tmp_path_factory: pytest.TempPathFactory) -> StagedSource:
+    """The deployables' source, staged as ``plan`` and ``apply`` stage it (an absolute directory:
+    gcloud may run anywhere)."""
+    return stage_source(target().catalog, SourceOptions(tmp_path_factory.mktemp("staging") / "deploy"))
+
+
+@pytest.fixture(scope="module")
+def applied(gcloud_env: dict[str, str], staged: StagedSource) -> Iterator[dict[str, SectionRun]]:
     """Apply every section but queues, each against its own recorder, resources in parallel."""
     sections = [s for s in SECTIONS if s != "queues"]
     with contextlib.ExitStack() as stack:
-        plan_target = target()
+        plan_target = target(staging_dir=staged.root, source_digest=staged.digest)
         runs = {s: SectionRun(stack.enter_context(contextlib.contextmanager(serve)()), plan_target) for s in sections}
         for secret in plan_target.cloud.secrets:  # the operator created them: apply only checks
             runs["secrets"].recorder.canned[f"/v1/projects/{PROJECT}/secrets/{secret.secret}/versions/{secret.version}"] = {
@@ -117,11 +125,12 @@ def test_function_is_private_internal_and_runs_as_the_handler(applied: dict[str,
     assert not recorder.find("POST", r":setIamPolicy$")
 
 
-def test_function_upload_holds_exactly_the_runtime_source(applied: dict[str, SectionRun]) -> None:
+def test_function_upload_holds_exactly_the_staged_source(applied: dict[str, SectionRun], staged: StagedSource) -> None:
     upload = only(applied["function"].recorder.find("PUT", r"^/upload/"))
     names = zipfile.ZipFile(io.BytesIO(upload.body["zip"])).namelist()
-    assert sorted(n for n in names if not n.endswith("/")) == sorted(source_files())
-    assert "main.py" in names and not any(n.startswith(("tests/", "infra/emulator/", ".git/")) for n in names)
+    assert sorted(n for n in names if not n.endswith("/")) == sorted(source_files(staged.source))
+    assert {"main.py", "requirements.txt", "tasks.toml"} <= set(names)
+    assert any(n.startswith("ordertasks-") and n.endswith(".whl") for n in names)
 
 
 IAM_PATHS = {
@@ -190,13 +199,13 @@ def test_maintenance_is_its_own_private_function(applied: dict[str, SectionRun])
     assert not recorder.find("POST", r":setIamPolicy$")
 
 
-def test_checkout_runs_on_cloud_run_from_the_same_source(applied: dict[str, SectionRun]) -> None:
+def test_checkout_runs_on_cloud_run_from_the_same_source(applied: dict[str, SectionRun], staged: StagedSource) -> None:
     recorder = applied["checkout"].recorder
     build = only(recorder.find("POST", rf"^/v2{LOC}/builds:submit$"))
     assert build.body["buildpackBuild"] and build.body["storageSource"]["object"]
     upload = only(recorder.find("POST", r"^/upload/storage/v1/b/[^/]+/o$"))
     names = zipfile.ZipFile(io.BytesIO(upload.body["zip"])).namelist()
-    assert sorted(n for n in names if not n.endswith("/")) == sorted(source_files())
+    assert sorted(n for n in names if not n.endswith("/")) == sorted(source_files(staged.source))
     service = only(recorder.find("POST", rf"^/apis/serving.knative.dev/v1/namespaces/{PROJECT}/services$")).body
     spec = service["spec"]["template"]["spec"]
     container = spec["containers"][0]

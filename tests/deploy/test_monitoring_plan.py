@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 import shlex
+from pathlib import Path
 from typing import Any
 
 from ordertasks.infra.config import REPO_ROOT
 from ordertasks.infra.deploy import main
-from ordertasks.infra.deploy._monitoring import METRICS, MONITORING_DIR, monitoring_file
+from ordertasks.infra.deploy._monitoring import METRICS, monitoring_file
 from tests.deploy.conftest import COMPLETE, PROJECT, REGION, target
 
 AUDITOR_METRIC, AUDITOR_POLICY = "ordertasks_auditor_actions", "ordertasks: auditor acted"
@@ -33,15 +34,18 @@ def created_policies() -> dict[str, dict[str, Any]]:
 
 
 def test_every_metric_file_is_registered_under_its_own_name() -> None:
-    files = {p.name for p in (REPO_ROOT / MONITORING_DIR).glob("metric-*.json")}
+    files = {p.name for p in (REPO_ROOT / "infra" / "monitoring").glob("metric-*.json")}
     assert files == set(METRICS.values())
     assert all(monitoring_file(filename)["name"] == name for name, filename in METRICS.items())
 
 
 def test_the_plan_creates_the_auditor_metric_from_its_file() -> None:
     create = ["gcloud", "logging", "metrics", "create", AUDITOR_METRIC,
-              f"--config-from-file={MONITORING_DIR}/metric-auditor-actions.json", f"--project={PROJECT}"]
+              "--config-from-file=.ordertasks/deploy/monitoring/metric-auditor-actions.json", f"--project={PROJECT}"]
     assert create in monitoring_commands()
+    # The plan names the staged copy of the package's file (the working directory is the test's own).
+    staged = Path(".ordertasks/deploy/monitoring/metric-auditor-actions.json")
+    assert json.loads(staged.read_text(encoding="utf-8")) == monitoring_file(METRICS[AUDITOR_METRIC])
 
 
 def test_the_auditor_metric_counts_audit_lines_by_action_and_kind() -> None:

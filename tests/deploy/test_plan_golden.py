@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ordertasks.infra.config import DEFAULT_CATALOG, REPO_ROOT
+from ordertasks.infra.config import DEFAULT_CATALOG
 from ordertasks.infra.deploy import main
 from tests.deploy.conftest import CLOUD_SECTION, COMPLETE, PROJECT, REGION
 
@@ -87,7 +87,7 @@ def test_sections_that_deploy_no_settings_plan_without_them() -> None:
 def test_a_secret_value_is_never_printed_even_when_it_is_in_the_environment() -> None:
     env = {**os.environ, **SECRET_VALUES}
     result = subprocess.run([sys.executable, "-m", "ordertasks.infra.deploy", "plan", "--project", PROJECT, "--config", str(COMPLETE)],
-                            cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=False)
+                            cwd=Path.cwd(), env=env, capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
     assert "--set-secrets=ORDERTASKS_SMTP_PASSWORD=smtp-password:latest" in result.stdout
     assert not any(value in result.stdout + result.stderr for value in SECRET_VALUES.values())

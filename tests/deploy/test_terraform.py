@@ -16,6 +16,7 @@ import json
 import re
 import subprocess
 import sys
+import zipfile
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,9 +27,11 @@ import pytest
 
 from ordertasks.infra.config import DEFAULT_CATALOG, REPO_ROOT, load_catalog
 from ordertasks.infra.deploy import (Resource, Target, TerraformExportError, build_plan, main, make_target,
-                                     write_terraform)
+                                     source_files, write_terraform)
+from ordertasks.infra.deploy._source import source_digest
 from ordertasks.infra.deploy._terraform import Module, symbolic_target, translate
 from tests.deploy.conftest import CLOUD_SECTION, COMPLETE, PROJECT, REGION, target
+from tests.deploy.shop import SHOP_CATALOG, write_shop
 from tests.support.servers import need_binary
 
 Signature = tuple[str, str]
@@ -124,6 +127,14 @@ def planned_job(words: list[str], f: dict[str, str]) -> list[Signature]:
                               "oidc": [f["--oidc-service-account-email"], f["--oidc-token-audience"]]})]
 
 
+def monitoring_definition(path: str) -> Any:
+    """The JSON a monitoring command reads: the staged file when the plan staged it, else the
+    repository's original (the plan names the staged copy, under the working directory)."""
+    staged = Path(path)
+    return json.loads((staged if staged.is_file() else REPO_ROOT / "infra" / "monitoring" / staged.name)
+                      .read_text(encoding="utf-8"))
+
+
 def metric_settings(name: str, doc: dict[str, Any]) -> dict[str, Any]:
     descriptor = doc["metricDescriptor"]
     return {"name": name, "description": doc["description"], "filter": doc["filter"],
@@ -163,18 +174,18 @@ PLANNED: dict[tuple[str, ...], Callable[[list[str], dict[str, str]], list[Signat
     ("functions", "deploy"): planned_function,
     ("run", "deploy"): planned_service,
     ("firestore", "fields", "ttls", "update"): lambda w, f: [signature("ttl", {
-        "collection": f["--collection-group"], "field": w[4], "database": "(default)"})],
+        "collection": f["--collection-group"], "field": w[4], "database": f["--database"]})],
     ("firestore", "indexes", "composite", "create"): lambda w, f: [signature("index", {
         "collection": f["--collection-group"], "database": f["--database"],
         "fields": [[c["field-path"], c["order"].upper()] for c in
                    (dict(p.split("=", 1) for p in config.split(",")) for config in f["--field-config"].split("\n"))]})],
     ("scheduler", "jobs", "create", "http"): planned_job,
     ("logging", "metrics", "create"): lambda w, f: [signature("metric", metric_settings(
-        w[3], json.loads((REPO_ROOT / f["--config-from-file"]).read_text(encoding="utf-8"))))],
+        w[3], monitoring_definition(f["--config-from-file"])))],
     ("alpha", "monitoring", "policies", "create"): lambda w, f: [signature("policy", policy_settings(
         json.loads(f["--policy"])))],
     ("monitoring", "dashboards", "create"): lambda w, f: [signature("dashboard", {
-        "json": json.loads((REPO_ROOT / f["--config-from-file"]).read_text(encoding="utf-8"))})],
+        "json": monitoring_definition(f["--config-from-file"])})],
 }
 
 
@@ -520,7 +531,12 @@ def test_checkov_finds_nothing_unjustified(name: str, tmp_path: Path) -> None:
     every severity is None, so every failed check counts: each must be fixed or skipped.
     """
     write_terraform(variant(name, tmp_path), tmp_path / "module")
-    done = subprocess.run([checkov(), "-d", str(tmp_path / "module"), "--framework", "terraform", "--compact",
+    assert_checkov_clean(tmp_path / "module")
+
+
+def assert_checkov_clean(directory: Path) -> None:
+    """checkov finds no failed check in ``directory``; each skip carries a reason."""
+    done = subprocess.run([checkov(), "-d", str(directory), "--framework", "terraform", "--compact",
                            "--skip-download", "-o", "json"], capture_output=True, text=True, timeout=300)
     assert done.stdout.strip().startswith("{"), done.stdout[-2000:] + done.stderr[-2000:]
     report = json.loads(done.stdout)
@@ -548,7 +564,9 @@ def test_cli_writes_the_module_and_names_the_inputs_to_set(tmp_path: Path) -> No
     status = main(["export", "--format", "terraform", str(tmp_path / "tf"), "--config", str(COMPLETE),
                    "--project", PROJECT], out=lines.append)
     assert status == 0 and (tmp_path / "tf" / "queues.tf").exists() and (tmp_path / "tf" / "dashboard.json").exists()
-    assert lines[1].startswith("Set before terraform apply (no default): source_archive, source_bucket, checkout_image")
+    # The CLI stages the source and zips it beside the module: only the bucket and the image are inputs.
+    assert (tmp_path / "tf" / "function-source.zip").exists()
+    assert lines[1].startswith("Set before terraform apply (no default): source_bucket, checkout_image")
     assert main(["export", str(tmp_path / "tf")], out=lines.append) == 2
     assert lines[-1] == "ordertasks deploy export: usage: ordertasks deploy export --format terraform DIR"
 
@@ -567,3 +585,55 @@ def test_export_replaces_its_own_files_and_refuses_anyone_elses(tmp_path: Path) 
     with pytest.raises(TerraformExportError, match="holds main.tf, which the export did not write"):
         write_terraform(target(), tmp_path)
 
+
+
+# --- a shop's catalog, exported from its own project --------------------------------------
+
+SHOP_DATABASE = "shop-orders"
+
+
+@pytest.fixture
+def shop_export(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Target, Path]:
+    """``ordertasks deploy export`` run in a shop's project (a catalog extending the shipped one,
+    no checkout, no warehouse, a named Firestore database), and the target its plan is made for."""
+    shop = write_shop(tmp_path / "shop", SHOP_CATALOG.replace("[cloud]\n", f'[cloud]\nfirestore_database = "{SHOP_DATABASE}"\n'))
+    monkeypatch.chdir(shop)
+    monkeypatch.syspath_prepend(str(shop))      # the shop's kind module imports, as with PYTHONPATH=.
+    lines: list[str] = []
+    status = main(["export", "--format", "terraform", "tf", "--config", "tasks.toml", "--project", PROJECT,
+                   "--region", REGION], out=lines.append)
+    assert status == 0, lines
+    digest = source_digest(shop / ".ordertasks" / "deploy" / "source")
+    return make_target(load_catalog(shop / "tasks.toml"), PROJECT, REGION, source_digest=digest), shop / "tf"
+
+
+def test_a_shop_export_equals_its_plan_resource_for_resource(shop_export: tuple[Target, Path]) -> None:
+    t, directory = shop_export
+    want, have = planned(build_plan(t)), exported(Parsed(directory))
+    assert want == have, {"planned only": want - have, "exported only": have - want}
+
+
+def test_a_shop_export_has_no_checkout_and_uses_the_named_database(shop_export: tuple[Target, Path]) -> None:
+    _, directory = shop_export
+    parsed = Parsed(directory)
+    types = {address.split(".")[-2] for address in parsed.blocks}
+    assert "google_cloud_run_v2_service" not in types and "checkout_image" not in parsed.variables
+    assert not [a for a in parsed.blocks if "stripe" in a]
+    [database] = [b for a, b in parsed.blocks.items() if a.startswith("google_firestore_database.")]
+    assert parsed.value(database["name"]) == SHOP_DATABASE
+    conditions = [one(b["condition"]) for a, b in parsed.blocks.items() if a.startswith("google_project_iam_member.")]
+    assert conditions and all(parsed.value(c["expression"]).endswith(f'/databases/{SHOP_DATABASE}"') for c in conditions)
+
+
+def test_a_shop_export_uploads_the_staged_source(shop_export: tuple[Target, Path]) -> None:
+    _, directory = shop_export
+    parsed = Parsed(directory)
+    [source] = [b for a, b in parsed.blocks.items() if a.startswith("google_storage_bucket_object.")]
+    assert source["source"] == '"${path.module}/function-source.zip"' and "source_archive" not in parsed.variables
+    names = zipfile.ZipFile(directory / "function-source.zip").namelist()
+    assert {"main.py", "requirements.txt", "tasks.toml", "shop_kinds.py"} <= set(names)
+    assert sorted(names) == sorted(source_files(directory.parent / ".ordertasks" / "deploy" / "source"))
+
+
+def test_checkov_finds_nothing_unjustified_in_a_shop_export(shop_export: tuple[Target, Path]) -> None:
+    assert_checkov_clean(shop_export[1])

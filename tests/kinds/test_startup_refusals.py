@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -114,3 +115,20 @@ def test_the_cli_refuses_with_the_message_and_no_traceback(tmp_path: Path, comma
     assert done.returncode == 2, (done.stdout, done.stderr)
     assert "has no code: add effect" in done.stderr and f"{path}:" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_bare_kind_decorator_declares_the_kind_the_catalog_names(tmp_path: Path) -> None:
+    """``@kind`` without parentheses, as dramatiq's ``@actor`` is used: a shop's first kind (it
+    was a decorator factory only, so the function became ``declare`` and failed at every attempt)."""
+    module = tmp_path / "shop_bare.py"
+    module.write_text("from ordertasks import kind\n\n@kind\ndef award_points(task, ctx):\n"
+                      "    return {'points': 10, 'order_id': task.order_id}\n")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        catalog = load_catalog(catalog_with(tmp_path, '[kinds.award_points]\nqueue = "q-shop"\ndelay_seconds = 0\n'
+                                                      'effect = "shop_bare:award_points"\n'))
+        declared = KindRegistry.from_catalog(catalog).kind("award_points")
+    finally:
+        sys.path.remove(str(tmp_path))
+    assert declared.name == "award_points"
+    assert declared.perform(SimpleNamespace(order_id="ord_1"), None) == {"points": 10, "order_id": "ord_1"}

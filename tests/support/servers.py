@@ -85,8 +85,9 @@ class ServerProcess:
     """A subprocess serving on a loopback port; started, awaited and stopped by tests."""
 
     def __init__(self, argv: Sequence[str], port: int, env: dict[str, str] | None = None,
-                 log_path: Path | None = None, ready: Callable[[], bool] | None = None) -> None:
-        self.argv, self.port, self.env, self.log_path = list(argv), port, env, log_path
+                 log_path: Path | None = None, ready: Callable[[], bool] | None = None,
+                 cwd: Path | None = None) -> None:
+        self.argv, self.port, self.env, self.log_path, self.cwd = list(argv), port, env, log_path, cwd
         self.ready = ready or (lambda: port_open(port))
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -94,7 +95,7 @@ class ServerProcess:
         """Start the process in its own process group and wait until it is ready."""
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         self.proc = subprocess.Popen(self.argv, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+                                     start_new_session=True, cwd=self.cwd)
         try:
             wait_until(self._alive_and_ready, timeout=timeout, interval=0.1,
                        what=f"{' '.join(self.argv[:3])} on port {self.port}")
