@@ -5,7 +5,8 @@ The public surface, in one place (``tests/test_exported_members.py`` keeps it ho
 - declaring a side effect: ``kind``, ``Kind``, ``Task``, ``EffectContext``, ``OrderSnapshot``
   and the errors a ``perform`` raises: ``RetryableError`` (try again later),
   ``PermanentError`` (record a failed task, do not retry);
-- scheduling an order's side effects from any checkout: ``OrderTasks``.
+- scheduling an order's side effects from any checkout: ``OrderTasks``, or ``AsyncOrderTasks``
+  (the same calls as coroutines, for asyncio code).
 
 Everything else lives in the project's packages, which import as ``ordertasks.handlers``
 (the core), ``ordertasks.producer``, ``ordertasks.functions`` and ``ordertasks.infra``, so
@@ -30,9 +31,11 @@ if TYPE_CHECKING:
     from ordertasks.handlers.errors import (ConfigurationError, DependencyUnavailable, OrderTasksError,
                                             PermanentError, Rejected, RetryableError, Throttled)
     from ordertasks.handlers.kind import EffectContext, Kind, kind
+    from ordertasks.producer.async_library import AsyncOrderTasks
     from ordertasks.producer.library import OrderConflict, OrderNotFound, OrderTasks, TaskResult
 
 _HOME = {
+    "AsyncOrderTasks": "ordertasks.producer.async_library",
     "OrderSnapshot": "ordertasks.handlers.contract",
     "Task": "ordertasks.handlers.contract",
     "ConfigurationError": "ordertasks.handlers.errors",

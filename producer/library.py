@@ -15,6 +15,10 @@ the order id: calling ``schedule`` again for the same order is harmless.
 respect to the handler's claim, then deletes the pending tasks. A delivery that arrives
 after the cancellation is recorded does nothing (outcome ``cancelled``); one that had
 already claimed its effect is reported as ``in_flight``.
+
+The store steps live in ``OrderRecords`` (and ``record_cancellation``), the Cloud Tasks calls in
+the enqueuer, so ``AsyncOrderTasks`` (``producer.async_library``) runs the same steps around
+the async client.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from ordertasks.handlers.kind import SystemClock
 from ordertasks.handlers.ports import (LIVE_FAILED, ClaimState, Clock, EffectRecord, EffectState, EffectStore, OrderRecord,
                                       OrderStatus, OrderStore, OutboxEntry, OutboxState, TaskState)
 from ordertasks.handlers.wiring import Stores, build_stores, recorded_effects
-from ordertasks.producer.enqueue import CREATED, EXISTS, ENQUEUE_ERRORS, EnqueueResult, Enqueuer
+from ordertasks.producer.enqueue import CREATED, EXISTS, ENQUEUE_ERRORS, EnqueueResult, Enqueuer, TaskPlanner
 from ordertasks.producer.audit import Auditor
 from ordertasks.producer.reconcile import ReconcileSummary, reconcile
 
@@ -68,17 +72,17 @@ class TaskResult:
     error: str | None = None
 
 
-class OrderTasks:
-    """Schedule, inspect and cancel an order's side effects (see the module docstring)."""
+class OrderRecords:
+    """The store side of scheduling, shared by ``OrderTasks`` and ``AsyncOrderTasks``: what an
+    order owes and what became of it. Every method is synchronous store I/O (or none at all);
+    the Cloud Tasks calls are the caller's (``Enqueuer`` or ``AsyncEnqueuer``)."""
 
-    def __init__(self, settings: Settings, stores: Stores, enqueuer: Enqueuer, clock: Clock | None = None,
-                 owned: Iterable[Any] = ()) -> None:
+    def __init__(self, settings: Settings, stores: Stores, planner: TaskPlanner, clock: Clock | None = None) -> None:
         self.settings = settings
         self.stores = stores
-        self.enqueuer = enqueuer
-        self.catalog: Catalog = enqueuer.catalog
+        self.planner = planner
+        self.catalog: Catalog = planner.catalog
         self.clock = clock or SystemClock()
-        self._owned = list(owned)
         self._effects: EffectStore | None = None
 
     @property
@@ -89,60 +93,26 @@ class OrderTasks:
             self._effects = recorded_effects(self.settings, self.stores, self.catalog)
         return self._effects
 
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> "OrderTasks":
-        """Everything from ``ORDERTASKS_*`` (the same ``Settings`` as every other part)."""
-        return cls.from_settings(Settings.from_env(environ))
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> "OrderTasks":
-        """Stores and a Cloud Tasks client as ``settings`` say; closed by ``close()``."""
-        from ordertasks.producer.wiring import tasks_client
-
-        client = tasks_client(settings)
-        enqueuer = Enqueuer(client, settings, settings.catalog())
-        return cls(settings, build_stores(settings), enqueuer, owned=[enqueuer, client.transport])
-
-    def __enter__(self) -> "OrderTasks":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Stop the enqueue threads and close the clients this object built."""
-        for part in self._owned:
-            part.close()
-        self._owned.clear()
-
     @property
     def kinds(self) -> list[str]:
         """The catalog's kinds: one task each per order."""
         return list(self.catalog.kinds)
 
-    # --- schedule -----------------------------------------------------------------------
+    # --- schedule, the store steps ------------------------------------------------------
 
-    def schedule(self, order: Mapping[str, Any] | BaseModel, *, payment_id: str | None = None,
-                 stored: OrderRecord | None = None) -> list[TaskResult]:
-        """Store the paid order and its outbox, then create every task; one result per kind.
-
-        ``stored``: the order's record as the caller just stored or read it (our checkout
-        creates the order before charging): it is used as is, saving a ``create_order`` that
-        would be refused and the read after it.
-        """
-        order_id, snapshot = order_parts(order)
+    def record_paid(self, order_id: str, snapshot: OrderSnapshot, payment_id: str | None = None,
+                    stored: OrderRecord | None = None) -> bool:
+        """Store the order (or check it against the stored one) and, unless already paid, mark
+        it paid with its outbox in one transaction; ``False`` when the order is cancelled."""
         record = stored if stored is not None and stored.order_id == order_id else self._stored(order_id, snapshot)
         if record.status == OrderStatus.CANCELLED:
-            return self._cancelled(order_id)
+            return False
+        if record.status == OrderStatus.PAID:
+            return True
         now = self.clock.now()
-        if record.status != OrderStatus.PAID:
-            reference = payment_id or record.charge_id or "external"
-            if not self.stores.orders.mark_paid(order_id, reference, self.outbox(order_id, snapshot, now), now):
-                return self._cancelled(order_id)        # cancelled meanwhile: nothing is owed
-        return self._enqueue(order_id, snapshot)
-
-    def _cancelled(self, order_id: str) -> list[TaskResult]:
-        return [TaskResult(e.kind, e.task_name, TaskState.CANCELLED) for e in self.stores.orders.outbox_for(order_id)]
+        reference = payment_id or record.charge_id or "external"
+        # False: cancelled meanwhile, so nothing is owed.
+        return self.stores.orders.mark_paid(order_id, reference, self.outbox(order_id, snapshot, now), now)
 
     def outbox(self, order_id: str, snapshot: OrderSnapshot, now: datetime) -> list[OutboxEntry]:
         """The effects an order is owed: one per catalog kind, all pending, each audited once its
@@ -150,7 +120,7 @@ class OrderTasks:
         return [OutboxEntry(order_id=order_id, kind=p.kind, task_name=p.name, schedule_time=p.schedule_time,
                             state=OutboxState.PENDING, created_at=now,
                             audit_at=p.schedule_time + timedelta(seconds=self.catalog.audit_after_seconds(p.kind)))
-                for p in self.enqueuer.plan(order_id, snapshot, self.kinds)]
+                for p in self.planner.plan(order_id, snapshot, self.kinds)]
 
     def _stored(self, order_id: str, snapshot: OrderSnapshot) -> OrderRecord:
         data = snapshot.model_dump(mode="json")
@@ -165,23 +135,26 @@ class OrderTasks:
                                 "a new order needs a new order id")
         return existing
 
-    def _enqueue(self, order_id: str, snapshot: OrderSnapshot) -> list[TaskResult]:
+    def cancelled(self, order_id: str) -> list[TaskResult]:
+        """Every task of a cancelled order, as ``schedule`` answers for it."""
+        return [TaskResult(e.kind, e.task_name, TaskState.CANCELLED) for e in self.stores.orders.outbox_for(order_id)]
+
+    def owed(self, order_id: str) -> tuple[dict[str, OutboxEntry], list[str]]:
+        """The order's outbox entries by kind, and the kinds Cloud Tasks may not hold yet."""
         entries = {e.kind: e for e in self.stores.orders.outbox_for(order_id)}
-        owed = [kind for kind in self.kinds if entries.get(kind) is None or entries[kind].state != OutboxState.SCHEDULED]
-        created = {r.kind: r for r in self.enqueuer.enqueue_order(order_id, snapshot, owed)} if owed else {}
+        return entries, [kind for kind in self.kinds
+                         if entries.get(kind) is None or entries[kind].state != OutboxState.SCHEDULED]
+
+    def record_scheduled(self, order_id: str, entries: Mapping[str, OutboxEntry],
+                         created: Iterable[EnqueueResult]) -> list[TaskResult]:
+        """Mark the tasks Cloud Tasks now holds scheduled; one result per catalog kind."""
+        by_kind = {result.kind: result for result in created}
         # One call for all: Firestore bills a write per document, and the outbox is one document.
-        scheduled = [result.kind for result in created.values() if result.scheduled]
+        scheduled = [result.kind for result in by_kind.values() if result.scheduled]
         if scheduled:
             self.stores.orders.mark_scheduled_many(order_id, scheduled, self.clock.now())
-        return [_result(created[kind]) if kind in created else TaskResult(kind, entries[kind].task_name, EXISTS)
+        return [_result(by_kind[kind]) if kind in by_kind else TaskResult(kind, entries[kind].task_name, EXISTS)
                 for kind in self.kinds]
-
-    # --- cancel -------------------------------------------------------------------------
-
-    def cancel(self, order_id: str, kinds: Iterable[str] | None = None) -> list[TaskResult]:
-        """Cancel the order's tasks (all kinds, or ``kinds``): see the module docstring."""
-        return cancel_order(self.stores.orders, self.effects, self.enqueuer.client, self.catalog, self.clock,
-                            order_id, kinds, timeout=self.settings.tasks.enqueue_timeout_seconds)
 
     # --- status -------------------------------------------------------------------------
 
@@ -211,6 +184,72 @@ class OrderTasks:
             return TaskState.FAILED
         return entry.state
 
+    # --- cancel, the store step ---------------------------------------------------------
+
+    def record_cancellation(self, order_id: str, kinds: Iterable[str] | None = None) -> "Cancellation":
+        """``record_cancellation`` over this object's stores and clock."""
+        return record_cancellation(self.stores.orders, self.effects, self.catalog, self.clock, order_id, kinds)
+
+
+class OrderTasks(OrderRecords):
+    """Schedule, inspect and cancel an order's side effects (see the module docstring)."""
+
+    def __init__(self, settings: Settings, stores: Stores, enqueuer: Enqueuer, clock: Clock | None = None,
+                 owned: Iterable[Any] = ()) -> None:
+        super().__init__(settings, stores, enqueuer, clock)
+        self.enqueuer = enqueuer
+        self._owned = list(owned)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "OrderTasks":
+        """Everything from ``ORDERTASKS_*`` (the same ``Settings`` as every other part)."""
+        return cls.from_settings(Settings.from_env(environ))
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "OrderTasks":
+        """Stores and a Cloud Tasks client as ``settings`` say; closed by ``close()``."""
+        from ordertasks.producer.wiring import tasks_client
+
+        client = tasks_client(settings)
+        enqueuer = Enqueuer(client, settings, settings.catalog())
+        return cls(settings, build_stores(settings), enqueuer, owned=[enqueuer, client.transport])
+
+    def __enter__(self) -> "OrderTasks":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the enqueue threads and close the clients this object built."""
+        for part in self._owned:
+            part.close()
+        self._owned.clear()
+
+    # --- schedule -----------------------------------------------------------------------
+
+    def schedule(self, order: Mapping[str, Any] | BaseModel, *, payment_id: str | None = None,
+                 stored: OrderRecord | None = None) -> list[TaskResult]:
+        """Store the paid order and its outbox, then create every task; one result per kind.
+
+        ``stored``: the order's record as the caller just stored or read it (our checkout
+        creates the order before charging): it is used as is, saving a ``create_order`` that
+        would be refused and the read after it.
+        """
+        order_id, snapshot = order_parts(order)
+        if not self.record_paid(order_id, snapshot, payment_id, stored):
+            return self.cancelled(order_id)
+        entries, owed = self.owed(order_id)
+        created = self.enqueuer.enqueue_order(order_id, snapshot, owed) if owed else []
+        return self.record_scheduled(order_id, entries, created)
+
+    # --- cancel -------------------------------------------------------------------------
+
+    def cancel(self, order_id: str, kinds: Iterable[str] | None = None) -> list[TaskResult]:
+        """Cancel the order's tasks (all kinds, or ``kinds``): see the module docstring."""
+        return cancel_order(self.stores.orders, self.effects, self.enqueuer.client, self.catalog, self.clock,
+                            order_id, kinds, timeout=self.settings.tasks.enqueue_timeout_seconds)
+
     # --- maintenance --------------------------------------------------------------------
 
     def reconcile(self, grace_seconds: float = 60.0, limit: int = 500, audit: bool = True,
@@ -234,9 +273,28 @@ class OrderTasks:
         return triage_for(self.stores.failed, self.enqueuer).sweep(limit)
 
 
-def cancel_order(orders: OrderStore, effects: EffectStore, client: Any, catalog: Catalog, clock: Clock,
-                 order_id: str, kinds: Iterable[str] | None = None, timeout: float = 10.0) -> list[TaskResult]:
-    """``OrderTasks.cancel`` over explicit parts (the console cancels through this too)."""
+@dataclass(frozen=True)
+class Cancellation:
+    """A cancellation as recorded in the stores, before its pending tasks are deleted."""
+
+    order_id: str
+    kinds: list[str]                    # the kinds cancelled, in the order asked
+    states: dict[str, ClaimState]       # what the idempotency store answered per kind
+    names: dict[str, str]               # each kind's task name, from the outbox
+
+    def to_delete(self) -> list[str]:
+        """The task names to delete: those of kinds that had not started."""
+        return [self.names[k] for k in self.kinds if k in self.names and self.states[k] is ClaimState.CANCELLED]
+
+    def results(self) -> list[TaskResult]:
+        """One result per kind: ``cancelled``, ``done`` or ``in_flight``."""
+        return [TaskResult(kind, self.names.get(kind, ""), CANCEL_STATES[self.states[kind]]) for kind in self.kinds]
+
+
+def record_cancellation(orders: OrderStore, effects: EffectStore, catalog: Catalog, clock: Clock,
+                        order_id: str, kinds: Iterable[str] | None = None) -> Cancellation:
+    """Record the cancellation per kind (the whole order when ``kinds`` is ``None``), atomically
+    with the handler's claim; raises ``OrderNotFound`` for an unknown order."""
     record = orders.get_order(order_id)
     if record is None:
         raise OrderNotFound(f"no order {order_id!r} was scheduled; check the order id")
@@ -246,10 +304,16 @@ def cancel_order(orders: OrderStore, effects: EffectStore, client: Any, catalog:
         orders.mark_cancelled(order_id, now)
     ttl = catalog.ttl_days * 86400.0
     states = {kind: effects.cancel_effect(order_id, kind, now, ttl) for kind in chosen}
-    names = {e.kind: e.task_name for e in orders.outbox_for(order_id)}
-    _delete_tasks(client, [names[k] for k in chosen if k in names and states[k] is ClaimState.CANCELLED], timeout)
     log.info("order cancelled", extra={"order_id": order_id, "kinds": chosen})
-    return [TaskResult(kind, names.get(kind, ""), CANCEL_STATES[states[kind]]) for kind in chosen]
+    return Cancellation(order_id, chosen, states, {e.kind: e.task_name for e in orders.outbox_for(order_id)})
+
+
+def cancel_order(orders: OrderStore, effects: EffectStore, client: Any, catalog: Catalog, clock: Clock,
+                 order_id: str, kinds: Iterable[str] | None = None, timeout: float = 10.0) -> list[TaskResult]:
+    """``OrderTasks.cancel`` over explicit parts (the console cancels through this too)."""
+    cancellation = record_cancellation(orders, effects, catalog, clock, order_id, kinds)
+    _delete_tasks(client, cancellation.to_delete(), timeout)
+    return cancellation.results()
 
 
 def _chosen_kinds(catalog: Catalog, kinds: Iterable[str] | None) -> list[str]:
@@ -265,13 +329,19 @@ def _delete_tasks(client: Any, names: list[str], timeout: float) -> None:
     def delete(name: str) -> None:
         try:
             client.delete_task(name=name, timeout=timeout)
-        except gexc.NotFound:
-            pass      # already dispatched or deleted: the cancel record stops it anyway
         except ENQUEUE_ERRORS as exc:
-            log.warning("could not delete a cancelled task; its delivery will do nothing",
-                        extra={"task_name": name, "error": repr(exc)})
+            not_deleted(name, exc)
     with ThreadPoolExecutor(max_workers=max(1, min(8, len(names)))) as pool:
         list(pool.map(delete, names))
+
+
+def not_deleted(name: str, exc: BaseException) -> None:
+    """A delete of a cancelled task that failed: harmless (its delivery will do nothing), logged
+    unless the task was already gone."""
+    if isinstance(exc, gexc.NotFound):
+        return      # already dispatched or deleted: the cancel record stops it anyway
+    log.warning("could not delete a cancelled task; its delivery will do nothing",
+                extra={"task_name": name, "error": repr(exc)})
 
 
 def order_parts(order: Mapping[str, Any] | BaseModel) -> tuple[str, OrderSnapshot]:

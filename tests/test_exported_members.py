@@ -17,16 +17,18 @@ def test_every_exported_name_resolves_to_what_it_names() -> None:
 
 def test_the_surface_is_what_the_docs_promise() -> None:
     assert set(ordertasks.__all__) == {
-        "ConfigurationError", "DependencyUnavailable", "EffectContext", "Kind", "OrderConflict", "OrderNotFound",
-        "OrderSnapshot", "OrderTasks", "OrderTasksError", "PermanentError", "Rejected", "RetryableError", "Task",
-        "TaskResult", "Throttled", "kind"}
+        "AsyncOrderTasks", "ConfigurationError", "DependencyUnavailable", "EffectContext", "Kind", "OrderConflict",
+        "OrderNotFound", "OrderSnapshot", "OrderTasks", "OrderTasksError", "PermanentError", "Rejected",
+        "RetryableError", "Task", "TaskResult", "Throttled", "kind"}
 
 
 def test_public_names_are_the_core_classes_not_copies() -> None:
     from ordertasks.handlers.errors import PermanentError
+    from ordertasks.producer.async_library import AsyncOrderTasks
     from ordertasks.producer.library import OrderTasks
 
     assert ordertasks.PermanentError is PermanentError and ordertasks.OrderTasks is OrderTasks
+    assert ordertasks.AsyncOrderTasks is AsyncOrderTasks
 
 
 def test_an_unknown_name_is_an_attribute_error() -> None:
