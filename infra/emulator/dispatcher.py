@@ -186,8 +186,9 @@ class Dispatcher:
 
     def __init__(self, service: TasksService, minter: TokenMinter, session: aiohttp.ClientSession,
                  clock: Callable[[], float] = time.time, log_line: Callable[[str], None] | None = None,
-                 app_engine_host: str = DEFAULT_APP_ENGINE_HOST) -> None:
+                 app_engine_host: str = DEFAULT_APP_ENGINE_HOST, quiet: bool = False) -> None:
         self.service, self.minter, self.session, self.clock = service, minter, session, clock
+        self.quiet = quiet  # no log line at all: not even built (a JSON dump per attempt adds up)
         self.app_engine_host = app_engine_host
         self.log_line = log_line if log_line is not None else _stderr_line
         self.runners: dict[str, QueueRunner] = {}
@@ -335,6 +336,8 @@ class Dispatcher:
         task.last_attempt.response_status = (rpc_code_for_http(outcome.status), outcome.reason)
 
     def _log(self, task: Task, outcome: Outcome, result: str, next_attempt: float | None) -> None:
+        if self.quiet:
+            return
         self.log_line(json.dumps({
             "severity": "INFO" if result == "completed" else "WARNING",
             "message": f"attempt {task.dispatch_count} of {task.task_id}: {result}",

@@ -154,8 +154,8 @@ async def serve(args: argparse.Namespace) -> int:
     # No pool-wide cap: maxConcurrentDispatches bounds each queue, and a shared cap would let
     # one queue with a slow target hold every connection and starve the others.
     session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, limit_per_host=0))
-    dispatcher = Dispatcher(service, minter, session, time.time,
-                            log_line=(lambda _: None) if args.quiet else None, app_engine_host=args.app_engine_host)
+    dispatcher = Dispatcher(service, minter, session, time.time, app_engine_host=args.app_engine_host,
+                            quiet=args.quiet)
     service.start_dispatching(dispatcher)
     app = build_app(service, minter, args.inject_latency_ms, HostGuard(args.host, args.allow_host),
                     in_flight=lambda: len(dispatcher.running))

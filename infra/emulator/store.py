@@ -1,11 +1,19 @@
 """Durable state in SQLite (WAL): queues, tasks, name tombstones, CMEK configs and the signing key.
 
-The emulator serves from memory and writes through to SQLite.  All writes go to one writer
-thread that commits whatever has queued up in a single transaction (group commit): a burst
-of creates costs one fsync-free WAL commit, and the event loop never blocks on SQLite.
-``write()`` resolves once the change is committed (used before answering a create, so an
-acknowledged task survives ``kill -9``); ``write_later()`` queues a change without waiting
-(dispatch outcomes: losing one in a crash only means a task is delivered again).
+The emulator serves from memory and writes through to SQLite.  Every change joins one ordered
+list of pending writes on the event loop; at the end of the loop's current turn the list is
+committed as a single transaction (group commit: a burst of creates costs one fsync-free WAL
+commit).  ``write()`` resolves once its change is committed (used before answering a create,
+so an acknowledged task survives ``kill -9``); ``write_later()`` queues a change without
+waiting (dispatch outcomes: losing one in a crash only means a task is delivered again).
+
+Where a batch is committed depends on who waits for it.  A batch someone awaits is committed
+on the event loop itself: its caller waits for that commit anyway, and two hand-offs to and
+from a thread cost a sequential CreateTask more than the commit (~0.07 ms of WAL append for
+one task; no fsync in WAL with ``synchronous=NORMAL``, which still survives ``kill -9``).  A
+batch nobody awaits (dispatch outcomes) goes to the writer thread, so that SQLite's work
+overlaps the loop's.  Order is kept: while the thread holds a batch, nothing is committed on
+the loop; what arrives meanwhile waits and goes out, in order, once the thread is done.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ from ordertasks.infra.emulator.model import Queue, QueueState, RateLimits, Retry
 log = logging.getLogger("ordertasks.emulator.store")
 
 Op = tuple[str, Sequence[Any]]
+Pending = tuple[Sequence[Op], "asyncio.Future[None] | None"]  # ops, and the future of who awaits them
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS queues (name TEXT PRIMARY KEY, record TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS tasks (name TEXT PRIMARY KEY, queue TEXT NOT NULL, record TEXT NOT NULL);
@@ -36,7 +45,6 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS cmek_configs (location TEXT PRIMARY KEY, kms_key TEXT NOT NULL);
 """
 _STOP = object()
-MAX_BATCH = 10_000
 
 
 @dataclass
@@ -131,7 +139,7 @@ def put_meta(key: str, value: str) -> Op:
 
 
 class Store:
-    """The SQLite file plus its writer thread; see the module docstring."""
+    """The SQLite file, the pending writes and the writer thread; see the module docstring."""
 
     def __init__(self, path: str | Path) -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -143,6 +151,9 @@ class Store:
         self._inbox: queue_mod.SimpleQueue[Any] = queue_mod.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._pending: list[Pending] = []
+        self._flush_scheduled = False
+        self._thread_busy = False  # the thread holds a batch: nothing may be committed before it
 
     def load(self, now: float) -> Snapshot:
         """Read all state (call before :meth:`start`)."""
@@ -155,25 +166,25 @@ class Store:
         return snap
 
     def write_now(self, ops: Sequence[Op]) -> None:
-        """Commit synchronously (start-up only, before the writer thread runs)."""
+        """Commit synchronously (start-up only, before :meth:`start`)."""
         self._commit(ops)
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Start the writer thread; completions are delivered on ``loop``."""
+        """Start the writer thread; writes are then batched on ``loop`` (call from its thread)."""
         self._loop = loop
         self._thread = threading.Thread(target=self._run, name="tasks-db-writer", daemon=True)
         self._thread.start()
 
     async def write(self, ops: Sequence[Op]) -> None:
-        """Queue ``ops`` and wait until they are committed."""
+        """Queue ``ops`` and wait until they are committed (call on the loop)."""
         assert self._loop is not None
         future = self._loop.create_future()
-        self._inbox.put((ops, future))
+        self._add((ops, future))
         await future
 
     def write_later(self, ops: Sequence[Op]) -> None:
-        """Queue ``ops`` for the next commit without waiting (ordered after earlier writes)."""
-        self._inbox.put((ops, None))
+        """Queue ``ops`` for the next commit without waiting (ordered after earlier writes; call on the loop)."""
+        self._add((ops, None))
 
     def close(self) -> None:
         """Commit everything queued, stop the writer thread and close the file."""
@@ -181,33 +192,50 @@ class Store:
             self._inbox.put(_STOP)
             self._thread.join(timeout=10)
             self._thread = None
+        self._thread_busy = False
+        if self._pending:
+            batch, self._pending = self._pending, []
+            self._settle(batch, self._commit_batch(batch))
         self._conn.close()
+
+    def _add(self, item: Pending) -> None:
+        self._pending.append(item)
+        if not self._flush_scheduled:
+            assert self._loop is not None
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        """Commit what is pending: on the loop if someone waits for it, else on the writer thread."""
+        self._flush_scheduled = False
+        if self._thread_busy or not self._pending:
+            return  # the thread's completion flushes again
+        batch, self._pending = self._pending, []
+        if any(future is not None for _, future in batch):
+            self._settle(batch, self._commit_batch(batch))
+        else:
+            self._thread_busy = True
+            self._inbox.put(batch)
+
+    def _thread_done(self) -> None:
+        """The writer thread committed its batch: the loop may commit again."""
+        self._thread_busy = False
+        if self._pending and not self._flush_scheduled:
+            self._flush()
 
     def _run(self) -> None:
         while True:
-            batch, stop = self._next_batch()
-            if batch:
-                error = self._commit_batch(batch)
-                self._settle([fut for _, fut in batch if fut is not None], error)
-            if stop:
+            batch = self._inbox.get()
+            if batch is _STOP:
+                return
+            self._commit_batch(batch)
+            try:
+                assert self._loop is not None
+                self._loop.call_soon_threadsafe(self._thread_done)
+            except RuntimeError:  # loop closed during shutdown
                 return
 
-    def _next_batch(self) -> tuple[list[Any], bool]:
-        first = self._inbox.get()
-        if first is _STOP:
-            return [], True
-        batch = [first]
-        while len(batch) < MAX_BATCH:
-            try:
-                item = self._inbox.get_nowait()
-            except queue_mod.Empty:
-                break
-            if item is _STOP:
-                return batch, True
-            batch.append(item)
-        return batch, False
-
-    def _commit_batch(self, batch: list[Any]) -> BaseException | None:
+    def _commit_batch(self, batch: list[Pending]) -> BaseException | None:
         try:
             self._commit([op for ops, _ in batch for op in ops])
             return None
@@ -226,19 +254,13 @@ class Store:
             raise
         conn.execute("COMMIT")
 
-    def _settle(self, futures: list[asyncio.Future[None]], error: BaseException | None) -> None:
-        if not futures or self._loop is None or self._loop.is_closed():
-            return
-
-        def resolve() -> None:
-            for fut in futures:
-                if fut.done():
-                    continue
-                if error is None:
-                    fut.set_result(None)
-                else:
-                    fut.set_exception(error)
-        try:
-            self._loop.call_soon_threadsafe(resolve)
-        except RuntimeError:  # loop closed during shutdown
-            pass
+    @staticmethod
+    def _settle(batch: list[Pending], error: BaseException | None) -> None:
+        """Resolve the futures of a batch committed on the loop (``error``: it was rolled back)."""
+        for _, future in batch:
+            if future is None or future.done():
+                continue
+            if error is None:
+                future.set_result(None)
+            else:
+                future.set_exception(error)
