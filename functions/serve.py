@@ -47,8 +47,8 @@ WORKER_TIMEOUT = 30
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``--host/--port`` and serve until stopped."""
     parser = argparse.ArgumentParser(prog="ordertasks handler", description=DESCRIPTION)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8081)
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8081, help="port to listen on (default 8081)")
     parser.add_argument("--debug", action="store_true", help="Flask's development server instead of gunicorn")
     parser.add_argument("--workers", type=worker_count, default=None,
                         help="gunicorn worker processes (default: functions-framework's, 1 unless its WORKERS "

@@ -158,6 +158,9 @@ class Catalog:
     source: str = "infra/tasks.toml"
     auditor: AuditConfig = field(default_factory=AuditConfig)
     checkout: bool = True       # our checkout API is part of this system (a ``[checkout]`` table)
+    # ``[outbox] database_url``: the shop's database holding the transactional outbox, as written
+    # (``${NAME}`` expanded when used: ``producer.outbox.relay``); None: no outbox named.
+    outbox_database_url: str | None = None
 
     def audit_after_seconds(self, kind: str) -> float:
         """How long after its schedule time an owed effect of ``kind`` that is not settled must
@@ -459,6 +462,10 @@ def load_catalog(path: str | Path = DEFAULT_CATALOG) -> Catalog:
         checkout = _checkout(raw)
     except ValueError as exc:
         raise fail("checkout", "enabled", str(exc)) from exc
+    try:
+        outbox = _outbox(raw.get("outbox", {}))
+    except ValueError as exc:
+        raise fail("outbox", None, str(exc)) from exc
     project = raw.get("project", {})
     return Catalog(
         project=project.get("id", "local-project"),
@@ -476,6 +483,7 @@ def load_catalog(path: str | Path = DEFAULT_CATALOG) -> Catalog:
         source=str(path),
         auditor=auditor,
         checkout=checkout,
+        outbox_database_url=outbox,
     )
 
 
@@ -522,6 +530,17 @@ def _checkout(raw: Mapping[str, Any]) -> bool:
     if not isinstance(enabled, bool):
         raise ValueError("enabled must be true or false")
     return enabled
+
+
+def _outbox(raw: Mapping[str, Any]) -> str | None:
+    """``[outbox] database_url``: the transactional outbox's database, e.g. ``"${ORDERTASKS_OUTBOX_URL}"``."""
+    unknown = set(raw) - {"database_url"}
+    if unknown:
+        raise ValueError(f"unknown setting {sorted(unknown)[0]!r}; [outbox] takes database_url")
+    url = raw.get("database_url")
+    if url is not None and (not isinstance(url, str) or not url.strip()):
+        raise ValueError('database_url must be a non-empty string, e.g. "${ORDERTASKS_OUTBOX_URL}"')
+    return url
 
 
 def _auditor(raw: Mapping[str, Any]) -> AuditConfig:

@@ -18,9 +18,13 @@ The whole retry policy lives here, once:
    moment later. Its far end's precondition stays the guard against a crash between the
    effect and the done mark: a delivery whose create finds the record already there
    (``"created": False``) answers ``DUPLICATE`` and marks the effect done.
-5. ``RetryableError`` (or an unexpected exception) → release the lease; ``RETRY`` while the
-   queue has attempts left, else failed-task record and ``DEAD``.
-   ``PermanentError`` → release the lease, failed-task record, ``DEAD``.
+5. ``RetryableError`` (or an unexpected exception) → ``RETRY`` while the queue has attempts
+   left, else failed-task record and ``DEAD``. ``PermanentError`` → failed-task record,
+   ``DEAD``. Either way the lease is then released, and the same write records the failed
+   attempt on the effect (``EffectStore.release_effect`` with an ``AttemptFailure``): state
+   ``retrying`` with attempt N of M, the readable error and ``next_attempt_at`` (the queue's
+   backoff for this retry, or our ``Retry-After`` when longer), or ``failed`` when no attempt
+   follows. No store round trip is added: the release was always one write.
 6. If a failed-task record cannot be written the answer is ``RETRY``: never drop a task.
 7. ``DONE`` or ``DUPLICATE`` resolves any failed-task entry of ``(order_id, kind)`` still
    open or replayed (``resolved_by: "handler"``): the effect it was about has happened.
@@ -34,15 +38,15 @@ import enum
 import json
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from ordertasks.handlers.config import Catalog, QueueConfig
 from ordertasks.handlers.contract import Envelope, OrderSnapshot, Task, parse_envelope, salvage_ids
 from ordertasks.handlers.errors import InvalidPayload, LeaseHeld, OrderTasksError, PermanentError, RetryableError, UnknownOrder
 from ordertasks.handlers.kind import EffectContext
-from ordertasks.handlers.ports import (ClaimState, Clock, EffectRecord, EffectStore, FailedTaskStore, FailureReport, OrderStatus,
-                                      OrderStore)
+from ordertasks.handlers.ports import (AttemptFailure, ClaimState, Clock, EffectRecord, EffectStore, FailedTaskStore,
+                                      FailureReport, OrderStatus, OrderStore)
 from ordertasks.handlers.redact import redact
 from ordertasks.handlers.registry import KindRegistry
 
@@ -110,14 +114,16 @@ class Dispatcher:
             order = self._paid_order(envelope)
         except RetryableError as exc:
             return self._retry_or_dead(delivery, _unread(envelope), exc, None)
-        except PermanentError as exc:
+        except UnknownOrder as exc:
             return self._dead(delivery, _unread(envelope), exc)
+        except PermanentError as exc:
+            return self._failed_unclaimed(delivery, _unread(envelope), exc)
         if order is None:
             return Result(Outcome.CANCELLED, envelope.kind, envelope.order_id, "order cancelled: nothing to do")
         try:
             task = kind.task_for(envelope.order_id, order, envelope.raw)
         except PermanentError as exc:
-            return self._dead(delivery, _unread(envelope), exc)
+            return self._failed_unclaimed(delivery, _unread(envelope), exc)
         return self._run_task(delivery, task)
 
     def _paid_order(self, envelope: Envelope) -> OrderSnapshot | None:
@@ -157,15 +163,12 @@ class Dispatcher:
         try:
             result = self.kinds[task.kind].perform(task, self.ctx)
         except PermanentError as exc:
-            self._release(task)
-            return self._dead(delivery, task, exc)
+            return self._released(delivery, task, exc, self._dead(delivery, task, exc))
         except RetryableError as exc:
-            self._release(task)
-            return self._retry_or_dead(delivery, task, exc, record)
+            return self._released(delivery, task, exc, self._retry_or_dead(delivery, task, exc, record))
         except Exception as exc:  # noqa: BLE001 - a bug must not lose the task: retry, then log it as failed
             log.exception("effect %s raised unexpectedly for order %s", task.kind, task.order_id)
-            self._release(task)
-            return self._retry_or_dead(delivery, task, exc, record)
+            return self._released(delivery, task, exc, self._retry_or_dead(delivery, task, exc, record))
         return self._complete(delivery, task, result, record)
 
     def _found_done(self, delivery: Delivery, task: Task, result: dict[str, Any]) -> Result:
@@ -203,11 +206,32 @@ class Dispatcher:
         except OrderTasksError:
             log.warning("could not mark failed task %s resolved after its effect was done", task.effect_key)
 
-    def _release(self, task: Task) -> None:
+    def _released(self, delivery: Delivery, task: Task, exc: Exception, result: Result) -> Result:
+        """Give the claim back, recording the failed attempt in the same write (``retrying``
+        with the next attempt's time, or ``failed`` when ``result`` is final); ``result`` as is."""
         try:
-            self.effect_store.release_effect(task.order_id, task.kind, self.clock.now())
+            self.effect_store.release_effect(task.order_id, task.kind, self.clock.now(),
+                                             self.attempt_failure(delivery, task.kind, exc, result))
         except OrderTasksError:
             log.warning("could not release claim %s; it frees itself when the lease expires", task.effect_key)
+        return result
+
+    def attempt_failure(self, delivery: Delivery, kind: str, exc: Exception, result: Result) -> AttemptFailure:
+        """What the effect's record keeps of a failed attempt (``handlers.ports.AttemptFailure``)."""
+        queue = self._queue(delivery, kind)
+        now = self.clock.now()
+        next_at = None if result.outcome is Outcome.DEAD else now + timedelta(seconds=self._wait(queue, delivery, result))
+        limit = queue.max_attempts if queue is not None and queue.max_attempts != -1 else None
+        if limit is not None and queue is not None and queue.max_retry_duration_seconds > 0 and delivery.attempt >= limit:
+            limit = None        # past max_attempts, the retry duration still runs: no fixed number
+        return AttemptFailure(delivery.attempt, limit, redact(str(exc))[:500], next_at, self.catalog.ttl_days * 86400.0)
+
+    @staticmethod
+    def _wait(queue: QueueConfig | None, delivery: Delivery, result: Result) -> float:
+        """Seconds until Cloud Tasks' next attempt: the queue's backoff for this retry, or the
+        ``Retry-After`` we answer when that is longer (Cloud Tasks honours it on 429 and 503)."""
+        backoff = queue.backoff_seconds(delivery.retry_count) if queue is not None else 0.0
+        return max(backoff, result.retry_after or 0.0)
 
     # --- failures ----------------------------------------------------------------------
 
@@ -247,6 +271,12 @@ class Dispatcher:
 
     def _dead(self, delivery: Delivery, task: Task, exc: Exception, note: str = "") -> Result:
         return self._write_failure(delivery, task.order_id, task.kind, task.raw, exc, note)
+
+    def _failed_unclaimed(self, delivery: Delivery, task: Task, exc: PermanentError) -> Result:
+        """A stored order's effect that failed for good before its claim (its data cannot make
+        a task): logged as failed, and its record says ``failed`` so every view counts it."""
+        result = self._dead(delivery, task, exc)
+        return self._released(delivery, task, exc, result) if result.outcome is Outcome.DEAD else result
 
     def _dead_on_arrival(self, delivery: Delivery, exc: PermanentError) -> Result:
         order_id, kind = salvage_ids(delivery.body)

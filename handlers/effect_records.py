@@ -24,7 +24,7 @@ from datetime import datetime
 from typing import Any
 
 from ordertasks.handlers.kind import DoneRecord, FarEnds, Recorded
-from ordertasks.handlers.ports import Claim, ClaimState, EffectRecord, EffectState, EffectStore
+from ordertasks.handlers.ports import AttemptFailure, Claim, ClaimState, EffectRecord, EffectState, EffectStore
 
 DONE = EffectState.DONE
 
@@ -60,9 +60,9 @@ class RecordedEffects:
         """See ``EffectStore.complete_effect``."""
         self.effects.complete_effect(order_id, kind, result, now, duplicate=duplicate)
 
-    def release_effect(self, order_id: str, kind: str, now: datetime) -> None:
+    def release_effect(self, order_id: str, kind: str, now: datetime, failure: AttemptFailure | None = None) -> None:
         """See ``EffectStore.release_effect``."""
-        self.effects.release_effect(order_id, kind, now)
+        self.effects.release_effect(order_id, kind, now, failure)
 
     def get_effect(self, order_id: str, kind: str) -> EffectRecord | None:
         """The idempotency record, or the far end's record as ``done`` (which wins: it happened)."""

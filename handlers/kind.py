@@ -16,6 +16,10 @@ between the effect and its done mark). With ``done_at`` its far-end record is al
 "done" (order view, console, stats, cancel), which covers effects recorded while
 a create-once kind's first attempt ran without a claim (until the ledger came). Every attempt takes the claim, as for
 every kind, so a cancel is never contradicted by an effect a delivery had not yet claimed.
+
+A kind that ships goods declares ``needs_shipping=True``: for an order without a
+``shipping_address`` its task fails permanently (``InvalidPayload`` naming the missing field,
+one failed-task record, never a retry) before anything is projected or performed.
  The catalog (``[kinds.NAME]``) says where
 a kind is queued and where its code lives (``effect = "module:attribute"``); the built-ins in
 ``handlers/kinds/`` are ordinary declarations found by their name.
@@ -31,7 +35,7 @@ from typing import Any, Protocol, overload
 from pydantic import BaseModel, ValidationError
 
 from ordertasks.handlers.config import WebhookConfig
-from ordertasks.handlers.contract import OrderSnapshot, Task
+from ordertasks.handlers.contract import OrderSnapshot, Task, describe_errors
 from ordertasks.handlers.errors import ConfigurationError, InvalidPayload
 from ordertasks.handlers.ports import AnalyticsStore, BlobStore, Clock, Mailer, WebhookClient
 
@@ -117,6 +121,7 @@ class Kind:
     ``create_once``: the effect is one create-only write at the far end and ``perform``'s result
     says ``"created"`` (see the module docstring); ``done_at``: where that record is read back,
     so no done mark is written for it (without one, a done mark follows the effect).
+    ``needs_shipping``: the kind needs the order's ``shipping_address`` (see the module docstring).
     """
 
     perform: Effect
@@ -126,6 +131,7 @@ class Kind:
     webhook: WebhookConfig | None = None
     create_once: bool = False
     done_at: DoneRecord | None = None
+    needs_shipping: bool = False
 
     def __post_init__(self) -> None:
         if self.done_at is not None and not self.create_once:
@@ -138,10 +144,13 @@ class Kind:
 
     def task_for(self, order_id: str, order: OrderSnapshot, raw: dict[str, Any]) -> Task:
         """The task this kind performs for ``order``: its data projected and validated."""
+        if self.needs_shipping and order.shipping_address is None:
+            raise InvalidPayload(f"order {order_id} has no shipping_address, and {self.name} needs one (it ships "
+                                 "goods): a retry cannot help; cancel this kind for an order that ships nothing")
         try:
             data = self.model.model_validate(self.project(order))
         except ValidationError as exc:
-            raise InvalidPayload(f"order {order_id} lacks what {self.name} needs: {_first_errors(exc)}") from exc
+            raise InvalidPayload(f"order {order_id} lacks what {self.name} needs: {describe_errors(exc)}") from exc
         return Task(kind=self.name or "", order_id=order_id, data=data, raw=raw, order=order)
 
     @staticmethod
@@ -161,23 +170,19 @@ def kind(name: Effect, /) -> Kind: ...
 @overload
 def kind(name: str | None = None, *, model: type[BaseModel] = OrderSnapshot, project: Projection = whole_order,
          webhook: WebhookConfig | None = None, create_once: bool = False,
-         done_at: DoneRecord | None = None) -> Callable[[Effect], Kind]: ...
+         done_at: DoneRecord | None = None, needs_shipping: bool = False) -> Callable[[Effect], Kind]: ...
 
 
 def kind(name: str | Effect | None = None, *, model: type[BaseModel] = OrderSnapshot,
          project: Projection = whole_order, webhook: WebhookConfig | None = None, create_once: bool = False,
-         done_at: DoneRecord | None = None) -> Kind | Callable[[Effect], Kind]:
+         done_at: DoneRecord | None = None, needs_shipping: bool = False) -> Kind | Callable[[Effect], Kind]:
     """Declare a task kind from its ``perform`` function (a decorator, like dramatiq's ``@actor``):
     bare ``@kind`` (the kind is named after the function and gets the whole order) or
     ``@kind("name", model=..., project=...)``."""
     def declare(perform: Effect) -> Kind:
         return Kind(perform=perform, name=None if callable(name) else name, model=model, project=project,
-                    webhook=webhook, create_once=create_once, done_at=done_at)
+                    webhook=webhook, create_once=create_once, done_at=done_at, needs_shipping=needs_shipping)
     return declare(name) if callable(name) else declare
-
-
-def _first_errors(exc: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5])
 
 
 class SystemClock:

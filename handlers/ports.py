@@ -29,6 +29,8 @@ class EffectState(enum.StrEnum):
     """``EffectRecord.state``: the idempotency record's state, as stored."""
 
     IN_PROGRESS = "in_progress"  # claimed; the lease says until when
+    RETRYING = "retrying"        # an attempt failed and Cloud Tasks will try again (``next_attempt_at``)
+    FAILED = "failed"            # the last attempt failed (or a permanent error): in the failed-task log
     DONE = "done"                # the effect happened (``result`` says what it returned)
     CANCELLED = "cancelled"      # the order (or this kind of it) was cancelled: never run it
 
@@ -76,13 +78,23 @@ class OrderStatus(enum.StrEnum):
 
 
 class TaskState(enum.StrEnum):
-    """One task of an order as ``OrderTasks.status`` and ``GET /api/orders/{id}`` show it."""
+    """An effect's state: the one vocabulary of ``OrderTasks.status``, ``GET /api/orders/{id}``,
+    ``ordertasks stats`` and the console (docs/library.md, "Effect states")."""
 
     PENDING = "pending"          # not yet accepted by Cloud Tasks
-    SCHEDULED = "scheduled"      # in Cloud Tasks, effect not done yet
+    SCHEDULED = "scheduled"      # in Cloud Tasks, no attempt has failed yet (or a replay waits)
+    RUNNING = "running"          # a delivery holds the claim and is performing it
+    RETRYING = "retrying"        # an attempt failed; Cloud Tasks tries again at ``next_attempt_at``
     DONE = "done"
-    FAILED = "failed"            # in the failed-task log, not replayed or resolved
+    FAILED = "failed"            # failed for good: in the failed-task log, no attempt to come
     CANCELLED = "cancelled"
+
+
+# Terminal states: nothing more will happen on its own (a person may replay a failed one).
+SETTLED_STATES: frozenset[str] = frozenset({TaskState.DONE, TaskState.FAILED, TaskState.CANCELLED})
+# Work still to come: what "in progress" means, never a failed or cancelled effect.
+IN_PROGRESS_STATES: frozenset[str] = frozenset({TaskState.PENDING, TaskState.SCHEDULED, TaskState.RUNNING,
+                                                TaskState.RETRYING})
 
 
 @dataclass(frozen=True)
@@ -99,11 +111,33 @@ class EffectRecord:
     expire_at: datetime              # Firestore TTL field
     result: dict[str, Any] = field(default_factory=dict)
     duplicates: int = 0              # deliveries absorbed after the effect was done
+    # The latest failed attempt (``release_effect`` with an ``AttemptFailure``), kept until the
+    # next failure; read them while ``state`` is ``retrying`` or ``failed``.
+    attempt: int = 0                 # Cloud Tasks' 1-based attempt number; 0: none failed yet
+    max_attempts: int | None = None  # the queue's limit; None: no fixed number
+    last_error: str | None = None    # readable and redacted: the far end's HTTP status and message
+    next_attempt_at: datetime | None = None   # when Cloud Tasks tries again; None when final
 
     @property
     def key(self) -> str:
         """``{order_id}:{kind}``."""
         return f"{self.order_id}:{self.kind}"
+
+
+@dataclass(frozen=True)
+class AttemptFailure:
+    """A failed attempt as the handler records it on the effect (``EffectStore.release_effect``)."""
+
+    attempt: int                     # Cloud Tasks' 1-based attempt number
+    max_attempts: int | None         # the queue's ``max_attempts``; None: no fixed number
+    error: str                       # readable, redacted (``handlers.redact``)
+    next_attempt_at: datetime | None  # None: final (no further attempt; in the failed-task log)
+    ttl_seconds: float = 35 * 86400.0   # ``expire_at`` of a record this creates (no claim before)
+
+    @property
+    def final(self) -> bool:
+        """No attempt follows: the effect is ``failed``."""
+        return self.next_attempt_at is None
 
 
 @dataclass(frozen=True)
@@ -311,10 +345,17 @@ class EffectStore(Protocol):
         """
         ...
 
-    def release_effect(self, order_id: str, kind: str, now: datetime) -> None:
+    def release_effect(self, order_id: str, kind: str, now: datetime, failure: AttemptFailure | None = None) -> None:
         """Give the lease back after a failure so the next delivery may claim at once.
 
-        Keeps ``attempts`` and ``first_attempt_at``; a ``done`` record is left untouched.
+        Keeps ``attempts`` and ``first_attempt_at``; a ``done`` or ``cancelled`` record is left
+        untouched. With ``failure``, the same single write also records it: ``attempt``,
+        ``max_attempts``, ``last_error``, ``next_attempt_at`` and the state ``retrying`` (an
+        attempt follows) or ``failed`` (``failure.final``). With ``failure`` and no record
+        (the attempt failed before it could claim) one is created in that state,
+        ``attempts`` 0, ``expire_at = now + failure.ttl_seconds``. The caller holds the lease
+        (or never claimed). A later claim takes a ``retrying`` or ``failed`` record like a
+        released one (``in_progress`` again, the failure fields kept).
         """
         ...
 
@@ -323,7 +364,7 @@ class EffectStore(Protocol):
         ...
 
     def effect_counts(self) -> dict[str, dict[str, int]]:
-        """kind → {"done": n, "in_progress": n, "duplicates": n} over all records.
+        """kind → {"done": n, "in_progress": n, "duplicates": n, and n per other state found} over all records.
 
         Reads every record: for small stores and tests. Operators' tools use
         ``count_effects`` and ``duplicates_absorbed``, which are aggregation queries.

@@ -1,7 +1,8 @@
 """Runtime ``Settings``: a few small value objects, one per concern, read from ``ORDERTASKS_*``.
 
     Settings                 backend, catalog_path, project, location, log_level, function_target
-    ├── store: StoreSettings       data_dir, sqlite_path, blob_dir, invoice_bucket, firestore_database
+    ├── store: StoreSettings       data_dir, sqlite_path, blob_dir, invoice_bucket, firestore_database,
+    │                              outbox_url (the shop's database holding the transactional outbox)
     ├── tasks: TasksSettings       emulator_host, transport, handler_url, checkout_url, maintenance_url,
     │                              enqueue_concurrently, enqueue_timeout_seconds, delay_scale
     ├── oidc: OidcSettings         verify, certs_url, audience, allowed_emails, allowed_certs_url
@@ -106,6 +107,9 @@ class StoreSettings:
     blob_dir: Path | None = None
     invoice_bucket: str | None = None      # None: the catalog's invoice_bucket
     firestore_database: str = "(default)"
+    # The shop's database holding the transactional outbox (producer.outbox); it may carry a
+    # password, so it is kept out of repr.
+    outbox_url: str | None = field(default=None, repr=False)
 
     @property
     def sqlite_file(self) -> Path:
@@ -119,10 +123,12 @@ class StoreSettings:
 
     @classmethod
     def from_env(cls, env: PrefixedEnvironment) -> "StoreSettings":
-        """``ORDERTASKS_DATA_DIR``, ``_SQLITE_PATH``, ``_BLOB_DIR``, ``_INVOICE_BUCKET``, ``_FIRESTORE_DATABASE``."""
+        """``ORDERTASKS_DATA_DIR``, ``_SQLITE_PATH``, ``_BLOB_DIR``, ``_INVOICE_BUCKET``, ``_FIRESTORE_DATABASE``,
+        ``_OUTBOX_URL``."""
         return cls(data_dir=env.path("DATA_DIR") or default_data_dir(), sqlite_path=env.path("SQLITE_PATH"),
                    blob_dir=env.path("BLOB_DIR"), invoice_bucket=env.text("INVOICE_BUCKET"),
-                   firestore_database=env.text("FIRESTORE_DATABASE", "(default)") or "(default)")
+                   firestore_database=env.text("FIRESTORE_DATABASE", "(default)") or "(default)",
+                   outbox_url=env.text("OUTBOX_URL"))
 
 
 @dataclass(frozen=True)

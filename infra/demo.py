@@ -23,6 +23,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, TextIO
 
 from ordertasks.handlers.config import Settings
+from ordertasks.producer.terminal import plain_help
 
 SETTLED = ("done", "failed")
 CATALOG = [("BOOK-1", "Notes on the Analytical Engine", "19.50"), ("MUG-2", "Difference mug", "8.90"),
@@ -180,19 +181,22 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``ordertasks demo``."""
-    parser = argparse.ArgumentParser(prog="ordertasks demo", description=__doc__,
+    parser = argparse.ArgumentParser(prog="ordertasks demo", description=plain_help(__doc__),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--orders", type=int, default=20)
+    parser.add_argument("--orders", type=int, default=20, help="how many orders to place (default 20)")
     parser.add_argument("--url", default=None,
                         help="the checkout API (default: ORDERTASKS_CHECKOUT_URL, else http://127.0.0.1:8080/)")
-    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--concurrency", type=int, default=8, help="checkout requests in flight at once (default 8)")
     parser.add_argument("--timeout", type=float, default=300, help="seconds to wait for effects to settle")
-    parser.add_argument("--poll", type=float, default=1.0)
-    parser.add_argument("--seed", type=int, default=int(time.time()))
+    parser.add_argument("--poll", type=float, default=1.0, help="seconds between looks at the orders (default 1)")
+    parser.add_argument("--seed", type=int, default=int(time.time()),
+                        help="makes the orders (and their idempotency keys) repeatable (default: the time)")
     args = parser.parse_args(argv)
     args.url = args.url or Settings.from_env().tasks.checkout_url
     try:
         return run(args, sys.stdout)
+    except BrokenPipeError:
+        raise                       # the reader went away: ordertasks.cli ends quietly
     except (OSError, RuntimeError) as exc:
         print(f"ordertasks demo: {exc} (is `make dev` running?)", file=sys.stderr)
         return 1

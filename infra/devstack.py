@@ -39,6 +39,7 @@ from ordertasks.handlers.settings import configured_catalog_path
 from ordertasks.infra.config import REPO_ROOT, load_catalog
 from ordertasks.functions.serve import worker_count
 from ordertasks.producer.replay_target import write_stack_record
+from ordertasks.producer.terminal import plain_help
 
 
 @dataclass
@@ -185,7 +186,8 @@ def every_child(args: argparse.Namespace) -> list[Child]:
               tcp_open(p.handler)),
         Child("checkout", p.checkout, cli + ["checkout", "--port", str(p.checkout)],
               http_ok(f"http://127.0.0.1:{p.checkout}/healthz")),
-        Child("console", p.console, cli + ["console", "--port", str(p.console)],
+        # --init: a first start's data directory has no store yet; the console creates it.
+        Child("console", p.console, cli + ["console", "--port", str(p.console), "--init"],
               http_ok(f"http://127.0.0.1:{p.console}/healthz")),
     ]
 
@@ -285,6 +287,15 @@ def seed_demo_catalogue(env: dict[str, str]) -> None:
     print(f"  {'products':<10} {done.stdout.strip()}", flush=True)
 
 
+def taken_ports_message(taken: Sequence[Child]) -> str:
+    """One line naming each taken port with its part, and the flags that move them."""
+    ports = ", ".join(f"{child.port} ({child.name})" for child in taken)
+    flags = " ".join(f"--{child.name}-port N" for child in taken)
+    if len(taken) == 1:
+        return f"ordertasks dev: port {ports} is already in use; stop what uses it or pass {flags}"
+    return f"ordertasks dev: ports {ports} are already in use; stop what uses them or pass {flags}"
+
+
 class Stack:
     """Starts the children, waits for health, stops them all on exit."""
 
@@ -294,11 +305,10 @@ class Stack:
         self.log_dir = Path(args.data_dir) / "logs"
 
     def check_ports(self) -> None:
-        """Fail early, naming the port and the part, when a port is taken."""
-        for child in self.children:
-            if not port_free(child.port):
-                raise SystemExit(f"ordertasks dev: port {child.port} ({child.name}) is already in use; "
-                                 f"stop what uses it or pass --{child.name}-port")
+        """Fail early, naming every taken port and its part at once, so one fix round frees them all."""
+        taken = [child for child in self.children if not port_free(child.port)]
+        if taken:
+            raise SystemExit(taken_ports_message(taken))
 
     def start(self) -> None:
         """Start each child and wait until it is healthy (dependencies first)."""
@@ -370,7 +380,7 @@ class Stack:
 
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     """Command-line options (every port and path overridable)."""
-    parser = argparse.ArgumentParser(prog="ordertasks dev", description=__doc__,
+    parser = argparse.ArgumentParser(prog="ordertasks dev", description=plain_help(__doc__),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     defaults = Ports()
     for name in ("emulator", "handler", "checkout", "smtp", "warehouse", "console"):
@@ -379,10 +389,12 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="run our checkout API (default: when the catalog has a [checkout] table)")
     parser.add_argument("--warehouse", action=argparse.BooleanOptionalAction,
                         help=f"run the warehouse stand-in (default: when a kind posts to ${{{WAREHOUSE_URL}}})")
-    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
+                        help="where the stack keeps its state (default var/; created when missing)")
     parser.add_argument("--config", type=Path, help="the task catalog (default: ORDERTASKS_CONFIG, else "
                         "infra/tasks.toml); every part of the stack reads this file")
-    parser.add_argument("--warehouse-mode", choices=("ok", "flaky", "down", "reject", "slow"), default="ok")
+    parser.add_argument("--warehouse-mode", choices=("ok", "flaky", "down", "reject", "slow"), default="ok",
+                        help="how the warehouse stand-in answers (default ok)")
     # One process per core: a single worker's GIL caps the handler at one core while the
     # other parts of the stack leave the second idle (benchmarks/README.md, end_to_end).
     parser.add_argument("--handler-workers", type=worker_count, default=os.cpu_count() or 1,

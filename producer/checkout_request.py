@@ -9,6 +9,12 @@ one sent anyway is refused (400 naming ``order_id``) rather than ignored, so a c
 relied on choosing its id learns it at once instead of losing track of its orders. A chosen
 id could be guessable (``A1001``, ``A1002``), and an order's id is its public view's only
 credential. A shop that keeps its own ids schedules through the library (``OrderTasks``).
+
+``shipping_address`` stays required here, though the order snapshot may lack one: this
+checkout taxes by the shipping country and charges its flat shipping rate, so an order without
+an address has no tax rule. ``metadata`` (the shop's own JSON, bounded as in
+``handlers.order_metadata``) is kept on the order for its kinds. The currency is one of
+``CHECKOUT_CURRENCIES`` (those the tax table prices shipping in).
 """
 
 from __future__ import annotations
@@ -22,8 +28,9 @@ from email_validator import EmailNotValidError, validate_email
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr,
                       ValidationError, WithJsonSchema, field_validator, model_validator)
 
-from ordertasks.handlers.contract import COUNTRY_CODE, CURRENCY_EXPONENT, Address, Customer
+from ordertasks.handlers.contract import COUNTRY_CODE, CURRENCY_EXPONENT, Address, Customer, Metadata
 from ordertasks.handlers.mailheaders import UNSAFE_CATEGORIES, display_name_problem, renderable_address
+from ordertasks.producer.tax_rules import CHECKOUT_CURRENCIES
 
 MAX_UNIT_PRICE = Decimal("1000000")
 DECIMAL = re.compile(r"^-?[0-9]{1,12}(\.[0-9]{1,4})?$")
@@ -130,8 +137,8 @@ class ItemIn(_Body):
 
 
 def _known_currency(value: str) -> str:
-    if value not in CURRENCY_EXPONENT:
-        raise ValueError(f"unknown currency; use one of {', '.join(sorted(CURRENCY_EXPONENT))}")
+    if value not in CHECKOUT_CURRENCIES:
+        raise ValueError(f"unknown currency; use one of {', '.join(CHECKOUT_CURRENCIES)}")
     return value
 
 
@@ -142,8 +149,10 @@ class CheckoutRequest(_Body):
     shipping_address: AddressIn
     items: list[ItemIn] = Field(min_length=1, max_length=200)
     currency: Annotated[Text, AfterValidator(_known_currency)] = Field(
-        json_schema_extra={"enum": sorted(CURRENCY_EXPONENT)})
+        json_schema_extra={"enum": list(CHECKOUT_CURRENCIES)})
     payment_token: Text = Field(min_length=1, max_length=200, examples=["tok_visa"])
+    metadata: Metadata = Field(default_factory=dict, description=(
+        "the shop's own JSON values, kept on the order for its task kinds: at most 50 keys, 16 KiB as JSON"))
 
     @model_validator(mode="before")
     @classmethod

@@ -28,26 +28,32 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from google.api_core import exceptions as gexc
 from pydantic import BaseModel, ValidationError
 
 from ordertasks.handlers.config import Catalog, Settings
-from ordertasks.handlers.contract import ORDER_ID_RULE, OrderSnapshot, effect_key, valid_order_id
+from ordertasks.handlers.contract import (ORDER_ID_RULE, OrderSnapshot, describe_errors, effect_key, new_order_snapshot,
+                                         valid_order_id)
 from ordertasks.handlers.errors import InvalidPayload, OrderTasksError
 from ordertasks.handlers.kind import SystemClock
-from ordertasks.handlers.ports import (LIVE_FAILED, ClaimState, Clock, EffectRecord, EffectState, EffectStore, OrderRecord,
-                                      OrderStatus, OrderStore, OutboxEntry, OutboxState, TaskState)
+from ordertasks.handlers.ports import (LIVE_FAILED, ClaimState, Clock, EffectRecord, EffectState, EffectStore, FailedTask,
+                                      OrderRecord, OrderStatus, OrderStore, OutboxEntry, OutboxState, TaskState)
 from ordertasks.handlers.wiring import Stores, build_stores, recorded_effects
 from ordertasks.producer.enqueue import CREATED, EXISTS, ENQUEUE_ERRORS, EnqueueResult, Enqueuer, TaskPlanner
 from ordertasks.producer.audit import Auditor
+from ordertasks.producer.effect_states import effect_state, retry_view
 from ordertasks.producer.reconcile import ReconcileSummary, reconcile
+
+if TYPE_CHECKING:
+    from ordertasks.producer.outbox.relay import RelaySummary
 
 log = logging.getLogger("ordertasks.library")
 
 LIVE_FAILURE_STATUSES = LIVE_FAILED     # the name callers knew
 CANCEL_STATES = {ClaimState.CANCELLED: TaskState.CANCELLED, ClaimState.DONE: TaskState.DONE, ClaimState.LEASED: "in_flight"}
+SETTLED_RECORDS = (EffectState.DONE, EffectState.CANCELLED)
 
 
 class OrderNotFound(OrderTasksError, LookupError):
@@ -131,8 +137,8 @@ class OrderRecords:
         if existing is None:
             raise OrderConflict(f"order {order_id!r} vanished while being scheduled; schedule it again")
         if OrderSnapshot.model_validate(existing.snapshot) != snapshot:
-            raise OrderConflict(f"order {order_id!r} was already scheduled with other content; "
-                                "a new order needs a new order id")
+            raise OrderConflict(f"order {order_id!r} was already scheduled with other content, and a scheduled "
+                                "order cannot be amended: cancel it and schedule the changed order under a new id")
         return existing
 
     def cancelled(self, order_id: str) -> list[TaskResult]:
@@ -159,7 +165,8 @@ class OrderRecords:
     # --- status -------------------------------------------------------------------------
 
     def status(self, order_id: str) -> dict[str, Any]:
-        """The order's status and each task's: pending, scheduled, done, failed or cancelled."""
+        """The order's status and each task's (``producer.effect_states``: pending, scheduled,
+        running, retrying, done, failed or cancelled)."""
         record = self.stores.orders.get_order(order_id)
         if record is None:
             raise OrderNotFound(f"no order {order_id!r} was scheduled; check the order id")
@@ -167,22 +174,24 @@ class OrderRecords:
                 "tasks": [self.task_view(e, record.status) for e in self.stores.orders.outbox_for(order_id)]}
 
     def task_view(self, entry: OutboxEntry, order_status: str = "paid") -> dict[str, Any]:
-        """One task as ``status`` and ``GET /api/orders/{id}`` show it."""
+        """One task as ``status`` and ``GET /api/orders/{id}`` show it; a ``retrying`` or
+        ``failed`` one with ``attempt``, ``max_attempts``, ``last_error`` and ``next_attempt_at``
+        (``None`` when they do not apply)."""
         effect = self.effects.get_effect(entry.order_id, entry.kind)
+        failed = self._failed_entry(entry, effect, order_status)
+        state = effect_state(entry.state, effect, failed, order_status)
         return {"kind": entry.kind, "task_name": entry.task_name, "schedule_time": entry.schedule_time.isoformat(),
-                "state": self.task_state(entry, effect, order_status),
-                "duplicates": effect.duplicates if effect else 0}
+                "state": state, "duplicates": effect.duplicates if effect else 0, **retry_view(state, effect, failed)}
 
     def task_state(self, entry: OutboxEntry, effect: EffectRecord | None, order_status: str = "paid") -> str:
-        """``done`` > ``cancelled`` > ``failed`` (open in the failed log) > the outbox state."""
-        if effect is not None and effect.state in (EffectState.DONE, EffectState.CANCELLED):
-            return effect.state
-        if order_status == OrderStatus.CANCELLED:
-            return TaskState.CANCELLED
-        failed = self.stores.failed.get_failed(effect_key(entry.order_id, entry.kind))
-        if failed is not None and failed.status in LIVE_FAILED:
-            return TaskState.FAILED
-        return entry.state
+        """The effect's state in the one vocabulary (``producer.effect_states.effect_state``)."""
+        return effect_state(entry.state, effect, self._failed_entry(entry, effect, order_status), order_status)
+
+    def _failed_entry(self, entry: OutboxEntry, effect: EffectRecord | None, order_status: str) -> FailedTask | None:
+        """The failed-task entry where it can change the state (no read for a settled effect)."""
+        if order_status == OrderStatus.CANCELLED or (effect is not None and effect.state in SETTLED_RECORDS):
+            return None
+        return self.stores.failed.get_failed(effect_key(entry.order_id, entry.kind))
 
     # --- cancel, the store step ---------------------------------------------------------
 
@@ -229,13 +238,22 @@ class OrderTasks(OrderRecords):
     # --- schedule -----------------------------------------------------------------------
 
     def schedule(self, order: Mapping[str, Any] | BaseModel, *, payment_id: str | None = None,
-                 stored: OrderRecord | None = None) -> list[TaskResult]:
+                 stored: OrderRecord | None = None, transaction: Any = None) -> list[TaskResult]:
         """Store the paid order and its outbox, then create every task; one result per kind.
 
         ``stored``: the order's record as the caller just stored or read it (our checkout
         creates the order before charging): it is used as is, saving a ``create_order`` that
         would be refused and the read after it.
+
+        ``transaction``: the shop's open SQLAlchemy ``Connection``/``Session``, psycopg 3 or
+        sqlite3 connection (or Django's ``connection``) inside its own transaction: the order
+        and what it owes are written there as outbox rows and nothing else happens; every
+        result is ``pending`` until ``relay()`` runs after the commit (``producer.outbox``).
         """
+        if transaction is not None:
+            from ordertasks.producer.outbox.writer import schedule_in
+
+            return schedule_in(self, order, transaction, payment_id)
         order_id, snapshot = order_parts(order)
         if not self.record_paid(order_id, snapshot, payment_id, stored):
             return self.cancelled(order_id)
@@ -271,6 +289,20 @@ class OrderTasks(OrderRecords):
         from ordertasks.producer.triage import triage_for
 
         return triage_for(self.stores.failed, self.enqueuer).sweep(limit)
+
+    # --- the transactional outbox (producer.outbox) -------------------------------------------
+
+    _relayer: Any = None        # built on the first relay(), closed by close()
+
+    def relay(self, limit: int = 500) -> "RelaySummary":
+        """Move committed outbox rows (``schedule(order, transaction=…)``) to the store and Cloud
+        Tasks, each order once, at most ``limit`` orders. The outbox database is
+        ``ORDERTASKS_OUTBOX_URL`` (else the catalog's ``[outbox] database_url``). Call it after
+        the commit (Django's ``transaction.on_commit``, a FastAPI background task); the
+        maintenance reconcile runs it too, for rows a crash left behind."""
+        from ordertasks.producer.outbox.relay import relayer_for
+
+        return relayer_for(self).run(limit)
 
 
 @dataclass(frozen=True)
@@ -345,16 +377,16 @@ def not_deleted(name: str, exc: BaseException) -> None:
 
 
 def order_parts(order: Mapping[str, Any] | BaseModel) -> tuple[str, OrderSnapshot]:
-    """``(order_id, snapshot)`` of a dict or model holding ``order_id`` and the snapshot fields."""
+    """``(order_id, snapshot)`` of a dict or model holding ``order_id`` and the snapshot fields
+    (``handlers.contract.new_order_snapshot``: amounts checked against the currency's minor units)."""
     raw = dict(order.model_dump(mode="json") if isinstance(order, BaseModel) else order)
     order_id = raw.pop("order_id", None)
     if not isinstance(order_id, str) or not valid_order_id(order_id):
         raise InvalidPayload(f"order_id {str(order_id)[:80]!r} is missing or invalid: {ORDER_ID_RULE}")
     try:
-        return order_id, OrderSnapshot.model_validate(raw)
+        return order_id, new_order_snapshot(raw)
     except ValidationError as exc:
-        fields = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5])
-        raise InvalidPayload(f"order {order_id} is not a valid order snapshot: {fields}") from exc
+        raise InvalidPayload(f"order {order_id} is not a valid order snapshot: {describe_errors(exc)}") from exc
 
 
 def _result(result: EnqueueResult) -> TaskResult:

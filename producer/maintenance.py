@@ -1,7 +1,10 @@
 """``run_maintenance``: the outbox reconcile and the console-replay sweep, from the handler's
 own deployment, so Cloud Scheduler needs no checkout of ours. ``reconcile`` also runs the
 auditor (``producer.audit``): owed effects Cloud Tasks dropped are created again, then
-recorded as failed.
+recorded as failed. When an outbox database is named (``ORDERTASKS_OUTBOX_URL``, or the
+catalog's ``[outbox] database_url``), ``reconcile`` first relays the transactional outbox's
+committed rows (``producer.outbox``: what a crash between a shop's commit and its ``relay()``
+left behind); ``{"action": "relay"}`` relays alone.
 
 A second functions-framework target in the same source as ``handle_task`` (the root
 ``main.py`` exports both). Cloud Scheduler POSTs ``{"action": "reconcile"}`` (optionally
@@ -31,12 +34,13 @@ from ordertasks.handlers.oidc import CertCache, TokenVerifier
 from ordertasks.handlers.startup import startup_failure as failed_start
 from ordertasks.producer.library import OrderTasks
 
-ACTIONS = ("reconcile", "sweep")
+ACTIONS = ("reconcile", "sweep", "relay")
 # One Cloud Scheduler run (every 5 minutes) audits this many owed effects at most and stops
 # after this long, inside Cloud Scheduler's default 180 s attempt deadline; what is left is
 # due at the next run.
 AUDIT_LIMIT = 50_000
 AUDIT_SECONDS = 150.0
+RELAY_LIMIT = 2_000          # outbox orders relayed per run; the shop's own relay() does the rest
 
 
 def maintenance_verifier(settings: Settings) -> TokenVerifier:
@@ -100,11 +104,22 @@ class Maintenance:
         return _json(200, {"action": action, **summary})
 
     def _run(self, action: str, grace: float) -> dict[str, Any]:
+        relayed = self._relay() if action in ("reconcile", "relay") else None
+        if action == "relay":
+            return {"relay": relayed}
         if action == "reconcile":
             summary = self.tasks.reconcile(grace_seconds=grace, audit_limit=AUDIT_LIMIT, audit_seconds=AUDIT_SECONDS)
-            return summary.as_dict()
+            return summary.as_dict() | ({"relay": relayed} if relayed is not None else {})
         results = self.tasks.sweep()
         return {"replayed": sum(1 for r in results if r.status in ("created", "exists")), "seen": len(results)}
+
+    def _relay(self) -> dict[str, int] | None:
+        """The transactional outbox's committed rows, relayed; ``None`` when no outbox database is named."""
+        from ordertasks.producer.outbox.relay import outbox_database_url
+
+        if outbox_database_url(self.tasks.settings) is None:
+            return None
+        return self.tasks.relay(limit=RELAY_LIMIT).as_dict()
 
 
 def build_maintenance(settings: Settings) -> Maintenance:

@@ -63,7 +63,15 @@ TASK_SCHEMA: dict[str, Any] = {
                    "schedule_time": {"type": "string", "format": "date-time"},
                    "state": {"type": "string", "enum": [state.value for state in TaskState]},
                    "duplicates": {"type": "integer", "minimum": 0,
-                                  "description": "deliveries absorbed after the effect was done"}},
+                                  "description": "deliveries absorbed after the effect was done"},
+                   "attempt": {"type": ["integer", "null"], "minimum": 1,
+                               "description": "retrying or failed: the failed attempt's number (N of max_attempts)"},
+                   "max_attempts": {"type": ["integer", "null"], "minimum": 1,
+                                    "description": "the queue's attempt limit; null without a fixed number"},
+                   "last_error": {"type": ["string", "null"],
+                                  "description": "retrying or failed: the far end's HTTP status and message, redacted"},
+                   "next_attempt_at": {"type": ["string", "null"], "format": "date-time",
+                                       "description": "retrying: when Cloud Tasks tries again"}},
 }
 CHECKOUT_RESULT_SCHEMA: dict[str, Any] = {
     "type": "object", "required": ["order_id", "status", "placed_at", "totals", "tasks"],

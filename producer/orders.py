@@ -303,7 +303,7 @@ class Checkout:
         snapshot = OrderSnapshot(
             placed_at=now, customer=request.contract_customer(), shipping_address=request.contract_address(),
             items=cart.items, totals=_totals(cart, request.currency, country), tax_rate=tax_rate(country),
-            test=self.test_payments,
+            test=self.test_payments, metadata=request.metadata,
         )
         return OrderRecord(order_id=order_id, status=OrderStatus.CREATED, snapshot=snapshot.model_dump(mode="json"),
                            created_at=now)

@@ -20,6 +20,7 @@ from typing import Protocol, runtime_checkable
 
 from ordertasks.handlers.contract import CURRENCY_EXPONENT, SKU
 from ordertasks.handlers.errors import OrderTasksError
+from ordertasks.producer.tax_rules import CHECKOUT_CURRENCIES
 
 DEFAULT_TAX_CATEGORY = "standard"
 SKU_PATTERN = SKU  # the task contract's LineItem.sku rule, so every priced SKU can be scheduled
@@ -60,8 +61,8 @@ def check_product(product: Product) -> Product:
 
 
 def _check_price(sku: str, currency: str, price: Decimal) -> None:
-    if currency not in CURRENCY_EXPONENT:
-        raise InvalidProduct(f"{sku}: unknown currency {currency!r}; use one of {', '.join(sorted(CURRENCY_EXPONENT))}")
+    if currency not in CHECKOUT_CURRENCIES:
+        raise InvalidProduct(f"{sku}: unknown currency {currency!r}; use one of {', '.join(CHECKOUT_CURRENCIES)}")
     if not price.is_finite() or price <= 0:
         raise InvalidProduct(f"{sku}: the {currency} price must be a positive amount, not {price}")
     if -price.normalize().as_tuple().exponent > CURRENCY_EXPONENT[currency]:  # type: ignore[operator]

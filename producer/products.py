@@ -22,9 +22,9 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TextIO
 
-from ordertasks.handlers.contract import CURRENCY_EXPONENT
 from ordertasks.handlers.errors import ConfigurationError, DependencyUnavailable
 from ordertasks.producer.pricebook import DEFAULT_TAX_CATEGORY, InvalidProduct, PriceBook, Product, check_product
+from ordertasks.producer.tax_rules import CHECKOUT_CURRENCIES
 from ordertasks.producer.terminal import for_terminal
 
 DEMO_CATALOGUE = Path(__file__).resolve().parent / "data" / "demo_products.csv"
@@ -54,11 +54,11 @@ def _currency_columns(header: Sequence[str], source: str) -> list[str]:
     missing = [c for c in REQUIRED if c not in header]
     if missing:
         raise CatalogueFileError(f"{source}:1: the header needs the column(s) {', '.join(missing)}")
-    unknown = [c for c in header if c not in KNOWN and c not in CURRENCY_EXPONENT]
+    unknown = [c for c in header if c not in KNOWN and c not in CHECKOUT_CURRENCIES]
     if unknown:
         raise CatalogueFileError(f"{source}:1: unknown column(s) {', '.join(unknown)}; use sku, name, tax_category, "
-                                 f"active and currency codes ({', '.join(sorted(CURRENCY_EXPONENT))})")
-    currencies = [c for c in header if c in CURRENCY_EXPONENT]
+                                 f"active and currency codes ({', '.join(CHECKOUT_CURRENCIES)})")
+    currencies = [c for c in header if c in CHECKOUT_CURRENCIES]
     if not currencies:
         raise CatalogueFileError(f"{source}:1: no price column; add one per currency, e.g. EUR")
     return currencies
@@ -110,7 +110,7 @@ def format_table(products: Sequence[Product]) -> str:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ordertasks products", description="Manage the checkout's price book.")
-    sub = parser.add_subparsers(dest="action", required=True)
+    sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION", help="import or list")
     imp = sub.add_parser("import", help="create or replace products from a CSV file")
     imp.add_argument("file", type=Path, help="CSV with sku,name[,tax_category,active] and one column per currency")
     imp.add_argument("--if-empty", action="store_true", help="import only when the price book has no product")
@@ -122,18 +122,29 @@ def main(argv: Sequence[str] | None = None, book: PriceBook | None = None, out: 
     """Entry point of ``ordertasks products``."""
     args = _parser().parse_args(argv)
     try:
-        book = book or _wired_book()
+        book = book or _wired_book(reads_only=args.action == "list")
         return _import(book, args, out) if args.action == "import" else _list(book, out)
+    except BrokenPipeError:
+        raise                       # the reader went away: ordertasks.cli ends quietly
     except (CatalogueFileError, OSError, DependencyUnavailable) as exc:
         print(f"ordertasks products: {exc}", file=sys.stderr)
         return 1
 
 
-def _wired_book() -> PriceBook:
+# `products list` on a directory with no store is a mistyped ORDERTASKS_DATA_DIR, not an empty book.
+LIST_REMEDY = ("check ORDERTASKS_DATA_DIR; start the local stack there with `ordertasks dev --data-dir {data_dir}`, "
+               "or create the price book with `ordertasks products import FILE.csv`")
+
+
+def _wired_book(reads_only: bool = False) -> PriceBook:
     from ordertasks.handlers.config import Settings
     from ordertasks.producer import wiring
+    from ordertasks.producer.backend_flags import require_local_data
 
-    return wiring.price_book(Settings.from_env())
+    settings = Settings.from_env()
+    if reads_only:
+        require_local_data(settings, LIST_REMEDY)
+    return wiring.price_book(settings)
 
 
 def _import(book: PriceBook, args: argparse.Namespace, out: TextIO) -> int:

@@ -26,7 +26,7 @@ from typing import Any
 
 from ordertasks.handlers.contract import OrderSnapshot
 from ordertasks.handlers.ports import OrderStatus, OrderStore, OutboxEntry, Stores
-from ordertasks.producer.backend_flags import add_backend_flags, settings_with_flags
+from ordertasks.producer.backend_flags import add_backend_flags, reading_settings
 from ordertasks.handlers.config import Settings
 from ordertasks.producer.audit import AuditSummary, Auditor
 from ordertasks.producer.enqueue import Enqueuer
@@ -98,14 +98,14 @@ def main(argv: Sequence[str] | None = None, settings: Settings | None = None) ->
                         help="at most this many pending entries, and this many owed effects audited, per run (default 500)")
     parser.add_argument("--no-audit", action="store_true",
                         help="only enqueue pending entries; skip the audit of effects Cloud Tasks dropped")
-    add_backend_flags(parser)
+    add_backend_flags(parser, init=True)
     args = parser.parse_args(list(argv or []))
     from ordertasks.handlers.wiring import build_stores
     from ordertasks.producer import wiring  # the CLI alone pays for building clients
     from ordertasks.producer.replay_target import ReplayTargetUnknown, handler_target
 
     from_shell = settings is None
-    settings = settings or settings_with_flags(Settings.from_env(), args)
+    settings = settings or reading_settings(args, tasks_api=True)
     enqueuer = wiring.enqueuer(settings)
     try:
         # From an operator's shell the tasks go to the deployed handler, not to the shell's

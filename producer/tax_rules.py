@@ -4,6 +4,9 @@ The file lists every country we ship to with its standard rate (and optional rat
 product tax category) and a flat shipping rate per currency. A country not in the file is
 one we do not ship to: ``rate_for`` raises ``UnsupportedCountry`` instead of answering 0 %.
 A malformed file raises ``TaxTableError`` naming the entry, at start-up.
+
+Our checkout sells in ``CHECKOUT_CURRENCIES`` (each needs its shipping rate here); an order
+scheduled through the library may be in any ISO 4217 currency (``handlers.currencies``).
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from ordertasks.handlers.errors import ConfigurationError, OrderTasksError
 
 DEFAULT_TABLE = Path(__file__).resolve().parent / "data" / "tax_rates.toml"
 STANDARD = "standard"
+# The currencies our checkout prices, charges and ships in: a subset of every ISO 4217 code.
+CHECKOUT_CURRENCIES = tuple(sorted(("AUD", "CAD", "CHF", "DKK", "EUR", "GBP", "JPY", "NOK", "PLN", "SEK", "USD")))
 
 
 class TaxTableError(ConfigurationError, ValueError):
@@ -104,8 +109,8 @@ def _country(code: str, raw: Mapping[str, Any], source: str) -> CountryRule:
 
 def _shipping(currency: str, raw: Mapping[str, Any], source: str) -> ShippingRule:
     where = f"{source}: [shipping.{currency}]"
-    if currency not in CURRENCY_EXPONENT:
-        raise TaxTableError(f"{where}: unknown currency; use one of {', '.join(sorted(CURRENCY_EXPONENT))}")
+    if currency not in CHECKOUT_CURRENCIES:
+        raise TaxTableError(f"{where}: unknown currency; use one of {', '.join(CHECKOUT_CURRENCIES)}")
     if "flat" not in raw or set(raw) - {"flat", "free_from"}:
         raise TaxTableError(f"{where}: needs flat = \"4.90\" and at most free_from = \"50\"")
     free_from = raw.get("free_from")
@@ -123,7 +128,7 @@ def load_tax_table(path: Path = DEFAULT_TABLE) -> TaxTable:
     shipping = {cur: _shipping(cur, body, str(path)) for cur, body in raw.get("shipping", {}).items()}
     if not countries:
         raise TaxTableError(f"{path}: lists no [countries.XX]; the checkout could ship nowhere")
-    missing = sorted(set(CURRENCY_EXPONENT) - set(shipping))
+    missing = sorted(set(CHECKOUT_CURRENCIES) - set(shipping))
     if missing:
         raise TaxTableError(f"{path}: no [shipping.XXX] for {', '.join(missing)}; every currency needs one")
     return TaxTable(countries, shipping, str(path))

@@ -36,3 +36,8 @@ def escape_controls(text: object) -> str:
 def for_terminal(text: str) -> str:
     """A block of output with each line's control characters escaped (its newlines kept)."""
     return "\n".join(escape_controls(line) for line in text.split("\n"))
+
+
+def plain_help(doc: str | None) -> str:
+    """A docstring as ``--help`` shows it: reST inline literals (double backquotes) as plain text."""
+    return (doc or "").replace("``", "")

@@ -22,8 +22,9 @@ from ordertasks.handlers.contract import encode, parse_envelope
 from ordertasks.handlers.errors import OrderTasksError, PermanentError
 from ordertasks.handlers.ports import (FAILED_RETENTION_SECONDS, FAILED_STATUSES, LIVE_FAILED, Clock, FailedStatus,
                                       FailedTask, FailedTaskStore)
-from ordertasks.producer.backend_flags import CREDENTIALS_HINT, add_backend_flags, is_missing_credentials, settings_with_flags
-from ordertasks.producer.terminal import escape_controls, for_terminal
+from ordertasks.producer.backend_flags import (CREDENTIALS_HINT, add_backend_flags, is_missing_credentials,
+                                               reading_settings)
+from ordertasks.producer.terminal import escape_controls, for_terminal, plain_help
 
 REPLAYABLE = LIVE_FAILED    # what a replay without --force may take
 
@@ -174,23 +175,27 @@ def show_text(entry: FailedTask) -> str:
 def parser() -> argparse.ArgumentParser:
     """``ordertasks failed`` options."""
     p = argparse.ArgumentParser(prog="ordertasks failed", description="triage the failed-task log")
-    sub = p.add_subparsers(dest="action", required=True)
-    ls = sub.add_parser("list", help="a table of failed tasks")
-    ls.add_argument("--status", choices=FAILED_STATUSES)
-    ls.add_argument("--kind")
-    ls.add_argument("--limit", type=int, default=100)
+    sub = p.add_subparsers(dest="action", required=True, metavar="ACTION", help="list, show, replay or resolve")
+    ls = sub.add_parser("list", help="a table of failed tasks (open and replay_requested unless told)",
+                        description="A table of failed tasks, most recently failed first: the open and "
+                                    "replay_requested ones unless --status or --all says otherwise.")
+    shown = ls.add_mutually_exclusive_group()
+    shown.add_argument("--status", choices=FAILED_STATUSES, help="only entries in this status")
+    shown.add_argument("--all", action="store_true", help="every entry, replayed and resolved ones too")
+    ls.add_argument("--kind", help="only entries of this kind")
+    ls.add_argument("--limit", type=int, default=100, help="at most this many entries (default 100)")
     show = sub.add_parser("show", help="every field and the attempt history")
-    show.add_argument("id")
+    show.add_argument("id", help="the entry's id, ORDER_ID:KIND (see `ordertasks failed list`)")
     replay = sub.add_parser("replay", help="enqueue again with a fresh task name")
-    replay.add_argument("ids", nargs="*")
-    replay.add_argument("--all-open", action="store_true")
+    replay.add_argument("ids", nargs="*", metavar="ID", help="entries to replay, ORDER_ID:KIND")
+    replay.add_argument("--all-open", action="store_true", help="replay every open entry")
     replay.add_argument("--force", action="store_true", help="also replay replayed/resolved entries")
     resolve = sub.add_parser("resolve", help="close by hand")
-    resolve.add_argument("id")
-    resolve.add_argument("--note", required=True)
-    resolve.add_argument("--by", default="cli")
+    resolve.add_argument("id", help="the entry's id, ORDER_ID:KIND")
+    resolve.add_argument("--note", required=True, help="why it is closed (kept on the entry)")
+    resolve.add_argument("--by", default="cli", help="who closed it (default cli)")
     for command in (ls, show, replay, resolve):
-        add_backend_flags(command)
+        add_backend_flags(command, init=True)
     return p
 
 
@@ -198,7 +203,7 @@ def run(args: argparse.Namespace, triage: Triage, out: TextIO) -> int:
     """Execute a parsed ``failed`` command; print for people; return an exit status."""
     now = triage.clock.now()
     if args.action == "list":
-        entries = triage.store.list_failed(status=args.status, kind=args.kind, limit=args.limit)
+        entries = listed(triage.store, args)
         print(for_terminal(list_table(entries, now)) if entries else "no failed tasks match", file=out)
         return 0
     if args.action == "show":
@@ -209,6 +214,15 @@ def run(args: argparse.Namespace, triage: Triage, out: TextIO) -> int:
         print(escape_controls(f"{entry.id} resolved by {entry.resolved_by}: {entry.note}"), file=out)
         return 0
     return _run_replay(args, triage, out)
+
+
+def listed(store: FailedTaskStore, args: argparse.Namespace) -> list[FailedTask]:
+    """What ``failed list`` shows: ``--status``'s entries, every entry with ``--all``, else the
+    ones still needing an operator (open, replay_requested), most recently failed first."""
+    if args.status or args.all:
+        return store.list_failed(status=args.status, kind=args.kind, limit=args.limit)
+    entries = [e for status in LIVE_FAILED for e in store.list_failed(status=status, kind=args.kind, limit=args.limit)]
+    return sorted(entries, key=lambda e: (e.last_failed_at, e.id), reverse=True)[:args.limit]
 
 
 def _run_replay(args: argparse.Namespace, triage: Triage, out: TextIO) -> int:
@@ -273,12 +287,11 @@ def triage_for(store: FailedTaskStore, enqueuer: Any, target: Callable[[], Any] 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     """``ordertasks failed …``."""
-    from ordertasks.handlers.config import Settings
-
     args = parser().parse_args(argv)
     out = out or sys.stdout
+    settings = reading_settings(args, tasks_api=args.action == "replay")
     try:
-        return run(args, build_triage(settings_with_flags(Settings.from_env(), args)), out)
+        return run(args, build_triage(settings), out)
     except TriageError as exc:
         print(escape_controls(f"ordertasks failed: {exc}"), file=sys.stderr)
         return 1
@@ -294,13 +307,12 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
 
 def sweep_main(argv: Sequence[str] | None = None) -> int:
     """``ordertasks sweep``: replay entries marked ``replay_requested`` (e.g. in the console)."""
-    from ordertasks.handlers.config import Settings
-
-    p = argparse.ArgumentParser(prog="ordertasks sweep", description=sweep_main.__doc__)
-    add_backend_flags(p)
+    p = argparse.ArgumentParser(prog="ordertasks sweep", description=plain_help(sweep_main.__doc__))
+    add_backend_flags(p, init=True)
     args = p.parse_args(argv)
+    settings = reading_settings(args, tasks_api=True)
     try:
-        results = build_triage(settings_with_flags(Settings.from_env(), args)).sweep()
+        results = build_triage(settings).sweep()
     except Exception as exc:
         if is_missing_credentials(exc):
             print(f"ordertasks sweep: {CREDENTIALS_HINT}", file=sys.stderr)

@@ -77,8 +77,8 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 from ordertasks.handlers.backends import memory as rules
 from ordertasks.handlers.backends import queries
 from ordertasks.handlers.errors import DependencyUnavailable
-from ordertasks.handlers.ports import (FAILED_RETENTION_SECONDS, AnalyticsFact, AuditChange, CheckoutReplay, Claim,
-                                       ClaimState, DailyAggregate, EffectRecord, FailedFilter, FailedPage, FailedTask, FailureReport,
+from ordertasks.handlers.ports import (FAILED_RETENTION_SECONDS, AnalyticsFact, AttemptFailure, AuditChange, CheckoutReplay,
+                                       Claim, ClaimState, DailyAggregate, EffectRecord, FailedFilter, FailedPage, FailedTask, FailureReport,
                                        OrderRecord, OrderStatus, OutboxEntry, OutboxState, Stores)
 
 OUTBOX_LAYOUTS = ("order", "documents")
@@ -400,10 +400,11 @@ class FirestoreEffectStore(_Port):
         return True
 
     @_guarded
-    def release_effect(self, order_id: str, kind: str, now: datetime) -> None:
-        """See ``EffectStore.release_effect``."""
+    def release_effect(self, order_id: str, kind: str, now: datetime, failure: AttemptFailure | None = None) -> None:
+        """See ``EffectStore.release_effect`` (one read and one precondition-guarded write, as before
+        the failure fields: they ride in the same document write)."""
         def decide(snap: Any) -> tuple[None, Doc | None]:
-            record = rules.released(_record(EffectRecord, snap), now)
+            record = rules.released(_record(EffectRecord, snap), now, failure, order_id, kind)
             return None, _doc(record) if record else None
         self.db.decide_and_write(self._effect_ref(order_id, kind), decide)
 

@@ -25,12 +25,13 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from ordertasks.handlers.backends import queries
-from ordertasks.handlers.ports import (FAILED_RETENTION_SECONDS, FAILED_STATUSES, AnalyticsFact, AuditChange, CheckoutReplay, Claim,
-                                       ClaimState, DailyAggregate, EffectRecord, EffectState, FailedFilter, FailedPage,
+from ordertasks.handlers.ports import (FAILED_RETENTION_SECONDS, FAILED_STATUSES, AnalyticsFact, AttemptFailure, AuditChange,
+                                       CheckoutReplay, Claim, ClaimState, DailyAggregate, EffectRecord, EffectState, FailedFilter, FailedPage,
                                        FailedStatus, FailedTask, FailureReport, OrderRecord, OrderStatus, OutboxEntry,
                                        OutboxState, Stores)
 
 IN_PROGRESS, DONE, CANCELLED = EffectState.IN_PROGRESS, EffectState.DONE, EffectState.CANCELLED
+RETRYING, FAILED = EffectState.RETRYING, EffectState.FAILED
 HISTORY_LIMIT = 100              # keeps a failed-task document far below Firestore's 1 MiB
 ORPHAN_DONE_TTL = timedelta(days=30)   # TTL of a done record whose claim had already expired
 
@@ -51,7 +52,8 @@ def claim_transition(found: EffectRecord | None, order_id: str, kind: str, now: 
         return Claim(ClaimState.CANCELLED, found)
     if found.lease_expires_at is not None and found.lease_expires_at > now:
         return Claim(ClaimState.LEASED, found)
-    taken = replace(found, attempts=found.attempts + 1, lease_expires_at=lease, updated_at=now, expire_at=expire)
+    taken = replace(found, state=IN_PROGRESS, attempts=found.attempts + 1, lease_expires_at=lease, updated_at=now,
+                    expire_at=expire)
     return Claim(ClaimState.CLAIMED, taken)
 
 
@@ -92,11 +94,20 @@ def completed(found: EffectRecord | None, order_id: str, kind: str, result: dict
                    duplicates=found.duplicates + int(duplicate))
 
 
-def released(found: EffectRecord | None, now: datetime) -> EffectRecord | None:
-    """The record with its lease given back, or ``None`` when there is nothing to change."""
-    if found is None or found.state == DONE:
+def released(found: EffectRecord | None, now: datetime, failure: AttemptFailure | None = None,
+             order_id: str = "", kind: str = "") -> EffectRecord | None:
+    """The record with its lease given back (and ``failure`` recorded), or ``None`` when there
+    is nothing to change (see ``EffectStore.release_effect``)."""
+    if found is None and failure is not None:
+        found = EffectRecord(order_id, kind, IN_PROGRESS, 0, None, now, now,
+                             now + timedelta(seconds=failure.ttl_seconds))
+    if found is None or found.state in (DONE, CANCELLED):
         return None
-    return replace(found, lease_expires_at=None, updated_at=now)
+    if failure is None:
+        return replace(found, lease_expires_at=None, updated_at=now)
+    return replace(found, state=FAILED if failure.final else RETRYING, lease_expires_at=None, updated_at=now,
+                   attempt=failure.attempt, max_attempts=failure.max_attempts, last_error=failure.error,
+                   next_attempt_at=failure.next_attempt_at)
 
 
 def history_entry(report: FailureReport) -> dict[str, Any]:
@@ -243,10 +254,10 @@ class MemoryEffectStore:
             found = self._effects.get((order_id, kind))
             self._effects[(order_id, kind)] = completed(found, order_id, kind, result, now, duplicate)
 
-    def release_effect(self, order_id: str, kind: str, now: datetime) -> None:
+    def release_effect(self, order_id: str, kind: str, now: datetime, failure: AttemptFailure | None = None) -> None:
         """See ``EffectStore.release_effect``."""
         with self._lock:
-            record = released(self._effects.get((order_id, kind)), now)
+            record = released(self._effects.get((order_id, kind)), now, failure, order_id, kind)
             if record is not None:
                 self._effects[(order_id, kind)] = record
 

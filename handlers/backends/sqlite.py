@@ -35,9 +35,9 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from ordertasks.handlers.backends import memory as rules
 from ordertasks.handlers.backends import queries
 from ordertasks.handlers.backends.sqlite_database import STORE_HINT, Database, unavailable_as
-from ordertasks.handlers.ports import (FAILED_RETENTION_SECONDS, AnalyticsFact, AuditChange, CheckoutReplay, Claim,
-                                       ClaimState, DailyAggregate, EffectRecord, FailedFilter, FailedPage, FailedStatus,
-                                       FailedTask, FailureReport, OrderRecord, OrderStatus, OutboxEntry, OutboxState,
+from ordertasks.handlers.ports import (FAILED_RETENTION_SECONDS, AnalyticsFact, AttemptFailure, AuditChange,
+                                       CheckoutReplay, Claim, ClaimState, DailyAggregate, EffectRecord, FailedFilter,
+                                       FailedPage, FailedStatus, FailedTask, FailureReport, OrderRecord, OrderStatus, OutboxEntry, OutboxState,
                                        Stores)
 
 P = ParamSpec("P")
@@ -49,6 +49,7 @@ CREATE TABLE IF NOT EXISTS idempotency (
     order_id TEXT NOT NULL, kind TEXT NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL,
     lease_expires_at TEXT, first_attempt_at TEXT NOT NULL, updated_at TEXT NOT NULL,
     expire_at TEXT NOT NULL, result TEXT NOT NULL DEFAULT '{}', duplicates INTEGER NOT NULL DEFAULT 0,
+    attempt INTEGER NOT NULL DEFAULT 0, max_attempts INTEGER, last_error TEXT, next_attempt_at TEXT,
     PRIMARY KEY (order_id, kind)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS idempotency_expire_at ON idempotency (expire_at);
 CREATE TABLE IF NOT EXISTS failed_tasks (
@@ -86,7 +87,10 @@ CREATE TABLE IF NOT EXISTS checkout_keys (
 
 _TIME_COLUMNS = frozenset({"lease_expires_at", "first_attempt_at", "updated_at", "expire_at", "first_failed_at",
                            "last_failed_at", "recorded_at", "schedule_time", "created_at", "scheduled_at", "paid_at",
-                           "audit_at"})
+                           "audit_at", "next_attempt_at"})
+# Columns later versions added to ``idempotency`` (a database made before gets them at open).
+_EFFECT_COLUMNS = (("duplicates", "INTEGER NOT NULL DEFAULT 0"), ("attempt", "INTEGER NOT NULL DEFAULT 0"),
+                   ("max_attempts", "INTEGER"), ("last_error", "TEXT"), ("next_attempt_at", "TEXT"))
 _MARK_SCHEDULED = "UPDATE outbox SET state = ?, scheduled_at = ? WHERE order_id = ? AND kind = ?"
 _JSON_COLUMNS = frozenset({"result", "payload", "history", "units", "revenue_minor", "snapshot", "response"})
 
@@ -167,8 +171,9 @@ def _insert(conn: sqlite3.Connection, table: str, row: dict[str, Any], unless_ex
 def _add_missing_columns(conn: sqlite3.Connection) -> None:
     """Bring a database made by an older version up to the current schema."""
     columns = {row[1] for row in conn.execute("PRAGMA table_info(idempotency)")}
-    if "duplicates" not in columns:
-        conn.execute("ALTER TABLE idempotency ADD COLUMN duplicates INTEGER NOT NULL DEFAULT 0")
+    for column, kind in _EFFECT_COLUMNS:
+        if column not in columns:
+            conn.execute(f"ALTER TABLE idempotency ADD COLUMN {column} {kind}")
     if "expire_at" not in {row[1] for row in conn.execute("PRAGMA table_info(failed_tasks)")}:
         conn.execute("ALTER TABLE failed_tasks ADD COLUMN expire_at TEXT")
     outbox = {row[1] for row in conn.execute("PRAGMA table_info(outbox)")}
@@ -287,10 +292,10 @@ class SqliteEffectStore(_Port):
                 _upsert(conn, "idempotency", ("order_id", "kind"), _row(record))
 
     @_guarded
-    def release_effect(self, order_id: str, kind: str, now: datetime) -> None:
-        """See ``EffectStore.release_effect``."""
+    def release_effect(self, order_id: str, kind: str, now: datetime, failure: AttemptFailure | None = None) -> None:
+        """See ``EffectStore.release_effect`` (one transaction: the read and the one write it already was)."""
         with self.db.transaction() as conn:
-            record = rules.released(self._effect(conn, order_id, kind), now)
+            record = rules.released(self._effect(conn, order_id, kind), now, failure, order_id, kind)
             if record is not None:
                 _upsert(conn, "idempotency", ("order_id", "kind"), _row(record))
 

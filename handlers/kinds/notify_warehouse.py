@@ -5,6 +5,9 @@ A webhook kind with its own data: exactly-once in effect rests on the ``Idempote
 warehouse (2xx again or 409). Its default target is ``ORDERTASKS_WAREHOUSE_URL`` (token
 ``ORDERTASKS_WAREHOUSE_TOKEN``, timeout ``ORDERTASKS_WAREHOUSE_TIMEOUT``); a
 ``[kinds.notify_warehouse.webhook]`` table in the catalog overrides it.
+
+It needs the order's ``shipping_address`` (``needs_shipping``): for an order without one the
+task fails at once with a failed-task record saying so, and nothing is posted.
 """
 
 from __future__ import annotations
@@ -50,4 +53,5 @@ def warehouse_data(order: OrderSnapshot) -> dict[str, Any]:
 DEFAULT_TARGET = WebhookConfig(url="${ORDERTASKS_WAREHOUSE_URL:-http://127.0.0.1:8090/notifications}",
                                token_env="ORDERTASKS_WAREHOUSE_TOKEN",
                                timeout_seconds="${ORDERTASKS_WAREHOUSE_TIMEOUT:-10}", token_optional=True)
-KIND = Kind(perform=post_webhook, model=WarehouseData, project=warehouse_data, webhook=DEFAULT_TARGET)
+KIND = Kind(perform=post_webhook, model=WarehouseData, project=warehouse_data, webhook=DEFAULT_TARGET,
+            needs_shipping=True)

@@ -13,11 +13,15 @@ from datetime import datetime, timedelta
 
 from markupsafe import Markup, escape
 
-from ordertasks.handlers.ports import LIVE_FAILED, EffectState, FailedFilter, FailedStatus
+from ordertasks.handlers.ports import LIVE_FAILED, FailedFilter, FailedStatus, TaskState
 from ordertasks.infra.console.context import Console
+from ordertasks.producer.effect_states import state_counts
 
 HOURS = 24
-OUTCOMES = ("done", "started, not done", "duplicates", "failed open", "replayed", "resolved")
+# Effects per state, in the vocabulary the API and ``ordertasks stats`` use (docs/library.md,
+# "Effect states"), then duplicates and the failed-task log's triage statuses.
+STATES = (TaskState.DONE, TaskState.RUNNING, TaskState.RETRYING, TaskState.FAILED, TaskState.CANCELLED)
+OUTCOMES = (*STATES, "duplicates", "log open", "log replayed", "log resolved")
 
 
 @dataclass(frozen=True)
@@ -35,10 +39,10 @@ def kind_counts(console: Console, kind: str) -> KindCounts:
 
     def failed(*statuses: str) -> int:
         return sum(console.failed.count_failed(FailedFilter(status=s, kind=kind)) for s in statuses)
-    counts = {"done": effects.count_effects(kind, EffectState.DONE),
-              "started, not done": effects.count_effects(kind, EffectState.IN_PROGRESS),
-              "duplicates": effects.duplicates_absorbed(kind), "failed open": failed(*LIVE_FAILED),
-              "replayed": failed(FailedStatus.REPLAYED), "resolved": failed(FailedStatus.RESOLVED)}
+    states = state_counts(effects, kind)
+    counts = {**{state: states[state] for state in STATES}, "duplicates": effects.duplicates_absorbed(kind),
+              "log open": failed(*LIVE_FAILED), "log replayed": failed(FailedStatus.REPLAYED),
+              "log resolved": failed(FailedStatus.RESOLVED)}
     return KindCounts(kind, console.catalog.kinds[kind].queue, counts)
 
 

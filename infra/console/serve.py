@@ -17,7 +17,8 @@ from collections.abc import Sequence
 
 from werkzeug.serving import make_server
 
-from ordertasks.producer.backend_flags import CREDENTIALS_HINT, add_backend_flags, is_missing_credentials, settings_with_flags
+from ordertasks.producer.backend_flags import CREDENTIALS_HINT, add_backend_flags, is_missing_credentials, reading_settings
+from ordertasks.producer.terminal import plain_help
 from ordertasks.infra.console.app import create_app
 from ordertasks.infra.console.security import WILDCARD_BINDS, host_name, is_loopback
 
@@ -28,23 +29,22 @@ NO_CREDENTIALS_PAGE = ("No application-default credentials were found on this ma
 
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     """Command-line options."""
-    p = argparse.ArgumentParser(prog="ordertasks console", description=__doc__,
+    p = argparse.ArgumentParser(prog="ordertasks console", description=plain_help(__doc__),
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8088, help="port to listen on (default 8088)")
     p.add_argument("--allowed-host", "--allow-host", dest="allowed_hosts", action="append", default=[],
                    metavar="NAME", help="also answer requests whose Host is NAME, e.g. the machine's name when "
                    "--host 0.0.0.0 (repeatable; loopback names and --host always are)")
-    add_backend_flags(p)
+    add_backend_flags(p, init=True)
     return p.parse_args(argv)
 
 
 def build_app(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     """The app over the configured backends, or the page that says what is missing."""
-    from ordertasks.infra.config import Settings
     from ordertasks.infra.console.context import console_from_settings, describe
 
-    settings = settings_with_flags(Settings.from_env(), args)
+    settings = reading_settings(args)
     hosts = {"host": args.host, "allowed_hosts": args.allowed_hosts}
     try:
         return create_app(console_from_settings(settings), **hosts)

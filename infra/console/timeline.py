@@ -3,12 +3,16 @@
 For each outbox entry (one per kind) the page joins what each system knows:
 the outbox (name, schedule), Cloud Tasks (``GetTask``: dispatches, first and last attempt,
 status of the last response; gone once the task finished or was deleted), the failed-task
-log (every failed attempt with its error) and the idempotency record (done, in progress,
-duplicates absorbed). Replays (``…-r<N>``) are looked up by their deterministic names.
+log (every failed attempt with its error) and the idempotency record (its state, the latest
+failed attempt, duplicates absorbed). Each step's badge is the effect's state in the one
+vocabulary (``producer.effect_states``: what the API and ``ordertasks stats`` say); the
+explanation beside it is the detail (attempt N of M, the readable error, the next attempt's
+time). Replays (``…-r<N>``) are looked up by their deterministic names.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -16,7 +20,9 @@ from typing import Any
 from google.api_core import exceptions as gexc
 
 from ordertasks.handlers.contract import effect_key
-from ordertasks.handlers.ports import LIVE_FAILED, EffectRecord, EffectState, FailedTask, OrderRecord, OutboxEntry, OutboxState
+from ordertasks.handlers.ports import (EffectRecord, EffectState, FailedStatus, FailedTask, OrderRecord, OrderStatus, OutboxEntry,
+                                      OutboxState, TaskState)
+from ordertasks.producer.effect_states import attempt_text, effect_state, retry_view
 
 
 @dataclass(frozen=True)
@@ -86,46 +92,112 @@ def cloud_task(tasks: Any, name: str) -> CloudTask:
     status = last.response_status if last and last.response_status else None
     return CloudTask(name, True, _when(task.schedule_time), task.dispatch_count, task.response_count,
                      _when(task.first_attempt.dispatch_time) if task.first_attempt else None,
-                     _when(last.dispatch_time) if last else None,
-                     f"{status.code} {status.message}".strip() if status and (status.code or status.message) else None)
+                     _when(last.dispatch_time) if last else None, last_answer(status))
 
 
-def outcome(task: CloudTask, effect: EffectRecord | None, failed: FailedTask | None,
-            now: datetime) -> tuple[str, str]:
-    """(outcome, explanation) of one step; the effect's record wins over the queue's view."""
-    if effect is not None and effect.state == EffectState.DONE:
-        done_at = f"at {effect.updated_at:%H:%M:%S} UTC"
-        return ("duplicate" if effect.duplicates else "done",
-                f"{done_at}; {effect.duplicates} duplicate deliveries absorbed" if effect.duplicates else done_at)
+def last_answer(status: Any) -> str | None:
+    """A task's last response as a person reads it: the HTTP status and message, never the
+    ``google.rpc.Code`` Cloud Tasks files it under (``14`` is how it spells a 503)."""
+    if not status or not (status.code or status.message):
+        return None
+    message = RPC_PREFIX.sub("", str(status.message or "")).strip()
+    if message.upper().startswith("HTTP"):
+        return message
+    http = RPC_TO_HTTP.get(int(status.code or 0))
+    return f"HTTP {http} {message}".strip() if http else (message or None)
+
+
+RPC_PREFIX = re.compile(r"^[A-Z_]+\(\d+\):\s*")     # "UNAVAILABLE(14): HTTP status code 503"
+# google.rpc.Code → the HTTP status it stands for (google/rpc/code.proto's mapping).
+RPC_TO_HTTP = {1: 499, 2: 500, 3: 400, 4: 504, 5: 404, 6: 409, 7: 403, 8: 429, 9: 400, 10: 409, 11: 400, 12: 501,
+               13: 500, 14: 503, 15: 500, 16: 401}
+
+
+def outcome(entry: OutboxEntry, task: CloudTask, effect: EffectRecord | None, failed: FailedTask | None,
+            now: datetime, order_status: str = OrderStatus.PAID) -> tuple[str, str]:
+    """(state, explanation) of one step: the state in the one vocabulary
+    (``producer.effect_states``, as the API and ``stats`` say it), the explanation the detail."""
+    state = effect_state(entry.state, effect, failed, order_status)
+    return state, EXPLAIN[state](task, effect, failed, now)
+
+
+def _explain_done(task: CloudTask, effect: EffectRecord | None, failed: FailedTask | None, now: datetime) -> str:
+    if effect is None:
+        return "done"
+    done_at = f"at {_clock(effect.updated_at)}"
+    return f"{done_at}; {effect.duplicates} duplicate deliveries absorbed" if effect.duplicates else done_at
+
+
+def _explain_cancelled(task: CloudTask, effect: EffectRecord | None, failed: FailedTask | None, now: datetime) -> str:
     if effect is not None and effect.state == EffectState.CANCELLED:
-        return "cancelled", f"cancelled at {effect.updated_at:%H:%M:%S} UTC: a delivery now does nothing"
-    if failed is not None and failed.status in LIVE_FAILED:
-        return "failed", f"failed for good after {failed.attempts} attempts: {failed.error_type}"
-    if failed is not None:
-        return failed.status, f"failed, then {failed.status}" + (f" by {failed.resolved_by}" if failed.resolved_by else "")
-    if task.exists:
-        if task.schedule_time and task.schedule_time > now:
-            return "scheduled", "waiting for its schedule time"
-        return ("retrying", f"{task.dispatch_count} dispatches so far") if task.dispatch_count else ("due", "due now")
-    if effect is not None:
-        return "running", f"attempt {effect.attempts} in progress"
-    return "cancelled", "no longer in Cloud Tasks and no effect recorded: cancelled (deleted)"
+        return f"cancelled at {_clock(effect.updated_at)}: a delivery now does nothing"
+    return "the order was cancelled: a delivery now does nothing"
 
 
-def step(console: Any, order_id: str, entry: OutboxEntry, now: datetime) -> Step:
+def _explain_failed(task: CloudTask, effect: EffectRecord | None, failed: FailedTask | None, now: datetime) -> str:
+    view = retry_view(TaskState.FAILED, effect, failed)
+    said = f"failed for good after {attempt_text(view)}" if view["attempt"] else "failed for good"
+    if failed is not None and failed.status == FailedStatus.RESOLVED:
+        said += f"; resolved by {failed.resolved_by or 'a person'}" + (f": {failed.note}" if failed.note else "")
+    return f"{said}: {view['last_error']}" if view["last_error"] else said
+
+
+def _explain_retrying(task: CloudTask, effect: EffectRecord | None, failed: FailedTask | None, now: datetime) -> str:
+    view = retry_view(TaskState.RETRYING, effect, failed)
+    said = f"{attempt_text(view)} failed: {view['last_error']}"
+    if effect is not None and effect.next_attempt_at is not None:
+        said += f"; next attempt {_clock(effect.next_attempt_at)} ({_relative(effect.next_attempt_at, now)})"
+    return said
+
+
+def _explain_running(task: CloudTask, effect: EffectRecord | None, failed: FailedTask | None, now: datetime) -> str:
+    return f"attempt {effect.attempts if effect else 1} in progress"
+
+
+def _explain_scheduled(task: CloudTask, effect: EffectRecord | None, failed: FailedTask | None, now: datetime) -> str:
+    if failed is not None and failed.status == FailedStatus.REPLAYED:
+        return "failed, then replayed: the replay waits in Cloud Tasks"
+    if not task.exists:
+        return "not in Cloud Tasks (dispatched, deleted or purged) and no effect recorded yet"
+    if task.schedule_time and task.schedule_time > now:
+        return f"waiting for its schedule time ({_relative(task.schedule_time, now)})"
+    return "due now"
+
+
+def _explain_pending(task: CloudTask, effect: EffectRecord | None, failed: FailedTask | None, now: datetime) -> str:
+    return "not yet accepted by Cloud Tasks; `ordertasks reconcile` enqueues it"
+
+
+EXPLAIN = {TaskState.DONE: _explain_done, TaskState.CANCELLED: _explain_cancelled, TaskState.FAILED: _explain_failed,
+           TaskState.RETRYING: _explain_retrying, TaskState.RUNNING: _explain_running,
+           TaskState.SCHEDULED: _explain_scheduled, TaskState.PENDING: _explain_pending}
+
+
+def _clock(moment: datetime) -> str:
+    return f"{moment.astimezone(UTC):%H:%M:%S} UTC"
+
+
+def _relative(moment: datetime, now: datetime) -> str:
+    seconds = round((moment - now).total_seconds())
+    if seconds <= 0:
+        return "due now"
+    return f"in {seconds} s" if seconds < 120 else f"in {round(seconds / 60)} min"
+
+
+def step(console: Any, order_id: str, entry: OutboxEntry, now: datetime, order_status: str = OrderStatus.PAID) -> Step:
     """Everything known about one kind of the order."""
     effect = console.effects.get_effect(order_id, entry.kind)
     failed = console.failed.get_failed(effect_key(order_id, entry.kind))
-    if entry.state == OutboxState.PENDING:
+    if entry.state == OutboxState.PENDING and effect is None and failed is None:
         task = CloudTask(entry.task_name, exists=False)
-        result = ("pending", "not yet accepted by Cloud Tasks; `ordertasks reconcile` enqueues it")
-        if effect is None and failed is None:
-            return Step(entry, _queue_of(entry.task_name), *result, task, effect, failed)
+        return Step(entry, _queue_of(entry.task_name), *outcome(entry, task, effect, failed, now, order_status),
+                    task, effect, failed)
     task = cloud_task(console.tasks, entry.task_name)
     replays = [cloud_task(console.tasks, f"{_replay_parent(failed, entry)}/tasks/"
                                          f"{entry.task_name.rsplit('/', 1)[1]}-r{n}")
                for n in range(1, (failed.replays if failed else 0) + 1)]
-    return Step(entry, _queue_of(entry.task_name), *outcome(task, effect, failed, now), task, effect, failed, replays)
+    return Step(entry, _queue_of(entry.task_name), *outcome(entry, task, effect, failed, now, order_status), task,
+                effect, failed, replays)
 
 
 def _queue_of(task_name: str) -> str:
@@ -144,4 +216,4 @@ def timeline(console: Any, order_id: str) -> Timeline | None:
     if order is None:
         return None
     now = console.clock.now()
-    return Timeline(order, [step(console, order_id, e, now) for e in console.orders.outbox_for(order_id)])
+    return Timeline(order, [step(console, order_id, e, now, order.status) for e in console.orders.outbox_for(order_id)])

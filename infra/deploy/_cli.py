@@ -42,7 +42,9 @@ def parser() -> argparse.ArgumentParser:
                                 "module) the Google Cloud deployment described by the task catalog (--config, else "
                                 "ORDERTASKS_CONFIG, else infra/tasks.toml). The deployables' source is staged under --staging-dir "
                                 "in the working directory: run from the shop's project.")
-    p.add_argument("action", choices=("plan", "apply", "destroy", "export"))
+    p.add_argument("action", choices=("plan", "apply", "destroy", "export"),
+                   help="plan: print the gcloud commands; apply: run them; destroy: remove what apply made; "
+                        "export: write them as a Terraform module")
     p.add_argument("directory", nargs="?", help="export: the directory the module is written to")
     p.add_argument("--format", choices=("terraform",), help="export: the format; terraform writes a Terraform "
                    "module (google provider) equivalent to the plan")

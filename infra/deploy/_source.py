@@ -6,7 +6,8 @@
     source/                     what gcloud uploads for both functions and the checkout (--source)
       main.py                   exposes handle_task and run_maintenance from the installed ordertasks
       requirements.txt          ordertasks (the staged wheel, or --ordertasks-requirement), its own
-                                dependencies as its metadata declares them, then --requirements lines
+                                dependencies and its handler and checkout extras' as its metadata
+                                declares them, then --requirements lines
       ordertasks-V-py3-none-any.whl   unless --ordertasks-requirement names one on the shop's index
       tasks.toml                the catalog, flattened (a catalog that extends others becomes one file)
       <shop modules>            the top-level package or module of each ``effect = "module:attr"``

@@ -39,8 +39,9 @@ import ordertasks
 from ordertasks.handlers.errors import ConfigurationError
 
 DISTRIBUTION = "ordertasks"
-DEPLOYED_EXTRAS = ("server",)
-"""Extras the deployed system needs: ``server`` (gunicorn) serves the checkout on Cloud Run."""
+DEPLOYED_EXTRAS = ("handler", "checkout")
+"""Extras the deployed source needs (the functions and the Cloud Run checkout share it): ``handler``
+runs the effects and serves both under gunicorn, ``checkout`` is our checkout API."""
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 DROPPED_METADATA = ("RECORD", "INSTALLER", "REQUESTED", "direct_url.json")
 """What an installer adds to a distribution's metadata: never part of a wheel."""

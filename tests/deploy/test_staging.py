@@ -34,10 +34,12 @@ def test_the_catalog_writer_refuses_what_it_cannot_reproduce() -> None:
         dumps({"x": {1, 2}})
 
 
-def test_requirements_keep_the_server_extra_and_drop_the_others() -> None:
-    requires = ["flask<4,>=3.1", 'gunicorn<28,>=23; extra == "server"', 'aiohttp<4; extra == "local"',
+def test_requirements_keep_the_handler_and_checkout_extras_and_drop_the_others() -> None:
+    requires = ["pydantic<3,>=2.10", 'gunicorn<28,>=23; extra == "handler"', 'stripe<17,>=12; extra == "checkout"',
+                'aiohttp<4; extra == "local"', 'ordertasks[checkout,handler,local]; extra == "all"',
                 'tomli>=2; python_version < "3.11"']
-    assert deployed_requirements(requires) == ["flask<4,>=3.1", "gunicorn<28,>=23", 'tomli>=2; python_version < "3.11"']
+    assert deployed_requirements(requires) == ["pydantic<3,>=2.10", "gunicorn<28,>=23", "stripe<17,>=12",
+                                               'tomli>=2; python_version < "3.11"']
 
 
 def installed(wheel: Path, site: Path) -> PathDistribution:
@@ -75,7 +77,7 @@ def test_the_checkout_wheel_declares_the_projects_metadata(tmp_path: Path) -> No
     assert {"ordertasks/__init__.py", "ordertasks/handlers/kinds/notify_warehouse.py", "ordertasks/infra/tasks.toml",
             "ordertasks/infra/monitoring/dashboard.json", "ordertasks/functions/main.py"} <= set(names)
     assert not any(n.startswith(("handlers/", "tests/", "infra/")) or "__pycache__" in n for n in names)
-    assert metadata["Name"] == "ordertasks" and 'gunicorn>=23,<28; extra == "server"' in wheel.requires
+    assert metadata["Name"] == "ordertasks" and 'gunicorn>=23,<28; extra == "handler"' in wheel.requires
     assert any(r.startswith("functions-framework") for r in wheel.requires)
 
 

@@ -57,6 +57,30 @@ def jpy_order() -> OrderSnapshot:
     })
 
 
+def kwd_order() -> OrderSnapshot:
+    """A KWD order: three decimals (fils), no shipping address (collected in store)."""
+    return OrderSnapshot.model_validate({
+        "placed_at": "2024-03-01T10:00:00+03:00",
+        "customer": {"name": "Noor Al-Sabah", "email": "noor@example.com"},
+        "items": [{"sku": "DATES-1", "name": "Dates", "quantity": 2, "unit_price": "4.125"},
+                  {"sku": "COFFEE-1", "name": "Arabic coffee", "quantity": 1, "unit_price": "1.500"}],
+        "totals": {"currency": "KWD", "subtotal": "9.750", "tax": "0.488", "shipping": "2.107", "total": "12.345"},
+        "tax_rate": "0.05",
+    })
+
+
+def digital_order(**metadata: Any) -> OrderSnapshot:
+    """An EUR order of an e-book: no shipping address, the shop's own ``metadata``."""
+    return OrderSnapshot.model_validate({
+        "placed_at": PLACED_AT.isoformat(),
+        "customer": {"name": "Ada Lovelace", "email": "ada@example.com"},
+        "items": [{"sku": "EBOOK-1", "name": "Notes on the Analytical Engine", "quantity": 1, "unit_price": "9.99"}],
+        "totals": {"currency": "EUR", "subtotal": "9.99", "tax": "0.70", "shipping": "0", "total": "10.69"},
+        "tax_rate": "0.07",
+        "metadata": metadata,
+    })
+
+
 def task_for(kind: str, order_id: str, order: OrderSnapshot) -> Task:
     """The task the handler would perform for ``kind`` of ``order`` (the kind's real projection)."""
     return placed.task_for(kind, order_id, order)

@@ -41,7 +41,7 @@ def venv(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     subprocess.run([base_python, "-m", "venv", str(home / "venv")], check=True, timeout=120)
     pip = [str(home / "venv" / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
     # The pins of requirements-dev.txt as constraints: the versions CI already tested, from pip's cache.
-    subprocess.run([*pip, f"ordertasks[local] @ {wheel.as_uri()}", "fastapi", "uvicorn", "-c", str(REPO_ROOT / "requirements-dev.txt")],
+    subprocess.run([*pip, f"ordertasks[all] @ {wheel.as_uri()}", "fastapi", "uvicorn", "-c", str(REPO_ROOT / "requirements-dev.txt")],
                    check=True, timeout=INSTALL_TIMEOUT, cwd=home, env=outside_environment())
     return home / "venv"
 

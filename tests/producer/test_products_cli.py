@@ -51,9 +51,19 @@ def test_if_empty_seeds_once_and_keeps_the_shops_products(tmp_path: Path) -> Non
 
 
 def test_an_empty_book_says_how_to_fill_it(tmp_path: Path) -> None:
+    header_only = tmp_path / "products.csv"
+    header_only.write_text("sku,name,EUR\n")
+    assert _run(tmp_path, "import", str(header_only)).returncode == 0
     listed = _run(tmp_path, "list")
     assert listed.returncode == 0
     assert "ordertasks products import FILE.csv" in listed.stdout
+
+
+def test_a_data_directory_without_data_is_refused_with_how_to_fill_it(tmp_path: Path) -> None:
+    listed = _run(tmp_path / "mistyped", "list")
+    assert listed.returncode == 1 and "Traceback" not in listed.stderr
+    assert "ordertasks products import FILE.csv" in listed.stderr
+    assert not (tmp_path / "mistyped" / "ordertasks.db").exists()
 
 
 @pytest.mark.parametrize("text, message", [

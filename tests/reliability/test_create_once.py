@@ -177,7 +177,7 @@ def test_a_failed_first_attempt_records_its_start_and_the_retry_takes_the_claim(
     started = clock.now()
     assert dispatcher.run(Delivery(task_body(kind, "ord_once_flaky"))).outcome is Outcome.RETRY
     noted = store.effects.get_effect("ord_once_flaky", kind)
-    assert noted is not None and noted.state == "in_progress" and noted.first_attempt_at == started
+    assert noted is not None and noted.state == "retrying" and noted.first_attempt_at == started
     assert noted.lease_expires_at is None, "the lease was given back: the retry must not wait"
     clock.current += timedelta(seconds=10)
     assert dispatcher.run(Delivery(task_body(kind, "ord_once_flaky"), retry_count=1)).outcome is Outcome.DONE

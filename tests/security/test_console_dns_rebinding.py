@@ -61,7 +61,7 @@ def console(tmp_path: Path, catalog: Path, emulator: Emulator) -> Iterator[Conso
         env = {k: v for k, v in os.environ.items() if not k.startswith("ORDERTASKS_")}
         env |= {"ORDERTASKS_CONFIG": str(catalog), "ORDERTASKS_DATA_DIR": str(tmp_path),
                 "CLOUD_TASKS_EMULATOR_HOST": f"127.0.0.1:{emulator.port}"}
-        server = ServerProcess([sys.executable, "-m", "cli", "console", "--host", BIND, "--port", str(port), *flags],
+        server = ServerProcess([sys.executable, "-m", "cli", "console", "--host", BIND, "--port", str(port), "--init", *flags],
                                port, env=env, log_path=tmp_path / f"console-{port}.log",
                                ready=lambda: port_open(port, BIND))
         started.append(server.start(timeout=60))

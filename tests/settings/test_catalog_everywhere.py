@@ -19,7 +19,7 @@ from tests.settings.custom_catalog import cli_argv, shell, write_broken_catalog
 CATALOG_READERS: dict[str, list[str]] = {
     "handler": ["handler"], "checkout": ["checkout"], "console": ["console"], "failed": ["failed", "list"],
     "sweep": ["sweep"], "reconcile": ["reconcile"], "stats": ["stats"], "products": ["products", "list"],
-    "demo": ["demo"], "dev": ["dev"], "deploy": ["deploy", "plan"],
+    "demo": ["demo"], "dev": ["dev"], "deploy": ["deploy", "plan"], "relay": ["relay"], "outbox": ["outbox", "status"],
 }
 STANDS_ALONE = {"emulator"}   # takes its queues from --queues
 
