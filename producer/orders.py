@@ -418,7 +418,9 @@ class Checkout:
 
     def _started(self, order_id: str, kind: str) -> bool:
         effect = self.tasks.effects.get_effect(order_id, kind)
-        return effect is not None and effect.state in (EffectState.DONE, EffectState.IN_PROGRESS)
+        # Any attempt counts, also one that failed (retrying, failed): a timed-out call may have reached the far end.
+        return effect is not None and effect.state in (EffectState.DONE, EffectState.IN_PROGRESS, EffectState.RETRYING,
+                                                       EffectState.FAILED)
 
     def _refund(self, record: OrderRecord, reason: str) -> str:
         """Refund the order's charge once and record why; a refund the ledger holds is answered from it."""
