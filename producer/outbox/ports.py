@@ -1,14 +1,15 @@
 """The ports of the transactional outbox: SQL on a connection, and the outbox table.
 
 ``Sql`` is one open connection in a transaction: the shop's (``schedule(order, transaction=…)``
-borrows it and never commits) or the relay's own (``Database.transaction()``). ``ShopOutbox``
+borrows it and never commits) or the relay's own (``Database.transaction()``); ``AsyncSql`` is
+the same on an asyncio connection (``AsyncOrderTasks.schedule``). ``ShopOutbox``
 is the outbox table in one SQL dialect (``outbox.postgres``, ``outbox.sqlite``); the contract
 tests (``tests/contract/test_shop_outbox.py``) run every backend through the same checks.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -36,6 +37,20 @@ class Sql(Protocol):
         ...
 
     def executemany(self, statement: str, params: Sequence[Sequence[Any]]) -> None:
+        """Run one statement per parameter tuple."""
+        ...
+
+
+class AsyncSql(Protocol):
+    """``Sql`` on an asyncio connection (psycopg 3's ``AsyncConnection``): the same promises, awaited."""
+
+    dialect: str
+
+    async def execute(self, statement: str, params: Sequence[Any] = ()) -> list[Row]:
+        """Run one statement; the rows it returned (``[]`` for none)."""
+        ...
+
+    async def executemany(self, statement: str, params: Sequence[Sequence[Any]]) -> None:
         """Run one statement per parameter tuple."""
         ...
 
@@ -100,6 +115,11 @@ class ShopOutbox(Protocol):
     def add(self, sql: Sql, row: OutboxRow) -> dict[str, Any] | None:
         """Insert ``row`` and its effects; ``None`` when inserted, else the
         snapshot already stored under its order id (nothing written)."""
+        ...
+
+    def adding(self, row: OutboxRow) -> Generator[Any, list[Row], dict[str, Any] | None]:
+        """``add`` as ``outbox.steps.Step``s, for a connection of either kind (``add`` runs them
+        on a ``Sql``; ``run_steps_async`` on an ``AsyncSql``)."""
         ...
 
     def claim(self, database: Database, limit: int, now: datetime,

@@ -17,7 +17,8 @@ from typing import Any
 from ordertasks.producer.outbox.ports import Claim, Database, Row, Sql
 from ordertasks.producer.outbox.rows import (EFFECTS_TABLE, ORDERS_TABLE, WAITING_INDEX, OutboxCounts, OutboxRow,
                                             OwedEffect, utc)
-from ordertasks.producer.outbox.statements import WAITING, counted, settle
+from ordertasks.producer.outbox.statements import WAITING, adding, counted, settle
+from ordertasks.producer.outbox.steps import Steps, run_steps
 
 DDL = [
     f"""CREATE TABLE IF NOT EXISTS {ORDERS_TABLE} (
@@ -58,17 +59,11 @@ class PostgresOutbox:
 
     def add(self, sql: Sql, row: OutboxRow) -> dict[str, Any] | None:
         """Insert in the caller's transaction; an existing order id is left alone."""
-        inserted = sql.execute(f"INSERT INTO {ORDERS_TABLE} (order_id, snapshot, payment_id, created_at) "
-                               "VALUES (?, CAST(? AS jsonb), ?, ?) ON CONFLICT (order_id) DO NOTHING RETURNING order_id",
-                               (row.order_id, json.dumps(row.snapshot), row.payment_id, utc(row.created_at)))
-        if not inserted:
-            return _snapshot(sql.execute(f"SELECT snapshot FROM {ORDERS_TABLE} WHERE order_id = ?",
-                                         (row.order_id,))[0][0])
-        sql.executemany(f"INSERT INTO {EFFECTS_TABLE} (order_id, kind, task_name, schedule_time, audit_at) "
-                        "VALUES (?, ?, ?, ?, ?)",
-                        [(row.order_id, e.kind, e.task_name, utc(e.schedule_time), e.audit_at and utc(e.audit_at))
-                         for e in row.effects])
-        return None
+        return run_steps(sql, self.adding(row))
+
+    def adding(self, row: OutboxRow) -> Steps[dict[str, Any] | None]:
+        """``add``'s statements (see ``outbox.steps``)."""
+        return adding(row, utc, _snapshot, "CAST(? AS jsonb)")
 
     @contextmanager
     def claim(self, database: Database, limit: int, now: datetime, lease_seconds: float = 300.0) -> Iterator[Claim]:

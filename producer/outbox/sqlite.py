@@ -21,7 +21,8 @@ from typing import Any
 from ordertasks.producer.outbox.ports import Claim, Database, Row, Sql
 from ordertasks.producer.outbox.rows import (EFFECTS_TABLE, ORDERS_TABLE, WAITING_INDEX, OutboxCounts, OutboxRow,
                                             OwedEffect, sortable)
-from ordertasks.producer.outbox.statements import WAITING, counted, settle
+from ordertasks.producer.outbox.statements import WAITING, adding, counted, settle
+from ordertasks.producer.outbox.steps import Steps, run_steps
 
 DDL = [
     f"""CREATE TABLE IF NOT EXISTS {ORDERS_TABLE} (
@@ -52,6 +53,10 @@ def _time(text: str | None) -> datetime | None:
     return None if text is None else datetime.fromisoformat(text)
 
 
+def _loaded(text: str) -> dict[str, Any]:
+    return dict(json.loads(text))
+
+
 def release(sql: Sql, token: str) -> None:
     """Put the rows of claim ``token`` that were not settled back to waiting."""
     sql.execute(f"UPDATE {ORDERS_TABLE} SET claimed_until = NULL, claimed_by = NULL WHERE claimed_by = ?", (token,))
@@ -68,17 +73,11 @@ class SqliteOutbox:
 
     def add(self, sql: Sql, row: OutboxRow) -> dict[str, Any] | None:
         """Insert in the caller's transaction; an existing order id is left alone."""
-        inserted = sql.execute(f"INSERT INTO {ORDERS_TABLE} (order_id, snapshot, payment_id, created_at) "
-                               "VALUES (?, ?, ?, ?) ON CONFLICT (order_id) DO NOTHING RETURNING order_id",
-                               (row.order_id, json.dumps(row.snapshot), row.payment_id, sortable(row.created_at)))
-        if not inserted:
-            stored = sql.execute(f"SELECT snapshot FROM {ORDERS_TABLE} WHERE order_id = ?", (row.order_id,))
-            return dict(json.loads(stored[0][0]))
-        sql.executemany(f"INSERT INTO {EFFECTS_TABLE} (order_id, kind, task_name, schedule_time, audit_at) "
-                        "VALUES (?, ?, ?, ?, ?)",
-                        [(row.order_id, e.kind, e.task_name, sortable(e.schedule_time),
-                          e.audit_at and sortable(e.audit_at)) for e in row.effects])
-        return None
+        return run_steps(sql, self.adding(row))
+
+    def adding(self, row: OutboxRow) -> Steps[dict[str, Any] | None]:
+        """``add``'s statements (see ``outbox.steps``)."""
+        return adding(row, sortable, _loaded)
 
     @contextmanager
     def claim(self, database: Database, limit: int, now: datetime, lease_seconds: float = 300.0) -> Iterator[Claim]:

@@ -1,15 +1,36 @@
-"""The statements both dialects share: what a waiting row is, a claim's outcome, the counts."""
+"""The statements both dialects share: adding an order, what a waiting row is, a claim's outcome,
+the counts."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from ordertasks.producer.outbox.ports import Claim, Sql
-from ordertasks.producer.outbox.rows import ORDERS_TABLE, OutboxCounts
+from ordertasks.producer.outbox.rows import EFFECTS_TABLE, ORDERS_TABLE, OutboxCounts, OutboxRow
+from ordertasks.producer.outbox.steps import Step, Steps
 
 WAITING = "relayed_at IS NULL AND refused IS NULL"
+
+
+def adding(row: OutboxRow, stamp: Callable[[datetime], Any], loaded: Callable[[Any], dict[str, Any]],
+           snapshot: str = "?") -> Steps[dict[str, Any] | None]:
+    """``ShopOutbox.adding``: insert the order unless its id is there (then return the stored
+    snapshot, as ``loaded`` reads it), then its effects. ``stamp`` writes a time, ``snapshot``
+    is the JSON text's placeholder (PostgreSQL casts it to ``jsonb``)."""
+    inserted = yield Step(f"INSERT INTO {ORDERS_TABLE} (order_id, snapshot, payment_id, created_at) VALUES "
+                          f"(?, {snapshot}, ?, ?) ON CONFLICT (order_id) DO NOTHING RETURNING order_id",
+                          (row.order_id, json.dumps(row.snapshot), row.payment_id, stamp(row.created_at)))
+    if not inserted:
+        stored = yield Step(f"SELECT snapshot FROM {ORDERS_TABLE} WHERE order_id = ?", (row.order_id,))
+        return loaded(stored[0][0])
+    yield Step(f"INSERT INTO {EFFECTS_TABLE} (order_id, kind, task_name, schedule_time, audit_at) "
+               "VALUES (?, ?, ?, ?, ?)",
+               [(row.order_id, e.kind, e.task_name, stamp(e.schedule_time), e.audit_at and stamp(e.audit_at))
+                for e in row.effects], many=True)
+    return None
 
 
 def settle(sql: Sql, claim: Claim, stamp: Callable[[datetime], Any] = lambda moment: moment, release: str = "") -> None:
