@@ -41,9 +41,28 @@ def venv(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     subprocess.run([base_python, "-m", "venv", str(home / "venv")], check=True, timeout=120)
     pip = [str(home / "venv" / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
     # The pins of requirements-dev.txt as constraints: the versions CI already tested, from pip's cache.
-    subprocess.run([*pip, f"ordertasks[all] @ {wheel.as_uri()}", "fastapi", "uvicorn", "-c", str(REPO_ROOT / "requirements-dev.txt")],
+    subprocess.run([*pip, f"ordertasks[all] @ {wheel.as_uri()}", "fastapi", "uvicorn", "-c", str(tested_pins(home))],
                    check=True, timeout=INSTALL_TIMEOUT, cwd=home, env=outside_environment())
     return home / "venv"
+
+
+def pinned_lines(requirements: Path) -> list[str]:
+    """The ``name==version`` lines of a requirements file and of those it includes (``-r``)."""
+    lines = []
+    for line in requirements.read_text(encoding="utf-8").splitlines():
+        if line.startswith("-r "):
+            lines += pinned_lines(requirements.parent / line.removeprefix("-r ").strip())
+        elif line.strip() and not line.startswith(("#", "-")):
+            lines.append(line.strip())
+    return lines
+
+
+def tested_pins(directory: Path) -> Path:
+    """requirements-dev.txt's pins as one constraints file in ``directory``: pip reads a ``-r``
+    inside a constraints file as requirements, which would install every pin."""
+    path = directory / "tested-pins.txt"
+    path.write_text("\n".join(pinned_lines(REPO_ROOT / "requirements-dev.txt")) + "\n", encoding="utf-8")
+    return path
 
 
 def run_in(venv: Path, *argv: str, cwd: Path) -> str:

@@ -28,7 +28,7 @@ from packaging.utils import canonicalize_name
 
 from ordertasks.infra.config import DEFAULT_CATALOG, REPO_ROOT, load_catalog
 from tests.effects.orders import eur_order
-from tests.packaging.conftest import INSTALL_TIMEOUT, outside_environment, run_in
+from tests.packaging.conftest import INSTALL_TIMEOUT, outside_environment, pinned_lines, run_in, tested_pins
 from tests.support.servers import ServerProcess, free_port, http_ok
 
 pytestmark = pytest.mark.timeout(1200)
@@ -47,27 +47,14 @@ def installed(venv: Path) -> set[str]:
     return {canonicalize_name(n) for n in json.loads(run_in(venv, "python", "-c", probe, cwd=venv))}
 
 
-def pinned_lines(requirements: Path) -> list[str]:
-    """The ``name==version`` lines of a requirements file and of those it includes (``-r``)."""
-    lines = []
-    for line in requirements.read_text(encoding="utf-8").splitlines():
-        if line.startswith("-r "):
-            lines += pinned_lines(requirements.parent / line.removeprefix("-r ").strip())
-        elif line.strip() and not line.startswith(("#", "-")):
-            lines.append(line.strip())
-    return lines
-
-
 @pytest.fixture(scope="module")
 def bare(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fresh environment outside the repository with the wheel and no extra."""
     home = tmp_path_factory.mktemp("bare")
     base_python = getattr(sys, "_base_executable", sys.executable)
     subprocess.run([base_python, "-m", "venv", str(home / "venv")], check=True, timeout=120)
-    # The tested pins as constraints, in one flat file: pip reads a constraints file's `-r` as requirements.
-    (home / "constraints.txt").write_text("\n".join(pinned_lines(REPO_ROOT / "requirements-dev.txt")) + "\n")
     subprocess.run([str(home / "venv" / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                    wheel.as_uri(), "-c", str(home / "constraints.txt")],
+                    wheel.as_uri(), "-c", str(tested_pins(home))],
                    check=True, timeout=INSTALL_TIMEOUT, cwd=home, env=outside_environment())
     return home / "venv"
 
