@@ -21,10 +21,12 @@ import copy
 import difflib
 import re
 import tomllib
+import unicodedata
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlsplit
 
 from ordertasks.handlers.addresses import parse_allow_private
 from ordertasks.handlers.contract import KIND_NAME
@@ -32,9 +34,9 @@ from ordertasks.handlers.errors import ConfigurationError
 from ordertasks.handlers.settings import (DEFAULT_CATALOG, GOOGLE_CERTS_URL, REPO_ROOT, Settings,
                                           default_data_dir)
 
-__all__ = ["AuditConfig", "DEFAULT_CATALOG", "GOOGLE_CERTS_URL", "MAX_DELAY_SECONDS", "QUEUE_ID", "REPO_ROOT",
-           "Catalog", "CatalogError", "KindConfig", "QueueConfig", "Settings", "WebhookConfig", "catalog_document",
-           "catalog_texts", "default_data_dir", "expand", "load_catalog"]
+__all__ = ["AuditConfig", "DEFAULT_CATALOG", "EmailConfig", "GOOGLE_CERTS_URL", "MAX_DELAY_SECONDS", "QUEUE_ID",
+           "REPO_ROOT", "Catalog", "CatalogError", "KindConfig", "QueueConfig", "Settings", "WebhookConfig",
+           "catalog_document", "catalog_texts", "default_data_dir", "expand", "load_catalog"]
 MAX_DELAY_SECONDS = 30 * 24 * 3600
 TASK_LIFETIME_SECONDS = 31 * 24 * 3600      # Cloud Tasks deletes any task this long after it was created
 QUEUE_ID = re.compile(r"^[A-Za-z0-9-]{1,100}$")
@@ -103,6 +105,24 @@ class AuditConfig:
 
 
 @dataclass(frozen=True)
+class EmailConfig:
+    """``[email]``: what the order emails link to.
+
+    ``review_url``: where the review request sends the customer, ``{order_id}`` (the only
+    placeholder, optional) replaced by the order's id, URL-encoded. ``None`` (no setting): the
+    review request is sent without a link and says nothing about one.
+    """
+
+    review_url: str | None = None
+
+    def review_link(self, order_id: str) -> str | None:
+        """The review link of ``order_id``, or ``None`` when no ``review_url`` is set."""
+        if self.review_url is None:
+            return None
+        return self.review_url.replace(ORDER_ID_PLACEHOLDER, quote(order_id, safe=""))
+
+
+@dataclass(frozen=True)
 class WebhookConfig:
     """A config-only HTTP integration: where a kind POSTs its data (``[kinds.NAME.webhook]``).
 
@@ -161,6 +181,7 @@ class Catalog:
     # ``[outbox] database_url``: the shop's database holding the transactional outbox, as written
     # (``${NAME}`` expanded when used: ``producer.outbox.relay``); None: no outbox named.
     outbox_database_url: str | None = None
+    email: EmailConfig = EmailConfig()
 
     def audit_after_seconds(self, kind: str) -> float:
         """How long after its schedule time an owed effect of ``kind`` that is not settled must
@@ -466,6 +487,10 @@ def load_catalog(path: str | Path = DEFAULT_CATALOG) -> Catalog:
         outbox = _outbox(raw.get("outbox", {}))
     except ValueError as exc:
         raise fail("outbox", None, str(exc)) from exc
+    try:
+        email = _email(raw.get("email", {}))
+    except ValueError as exc:
+        raise fail("email", "review_url", str(exc)) from exc
     project = raw.get("project", {})
     return Catalog(
         project=project.get("id", "local-project"),
@@ -484,6 +509,7 @@ def load_catalog(path: str | Path = DEFAULT_CATALOG) -> Catalog:
         auditor=auditor,
         checkout=checkout,
         outbox_database_url=outbox,
+        email=email,
     )
 
 
@@ -541,6 +567,43 @@ def _outbox(raw: Mapping[str, Any]) -> str | None:
     if url is not None and (not isinstance(url, str) or not url.strip()):
         raise ValueError('database_url must be a non-empty string, e.g. "${ORDERTASKS_OUTBOX_URL}"')
     return url
+
+
+ORDER_ID_PLACEHOLDER = "{order_id}"
+REVIEW_URL_EXAMPLE = 'review_url = "https://shop.example/review/{order_id}"'
+
+
+def _email(raw: Any) -> EmailConfig:
+    """``[email] review_url``: an absolute http(s) URL, ``{order_id}`` its only placeholder."""
+    if not isinstance(raw, Mapping):
+        raise ValueError(f"must be a table: [email] with {REVIEW_URL_EXAMPLE}")
+    unknown = set(raw) - {"review_url"}
+    if unknown:
+        raise ValueError(f"unknown setting {sorted(unknown)[0]!r}; [email] takes review_url")
+    url = raw.get("review_url")
+    if url is None:
+        return EmailConfig()
+    if not isinstance(url, str) or not url.strip():
+        raise ValueError(f"review_url must be a URL, e.g. {REVIEW_URL_EXAMPLE} (leave it out for no link)")
+    problem = _review_url_problem(url.strip())
+    if problem:
+        raise ValueError(f"review_url {url[:200]!r} {problem}, e.g. {REVIEW_URL_EXAMPLE}")
+    return EmailConfig(review_url=url.strip())
+
+
+def _review_url_problem(url: str) -> str | None:
+    bare = url.replace(ORDER_ID_PLACEHOLDER, "x")
+    if "{" in bare or "}" in bare:
+        return "may hold no placeholder but {order_id} (and no other braces)"
+    if any(char.isspace() or unicodedata.category(char).startswith("C") for char in bare):
+        return "must not contain spaces or control characters (percent-encode them)"
+    try:
+        parts = urlsplit(bare)
+    except ValueError as exc:
+        return f"is not a URL ({exc})"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "must be an absolute http:// or https:// URL"
+    return None
 
 
 def _auditor(raw: Mapping[str, Any]) -> AuditConfig:

@@ -34,7 +34,7 @@ from typing import Any, Protocol, overload
 
 from pydantic import BaseModel, ValidationError
 
-from ordertasks.handlers.config import WebhookConfig
+from ordertasks.handlers.config import EmailConfig, WebhookConfig
 from ordertasks.handlers.contract import OrderSnapshot, Task, describe_errors
 from ordertasks.handlers.errors import ConfigurationError, InvalidPayload
 from ordertasks.handlers.ports import AnalyticsStore, BlobStore, Clock, Mailer, WebhookClient
@@ -56,7 +56,8 @@ class Seller:
 class EffectContext:
     """What a kind's ``perform`` may use; built once per process by the wiring.
 
-    ``webhooks`` holds one client per kind that has a webhook target (catalog or default).
+    ``webhooks`` holds one client per kind that has a webhook target (catalog or default);
+    ``email`` the catalog's ``[email]`` settings (the review link).
     """
 
     mailer: Mailer
@@ -66,6 +67,7 @@ class EffectContext:
     seller: Seller
     analytics_shards: int = 8
     webhooks: Mapping[str, WebhookClient] = field(default_factory=dict)
+    email: EmailConfig = EmailConfig()
 
     def webhook(self, kind: str) -> WebhookClient:
         """The HTTP client of ``kind``'s webhook; ``ConfigurationError`` if it has none."""

@@ -2,6 +2,11 @@
 
 The email kinds themselves (confirmation, follow-up a day later, review request a week later,
 and any a shop adds) are declarations in ``handlers/kinds/`` made with ``email_kind(wording)``.
+The bodies (a styled HTML part and a plain-text part with the same content) are
+``handlers.mailbody``; the order reference in the subject (``#GJM6-2K4Q``, or the shop's own
+``metadata["order_number"]``) is ``handlers.order_reference``. A wording with a
+``review_prompt`` links to the catalog's ``[email] review_url``; without that setting the
+email is sent without a link and says nothing about one.
 
 ``render_email`` is pure: the same kind, order and seller always give the same message,
 including its ``Message-ID`` (a hash of ``order_id:kind``), so a resend after a crash between
@@ -12,7 +17,6 @@ A kind's ``perform`` only renders and hands the message to ``ctx.mailer``.
 from __future__ import annotations
 
 import hashlib
-import html
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
@@ -21,9 +25,12 @@ from typing import Any
 
 from pydantic import Field
 
-from ordertasks.handlers.contract import ContractModel, Customer, LineItem, OrderSnapshot, Task, Totals, format_money
+from ordertasks.handlers.contract import (Address, ContractModel, Customer, LineItem, OrderSnapshot, Task, Totals,
+                                          format_money)
 from ordertasks.handlers.kind import EffectContext, Kind, Seller
-from ordertasks.handlers.mailheaders import CheckedWire, check_rendered, mailbox, sender
+from ordertasks.handlers.mailbody import EmailView, ItemLine, html_body, text_body
+from ordertasks.handlers.mailheaders import CheckedWire, check_rendered, mailbox, sender, subject_text
+from ordertasks.handlers.order_reference import order_reference, shop_order_number
 
 
 class EmailData(ContractModel):
@@ -33,11 +40,14 @@ class EmailData(ContractModel):
     customer: Customer
     items: tuple[LineItem, ...] = Field(min_length=1, max_length=200)
     totals: Totals
+    shipping_address: Address | None = None     # None: the order ships nothing; no address block
+    order_number: str | None = None             # the shop's own, from metadata (handlers.order_reference)
 
 
 def email_data(order: OrderSnapshot) -> dict[str, Any]:
-    """The projection of an order onto what its emails show (no shipping address)."""
-    return {"placed_at": order.placed_at, "customer": order.customer, "items": order.items, "totals": order.totals}
+    """The projection of an order onto what its emails show."""
+    return {"placed_at": order.placed_at, "customer": order.customer, "items": order.items, "totals": order.totals,
+            "shipping_address": order.shipping_address, "order_number": shop_order_number(order.metadata)}
 
 # Every header an order email carries; check_rendered refuses a message with any other.
 HEADERS = ("From", "To", "Subject", "Date", "Message-ID", "X-Ordertasks-Order", "X-Ordertasks-Kind",
@@ -61,11 +71,10 @@ class CheckedEmail(EmailMessage):
 class Wording:
     """The words of one email kind."""
 
-    subject: str        # formatted with order_id
+    subject: str        # formatted with reference (``#GJM6-2K4Q``) and order_id (the internal id)
     heading: str
-    intro: str          # formatted with name (already escaped for HTML where needed)
-
-
+    intro: str          # formatted with name (escaped and isolated by the renderer)
+    review_prompt: str | None = None    # the label of a link to [email] review_url, when that is set
 
 
 def message_id(order_id: str, kind: str, mail_from: str) -> str:
@@ -77,25 +86,27 @@ def message_id(order_id: str, kind: str, mail_from: str) -> str:
 
 
 def render_email(wording: Wording, kind: str, order_id: str, data: EmailData, seller: Seller,
-                 sent_at: datetime | None = None) -> CheckedEmail:
+                 sent_at: datetime | None = None, review_link: str | None = None) -> CheckedEmail:
     """Build the message for ``kind``: headers, a plain-text part and an HTML alternative.
 
-    ``Date`` is ``sent_at`` when given, else the order's ``placed_at``. Raises
-    ``InvalidPayload`` (a permanent failure, never a retry loop) for an address the email
-    package cannot carry, or if the serialised message would differ from what we set.
+    ``Date`` is ``sent_at`` when given, else the order's ``placed_at``; ``review_link`` is
+    shown when ``wording`` has a ``review_prompt``. Raises ``InvalidPayload`` (a permanent
+    failure, never a retry loop) for an address the email package cannot carry, or if the
+    serialised message would differ from what we set.
     """
+    view = email_view(wording, order_id, data, seller, review_link)
     recipient = mailbox(data.customer.name, data.customer.email)
     msg = CheckedEmail()
     # Address headers from headerregistry objects, never from text (see handlers.mailheaders).
     msg["From"] = sender(seller.mail_from)
     msg["To"] = recipient
-    msg["Subject"] = wording.subject.format(order_id=order_id)
+    msg["Subject"] = view.subject
     msg["Date"] = format_datetime(sent_at or data.placed_at)
     msg["Message-ID"] = message_id(order_id, kind, seller.mail_from)
     msg["X-Ordertasks-Order"] = order_id
     msg["X-Ordertasks-Kind"] = kind
-    msg.set_content(_text_body(wording, order_id, data, seller))
-    msg.add_alternative(_html_body(wording, order_id, data, seller), subtype="html")
+    msg.set_content(text_body(view))
+    msg.add_alternative(html_body(view), subtype="html")
     # A fixed boundary (email picks a random one) keeps the whole message deterministic.
     msg.set_boundary("=_ordertasks_" + msg["Message-ID"].strip("<>").partition("@")[0])
     wire = check_rendered(msg, HEADERS, [recipient])
@@ -103,42 +114,43 @@ def render_email(wording: Wording, kind: str, order_id: str, data: EmailData, se
     return msg
 
 
-def _money_lines(totals: Totals) -> list[tuple[str, str]]:
+def email_view(wording: Wording, order_id: str, data: EmailData, seller: Seller,
+               review_link: str | None = None) -> EmailView:
+    """What the email of ``wording`` shows for the order, as text (both bodies render it)."""
+    reference = order_reference(order_id, data.order_number)
+    currency = data.totals.currency
+    link = (wording.review_prompt, review_link) if wording.review_prompt and review_link else None
+    return EmailView(
+        subject=subject_text(wording.subject.format(reference=reference, order_id=order_id)),
+        heading=wording.heading, intro=wording.intro, customer_name=data.customer.name, reference=reference,
+        placed_on=f"{data.placed_at.day} {MONTHS[data.placed_at.month - 1]} {data.placed_at.year}",
+        items=tuple(_item_line(item, currency) for item in data.items), money=_money_lines(data.totals),
+        address=_address_lines(data.shipping_address), link=link,
+        seller_name=seller.name, seller_address=seller.address, order_id=order_id)
+
+
+# The emails are in English whatever the process's locale (``%B`` would follow it).
+MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+          "November", "December")
+
+
+def _item_line(item: LineItem, currency: str) -> ItemLine:
+    return ItemLine(item.name, item.sku, item.quantity, format_money(item.unit_price, currency),
+                    format_money(item.line_total, currency))
+
+
+def _money_lines(totals: Totals) -> tuple[tuple[str, str], ...]:
     c = totals.currency
-    return [("Subtotal", format_money(totals.subtotal, c)), ("Tax", format_money(totals.tax, c)),
-            ("Shipping", format_money(totals.shipping, c)), ("Total", format_money(totals.total, c))]
+    return (("Subtotal", format_money(totals.subtotal, c)), ("Tax", format_money(totals.tax, c)),
+            ("Shipping", format_money(totals.shipping, c)), ("Total", format_money(totals.total, c)))
 
 
-def _item_cells(item: LineItem, currency: str) -> tuple[str, str, str, str]:
-    return (item.name, str(item.quantity), format_money(item.unit_price, currency),
-            format_money(item.line_total, currency))
-
-
-def _text_body(wording: Wording, order_id: str, data: EmailData, seller: Seller) -> str:
-    currency = data.totals.currency
-    lines = [wording.intro.format(name=data.customer.name), "", f"Order {order_id}", ""]
-    for item in data.items:
-        name, qty, unit, total = _item_cells(item, currency)
-        lines.append(f"  {qty} x {name} ({item.sku}) @ {unit} = {total}")
-    lines.append("")
-    lines += [f"  {label + ':':<10} {amount:>14}" for label, amount in _money_lines(data.totals)]
-    lines += ["", seller.name, seller.address]
-    return "\n".join(lines) + "\n"
-
-
-def _html_body(wording: Wording, order_id: str, data: EmailData, seller: Seller) -> str:
-    # Everything that came from a customer or the shop is escaped: names may contain markup.
-    e = html.escape
-    currency = data.totals.currency
-    rows = "".join(
-        "<tr>" + "".join(f"<td>{e(cell)}</td>" for cell in _item_cells(item, currency)) + "</tr>"
-        for item in data.items)
-    money = "".join(f'<tr><td colspan="3">{label}</td><td>{e(amount)}</td></tr>'
-                    for label, amount in _money_lines(data.totals))
-    return (f"<!DOCTYPE html><html><body><h1>{e(wording.heading)}</h1>"
-            f"<p>{wording.intro.format(name=e(data.customer.name))}</p><p>Order {e(order_id)}</p>"
-            "<table><tr><th>Item</th><th>Qty</th><th>Price</th><th>Total</th></tr>"
-            f"{rows}{money}</table><p>{e(seller.name)}<br>{e(seller.address)}</p></body></html>\n")
+def _address_lines(address: Address | None) -> tuple[str, ...] | None:
+    if address is None:
+        return None
+    lines = (address.name, address.line1, address.line2 or "", f"{address.postal_code} {address.city}",
+             address.country)
+    return tuple(line for line in lines if line)
 
 
 def email_kind(wording: Wording) -> Kind:
@@ -147,7 +159,9 @@ def email_kind(wording: Wording) -> Kind:
     Result ``{"message_id": ...}``.
     """
     def send(task: Task, ctx: EffectContext) -> dict[str, Any]:
-        msg = render_email(wording, task.kind, task.order_id, task.data, ctx.seller, sent_at=ctx.clock.now())
+        link = ctx.email.review_link(task.order_id) if wording.review_prompt else None
+        msg = render_email(wording, task.kind, task.order_id, task.data, ctx.seller, sent_at=ctx.clock.now(),
+                           review_link=link)
         ctx.mailer.send(msg)
         return {"message_id": msg["Message-ID"]}
     return Kind(perform=send, model=EmailData, project=email_data)

@@ -108,6 +108,17 @@ def _survives_folding(name: str, address: Address) -> bool:
     return len(parsed) == 1 and parsed[0].display_name == name
 
 
+def subject_text(text: str) -> str:
+    """``text`` as one line of plain text for ``Subject``; ``InvalidPayload`` if it holds an
+    encoded-word opener or a control or line-break character (the header factory would decode
+    or refuse them). The order emails' subjects hold the wording and the order reference only,
+    never a customer's text (``handlers.order_reference`` keeps the shop's order number plain)."""
+    line = " ".join(text.split())
+    if ENCODED_WORD_OPENER in line or any(unicodedata.category(char) in UNSAFE_CATEGORIES for char in line):
+        raise InvalidPayload(f"the email subject {line[:80]!r} is not plain text; not sending it")
+    return line
+
+
 @functools.lru_cache(maxsize=16)
 def sender(mail_from: str) -> Address:
     """The ``From`` mailbox from a setting such as ``Example Shop <orders@shop.example>``."""

@@ -28,6 +28,7 @@ from ordertasks.handlers.ports import Stores as Stores  # where callers import i
 from ordertasks.handlers.redact import redact_url
 from ordertasks.handlers.registry import KindRegistry
 from ordertasks.handlers.settings import Backend
+from ordertasks.handlers.tracing import NO_TRACING, Tracing
 
 
 def build_stores(settings: Settings) -> Stores:
@@ -128,7 +129,7 @@ def build_context(settings: Settings, catalog: Catalog, kinds: KindRegistry, ana
     seller = Seller(settings.seller.name, settings.seller.address, settings.seller.tax_id, settings.smtp.mail_from)
     return EffectContext(mailer=mailer, blobs=build_blobs(settings, catalog), analytics=analytics, clock=clock,
                          seller=seller, analytics_shards=catalog.analytics_shards,
-                         webhooks=build_webhooks(settings, kinds))
+                         webhooks=build_webhooks(settings, kinds), email=catalog.email)
 
 
 def check_startup(settings: Settings) -> KindRegistry:
@@ -142,11 +143,12 @@ def check_startup(settings: Settings) -> KindRegistry:
 
 def build_dispatcher(settings: Settings, *, stores: Stores | None = None, clock: Clock | None = None,
                      effects: Mapping[str, Effect] | None = None, context: EffectContext | None = None,
-                     kinds: KindRegistry | None = None) -> Dispatcher:
+                     kinds: KindRegistry | None = None, tracing: Tracing = NO_TRACING) -> Dispatcher:
     """A ``Dispatcher`` over the configured stores and the catalog's kinds.
 
     Tests pass their own parts; ``effects`` replaces the perform of the kinds it names;
-    ``kinds`` replaces the registry (e.g. ``KindRegistry.with_claims()``, the protocol before 0.3).
+    ``kinds`` replaces the registry (e.g. ``KindRegistry.with_claims()``, the protocol before 0.3);
+    ``tracing`` (``handlers.tracing``) spans the dispatch and wraps the far ends in client spans.
     """
     catalog = settings.catalog()
     kinds = kinds or KindRegistry.from_catalog(catalog)
@@ -154,5 +156,6 @@ def build_dispatcher(settings: Settings, *, stores: Stores | None = None, clock:
         kinds = kinds.with_effects(effects)
     clock = clock or SystemClock()
     stores = stores or build_stores(settings)
-    ctx = context or build_context(settings, catalog, kinds, stores.analytics, clock)
-    return Dispatcher(kinds, ctx, stores.effects, stores.failed, stores.orders, catalog, clock)
+    ctx = tracing.instrument(context or build_context(settings, catalog, kinds, stores.analytics, clock))
+    return Dispatcher(kinds, ctx, stores.effects, stores.failed, stores.orders, catalog, clock, attempts=stores.attempts,
+                      tracing=tracing)

@@ -1,7 +1,11 @@
 """A real SMTP server (aiosmtpd) that writes every message it receives to ``<dir>/*.eml``.
 
 Used by ``ordertasks dev`` on port 1025 and by tests. File names are
-``<received-ns>-<message-id-hash>.eml`` so they sort by arrival and never collide.
+``<order-id>-<received-ns>-<message-id-hash>.eml``: ``ls var/mail/ord_gjm6*`` lists one
+order's emails, in the order they arrived; the time and the ``Message-ID`` hash keep names
+apart (a resend of the same email is a second file, as a real inbox would show it). The order
+id is the message's ``X-Ordertasks-Order`` header; a message without one (or with a value
+that is not an order id, so never a path) is named ``no-order-<received-ns>-<hash>.eml``.
 """
 
 from __future__ import annotations
@@ -13,12 +17,14 @@ import threading
 import time
 from collections.abc import Sequence
 from email import message_from_bytes, policy
-from email.message import EmailMessage
+from email.message import EmailMessage, Message
 from email.parser import BytesHeaderParser
 from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
+
+from ordertasks.handlers.contract import valid_order_id
 
 
 class EmlWriter:
@@ -43,20 +49,28 @@ class EmlWriter:
             return "250 Message accepted for delivery"
         # With a directory the files are the record: keeping every message in memory as well
         # grew `ordertasks dev`'s SMTP process by ~6 KB per email (170 MB over a 10 000-order soak).
-        # The file name needs only the Message-ID: read the header block, not the MIME parts
+        # The file name needs two headers: read the header block, not the MIME parts
         # (parsing the whole message was two thirds of the sink's CPU per email).
-        digest = hashlib.sha256(_message_id(raw).encode()).hexdigest()[:12]
-        (self.directory / f"{time.time_ns()}-{digest}.eml").write_bytes(raw)
+        (self.directory / eml_name(raw, time.time_ns())).write_bytes(raw)
         return "250 Message accepted for delivery"
 
 
 _HEADERS = BytesHeaderParser(policy=policy.compat32)
+NO_ORDER = "no-order"
 
 
-def _message_id(raw: bytes) -> str:
-    """The ``Message-ID`` of a raw message, unfolded and stripped ("" when it has none)."""
-    value = _HEADERS.parsebytes(raw).get("Message-ID", "")
-    return " ".join(str(value).split())
+def eml_name(raw: bytes, received_ns: int) -> str:
+    """``<order-id>-<received-ns>-<message-id-hash>.eml`` (see the module docstring)."""
+    headers = _HEADERS.parsebytes(raw)
+    order_id = _header(headers, "X-Ordertasks-Order")
+    prefix = order_id if valid_order_id(order_id) else NO_ORDER
+    digest = hashlib.sha256(_header(headers, "Message-ID").encode()).hexdigest()[:12]
+    return f"{prefix}-{received_ns}-{digest}.eml"
+
+
+def _header(headers: Message, name: str) -> str:
+    """A header's value, unfolded and stripped ("" when the message has none)."""
+    return " ".join(str(headers.get(name, "")).split())
 
 
 class MailSink:

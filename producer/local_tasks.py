@@ -140,7 +140,7 @@ class LocalOrderTasks(OrderTasks):
         self.manual_clock = clock
         self.far_ends = memory_far_ends(self.registry, clock)
         self.dispatcher = Dispatcher(self.registry, self._context(), self.stores.effects, self.stores.failed,
-                                     self.stores.orders, catalog, clock)
+                                     self.stores.orders, catalog, clock, attempts=self.stores.attempts)
 
     def _context(self) -> EffectContext:
         seller = Seller(self.settings.seller.name, self.settings.seller.address, self.settings.seller.tax_id,
@@ -148,7 +148,7 @@ class LocalOrderTasks(OrderTasks):
         ends = self.far_ends
         return EffectContext(mailer=ends.mailer, blobs=ends.blobs, analytics=self.stores.analytics,
                              clock=self.clock, seller=seller, analytics_shards=self.catalog.analytics_shards,
-                             webhooks=ends.webhooks)
+                             webhooks=ends.webhooks, email=self.catalog.email)
 
     @property
     def effects(self) -> EffectStore:

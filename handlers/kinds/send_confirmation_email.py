@@ -3,6 +3,6 @@
 from ordertasks.handlers.mail import Wording, email_kind
 
 WORDING = Wording(
-    "Your order {order_id} is confirmed", "Thank you for your order",
+    "Your order {reference} is confirmed", "Thank you for your order",
     "Hello {name}, we received your payment and are preparing your order.")
 KIND = email_kind(WORDING)

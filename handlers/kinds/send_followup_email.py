@@ -3,6 +3,6 @@
 from ordertasks.handlers.mail import Wording, email_kind
 
 WORDING = Wording(
-    "Your order {order_id} is on its way", "Your order is on its way",
+    "Your order {reference} is on its way", "Your order is on its way",
     "Hello {name}, your order has left our warehouse. Reply to this email if anything is wrong.")
 KIND = email_kind(WORDING)

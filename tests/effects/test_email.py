@@ -114,7 +114,7 @@ def test_each_kind_has_its_subject_and_header(kind: str, smtp_server: SmtpServer
     _perform(kind, task_for(kind, "B7", eur_order()), make_context(mailer=smtp_server.mailer()))
     msg = _received(smtp_server)
     assert msg["X-Ordertasks-Kind"] == kind
-    assert msg["Subject"] == _wording(kind).subject.format(order_id="B7")
+    assert msg["Subject"] == _wording(kind).subject.format(reference="#B7", order_id="B7")
 
 
 def test_jpy_has_no_decimals(smtp_server: SmtpServer, make_context: Callable[..., EffectContext]) -> None:
