@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
 # --- records ----------------------------------------------------------------------------
@@ -138,6 +138,56 @@ class AttemptFailure:
     def final(self) -> bool:
         """No attempt follows: the effect is ``failed``."""
         return self.next_attempt_at is None
+
+
+class AttemptOutcome(enum.StrEnum):
+    """``AttemptRecord.outcome``: what one delivery of a task came to, as the handler answered it."""
+
+    DONE = "done"                # the effect happened in this attempt
+    RETRY = "retry"              # it failed and Cloud Tasks tries again (the effect is ``retrying``)
+    FAILED = "failed"            # it failed for good (in the failed-task log)
+    DUPLICATE = "duplicate"      # the effect had already happened: nothing done
+    CANCELLED = "cancelled"      # the order (or this kind of it) was cancelled: nothing done
+
+
+# Outcomes whose attempt ran (or tried to run) the effect: the ones the duration percentiles
+# describe. A duplicate or a cancelled delivery stops at the claim and would only drag p50 down.
+TIMED_OUTCOMES: frozenset[str] = frozenset({AttemptOutcome.DONE, AttemptOutcome.RETRY, AttemptOutcome.FAILED})
+ATTEMPT_ANSWER_LIMIT = 500       # characters of an attempt's answer kept (redacted before)
+
+
+@dataclass(frozen=True)
+class AttemptRecord:
+    """One delivery of ``(order_id, kind)`` as the handler recorded it (``AttemptLog``)."""
+
+    order_id: str
+    kind: str
+    attempt: int                     # Cloud Tasks' 1-based attempt number (a replay starts at 1 again)
+    started_at: datetime
+    duration_ms: int                 # from the delivery's arrival to the handler's answer
+    outcome: str                     # an AttemptOutcome
+    answer: str                      # readable, redacted, at most ATTEMPT_ANSWER_LIMIT characters
+    expire_at: datetime              # TTL field: the attempt is deleted after it
+    task_name: str = ""
+
+    @property
+    def finished_at(self) -> datetime:
+        """When the handler answered: the minute an attempt is counted in."""
+        return self.started_at + timedelta(milliseconds=self.duration_ms)
+
+
+@dataclass(frozen=True)
+class MinuteTally:
+    """What ended in one minute for one kind: attempts per outcome and a duration histogram.
+
+    ``durations`` maps a bucket number (``handlers.attempt_stats.duration_bucket``) to the
+    number of timed attempts (``TIMED_OUTCOMES``) whose duration fell in it.
+    """
+
+    kind: str
+    minute: datetime                 # the minute's start, UTC
+    outcomes: dict[str, int]         # AttemptOutcome -> attempts
+    durations: dict[int, int]
 
 
 @dataclass(frozen=True)
@@ -384,6 +434,35 @@ class EffectStore(Protocol):
 
 
 @runtime_checkable
+class AttemptLog(Protocol):
+    """Every delivery's outcome and duration: an order's attempts, and per-minute tallies per kind.
+
+    Written once per delivery by the handler (best effort: a failed write never changes the
+    delivery's answer), read by the console. Cheap on both sides: ``record_attempt`` is one
+    write of the backend (Firestore: one commit of two documents, the attempt and an
+    increment of one shard of its kind's minute); ``attempts_for`` is one indexed query on
+    ``order_id``; ``minute_tallies`` reads only the minutes asked for, never the attempts
+    themselves on Firestore. Raises ``DependencyUnavailable`` when the store cannot be reached.
+    """
+
+    def record_attempt(self, attempt: AttemptRecord) -> None:
+        """Keep ``attempt`` (until its ``expire_at``) and count it in the minute of its
+        ``finished_at``: one more of its outcome and, for ``TIMED_OUTCOMES``, its duration's bucket."""
+        ...
+
+    def attempts_for(self, order_id: str, limit: int = 500) -> list[AttemptRecord]:
+        """The order's attempts (every kind), oldest ``started_at`` first, at most ``limit``;
+        attempts past their ``expire_at`` may still show until the TTL deletes them."""
+        ...
+
+    def minute_tallies(self, since: datetime, until: datetime) -> list[MinuteTally]:
+        """One tally per kind and minute that had attempts finishing in ``[since, until)``,
+        ordered by minute then kind (shards and rows of one minute summed). ``since`` and
+        ``until`` are rounded down to the minute."""
+        ...
+
+
+@runtime_checkable
 class FailedTaskStore(Protocol):
     """The failed-task log that operators triage (Firestore console or CLI)."""
 
@@ -437,6 +516,14 @@ class FailedTaskStore(Protocol):
         descending), starting after ``cursor``; an indexed query that reads only the page.
 
         An unknown or malformed cursor raises ``ValueError``.
+        """
+        ...
+
+    def failed_error_types(self, limit: int = 50) -> list[str]:
+        """The distinct ``error_type`` values in the log, sorted, at most ``limit`` of them.
+
+        One indexed seek per value (the next type after the last one found), so the cost is
+        ``limit`` reads at most, never a read of each entry.
         """
         ...
 
@@ -615,9 +702,11 @@ class Stores:
     failed: FailedTaskStore
     analytics: AnalyticsStore
     orders: OrderStore
+    attempts: AttemptLog
 
     @classmethod
     def over(cls, backend: "Stores") -> "Stores":
         """The ports of ``backend`` as a plain ``Stores`` (kept for callers from before every
         backend's store object was itself a ``Stores``, e.g. ``Stores.over(SqliteStore(path))``)."""
-        return cls(effects=backend.effects, failed=backend.failed, analytics=backend.analytics, orders=backend.orders)
+        return cls(effects=backend.effects, failed=backend.failed, analytics=backend.analytics, orders=backend.orders,
+                   attempts=backend.attempts)

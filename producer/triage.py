@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
+import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -146,11 +148,41 @@ def _short(text: str, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def list_table(entries: Sequence[FailedTask], now: datetime) -> str:
-    """``failed list`` output."""
-    rows = [(e.id, e.kind, e.order_id, str(e.attempts), e.status, _short(f"{e.error_type}: {e.error}"),
-             age(e.last_failed_at, now)) for e in entries]
-    return table(("ID", "KIND", "ORDER", "ATTEMPTS", "STATUS", "LAST ERROR", "AGE"), rows)
+MIN_WRAPPED = 30    # characters a line of a wrapped column keeps however narrow the terminal
+
+
+def wrapped_table(headers: Sequence[str], rows: Sequence[Sequence[str]], column: int, width: int) -> str:
+    """``table`` fitted to ``width`` characters by wrapping ``column`` onto continuation lines
+    (never cutting it short); it keeps at least ``MIN_WRAPPED`` characters a line."""
+    rows = [[escape_controls(cell) for cell in row] for row in rows]
+    others = sum(max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers) if i != column)
+    room = max(MIN_WRAPPED, width - others - 2 * (len(headers) - 1))
+    lines_of = [textwrap.wrap(row[column], room, break_on_hyphens=False) or [""] for row in rows]
+    laid_out: list[list[str]] = []
+    for row, lines in zip(rows, lines_of):
+        laid_out.append([*row[:column], lines[0], *row[column + 1:]])
+        laid_out += [["" if i != column else line for i in range(len(headers))] for line in lines[1:]]
+    return table(headers, laid_out)
+
+
+def reason(entry: FailedTask) -> str:
+    """The entry's full last error on one line: ``ErrorType: message``."""
+    return " ".join(f"{entry.error_type}: {entry.error}".split())
+
+
+def list_table(entries: Sequence[FailedTask], now: datetime, width: int | None = None) -> str:
+    """``failed list`` output; with ``width`` (a terminal's) the LAST ERROR column wraps to fit,
+    without it each entry is one line. The reason is never cut short."""
+    headers = ("ID", "KIND", "ORDER", "ATTEMPTS", "STATUS", "LAST ERROR", "AGE")
+    rows = [(e.id, e.kind, e.order_id, str(e.attempts), e.status, reason(e), age(e.last_failed_at, now))
+            for e in entries]
+    return table(headers, rows) if width is None else wrapped_table(headers, rows, headers.index("LAST ERROR"), width)
+
+
+def terminal_width(out: TextIO) -> int | None:
+    """The width of the terminal ``out`` writes to; ``None`` when it is a pipe or a file."""
+    isatty = getattr(out, "isatty", None)
+    return shutil.get_terminal_size().columns if isatty is not None and isatty() else None
 
 
 def show_text(entry: FailedTask) -> str:
@@ -204,7 +236,8 @@ def run(args: argparse.Namespace, triage: Triage, out: TextIO) -> int:
     now = triage.clock.now()
     if args.action == "list":
         entries = listed(triage.store, args)
-        print(for_terminal(list_table(entries, now)) if entries else "no failed tasks match", file=out)
+        shown = list_table(entries, now, terminal_width(out)) if entries else "no failed tasks match"
+        print(for_terminal(shown), file=out)
         return 0
     if args.action == "show":
         print(for_terminal(show_text(triage.get(args.id))), file=out)

@@ -12,13 +12,16 @@ Collections (each name prefixed with ``prefix``)::
                                            layout before 0.2, still read, written only by
                                            ``outbox_layout="documents"``
     checkout_keys/{sha256(key)}            CheckoutReplay
+    effect_attempts/{order_id}:{kind}:{started_at}:{random}   AttemptRecord; expire_at is the TTL field
+    attempt_minutes/{YYYYMMDDHHMM}:{kind}:{k}  minute, kind, outcomes{outcome}, durations{"b<bucket>"},
+                                           expire_at (TTL): shard k of the kind's minute
 
 One class per port (``FirestoreEffectStore``, ``FirestoreFailedTaskStore``,
-``FirestoreAnalyticsStore``, ``FirestoreOrderStore``); what they share is one
-``FirestoreDatabase``: the client, the collection prefix, the call options (retry and
-deadline) and the read-decide-write loop below. ``stores(db)`` builds the four ports on it;
-``FirestoreStore(client, ...)`` is both together, under the name of the one class that
-used to serve every port. No write spans two ports: the analytics fact and its shard
+``FirestoreAnalyticsStore``, ``FirestoreOrderStore``, ``FirestoreAttemptLog``); what they
+share is one ``FirestoreDatabase``: the client, the collection prefix, the call options
+(retry and deadline) and the read-decide-write loop below. ``stores(db)`` builds the five
+ports on it; ``FirestoreStore(client, ...)`` is both together, under the name of the one
+class that used to serve every port. No write spans two ports: the analytics fact and its shard
 commit in one batch of ``FirestoreAnalyticsStore``, an order and its outbox in one batch of
 ``FirestoreOrderStore``.
 
@@ -62,9 +65,11 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import secrets
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, ParamSpec, TypeVar
 
 import grpc  # type: ignore[import-untyped,unused-ignore]  # no stubs in the runtime deps
@@ -74,12 +79,14 @@ from google.auth import exceptions as auth_exceptions
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
+from ordertasks.handlers import attempt_stats
 from ordertasks.handlers.backends import memory as rules
 from ordertasks.handlers.backends import queries
 from ordertasks.handlers.errors import DependencyUnavailable
-from ordertasks.handlers.ports import (FAILED_RETENTION_SECONDS, AnalyticsFact, AttemptFailure, AuditChange, CheckoutReplay,
-                                       Claim, ClaimState, DailyAggregate, EffectRecord, FailedFilter, FailedPage, FailedTask, FailureReport,
-                                       OrderRecord, OrderStatus, OutboxEntry, OutboxState, Stores)
+from ordertasks.handlers.ports import (FAILED_RETENTION_SECONDS, AnalyticsFact, AttemptFailure, AttemptRecord,
+                                       AuditChange, CheckoutReplay, Claim, ClaimState, DailyAggregate, EffectRecord,
+                                       FailedFilter, FailedPage, FailedTask, FailureReport, MinuteTally, OrderRecord,
+                                       OrderStatus, OutboxEntry, OutboxState, Stores)
 
 OUTBOX_LAYOUTS = ("order", "documents")
 P = ParamSpec("P")
@@ -513,6 +520,21 @@ class FirestoreFailedTaskStore(_Port):
         return self.db.aggregate(self._failed_query(where).count())
 
     @_guarded
+    def failed_error_types(self, limit: int = 50) -> list[str]:
+        """See ``FailedTaskStore.failed_error_types``: one single-document query per value on
+        the automatic ``error_type`` index, reading only that field."""
+        found: list[str] = []
+        while len(found) < limit:
+            query = self.db.collection("failed_tasks")
+            if found:
+                query = query.where(filter=FieldFilter("error_type", ">", found[-1]))
+            snaps = list(query.order_by("error_type").select(["error_type"]).limit(1).stream(**self.db.call))
+            if not snaps:
+                break
+            found.append(snaps[0].get("error_type"))
+        return found
+
+    @_guarded
     def page_failed(self, where: FailedFilter, limit: int = 50, cursor: str | None = None) -> FailedPage:
         """See ``FailedTaskStore.page_failed``: ordered, ``limit + 1`` documents read, no more."""
         query = (self._failed_query(where).order_by("last_failed_at", direction=firestore.Query.DESCENDING)
@@ -801,14 +823,75 @@ class FirestoreOrderStore(_Port):
                             .limit(limit))
 
 
+ATTEMPT_SHARDS = 4                    # documents per kind and minute (see FirestoreAttemptLog)
+MINUTES_KEPT = timedelta(days=2)      # the overview reads the last hour; a little more for looking back
+
+
+class FirestoreAttemptLog(_Port):
+    """``AttemptLog``: ``effect_attempts`` and the sharded ``attempt_minutes``.
+
+    ``record_attempt`` is one commit of two writes: the attempt (a new document) and
+    server-side increments on one of ``shards`` documents of its kind's minute, picked by
+    the order id (no read, no contention with other kinds or minutes). Firestore sustains
+    about one write a second on a document, so ``shards`` = 4 takes about four attempts a
+    second per kind; the overview reads at most kinds x 60 x ``shards`` small documents
+    (fewer while traffic is low: a shard exists only once written). Both queries are on one
+    field each (``order_id`` equality, ``minute`` range): no composite index.
+    """
+
+    def __init__(self, db: FirestoreDatabase, shards: int = ATTEMPT_SHARDS) -> None:
+        super().__init__(db)
+        self.shards = max(1, shards)
+
+    def _minute_ref(self, tally: MinuteTally, order_id: str) -> Any:
+        shard = zlib.crc32(order_id.encode()) % self.shards
+        return self.db.ref("attempt_minutes", f"{tally.minute:%Y%m%d%H%M}:{tally.kind}:{shard}")
+
+    @_guarded
+    def record_attempt(self, attempt: AttemptRecord) -> None:
+        """See ``AttemptLog.record_attempt``: one batch, the attempt and its minute's increments."""
+        tally = attempt_stats.tally_of(attempt)
+        doc_id = f"{attempt.order_id}:{attempt.kind}:{attempt.started_at:%Y%m%dT%H%M%S%f}:{secrets.token_hex(3)}"
+        batch = self.db.client.batch()
+        batch.set(self.db.ref("effect_attempts", doc_id), _doc(attempt))
+        batch.set(self._minute_ref(tally, attempt.order_id), {
+            "minute": tally.minute, "kind": tally.kind, "expire_at": tally.minute + MINUTES_KEPT,
+            "outcomes": {name: firestore.Increment(n) for name, n in tally.outcomes.items()},
+            "durations": {f"b{bucket}": firestore.Increment(n) for bucket, n in tally.durations.items()}}, merge=True)
+        batch.commit(**self.db.call)
+
+    @_guarded
+    def attempts_for(self, order_id: str, limit: int = 500) -> list[AttemptRecord]:
+        """See ``AttemptLog.attempts_for`` (equality on ``order_id``, sorted here)."""
+        query = self.db.collection("effect_attempts").where(filter=FieldFilter("order_id", "==", order_id)).limit(limit)
+        found = [a for a in (_record(AttemptRecord, snap) for snap in query.stream(**self.db.call)) if a is not None]
+        return sorted(found, key=lambda a: (a.started_at, a.kind))
+
+    @_guarded
+    def minute_tallies(self, since: datetime, until: datetime) -> list[MinuteTally]:
+        """See ``AttemptLog.minute_tallies`` (a range on ``minute``: the minutes' shards only)."""
+        query = (self.db.collection("attempt_minutes")
+                 .where(filter=FieldFilter("minute", ">=", attempt_stats.minute_of(since)))
+                 .where(filter=FieldFilter("minute", "<", attempt_stats.minute_of(until))))
+        return attempt_stats.merged(_minute_tally(_plain(snap.to_dict())) for snap in query.stream(**self.db.call))
+
+
+def _minute_tally(data: Doc) -> MinuteTally:
+    """One ``attempt_minutes`` shard document as a tally."""
+    durations = {int(name[1:]): int(n) for name, n in (data.get("durations") or {}).items()}
+    return MinuteTally(data["kind"], data["minute"], {k: int(n) for k, n in (data.get("outcomes") or {}).items()},
+                       durations)
+
+
 def stores(db: FirestoreDatabase, outbox_layout: str = "order") -> Stores:
-    """The four store ports on ``db`` (``outbox_layout``: see ``FirestoreOrderStore``)."""
+    """The store ports on ``db`` (``outbox_layout``: see ``FirestoreOrderStore``)."""
     return Stores(effects=FirestoreEffectStore(db), failed=FirestoreFailedTaskStore(db),
-                  analytics=FirestoreAnalyticsStore(db), orders=FirestoreOrderStore(db, outbox_layout))
+                  analytics=FirestoreAnalyticsStore(db), orders=FirestoreOrderStore(db, outbox_layout),
+                  attempts=FirestoreAttemptLog(db))
 
 
 class FirestoreStore(Stores):
-    """The four Firestore ports on one client: a ``FirestoreDatabase`` and ``stores(db)`` in one
+    """The Firestore ports on one client: a ``FirestoreDatabase`` and ``stores(db)`` in one
     step, under the name of the one class that used to serve them all
     (``FirestoreStore(client).effects`` is its ``EffectStore``)."""
 
@@ -819,5 +902,6 @@ class FirestoreStore(Stores):
         """See ``FirestoreDatabase`` and ``FirestoreOrderStore``."""
         db = FirestoreDatabase(client, prefix, timeout, max_races)
         super().__init__(effects=FirestoreEffectStore(db), failed=FirestoreFailedTaskStore(db),
-                         analytics=FirestoreAnalyticsStore(db), orders=FirestoreOrderStore(db, outbox_layout))
+                         analytics=FirestoreAnalyticsStore(db), orders=FirestoreOrderStore(db, outbox_layout),
+                         attempts=FirestoreAttemptLog(db))
         object.__setattr__(self, "db", db)      # a frozen dataclass: set once, here

@@ -7,8 +7,8 @@ here, ``BEGIN IMMEDIATE`` in SQLite, a precondition-guarded commit in Firestore.
 backends differ only in how they read and write, and the contract tests check that.
 
 One class per port (``MemoryEffectStore``, ``MemoryFailedTaskStore``,
-``MemoryAnalyticsStore``, ``MemoryOrderStore``), each with its own dictionaries and lock:
-no operation of one port reads or writes another port's records (the analytics fact and
+``MemoryAnalyticsStore``, ``MemoryOrderStore``, ``MemoryAttemptLog``), each with its own
+dictionaries and lock: no operation of one port reads or writes another port's records (the analytics fact and
 its shard change together, inside ``MemoryAnalyticsStore``; an order and its outbox inside
 ``MemoryOrderStore``), so the ports share nothing. ``stores()`` bundles one of each;
 ``MemoryStore`` is that bundle under the name it had when one class served every port.
@@ -24,11 +24,13 @@ from dataclasses import replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from ordertasks.handlers import attempt_stats
 from ordertasks.handlers.backends import queries
-from ordertasks.handlers.ports import (FAILED_RETENTION_SECONDS, FAILED_STATUSES, AnalyticsFact, AttemptFailure, AuditChange,
-                                       CheckoutReplay, Claim, ClaimState, DailyAggregate, EffectRecord, EffectState, FailedFilter, FailedPage,
-                                       FailedStatus, FailedTask, FailureReport, OrderRecord, OrderStatus, OutboxEntry,
-                                       OutboxState, Stores)
+from ordertasks.handlers.ports import (FAILED_RETENTION_SECONDS, FAILED_STATUSES, AnalyticsFact, AttemptFailure,
+                                       AttemptRecord, AuditChange, CheckoutReplay, Claim, ClaimState, DailyAggregate,
+                                       EffectRecord, EffectState, FailedFilter, FailedPage, FailedStatus, FailedTask,
+                                       FailureReport, MinuteTally, OrderRecord, OrderStatus, OutboxEntry, OutboxState,
+                                       Stores)
 
 IN_PROGRESS, DONE, CANCELLED = EffectState.IN_PROGRESS, EffectState.DONE, EffectState.CANCELLED
 RETRYING, FAILED = EffectState.RETRYING, EffectState.FAILED
@@ -329,6 +331,11 @@ class MemoryFailedTaskStore:
         with self._lock:
             return sum(1 for task in self._failed.values() if queries.failed_matches(task, where))
 
+    def failed_error_types(self, limit: int = 50) -> list[str]:
+        """See ``FailedTaskStore.failed_error_types``."""
+        with self._lock:
+            return sorted({task.error_type for task in self._failed.values()})[:limit]
+
     def page_failed(self, where: FailedFilter, limit: int = 50, cursor: str | None = None) -> FailedPage:
         """See ``FailedTaskStore.page_failed``."""
         position = queries.parse_failed_cursor(cursor) if cursor else None
@@ -377,6 +384,31 @@ class MemoryAnalyticsStore:
                 if shard_day == day:
                     total = totals_merged(total, shard)
         return total
+
+
+class MemoryAttemptLog:
+    """``AttemptLog``: the attempts in a list behind a lock; tallies are computed from them."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._attempts: list[AttemptRecord] = []
+
+    def record_attempt(self, attempt: AttemptRecord) -> None:
+        """See ``AttemptLog.record_attempt``."""
+        with self._lock:
+            self._attempts.append(attempt)
+
+    def attempts_for(self, order_id: str, limit: int = 500) -> list[AttemptRecord]:
+        """See ``AttemptLog.attempts_for``."""
+        with self._lock:
+            found = [a for a in self._attempts if a.order_id == order_id]
+        return sorted(found, key=lambda a: (a.started_at, a.kind))[:limit]
+
+    def minute_tallies(self, since: datetime, until: datetime) -> list[MinuteTally]:
+        """See ``AttemptLog.minute_tallies``."""
+        with self._lock:
+            attempts = list(self._attempts)
+        return attempt_stats.within((attempt_stats.tally_of(a) for a in attempts), since, until)
 
 
 class MemoryOrderStore:
@@ -512,13 +544,13 @@ class MemoryOrderStore:
 def stores() -> Stores:
     """A fresh, empty memory store for each port."""
     return Stores(effects=MemoryEffectStore(), failed=MemoryFailedTaskStore(), analytics=MemoryAnalyticsStore(),
-                  orders=MemoryOrderStore())
+                  orders=MemoryOrderStore(), attempts=MemoryAttemptLog())
 
 
 class MemoryStore(Stores):
-    """The four memory ports as one bundle (``stores()``), under the name of the one class that
+    """The memory ports as one bundle (``stores()``), under the name of the one class that
     used to serve them all; ``MemoryStore().effects`` is its ``EffectStore``."""
 
     def __init__(self) -> None:
         super().__init__(effects=MemoryEffectStore(), failed=MemoryFailedTaskStore(),
-                         analytics=MemoryAnalyticsStore(), orders=MemoryOrderStore())
+                         analytics=MemoryAnalyticsStore(), orders=MemoryOrderStore(), attempts=MemoryAttemptLog())

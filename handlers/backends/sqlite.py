@@ -2,14 +2,16 @@
 
 Tables: ``idempotency``, ``failed_tasks`` (history as JSON), ``analytics_orders``,
 ``analytics_daily`` (one row per day and shard; revenue and units as JSON maps), ``orders``,
-``outbox``, ``checkout_keys``. Times are ISO-8601 UTC strings with microseconds, so text
-order is time order.
+``outbox``, ``checkout_keys``, ``effect_attempts`` (one row per delivery, by order) and
+``attempt_minutes`` (per minute and kind, one counter row per outcome (``o:done``…) and per
+duration bucket (``d:12``…): the overview reads an hour of them by the primary key). Times
+are ISO-8601 UTC strings with microseconds, so text order is time order.
 
 One class per port (``SqliteEffectStore``, ``SqliteFailedTaskStore``,
-``SqliteAnalyticsStore``, ``SqliteOrderStore``); what they share is the file, held by one
-``Database`` (``handlers.backends.sqlite_database``: per-thread connections, the write
-lock, ``BEGIN IMMEDIATE`` transactions). ``open_database(path)`` opens it with this schema,
-``stores(db)`` builds the four ports on it, and ``SqliteStore(path)`` is both together,
+``SqliteAnalyticsStore``, ``SqliteOrderStore``, ``SqliteAttemptLog``); what they share is the
+file, held by one ``Database`` (``handlers.backends.sqlite_database``: per-thread
+connections, the write lock, ``BEGIN IMMEDIATE`` transactions). ``open_database(path)`` opens it with this schema,
+``stores(db)`` builds the five ports on it, and ``SqliteStore(path)`` is both together,
 under the name of the one class that used to serve every port. No transaction spans two
 ports: the analytics fact and its shard change in one ``SqliteAnalyticsStore``
 transaction, an order and its outbox in one ``SqliteOrderStore`` transaction.
@@ -28,17 +30,18 @@ import json
 import sqlite3
 from collections.abc import Callable
 from dataclasses import fields
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
+from ordertasks.handlers import attempt_stats
 from ordertasks.handlers.backends import memory as rules
 from ordertasks.handlers.backends import queries
 from ordertasks.handlers.backends.sqlite_database import STORE_HINT, Database, unavailable_as
-from ordertasks.handlers.ports import (FAILED_RETENTION_SECONDS, AnalyticsFact, AttemptFailure, AuditChange,
-                                       CheckoutReplay, Claim, ClaimState, DailyAggregate, EffectRecord, FailedFilter,
-                                       FailedPage, FailedStatus, FailedTask, FailureReport, OrderRecord, OrderStatus, OutboxEntry, OutboxState,
-                                       Stores)
+from ordertasks.handlers.ports import (FAILED_RETENTION_SECONDS, AnalyticsFact, AttemptFailure, AttemptRecord,
+                                       AuditChange, CheckoutReplay, Claim, ClaimState, DailyAggregate, EffectRecord,
+                                       FailedFilter, FailedPage, FailedStatus, FailedTask, FailureReport, MinuteTally,
+                                       OrderRecord, OrderStatus, OutboxEntry, OutboxState, Stores)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -83,11 +86,20 @@ CREATE INDEX IF NOT EXISTS orders_recent ON orders (created_at DESC);
 CREATE TABLE IF NOT EXISTS checkout_keys (
     key TEXT PRIMARY KEY, request_hash TEXT NOT NULL, order_id TEXT NOT NULL, status_code INTEGER,
     response TEXT, created_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS effect_attempts (
+    order_id TEXT NOT NULL, kind TEXT NOT NULL, attempt INTEGER NOT NULL, started_at TEXT NOT NULL,
+    duration_ms INTEGER NOT NULL, outcome TEXT NOT NULL, answer TEXT NOT NULL, expire_at TEXT NOT NULL,
+    task_name TEXT NOT NULL DEFAULT '');
+CREATE INDEX IF NOT EXISTS effect_attempts_order ON effect_attempts (order_id, started_at);
+CREATE INDEX IF NOT EXISTS effect_attempts_expire ON effect_attempts (expire_at);
+CREATE TABLE IF NOT EXISTS attempt_minutes (
+    minute TEXT NOT NULL, kind TEXT NOT NULL, counter TEXT NOT NULL, n INTEGER NOT NULL,
+    PRIMARY KEY (minute, kind, counter)) WITHOUT ROWID;
 """
 
 _TIME_COLUMNS = frozenset({"lease_expires_at", "first_attempt_at", "updated_at", "expire_at", "first_failed_at",
                            "last_failed_at", "recorded_at", "schedule_time", "created_at", "scheduled_at", "paid_at",
-                           "audit_at", "next_attempt_at"})
+                           "audit_at", "next_attempt_at", "started_at"})
 # Columns later versions added to ``idempotency`` (a database made before gets them at open).
 _EFFECT_COLUMNS = (("duplicates", "INTEGER NOT NULL DEFAULT 0"), ("attempt", "INTEGER NOT NULL DEFAULT 0"),
                    ("max_attempts", "INTEGER"), ("last_error", "TEXT"), ("next_attempt_at", "TEXT"))
@@ -387,6 +399,17 @@ class SqliteFailedTaskStore(_Port):
         return int(row[0])
 
     @_guarded
+    def failed_error_types(self, limit: int = 50) -> list[str]:
+        """See ``FailedTaskStore.failed_error_types``: ``MIN(error_type)`` above the last one
+        found, a seek on the ``failed_tasks_error_type`` index per value."""
+        conn = self.db.conn()
+        found: list[str] = []
+        row = conn.execute("SELECT MIN(error_type) FROM failed_tasks").fetchone()
+        while row[0] is not None and len(found) < limit:
+            found.append(row[0])
+            row = conn.execute("SELECT MIN(error_type) FROM failed_tasks WHERE error_type > ?", (row[0],)).fetchone()
+        return found
+
     def page_failed(self, where: FailedFilter, limit: int = 50, cursor: str | None = None) -> FailedPage:
         """See ``FailedTaskStore.page_failed``."""
         clause, params = _failed_where(where)
@@ -585,14 +608,58 @@ class SqliteOrderStore(_Port):
         return [order for order in (_record(OrderRecord, row) for row in rows) if order is not None]
 
 
+MINUTES_KEPT = timedelta(days=2)    # the overview reads the last hour; a little more for looking back
+
+
+class SqliteAttemptLog(_Port):
+    """``AttemptLog``: tables ``effect_attempts`` and ``attempt_minutes``."""
+
+    @_guarded
+    def record_attempt(self, attempt: AttemptRecord) -> None:
+        """See ``AttemptLog.record_attempt``: one transaction, which also deletes what expired."""
+        tally = attempt_stats.tally_of(attempt)
+        counters = [f"o:{outcome}" for outcome in tally.outcomes] + [f"d:{bucket}" for bucket in tally.durations]
+        minute = to_text(tally.minute)
+        with self.db.transaction() as conn:
+            _insert(conn, "effect_attempts", _row(attempt))
+            conn.executemany("INSERT INTO attempt_minutes (minute, kind, counter, n) VALUES (?, ?, ?, 1) "
+                             "ON CONFLICT (minute, kind, counter) DO UPDATE SET n = n + 1",
+                             [(minute, attempt.kind, counter) for counter in counters])
+            # SQLite has no TTL: both deletes are index range scans, empty almost every time.
+            conn.execute("DELETE FROM effect_attempts WHERE expire_at <= ?", (to_text(attempt.started_at),))
+            conn.execute("DELETE FROM attempt_minutes WHERE minute < ?", (to_text(tally.minute - MINUTES_KEPT),))
+
+    @_guarded
+    def attempts_for(self, order_id: str, limit: int = 500) -> list[AttemptRecord]:
+        """See ``AttemptLog.attempts_for`` (the ``effect_attempts_order`` index)."""
+        rows = self.db.conn().execute("SELECT * FROM effect_attempts WHERE order_id = ? ORDER BY started_at, kind "
+                                      "LIMIT ?", (order_id, limit))
+        return [a for a in (_record(AttemptRecord, row) for row in rows) if a is not None]
+
+    @_guarded
+    def minute_tallies(self, since: datetime, until: datetime) -> list[MinuteTally]:
+        """See ``AttemptLog.minute_tallies`` (a range of the primary key)."""
+        rows = self.db.conn().execute("SELECT minute, kind, counter, n FROM attempt_minutes WHERE minute >= ? "
+                                      "AND minute < ?", (to_text(attempt_stats.minute_of(since)),
+                                                         to_text(attempt_stats.minute_of(until))))
+        return attempt_stats.merged(_counter_tally(row) for row in rows)
+
+
+def _counter_tally(row: sqlite3.Row) -> MinuteTally:
+    """One ``attempt_minutes`` row as a tally of its own."""
+    kind, name = row["counter"].split(":", 1)
+    outcomes, durations = ({name: row["n"]}, {}) if kind == "o" else ({}, {int(name): row["n"]})
+    return MinuteTally(row["kind"], from_text(row["minute"]), outcomes, durations)
+
+
 def stores(db: Database) -> Stores:
-    """The four store ports on ``db`` (see ``open_database``)."""
+    """The store ports on ``db`` (see ``open_database``)."""
     return Stores(effects=SqliteEffectStore(db), failed=SqliteFailedTaskStore(db), analytics=SqliteAnalyticsStore(db),
-                  orders=SqliteOrderStore(db))
+                  orders=SqliteOrderStore(db), attempts=SqliteAttemptLog(db))
 
 
 class SqliteStore(Stores):
-    """The four SQLite ports on one file: ``open_database(path)`` and ``stores(db)`` in one step,
+    """The SQLite ports on one file: ``open_database(path)`` and ``stores(db)`` in one step,
     under the name of the one class that used to serve them all (``SqliteStore(path).effects``
     is its ``EffectStore``)."""
 
@@ -602,7 +669,7 @@ class SqliteStore(Stores):
         """Open (creating if needed) the database at ``path``; waits ``busy_timeout`` s for locks."""
         db = open_database(path, busy_timeout)
         super().__init__(effects=SqliteEffectStore(db), failed=SqliteFailedTaskStore(db),
-                         analytics=SqliteAnalyticsStore(db), orders=SqliteOrderStore(db))
+                         analytics=SqliteAnalyticsStore(db), orders=SqliteOrderStore(db), attempts=SqliteAttemptLog(db))
         object.__setattr__(self, "db", db)      # a frozen dataclass: set once, here
 
     @property

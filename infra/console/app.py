@@ -26,6 +26,8 @@ from ordertasks.infra.console import overview, queues, timeline
 from ordertasks.infra.console.cancel import cancel_pending_tasks, cancel_summary
 from ordertasks.infra.console.context import Console
 from ordertasks.infra.console.security import protect
+from ordertasks.handlers.ports import FAILED_STATUSES, FailedStatus
+from ordertasks.producer.failure_groups import group_failures
 from ordertasks.producer.triage import REPLAYABLE, TriageError, age
 
 log = logging.getLogger("ordertasks.console")
@@ -104,22 +106,37 @@ def _errors(app: Flask) -> None:
 
 
 def _overview_routes(app: Flask, console: Console) -> None:
+    app.jinja_env.filters["duration"] = overview.duration_text
+    live = {"chart": overview.minute_chart, "refresh": overview.LIVE_REFRESH_SECONDS}
+    closed = overview.ClosedMinutes()         # minutes that can no longer change, read once
+
     @app.get("/")
     def index() -> str:
         now = console.clock.now()
         rows = [overview.kind_counts(console, kind) for kind in console.catalog.kinds]
         series = overview.failures_per_hour(console, now)
         return render_template("overview.html", rows=rows, outcomes=overview.OUTCOMES,
-                               chart=overview.bar_chart(series), total_failed=sum(n for _, n in series),
-                               queues=queues.queue_views(console, now), now=now)
+                               failed_chart=overview.bar_chart(series), total_failed=sum(n for _, n in series),
+                               queues=queues.queue_views(console, now), now=now,
+                               live=overview.live_overview(console, now, closed), **live)
+
+    @app.get("/overview/live")
+    def overview_live() -> str:
+        """The live part alone: what ``static/live.js`` swaps in every few seconds."""
+        view = overview.live_overview(console, console.clock.now(), closed)
+        return render_template("overview_live.html", live=view, **live)
 
 
 # --- queues -----------------------------------------------------------------------------
 
 
-def _queue_or_404(console: Console, name: str, action: str) -> None:
+def _catalog_queue_or_404(console: Console, name: str) -> None:
     if name not in console.catalog.queues:
         abort(404, description=f"no queue {name!r} in the catalog")
+
+
+def _queue_or_404(console: Console, name: str, action: str) -> None:
+    _catalog_queue_or_404(console, name)
     if action not in queues.ACTIONS:
         abort(404, description=f"queues can be {', '.join(queues.ACTIONS)}d, not {action!r}")
 
@@ -148,6 +165,50 @@ def _queue_routes(app: Flask, console: Console) -> None:
             flash(f"{name}: {action} failed: {exc.message}", "error")
         return redirect(url_for("queue_list"))
 
+    _queue_task_routes(app, console)
+
+
+def _task_or_404(console: Console, name: str, task_id: str, action: str | None = None) -> Any:
+    _catalog_queue_or_404(console, name)
+    if action is not None and action not in queues.TASK_ACTIONS:
+        abort(404, description=f"a task can be run or deleted, not {action!r}")
+    task = queues.get_task(console, name, task_id, console.clock.now())
+    if task is None:
+        abort(404, description=f"no task {task_id!r} in {name}: it ran, was deleted, or never existed; "
+                               f"the queue's page lists the tasks it holds")
+    return task
+
+
+def _queue_task_routes(app: Flask, console: Console) -> None:
+    @app.get("/queues/<name>/tasks")
+    def queue_tasks(name: str) -> str:
+        _catalog_queue_or_404(console, name)
+        now, token = console.clock.now(), request.args.get("page") or ""
+        try:
+            tasks, next_token = queues.task_page(console, name, token, now)
+        except gexc.InvalidArgument as exc:
+            abort(400, description=f"{exc.message}; start again from the queue's first page")
+        return render_template("queue_tasks.html", queue=queues.queue_view(console, name, now), tasks=tasks,
+                               next_token=next_token, first_page=not token, page_size=queues.TASK_PAGE_SIZE)
+
+    @app.get("/queues/<name>/tasks/<task_id>")
+    def queue_task(name: str, task_id: str) -> str:
+        return render_template("queue_task.html", queue_name=name, task=_task_or_404(console, name, task_id))
+
+    @app.get("/queues/<name>/tasks/<task_id>/<action>")
+    def queue_task_confirm(name: str, task_id: str, action: str) -> str:
+        task = _task_or_404(console, name, task_id, action)
+        return render_template("queue_task_confirm.html", queue_name=name, task=task, action=action)
+
+    @app.post("/queues/<name>/tasks/<task_id>/<action>")
+    def queue_task_act(name: str, task_id: str, action: str) -> Response:
+        _task_or_404(console, name, task_id, action)
+        try:
+            flash(queues.apply_task_action(console, name, task_id, action), "ok")
+        except gexc.GoogleAPICallError as exc:
+            flash(f"{task_id}: {action} failed: {exc.message}", "error")
+        return redirect(url_for("queue_tasks", name=name))
+
 
 # --- orders -----------------------------------------------------------------------------
 
@@ -161,6 +222,9 @@ def _search(console: Console, query: str) -> list[Any]:
 
 
 def _order_routes(app: Flask, console: Console) -> None:
+    app.jinja_env.filters["duration"] = overview.duration_text
+    app.jinja_env.globals["attempt_words"] = timeline.ATTEMPT_WORDS
+
     @app.get("/orders")
     def orders() -> str | Response:
         query = (request.args.get("q") or "").strip()
@@ -229,7 +293,14 @@ def _failed_routes(app: Flask, console: Console) -> None:
         return render_template("failed_list.html", where=where, page=page, total=console.failed.count_failed(where),
                                args=failed_page.filter_args(where), first_page=cursor is None,
                                next_link=failed_page.query_string(where, cursor=page.cursor or "") if page.cursor else None,
-                               bulk_link=failed_page.query_string(where))
+                               bulk_link=failed_page.query_string(where),
+                               error_types=failed_page.error_type_choices(console.failed, where))
+
+    @app.get("/failed/groups")
+    def failed_groups() -> str:
+        where = _filter_or_400(console)
+        return render_template("failed_groups.html", where=where, grouping=group_failures(console.failed, where),
+                               args=failed_page.filter_args(where))
 
     @app.get("/failed/<failed_id>")
     def failed_detail(failed_id: str) -> str:
@@ -279,6 +350,11 @@ def _bulk_routes(app: Flask, console: Console) -> None:
     @app.get("/failed/bulk-replay")
     def bulk_confirm() -> str:
         where = _filter_or_400(console)
+        if request.args.getlist("id"):
+            return _selection_page(where, "replay", failed_page.selected(console.failed, request.args.getlist("id"),
+                                                                         REPLAYABLE))
+        if "group_type" in request.args:
+            return _group_page(console, where)
         target = failed_page.bulk_filter(where)
         entries, total = failed_page.bulk_selection(console.failed, target) if target else ([], 0)
         return render_template("failed_bulk.html", where=where, target=target, entries=entries, total=total,
@@ -301,4 +377,47 @@ def _bulk_routes(app: Flask, console: Console) -> None:
             if result.error:
                 flash(f"{failed_id}: replay failed: {result.error}", "error")
         flash(f"bulk replay: {done} of {len(ids)} replayed", "ok" if done == len(ids) else "error")
+        return redirect(url_for("failed_list", **failed_page.filter_args(_filter_or_400(console))))
+
+    _bulk_resolve_routes(app, console)
+
+
+def _selection_page(where: Any, action: str, selection: failed_page.Selection, group: Any = None) -> str:
+    """The confirm page of a replay or resolve of chosen entries (ticked, or one group)."""
+    return render_template("failed_selected.html", action=action, selection=selection, group=group,
+                           args=failed_page.filter_args(where), limit=failed_page.BULK_LIMIT)
+
+
+def _group_page(console: Console, where: Any) -> str:
+    error_type, message = request.args.get("group_type", ""), request.args.get("group_message", "")
+    selection = failed_page.group_selection(console.failed, where, error_type, message)
+    if selection is None:
+        abort(404, description=f"no open {error_type!r} failures read {message[:200]!r} any more; "
+                               "the Failed tasks page lists the groups there are now")
+    return _selection_page(where, "replay", selection, group=(error_type, message))
+
+
+def _bulk_resolve_routes(app: Flask, console: Console) -> None:
+    @app.get("/failed/bulk-resolve")
+    def bulk_resolve_confirm() -> str:
+        wanted = set(FAILED_STATUSES) - {FailedStatus.RESOLVED}
+        return _selection_page(_filter_or_400(console), "resolve",
+                               failed_page.selected(console.failed, request.args.getlist("id"), wanted))
+
+    @app.post("/failed/bulk-resolve")
+    def bulk_resolve() -> Response:
+        ids, note = request.form.getlist("id")[: failed_page.BULK_LIMIT], (request.form.get("note") or "").strip()
+        if not ids or not note:
+            flash("nothing resolved: " + ("no tasks were selected" if not ids else
+                                          "write a note saying what was done (it is kept with each entry)"), "error")
+            return redirect(url_for("bulk_resolve_confirm", id=ids) if ids else url_for("failed_list"))
+        who = (request.form.get("by") or "console").strip()[:100]
+        done = 0
+        for failed_id in ids:
+            try:
+                console.triage.resolve(failed_id, note[:2000], who)
+                done += 1
+            except TriageError as exc:
+                flash(f"{failed_id}: not resolved: {exc}", "error")
+        flash(f"bulk resolve: {done} of {len(ids)} resolved by {who}", "ok" if done == len(ids) else "error")
         return redirect(url_for("failed_list", **failed_page.filter_args(_filter_or_400(console))))

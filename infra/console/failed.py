@@ -1,4 +1,5 @@
-"""The Failed tasks pages: reading filters from a query string, choosing a bulk replay's set.
+"""The Failed tasks pages: reading filters from a query string, choosing what a bulk action acts on
+(the filter's open entries, the ids ticked in the list, or one group of like failures).
 
 Filters arrive as ``?kind=&status=&error_type=&from=YYYY-MM-DD&to=YYYY-MM-DD``; ``to`` is
 inclusive (the whole day). A bad value is reported on the page, never a 500.
@@ -6,13 +7,14 @@ inclusive (the whole day). A bad value is reported on the page, never a 500.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
 from ordertasks.handlers.errors import OrderTasksError
 from ordertasks.handlers.ports import FAILED_STATUSES, FailedFilter, FailedStatus, FailedTask, FailedTaskStore
+from ordertasks.producer.failure_groups import group_failures
 from ordertasks.producer.triage import REPLAYABLE
 
 BULK_LIMIT = 200
@@ -69,3 +71,43 @@ def bulk_filter(where: FailedFilter) -> FailedFilter | None:
 def bulk_selection(store: FailedTaskStore, where: FailedFilter) -> tuple[list[FailedTask], int]:
     """(the first ``BULK_LIMIT`` entries a bulk replay would replay, how many match in all)."""
     return store.page_failed(where, limit=BULK_LIMIT).entries, store.count_failed(where)
+
+
+ERROR_TYPE_LIMIT = 50
+
+
+def error_type_choices(store: FailedTaskStore, where: FailedFilter) -> list[str]:
+    """The error-type ``<select>``'s options: the types in the log (a bounded distinct query),
+    plus the one the filter names if it is not among them."""
+    types = store.failed_error_types(ERROR_TYPE_LIMIT)
+    return sorted({*types, where.error_type}) if where.error_type and where.error_type not in types else types
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The entries a "selected" or "group" action would act on, and what was left out."""
+
+    entries: list[FailedTask]
+    skipped: list[str]           # ``id: why`` for ids that are unknown or in the wrong status
+
+
+def selected(store: FailedTaskStore, ids: list[str], wanted: frozenset[str] | set[str]) -> Selection:
+    """The first ``BULK_LIMIT`` distinct ``ids`` whose entries are in a ``wanted`` status."""
+    entries, skipped = [], []
+    for failed_id in list(dict.fromkeys(ids))[:BULK_LIMIT]:
+        entry = store.get_failed(failed_id)
+        if entry is None:
+            skipped.append(f"{failed_id}: no such entry")
+        elif entry.status not in wanted:
+            skipped.append(f"{failed_id}: {entry.status}")
+        else:
+            entries.append(entry)
+    return Selection(entries, skipped)
+
+
+def group_selection(store: FailedTaskStore, where: FailedFilter, error_type: str, message: str) -> Selection | None:
+    """The replayable entries of one group (``producer.failure_groups``), ``None`` if it is gone."""
+    group = group_failures(store, where).find(error_type, message)
+    if group is None:
+        return None
+    return Selection([e for e in group.entries if e.status in REPLAYABLE][:BULK_LIMIT], [])

@@ -5,13 +5,21 @@ the catalog), due-now versus later from a bounded task listing (``producer.backl
 "done / failed in the last hour" from aggregation queries on the stores (effects completed,
 tasks that failed for good). Per-attempt dispatch counts live in Cloud Monitoring
 (``cloudtasks.googleapis.com/queue/task_attempt_count``), not here.
+
+A queue's own page lists its tasks a page at a time (``ListTasks`` with its page token, BASIC
+view); a task's page reads it with ``GetTask`` in the FULL view, whose body is the reference
+``{kind, v, order_id}`` (never the order's data). Run now is ``RunTask``, delete ``DeleteTask``.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from google.api_core import exceptions as gexc
+from google.cloud import tasks_v2
 
 from ordertasks.handlers.ports import EffectState, FailedFilter
 from ordertasks.infra.config import Catalog, QueueConfig
@@ -105,3 +113,109 @@ def apply_action(console: Console, name: str, action: str) -> str:
     if action == "purge":
         return f"{name}: purged (tasks created before now are being deleted)"
     return f"{name}: {action}d, now {queue.state.name}"
+
+
+# --- one queue's tasks ------------------------------------------------------------------
+
+TASK_PAGE_SIZE = 50
+TASK_ACTIONS = ("run", "delete")
+TASK_STATES = ("due", "retrying", "scheduled")
+REFERENCE_FIELDS = ("kind", "v", "order_id")
+
+
+@dataclass(frozen=True)
+class TaskView:
+    """One task of a queue as a person reads it (``body`` only from a FULL view)."""
+
+    id: str
+    name: str
+    state: str                       # one of TASK_STATES
+    schedule: datetime | None
+    created: datetime | None
+    dispatches: int
+    responses: int
+    first_attempt: datetime | None
+    last_attempt: datetime | None
+    last_status: str                 # "503 Service Unavailable"-like, "" when no answer yet
+    url: str
+    body: dict[str, Any] | None = None
+    body_problem: str | None = None  # why ``body`` is not a task reference
+
+
+def _moment(value: Any) -> datetime | None:
+    if not value:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def task_state(task: Any, now: datetime) -> str:
+    """``retrying`` once an attempt failed (it waits out a backoff, or is due again), else
+    ``due`` when its schedule has passed, else ``scheduled`` (never tried yet)."""
+    attempt = task.last_attempt if "last_attempt" in task else None
+    if task.dispatch_count or (attempt is not None and "dispatch_time" in attempt):
+        return "retrying"
+    when = _moment(task.schedule_time)
+    return "due" if when is None or when <= now else "scheduled"
+
+
+def _answer(attempt: Any) -> str:
+    if attempt is None or "response_status" not in attempt:
+        return ""
+    status = attempt.response_status     # a google.rpc.Status: the message says the HTTP status
+    return status.message or f"code {status.code}"
+
+
+def _reference(body: bytes) -> tuple[dict[str, Any] | None, str | None]:
+    """The task body as the reference it should be (``{kind, v, order_id}``), or why it is not."""
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return None, f"not JSON ({len(body)} bytes)"
+    if not isinstance(parsed, dict) or not all(field in parsed for field in REFERENCE_FIELDS):
+        return None, f"not a task reference (fields: {', '.join(sorted(parsed)) if isinstance(parsed, dict) else '-'})"
+    return {field: parsed[field] for field in REFERENCE_FIELDS}, None
+
+
+def task_view(task: Any, now: datetime) -> TaskView:
+    """A ``tasks_v2.Task`` as the console shows it."""
+    first = task.first_attempt if "first_attempt" in task else None
+    last = task.last_attempt if "last_attempt" in task else None
+    body, problem = _reference(task.http_request.body) if task.http_request.body else (None, None)
+    return TaskView(task.name.rsplit("/", 1)[-1], task.name, task_state(task, now), _moment(task.schedule_time),
+                    _moment(task.create_time), task.dispatch_count, task.response_count,
+                    _moment(first.dispatch_time) if first else None, _moment(last.dispatch_time) if last else None,
+                    _answer(last), task.http_request.url, body, problem)
+
+
+def task_page(console: Console, name: str, page_token: str, now: datetime) -> tuple[list[TaskView], str]:
+    """One page of the queue's tasks (``ListTasks``, BASIC view: no bodies) and the next page's token."""
+    path = queue_path(console.catalog.project, console.catalog.region, name)
+    pager = console.tasks.list_tasks(request={"parent": path, "page_size": TASK_PAGE_SIZE, "page_token": page_token},
+                                     timeout=10)
+    page = next(iter(pager.pages))
+    return [task_view(task, now) for task in page.tasks], page.next_page_token
+
+
+def task_path(console: Console, name: str, task_id: str) -> str:
+    """``projects/…/queues/NAME/tasks/TASK_ID``."""
+    return f"{queue_path(console.catalog.project, console.catalog.region, name)}/tasks/{task_id}"
+
+
+def get_task(console: Console, name: str, task_id: str, now: datetime) -> TaskView | None:
+    """The task with its body (``GetTask``, FULL view), or ``None`` when it is gone."""
+    try:
+        task = console.tasks.get_task(request={"name": task_path(console, name, task_id),
+                                               "response_view": tasks_v2.Task.View.FULL}, timeout=10)
+    except gexc.NotFound:
+        return None
+    return task_view(task, now)
+
+
+def apply_task_action(console: Console, name: str, task_id: str, action: str) -> str:
+    """Run the task now (``RunTask``) or delete it (``DeleteTask``); return what happened."""
+    path = task_path(console, name, task_id)
+    if action == "run":
+        console.tasks.run_task(request={"name": path}, timeout=10)
+        return f"{task_id}: dispatched now (Cloud Tasks deletes it once the handler answers 2xx)"
+    console.tasks.delete_task(request={"name": path}, timeout=10)
+    return f"{task_id}: deleted from {name}"

@@ -20,6 +20,7 @@ from ordertasks.handlers.settings import Backend, StoreSettings, TasksSettings
 from ordertasks.infra.console import Console, create_app
 from ordertasks.producer import wiring
 from ordertasks.producer.enqueue import Enqueuer, task_name
+from ordertasks.producer.failure_groups import GROUP_BOUND
 from ordertasks.producer.triage import triage_for
 from tests.console.conftest import failure
 from tests.contract.conftest import firestore_client_for, sanitized_project_id
@@ -144,11 +145,13 @@ def test_pages_read_a_bounded_number_of_documents(firestore_console: tuple[Any, 
     assert docs == 0 and aggregations > 0
     seen = {"/": docs}
     for path in ("/queues", "/failed", "/failed?kind=notify_warehouse&status=open", "/failed/f-0:notify_warehouse",
-                 "/failed/bulk-replay?kind=notify_warehouse", "/orders", "/orders?q=c1@example.com", "/orders/ord-0"):
+                 "/failed/bulk-replay?kind=notify_warehouse", "/failed/groups", "/orders", "/orders?q=c1@example.com",
+                 "/orders/ord-0"):
         text, docs, _ = measure(client, reads, path)
         seen[path] = docs
-        assert docs < PAGE_BUDGET or path.startswith("/failed/bulk-replay"), f"{path} read {docs} documents"
-    assert seen["/failed"] == 51                          # one page of 50 and one to know there is more
+        assert docs < PAGE_BUDGET or path.startswith(("/failed/bulk-replay", "/failed/groups")), f"{path} read {docs}"
+    assert seen["/failed"] == 51 + 1       # a page of 50, one to know there is more, one per error type (a select)
+    assert seen["/failed/groups"] <= FAILED + 1 <= GROUP_BOUND + 1          # the open entries, never the log
     assert "<strong>120</strong> matching" in client.get("/failed").text
     assert seen["/failed/bulk-replay?kind=notify_warehouse"] <= FAILED + 1
     print(f"documents read per page: {seen}; aggregation queries: {reads.aggregations}")
