@@ -4,6 +4,9 @@
         await tasks.schedule(order)
         await tasks.status(order_id)
         await tasks.cancel(order_id)
+        async with engine.begin() as conn:                        # the shop's own transaction
+            await tasks.schedule(order, transaction=conn)        # + the outbox rows (producer.outbox)
+        await tasks.relay()                                      # after the commit
 
 The same calls, answers and guarantees as ``OrderTasks`` (``producer.library``): the store
 steps are ``OrderRecords``, the names, bodies and answers of Cloud Tasks calls are
@@ -23,6 +26,12 @@ I/O wait:
   ``producer.audit`` and ``producer.triage`` run in a worker thread; their Cloud Tasks calls
   come back to the event loop's async client (``BlockingEnqueuer``).
 
+- **The transactional outbox** (``producer.outbox``): ``schedule(order, transaction=…)``
+  writes through the shop's own asyncio connection inside its transaction, on the loop
+  (SQLAlchemy ``AsyncConnection``/``AsyncSession`` by its ``run_sync`` bridge, psycopg 3
+  ``AsyncConnection`` natively); ``relay()`` claims and marks rows on a worker thread over its
+  own connection and schedules them through this object (``outbox.async_relay``).
+
 A gRPC aio channel belongs to the event loop it was made in, so the client connects on first
 use, inside the running loop: build the object anywhere, use it from one loop (FastAPI's
 lifespan is the place), and close it with ``async with`` or ``await tasks.close()``.
@@ -34,7 +43,7 @@ import asyncio
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel
 
@@ -48,6 +57,10 @@ from ordertasks.producer.audit import AuditSummary, Auditor
 from ordertasks.producer.enqueue import ENQUEUE_ERRORS, AsyncEnqueuer, EnqueueResult, HandlerTarget
 from ordertasks.producer.library import OrderRecords, TaskResult, not_deleted, order_parts
 from ordertasks.producer.reconcile import ReconcileSummary
+
+if TYPE_CHECKING:
+    from ordertasks.producer.outbox.async_relay import AsyncRelayer
+    from ordertasks.producer.outbox.relay import RelaySummary
 
 T = TypeVar("T")
 ORDERS_AT_ONCE = 32         # orders reconcile enqueues at once (each fans out to its kinds)
@@ -123,6 +136,7 @@ class AsyncOrderTasks:
         self.records = OrderRecords(settings, stores, enqueuer, clock)
         self.enqueuer = enqueuer
         self._owned = owned
+        self._relayer: AsyncRelayer | None = None     # built on the first relay(), closed by close()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "AsyncOrderTasks":
@@ -145,7 +159,10 @@ class AsyncOrderTasks:
         await self.close()
 
     async def close(self) -> None:
-        """Close the Cloud Tasks channel this object opened (the stores stay open, as ``OrderTasks``'s do)."""
+        """Close the relay's outbox connection and the Cloud Tasks channel this object opened
+        (the stores stay open, as ``OrderTasks``'s do)."""
+        if self._relayer is not None:
+            await self._relayer.close()
         if self._owned:
             await self.enqueuer.close()
 
@@ -172,9 +189,19 @@ class AsyncOrderTasks:
     # --- the calls ----------------------------------------------------------------------
 
     async def schedule(self, order: Mapping[str, Any] | BaseModel, *, payment_id: str | None = None,
-                       stored: OrderRecord | None = None) -> list[TaskResult]:
+                       stored: OrderRecord | None = None, transaction: Any = None) -> list[TaskResult]:
         """``OrderTasks.schedule``: store the paid order and its outbox, then create every task
-        concurrently on the event loop; one result per kind."""
+        concurrently on the event loop; one result per kind.
+
+        ``transaction``: the shop's SQLAlchemy ``AsyncConnection``/``AsyncSession`` or psycopg 3
+        ``AsyncConnection`` (or any connection ``OrderTasks.schedule`` takes) inside its own open
+        transaction: the order and what it owes are written there as outbox rows and nothing else
+        happens; every result is ``pending`` until ``relay()`` runs after the commit.
+        """
+        if transaction is not None:
+            from ordertasks.producer.outbox.writer import schedule_in_async
+
+            return await schedule_in_async(self.records, order, transaction, payment_id)
         order_id, snapshot = order_parts(order)
         if not await _store_io(self.records.record_paid, order_id, snapshot, payment_id, stored):
             return await _store_io(self.records.cancelled, order_id)
@@ -225,6 +252,17 @@ class AsyncOrderTasks:
 
         triage = triage_for(self.stores.failed, BlockingEnqueuer(self.enqueuer, asyncio.get_running_loop()))
         return await asyncio.to_thread(triage.sweep, limit)
+
+    async def relay(self, limit: int = 500) -> "RelaySummary":
+        """``OrderTasks.relay``: move committed outbox rows to the store and Cloud Tasks, each order
+        once, at most ``limit`` orders (``outbox.async_relay``: the database part on a worker
+        thread, Cloud Tasks on the loop). One relay at a time per object; call it after the commit."""
+        from ordertasks.producer.outbox.async_relay import AsyncRelayer
+        from ordertasks.producer.outbox.relay import relay_url
+
+        if self._relayer is None:
+            self._relayer = AsyncRelayer(self, relay_url(self.settings))
+        return await self._relayer.run(limit)
 
     # --- steps --------------------------------------------------------------------------
 

@@ -14,6 +14,14 @@ the relay's own, opened from a database URL.
 A SQLAlchemy ``Engine`` is refused: it holds no transaction of the caller's. Nothing here
 commits or rolls back a borrowed connection: the caller's transaction decides.
 
+asyncio connections are ``AsyncOrderTasks.schedule``'s (``outbox.writer.add_async``), and the
+synchronous ``borrowed`` refuses them saying so:
+
+| given | written through | refused when |
+|---|---|---|
+| SQLAlchemy ``AsyncConnection``/``AsyncSession`` | ``run_sync``, as its sync facade above | ``AsyncEngine``; as above |
+| psycopg 3 ``AsyncConnection`` | ``AsyncDbApiSql``: ``await cursor.execute`` | as psycopg 3 above |
+
 ``open_database(url)`` opens the relay's connection: ``postgresql://…`` (also ``postgres://``
 and SQLAlchemy's ``postgresql+psycopg://``; libpq's URL, so ``?host=/socket/dir`` works) with
 psycopg 3, or ``sqlite:///relative.db`` / ``sqlite:////absolute.db`` with ``sqlite3``.
@@ -34,6 +42,12 @@ DIALECTS = ("postgresql", "sqlite")
 ACCEPTED = ("a SQLAlchemy Connection or Session, a psycopg 3 connection or a sqlite3 connection, "
             "inside the transaction that stores your order")
 URL_HINT = "give postgresql://user:password@host:port/database or sqlite:///path/to/shop.db"
+ASYNCIO_HINT = "await AsyncOrderTasks.schedule(order, transaction=…) writes through it"
+
+
+def driver_text(statement: str, dialect: str) -> str:
+    """``statement`` in the DB-API driver's placeholders: ``?`` becomes ``%s`` for psycopg."""
+    return statement.replace("?", "%s") if dialect == "postgresql" else statement
 
 
 class DbApiSql:
@@ -42,14 +56,11 @@ class DbApiSql:
     def __init__(self, connection: Any, dialect: str) -> None:
         self.connection, self.dialect = connection, dialect
 
-    def _text(self, statement: str) -> str:
-        return statement.replace("?", "%s") if self.dialect == "postgresql" else statement
-
     def execute(self, statement: str, params: Sequence[Any] = ()) -> list[Row]:
         """One statement; its rows."""
         cursor = self.connection.cursor()
         try:
-            cursor.execute(self._text(statement), tuple(params))
+            cursor.execute(driver_text(statement, self.dialect), tuple(params))
             return [tuple(r) for r in cursor.fetchall()] if cursor.description else []
         finally:
             cursor.close()
@@ -59,9 +70,30 @@ class DbApiSql:
         if params:
             cursor = self.connection.cursor()
             try:
-                cursor.executemany(self._text(statement), [tuple(p) for p in params])
+                cursor.executemany(driver_text(statement, self.dialect), [tuple(p) for p in params])
             finally:
                 cursor.close()
+
+
+class AsyncDbApiSql:
+    """``AsyncSql`` over psycopg 3's ``AsyncConnection``: the same statements, awaited."""
+
+    dialect = "postgresql"
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+
+    async def execute(self, statement: str, params: Sequence[Any] = ()) -> list[Row]:
+        """One statement; its rows."""
+        async with self.connection.cursor() as cursor:
+            await cursor.execute(driver_text(statement, self.dialect), tuple(params))
+            return [tuple(r) for r in await cursor.fetchall()] if cursor.description else []
+
+    async def executemany(self, statement: str, params: Sequence[Sequence[Any]]) -> None:
+        """One statement per parameter tuple."""
+        if params:
+            async with self.connection.cursor() as cursor:
+                await cursor.executemany(driver_text(statement, self.dialect), [tuple(p) for p in params])
 
 
 class AlchemySql:
@@ -98,6 +130,8 @@ def _dialect(name: str) -> str:
 def borrowed(transaction: Any) -> Sql:
     """``Sql`` through the caller's open transaction (see the module docstring); else
     ``UnsupportedTransaction`` saying what to pass."""
+    if asyncio_family(transaction):
+        raise UnsupportedTransaction(f"transaction= got an asyncio {type(transaction).__name__}: {ASYNCIO_HINT}")
     family = type(transaction).__module__.split(".")[0]
     if family == "sqlalchemy":
         return _alchemy(transaction)
@@ -121,19 +155,63 @@ def _alchemy(transaction: Any) -> Sql:
         raise UnsupportedTransaction("transaction= got an Engine, which holds no transaction of yours: pass the "
                                      "Connection of `with engine.begin() as conn:` or your Session")
     connection = transaction if isinstance(transaction, Connection) else transaction.connection()
-    if connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+    if _autocommit(connection):
         raise UnsupportedTransaction("this SQLAlchemy connection is in AUTOCOMMIT mode: the outbox rows would "
                                      "commit on their own; pass a connection in a transaction")
     return AlchemySql(connection)
 
 
+def _autocommit(connection: Any) -> bool:
+    """Whether a SQLAlchemy ``Connection`` runs in autocommit: its ``isolation_level`` option, or
+    the engine's, as its DB-API connection shows it (``get_isolation_level()`` never says AUTOCOMMIT)."""
+    raw = connection.connection.dbapi_connection
+    return (connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
+            or getattr(raw, "autocommit", None) is True
+            or (isinstance(raw, sqlite3.Connection) and raw.isolation_level is None))
+
+
 def _psycopg(transaction: Any) -> Sql:
+    in_transaction(transaction, "with conn.transaction():")
+    return DbApiSql(transaction, "postgresql")
+
+
+def in_transaction(connection: Any, block: str) -> None:
+    """Refuse a psycopg 3 connection in autocommit mode outside a transaction (``block`` opens one)."""
     from psycopg.pq import TransactionStatus
 
-    if transaction.autocommit and transaction.info.transaction_status == TransactionStatus.IDLE:
+    if connection.autocommit and connection.info.transaction_status == TransactionStatus.IDLE:
         raise UnsupportedTransaction("this psycopg connection is in autocommit mode outside a transaction: "
-                                     "write inside `with conn.transaction():` so the outbox rows commit with your order")
-    return DbApiSql(transaction, "postgresql")
+                                     f"write inside `{block}` so the outbox rows commit with your order")
+
+
+def asyncio_family(transaction: Any) -> str | None:
+    """``"sqlalchemy"`` for SQLAlchemy's asyncio objects (``AsyncConnection``, ``AsyncSession``,
+    ``AsyncEngine``), ``"psycopg"`` for psycopg 3's ``AsyncConnection``, else ``None``."""
+    module = type(transaction).__module__
+    if module.startswith("sqlalchemy.ext.asyncio"):
+        return "sqlalchemy"
+    if module.split(".")[0] == "psycopg":
+        from psycopg import AsyncConnection
+
+        return "psycopg" if isinstance(transaction, AsyncConnection) else None
+    return None
+
+
+def alchemy_asyncio(transaction: Any) -> Any:
+    """The caller's SQLAlchemy ``AsyncConnection`` or ``AsyncSession`` (its ``run_sync`` writes
+    through ``borrowed``); an ``AsyncEngine`` is refused."""
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    if isinstance(transaction, AsyncEngine):
+        raise UnsupportedTransaction("transaction= got an AsyncEngine, which holds no transaction of yours: pass the "
+                                     "AsyncConnection of `async with engine.begin() as conn:` or your AsyncSession")
+    return transaction
+
+
+def borrowed_async(connection: Any) -> AsyncDbApiSql:
+    """``AsyncSql`` through the caller's psycopg 3 ``AsyncConnection`` inside its open transaction."""
+    in_transaction(connection, "async with conn.transaction():")
+    return AsyncDbApiSql(connection)
 
 
 def _django(connection: Any) -> Sql:

@@ -15,10 +15,10 @@ from datetime import datetime
 from typing import Any
 
 from ordertasks.producer.outbox.ports import Claim, Database, Row, Sql
-from ordertasks.producer.outbox.rows import (EFFECTS_TABLE, ORDERS_TABLE, WAITING_INDEX, OutboxCounts, OutboxRow,
+from ordertasks.producer.outbox.rows import (EFFECTS_TABLE, ORDERS_TABLE, WAITING_INDEX, OutboxRow,
                                             OwedEffect, utc)
-from ordertasks.producer.outbox.statements import WAITING, adding, counted, settle
-from ordertasks.producer.outbox.steps import Steps, run_steps
+from ordertasks.producer.outbox.statements import WAITING, SharedOutbox, adding, settle
+from ordertasks.producer.outbox.steps import Steps
 
 DDL = [
     f"""CREATE TABLE IF NOT EXISTS {ORDERS_TABLE} (
@@ -48,18 +48,11 @@ def _snapshot(value: Any) -> dict[str, Any]:
     return dict(loaded)
 
 
-class PostgresOutbox:
+class PostgresOutbox(SharedOutbox):
     """``ShopOutbox`` in PostgreSQL (see ``outbox.ports`` for the contract)."""
 
     dialect = "postgresql"
-
-    def ddl(self) -> list[str]:
-        """The tables and the relay's partial index, ``IF NOT EXISTS``."""
-        return list(DDL)
-
-    def add(self, sql: Sql, row: OutboxRow) -> dict[str, Any] | None:
-        """Insert in the caller's transaction; an existing order id is left alone."""
-        return run_steps(sql, self.adding(row))
+    DDL = DDL
 
     def adding(self, row: OutboxRow) -> Steps[dict[str, Any] | None]:
         """``add``'s statements (see ``outbox.steps``)."""
@@ -74,10 +67,6 @@ class PostgresOutbox:
             claim = Claim(self._rows(sql, found))
             yield claim
             settle(sql, claim)
-
-    def counts(self, sql: Sql) -> OutboxCounts:
-        """Waiting, relayed and refused orders."""
-        return counted(sql)
 
     def _rows(self, sql: Sql, found: Sequence[Row]) -> list[OutboxRow]:
         if not found:

@@ -19,7 +19,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import suppress
+from contextlib import AbstractContextManager, suppress
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("ordertasks.outbox")
 Schedule = Callable[..., Sequence[Any]]     # OrderTasks.schedule: (order, *, payment_id) -> TaskResults
 REFUSED = "refused"
+REFUSABLE = (InvalidPayload, ValueError)     # the order can never be scheduled (OrderConflict is a ValueError)
 NO_URL = ("no outbox database is named: set ORDERTASKS_OUTBOX_URL (or the catalog's [outbox] database_url), "
           "or pass --database-url")
 
@@ -67,21 +68,47 @@ class RelaySummary:
                 f"{self.pending} pending for reconcile, {self.cancelled} cancelled), {self.refused} refused")
 
 
-class Relay:
-    """Claims waiting rows batch by batch and relays each through ``schedule``."""
+class RelayBase:
+    """What the synchronous ``Relay`` and ``AsyncRelay`` (``outbox.async_relay``) share: the next
+    claim, and a relayed or refused row reported to it."""
 
-    def __init__(self, outbox: ShopOutbox, database: Database, schedule: Schedule, clock: Clock,
+    def __init__(self, outbox: ShopOutbox, database: Database, schedule: Callable[..., Any], clock: Clock,
                  batch: int = 20, workers: int = 4, lease_seconds: float = 300.0) -> None:
         self.outbox, self.database, self.schedule, self.clock = outbox, database, schedule, clock
         self.batch, self.workers, self.lease_seconds = batch, workers, lease_seconds
+
+    def next_claim(self, remaining: int) -> AbstractContextManager[Claim]:
+        """A claim of the next waiting rows, at most a batch and ``remaining``."""
+        return self.outbox.claim(self.database, min(self.batch, remaining), self.clock.now(), self.lease_seconds)
+
+    def relayed(self, row: OutboxRow, claim: Claim, results: Sequence[Any]) -> list[str]:
+        """``row`` was scheduled: report it relayed; its outcomes."""
+        claim.relayed(row.order_id, self.clock.now())
+        return ["relayed", *(result.state for result in results)]
+
+    def refused(self, row: OutboxRow, claim: Claim, exc: Exception) -> list[str]:
+        """``row`` can never be scheduled (``exc`` says why): report it refused; its outcome."""
+        claim.refused(row.order_id, f"{type(exc).__name__}: {exc}")
+        log.warning("outbox row refused", extra={"order_id": row.order_id, "error": str(exc)[:300]})
+        return [REFUSED]
+
+
+def finished(outcomes: Counter[str]) -> int:
+    """Rows a run has settled so far, relayed or refused."""
+    return outcomes["relayed"] + outcomes[REFUSED]
+
+
+class Relay(RelayBase):
+    """Claims waiting rows batch by batch and relays each through ``schedule``."""
+
+    schedule: Schedule
 
     def run(self, limit: int = 500) -> RelaySummary:
         """Relay up to ``limit`` orders, oldest first; stop early when none are waiting."""
         outcomes: Counter[str] = Counter()
         with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="relay") as pool:
-            while (done := outcomes["relayed"] + outcomes[REFUSED]) < limit:
-                now = self.clock.now()
-                with self.outbox.claim(self.database, min(self.batch, limit - done), now, self.lease_seconds) as claim:
+            while (done := finished(outcomes)) < limit:
+                with self.next_claim(limit - done) as claim:
                     for states in pool.map(lambda row: self._relay(row, claim), claim.rows):
                         outcomes.update(states)
                 if not claim.rows:
@@ -92,12 +119,9 @@ class Relay:
         """One row: ``schedule`` it, then report it relayed (or refused, if it never can be)."""
         try:
             results = self.schedule(row.order(), payment_id=row.payment_id)
-        except (InvalidPayload, ValueError) as exc:     # OrderConflict is a ValueError
-            claim.refused(row.order_id, f"{type(exc).__name__}: {exc}")
-            log.warning("outbox row refused", extra={"order_id": row.order_id, "error": str(exc)[:300]})
-            return [REFUSED]
-        claim.relayed(row.order_id, self.clock.now())
-        return ["relayed", *(result.state for result in results)]
+        except REFUSABLE as exc:
+            return self.refused(row, claim, exc)
+        return self.relayed(row, claim, results)
 
 
 def outbox_database_url(settings: Settings) -> str | None:
@@ -109,38 +133,61 @@ def outbox_database_url(settings: Settings) -> str | None:
     return expand(named, settings.environment, "[outbox] database_url") if named else None
 
 
+def relay_url(settings: Settings) -> str:
+    """``outbox_database_url``, or ``ConfigurationError`` saying how to name one."""
+    url = outbox_database_url(settings)
+    if url is None:
+        raise ConfigurationError(NO_URL)
+    return url
+
+
+class RelayConnection:
+    """A relayer's own connection to the outbox database at ``url``: opened on first use,
+    dropped when the database was lost (the next use connects afresh)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._database: Database | None = None
+
+    def open(self) -> Database:
+        """The connection, opened if it is not."""
+        if self._database is None:
+            self._database = open_database(self.url)
+        return self._database
+
+    def drop(self) -> None:
+        """Close the connection (quietly: the server may have dropped it already)."""
+        if self._database is not None:
+            with suppress(Exception):
+                self._database.close()
+            self._database = None
+
+
 class Relayer:
     """``OrderTasks.relay()``: one relay at a time over one connection, opened on first use."""
 
     def __init__(self, tasks: "OrderTasks", url: str, batch: int = 20, workers: int = 4) -> None:
-        self.tasks, self.url, self.batch, self.workers = tasks, url, batch, workers
+        self.tasks, self.batch, self.workers = tasks, batch, workers
+        self.connection = RelayConnection(url)
         self._lock = threading.Lock()
-        self._database: Database | None = None
 
     def run(self, limit: int = 500) -> RelaySummary:
         """Relay up to ``limit`` orders; a caller that finds a relay running waits for it, then
         runs its own (so a row committed meanwhile is never left behind)."""
         with self._lock:
-            if self._database is None:
-                self._database = open_database(self.url)
-            relay = Relay(outbox_for(self._database.dialect), self._database, self.tasks.schedule, self.tasks.clock,
+            database = self.connection.open()
+            relay = Relay(outbox_for(database.dialect), database, self.tasks.schedule, self.tasks.clock,
                           self.batch, self.workers)
             try:
                 return relay.run(limit)
             except DependencyUnavailable:
-                self._drop()        # the next run connects afresh
+                self.connection.drop()        # the next run connects afresh
                 raise
 
     def close(self) -> None:
         """Close the connection."""
         with self._lock:
-            self._drop()
-
-    def _drop(self) -> None:
-        if self._database is not None:
-            with suppress(Exception):    # a connection the server already dropped
-                self._database.close()
-            self._database = None
+            self.connection.drop()
 
 
 _building = threading.Lock()
@@ -151,9 +198,6 @@ def relayer_for(tasks: "OrderTasks") -> Relayer:
     with _building:
         relayer: Relayer | None = tasks._relayer
         if relayer is None:
-            url = outbox_database_url(tasks.settings)
-            if url is None:
-                raise ConfigurationError(NO_URL)
-            relayer = tasks._relayer = Relayer(tasks, url)
+            relayer = tasks._relayer = Relayer(tasks, relay_url(tasks.settings))
             tasks._owned.append(relayer)
         return relayer

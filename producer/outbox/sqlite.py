@@ -19,10 +19,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ordertasks.producer.outbox.ports import Claim, Database, Row, Sql
-from ordertasks.producer.outbox.rows import (EFFECTS_TABLE, ORDERS_TABLE, WAITING_INDEX, OutboxCounts, OutboxRow,
+from ordertasks.producer.outbox.rows import (EFFECTS_TABLE, ORDERS_TABLE, WAITING_INDEX, OutboxRow,
                                             OwedEffect, sortable)
-from ordertasks.producer.outbox.statements import WAITING, adding, counted, settle
-from ordertasks.producer.outbox.steps import Steps, run_steps
+from ordertasks.producer.outbox.statements import WAITING, SharedOutbox, adding, settle
+from ordertasks.producer.outbox.steps import Steps
 
 DDL = [
     f"""CREATE TABLE IF NOT EXISTS {ORDERS_TABLE} (
@@ -62,18 +62,11 @@ def release(sql: Sql, token: str) -> None:
     sql.execute(f"UPDATE {ORDERS_TABLE} SET claimed_until = NULL, claimed_by = NULL WHERE claimed_by = ?", (token,))
 
 
-class SqliteOutbox:
+class SqliteOutbox(SharedOutbox):
     """``ShopOutbox`` in SQLite (see ``outbox.ports`` for the contract)."""
 
     dialect = "sqlite"
-
-    def ddl(self) -> list[str]:
-        """The tables and the relay's partial index, ``IF NOT EXISTS``."""
-        return list(DDL)
-
-    def add(self, sql: Sql, row: OutboxRow) -> dict[str, Any] | None:
-        """Insert in the caller's transaction; an existing order id is left alone."""
-        return run_steps(sql, self.adding(row))
+    DDL = DDL
 
     def adding(self, row: OutboxRow) -> Steps[dict[str, Any] | None]:
         """``add``'s statements (see ``outbox.steps``)."""
@@ -103,10 +96,6 @@ class SqliteOutbox:
             settle(sql, claim, sortable, RELEASE)
             release(sql, token)
 
-    def counts(self, sql: Sql) -> OutboxCounts:
-        """Waiting, relayed and refused orders."""
-        return counted(sql)
-
     def _rows(self, sql: Sql, found: Sequence[Row]) -> list[OutboxRow]:
         if not found:
             return []
@@ -116,5 +105,5 @@ class SqliteOutbox:
         owed: dict[str, list[OwedEffect]] = {}
         for order_id, kind, name, due, audit_at in effects:
             owed.setdefault(order_id, []).append(OwedEffect(kind, name, datetime.fromisoformat(due), _time(audit_at)))
-        return [OutboxRow(order_id, dict(json.loads(snapshot)), payment_id, datetime.fromisoformat(created),
+        return [OutboxRow(order_id, _loaded(snapshot), payment_id, datetime.fromisoformat(created),
                           tuple(owed.get(order_id, ()))) for order_id, snapshot, payment_id, created in found]

@@ -10,7 +10,7 @@ from typing import Any
 
 from ordertasks.producer.outbox.ports import Claim, Sql
 from ordertasks.producer.outbox.rows import EFFECTS_TABLE, ORDERS_TABLE, OutboxCounts, OutboxRow
-from ordertasks.producer.outbox.steps import Step, Steps
+from ordertasks.producer.outbox.steps import Step, Steps, run_steps
 
 WAITING = "relayed_at IS NULL AND refused IS NULL"
 
@@ -50,3 +50,26 @@ def counted(sql: Sql) -> OutboxCounts:
         f"SELECT COALESCE(SUM(CASE WHEN {WAITING} THEN 1 ELSE 0 END), 0), COUNT(relayed_at), COUNT(refused) "
         f"FROM {ORDERS_TABLE}")[0]
     return OutboxCounts(int(waiting), int(relayed), int(refused))
+
+
+class SharedOutbox:
+    """What both ``ShopOutbox`` backends do alike: their ``DDL``, ``add`` as their ``adding``
+    steps, the counts."""
+
+    DDL: list[str] = []
+
+    def ddl(self) -> list[str]:
+        """The tables and the relay's partial index, ``IF NOT EXISTS``."""
+        return list(self.DDL)
+
+    def adding(self, row: OutboxRow) -> Steps[dict[str, Any] | None]:
+        """``add``'s statements (see ``outbox.steps``): the backend's."""
+        raise NotImplementedError
+
+    def add(self, sql: Sql, row: OutboxRow) -> dict[str, Any] | None:
+        """Insert in the caller's transaction; an existing order id is left alone."""
+        return run_steps(sql, self.adding(row))
+
+    def counts(self, sql: Sql) -> OutboxCounts:
+        """Waiting, relayed and refused orders."""
+        return counted(sql)
