@@ -28,6 +28,14 @@ The whole retry policy lives here, once:
 6. If a failed-task record cannot be written the answer is ``RETRY``: never drop a task.
 7. ``DONE`` or ``DUPLICATE`` resolves any failed-task entry of ``(order_id, kind)`` still
    open or replayed (``resolved_by: "handler"``): the effect it was about has happened.
+8. Every delivery of a known kind ends in the attempt log (``AttemptLog.record_attempt``):
+   its attempt number, when it started, how long it took (the injected clock, from the
+   body's arrival to the answer), the outcome (``done``, ``retry``, ``failed``,
+   ``duplicate``, ``cancelled``) and the answer (the effect's result, or the redacted error),
+   bounded. It is the one write a delivery adds (Firestore: one commit of two documents,
+   the attempt and an increment of its kind's minute; SQLite: one transaction), made
+   after the outcome is decided; if it fails the answer stays the same (the log is for
+   people; the idempotency record and the failed-task log stay the truth).
 
 ``functions/main.py`` maps outcomes to HTTP status codes; nothing here knows about HTTP.
 """
@@ -45,10 +53,12 @@ from ordertasks.handlers.config import Catalog, QueueConfig
 from ordertasks.handlers.contract import Envelope, OrderSnapshot, Task, parse_envelope, salvage_ids
 from ordertasks.handlers.errors import InvalidPayload, LeaseHeld, OrderTasksError, PermanentError, RetryableError, UnknownOrder
 from ordertasks.handlers.kind import EffectContext
-from ordertasks.handlers.ports import (AttemptFailure, ClaimState, Clock, EffectRecord, EffectStore, FailedTaskStore,
-                                      FailureReport, OrderStatus, OrderStore)
+from ordertasks.handlers.ports import (ATTEMPT_ANSWER_LIMIT, AttemptFailure, AttemptLog, AttemptOutcome, AttemptRecord,
+                                      ClaimState, Clock, EffectRecord, EffectStore, FailedTaskStore, FailureReport,
+                                      OrderStatus, OrderStore)
 from ordertasks.handlers.redact import redact
 from ordertasks.handlers.registry import KindRegistry
+from ordertasks.handlers.tracing import NO_TRACING, Tracing
 
 log = logging.getLogger("ordertasks.dispatch")
 
@@ -88,14 +98,20 @@ class Result:
     message: str = ""
     error_type: str | None = None
     retry_after: float | None = None
+    answer: str = ""                 # what the effect returned, for the attempt log (``message`` when empty)
 
 
 class Dispatcher:
     """Runs deliveries against the registered effects and the stores (see module docstring)."""
 
     def __init__(self, kinds: KindRegistry, ctx: EffectContext, effect_store: EffectStore,
-                 failed_store: FailedTaskStore, orders: OrderStore, catalog: Catalog, clock: Clock) -> None:
+                 failed_store: FailedTaskStore, orders: OrderStore, catalog: Catalog, clock: Clock, *,
+                 attempts: AttemptLog | None = None, tracing: Tracing = NO_TRACING) -> None:
+        """``attempts``: where each delivery's outcome and duration go (``None``: nowhere);
+        ``tracing``: spans for the order read, the claim and the effect (``handlers.tracing``)."""
         self.kinds = kinds
+        self.tracing = tracing
+        self.attempts = attempts
         self.ctx = ctx
         self.effect_store = effect_store
         self.failed_store = failed_store
@@ -104,14 +120,22 @@ class Dispatcher:
         self.clock = clock
 
     def run(self, delivery: Delivery) -> Result:
-        """Handle one delivery; never raises for anything a task or a dependency can cause."""
+        """Handle one delivery and log the attempt; never raises for anything a task or a
+        dependency can cause."""
+        started = self.clock.now()
+        result = self._handle(delivery)
+        self._log_attempt(delivery, result, started)
+        return result
+
+    def _handle(self, delivery: Delivery) -> Result:
         try:
             envelope = parse_envelope(delivery.body)
             kind = self.kinds.kind(envelope.kind)
         except PermanentError as exc:
             return self._dead_on_arrival(delivery, exc)
         try:
-            order = self._paid_order(envelope)
+            with self.tracing.span("read order", order_id=envelope.order_id):
+                order = self._paid_order(envelope)
         except RetryableError as exc:
             return self._retry_or_dead(delivery, _unread(envelope), exc, None)
         except UnknownOrder as exc:
@@ -145,8 +169,10 @@ class Dispatcher:
     def _run_task(self, delivery: Delivery, task: Task) -> Result:
         now = self.clock.now()
         try:
-            claim = self.effect_store.claim_effect(task.order_id, task.kind, now, self._lease(task.kind),
-                                                   self.catalog.ttl_days * 86400.0)
+            with self.tracing.span("claim", kind=task.kind) as span:
+                claim = self.effect_store.claim_effect(task.order_id, task.kind, now, self._lease(task.kind),
+                                                       self.catalog.ttl_days * 86400.0)
+                span.set(claim=claim.state.value)
         except RetryableError as exc:
             return self._retry_or_dead(delivery, task, exc, None)
         if claim.state is ClaimState.DONE:
@@ -161,7 +187,8 @@ class Dispatcher:
 
     def _perform(self, delivery: Delivery, task: Task, record: EffectRecord) -> Result:
         try:
-            result = self.kinds[task.kind].perform(task, self.ctx)
+            with self.tracing.span(f"effect {task.kind}", kind=task.kind):
+                result = self.kinds[task.kind].perform(task, self.ctx)
         except PermanentError as exc:
             return self._released(delivery, task, exc, self._dead(delivery, task, exc))
         except RetryableError as exc:
@@ -179,7 +206,8 @@ class Dispatcher:
         except OrderTasksError:
             log.warning("could not mark %s done after finding it at the far end", task.effect_key)
         self._close_failed(task, now, f"delivery {delivery.task_name or '(unnamed)'} found the effect already done")
-        return Result(Outcome.DUPLICATE, task.kind, task.order_id, "effect already done (found at the far end)")
+        return Result(Outcome.DUPLICATE, task.kind, task.order_id, "effect already done (found at the far end)",
+                      answer=_answer(result))
 
     def _complete(self, delivery: Delivery, task: Task, result: dict[str, Any], record: EffectRecord | None) -> Result:
         now = self.clock.now()
@@ -195,7 +223,21 @@ class Dispatcher:
             log.error("effect %s for %s done but not recorded; asking for a retry", task.kind, task.order_id)
             return self._retry_or_dead(delivery, task, exc, record)
         self._close_failed(task, now, f"effect done by delivery {delivery.task_name or '(unnamed)'}")
-        return Result(Outcome.DONE, task.kind, task.order_id, "effect done")
+        return Result(Outcome.DONE, task.kind, task.order_id, "effect done", answer=_answer(result))
+
+    def _log_attempt(self, delivery: Delivery, result: Result, started: datetime) -> None:
+        """Record the delivery in the attempt log (rule 8); a failure to write only logs a warning."""
+        kind = result.kind
+        if self.attempts is None or not result.order_id or kind is None or kind not in self.kinds:
+            return              # a body with no known kind has no chart to count in (the failed log has it)
+        elapsed = max(0, round((self.clock.now() - started).total_seconds() * 1000))
+        answer = redact(result.answer or result.message)[:ATTEMPT_ANSWER_LIMIT]
+        record = AttemptRecord(result.order_id, kind, delivery.attempt, started, elapsed, ATTEMPT_OUTCOMES[result.outcome],
+                               answer, started + timedelta(days=self.catalog.ttl_days), delivery.task_name)
+        try:
+            self.attempts.record_attempt(record)
+        except OrderTasksError:
+            log.warning("could not log attempt %s of %s:%s", delivery.attempt, result.order_id, result.kind)
 
     def _close_failed(self, task: Task, now: datetime, note: str) -> None:
         # Whatever failed before (a lost lease race on the final attempt, a replay), the effect
@@ -297,6 +339,16 @@ class Dispatcher:
             return Result(Outcome.RETRY, kind, order_id, message, type(store_exc).__name__)
         message = redact(f"{note}: {exc}" if note else str(exc))
         return Result(Outcome.DEAD, kind, order_id, message, type(exc).__name__)
+
+
+ATTEMPT_OUTCOMES = {Outcome.DONE: AttemptOutcome.DONE, Outcome.DUPLICATE: AttemptOutcome.DUPLICATE,
+                    Outcome.CANCELLED: AttemptOutcome.CANCELLED, Outcome.RETRY: AttemptOutcome.RETRY,
+                    Outcome.DEAD: AttemptOutcome.FAILED}
+
+
+def _answer(result: dict[str, Any]) -> str:
+    """An effect's result as the attempt log shows it: compact JSON (redacted and cut by the caller)."""
+    return json.dumps(result, sort_keys=True, default=str, separators=(", ", ": "))[:ATTEMPT_ANSWER_LIMIT * 2]
 
 
 def _unread(envelope: Envelope) -> Task:

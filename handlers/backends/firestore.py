@@ -839,9 +839,15 @@ class FirestoreAttemptLog(_Port):
     field each (``order_id`` equality, ``minute`` range): no composite index.
     """
 
-    def __init__(self, db: FirestoreDatabase, shards: int = ATTEMPT_SHARDS) -> None:
+    def __init__(self, db: FirestoreDatabase, shards: int = ATTEMPT_SHARDS, write_timeout: float = 5.0) -> None:
+        """``write_timeout``: how long ``record_attempt`` tries (shorter than the stores' own:
+        when Firestore is down the delivery has already waited for its claim, and the log
+        must not double that)."""
         super().__init__(db)
         self.shards = max(1, shards)
+        seconds = min(write_timeout, db.timeout)
+        self._write_call = {"retry": Retry(predicate=if_exception_type(*_TRANSIENT), initial=0.1, maximum=1.0,
+                                           multiplier=2.0, timeout=seconds), "timeout": seconds}
 
     def _minute_ref(self, tally: MinuteTally, order_id: str) -> Any:
         shard = zlib.crc32(order_id.encode()) % self.shards
@@ -858,7 +864,7 @@ class FirestoreAttemptLog(_Port):
             "minute": tally.minute, "kind": tally.kind, "expire_at": tally.minute + MINUTES_KEPT,
             "outcomes": {name: firestore.Increment(n) for name, n in tally.outcomes.items()},
             "durations": {f"b{bucket}": firestore.Increment(n) for bucket, n in tally.durations.items()}}, merge=True)
-        batch.commit(**self.db.call)
+        batch.commit(**self._write_call)
 
     @_guarded
     def attempts_for(self, order_id: str, limit: int = 500) -> list[AttemptRecord]:

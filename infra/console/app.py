@@ -22,7 +22,7 @@ from werkzeug.wrappers import Response
 from ordertasks.handlers.errors import DependencyUnavailable
 from ordertasks.producer.backend_flags import CREDENTIALS_HINT, is_missing_credentials
 from ordertasks.infra.console import failed as failed_page
-from ordertasks.infra.console import overview, queues, timeline
+from ordertasks.infra.console import overview, queues, timeline, trace_view
 from ordertasks.infra.console.cancel import cancel_pending_tasks, cancel_summary
 from ordertasks.infra.console.context import Console
 from ordertasks.infra.console.security import protect
@@ -44,10 +44,11 @@ def _from_now(moment: datetime | None, now: datetime) -> str:
 
 
 def create_app(console: Console | None, host: str = "127.0.0.1", problem: str | None = None,
-               label: str | None = None, allowed_hosts: Iterable[str] = ()) -> Flask:
+               label: str | None = None, allowed_hosts: Iterable[str] = (), traces_url: str | None = None) -> Flask:
     """The console app over ``console``; with ``console=None`` every page explains ``problem``
     (e.g. missing credentials) instead, under the header ``label``. It answers only requests
-    whose ``Host`` is loopback, ``host`` or one of ``allowed_hosts`` (``infra.console.security``)."""
+    whose ``Host`` is loopback, ``host`` or one of ``allowed_hosts`` (``infra.console.security``).
+    ``traces_url``: the dev stack's trace receiver, for each order's waterfall (``trace_view``)."""
     app = Flask(__name__)
     protect(app, host, allowed_hosts)
     app.jinja_env.filters["when"] = _when
@@ -65,6 +66,7 @@ def create_app(console: Console | None, host: str = "127.0.0.1", problem: str | 
     _overview_routes(app, console)
     _queue_routes(app, console)
     _order_routes(app, console)
+    trace_view.register(app, traces_url)
     _failed_routes(app, console)
     return app
 

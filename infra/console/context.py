@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ordertasks.handlers.ports import Clock, EffectStore, FailedTaskStore, OrderStore
+from ordertasks.handlers.ports import AttemptLog, Clock, EffectStore, FailedTaskStore, OrderStore
 from ordertasks.handlers.settings import Backend
 from ordertasks.infra.config import Catalog, Settings
 from ordertasks.producer.triage import Triage
@@ -28,6 +28,7 @@ class Console:
     clock: Clock
     triage: Triage
     where: str                     # shown in the header: which backend and project
+    attempts: AttemptLog | None = None   # every delivery's outcome and duration; None: not shown
 
 
 def describe(settings: Settings, catalog: Catalog) -> str:
@@ -56,4 +57,5 @@ def console_from_settings(settings: Settings) -> Console:
     # Effect states as the order view reads them: create-once kinds' far ends included, from the
     # catalog alone (the console never imports a shop's effect module).
     return Console(catalog, operator_effects(settings, stores, catalog), stores.failed, stores.orders,
-                   wiring.tasks_client(settings), wiring.clock(), triage, describe(settings, catalog))
+                   wiring.tasks_client(settings), wiring.clock(), triage, describe(settings, catalog),
+                   stores.attempts)

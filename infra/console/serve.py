@@ -47,7 +47,7 @@ def build_app(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     settings = reading_settings(args)
     hosts = {"host": args.host, "allowed_hosts": args.allowed_hosts}
     try:
-        return create_app(console_from_settings(settings), **hosts)
+        return create_app(console_from_settings(settings), traces_url=settings.tracing.traces_url, **hosts)
     except Exception as exc:
         if not is_missing_credentials(exc):
             raise

@@ -3,8 +3,10 @@
 For each outbox entry (one per kind) the page joins what each system knows:
 the outbox (name, schedule), Cloud Tasks (``GetTask``: dispatches, first and last attempt,
 status of the last response; gone once the task finished or was deleted), the failed-task
-log (every failed attempt with its error) and the idempotency record (its state, the latest
-failed attempt, duplicates absorbed). Each step's badge is the effect's state in the one
+log (every failed attempt with its error), the idempotency record (its state, the latest
+failed attempt, duplicates absorbed) and the attempt log (every delivery the handler
+answered, successful ones included: when, how long, the outcome and the answer; one query
+for the whole order). Each step's badge is the effect's state in the one
 vocabulary (``producer.effect_states``: what the API and ``ordertasks stats`` say); the
 explanation beside it is the detail (attempt N of M, the readable error, the next attempt's
 time). Replays (``…-r<N>``) are looked up by their deterministic names.
@@ -20,9 +22,14 @@ from typing import Any
 from google.api_core import exceptions as gexc
 
 from ordertasks.handlers.contract import effect_key
-from ordertasks.handlers.ports import (EffectRecord, EffectState, FailedStatus, FailedTask, OrderRecord, OrderStatus, OutboxEntry,
-                                      OutboxState, TaskState)
+from ordertasks.handlers.ports import (AttemptRecord, EffectRecord, EffectState, FailedStatus, FailedTask, OrderRecord,
+                                      OrderStatus, OutboxEntry, OutboxState, TaskState)
 from ordertasks.producer.effect_states import attempt_text, effect_state, retry_view
+
+
+# An attempt's outcome as the timeline says it (the stored value is the AttemptOutcome).
+ATTEMPT_WORDS = {"done": "done", "retry": "failed, retried", "failed": "failed for good",
+                 "duplicate": "duplicate (already done)", "cancelled": "cancelled: nothing done"}
 
 
 @dataclass(frozen=True)
@@ -52,6 +59,7 @@ class Step:
     effect: EffectRecord | None
     failed: FailedTask | None
     replays: list[CloudTask] = field(default_factory=list)
+    attempts: list[AttemptRecord] = field(default_factory=list)   # the attempt log's, oldest first
 
     @property
     def cancellable(self) -> bool:
@@ -184,20 +192,22 @@ def _relative(moment: datetime, now: datetime) -> str:
     return f"in {seconds} s" if seconds < 120 else f"in {round(seconds / 60)} min"
 
 
-def step(console: Any, order_id: str, entry: OutboxEntry, now: datetime, order_status: str = OrderStatus.PAID) -> Step:
-    """Everything known about one kind of the order."""
+def step(console: Any, order_id: str, entry: OutboxEntry, now: datetime, order_status: str = OrderStatus.PAID,
+         attempts: list[AttemptRecord] | None = None) -> Step:
+    """Everything known about one kind of the order (``attempts``: the kind's, from the attempt log)."""
+    attempts = attempts or []
     effect = console.effects.get_effect(order_id, entry.kind)
     failed = console.failed.get_failed(effect_key(order_id, entry.kind))
     if entry.state == OutboxState.PENDING and effect is None and failed is None:
         task = CloudTask(entry.task_name, exists=False)
         return Step(entry, _queue_of(entry.task_name), *outcome(entry, task, effect, failed, now, order_status),
-                    task, effect, failed)
+                    task, effect, failed, attempts=attempts)
     task = cloud_task(console.tasks, entry.task_name)
     replays = [cloud_task(console.tasks, f"{_replay_parent(failed, entry)}/tasks/"
                                          f"{entry.task_name.rsplit('/', 1)[1]}-r{n}")
                for n in range(1, (failed.replays if failed else 0) + 1)]
     return Step(entry, _queue_of(entry.task_name), *outcome(entry, task, effect, failed, now, order_status), task,
-                effect, failed, replays)
+                effect, failed, replays, attempts)
 
 
 def _queue_of(task_name: str) -> str:
@@ -216,4 +226,14 @@ def timeline(console: Any, order_id: str) -> Timeline | None:
     if order is None:
         return None
     now = console.clock.now()
-    return Timeline(order, [step(console, order_id, e, now, order.status) for e in console.orders.outbox_for(order_id)])
+    attempts = _attempts_by_kind(console, order_id)
+    return Timeline(order, [step(console, order_id, e, now, order.status, attempts.get(e.kind))
+                            for e in console.orders.outbox_for(order_id)])
+
+
+def _attempts_by_kind(console: Any, order_id: str) -> dict[str, list[AttemptRecord]]:
+    """The order's attempts (one query), by kind, oldest first; none when the console has no log."""
+    by_kind: dict[str, list[AttemptRecord]] = {}
+    for attempt in console.attempts.attempts_for(order_id) if console.attempts is not None else []:
+        by_kind.setdefault(attempt.kind, []).append(attempt)
+    return by_kind
