@@ -18,7 +18,7 @@ from typing import Any
 from benchmarks._common import RESULTS_DIR, print_table
 
 BENCHMARKS = ("checkout_latency", "checkout_load", "emulator_dispatch", "emulator_timing", "handler_overhead",
-              "end_to_end", "cloud_cost", "scale_simulation", "smtp_mailer")
+              "end_to_end", "cloud_cost", "scale_simulation", "smtp_mailer", "cold_start", "tracing_overhead")
 
 
 def main(argv: list[str] | None = None) -> int:

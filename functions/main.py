@@ -43,6 +43,7 @@ from ordertasks.handlers.errors import AuthError, DependencyUnavailable
 from ordertasks.handlers.logs import TRACE_KEY, log_line, trace_field
 from ordertasks.handlers.oidc import TokenVerifier
 from ordertasks.handlers.startup import startup_failure as failed_start
+from ordertasks.handlers.tracing import NO_TRACING, Span, Tracing, tracing_for
 
 STATUS: dict[Outcome, int] = {
     Outcome.DONE: 200,
@@ -107,8 +108,11 @@ def respond(result: Result) -> flask.Response:
 class TaskHandler:
     """The WSGI-level handler: auth, delivery, dispatch, status, one log line."""
 
-    def __init__(self, dispatcher: Dispatcher, verifier: TokenVerifier | None, project: str) -> None:
+    def __init__(self, dispatcher: Dispatcher, verifier: TokenVerifier | None, project: str,
+                 tracing: Tracing = NO_TRACING) -> None:
+        """``tracing``: one span per delivery attempt (``handlers.tracing``), the dispatch's spans inside."""
         self.dispatcher = dispatcher
+        self.tracing = tracing
         self.verifier = verifier
         self.project = project
 
@@ -130,8 +134,13 @@ class TaskHandler:
                      task_name=request.headers.get(H_TASK_NAME, "")[:500])
             return _json(413, {"error": f"the body is over {MAX_BODY} bytes; a Cloud Tasks task is at most 1 MiB"})
         delivery = read_delivery(request, body)
-        result = self.dispatcher.run(delivery)
-        self._log_result(delivery, result, trace, time.perf_counter() - started)
+        with self.tracing.incoming("deliver", request.headers, "consumer", queue=delivery.queue_name or None,
+                                   task_name=delivery.task_name or None, attempt=delivery.attempt) as span:
+            result = self.dispatcher.run(delivery)
+            if self.tracing.enabled:
+                describe_delivery(span, result)
+            self._log_result(delivery, result, span.log_fields(self.project) or {TRACE_KEY: trace},
+                             time.perf_counter() - started)
         return respond(result)
 
     def _authenticate(self, request: flask.Request, trace: str | None) -> flask.Response | None:
@@ -154,20 +163,32 @@ class TaskHandler:
                                         "unavailable); retry later"}, {"Retry-After": retry_after})
         return None
 
-    def _log_result(self, delivery: Delivery, result: Result, trace: str | None, seconds: float) -> None:
+    def _log_result(self, delivery: Delivery, result: Result, trace: dict[str, Any], seconds: float) -> None:
         log_line(SEVERITY[result.outcome], f"{result.kind} {result.outcome.value}: {result.message}",
-                 {TRACE_KEY: trace}, task_name=delivery.task_name, queue=delivery.queue_name, kind=result.kind,
+                 trace, task_name=delivery.task_name, queue=delivery.queue_name, kind=result.kind,
                  order_id=result.order_id, attempt=delivery.attempt, outcome=result.outcome.value,
                  status=STATUS[result.outcome], error_type=result.error_type,
                  duration_ms=round(seconds * 1000, 2))
 
 
+def describe_delivery(span: Span, result: Result) -> None:
+    """Name the delivery's span after its kind and record what became of it (an error status
+    for ``RETRY`` and ``DEAD``)."""
+    span.rename(f"deliver {result.kind}" if result.kind else "deliver")
+    span.set(kind=result.kind, order_id=result.order_id, outcome=result.outcome.value,
+             http__response__status_code=STATUS[result.outcome])
+    if result.outcome in (Outcome.RETRY, Outcome.DEAD):
+        span.failed(result.message, result.error_type)
+
+
 def build_handler(settings: Settings, **parts: Any) -> TaskHandler:
-    """The callable functions-framework serves; ``parts`` go to ``wiring.build_dispatcher``."""
+    """The callable functions-framework serves; ``parts`` go to ``wiring.build_dispatcher``
+    (``tracing`` among them; default ``tracing_for(settings)``)."""
     require_cloud_ready(settings, "handler")
-    dispatcher = wiring.build_dispatcher(settings, **parts)
+    tracing = parts.pop("tracing", None) or tracing_for(settings, "ordertasks-handler")
+    dispatcher = wiring.build_dispatcher(settings, tracing=tracing, **parts)
     catalog = dispatcher.catalog
-    return TaskHandler(dispatcher, wiring.build_verifier(settings, catalog), catalog.project)
+    return TaskHandler(dispatcher, wiring.build_verifier(settings, catalog), catalog.project, tracing)
 
 
 _handler: Callable[[flask.Request], flask.Response] | None = None

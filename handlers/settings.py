@@ -10,7 +10,8 @@
     │                              timeout_seconds, mail_from
     ├── payment: PaymentSettings   processor, allow_test_payments, customer_cancel,
     │                              stripe_* (secrets out of repr)
-    └── seller: SellerSettings     name, address, tax_id (printed on invoices)
+    ├── seller: SellerSettings     name, address, tax_id (printed on invoices)
+    └── tracing: TracingSettings   exporters (OTEL_TRACES_EXPORTER), traces_url
 
 ``Settings.from_env()`` is the only place in the project that reads ``os.environ``: it builds
 one ``PrefixedEnvironment`` reader and hands it to each value object's ``from_env(reader)``,
@@ -268,8 +269,38 @@ class SellerSettings:
                    tax_id=env.text("SELLER_TAX_ID", cls.tax_id) or cls.tax_id)
 
 
+@dataclass(frozen=True)
+class TracingSettings:
+    """Whether this process traces (``handlers.tracing``), and the local trace receiver.
+
+    On when ``OTEL_TRACES_EXPORTER`` names one or more exporters (``otlp``, ``console``,
+    ``gcp_trace``); off when it is unset, ``none``, or ``OTEL_SDK_DISABLED=true``. Everything
+    else (``OTEL_EXPORTER_OTLP_ENDPOINT``, ``OTEL_SERVICE_NAME``, ``OTEL_TRACES_SAMPLER``, …) is
+    read by the OpenTelemetry SDK itself. ``traces_url``: the dev stack's trace receiver
+    (``ORDERTASKS_TRACES_URL``), where the console reads an order's trace.
+    """
+
+    exporters: tuple[str, ...] = ()
+    traces_url: str | None = None
+
+    @property
+    def enabled(self) -> bool:
+        """True when spans are exported somewhere."""
+        return bool(self.exporters)
+
+    @classmethod
+    def from_env(cls, env: PrefixedEnvironment) -> "TracingSettings":
+        """``OTEL_TRACES_EXPORTER``, ``OTEL_SDK_DISABLED`` and ``ORDERTASKS_TRACES_URL``."""
+        otel = env.unprefixed()
+        names = tuple(n.strip().lower() for n in (otel.text("OTEL_TRACES_EXPORTER") or "").split(",") if n.strip())
+        off = otel.flag("OTEL_SDK_DISABLED", False) or names == ("none",)
+        return cls(exporters=() if off else tuple(n for n in names if n != "none"),
+                   traces_url=env.text("TRACES_URL"))
+
+
 GROUPS: Mapping[str, type] = {"store": StoreSettings, "tasks": TasksSettings, "oidc": OidcSettings,
-                              "smtp": SmtpSettings, "payment": PaymentSettings, "seller": SellerSettings}
+                              "smtp": SmtpSettings, "payment": PaymentSettings, "seller": SellerSettings,
+                              "tracing": TracingSettings}
 # The flat attribute names of Settings before the split → (group, field). Reads through
 # ``Settings.__getattr__`` and flat keywords of the constructor warn.
 FLAT_NAMES: Mapping[str, tuple[str, str]] = {
@@ -315,6 +346,7 @@ class Settings:
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
     payment: PaymentSettings = field(default_factory=PaymentSettings)
     seller: SellerSettings = field(default_factory=SellerSettings)
+    tracing: TracingSettings = field(default_factory=TracingSettings)
     log_level: str = "INFO"
     function_target: str | None = None     # FUNCTION_TARGET: the entry point Cloud Run functions serve
     # Variables webhooks read (``${NAME}``, ``token_env``): those the catalog names, and
@@ -369,7 +401,8 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
-        """Read ``ORDERTASKS_*`` (and ``CLOUD_TASKS_EMULATOR_HOST``, ``FUNCTION_TARGET``); see README."""
+        """Read ``ORDERTASKS_*`` (and ``CLOUD_TASKS_EMULATOR_HOST``, ``FUNCTION_TARGET``,
+        ``OTEL_TRACES_EXPORTER``, ``OTEL_SDK_DISABLED``); see README."""
         raw = os.environ if environ is None else environ
         env = PrefixedEnvironment(raw)
         backend = env.choice("BACKEND", Backend, Backend.LOCAL, what="a backend")
@@ -379,6 +412,7 @@ class Settings:
                        tasks=TasksSettings.from_env(env), oidc=OidcSettings.from_env(env),
                        smtp=SmtpSettings.from_env(env, cloud=backend == Backend.CLOUD),
                        payment=PaymentSettings.from_env(env), seller=SellerSettings.from_env(env),
+                       tracing=TracingSettings.from_env(env),
                        log_level=env.text("LOG_LEVEL", "INFO") or "INFO",
                        function_target=env.unprefixed().text("FUNCTION_TARGET"),
                        environment=webhook_environment(raw, catalog_path))

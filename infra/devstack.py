@@ -7,6 +7,8 @@
     warehouse  the warehouse stand-in (--warehouse-mode), when a kind      :8090
                posts to ${ORDERTASKS_WAREHOUSE_URL} (notify_warehouse does)
     console    the operator console (queues, orders, failed tasks)         :8088
+    traces     with --tracing: an OTLP/HTTP receiver keeping the last      :4318
+               --keep-traces traces; every part exports its spans to it
 
 ``--checkout``/``--no-checkout`` and ``--warehouse``/``--no-warehouse`` override the catalog.
 A part that does not run is not port-checked, not named to the others (no
@@ -21,6 +23,7 @@ runs, an empty price book (the checkout's) is seeded with the demo catalogue
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import shlex
 import signal
@@ -52,11 +55,12 @@ class Ports:
     smtp: int = 1025
     warehouse: int = 8090
     console: int = 8088
+    traces: int = 4318
 
 
 # Start order: dependencies first. The emulator, handler, SMTP sink and console serve every
 # catalog; the other two only a catalog that uses them (``absent_parts``).
-PARTS = ("smtp", "warehouse", "emulator", "handler", "checkout", "console")
+PARTS = ("traces", "smtp", "warehouse", "emulator", "handler", "checkout", "console")
 WAREHOUSE_URL = "ORDERTASKS_WAREHOUSE_URL"
 NOT_NEEDED = {
     "checkout": "the catalog has no [checkout] table (--checkout starts it)",
@@ -158,7 +162,17 @@ def child_env(args: argparse.Namespace) -> dict[str, str]:
         env["ORDERTASKS_CHECKOUT_URL"] = f"http://127.0.0.1:{p.checkout}/"
     if "warehouse" in args.parts:
         env[WAREHOUSE_URL] = f"http://127.0.0.1:{p.warehouse}/notifications"
+    if "traces" in args.parts:
+        env.update(tracing_env(p.traces))
     return env
+
+
+def tracing_env(port: int) -> dict[str, str]:
+    """The standard OpenTelemetry variables that send every part's spans to the receiver on
+    ``port`` (a batch every 200 ms, so a trace shows up at once), and where the console reads them."""
+    return {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}",
+            "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf", "OTEL_BSP_SCHEDULE_DELAY": "200",
+            "ORDERTASKS_TRACES_URL": f"http://127.0.0.1:{port}/"}
 
 
 def children(args: argparse.Namespace) -> list[Child]:
@@ -167,11 +181,13 @@ def children(args: argparse.Namespace) -> list[Child]:
 
 
 def every_child(args: argparse.Namespace) -> list[Child]:
-    """All six parts, in start order (``PARTS``)."""
+    """Every part, in start order (``PARTS``)."""
     p: Ports = args.ports
     py, data = sys.executable, Path(args.data_dir)
     cli = [py, "-m", "cli"]
     return [
+        Child("traces", p.traces, [py, "-m", "ordertasks.infra.trace_receiver", "--port", str(p.traces),
+              "--keep", str(getattr(args, "keep_traces", 200))], http_ok(f"http://127.0.0.1:{p.traces}/healthz")),
         Child("smtp", p.smtp, [py, "-m", "ordertasks.infra.mailsink", "--port", str(p.smtp), "--dir", str(data / "mail")],
               tcp_open(p.smtp)),
         Child("warehouse", p.warehouse, [py, "-m", "ordertasks.infra.warehouse_standin", "--port", str(p.warehouse),
@@ -228,6 +244,7 @@ def part_lines(args: argparse.Namespace) -> list[str]:
         "smtp": f"  SMTP             127.0.0.1:{p.smtp} -> {data}/mail/*.eml",
         "warehouse": f"  warehouse        http://127.0.0.1:{p.warehouse}/notifications  (mode: {args.warehouse_mode})",
         "console": f"  console          http://127.0.0.1:{p.console}/                  (queues, orders, failed tasks)",
+        "traces": f"  traces (OTLP)    http://127.0.0.1:{p.traces}/v1/traces  (each order's trace: its console page)",
     }
     return [line for name, line in lines.items() if name in args.parts]
 
@@ -383,7 +400,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="ordertasks dev", description=plain_help(__doc__),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     defaults = Ports()
-    for name in ("emulator", "handler", "checkout", "smtp", "warehouse", "console"):
+    for name in ("emulator", "handler", "checkout", "smtp", "warehouse", "console", "traces"):
         parser.add_argument(f"--{name}-port", type=int, help=f"default {getattr(defaults, name)}")
     parser.add_argument("--checkout", action=argparse.BooleanOptionalAction,
                         help="run our checkout API (default: when the catalog has a [checkout] table)")
@@ -401,6 +418,10 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="handler worker processes (default: one per CPU)")
     parser.add_argument("--delay-scale", type=float, default=1.0,
                         help="multiply the catalog's task delays (0 = run everything now)")
+    parser.add_argument("--tracing", action="store_true",
+                        help="trace every order (OpenTelemetry, needs ordertasks[tracing]) into a local OTLP "
+                             "receiver; the console's order page shows the trace")
+    parser.add_argument("--keep-traces", type=int, default=200, help="traces the receiver keeps (default 200)")
     args = parser.parse_args(argv)
     args.data_dir = args.data_dir.resolve()
     # Absolute: the parts run from the repository root, not from here.
@@ -419,7 +440,11 @@ def choose_parts(args: argparse.Namespace) -> None:
     # CatalogError here (a kind that does not resolve too): cli prints it, exit 2.
     needed = needed_parts(catalog, KindRegistry.from_catalog(catalog))
     args.absent = absent_parts({"checkout": args.checkout, "warehouse": args.warehouse}, needed)
-    args.parts = tuple(name for name in PARTS if name not in args.absent)
+    tracing = getattr(args, "tracing", False)
+    args.parts = tuple(name for name in PARTS if name not in args.absent and (name != "traces" or tracing))
+    if tracing and importlib.util.find_spec("opentelemetry.sdk") is None:
+        raise SystemExit("ordertasks dev --tracing: the OpenTelemetry packages are not installed: "
+                         "pip install 'ordertasks[tracing]'")
 
 
 def _interrupt(signum: int, frame: object) -> None:

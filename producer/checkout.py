@@ -35,6 +35,7 @@ from ordertasks.handlers.errors import AuthError, ConfigurationError, Dependency
 from ordertasks.handlers.oidc import TokenVerifier
 from ordertasks.handlers.ports import Clock, Stores
 from ordertasks.handlers.config import Settings
+from ordertasks.handlers.tracing import Tracing, tracing_for
 from ordertasks.producer import wiring
 from ordertasks.producer.api_errors import ApiError, error_body
 from ordertasks.producer.checkout_request import CheckoutRequest, field_errors
@@ -69,6 +70,7 @@ def create_app(settings: Settings, *, store: Stores | None = None, enqueuer: Enq
     """
     require_cloud_ready(settings, "checkout")
     _check_tax_table()
+    tracing_for(settings, "ordertasks-checkout")     # names this process's traces before anything else starts them
     store = store or wiring.build_stores(settings)
     enqueuer = enqueuer or wiring.enqueuer(settings)
     _check_catalog(enqueuer)
@@ -84,7 +86,7 @@ def create_app(settings: Settings, *, store: Stores | None = None, enqueuer: Enq
     # Werkzeug would answer "//" with an HTML 308 redirect, outside our JSON error contract.
     app.url_map.merge_slashes = False
     app.extensions["ordertasks"] = {"checkout": checkout, "settings": settings}
-    _register_routes(app, checkout, settings, verifier)
+    _register_routes(app, checkout, settings, verifier, enqueuer.tracing)
     _register_stripe_webhook(app, checkout, settings)
     _register_error_handlers(app)
     return app
@@ -108,13 +110,18 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
     return Response(text, status=status, headers=headers, mimetype="application/json")
 
 
-def _register_routes(app: Flask, checkout: Checkout, settings: Settings, verifier: TokenVerifier | None) -> None:
+def _register_routes(app: Flask, checkout: Checkout, settings: Settings, verifier: TokenVerifier | None,
+                     tracing: Tracing) -> None:
     @app.post("/api/checkout")
     def post_checkout() -> Response:
-        key = _idempotency_key()
-        raw = _json_body()
-        answer = checkout.checkout(_validated(raw), request_hash(raw), key)
-        return _checkout_response(answer)
+        # The order's trace: continues the shop frontend's traceparent, if it sent one.
+        with tracing.incoming("POST /api/checkout", request.headers, http__request__method="POST",
+                              http__route="/api/checkout") as span:
+            key = _idempotency_key()
+            raw = _json_body()
+            answer = checkout.checkout(_validated(raw), request_hash(raw), key)
+            span.set(order_id=answer.body.get("order_id"), http__response__status_code=answer.status_code)
+            return _checkout_response(answer)
 
     @app.get("/api/orders/<order_id>")
     def get_order(order_id: str) -> Response:

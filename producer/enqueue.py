@@ -20,6 +20,7 @@ a thread pool, ``AsyncEnqueuer`` with ``CloudTasksAsyncClient`` (gRPC aio) on th
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import hashlib
 import logging
 import re
@@ -38,6 +39,7 @@ from ordertasks.handlers.contract import ORDER_ID_RULE, OrderSnapshot, encode, v
 from ordertasks.handlers.ports import Clock
 from ordertasks.handlers.config import Catalog, Settings
 from ordertasks.handlers.kind import SystemClock
+from ordertasks.handlers.tracing import LINK_AFTER_SECONDS, NO_SPAN, Span, Tracing, tracing_for
 
 log = logging.getLogger("ordertasks.producer.enqueue")
 
@@ -136,8 +138,9 @@ def same_queue_as(plan: PlannedTask, original_task_name: str) -> PlannedTask:
 
 
 def build_task(catalog: Catalog, settings: Settings, plan: PlannedTask, body: bytes,
-               target: HandlerTarget | None = None) -> tasks_v2.Task:
-    """The ``tasks_v2.Task`` for a planned task: POST to the handler with an OIDC token."""
+               target: HandlerTarget | None = None, headers: dict[str, str] | None = None) -> tasks_v2.Task:
+    """The ``tasks_v2.Task`` for a planned task: POST to the handler with an OIDC token;
+    ``headers``: more HTTP headers of the task (the trace context, ``handlers.tracing``)."""
     config = catalog.kinds[plan.kind]
     target = target or default_target(catalog, settings)
     return tasks_v2.Task(
@@ -148,7 +151,7 @@ def build_task(catalog: Catalog, settings: Settings, plan: PlannedTask, body: by
             http_method=tasks_v2.HttpMethod.POST,
             url=target.url,
             # Cloud Tasks adds no Content-Type of its own to HTTP tasks.
-            headers={"Content-Type": "application/json"},
+            headers={"Content-Type": "application/json", **(headers or {})},
             body=body,
             oidc_token=tasks_v2.OidcToken(
                 service_account_email=target.service_account_email,
@@ -201,9 +204,11 @@ class TaskPlanner:
     how a create's answer reads (shared by ``Enqueuer`` and ``AsyncEnqueuer``)."""
 
     def __init__(self, settings: Settings, catalog: Catalog | None = None, clock: Clock | None = None,
-                 target: HandlerTarget | None = None) -> None:
+                 target: HandlerTarget | None = None, tracing: Tracing | None = None) -> None:
         # target: where tasks go (default: settings.tasks.handler_url); operator commands pass the deployed handler.
+        # tracing: each create is a span whose context the task carries (default: tracing_for(settings)).
         self.target = target
+        self.tracing = tracing or tracing_for(settings)
         self.settings = settings
         self.catalog = catalog or settings.catalog()
         self.clock = clock or SystemClock()
@@ -237,15 +242,24 @@ class TaskPlanner:
 
     def create_request(self, plan: PlannedTask, body: bytes, target: HandlerTarget | None = None) -> dict[str, Any]:
         """The ``parent`` and ``task`` of a ``CreateTask`` call for ``plan``."""
-        task = build_task(self.catalog, self.settings, plan, body, target or self.target)
+        task = build_task(self.catalog, self.settings, plan, body, target or self.target,
+                          self.tracing.task_headers(self.linked(plan.kind)))
         return {"parent": plan.name.split("/tasks/", 1)[0], "task": task}
 
+    def linked(self, kind: str) -> bool:
+        """True when ``kind``'s deliveries link to the order's trace rather than continue it
+        (a catalog delay of ``LINK_AFTER_SECONDS`` or more: ``handlers.tracing``)."""
+        config = self.catalog.kinds.get(kind)
+        return config is not None and config.delay_seconds >= LINK_AFTER_SECONDS
+
     @staticmethod
-    def not_created(plan: PlannedTask, exc: BaseException) -> EnqueueResult:
+    def not_created(plan: PlannedTask, exc: BaseException, span: Span = NO_SPAN) -> EnqueueResult:
         """A create that failed: ``exists`` for a Conflict (ALREADY_EXISTS), else ``failed``
-        (logged; the outbox keeps the entry pending)."""
+        (logged; the outbox keeps the entry pending; an error on ``span``)."""
         if isinstance(exc, gexc.Conflict):
+            span.set(enqueue=EXISTS)
             return EnqueueResult(plan.kind, plan.name, EXISTS)
+        span.failed(f"{type(exc).__name__}: {exc}", type(exc).__name__)
         log.warning("enqueue failed; the outbox keeps it pending", extra={"task_name": plan.name, "error": repr(exc)})
         return EnqueueResult(plan.kind, plan.name, FAILED, f"{type(exc).__name__}: {exc}"[:500])
 
@@ -254,8 +268,9 @@ class Enqueuer(TaskPlanner):
     """Creates tasks through a ``CloudTasksClient`` (thread-safe), concurrently per order."""
 
     def __init__(self, client: Any, settings: Settings, catalog: Catalog | None = None,
-                 clock: Clock | None = None, max_workers: int = 32, target: HandlerTarget | None = None) -> None:
-        super().__init__(settings, catalog, clock, target)
+                 clock: Clock | None = None, max_workers: int = 32, target: HandlerTarget | None = None,
+                 tracing: Tracing | None = None) -> None:
+        super().__init__(settings, catalog, clock, target, tracing)
         self.client = client
         # One pool for the process: an order's tasks fan out, orders share the threads.
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="enqueue")
@@ -289,16 +304,19 @@ class Enqueuer(TaskPlanner):
     def _create_all(self, work: list[tuple[PlannedTask, bytes]]) -> list[EnqueueResult]:
         if not self.settings.tasks.enqueue_concurrently:
             return [self._create(plan, body) for plan, body in work]
-        futures = [self._pool.submit(self._create, plan, body) for plan, body in work]
+        # Each create runs in the caller's context (its current span), not the pool thread's.
+        futures = [self._pool.submit(contextvars.copy_context().run, self._create, plan, body) for plan, body in work]
         return [f.result() for f in futures]
 
     def _create(self, plan: PlannedTask, body: bytes, target: HandlerTarget | None = None) -> EnqueueResult:
         timeout = self.settings.tasks.enqueue_timeout_seconds
-        try:
-            self.client.create_task(**self.create_request(plan, body, target), timeout=timeout, retry=_retry(timeout))
-        except ENQUEUE_ERRORS as exc:
-            return self.not_created(plan, exc)
-        return EnqueueResult(plan.kind, plan.name, CREATED)
+        with self.tracing.span(f"enqueue {plan.kind}", "producer", kind=plan.kind, task_name=plan.name) as span:
+            try:
+                self.client.create_task(**self.create_request(plan, body, target), timeout=timeout,
+                                        retry=_retry(timeout))
+            except ENQUEUE_ERRORS as exc:
+                return self.not_created(plan, exc, span)
+            return EnqueueResult(plan.kind, plan.name, CREATED)
 
 
 class AsyncEnqueuer(TaskPlanner):
@@ -312,8 +330,8 @@ class AsyncEnqueuer(TaskPlanner):
 
     def __init__(self, client: Any, settings: Settings, catalog: Catalog | None = None,
                  clock: Clock | None = None, target: HandlerTarget | None = None,
-                 connect: Callable[[], Any] | None = None) -> None:
-        super().__init__(settings, catalog, clock, target)
+                 connect: Callable[[], Any] | None = None, tracing: Tracing | None = None) -> None:
+        super().__init__(settings, catalog, clock, target, tracing)
         if client is None and connect is None:
             raise ValueError("AsyncEnqueuer needs a CloudTasksAsyncClient or a connect() that builds one")
         self._client = client
@@ -361,9 +379,10 @@ class AsyncEnqueuer(TaskPlanner):
 
     async def _create(self, plan: PlannedTask, body: bytes, target: HandlerTarget | None = None) -> EnqueueResult:
         timeout = self.settings.tasks.enqueue_timeout_seconds
-        try:
-            await self.client.create_task(**self.create_request(plan, body, target), timeout=timeout,
-                                          retry=_async_retry(timeout))
-        except ENQUEUE_ERRORS as exc:
-            return self.not_created(plan, exc)
-        return EnqueueResult(plan.kind, plan.name, CREATED)
+        with self.tracing.span(f"enqueue {plan.kind}", "producer", kind=plan.kind, task_name=plan.name) as span:
+            try:
+                await self.client.create_task(**self.create_request(plan, body, target), timeout=timeout,
+                                              retry=_async_retry(timeout))
+            except ENQUEUE_ERRORS as exc:
+                return self.not_created(plan, exc, span)
+            return EnqueueResult(plan.kind, plan.name, CREATED)

@@ -255,11 +255,12 @@ class OrderTasks(OrderRecords):
 
             return schedule_in(self, order, transaction, payment_id)
         order_id, snapshot = order_parts(order)
-        if not self.record_paid(order_id, snapshot, payment_id, stored):
-            return self.cancelled(order_id)
-        entries, owed = self.owed(order_id)
-        created = self.enqueuer.enqueue_order(order_id, snapshot, owed) if owed else []
-        return self.record_scheduled(order_id, entries, created)
+        with self.planner.tracing.span("schedule order", order_id=order_id):
+            if not self.record_paid(order_id, snapshot, payment_id, stored):
+                return self.cancelled(order_id)
+            entries, owed = self.owed(order_id)
+            created = self.enqueuer.enqueue_order(order_id, snapshot, owed) if owed else []
+            return self.record_scheduled(order_id, entries, created)
 
     # --- cancel -------------------------------------------------------------------------
 

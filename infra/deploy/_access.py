@@ -9,6 +9,8 @@ read one secret. What cannot:
   (``resource.name == "projects/P/databases/(default)"``, or ``[cloud] firestore_database``); collections inside it are not
   separable by IAM (security rules do not apply to server client libraries).
 - Cloud Logging and Monitoring need nothing: Cloud Run collects stdout itself.
+- Cloud Trace (``[cloud] tracing = true``) has no resource narrower than the project:
+  ``roles/cloudtrace.agent`` (write spans only) on the project, for the two accounts that export.
 """
 
 from __future__ import annotations
@@ -70,7 +72,16 @@ def iam_bindings(t: Target) -> list[Binding]:
                 "order status and the auditor read whether an invoice exists (metadata; never written)"),
         Binding(checkout, "roles/datastore.user", "project", t.project,
                 "orders, outbox, checkout keys; reconcile and sweep (ordertasks' database only)", database_condition(t)),
+        *tracing_bindings(t),
     ]
+
+
+def tracing_bindings(t: Target) -> list[Binding]:
+    """``roles/cloudtrace.agent`` for the accounts that export spans, when ``[cloud] tracing = true``."""
+    if not t.cloud.tracing:
+        return []
+    return [Binding(member, "roles/cloudtrace.agent", "project", t.project, f"export the {who}'s spans to Cloud Trace")
+            for member, who in ((t.member("handler"), "handler"), (t.member("checkout"), "checkout and maintenance"))]
 
 
 def secret_bindings(t: Target) -> list[Binding]:

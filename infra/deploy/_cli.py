@@ -18,6 +18,7 @@ from ordertasks.infra.deploy._plan import build_plan, deployed_env
 from ordertasks.infra.deploy._services import with_project_number
 from ordertasks.infra.deploy._source import DEFAULT_STAGING, SourceOptions, StagedSource, StagingError, stage_source
 from ordertasks.infra.deploy._target import PROJECT_NUMBER, Target, make_target
+from ordertasks.infra.deploy._wheel import DEPLOYED_EXTRAS
 from ordertasks.infra.deploy._terraform import TerraformExportError, write_terraform
 
 CONFIGURED = ("secrets", "function", "maintenance", "checkout", "monitoring")
@@ -229,8 +230,9 @@ def _stage(t: Target, args: argparse.Namespace) -> StagedSource | None:
     """Stage the source when a selected section names it (export: always)."""
     if args.action != "export" and args.only and not set(args.only) & set(STAGED):
         return None
+    extras = DEPLOYED_EXTRAS + (("tracing",) if t.cloud.tracing else ())
     return stage_source(t.catalog, SourceOptions(Path(args.staging_dir), args.ordertasks_wheel,
-                                                 args.ordertasks_requirement, args.requirements))
+                                                 args.ordertasks_requirement, args.requirements, extras))
 
 
 def _export_usage(args: argparse.Namespace) -> str | None:

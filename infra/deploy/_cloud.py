@@ -38,9 +38,11 @@ PLAIN = {
     "allow_test_payments": ("ORDERTASKS_ALLOW_TEST_PAYMENTS", "checkout"),
 }
 MONITORING_KEYS = ("notification_channel", "retry_rate_threshold", "oldest_task_minutes")
-SYSTEM_KEYS = ("checkout", "firestore_database")
+SYSTEM_KEYS = ("checkout", "firestore_database", "tracing")
 """What is deployed: our checkout service (``checkout = false`` leaves it out even when the catalog
-has a ``[checkout]`` table), and the Firestore database every deployable uses."""
+has a ``[checkout]`` table), the Firestore database every deployable uses, and whether they
+export OpenTelemetry spans to Cloud Trace (``tracing = true``: ``OTEL_TRACES_EXPORTER=gcp_trace``,
+the ``ordertasks[tracing]`` extra staged, ``roles/cloudtrace.agent`` for the accounts that export)."""
 DEFAULT_DATABASE = "(default)"
 DATABASE_ID = re.compile(r"^[a-z][a-z0-9-]{2,61}[a-z0-9]$")
 CHECKOUT_SECRETS = ("ORDERTASKS_STRIPE_SECRET_KEY", "ORDERTASKS_STRIPE_WEBHOOK_SECRET")
@@ -81,6 +83,7 @@ class CloudConfig:
     oldest_task_minutes: int = 30
     checkout: bool = True
     firestore_database: str = DEFAULT_DATABASE
+    tracing: bool = False
 
     def env_for(self, deployable: str) -> dict[str, str]:
         """Plain variables of ``deployable`` (``[cloud.env]`` goes to the handler)."""
@@ -153,7 +156,8 @@ def load_cloud(raw: Mapping[str, Any], sets: Sequence[str] = (), secrets: Sequen
         retry_rate_threshold=float(table.get("retry_rate_threshold", 0.2)),
         oldest_task_minutes=int(table.get("oldest_task_minutes", 30)),
         checkout=_switch(table.get("checkout", True), "checkout"),
-        firestore_database=_database(table.get("firestore_database", DEFAULT_DATABASE)))
+        firestore_database=_database(table.get("firestore_database", DEFAULT_DATABASE)),
+        tracing=_switch(table.get("tracing", False), "tracing"))
 
 
 def without_checkout(cloud: CloudConfig) -> CloudConfig:

@@ -12,7 +12,8 @@ from typing import Any
 from ordertasks.infra.deploy._model import Command, Resource, lookup
 from ordertasks.infra.deploy._target import Target
 
-TTL_FIELDS = (("idempotency", "expire_at"), ("failed_tasks", "expire_at"))
+TTL_FIELDS = (("idempotency", "expire_at"), ("failed_tasks", "expire_at"), ("effect_attempts", "expire_at"),
+              ("attempt_minutes", "expire_at"))
 """(collection group, timestamp field): documents are deleted within about a day of it."""
 FALLBACK_INDEXES: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     ("failed_tasks", (("status", "ascending"), ("last_failed_at", "descending"))),
@@ -33,7 +34,8 @@ def composite_indexes() -> list[tuple[str, tuple[tuple[str, str], ...]]]:
 
 def section_ttl(t: Target) -> list[Resource]:
     """Firestore TTL on each ``TTL_FIELDS`` field: finished claims go after ``ttl_days``, resolved
-    failed-task entries after ``[failed_tasks] retention_days``."""
+    failed-task entries after ``[failed_tasks] retention_days``, the console's attempt log and
+    per-minute counters when they stop being shown."""
     return [_ttl(t, group, name) for group, name in TTL_FIELDS]
 
 

@@ -146,9 +146,10 @@ def _queue(t: Target, q: QueueConfig) -> Resource:
 def system_env(t: Target) -> dict[str, str]:
     """What every deployable reads: the backend, project and region, the staged catalog (relative to
     the source root, the function's working directory), the Firestore database, the handler URL."""
+    tracing = {"OTEL_TRACES_EXPORTER": "gcp_trace"} if t.cloud.tracing else {}     # [cloud] tracing = true
     return {"ORDERTASKS_BACKEND": "cloud", "ORDERTASKS_PROJECT": t.project, "ORDERTASKS_LOCATION": t.region,
             "ORDERTASKS_CONFIG": STAGED_CATALOG, "ORDERTASKS_FIRESTORE_DATABASE": t.firestore_database,
-            "ORDERTASKS_HANDLER_URL": t.handler_url}
+            "ORDERTASKS_HANDLER_URL": t.handler_url, **tracing}
 
 
 def handler_env(t: Target) -> dict[str, str]:

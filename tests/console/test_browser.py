@@ -113,7 +113,6 @@ def test_triage_a_failed_task_end_to_end(page: Any, stack: DevStack, shots: Path
     order_id, failed_id = failed_order(stack)
     page.goto("/")
     assert page.locator("h1").inner_text() == "Overview"
-    snap(page, shots, "overview")
     follow(page, page.get_by_role("link", name="Failed tasks"))
     page.wait_for_url("**/failed")
     row = page.locator("tr", has=page.get_by_role("link", name=failed_id))
@@ -170,7 +169,6 @@ def test_cancel_an_orders_pending_tasks(page: Any, stack: DevStack, shots: Path)
     follow(page, page.get_by_role("button", name="Search"))
     assert page.locator("h1").inner_text() == f"Order {order_id}"
     assert page.locator(".outcome.scheduled").count() == len(waiting)
-    snap(page, shots, "order-timeline")
     follow(page, page.get_by_role("link", name=f"Cancel {len(waiting)} pending task(s)"))
     snap(page, shots, "order-cancel-confirm")
     follow(page, page.get_by_role("button", name=f"Cancel {len(waiting)} task(s)"))
