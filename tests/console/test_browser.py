@@ -20,10 +20,9 @@ import pytest
 from ordertasks.infra.config import load_catalog
 from tests.devstack.conftest import DELAY_SCALE, DevStack, place_order, start_dev
 from tests.support.samples import CHECKOUT_BODY, fast_catalog
-from tests.support.servers import ServerProcess, free_port, http_ok, need_binary, wait_until
+from tests.support.browser import headless_chromium, screenshot_dir
+from tests.support.servers import ServerProcess, free_port, http_ok, wait_until
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 PARTS = ("emulator", "handler", "checkout", "smtp", "warehouse", "console")
 
 
@@ -43,23 +42,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    chromium = need_binary("chromium", "the console's browser tests drive Debian's headless Chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        try:
-            yield instance
-        finally:
-            instance.close()
+    with headless_chromium("the console's browser tests drive Debian's headless Chromium") as instance:
+        yield instance
 
 
 @pytest.fixture(scope="module")
 def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    wanted = os.environ.get("CONSOLE_SCREENSHOTS_DIR")
-    target = Path(wanted) if wanted else tmp_path_factory.mktemp("screenshots")
-    target.mkdir(parents=True, exist_ok=True)
-    return target
+    return screenshot_dir(tmp_path_factory, "CONSOLE_SCREENSHOTS_DIR", "screenshots")
 
 
 @pytest.fixture

@@ -27,9 +27,9 @@ from ordertasks.handlers.ports import AttemptFailure, AttemptRecord, Stores
 from ordertasks.infra.console import create_app
 from ordertasks.infra.console.overview import ClosedMinutes
 from tests.console.conftest import ConsoleUnderTest, failure
-from tests.console.test_browser import CHROMIUM_ARGS, snap
+from tests.console.test_browser import snap
 from tests.console.test_retrying import shots_dir
-from tests.support.servers import need_binary
+from tests.support.browser import headless_chromium
 
 TTL = timedelta(days=35)
 QUIET = "request_review"          # no attempt in the seeded hour: "nothing yet" until the test writes some
@@ -50,15 +50,8 @@ def served(app: Any) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    chromium = need_binary("chromium", "the console's browser tests drive Debian's headless Chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        try:
-            yield instance
-        finally:
-            instance.close()
+    with headless_chromium("the console's browser tests drive Debian's headless Chromium") as instance:
+        yield instance
 
 
 def attempt(order_id: str, kind: str, started: datetime, ms: int, outcome: str, answer: str,

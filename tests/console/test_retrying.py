@@ -25,10 +25,11 @@ import pytest
 import requests
 
 from ordertasks import OrderTasks
-from tests.console.test_browser import CHROMIUM_ARGS, console_url, snap
+from tests.console.test_browser import console_url, snap
 from tests.devstack.conftest import DevStack, place_order, start_dev
 from tests.support.samples import catalog_without, fast_catalog
-from tests.support.servers import free_port, http_ok, need_binary, wait_until
+from tests.support.browser import headless_chromium
+from tests.support.servers import free_port, http_ok, wait_until
 
 KIND = "notify_warehouse"
 MAX_ATTEMPTS = 3
@@ -65,15 +66,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    chromium = need_binary("chromium", "the console check drives Debian's headless Chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        try:
-            yield instance
-        finally:
-            instance.close()
+    with headless_chromium("the console check drives Debian's headless Chromium") as instance:
+        yield instance
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ Screenshots go to a temporary directory, or to ``EMAIL_SCREENSHOTS_DIR`` when se
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from email import message_from_bytes, policy
 from pathlib import Path
@@ -23,10 +22,8 @@ from ordertasks.handlers.kind import EffectContext
 from ordertasks.handlers.registry import KindRegistry
 from tests.effects.conftest import SmtpServer
 from tests.effects.orders import eur_order, kwd_order, task_for
-from tests.support.servers import need_binary
+from tests.support.browser import headless_chromium, screenshot_dir
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 ORDER_ID = "ord_gjm62k4q7w3xh5mrtb2a"
 REVIEW = EmailConfig("https://shop.example/review/{order_id}")
 KINDS = KindRegistry.from_catalog(load_catalog())
@@ -42,23 +39,13 @@ AMOUNT_CELLS = """() => [...document.querySelectorAll('td')]
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    chromium = need_binary("chromium", "the email rendering test drives Debian's headless Chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        try:
-            yield instance
-        finally:
-            instance.close()
+    with headless_chromium("the email rendering test drives Debian's headless Chromium") as instance:
+        yield instance
 
 
 @pytest.fixture(scope="module")
 def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    wanted = os.environ.get("EMAIL_SCREENSHOTS_DIR")
-    target = Path(wanted) if wanted else tmp_path_factory.mktemp("email-screenshots")
-    target.mkdir(parents=True, exist_ok=True)
-    return target
+    return screenshot_dir(tmp_path_factory, "EMAIL_SCREENSHOTS_DIR", "email-screenshots")
 
 
 def _html_received(kind: str, order: OrderSnapshot, smtp: SmtpServer, make_context: Callable[..., EffectContext],

@@ -13,6 +13,7 @@ import requests
 
 from tests.devstack.conftest import dev_argv
 from tests.support.samples import CHECKOUT_BODY, fast_catalog
+from tests.support.browser import headless_chromium, screenshot_dir
 from tests.support.servers import ServerProcess, free_port
 from tests.tracing.conftest import TRACE_ID, TRACEPARENT
 
@@ -111,38 +112,26 @@ def test_the_receiver_keeps_the_trace_by_id(stack: dict[str, int]) -> None:
 def test_the_console_shows_the_order_trace_as_a_waterfall(stack: dict[str, int], tmp_path_factory:
                                                           pytest.TempPathFactory) -> None:
     """Headless Chromium: order page → its trace; every attempt a row, the 503 in red."""
-    import os
-
-    from tests.console.test_browser import CHROMIUM_ARGS
-    from tests.support.servers import need_binary
-
-    chromium = need_binary("chromium", "the waterfall's browser test drives Debian's headless Chromium")
-    from playwright.sync_api import sync_playwright
-
     answer = requests.post(f"http://127.0.0.1:{stack['checkout']}/api/checkout", json=CHECKOUT_BODY,
                            headers={"traceparent": TRACEPARENT.replace(TRACE_ID, "5" * 32)}, timeout=30)
     order_id = answer.json()["order_id"]
     order_traces(stack, order_id, all_done)
-    shots = Path(os.environ.get("CONSOLE_SCREENSHOTS_DIR") or tmp_path_factory.mktemp("shots"))
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1360, "height": 860})
-            page.set_default_timeout(20_000)
-            page.goto(f"http://127.0.0.1:{stack['console']}/orders/{order_id}")
-            with page.expect_navigation():
-                page.get_by_role("link", name="Trace: every attempt as a waterfall").click()
-            assert page.locator("section.trace").count() == 3      # the order's, and one per delayed kind
-            first = page.locator("section.trace").first
-            assert "POST /api/checkout" in first.locator("h2").inner_text()
-            assert "5" * 32 in first.inner_text()
-            for name in ("deliver send_confirmation_email", "effect generate_invoice", "smtp send", "blob put"):
-                assert first.locator("g.row text.label", has_text=name).count() >= 1, name
-            assert first.locator("g.row text.label", has_text="deliver notify_warehouse").count() == 2
-            assert first.locator("g.row.error text.label", has_text="POST notify_warehouse").count() == 1
-            assert page.locator("section.trace.linked").count() == 2
-            path = shots / "order-trace.png"
-            page.screenshot(path=str(path), full_page=True)
-            assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
-        finally:
-            browser.close()
+    shots = screenshot_dir(tmp_path_factory, "CONSOLE_SCREENSHOTS_DIR", "shots")
+    with headless_chromium("the waterfall's browser test drives Debian's headless Chromium") as browser:
+        page = browser.new_page(viewport={"width": 1360, "height": 860})
+        page.set_default_timeout(20_000)
+        page.goto(f"http://127.0.0.1:{stack['console']}/orders/{order_id}")
+        with page.expect_navigation():
+            page.get_by_role("link", name="Trace: every attempt as a waterfall").click()
+        assert page.locator("section.trace").count() == 3      # the order's, and one per delayed kind
+        first = page.locator("section.trace").first
+        assert "POST /api/checkout" in first.locator("h2").inner_text()
+        assert "5" * 32 in first.inner_text()
+        for name in ("deliver send_confirmation_email", "effect generate_invoice", "smtp send", "blob put"):
+            assert first.locator("g.row text.label", has_text=name).count() >= 1, name
+        assert first.locator("g.row text.label", has_text="deliver notify_warehouse").count() == 2
+        assert first.locator("g.row.error text.label", has_text="POST notify_warehouse").count() == 1
+        assert page.locator("section.trace.linked").count() == 2
+        path = shots / "order-trace.png"
+        page.screenshot(path=str(path), full_page=True)
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
