@@ -29,13 +29,14 @@ import re
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from google.protobuf import json_format
-
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (ExportTraceServiceRequest,
                                                                       ExportTraceServiceResponse)
+
+from ordertasks.infra.threaded_server import ThreadedServer
 
 Span = dict[str, Any]
 KINDS = {0: "unspecified", 1: "internal", 2: "server", 3: "client", 4: "producer", 5: "consumer"}
@@ -227,30 +228,12 @@ def _make_handler(store: TraceStore) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-class TraceReceiver:
+class TraceReceiver(ThreadedServer):
     """The receiver on ``host:port`` in a background thread (port 0: a free one)."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 4318, keep: int = 200) -> None:
         self.store = TraceStore(keep)
-        self.server = ThreadingHTTPServer((host, port), _make_handler(self.store))
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        """Base URL, e.g. ``http://127.0.0.1:4318``."""
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> "TraceReceiver":
-        """Serve in a daemon thread."""
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and close the socket."""
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(host, port, _make_handler(self.store))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

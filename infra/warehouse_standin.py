@@ -31,9 +31,11 @@ import json
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
+
+from ordertasks.infra.threaded_server import ThreadedServer
 
 MODES = ("ok", "flaky", "down", "reject", "slow", "redirect", "huge", "drip")
 STREAMED = ("huge", "drip")
@@ -177,31 +179,13 @@ def _pieces(mode: str, size: int, drip_seconds: float) -> Iterator[bytes]:
         yield HUGE_CHUNK[: size - start]
 
 
-class WarehouseStandIn:
+class WarehouseStandIn(ThreadedServer):
     """The stand-in server on ``host:port``, run in a background thread."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 8090, mode: str = "ok",
                  directory: Path | None = None, slow_seconds: float = 5.0) -> None:
         self.state = WarehouseState(mode, directory, slow_seconds)
-        self.server = ThreadingHTTPServer((host, port), _make_handler(self.state))
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        """Base URL, e.g. ``http://127.0.0.1:8090``."""
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> "WarehouseStandIn":
-        """Serve in a daemon thread."""
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and close the socket."""
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(host, port, _make_handler(self.state))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
