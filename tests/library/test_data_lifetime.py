@@ -75,5 +75,7 @@ def test_a_later_success_resolves_the_entry_with_the_catalog_retention(stack: Ha
     assert before + timedelta(days=days) <= closed.expire_at <= datetime.now(UTC) + timedelta(days=days)
 
 
-def test_deploy_puts_a_firestore_ttl_on_both_expiring_collections() -> None:
-    assert set(TTL_FIELDS) == {("idempotency", "expire_at"), ("failed_tasks", "expire_at")}
+def test_deploy_puts_a_firestore_ttl_on_every_expiring_collection() -> None:
+    """Claims, resolved failed-task entries and the console's attempt log and per-minute counters."""
+    assert set(TTL_FIELDS) == {("idempotency", "expire_at"), ("failed_tasks", "expire_at"),
+                               ("effect_attempts", "expire_at"), ("attempt_minutes", "expire_at")}
