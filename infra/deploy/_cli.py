@@ -230,7 +230,9 @@ def _stage(t: Target, args: argparse.Namespace) -> StagedSource | None:
     """Stage the source when a selected section names it (export: always)."""
     if args.action != "export" and args.only and not set(args.only) & set(STAGED):
         return None
-    extras = DEPLOYED_EXTRAS + (("tracing",) if t.cloud.tracing else ())
+    # Only what is deployed: no Stripe in a function whose deployment has no checkout service.
+    extras = tuple(e for e in DEPLOYED_EXTRAS if e != "checkout" or t.checkout_deployed)
+    extras += ("tracing",) if t.cloud.tracing else ()
     return stage_source(t.catalog, SourceOptions(Path(args.staging_dir), args.ordertasks_wheel,
                                                  args.ordertasks_requirement, args.requirements, extras))
 

@@ -100,6 +100,7 @@ def test_the_staging_directory_holds_what_the_functions_deploy(shop: Path) -> No
     [wheel] = staged.glob("ordertasks-*-py3-none-any.whl")
     requirements = (staged / "requirements.txt").read_text(encoding="utf-8").splitlines()
     assert f"./{wheel.name}" in requirements and any(r.startswith("functions-framework") for r in requirements)
+    assert not any(r.startswith("stripe") for r in requirements)    # no checkout deployed: no Stripe installed
     assert (staged / "shop_kinds.py").read_text(encoding="utf-8") == SHOP_KINDS
     catalog = tomllib.loads((staged / "tasks.toml").read_text(encoding="utf-8"))
     assert "extends" not in catalog and "checkout" not in catalog and "notify_warehouse" not in catalog["kinds"]
