@@ -115,7 +115,7 @@ def test_cli_speaks_plainly(dev: DevStack) -> None:
     assert "no failed task with id 'no-such-order:notify_warehouse'" in unknown.stderr
     stats = dev.cli("stats")
     assert stats.returncode == 0, stats.stderr
-    assert stats.stdout.splitlines()[0].split() == ["QUEUE", "DUE", "NOW", "SCHEDULED", "LATER", "OLDEST", "DUE"]
+    assert stats.stdout.splitlines()[0].split() == ["QUEUE", "DUE", "NOW", "RETRYING", "SCHEDULED", "LATER", "OLDEST", "DUE"]
     assert "KIND" in stats.stdout and "ordertasks-warehouse" in stats.stdout
     assert "unavailable" not in stats.stdout
 
