@@ -41,7 +41,7 @@ def venv(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     subprocess.run([base_python, "-m", "venv", str(home / "venv")], check=True, timeout=120)
     pip = [str(home / "venv" / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
     # The pins of requirements-dev.txt as constraints: the versions CI already tested, from pip's cache.
-    subprocess.run([*pip, f"ordertasks[all] @ {wheel.as_uri()}", "fastapi", "uvicorn", "-c", str(tested_pins(home))],
+    subprocess.run([*pip, f"ordertasks[all] @ {wheel.as_uri()}", "fastapi", "uvicorn", "-c", str(pinned_constraints(home))],
                    check=True, timeout=INSTALL_TIMEOUT, cwd=home, env=outside_environment())
     return home / "venv"
 
@@ -57,7 +57,7 @@ def pinned_lines(requirements: Path) -> list[str]:
     return lines
 
 
-def tested_pins(directory: Path) -> Path:
+def pinned_constraints(directory: Path) -> Path:
     """requirements-dev.txt's pins as one constraints file in ``directory``: pip reads a ``-r``
     inside a constraints file as requirements, which would install every pin."""
     path = directory / "tested-pins.txt"

@@ -35,7 +35,7 @@ from ordertasks.infra.config import REPO_ROOT, load_catalog
 from tests.deploy.conftest import PROJECT, REGION
 from tests.deploy.shop import write_shop
 from tests.deploy.test_shop_project import env_of, flags, planned
-from tests.packaging.conftest import INSTALL_TIMEOUT, outside_environment, tested_pins
+from tests.packaging.conftest import INSTALL_TIMEOUT, outside_environment, pinned_constraints
 from tests.support.samples import library_order
 from tests.support.servers import ServerProcess, free_port, port_open, wait_until
 
@@ -166,7 +166,7 @@ def test_deploy_plan_from_the_installed_package_stages_a_source_that_installs_al
     subprocess.run([getattr(sys, "_base_executable", sys.executable), "-m", "venv", str(function_venv)],
                    check=True, timeout=120)
     subprocess.run([str(function_venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                    "-r", "requirements.txt", "-c", str(tested_pins(tmp_path))],
+                    "-r", "requirements.txt", "-c", str(pinned_constraints(tmp_path))],
                    cwd=staged, env=outside_environment(), check=True, timeout=INSTALL_TIMEOUT)
     handler = flags(planned(plan, "functions", "deploy", "ordertasks-handler")[0])
     mounted = {item.split("=", 1)[0]: "from-secret-manager" for item in handler["set-secrets"].split(",")}
