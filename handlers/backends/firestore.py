@@ -846,8 +846,9 @@ class FirestoreAttemptLog(_Port):
         super().__init__(db)
         self.shards = max(1, shards)
         seconds = min(write_timeout, db.timeout)
-        self._write_call = {"retry": Retry(predicate=if_exception_type(*_TRANSIENT), initial=0.1, maximum=1.0,
-                                           multiplier=2.0, timeout=seconds), "timeout": seconds}
+        self._write_retry = Retry(predicate=if_exception_type(*_TRANSIENT), initial=0.1, maximum=1.0,
+                                  multiplier=2.0, timeout=seconds)
+        self._write_timeout = seconds
 
     def _minute_ref(self, tally: MinuteTally, order_id: str) -> Any:
         shard = zlib.crc32(order_id.encode()) % self.shards
@@ -864,7 +865,7 @@ class FirestoreAttemptLog(_Port):
             "minute": tally.minute, "kind": tally.kind, "expire_at": tally.minute + MINUTES_KEPT,
             "outcomes": {name: firestore.Increment(n) for name, n in tally.outcomes.items()},
             "durations": {f"b{bucket}": firestore.Increment(n) for bucket, n in tally.durations.items()}}, merge=True)
-        batch.commit(**self._write_call)
+        batch.commit(retry=self._write_retry, timeout=self._write_timeout)
 
     @_guarded
     def attempts_for(self, order_id: str, limit: int = 500) -> list[AttemptRecord]:

@@ -20,6 +20,8 @@ from typing import Any
 
 from flask import Flask, abort, render_template
 
+from ordertasks.handlers.errors import OrderTasksError
+
 ROW_HEIGHT = 22
 LABEL_WIDTH = 400           # SVG units left of the bars (the chart is 1000 wide)
 BAR_START, BAR_END = 410.0, 900.0
@@ -28,7 +30,7 @@ SHOWN = {"ordertasks.attempt": "attempt ", "ordertasks.outcome": "", "ordertasks
 CHAR_WIDTH = 6.4            # SVG units per character of a row's label (11px system font)
 
 
-class TracesUnavailable(Exception):
+class TracesUnavailable(OrderTasksError):
     """The trace receiver did not answer (not running, or not this stack's)."""
 
 

@@ -114,7 +114,7 @@ def test_stats_escapes_errors_and_failures(hostile_log: Path, hostile_tasks_api:
 def test_stats_tables_escape_every_cell() -> None:
     """Attack: an error short enough to survive truncation, rendered into the stats table."""
     now = datetime.now(UTC)
-    text = render({"ordertasks-email": f"unavailable ({CLEAR_SCREEN})"}, [("k\x1b", "1", "0", "0", "0", "0", "0", "-")],
+    text = render({"ordertasks-email": f"unavailable ({CLEAR_SCREEN})"}, [("k\x1b", "1", "0", "0", "0", "0", "0", "0", "0", "0", "-")],
                   now)
     assert "\x1b" not in text and "\\x1b[2J" in text and "k\\x1b" in text
 
