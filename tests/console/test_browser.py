@@ -12,6 +12,7 @@ import re
 import shutil
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +27,10 @@ from tests.support.servers import ServerProcess, free_port, http_ok, wait_until
 PARTS = ("emulator", "handler", "checkout", "smtp", "warehouse", "console")
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
-    root = tmp_path_factory.mktemp("console-dev")
-    data_dir, config = root / "var", fast_catalog(root)
+@contextmanager
+def running_stack(root: Path, config: Path) -> Iterator[DevStack]:
+    """``ordertasks dev`` on free ports with ``config``, its data under ``root``, until the block ends."""
+    data_dir = root / "var"
     data_dir.mkdir()
     ports = {name: free_port() for name in PARTS}
     server = start_dev(data_dir, config, ports)
@@ -38,6 +39,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
         yield DevStack(data_dir, config, ports, server)
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
+    root = tmp_path_factory.mktemp("console-dev")
+    with running_stack(root, fast_catalog(root)) as dev:
+        yield dev
 
 
 @pytest.fixture(scope="module")

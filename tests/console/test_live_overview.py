@@ -12,15 +12,12 @@ from __future__ import annotations
 
 import random
 import re
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from werkzeug.serving import make_server
 
 from ordertasks.handlers.backends.memory import MemoryAttemptLog
 from ordertasks.handlers.ports import AttemptFailure, AttemptRecord, Stores
@@ -28,6 +25,7 @@ from ordertasks.infra.console import create_app
 from ordertasks.infra.console.overview import ClosedMinutes
 from tests.console.conftest import ConsoleUnderTest, failure
 from tests.console.test_browser import snap
+from tests.console.served import served
 from tests.console.test_retrying import shots_dir
 from tests.support.browser import headless_chromium
 
@@ -35,17 +33,6 @@ TTL = timedelta(days=35)
 QUIET = "request_review"          # no attempt in the seeded hour: "nothing yet" until the test writes some
 
 
-@contextmanager
-def served(app: Any) -> Iterator[str]:
-    """``app`` on a free loopback port in a thread; its base URL."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
 
 
 @pytest.fixture(scope="module")

@@ -25,17 +25,16 @@ import pytest
 import requests
 
 from ordertasks import OrderTasks
-from tests.console.test_browser import console_url, snap
-from tests.devstack.conftest import DevStack, place_order, start_dev
+from tests.console.test_browser import console_url, running_stack, snap
+from tests.devstack.conftest import DevStack, place_order
 from tests.support.samples import catalog_without, fast_catalog
 from tests.support.browser import headless_chromium
-from tests.support.servers import free_port, http_ok, wait_until
+from tests.support.servers import wait_until
 
 KIND = "notify_warehouse"
 MAX_ATTEMPTS = 3
 MIN_BACKOFF = 60          # the wait after attempt 1; after attempt 2 it doubles: 120 s
 STATES = ("done", "running", "retrying", "failed", "cancelled")
-PARTS = ("emulator", "handler", "checkout", "smtp", "warehouse", "console")
 
 
 def slow_warehouse_catalog(root: Path) -> Path:
@@ -53,15 +52,8 @@ def slow_warehouse_catalog(root: Path) -> Path:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
     root = tmp_path_factory.mktemp("retrying-dev")
-    data_dir, config = root / "var", slow_warehouse_catalog(root)
-    data_dir.mkdir()
-    ports = {name: free_port() for name in PARTS}
-    server = start_dev(data_dir, config, ports)
-    wait_until(lambda: http_ok(ports["console"]), timeout=30, what="the console")
-    try:
-        yield DevStack(data_dir, config, ports, server)
-    finally:
-        server.stop()
+    with running_stack(root, slow_warehouse_catalog(root)) as dev:
+        yield dev
 
 
 @pytest.fixture(scope="module")
