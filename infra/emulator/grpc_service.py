@@ -9,20 +9,18 @@ template, its body field (or all remaining fields, for ``body: "*"``) becomes th
 the rest becomes the query string.  The JSON answer is parsed back into the response
 message.  So validation, messages and behaviour are identical on both transports, and an
 :class:`RpcError` becomes the gRPC status of the same canonical code with the same message.
+The calls are served by :mod:`infra.emulator.h2grpc` on the emulator's own event loop.
 
-Request bytes are parsed inside the handler, not by grpc's deserializer, so a malformed
-message is INVALID_ARGUMENT naming the method instead of grpc's generic INTERNAL.
+A malformed request message is INVALID_ARGUMENT naming the method.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import grpc
 from google.cloud import tasks_v2
 from google.cloud.location import locations_pb2
 from google.iam.v1 import iam_policy_pb2, policy_pb2
@@ -30,9 +28,10 @@ from google.longrunning import operations_pb2
 from google.protobuf import empty_pb2, json_format, message
 from google.protobuf.message import DecodeError
 
-from ordertasks.infra.emulator import api
+from ordertasks.infra.emulator import api, wire_proto
 from ordertasks.infra.emulator.buffer_proto import BufferTaskRequest, BufferTaskResponse
 from ordertasks.infra.emulator.errors import RpcError
+from ordertasks.infra.emulator.h2grpc import Call
 from ordertasks.infra.emulator.service import TasksService
 
 log = logging.getLogger("ordertasks.emulator.grpc")
@@ -155,45 +154,26 @@ def _decode(rule: Rule, name: str, raw: bytes) -> Json:
 
 
 def _encode(rule: Rule, answer: Json) -> bytes:
-    response = rule.response()
-    json_format.ParseDict(answer, response, ignore_unknown_fields=True)
-    return response.SerializeToString()  # type: ignore[no-any-return]
+    return wire_proto.parse_answer(answer, rule.response()).SerializeToString()  # type: ignore[no-any-return]
 
 
-Behaviour = Callable[[bytes, grpc.aio.ServicerContext], Awaitable[bytes]]
-
-
-def make_behaviour(service: TasksService, name: str, rule: Rule, latency_ms: float = 0.0) -> Behaviour:
-    """The async unary-unary handler of one RPC."""
-    async def behaviour(raw: bytes, context: grpc.aio.ServicerContext) -> bytes:
+def make_call(service: TasksService, name: str, rule: Rule, latency_ms: float = 0.0) -> Call:
+    """One RPC as a coroutine from request bytes to answer bytes; failures raise :class:`RpcError`."""
+    async def call(raw: bytes) -> bytes:
         try:
-            call = transcode(rule, _decode(rule, name, raw))
-            answer = await api.invoke(service, call.method, call.path, call.query, call.body, latency_ms=latency_ms)
+            request = transcode(rule, _decode(rule, name, raw))
+            answer = await api.invoke(service, request.method, request.path, request.query, request.body,
+                                      latency_ms=latency_ms)
             return _encode(rule, answer)
-        except RpcError as exc:
-            await context.abort(grpc.StatusCode[exc.status], exc.message)
+        except RpcError:
+            raise
         except Exception as exc:  # noqa: BLE001 - a bug must answer INTERNAL, never kill the call silently
             log.exception("%s failed", name)
-            await context.abort(grpc.StatusCode.INTERNAL, f"{name}: internal emulator error: {type(exc).__name__}: {exc}")
-        raise AssertionError("unreachable: context.abort raises")
-    return behaviour
+            raise RpcError("INTERNAL", f"{name}: internal emulator error: {type(exc).__name__}: {exc}") from None
+    return call
 
 
-def generic_handlers(service: TasksService, latency_ms: float = 0.0) -> list[grpc.GenericRpcHandler]:
-    """Handlers for every service, raw bytes in and out (parsing happens in the behaviour)."""
-    handlers = []
-    for service_name, rules in SERVICES:
-        methods = {name: grpc.unary_unary_rpc_method_handler(make_behaviour(service, name, rule, latency_ms))
-                   for name, rule in rules.items()}
-        handlers.append(grpc.method_handlers_generic_handler(service_name, methods))
-    return handlers
-
-
-async def start_server(service: TasksService, address: str, latency_ms: float = 0.0) -> tuple[grpc.aio.Server, int]:
-    """A started ``grpc.aio`` server on ``address`` (``unix:PATH`` or ``HOST:PORT``); returns it
-    and the bound port (0 for a unix socket)."""
-    server = grpc.aio.server(handlers=generic_handlers(service, latency_ms),
-                             options=[("grpc.max_receive_message_length", api.MAX_REQUEST_BYTES)])
-    port = server.add_insecure_port(address)
-    await server.start()
-    return server, port
+def calls(service: TasksService, latency_ms: float = 0.0) -> dict[bytes, Call]:
+    """Every RPC of every service, keyed by its HTTP/2 path (``/google.cloud.tasks.v2.CloudTasks/CreateTask``)."""
+    return {f"/{service_name}/{name}".encode(): make_call(service, name, rule, latency_ms)
+            for service_name, rules in SERVICES for name, rule in rules.items()}

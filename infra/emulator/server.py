@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import signal
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -21,11 +19,12 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from ordertasks.infra.emulator import grpc_service, oidc, store as db
+from ordertasks.infra.emulator import api, grpc_service, oidc, store as db
 from ordertasks.infra.emulator.api import build_app
 from ordertasks.infra.emulator.dispatcher import DEFAULT_APP_ENGINE_HOST, Dispatcher
 from ordertasks.infra.emulator.errors import RpcError
 from ordertasks.infra.emulator.frontdoor import sniffer_factory
+from ordertasks.infra.emulator.h2grpc import GrpcConnection
 from ordertasks.infra.emulator.guard import HostGuard
 from ordertasks.infra.emulator.service import DEFAULT_MAX_QUEUES, DEFAULT_MAX_TASKS, TasksService
 
@@ -161,10 +160,10 @@ async def serve(args: argparse.Namespace) -> int:
                     in_flight=lambda: len(dispatcher.running))
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    private = tempfile.TemporaryDirectory(prefix="ordertasks-emulator-")
-    grpc_socket = os.path.join(private.name, "grpc.sock")
-    grpc_server, _ = await grpc_service.start_server(service, "unix:" + grpc_socket, args.inject_latency_ms)
-    listener = await loop.create_server(sniffer_factory(runner.server, grpc_socket), args.host, args.port)
+    grpc_calls, grpc_connections = grpc_service.calls(service, args.inject_latency_ms), set[GrpcConnection]()
+    listener = await loop.create_server(
+        sniffer_factory(runner.server, lambda: GrpcConnection(grpc_calls, api.MAX_REQUEST_BYTES, grpc_connections)),
+        args.host, args.port)
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
@@ -175,9 +174,9 @@ async def serve(args: argparse.Namespace) -> int:
     finally:
         sweeper.cancel()
         listener.close()
-        await grpc_server.stop(grace=1.0)
+        for connection in list(grpc_connections):
+            connection.goaway()
         await runner.cleanup()
-        private.cleanup()
         await dispatcher.stop()
         await session.close()
         store.close()

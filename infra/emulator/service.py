@@ -269,6 +269,14 @@ class TasksService:
                              undo: Callable[[], None]) -> None:
         """Commit ``ops`` (made in memory already), then ``done()``; on a failed commit ``undo()``
         and raise INTERNAL.  Runs to the end even if the caller is cancelled meanwhile."""
+        try:
+            committed = self.store.commit_now(ops)  # no await: a cancel cannot land half-way
+        except Exception as exc:
+            undo()
+            raise RpcError("INTERNAL", f"could not store {what}: {exc}") from exc
+        if committed:
+            done()
+            return
         await run_to_completion(self._commit_then(ops, what, done, undo))
 
     async def _commit_then(self, ops: list[db.Op], what: str, done: Callable[[], None],

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import functools
 import re
 from typing import Any, TypeVar
 
@@ -74,8 +75,15 @@ def format_timestamp(epoch: float) -> str:
     """Epoch seconds -> RFC 3339 UTC with ``Z`` (microseconds when not whole)."""
     micros = round(epoch * 1_000_000)
     whole, frac = divmod(micros, 1_000_000)
-    text = dt.datetime.fromtimestamp(whole, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    text = _whole_seconds(whole)
     return f"{text}.{frac:06d}Z" if frac else f"{text}Z"
+
+
+@functools.lru_cache(maxsize=4096)
+def _whole_seconds(whole: int) -> str:
+    # A task's times (created, scheduled, attempted) fall in few distinct seconds: strftime is
+    # most of the cost of formatting one.
+    return dt.datetime.fromtimestamp(whole, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def parse_enum(kind: type[E], value: Any, path: str) -> E:

@@ -43,13 +43,24 @@ def _ignore(point: int) -> None:
 
 class SteppedStore(db.Store):
     """The real store; ``write`` passes numbered await points (two yields, the wait for the
-    commit, two yields), calling ``at_point(n)`` at each, and fails its commit while ``fail``."""
+    commit, two yields), calling ``at_point(n)`` at each, and fails its commit while ``fail``.
 
-    def __init__(self, path: Path) -> None:
+    ``commit_now`` (the store committing a change at once, with no await point) is refused
+    unless ``immediate``, so the walks cover ``write``'s points: the path a change takes while
+    the writer thread holds a batch."""
+
+    def __init__(self, path: Path, immediate: bool = False) -> None:
         super().__init__(path)
         self.at_point: Callable[[int], object] = _ignore
         self.points = 0
         self.fail = False
+        self.immediate = immediate
+
+    def commit_now(self, ops: Sequence[db.Op]) -> bool:
+        """The real immediate commit when ``immediate``; otherwise "not now" (use ``write``)."""
+        if not self.immediate:
+            return False
+        return super().commit_now([*ops, FAILING_OP] if self.fail else ops)
 
     async def write(self, ops: Sequence[db.Op]) -> None:
         """Write ``ops`` through the real writer thread, passing the numbered await points."""
@@ -75,9 +86,9 @@ class Rig:
 
 
 @asynccontextmanager
-async def running(path: Path, minter: oidc.TokenMinter) -> AsyncIterator[Rig]:
+async def running(path: Path, minter: oidc.TokenMinter, immediate: bool = False) -> AsyncIterator[Rig]:
     """Start an in-process emulator on the SQLite file ``path`` (restoring what it holds)."""
-    store = SteppedStore(path)
+    store = SteppedStore(path, immediate)
     service = TasksService(store, time.time)
     service.restore(store.load(time.time()))
     store.start(asyncio.get_running_loop())
@@ -157,12 +168,13 @@ async def dispatched_then_gone(rig: Rig, receiver: Receiver, task_id: str) -> No
     await eventually(lambda: f"{QUEUE}/tasks/{task_id}" not in rig.service.tasks[QUEUE], f"{task_id} completed")
 
 
-async def check_create(path: Path, minter: oidc.TokenMinter, receiver: Receiver, point: int, fail: bool) -> str:
+async def check_create(path: Path, minter: oidc.TokenMinter, receiver: Receiver, point: int, fail: bool,
+                       immediate: bool = False) -> str:
     """One create cancelled at ``point`` (its commit failing if ``fail``), then the invariant:
     fully there and dispatched, or nowhere (also after a restart) and creatable again."""
-    task_id = f"k{point + 1}-{'fail' if fail else 'ok'}"
+    task_id = f"k{point + 1}-{'fail' if fail else 'ok'}{'-now' if immediate else ''}"
     name = f"{QUEUE}/tasks/{task_id}"
-    async with running(path, minter) as rig:
+    async with running(path, minter, immediate) as rig:
         await paused_queue(rig)
         rig.store.fail = fail
         outcome = await cancelled_at(rig, point, lambda: rig.service.create_task(QUEUE, task_body(receiver, task_id)))
@@ -212,6 +224,18 @@ def test_create_whose_commit_fails_leaves_nothing_behind_even_when_cancelled(
                            last="failed")
 
     assert outcomes[0] == "cancelled" and outcomes[-1] == "failed", outcomes
+
+
+@pytest.mark.parametrize("fail", [False, True], ids=["commits", "commit fails"])
+def test_a_create_committed_at_once_has_no_await_point_and_exists_fully_or_not_at_all(
+        tmp_path: Path, minter: oidc.TokenMinter, receiver: Receiver, fail: bool) -> None:
+    """The path a sequential create takes (the writer thread idle): the store commits at once,
+    so a cancel lands before the call starts or not at all; a failed commit leaves nothing."""
+    last = "failed" if fail else "done"
+    outcomes = walk_points(lambda k: asyncio.run(check_create(tmp_path / f"n{k}.db", minter, receiver, k, fail,
+                                                              immediate=True)), last=last)
+
+    assert outcomes == ["cancelled", last], outcomes
 
 
 def test_create_cancelled_again_and_again_still_settles(
