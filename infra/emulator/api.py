@@ -286,8 +286,7 @@ ROUTES: list[tuple[re.Pattern[str], str, Handler, Descriptor | None]] = [
 
 def _route(method: str, path: str) -> tuple[Handler, dict[str, str], Descriptor | None]:
     for pattern, route_method, handler, body in ROUTES:
-        match = pattern.match(path)
-        if match and route_method == method:
+        if route_method == method and (match := pattern.match(path)):
             return handler, match.groupdict(), body
     raise RpcError("NOT_FOUND", f"no Cloud Tasks v2 method at {method} /v2/{path}")
 

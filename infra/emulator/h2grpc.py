@@ -1,9 +1,10 @@
-"""gRPC over HTTP/2, spoken on the emulator's event loop (``h2`` for the framing).
+"""gRPC over HTTP/2, spoken on the emulator's event loop.
 
 The front door (:mod:`infra.emulator.frontdoor`) hands a connection that opened with the
 HTTP/2 preface to :class:`GrpcConnection`, in place, as it hands REST connections to aiohttp.
 There is no second server and no byte pump: a unary call is parsed, run and answered on the
-loop that runs the service, so a ``CreateTask`` costs one pass through the loop.
+loop that runs the service, and one that does not suspend (a create whose commit the store
+makes at once, a get, a list) is answered inside ``data_received``, in one pass of the loop.
 
 What it implements, and only that: unary calls (every Cloud Tasks, Locations and Operations
 method is unary) in the gRPC over HTTP/2 wire format: length-prefixed messages, ``identity``,
@@ -11,9 +12,12 @@ method is unary) in the gRPC over HTTP/2 wire format: length-prefixed messages, 
 percent-encoded ``grpc-message``, trailers-only answers for errors, flow control both ways,
 ``RST_STREAM`` from a client that gave up (the call's task is cancelled: see
 ``TasksService`` for why a create still either fully exists or does not), ``grpc-timeout``
-(``DEADLINE_EXCEEDED``), and ``GOAWAY`` when the emulator stops.  Statuses and messages for a
-malformed call follow grpc-core's (``UNIMPLEMENTED`` "Method not found!", ``RESOURCE_EXHAUSTED``
-"Received message larger than max (N vs. M)").
+(``DEADLINE_EXCEEDED``), PING, SETTINGS, and ``GOAWAY`` when the emulator stops or a client
+breaks the protocol.  Statuses and messages for a malformed call follow grpc-core's
+(``UNIMPLEMENTED`` "Method not found!", ``RESOURCE_EXHAUSTED`` "Received message larger than
+max (N vs. M)").  The framing is :mod:`infra.emulator.http2`; header blocks are decoded by
+``hpack``.  It was built on the ``h2`` library first: h2's general state machine cost a
+sequential create ~0.1 ms of the emulator's CPU, more than the service's own work.
 """
 
 from __future__ import annotations
@@ -26,13 +30,11 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-import h2.config
-import h2.connection
-import h2.events
-import h2.exceptions
-import h2.settings
+import hpack
 
+from ordertasks.infra.emulator import http2
 from ordertasks.infra.emulator.errors import RpcError
+from ordertasks.infra.emulator.http2 import Frame, ProtocolError
 
 log = logging.getLogger("ordertasks.emulator.grpc")
 Call = Callable[[bytes], Awaitable[bytes]]
@@ -40,16 +42,11 @@ STATUS_CODES = {"OK": 0, "CANCELLED": 1, "UNKNOWN": 2, "INVALID_ARGUMENT": 3, "D
                 "NOT_FOUND": 5, "ALREADY_EXISTS": 6, "PERMISSION_DENIED": 7, "RESOURCE_EXHAUSTED": 8,
                 "FAILED_PRECONDITION": 9, "ABORTED": 10, "OUT_OF_RANGE": 11, "UNIMPLEMENTED": 12,
                 "INTERNAL": 13, "UNAVAILABLE": 14, "DATA_LOSS": 15, "UNAUTHENTICATED": 16}
-WINDOW = 1 << 22  # what a client may send before we acknowledge it: a request of up to 4 MiB flows in at once
 _TIMEOUT_UNITS = {b"H": 3600.0, b"M": 60.0, b"S": 1.0, b"m": 1e-3, b"u": 1e-6, b"n": 1e-9}
 _RESPONSE_HEADERS = ((b":status", b"200"), (b"content-type", b"application/grpc"))
-# Headers are taken as bytes and not re-validated: we read four of them (``:path``,
-# ``grpc-encoding``, ``grpc-timeout``, and their presence), and h2's per-header checks cost a
-# sequential call more than the rest of the framing.  Frames, HPACK and flow control are
-# still checked by h2, and an unknown path is UNIMPLEMENTED whatever the other headers hold.
-_CONFIG = h2.config.H2Configuration(client_side=False, header_encoding=None, validate_inbound_headers=False,
-                                    normalize_inbound_headers=False, validate_outbound_headers=False,
-                                    normalize_outbound_headers=False)
+_ANSWER_HEADERS = http2.STATUS_200 + http2.literal_indexed_name(http2.CONTENT_TYPE, b"application/grpc")
+_OK_TRAILERS = http2.literal(b"grpc-status", b"0")
+MAX_FRAME = 1 << 20  # what we accept (SETTINGS_MAX_FRAME_SIZE): a request of up to 1 MiB in one frame
 
 
 @dataclass
@@ -61,6 +58,8 @@ class Stream:
     body: bytearray = field(default_factory=bytearray)
     task: asyncio.Task[None] | None = None
     timed_out: bool = False
+    send_window: int = http2.DEFAULT_WINDOW
+    ended: bool = False  # the client's side is closed (END_STREAM seen)
 
 
 async def resume(coroutine: Coroutine[Any, Any, None], waiting_for: Any) -> None:
@@ -97,11 +96,11 @@ def grpc_timeout(value: bytes | None) -> float | None:
     return int(value[:-1]) * _TIMEOUT_UNITS[value[-1:]]
 
 
-def _trailers(status: str, message: str = "") -> list[tuple[bytes, bytes]]:
-    trailers = [(b"grpc-status", str(STATUS_CODES[status]).encode())]
+def _trailers(status: str, message: str = "") -> bytes:
+    block = http2.literal(b"grpc-status", str(STATUS_CODES[status]).encode())
     if message:
-        trailers.append((b"grpc-message", quote(message, safe=" !\"#$&'()*+,-./:;<=>?@[\\]^_`{|}~").encode()))
-    return trailers
+        block += http2.literal(b"grpc-message", quote(message, safe=" !\"#$&'()*+,-./:;<=>?@[\\]^_`{|}~").encode())
+    return block
 
 
 def unframe(body: bytes | bytearray, encoding: bytes | None, limit: int) -> bytes:
@@ -133,38 +132,132 @@ def _decompress(message: bytes, encoding: bytes | None, limit: int) -> bytes:
     return plain
 
 
+class HeaderBlocks:
+    """The client's header blocks, decoded by ``hpack``; a block identical to the last one is
+    not decoded again when it cannot have changed the decoder's dynamic table.
+
+    A gRPC client sends the same block for every call of a method (indexed fields, and
+    literals "without indexing" for its changing headers), and decoding it is a third of the
+    framing's cost.  Reusing the result is exact: a block's meaning depends only on the
+    dynamic table, only two representations change the table (a literal with incremental
+    indexing, a table size update: RFC 7541 §6.2.1, §6.3), and the remembered block is
+    dropped as soon as a block holding either is decoded.
+    """
+
+    def __init__(self) -> None:
+        self.decoder = hpack.Decoder()
+        self.last: tuple[bytes, dict[bytes, bytes]] | None = None
+
+    def decode(self, block: bytes) -> dict[bytes, bytes]:
+        """The block's fields (a later field of the same name wins, as gRPC reads them)."""
+        if self.last is not None and self.last[0] == block:
+            return self.last[1]
+        try:
+            headers: dict[bytes, bytes] = dict(self.decoder.decode(block, raw=True))  # type: ignore[arg-type]
+        except hpack.HPACKError as exc:
+            raise ProtocolError(f"a header block hpack cannot decode: {exc}", http2.COMPRESSION_ERROR) from None
+        self.last = (block, headers) if leaves_table_alone(block) else None
+        return headers
+
+
+def leaves_table_alone(block: bytes) -> bool:
+    """True when no field of the HPACK ``block`` adds to the dynamic table or resizes it."""
+    try:
+        at = 0
+        while at < len(block):
+            first = block[at]
+            if first & 0x80:  # indexed field
+                at = _skip_integer(block, at, 0x7F)
+            elif first & 0xC0 == 0x40 or first & 0xE0 == 0x20:  # incremental indexing; size update
+                return False
+            else:  # literal without indexing or never indexed: a name index or a literal name
+                new_name = first & 0x0F == 0
+                at = _skip_integer(block, at, 0x0F)
+                if new_name:
+                    at = _skip_string(block, at)
+                at = _skip_string(block, at)
+        return True
+    except IndexError:
+        return False  # truncated: hpack refuses it anyway
+
+
+def _integer(block: bytes, at: int, mask: int) -> tuple[int, int]:
+    value, at = block[at] & mask, at + 1
+    if value < mask:
+        return value, at
+    shift = 0
+    while True:
+        byte, at = block[at], at + 1
+        value += (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            return value, at
+
+
+def _skip_integer(block: bytes, at: int, mask: int) -> int:
+    return _integer(block, at, mask)[1]
+
+
+def _skip_string(block: bytes, at: int) -> int:
+    length, at = _integer(block, at, 0x7F)
+    if at + length > len(block):
+        raise IndexError("string past the block's end")
+    return at + length
+
+
 class GrpcConnection(asyncio.Protocol):
     """One client's HTTP/2 connection: its streams, each a unary call to a method of ``calls``."""
 
     def __init__(self, calls: Mapping[bytes, Call], limit: int, connections: set[GrpcConnection]) -> None:
         self.calls, self.limit, self.connections = calls, limit, connections
-        self.h2 = h2.connection.H2Connection(config=_CONFIG)
+        self.window = limit + 65_536  # per stream: the largest request flows in without a WINDOW_UPDATE
         self.transport: asyncio.Transport | None = None
+        self.inbox = bytearray()
+        self.outbox = bytearray()
+        self.preface_seen = False
+        self.headers = HeaderBlocks()
         self.streams: dict[int, Stream] = {}
+        self.last_stream = 0
+        self.header_block: tuple[int, int, bytearray] | None = None  # stream, flags, fragments so far
+        self.send_window = http2.DEFAULT_WINDOW
+        self.peer_window = http2.DEFAULT_WINDOW
+        self.peer_max_frame = http2.DEFAULT_MAX_FRAME
+        self.unacknowledged = 0
+        self.receiving = False  # inside data_received: one write at its end carries every answer
         self.window_open = asyncio.Event()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        """Send our settings: a large window, so requests up to the size limit arrive at once."""
+        """Send our settings and open the connection's receive window as wide as a stream's."""
         self.transport = transport  # type: ignore[assignment]
         self.connections.add(self)
-        self.h2.local_settings = h2.settings.Settings(client=False, initial_values={
-            h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: WINDOW,
-            h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 1000})
-        self.h2.initiate_connection()
-        self.h2.increment_flow_control_window(WINDOW)
+        self.outbox += http2.settings([(http2.MAX_CONCURRENT_STREAMS, 1000), (http2.INITIAL_WINDOW_SIZE, self.window),
+                                       (http2.MAX_FRAME_SIZE, MAX_FRAME)])
+        self.outbox += http2.window_update(0, self.window - http2.DEFAULT_WINDOW)
         self._flush()
 
     def data_received(self, data: bytes) -> None:
-        """Feed the frames to h2 and act on what they mean."""
+        """Act on every complete frame received; answer what can be answered at once."""
+        self.inbox += data
+        self.receiving = True
         try:
-            events = self.h2.receive_data(data)
-        except h2.exceptions.ProtocolError as exc:
+            if not self.preface_seen:
+                if len(self.inbox) < len(http2.PREFACE):
+                    return
+                if self.inbox[:len(http2.PREFACE)] != http2.PREFACE:
+                    raise ProtocolError("the connection did not start with the HTTP/2 preface")
+                del self.inbox[:len(http2.PREFACE)]
+                self.preface_seen = True
+            for item in http2.frames(self.inbox, MAX_FRAME):
+                self._on(item)
+        except ProtocolError as exc:
             log.info("closing a gRPC connection: %s", exc)
-            self._flush()
-            self._close()
+            self.receiving = False
+            self._fail(exc.code)
             return
-        for event in events:
-            self._on(event)
+        self.receiving = False
+        if self.unacknowledged >= self.window // 2:  # give the window back in large steps, not per call
+            self.outbox += http2.window_update(0, self.unacknowledged)
+            self.unacknowledged = 0
         self._flush()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -178,42 +271,112 @@ class GrpcConnection(asyncio.Protocol):
 
     def goaway(self) -> None:
         """Tell the client no new calls will be taken (the emulator is stopping), then close."""
-        if self.transport is not None and not self.transport.is_closing():
-            self.h2.close_connection()
-            self._flush()
-            self._close()
+        if not self._closed():
+            self._fail(http2.NO_ERROR)
 
-    def _on(self, event: h2.events.Event) -> None:
-        if isinstance(event, h2.events.RequestReceived):
-            headers = dict(event.headers or ())
-            self.streams[event.stream_id] = Stream(headers.get(b":path", b""), headers)
-        elif isinstance(event, h2.events.DataReceived):
-            self._on_data(event)
-        elif isinstance(event, h2.events.StreamEnded):
-            self._start(event.stream_id)
-        elif isinstance(event, h2.events.StreamReset):
-            self._reset(event.stream_id)
-        elif isinstance(event, h2.events.WindowUpdated):
-            self.window_open.set()
-        elif isinstance(event, h2.events.ConnectionTerminated):
-            self._close()
+    def _fail(self, code: int) -> None:
+        self.outbox += http2.goaway(self.last_stream, code)
+        self._flush()
+        self._close()
 
-    def _on_data(self, event: h2.events.DataReceived) -> None:
-        stream = self.streams.get(event.stream_id)
-        if event.flow_controlled_length:
-            self.h2.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
-        if stream is None or event.data is None:
-            return
-        stream.body += event.data
+    def _on(self, item: Frame) -> None:
+        if self.header_block is not None and item.kind != http2.CONTINUATION:
+            raise ProtocolError("a header block was interrupted by another frame")
+        kind = item.kind
+        if kind == http2.HEADERS:
+            self._on_headers(item)
+        elif kind == http2.DATA:
+            self._on_data(item)
+        elif kind == http2.CONTINUATION:
+            self._on_continuation(item)
+        elif kind == http2.SETTINGS:
+            self._on_settings(item)
+        elif kind == http2.WINDOW_UPDATE:
+            self._on_window_update(item)
+        elif kind == http2.PING:
+            if not item.flags & http2.ACK:
+                self.outbox += http2.frame(http2.PING, http2.ACK, 0, item.payload)
+        elif kind == http2.RST_STREAM:
+            self._reset(item.stream)
+        elif kind == http2.PUSH_PROMISE:
+            raise ProtocolError("a client may not send PUSH_PROMISE")
+        # PRIORITY, GOAWAY and unknown types need nothing from a server of unary calls
+
+    def _on_headers(self, item: Frame) -> None:
+        stream = item.stream
+        if stream == 0 or not stream % 2:
+            raise ProtocolError(f"HEADERS on stream {stream}, which a client cannot open")
+        self.header_block = (stream, item.flags, bytearray(http2.unpadded(item)))
+        if item.flags & http2.END_HEADERS:
+            self._header_block_done()
+
+    def _on_continuation(self, item: Frame) -> None:
+        if self.header_block is None or item.stream != self.header_block[0]:
+            raise ProtocolError("a CONTINUATION frame that continues nothing")
+        self.header_block[2].extend(item.payload)
+        if item.flags & http2.END_HEADERS:
+            self._header_block_done()
+
+    def _header_block_done(self) -> None:
+        assert self.header_block is not None
+        stream_id, flags, block = self.header_block
+        self.header_block = None
+        headers = self.headers.decode(bytes(block))
+        stream = self.streams.get(stream_id)
+        if stream is None:
+            if stream_id <= self.last_stream:
+                raise ProtocolError(f"stream {stream_id} was opened before")
+            self.last_stream = stream_id
+            stream = self.streams[stream_id] = Stream(headers.get(b":path", b""), headers,  # type: ignore[arg-type]
+                                                      send_window=self.peer_window)
+        if flags & http2.END_STREAM:
+            self._end_of_request(stream_id, stream)
+
+    def _on_data(self, item: Frame) -> None:
+        self.unacknowledged += len(item.payload)
+        stream = self.streams.get(item.stream)
+        if stream is None or stream.ended:
+            return  # a stream we answered already (or never knew): its bytes are dropped
+        stream.body += http2.unpadded(item)
         if len(stream.body) > self.limit + 5:
             # Answered now; the rest of the request is acknowledged and dropped.
-            self._answer_error(event.stream_id, RpcError(
+            self._answer_error(item.stream, RpcError(
                 "RESOURCE_EXHAUSTED", f"Received message larger than max ({len(stream.body) - 5} vs. {self.limit})"))
+            return
+        if item.flags & http2.END_STREAM:
+            self._end_of_request(item.stream, stream)
+
+    def _on_settings(self, item: Frame) -> None:
+        if item.flags & http2.ACK:
+            return
+        for key, value in http2.read_settings(item.payload):
+            if key == http2.INITIAL_WINDOW_SIZE:
+                if value > http2.MAX_WINDOW:
+                    raise ProtocolError("SETTINGS_INITIAL_WINDOW_SIZE above 2^31-1", http2.FLOW_CONTROL_ERROR)
+                for stream in self.streams.values():
+                    stream.send_window += value - self.peer_window
+                self.peer_window = value
+            elif key == http2.MAX_FRAME_SIZE:
+                self.peer_max_frame = value
+        self.outbox += http2.frame(http2.SETTINGS, http2.ACK, 0)
+        self.window_open.set()
+
+    def _on_window_update(self, item: Frame) -> None:
+        increment = http2.read_increment(item.payload)
+        if item.stream == 0:
+            self.send_window += increment
+        elif item.stream in self.streams:
+            self.streams[item.stream].send_window += increment
+        self.window_open.set()
 
     def _reset(self, stream_id: int) -> None:
         stream = self.streams.pop(stream_id, None)
         if stream is not None and stream.task is not None:
             stream.task.cancel()
+
+    def _end_of_request(self, stream_id: int, stream: Stream) -> None:
+        stream.ended = True
+        self._start(stream_id)
 
     def _start(self, stream_id: int) -> None:
         """Run the call at once, here in ``data_received``: most calls (a create whose commit the
@@ -258,34 +421,51 @@ class GrpcConnection(asyncio.Protocol):
 
     def _answer_error(self, stream_id: int, error: RpcError) -> None:
         """A trailers-only answer: the status in the one HEADERS frame, which ends the stream."""
-        if self.streams.pop(stream_id, None) is None or self._closed():
+        stream = self.streams.pop(stream_id, None)
+        if stream is None or self._closed():
             return
-        try:
-            self.h2.send_headers(stream_id, [*_RESPONSE_HEADERS, *_trailers(error.status, error.message)],
-                                 end_stream=True)
-        except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
-            return
+        block = _ANSWER_HEADERS + _trailers(error.status, error.message)
+        self._headers(stream_id, block, end_stream=True)
+        if not stream.ended:  # the client is still sending: stop it, as grpc servers do
+            self.outbox += http2.rst_stream(stream_id, http2.NO_ERROR)
         self._flush()
 
     async def _answer(self, stream_id: int, message: bytes) -> None:
-        if stream_id not in self.streams or self._closed():
+        stream = self.streams.get(stream_id)
+        if stream is None or self._closed():
             return
         payload = memoryview(b"\x00" + len(message).to_bytes(4, "big") + message)
         try:
-            self.h2.send_headers(stream_id, _RESPONSE_HEADERS)
+            self._headers(stream_id, _ANSWER_HEADERS, end_stream=False)
             while payload:
-                size = min(self.h2.local_flow_control_window(stream_id), len(payload), self.h2.max_outbound_frame_size)
+                size = min(self.send_window, stream.send_window, self.peer_max_frame, len(payload))
                 if size <= 0:
                     await self._window(stream_id)
                     continue
-                self.h2.send_data(stream_id, payload[:size].tobytes())
+                self.outbox += http2.frame(http2.DATA, 0, stream_id, payload[:size].tobytes())
+                self.send_window -= size
+                stream.send_window -= size
                 payload = payload[size:]
-            self.h2.send_headers(stream_id, _trailers("OK"), end_stream=True)
-        except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError, ConnectionError):
+            self._headers(stream_id, _OK_TRAILERS, end_stream=True)
+        except ConnectionError:
             return
         finally:
             self.streams.pop(stream_id, None)
             self._flush()
+
+    def _headers(self, stream_id: int, block: bytes, end_stream: bool) -> None:
+        """A HEADERS frame, with CONTINUATION frames if the block is larger than a frame."""
+        flags = http2.END_STREAM if end_stream else 0
+        size = self.peer_max_frame
+        if len(block) <= size:
+            self.outbox += http2.frame(http2.HEADERS, flags | http2.END_HEADERS, stream_id, block)
+            return
+        self.outbox += http2.frame(http2.HEADERS, flags, stream_id, block[:size])
+        rest = block[size:]
+        while rest:
+            last = len(rest) <= size
+            self.outbox += http2.frame(http2.CONTINUATION, http2.END_HEADERS if last else 0, stream_id, rest[:size])
+            rest = rest[size:]
 
     async def _window(self, stream_id: int) -> None:
         """Wait until the client opens its window (or leaves)."""
@@ -296,10 +476,12 @@ class GrpcConnection(asyncio.Protocol):
             raise ConnectionError("the client went away while an answer waited for its window")
 
     def _flush(self) -> None:
-        data = self.h2.data_to_send()
-        if data and not self._closed():
+        if self.receiving:
+            return  # data_received writes once, at its end
+        if self.outbox and not self._closed():
             assert self.transport is not None
-            self.transport.write(data)
+            self.transport.write(bytes(self.outbox))
+        self.outbox.clear()
 
     def _closed(self) -> bool:
         return self.transport is None or self.transport.is_closing()

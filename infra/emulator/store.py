@@ -263,6 +263,9 @@ class Store:
 
     def _commit(self, ops: Sequence[Op]) -> None:
         conn = self._conn
+        if len(ops) == 1:  # one statement is a transaction of its own (the connection autocommits)
+            conn.execute(*ops[0])
+            return
         conn.execute("BEGIN")
         try:
             for sql, params in ops:
