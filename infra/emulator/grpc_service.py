@@ -146,7 +146,7 @@ def _decode(rule: Rule, name: str, raw: bytes) -> Json:
     request = rule.request()
     try:
         request.ParseFromString(raw)
-        return json_format.MessageToDict(request)  # type: ignore[no-any-return]
+        return wire_proto.request_json(request)
     except (DecodeError, ValueError, json_format.Error) as exc:
         # ValueError / json_format.Error: e.g. a Duration or Timestamp outside protobuf's range.
         raise RpcError("INVALID_ARGUMENT", f"{name}: the request is not a valid {request.DESCRIPTOR.full_name} "
@@ -163,7 +163,7 @@ def make_call(service: TasksService, name: str, rule: Rule, latency_ms: float = 
         try:
             request = transcode(rule, _decode(rule, name, raw))
             answer = await api.invoke(service, request.method, request.path, request.query, request.body,
-                                      latency_ms=latency_ms)
+                                      latency_ms=latency_ms, from_proto=True)
             return _encode(rule, answer)
         except RpcError:
             raise

@@ -124,3 +124,43 @@ def test_anything_else_falls_back_to_parse_dict() -> None:
               "dispatchDeadline": "-1.5s"}
     response = tasks_v2.Task.pb()
     assert wire_proto.parse_answer(answer, response()) == json_format.ParseDict(answer, response())
+
+
+def _requests() -> list[Any]:
+    from google.cloud import tasks_v2
+    from google.iam.v1 import iam_policy_pb2, policy_pb2
+    from google.protobuf import field_mask_pb2
+    task = tasks_v2.Task(name=f"{QUEUE}/tasks/t", schedule_time=timestamp_pb2.Timestamp(seconds=1_900_000_000, nanos=5),
+                         dispatch_deadline=duration_pb2.Duration(seconds=45, nanos=500_000_000),
+                         http_request=tasks_v2.HttpRequest(url="https://example.test/", http_method="PUT",
+                                                           headers={"X-A": "1", "Content-Type": "text/plain"},
+                                                           body=b"\x00\xffbody",
+                                                           oidc_token=tasks_v2.OidcToken(service_account_email="a@b",
+                                                                                         audience="aud")))
+    queue = tasks_v2.Queue(name=QUEUE, rate_limits=tasks_v2.RateLimits(max_dispatches_per_second=12.5,
+                                                                        max_concurrent_dispatches=3),
+                           retry_config=tasks_v2.RetryConfig(max_attempts=7, min_backoff=duration_pb2.Duration(seconds=1)))
+    pb = [tasks_v2.CreateTaskRequest(parent=QUEUE, task=task, response_view="FULL"),
+          tasks_v2.CreateTaskRequest(parent=QUEUE, task=tasks_v2.Task(app_engine_http_request=tasks_v2.AppEngineHttpRequest(
+              relative_uri="/x", app_engine_routing=tasks_v2.AppEngineRouting(service="s")))),
+          tasks_v2.GetTaskRequest(name=f"{QUEUE}/tasks/t", response_view="BASIC"),
+          tasks_v2.ListTasksRequest(parent=QUEUE, page_size=3, page_token="abc"),
+          tasks_v2.CreateQueueRequest(parent=LOCATION, queue=queue),
+          tasks_v2.UpdateQueueRequest(queue=queue, update_mask=field_mask_pb2.FieldMask(paths=["rate_limits"])),
+          tasks_v2.BatchCreateTasksRequest(parent=QUEUE, requests=[tasks_v2.CreateTaskRequest(parent=QUEUE, task=task)]),
+          tasks_v2.DeleteTaskRequest(name=f"{QUEUE}/tasks/t")]
+    return [m._pb for m in pb] + [
+        iam_policy_pb2.SetIamPolicyRequest(resource=QUEUE, policy=policy_pb2.Policy(
+            version=3, etag=b"\x01\x02", bindings=[policy_pb2.Binding(role="r", members=["user:a@b"])])),
+        iam_policy_pb2.TestIamPermissionsRequest(resource=QUEUE, permissions=["cloudtasks.tasks.create"])]
+
+
+def test_every_request_converts_as_message_to_dict_converts_it() -> None:
+    for request in _requests():
+        assert wire_proto.request_json(request) == json_format.MessageToDict(request), type(request).__name__
+
+
+def test_the_common_requests_take_the_direct_path() -> None:
+    """CreateTask, GetTask and ListTasks never fall back to MessageToDict."""
+    for request in _requests()[:4]:
+        wire_proto._to_json(request)  # raises where MessageToDict would be needed
