@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from google.protobuf import duration_pb2, json_format, timestamp_pb2
+import pytest
 from hypothesis import given, strategies as st
 
 from ordertasks.infra.emulator import api, store as db, wire_proto
@@ -101,20 +102,20 @@ def test_the_common_answers_take_the_direct_path(tmp_path: Path) -> None:
         wire_proto._fill(RULES[rpc].response(), answers[rpc])  # raises where ParseDict would be needed
 
 
-@given(st.floats(min_value=0, max_value=253402300799, allow_nan=False))
-def test_timestamps_convert_as_protobuf_reads_them(epoch: float) -> None:
-    text = format_timestamp(epoch)
-    expected = timestamp_pb2.Timestamp()
-    expected.FromJsonString(text)
-    assert wire_proto._timestamp(text) == (expected.seconds, expected.nanos)
+WELL_KNOWN = {  # the JSON text the service writes, protobuf's own reader, ours, the largest value
+    "timestamp": (format_timestamp, timestamp_pb2.Timestamp, wire_proto._timestamp, 253402300799),
+    "duration": (format_duration, duration_pb2.Duration, wire_proto._duration, 315576000000),
+}
 
 
-@given(st.floats(min_value=0, max_value=315576000000, allow_nan=False))
-def test_durations_convert_as_protobuf_reads_them(seconds: float) -> None:
-    text = format_duration(seconds)
-    expected = duration_pb2.Duration()
+@pytest.mark.parametrize("kind", sorted(WELL_KNOWN))
+@given(fraction=st.floats(min_value=0, max_value=1, allow_nan=False))
+def test_timestamps_and_durations_convert_as_protobuf_reads_them(kind: str, fraction: float) -> None:
+    write, message, read, largest = WELL_KNOWN[kind]
+    text = write(fraction * largest)
+    expected = message()
     expected.FromJsonString(text)
-    assert wire_proto._duration(text) == (expected.seconds, expected.nanos)
+    assert read(text) == (expected.seconds, expected.nanos)
 
 
 def test_anything_else_falls_back_to_parse_dict() -> None:
