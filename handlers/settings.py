@@ -4,7 +4,8 @@
     ├── store: StoreSettings       data_dir, sqlite_path, blob_dir, invoice_bucket, firestore_database,
     │                              outbox_url (the shop's database holding the transactional outbox)
     ├── tasks: TasksSettings       emulator_host, transport, handler_url, checkout_url, maintenance_url,
-    │                              enqueue_concurrently, enqueue_timeout_seconds, delay_scale
+    │                              enqueue_concurrently, enqueue_batches, enqueue_timeout_seconds,
+    │                              delay_scale
     ├── oidc: OidcSettings         verify, certs_url, audience, allowed_emails, allowed_certs_url
     ├── smtp: SmtpSettings         host, port, username, password, starttls, implicit_tls,
     │                              timeout_seconds, mail_from
@@ -88,6 +89,7 @@ class EnqueueMode(StrEnum):
 
     CONCURRENT = "concurrent"
     SEQUENTIAL = "sequential"   # the benchmark baseline only
+    BATCH = "batch"             # at once, and the tasks that share a queue in one BatchCreateTasks
 
 
 def member(choices: type[Member], value: str, setting: str) -> Member:
@@ -142,6 +144,7 @@ class TasksSettings:
     checkout_url: str = "http://127.0.0.1:8080/"
     maintenance_url: str | None = None     # run_maintenance's URL (its OIDC audience); None: handler_url
     enqueue_concurrently: bool = True
+    enqueue_batches: bool = False          # an order's tasks that share a queue: one BatchCreateTasks
     enqueue_timeout_seconds: float = 10.0
     delay_scale: float = 1.0
 
@@ -157,7 +160,8 @@ class TasksSettings:
                    handler_url=env.text("HANDLER_URL", cls.handler_url) or cls.handler_url,
                    checkout_url=env.text("CHECKOUT_URL", cls.checkout_url) or cls.checkout_url,
                    maintenance_url=env.text("MAINTENANCE_URL"),
-                   enqueue_concurrently=mode is EnqueueMode.CONCURRENT,
+                   enqueue_concurrently=mode is not EnqueueMode.SEQUENTIAL,
+                   enqueue_batches=mode is EnqueueMode.BATCH,
                    enqueue_timeout_seconds=env.number("ENQUEUE_TIMEOUT", 10.0, positive=True),
                    delay_scale=env.number("DELAY_SCALE", 1.0, minimum=0))
 

@@ -24,7 +24,7 @@ import contextvars
 import hashlib
 import logging
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -45,6 +45,7 @@ log = logging.getLogger("ordertasks.producer.enqueue")
 
 TASK_ID = re.compile(r"^[A-Za-z0-9_-]{1,500}$")
 CREATED, EXISTS, FAILED = "created", "exists", "failed"
+ALREADY_EXISTS_CODE = 6  # google.rpc.Code.ALREADY_EXISTS, as a batch reports an item's failure
 # Errors after which the task stays pending in the outbox for reconcile to pick up.
 ENQUEUE_ERRORS: tuple[type[BaseException], ...] = (gexc.GoogleAPIError, requests.RequestException, OSError)
 
@@ -63,6 +64,24 @@ def task_id(order_id: str, kind: str, replay: int = 0, audit: int = 0) -> str:
     if not TASK_ID.match(ident):
         raise ValueError(f"task id {ident[:80]!r} must be 1-500 characters of [A-Za-z0-9_-]")
     return ident
+
+
+def parent_of(plan: PlannedTask) -> str:
+    """The queue path a planned task is created in."""
+    return plan.name.split("/tasks/", 1)[0]
+
+
+def operation_failures(operation: Any, aborted: gexc.GoogleAPICallError | None) -> dict[int, Any]:
+    """A finished ``BatchCreateTasks`` operation's failed items (index -> ``google.rpc.Status``).
+    ``aborted``: the error its result raised (ABORTED when no item succeeded; the async client
+    raises it untyped); re-raised when the operation says nothing about its items (every item
+    then counts as not created)."""
+    metadata = operation.metadata
+    if metadata is None or (aborted is not None and not metadata.failed_requests):
+        if aborted is not None:
+            raise aborted
+        return {}
+    return dict(metadata.failed_requests)
 
 
 def queue_path(project: str, location: str, queue: str) -> str:
@@ -162,6 +181,9 @@ def build_task(catalog: Catalog, settings: Settings, plan: PlannedTask, body: by
     )
 
 
+Work = tuple[PlannedTask, bytes]  # a task to create and its body
+
+
 @dataclass(frozen=True)
 class EnqueueResult:
     """What happened to one task: ``created``, ``exists`` (already scheduled) or ``failed``."""
@@ -218,7 +240,7 @@ class TaskPlanner:
         return [plan_task(self.catalog, self.settings, order_id, k, snapshot.placed_at) for k in kinds]
 
     def order_work(self, order_id: str, snapshot: OrderSnapshot,
-                   kinds: Sequence[str] | None) -> list[tuple[PlannedTask, bytes]]:
+                   kinds: Sequence[str] | None) -> list[Work]:
         """Each task of the order to create (all catalog kinds by default) with its body."""
         plans = self.plan(order_id, snapshot, self.catalog.kinds if kinds is None else kinds)
         return [(p, encode(p.kind, order_id)) for p in plans]
@@ -251,6 +273,45 @@ class TaskPlanner:
         (a catalog delay of ``LINK_AFTER_SECONDS`` or more: ``handlers.tracing``)."""
         config = self.catalog.kinds.get(kind)
         return config is not None and config.delay_seconds >= LINK_AFTER_SECONDS
+
+    def groups(self, work: list[Work]) -> list[list[Work]]:
+        """``work`` as the calls that create it: with ``ORDERTASKS_ENQUEUE_MODE=batch`` one group per
+        queue (first appearance first), a ``BatchCreateTasks`` for each group of two or more;
+        otherwise one ``CreateTask`` per task."""
+        if not self.settings.tasks.enqueue_batches:
+            return [[item] for item in work]
+        by_queue: dict[str, list[Work]] = {}
+        for item in work:
+            by_queue.setdefault(parent_of(item[0]), []).append(item)
+        return list(by_queue.values())
+
+    def batch_request(self, group: list[Work]) -> dict[str, Any]:
+        """The ``parent`` and ``requests`` of a ``BatchCreateTasks`` call for ``group`` (one queue)."""
+        requests = [self.create_request(plan, body) for plan, body in group]
+        return {"parent": requests[0]["parent"], "requests": requests}
+
+    @staticmethod
+    def batch_results(group: list[Work], failed: Mapping[int, Any]) -> list[EnqueueResult]:
+        """One result per task of a batch from its operation's ``failed_requests`` (index ->
+        ``google.rpc.Status``): absent is created, ALREADY_EXISTS is ``exists``, else ``failed``."""
+        results = []
+        for index, (plan, _) in enumerate(group):
+            status = failed.get(index)
+            if status is None:
+                results.append(EnqueueResult(plan.kind, plan.name, CREATED))
+            elif status.code == ALREADY_EXISTS_CODE:
+                results.append(EnqueueResult(plan.kind, plan.name, EXISTS))
+            else:
+                error = f"BatchCreateTasks item {index}: code {status.code}: {status.message}"[:500]
+                log.warning("enqueue failed; the outbox keeps it pending", extra={"task_name": plan.name, "error": error})
+                results.append(EnqueueResult(plan.kind, plan.name, FAILED, error))
+        return results
+
+    @staticmethod
+    def in_order(work: list[Work], results: Iterable[EnqueueResult]) -> list[EnqueueResult]:
+        """``results`` (from any grouping) in the order of ``work``."""
+        by_name = {r.task_name: r for r in results}
+        return [by_name[plan.name] for plan, _ in work]
 
     @staticmethod
     def not_created(plan: PlannedTask, exc: BaseException, span: Span = NO_SPAN) -> EnqueueResult:
@@ -301,12 +362,32 @@ class Enqueuer(TaskPlanner):
         """Stop the worker threads (after the tasks in flight finish)."""
         self._pool.shutdown(wait=True)
 
-    def _create_all(self, work: list[tuple[PlannedTask, bytes]]) -> list[EnqueueResult]:
+    def _create_all(self, work: list[Work]) -> list[EnqueueResult]:
         if not self.settings.tasks.enqueue_concurrently:
             return [self._create(plan, body) for plan, body in work]
-        # Each create runs in the caller's context (its current span), not the pool thread's.
-        futures = [self._pool.submit(contextvars.copy_context().run, self._create, plan, body) for plan, body in work]
-        return [f.result() for f in futures]
+        # Each call runs in the caller's context (its current span), not the pool thread's.
+        futures = [self._pool.submit(contextvars.copy_context().run, self._create_group, group)
+                   for group in self.groups(work)]
+        return self.in_order(work, (result for f in futures for result in f.result()))
+
+    def _create_group(self, group: list[Work]) -> list[EnqueueResult]:
+        return [self._create(*group[0])] if len(group) == 1 else self._create_batch(group)
+
+    def _create_batch(self, group: list[Work]) -> list[EnqueueResult]:
+        timeout = self.settings.tasks.enqueue_timeout_seconds
+        request = self.batch_request(group)
+        with self.tracing.span("enqueue batch", "producer", queue=request["parent"],
+                               kinds=",".join(plan.kind for plan, _ in group)) as span:
+            try:
+                operation = self.client.batch_create_tasks(**request, timeout=timeout, retry=_retry(timeout))
+                try:
+                    operation.result(timeout=timeout)
+                    failed = operation_failures(operation, None)
+                except gexc.GoogleAPICallError as exc:  # no item succeeded (ABORTED): the metadata says why
+                    failed = operation_failures(operation, exc)
+            except ENQUEUE_ERRORS as exc:
+                return [self.not_created(plan, exc, span) for plan, _ in group]
+            return self.batch_results(group, failed)
 
     def _create(self, plan: PlannedTask, body: bytes, target: HandlerTarget | None = None) -> EnqueueResult:
         timeout = self.settings.tasks.enqueue_timeout_seconds
@@ -351,7 +432,28 @@ class AsyncEnqueuer(TaskPlanner):
         work = self.order_work(order_id, snapshot, kinds)
         if not self.settings.tasks.enqueue_concurrently:
             return [await self._create(plan, body) for plan, body in work]
-        return list(await asyncio.gather(*(self._create(plan, body) for plan, body in work)))
+        groups = await asyncio.gather(*(self._create_group(group) for group in self.groups(work)))
+        return self.in_order(work, (result for group in groups for result in group))
+
+    async def _create_group(self, group: list[Work]) -> list[EnqueueResult]:
+        return [await self._create(*group[0])] if len(group) == 1 else await self._create_batch(group)
+
+    async def _create_batch(self, group: list[Work]) -> list[EnqueueResult]:
+        timeout = self.settings.tasks.enqueue_timeout_seconds
+        request = self.batch_request(group)
+        with self.tracing.span("enqueue batch", "producer", queue=request["parent"],
+                               kinds=",".join(plan.kind for plan, _ in group)) as span:
+            try:
+                operation = await self.client.batch_create_tasks(**request, timeout=timeout,
+                                                                 retry=_async_retry(timeout))
+                try:
+                    await operation.result(timeout=timeout)
+                    failed = operation_failures(operation, None)
+                except gexc.GoogleAPICallError as exc:  # no item succeeded (ABORTED): the metadata says why
+                    failed = operation_failures(operation, exc)
+            except ENQUEUE_ERRORS as exc:
+                return [self.not_created(plan, exc, span) for plan, _ in group]
+            return self.batch_results(group, failed)
 
     async def replay_body(self, order_id: str, kind: str, body: bytes, replay: int,
                           target: HandlerTarget | None = None) -> EnqueueResult:
