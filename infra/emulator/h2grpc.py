@@ -46,6 +46,7 @@ _TIMEOUT_UNITS = {b"H": 3600.0, b"M": 60.0, b"S": 1.0, b"m": 1e-3, b"u": 1e-6, b
 _RESPONSE_HEADERS = ((b":status", b"200"), (b"content-type", b"application/grpc"))
 _ANSWER_HEADERS = http2.STATUS_200 + http2.literal_indexed_name(http2.CONTENT_TYPE, b"application/grpc")
 _OK_TRAILERS = http2.literal(b"grpc-status", b"0")
+MAX_STREAMS = 1000  # calls open at once on one connection (SETTINGS_MAX_CONCURRENT_STREAMS)
 MAX_FRAME = 1 << 20  # what we accept (SETTINGS_MAX_FRAME_SIZE): a request of up to 1 MiB in one frame
 
 
@@ -230,7 +231,7 @@ class GrpcConnection(asyncio.Protocol):
         """Send our settings and open the connection's receive window as wide as a stream's."""
         self.transport = transport  # type: ignore[assignment]
         self.connections.add(self)
-        self.outbox += http2.settings([(http2.MAX_CONCURRENT_STREAMS, 1000), (http2.INITIAL_WINDOW_SIZE, self.window),
+        self.outbox += http2.settings([(http2.MAX_CONCURRENT_STREAMS, MAX_STREAMS), (http2.INITIAL_WINDOW_SIZE, self.window),
                                        (http2.MAX_FRAME_SIZE, MAX_FRAME)])
         self.outbox += http2.window_update(0, self.window - http2.DEFAULT_WINDOW)
         self._flush()
@@ -327,6 +328,9 @@ class GrpcConnection(asyncio.Protocol):
             if stream_id <= self.last_stream:
                 raise ProtocolError(f"stream {stream_id} was opened before")
             self.last_stream = stream_id
+            if len(self.streams) >= MAX_STREAMS:  # what our SETTINGS allowed: refuse, the client may retry
+                self.outbox += http2.rst_stream(stream_id, http2.REFUSED_STREAM)
+                return
             stream = self.streams[stream_id] = Stream(headers.get(b":path", b""), headers,  # type: ignore[arg-type]
                                                       send_window=self.peer_window)
         if flags & http2.END_STREAM:

@@ -204,3 +204,21 @@ def test_an_error_message_larger_than_a_frame_is_sent_in_continuation_frames() -
         return client.status(stream)
     status = asyncio.run(scenario())
     assert status["grpc-status"] == "3" and status["grpc-message"] == "m" * 40_000
+
+
+def test_streams_beyond_the_advertised_maximum_are_refused() -> None:
+    """Calls whose request never ends hold their streams; one past SETTINGS_MAX_CONCURRENT_STREAMS
+    is refused (RST_STREAM REFUSED_STREAM), and the connection stays up."""
+    from ordertasks.infra.emulator.h2grpc import MAX_STREAMS
+
+    async def scenario() -> tuple[list[Frame], bool]:
+        connection, wire = _connection()
+        encoder = hpack.Encoder()
+        opened = b"".join(http2.frame(http2.HEADERS, http2.END_HEADERS, 2 * i + 1,
+                                      encoder.encode([(b":method", b"POST"), (b":path", b"/s/Echo")]))
+                          for i in range(MAX_STREAMS + 1))
+        connection.data_received(http2.PREFACE + opened)
+        return _sent_frames(wire), wire.closed
+    sent, closed = asyncio.run(scenario())
+    resets = [f for f in sent if f.kind == http2.RST_STREAM]
+    assert not closed and [(f.stream, f.payload) for f in resets] == [(2 * MAX_STREAMS + 1, b"\x00\x00\x00\x07")]
