@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any, TypedDict
+from typing import Any, ContextManager, TypedDict
 
 import requests
 from google.api_core import exceptions as gexc
@@ -82,6 +82,24 @@ def operation_failures(operation: Any, aborted: gexc.GoogleAPICallError | None) 
             raise aborted
         return {}
     return dict(metadata.failed_requests)
+
+
+def finished_batch(operation: Any, timeout: float) -> dict[int, Any]:
+    """Wait for a ``BatchCreateTasks`` operation; its failed items (see ``operation_failures``)."""
+    try:
+        operation.result(timeout=timeout)
+    except gexc.GoogleAPICallError as exc:  # no item succeeded (ABORTED): the metadata says why
+        return operation_failures(operation, exc)
+    return operation_failures(operation, None)
+
+
+async def finished_batch_async(operation: Any, timeout: float) -> dict[int, Any]:
+    """``finished_batch`` for the async client's operation."""
+    try:
+        await operation.result(timeout=timeout)
+    except gexc.GoogleAPICallError as exc:
+        return operation_failures(operation, exc)
+    return operation_failures(operation, None)
 
 
 def queue_path(project: str, location: str, queue: str) -> str:
@@ -290,6 +308,11 @@ class TaskPlanner:
         requests = [self.create_request(plan, body) for plan, body in group]
         return {"parent": requests[0]["parent"], "requests": requests}
 
+    def batch_span(self, request: dict[str, Any], group: list[Work]) -> ContextManager[Span]:
+        """The span of one ``BatchCreateTasks`` call (its tasks carry its context)."""
+        return self.tracing.span("enqueue batch", "producer", queue=request["parent"],
+                                 kinds=",".join(plan.kind for plan, _ in group))
+
     @staticmethod
     def batch_results(group: list[Work], failed: Mapping[int, Any]) -> list[EnqueueResult]:
         """One result per task of a batch from its operation's ``failed_requests`` (index ->
@@ -376,18 +399,12 @@ class Enqueuer(TaskPlanner):
     def _create_batch(self, group: list[Work]) -> list[EnqueueResult]:
         timeout = self.settings.tasks.enqueue_timeout_seconds
         request = self.batch_request(group)
-        with self.tracing.span("enqueue batch", "producer", queue=request["parent"],
-                               kinds=",".join(plan.kind for plan, _ in group)) as span:
+        with self.batch_span(request, group) as span:
             try:
                 operation = self.client.batch_create_tasks(**request, timeout=timeout, retry=_retry(timeout))
-                try:
-                    operation.result(timeout=timeout)
-                    failed = operation_failures(operation, None)
-                except gexc.GoogleAPICallError as exc:  # no item succeeded (ABORTED): the metadata says why
-                    failed = operation_failures(operation, exc)
+                return self.batch_results(group, finished_batch(operation, timeout))
             except ENQUEUE_ERRORS as exc:
                 return [self.not_created(plan, exc, span) for plan, _ in group]
-            return self.batch_results(group, failed)
 
     def _create(self, plan: PlannedTask, body: bytes, target: HandlerTarget | None = None) -> EnqueueResult:
         timeout = self.settings.tasks.enqueue_timeout_seconds
@@ -441,19 +458,13 @@ class AsyncEnqueuer(TaskPlanner):
     async def _create_batch(self, group: list[Work]) -> list[EnqueueResult]:
         timeout = self.settings.tasks.enqueue_timeout_seconds
         request = self.batch_request(group)
-        with self.tracing.span("enqueue batch", "producer", queue=request["parent"],
-                               kinds=",".join(plan.kind for plan, _ in group)) as span:
+        with self.batch_span(request, group) as span:
             try:
                 operation = await self.client.batch_create_tasks(**request, timeout=timeout,
                                                                  retry=_async_retry(timeout))
-                try:
-                    await operation.result(timeout=timeout)
-                    failed = operation_failures(operation, None)
-                except gexc.GoogleAPICallError as exc:  # no item succeeded (ABORTED): the metadata says why
-                    failed = operation_failures(operation, exc)
+                return self.batch_results(group, await finished_batch_async(operation, timeout))
             except ENQUEUE_ERRORS as exc:
                 return [self.not_created(plan, exc, span) for plan, _ in group]
-            return self.batch_results(group, failed)
 
     async def replay_body(self, order_id: str, kind: str, body: bytes, replay: int,
                           target: HandlerTarget | None = None) -> EnqueueResult:
