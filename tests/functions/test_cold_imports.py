@@ -1,7 +1,7 @@
 """What a new handler instance imports: ``main.py`` (the repository's and the one ``ordertasks
 deploy`` stages) loads neither Cloud Tasks' client nor the producer until ``run_maintenance``
 is called (issue 33: they tripled the handler's cold start), nor OpenTelemetry while tracing
-is off. Each check runs in a fresh interpreter, since this one has imported everything already."""
+is off, nor ``requests`` (the certificate fetch uses the standard library). Each check runs in a fresh interpreter, since this one has imported everything already."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from ordertasks.infra.config import REPO_ROOT
 from ordertasks.infra.deploy._source import MAIN
 
 HEAVY = ("google.cloud.tasks_v2", "ordertasks.producer.maintenance", "ordertasks.producer.library",
-         "ordertasks.producer.enqueue", "opentelemetry")
+         "ordertasks.producer.enqueue", "opentelemetry", "requests")
 PROBE = """
 import json, sys
 sys.path.insert(0, sys.argv[1])
