@@ -16,7 +16,7 @@ percent-encoded ``grpc-message``, trailers-only answers for errors, flow control
 breaks the protocol.  Statuses and messages for a malformed call follow grpc-core's
 (``UNIMPLEMENTED`` "Method not found!", ``RESOURCE_EXHAUSTED`` "Received message larger than
 max (N vs. M)").  The framing is :mod:`infra.emulator.http2`; header blocks are decoded by
-``hpack``.  It was built on the ``h2`` library first: h2's general state machine cost a
+``hpack`` there.  It was built on the ``h2`` library first: h2's general state machine cost a
 sequential create ~0.1 ms of the emulator's CPU, more than the service's own work.
 """
 
@@ -30,8 +30,6 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-import hpack
-
 from ordertasks.infra.emulator import http2
 from ordertasks.infra.emulator.errors import RpcError
 from ordertasks.infra.emulator.http2 import Frame, ProtocolError
@@ -43,7 +41,6 @@ STATUS_CODES = {"OK": 0, "CANCELLED": 1, "UNKNOWN": 2, "INVALID_ARGUMENT": 3, "D
                 "FAILED_PRECONDITION": 9, "ABORTED": 10, "OUT_OF_RANGE": 11, "UNIMPLEMENTED": 12,
                 "INTERNAL": 13, "UNAVAILABLE": 14, "DATA_LOSS": 15, "UNAUTHENTICATED": 16}
 _TIMEOUT_UNITS = {b"H": 3600.0, b"M": 60.0, b"S": 1.0, b"m": 1e-3, b"u": 1e-6, b"n": 1e-9}
-_RESPONSE_HEADERS = ((b":status", b"200"), (b"content-type", b"application/grpc"))
 _ANSWER_HEADERS = http2.STATUS_200 + http2.literal_indexed_name(http2.CONTENT_TYPE, b"application/grpc")
 _OK_TRAILERS = http2.literal(b"grpc-status", b"0")
 MAX_STREAMS = 1000  # calls open at once on one connection (SETTINGS_MAX_CONCURRENT_STREAMS)
@@ -133,79 +130,6 @@ def _decompress(message: bytes, encoding: bytes | None, limit: int) -> bytes:
     return plain
 
 
-class HeaderBlocks:
-    """The client's header blocks, decoded by ``hpack``; a block identical to the last one is
-    not decoded again when it cannot have changed the decoder's dynamic table.
-
-    A gRPC client sends the same block for every call of a method (indexed fields, and
-    literals "without indexing" for its changing headers), and decoding it is a third of the
-    framing's cost.  Reusing the result is exact: a block's meaning depends only on the
-    dynamic table, only two representations change the table (a literal with incremental
-    indexing, a table size update: RFC 7541 §6.2.1, §6.3), and the remembered block is
-    dropped as soon as a block holding either is decoded.
-    """
-
-    def __init__(self) -> None:
-        self.decoder = hpack.Decoder()
-        self.last: tuple[bytes, dict[bytes, bytes]] | None = None
-
-    def decode(self, block: bytes) -> dict[bytes, bytes]:
-        """The block's fields (a later field of the same name wins, as gRPC reads them)."""
-        if self.last is not None and self.last[0] == block:
-            return self.last[1]
-        try:
-            headers: dict[bytes, bytes] = dict(self.decoder.decode(block, raw=True))  # type: ignore[arg-type]
-        except hpack.HPACKError as exc:
-            raise ProtocolError(f"a header block hpack cannot decode: {exc}", http2.COMPRESSION_ERROR) from None
-        self.last = (block, headers) if leaves_table_alone(block) else None
-        return headers
-
-
-def leaves_table_alone(block: bytes) -> bool:
-    """True when no field of the HPACK ``block`` adds to the dynamic table or resizes it."""
-    try:
-        at = 0
-        while at < len(block):
-            first = block[at]
-            if first & 0x80:  # indexed field
-                at = _skip_integer(block, at, 0x7F)
-            elif first & 0xC0 == 0x40 or first & 0xE0 == 0x20:  # incremental indexing; size update
-                return False
-            else:  # literal without indexing or never indexed: a name index or a literal name
-                new_name = first & 0x0F == 0
-                at = _skip_integer(block, at, 0x0F)
-                if new_name:
-                    at = _skip_string(block, at)
-                at = _skip_string(block, at)
-        return True
-    except IndexError:
-        return False  # truncated: hpack refuses it anyway
-
-
-def _integer(block: bytes, at: int, mask: int) -> tuple[int, int]:
-    value, at = block[at] & mask, at + 1
-    if value < mask:
-        return value, at
-    shift = 0
-    while True:
-        byte, at = block[at], at + 1
-        value += (byte & 0x7F) << shift
-        shift += 7
-        if not byte & 0x80:
-            return value, at
-
-
-def _skip_integer(block: bytes, at: int, mask: int) -> int:
-    return _integer(block, at, mask)[1]
-
-
-def _skip_string(block: bytes, at: int) -> int:
-    length, at = _integer(block, at, 0x7F)
-    if at + length > len(block):
-        raise IndexError("string past the block's end")
-    return at + length
-
-
 class GrpcConnection(asyncio.Protocol):
     """One client's HTTP/2 connection: its streams, each a unary call to a method of ``calls``."""
 
@@ -216,7 +140,7 @@ class GrpcConnection(asyncio.Protocol):
         self.inbox = bytearray()
         self.outbox = bytearray()
         self.preface_seen = False
-        self.headers = HeaderBlocks()
+        self.headers = http2.HeaderBlocks()
         self.streams: dict[int, Stream] = {}
         self.last_stream = 0
         self.header_block: tuple[int, int, bytearray] | None = None  # stream, flags, fragments so far

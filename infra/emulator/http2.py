@@ -5,9 +5,10 @@ header, splitting a buffer into frames, the frames a server sends (SETTINGS, its
 ACK, WINDOW_UPDATE, HEADERS, DATA, RST_STREAM, GOAWAY) and the header blocks of its answers.
 
 Header blocks a client sends are decoded by ``hpack`` (python-hyper's HPACK, Huffman and the
-dynamic table included).  The blocks we send never touch a dynamic table: every field is a
-static-table index or a "literal without indexing" (RFC 7541 §6.2.2), so a client's decoder
-state never depends on ours and the fixed parts are bytes computed once.
+dynamic table included), through :class:`HeaderBlocks`.  The blocks we send never touch a
+dynamic table: every field is a static-table index or a "literal without indexing" (RFC 7541
+§6.2.2), so a client's decoder state never depends on ours and the fixed parts are bytes
+computed once.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterable, Iterator
 from typing import NamedTuple
+
+import hpack
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 DATA, HEADERS, PRIORITY, RST_STREAM, SETTINGS, PUSH_PROMISE, PING, GOAWAY, WINDOW_UPDATE, CONTINUATION = range(10)
@@ -120,7 +123,7 @@ def rst_stream(stream: int, code: int) -> bytes:
     return frame(RST_STREAM, 0, stream, struct.pack(">I", code))
 
 
-def _integer(value: int, prefix_bits: int, first: int) -> bytes:
+def _encode_integer(value: int, prefix_bits: int, first: int) -> bytes:
     """An HPACK integer (RFC 7541 §5.1) whose first byte carries ``first``'s high bits."""
     limit = (1 << prefix_bits) - 1
     if value < limit:
@@ -136,13 +139,86 @@ def _integer(value: int, prefix_bits: int, first: int) -> bytes:
 
 def literal(name: bytes, value: bytes) -> bytes:
     """A header field as "literal without indexing, new name", no Huffman coding."""
-    return b"\x00" + _integer(len(name), 7, 0) + name + _integer(len(value), 7, 0) + value
+    return b"\x00" + _encode_integer(len(name), 7, 0) + name + _encode_integer(len(value), 7, 0) + value
 
 
 def literal_indexed_name(index: int, value: bytes) -> bytes:
     """A header field as "literal without indexing" naming a static-table entry."""
-    return _integer(index, 4, 0) + _integer(len(value), 7, 0) + value
+    return _encode_integer(index, 4, 0) + _encode_integer(len(value), 7, 0) + value
 
 
 STATUS_200 = b"\x88"  # static table entry 8, ":status: 200"
 CONTENT_TYPE = 31  # static table entry "content-type"
+
+
+class HeaderBlocks:
+    """The client's header blocks, decoded by ``hpack``; a block identical to the last one is
+    not decoded again when it cannot have changed the decoder's dynamic table.
+
+    A gRPC client sends the same block for every call of a method (indexed fields, and
+    literals "without indexing" for its changing headers), and decoding it is a third of the
+    framing's cost.  Reusing the result is exact: a block's meaning depends only on the
+    dynamic table, only two representations change the table (a literal with incremental
+    indexing, a table size update: RFC 7541 §6.2.1, §6.3), and the remembered block is
+    dropped as soon as a block holding either is decoded.
+    """
+
+    def __init__(self) -> None:
+        self.decoder = hpack.Decoder()
+        self.last: tuple[bytes, dict[bytes, bytes]] | None = None
+
+    def decode(self, block: bytes) -> dict[bytes, bytes]:
+        """The block's fields (a later field of the same name wins, as gRPC reads them)."""
+        if self.last is not None and self.last[0] == block:
+            return self.last[1]
+        try:
+            headers: dict[bytes, bytes] = dict(self.decoder.decode(block, raw=True))
+        except hpack.HPACKError as exc:
+            raise ProtocolError(f"a header block hpack cannot decode: {exc}", COMPRESSION_ERROR) from None
+        self.last = (block, headers) if leaves_table_alone(block) else None
+        return headers
+
+
+def leaves_table_alone(block: bytes) -> bool:
+    """True when no field of the HPACK ``block`` adds to the dynamic table or resizes it."""
+    try:
+        at = 0
+        while at < len(block):
+            first = block[at]
+            if first & 0x80:  # indexed field
+                at = _skip_integer(block, at, 0x7F)
+            elif first & 0xC0 == 0x40 or first & 0xE0 == 0x20:  # incremental indexing; size update
+                return False
+            else:  # literal without indexing or never indexed: a name index or a literal name
+                new_name = first & 0x0F == 0
+                at = _skip_integer(block, at, 0x0F)
+                if new_name:
+                    at = _skip_string(block, at)
+                at = _skip_string(block, at)
+        return True
+    except IndexError:
+        return False  # truncated: hpack refuses it anyway
+
+
+def _read_integer(block: bytes, at: int, mask: int) -> tuple[int, int]:
+    value, at = block[at] & mask, at + 1
+    if value < mask:
+        return value, at
+    shift = 0
+    while True:
+        byte, at = block[at], at + 1
+        value += (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            return value, at
+
+
+def _skip_integer(block: bytes, at: int, mask: int) -> int:
+    return _read_integer(block, at, mask)[1]
+
+
+def _skip_string(block: bytes, at: int) -> int:
+    length, at = _read_integer(block, at, 0x7F)
+    if at + length > len(block):
+        raise IndexError("string past the block's end")
+    return at + length

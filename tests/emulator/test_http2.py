@@ -18,7 +18,8 @@ from hypothesis import given, settings, strategies as st
 
 from ordertasks.infra.emulator import http2
 from ordertasks.infra.emulator.errors import RpcError
-from ordertasks.infra.emulator.h2grpc import GrpcConnection, HeaderBlocks, leaves_table_alone
+from ordertasks.infra.emulator.h2grpc import GrpcConnection
+from ordertasks.infra.emulator.http2 import HeaderBlocks, leaves_table_alone
 from ordertasks.infra.emulator.http2 import Frame, ProtocolError
 from tests.emulator.test_h2grpc import Client, Wire
 
