@@ -11,8 +11,8 @@ task of every order is done (6 per order: three emails, analytics, invoice, ware
 Throughput: tasks done / (last effect done - first checkout sent). "Done" is read as the
 status views read it (``handlers.effect_records``: the idempotency store plus the far ends
 of the create-once kinds); a run with no progress for 30 s fails instead of reporting.
-Baseline, same run: the rate at which the checkout phase created tasks (orders/s x 6), the
-ceiling the producer sets on the rest of the pipeline.
+For reference, same run: the rate at which the checkout phase created tasks (orders/s x 6),
+measured while the handler already drains them (so it is not the producer's own ceiling).
 
 Exactly-once, checked at the end from the side effects themselves: ``.eml`` files per
 (order, kind) from their ``X-Ordertasks-*`` headers, invoice PDFs, the warehouse stand-in's
@@ -22,12 +22,14 @@ duplicate deliveries). ``duplicates`` counts effects performed twice, ``lost`` e
 missing.
 
 CPU per order by part (each process of the stack, the load generator too) is recorded, and
-from it the **CPU-bound ceiling** of the stack: ``cores x 1000 / CPU ms per task``, the rate
+from it the **CPU-bound ceiling** of the stack, *computed* (not a baseline): ``cores x 1000 /
+CPU ms per task``, the rate
 the same code would reach with every core to itself and no pipeline stall. On a machine
 shared with other work the measured rate is below it by the share of the cores the stack
 did not get (``cpu_share_of_machine``); the ceiling is what a change of code moves.
 
-Targets: >= 300 tasks/s; 0 duplicates; 0 lost.
+Targets: >= 300 tasks/s; the product's CPU (every process but the stand-ins: SMTP sink,
+warehouse, load generator) <= 5.5 ms per task; 0 duplicates; 0 lost.
 """
 
 from __future__ import annotations
@@ -56,6 +58,9 @@ from ordertasks.handlers.ports import EffectState
 from ordertasks.handlers.wiring import build_stores, recorded_effects
 
 NAME = "end_to_end"
+# Processes that stand in for what a shop has anyway (its SMTP relay, its warehouse, its customers):
+# their CPU is reported apart from the product's (issue 33).
+STAND_INS = frozenset({"mailsink", "warehouse", "load generator"})
 # One task per kind of the catalog the run copies (fast_catalog changes only queue rates).
 KINDS_PER_ORDER = len(load_catalog(REPO_ROOT / "infra" / "tasks.toml").kinds)
 EMAIL_KINDS = ("send_confirmation_email", "send_followup_email", "request_review")
@@ -280,8 +285,8 @@ def report(args: Any, repeats: int, orders: int, runs: list[dict[str, Any]]) -> 
     duplicates, lost = max(r["duplicates"] for r in runs), max(r["lost"] for r in runs)
     ceiling = median(r["cpu_bound_ceiling_tasks_per_s"] for r in runs)
     rows = [("end to end (tasks done/s)", rate, median(r["elapsed_s"] for r in runs)),
-            ("checkout phase (tasks created/s, baseline)", enqueue, median(r["checkout_s"] for r in runs)),
-            (f"CPU-bound ceiling ({os.cpu_count()} cores / CPU per task)", ceiling, "")]
+            ("checkout phase (tasks created/s while the handler drains)", enqueue, median(r["checkout_s"] for r in runs)),
+            (f"CPU-bound ceiling, computed ({os.cpu_count()} cores / CPU per task)", ceiling, "")]
     print_table(f"{NAME}: {orders} checkouts x {KINDS_PER_ORDER} tasks, {CLIENTS} clients, median of {repeats}",
                 rows, ("phase", "tasks/s", "seconds"))
     last = runs[-1]
@@ -293,8 +298,12 @@ def report(args: Any, repeats: int, orders: int, runs: list[dict[str, Any]]) -> 
                 f"machine busy, other work {last['other_work_share_of_machine'] * 100:.0f} %)",
                 [(k, v, v / KINDS_PER_ORDER) for k, v in sorted(cpu.items(), key=lambda kv: -kv[1])],
                 ("part", "CPU ms/order", "CPU ms/task"))
+    product = sum(v for k, v in cpu.items() if k not in STAND_INS) / KINDS_PER_ORDER
+    stand_ins = sum(v for k, v in cpu.items() if k in STAND_INS) / KINDS_PER_ORDER
+    print(f"product CPU {product:.2f} ms/task; stand-ins ({', '.join(sorted(STAND_INS))}) {stand_ins:.2f} ms/task")
     targets = [target("end-to-end rate", rate, ">=", 300, "tasks/s",
-                      baseline=f"checkout phase {enqueue:.0f} tasks/s; CPU-bound ceiling {ceiling:.0f} tasks/s"),
+                      baseline=f"checkout phase {enqueue:.0f} tasks/s, same run"),
+               target("product CPU per task (stand-ins apart)", product, "<=", 5.5, "ms"),
                target("duplicate effects", duplicates, "<=", 0), target("lost effects", lost, "<=", 0)]
     print_targets(targets)
     write_results(NAME, {
@@ -302,9 +311,10 @@ def report(args: Any, repeats: int, orders: int, runs: list[dict[str, Any]]) -> 
                        "quick": args.quick, "queue_rate": 500, "queue_concurrency": 16, "delay_scale": 0},
         "figures": {"tasks_per_s": rate, "enqueue_tasks_per_s": enqueue, "duplicates": duplicates, "lost": lost,
                     "cpu_ms_per_task": median(r["cpu_ms_per_task"] for r in runs),
-                    "cpu_bound_ceiling_tasks_per_s": ceiling,
+                    "cpu_bound_ceiling_tasks_per_s_computed": ceiling,
+                    "product_cpu_ms_per_task": product, "stand_ins_cpu_ms_per_task": stand_ins,
                     "repeats": runs},
-        "baseline": {"name": "checkout phase task creation rate", "tasks_per_s": enqueue},
+        "baseline": {"name": "checkout phase task creation rate (while the handler drains)", "tasks_per_s": enqueue},
         "ratio": rate / enqueue if enqueue else float("nan"), "targets": targets})
     return 0
 
