@@ -46,6 +46,7 @@ log = logging.getLogger("ordertasks.producer.enqueue")
 TASK_ID = re.compile(r"^[A-Za-z0-9_-]{1,500}$")
 CREATED, EXISTS, FAILED = "created", "exists", "failed"
 ALREADY_EXISTS_CODE = 6  # google.rpc.Code.ALREADY_EXISTS, as a batch reports an item's failure
+MAX_BATCH = 100  # CreateTask requests per BatchCreateTasks, Cloud Tasks' limit
 # Errors after which the task stays pending in the outbox for reconcile to pick up.
 ENQUEUE_ERRORS: tuple[type[BaseException], ...] = (gexc.GoogleAPIError, requests.RequestException, OSError)
 
@@ -301,16 +302,16 @@ class TaskPlanner:
         by_queue: dict[str, list[Work]] = {}
         for item in work:
             by_queue.setdefault(parent_of(item[0]), []).append(item)
-        return list(by_queue.values())
+        return [group[i:i + MAX_BATCH] for group in by_queue.values() for i in range(0, len(group), MAX_BATCH)]
 
     def batch_request(self, group: list[Work]) -> dict[str, Any]:
         """The ``parent`` and ``requests`` of a ``BatchCreateTasks`` call for ``group`` (one queue)."""
         requests = [self.create_request(plan, body) for plan, body in group]
         return {"parent": requests[0]["parent"], "requests": requests}
 
-    def batch_span(self, request: dict[str, Any], group: list[Work]) -> ContextManager[Span]:
-        """The span of one ``BatchCreateTasks`` call (its tasks carry its context)."""
-        return self.tracing.span("enqueue batch", "producer", queue=request["parent"],
+    def batch_span(self, group: list[Work]) -> ContextManager[Span]:
+        """The span of one ``BatchCreateTasks`` call (the tasks built inside it carry its context)."""
+        return self.tracing.span("enqueue batch", "producer", queue=parent_of(group[0][0]),
                                  kinds=",".join(plan.kind for plan, _ in group))
 
     @staticmethod
@@ -398,10 +399,10 @@ class Enqueuer(TaskPlanner):
 
     def _create_batch(self, group: list[Work]) -> list[EnqueueResult]:
         timeout = self.settings.tasks.enqueue_timeout_seconds
-        request = self.batch_request(group)
-        with self.batch_span(request, group) as span:
+        with self.batch_span(group) as span:
             try:
-                operation = self.client.batch_create_tasks(**request, timeout=timeout, retry=_retry(timeout))
+                operation = self.client.batch_create_tasks(**self.batch_request(group), timeout=timeout,
+                                                           retry=_retry(timeout))
                 return self.batch_results(group, finished_batch(operation, timeout))
             except ENQUEUE_ERRORS as exc:
                 return [self.not_created(plan, exc, span) for plan, _ in group]
@@ -457,10 +458,9 @@ class AsyncEnqueuer(TaskPlanner):
 
     async def _create_batch(self, group: list[Work]) -> list[EnqueueResult]:
         timeout = self.settings.tasks.enqueue_timeout_seconds
-        request = self.batch_request(group)
-        with self.batch_span(request, group) as span:
+        with self.batch_span(group) as span:
             try:
-                operation = await self.client.batch_create_tasks(**request, timeout=timeout,
+                operation = await self.client.batch_create_tasks(**self.batch_request(group), timeout=timeout,
                                                                  retry=_async_retry(timeout))
                 return self.batch_results(group, await finished_batch_async(operation, timeout))
             except ENQUEUE_ERRORS as exc:

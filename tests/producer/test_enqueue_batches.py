@@ -126,3 +126,15 @@ def test_the_async_client_batches_the_same_way(tmp_path: Path, emulator: Emulato
     first, again, calls = asyncio.run(scenario())
     assert {r.status for r in first} == {CREATED} and {r.status for r in again} == {EXISTS}, [r.error for r in again]
     assert calls == _expected_calls(settings) + _expected_calls(settings)
+
+
+def test_a_queue_with_more_tasks_than_a_batch_takes_is_split(tmp_path: Path) -> None:
+    """Cloud Tasks takes at most 100 creates per BatchCreateTasks (no server needed: grouping only)."""
+    from ordertasks.producer.enqueue import MAX_BATCH
+    settings = make_settings(tmp_path, "127.0.0.1:9", tasks={"enqueue_batches": True})
+    enqueuer = Enqueuer(None, settings)
+    plan = enqueuer.plan("ord_many", eur_order(), list(settings.catalog().kinds)[:1])[0]
+    work = [(plan, b"{}")] * (MAX_BATCH * 2 + 1)
+
+    assert [len(g) for g in enqueuer.groups(work)] == [MAX_BATCH, MAX_BATCH, 1]
+    enqueuer.close()
