@@ -34,6 +34,7 @@ import requests
 from google.api_core import exceptions as gexc
 from google.api_core.retry import AsyncRetry, Retry, if_exception_type
 from google.cloud import tasks_v2
+from google.rpc import code_pb2
 
 from ordertasks.handlers.contract import ORDER_ID_RULE, OrderSnapshot, encode, valid_order_id
 from ordertasks.handlers.ports import Clock
@@ -45,7 +46,6 @@ log = logging.getLogger("ordertasks.producer.enqueue")
 
 TASK_ID = re.compile(r"^[A-Za-z0-9_-]{1,500}$")
 CREATED, EXISTS, FAILED = "created", "exists", "failed"
-ALREADY_EXISTS_CODE = 6  # google.rpc.Code.ALREADY_EXISTS, as a batch reports an item's failure
 MAX_BATCH = 100  # CreateTask requests per BatchCreateTasks, Cloud Tasks' limit
 # Errors after which the task stays pending in the outbox for reconcile to pick up.
 ENQUEUE_ERRORS: tuple[type[BaseException], ...] = (gexc.GoogleAPIError, requests.RequestException, OSError)
@@ -323,7 +323,7 @@ class TaskPlanner:
             status = failed.get(index)
             if status is None:
                 results.append(EnqueueResult(plan.kind, plan.name, CREATED))
-            elif status.code == ALREADY_EXISTS_CODE:
+            elif status.code == code_pb2.ALREADY_EXISTS:
                 results.append(EnqueueResult(plan.kind, plan.name, EXISTS))
             else:
                 error = f"BatchCreateTasks item {index}: code {status.code}: {status.message}"[:500]

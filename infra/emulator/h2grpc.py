@@ -31,15 +31,11 @@ from typing import Any
 from urllib.parse import quote
 
 from ordertasks.infra.emulator import http2
-from ordertasks.infra.emulator.errors import RpcError
+from ordertasks.infra.emulator.errors import STATUS_CODES, RpcError
 from ordertasks.infra.emulator.http2 import Frame, ProtocolError
 
 log = logging.getLogger("ordertasks.emulator.grpc")
 Call = Callable[[bytes], Awaitable[bytes]]
-STATUS_CODES = {"OK": 0, "CANCELLED": 1, "UNKNOWN": 2, "INVALID_ARGUMENT": 3, "DEADLINE_EXCEEDED": 4,
-                "NOT_FOUND": 5, "ALREADY_EXISTS": 6, "PERMISSION_DENIED": 7, "RESOURCE_EXHAUSTED": 8,
-                "FAILED_PRECONDITION": 9, "ABORTED": 10, "OUT_OF_RANGE": 11, "UNIMPLEMENTED": 12,
-                "INTERNAL": 13, "UNAVAILABLE": 14, "DATA_LOSS": 15, "UNAUTHENTICATED": 16}
 _TIMEOUT_UNITS = {b"H": 3600.0, b"M": 60.0, b"S": 1.0, b"m": 1e-3, b"u": 1e-6, b"n": 1e-9}
 _ANSWER_HEADERS = http2.STATUS_200 + http2.literal_indexed_name(http2.CONTENT_TYPE, b"application/grpc")
 _OK_TRAILERS = http2.literal(b"grpc-status", b"0")
@@ -58,6 +54,13 @@ class Stream:
     timed_out: bool = False
     send_window: int = http2.DEFAULT_WINDOW
     ended: bool = False  # the client's side is closed (END_STREAM seen)
+
+    def cancel(self) -> None:
+        """Cancel the call's task, after the step it has already been given: a task cancelled
+        before its first step ends at once, and the call, already suspended inside ``resume``,
+        would never see the cancel (the ready queue runs in order, so ``call_soon`` lands after)."""
+        if self.task is not None:
+            asyncio.get_running_loop().call_soon(self.task.cancel)
 
 
 async def resume(coroutine: Coroutine[Any, Any, None], waiting_for: Any) -> None:
@@ -95,7 +98,7 @@ def grpc_timeout(value: bytes | None) -> float | None:
 
 
 def _trailers(status: str, message: str = "") -> bytes:
-    block = http2.literal(b"grpc-status", str(STATUS_CODES[status]).encode())
+    block = http2.literal(b"grpc-status", str(STATUS_CODES[status][0]).encode())
     if message:
         block += http2.literal(b"grpc-message", quote(message, safe=" !\"#$&'()*+,-./:;<=>?@[\\]^_`{|}~").encode())
     return block
@@ -165,13 +168,8 @@ class GrpcConnection(asyncio.Protocol):
         self.inbox += data
         self.receiving = True
         try:
-            if not self.preface_seen:
-                if len(self.inbox) < len(http2.PREFACE):
-                    return
-                if self.inbox[:len(http2.PREFACE)] != http2.PREFACE:
-                    raise ProtocolError("the connection did not start with the HTTP/2 preface")
-                del self.inbox[:len(http2.PREFACE)]
-                self.preface_seen = True
+            if not self._preface():
+                return
             for item in http2.frames(self.inbox, MAX_FRAME):
                 self._on(item)
         except ProtocolError as exc:
@@ -179,18 +177,29 @@ class GrpcConnection(asyncio.Protocol):
             self.receiving = False
             self._fail(exc.code)
             return
-        self.receiving = False
+        finally:
+            self.receiving = False
         if self.unacknowledged >= self.window // 2:  # give the window back in large steps, not per call
             self.outbox += http2.window_update(0, self.unacknowledged)
             self.unacknowledged = 0
         self._flush()
 
+    def _preface(self) -> bool:
+        """True once the client's connection preface has been read (and taken off the inbox)."""
+        if not self.preface_seen:
+            if len(self.inbox) < len(http2.PREFACE):
+                return False
+            if self.inbox[:len(http2.PREFACE)] != http2.PREFACE:
+                raise ProtocolError("the connection did not start with the HTTP/2 preface")
+            del self.inbox[:len(http2.PREFACE)]
+            self.preface_seen = True
+        return True
+
     def connection_lost(self, exc: Exception | None) -> None:
         """The client went away: cancel its calls (a create in progress still completes)."""
         self.connections.discard(self)
         for stream in self.streams.values():
-            if stream.task is not None:
-                stream.task.cancel()
+            stream.cancel()
         self.streams.clear()
         self.window_open.set()
 
@@ -299,8 +308,8 @@ class GrpcConnection(asyncio.Protocol):
 
     def _reset(self, stream_id: int) -> None:
         stream = self.streams.pop(stream_id, None)
-        if stream is not None and stream.task is not None:
-            stream.task.cancel()
+        if stream is not None:
+            stream.cancel()
 
     def _end_of_request(self, stream_id: int, stream: Stream) -> None:
         stream.ended = True
@@ -329,8 +338,7 @@ class GrpcConnection(asyncio.Protocol):
     @staticmethod
     def _deadline(stream: Stream) -> None:
         stream.timed_out = True
-        if stream.task is not None:
-            stream.task.cancel()
+        stream.cancel()
 
     async def _run(self, stream_id: int, stream: Stream) -> None:
         call = self.calls.get(stream.path)

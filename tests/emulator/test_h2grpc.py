@@ -202,8 +202,7 @@ def test_a_reset_stream_cancels_its_call() -> None:
 
     async def scenario() -> None:
         client = Client({b"/s/Wait": waits})
-        stream = client.call("/s/Wait", b"x")
-        await asyncio.sleep(0.05)
+        stream = client.call("/s/Wait", b"x")  # started in data_received: now suspended in its sleep
         client.h2.reset_stream(stream)
         client.pump()
         await asyncio.wait_for(cancelled.wait(), 5)
